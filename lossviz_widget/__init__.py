@@ -1,0 +1,13 @@
+"""lossviz_widget: live loss curves in Jupyter.
+
+>>> from lossviz_widget import LossPlot
+>>> plot = LossPlot(title="my run")
+>>> plot.log(loss=0.5, step=0)
+"""
+
+from .buffers import MetricHistory
+from .smoothing import tensorboard_ema
+from .widget import LossPlot
+
+__all__ = ["LossPlot", "MetricHistory", "tensorboard_ema"]
+__version__ = "0.1.0"

@@ -1,0 +1,147 @@
+"""Turn what users pass to ``log()`` into plain floats, or reject it clearly.
+
+Accepted: Python ``int``/``float``, NumPy scalars, 0-d and size-1 arrays, and
+size-1 tensors of any framework that follows the array protocol (PyTorch, JAX,
+TensorFlow, CuPy...).
+
+Tensors that live on an accelerator are *not* converted here: ``float(t)`` on a
+CUDA tensor waits for the device to finish all queued work, which would stall
+the training loop on every ``log()`` call. They are returned as
+:class:`DeferredValue` (detached, still on the device) and converted in batches
+by :func:`resolve_deferred` at frame time, one device sync per frame.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+import sys
+from collections import defaultdict
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+__all__ = ["DeferredValue", "coerce_step", "coerce_value", "resolve_deferred", "check_name"]
+
+
+class DeferredValue:
+    """A size-1 accelerator tensor whose host copy is fetched later, in a batch."""
+
+    __slots__ = ("tensor",)
+
+    def __init__(self, tensor: Any) -> None:
+        self.tensor = tensor
+
+
+def check_name(name: Any) -> str:
+    """Metric names are non-empty strings (they may contain anything; every view escapes them)."""
+    if type(name) is not str:
+        raise TypeError(f"metric names must be str, got {type(name).__name__} {name!r}")
+    if not name:
+        raise ValueError("metric name must not be empty")
+    return name
+
+
+def _describe(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _reject_dtype(name: str, dtype: Any, value: Any) -> None:
+    text = str(dtype).lower()
+    if "bool" in text:
+        raise TypeError(f"metric {name!r}: got a boolean {_describe(value)}; log a number (e.g. float(flag))")
+    if "complex" in text or "str" in text or "object" in text:
+        raise TypeError(f"metric {name!r}: unsupported dtype {dtype} in {_describe(value)}")
+
+
+def _size_of(shape: Any) -> int:
+    return math.prod(int(d) for d in shape)
+
+
+def _on_cpu(tensor: Any) -> bool:
+    device = getattr(tensor, "device", None)
+    if device is None or callable(device):
+        return True
+    kind = getattr(device, "type", None) or getattr(device, "platform", None) or str(device)
+    return "cpu" in str(kind).lower()
+
+
+def coerce_value(name: str, value: Any) -> float | DeferredValue:
+    """Return ``value`` as a float (or a :class:`DeferredValue` for a device tensor).
+
+    Raises ``TypeError`` for non-numeric input (str, None, bool, complex...) and
+    ``ValueError`` for arrays with more than one element; both name the metric.
+    Non-finite values (NaN, +/-Inf) are valid: they are kept and shown as gaps.
+    """
+    kind = type(value)
+    if kind is float:
+        return value
+    if kind is int:
+        return _int_to_float(name, value)
+    if isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"metric {name!r}: got a boolean {value!r}; log a number (e.g. float(flag))")
+    if isinstance(value, numbers.Real):  # NumPy scalars, Fraction, Decimal-like reals
+        if isinstance(value, numbers.Integral):
+            return _int_to_float(name, int(value))
+        return float(value)
+    if isinstance(value, np.ndarray):
+        _reject_dtype(name, value.dtype, value)
+        if value.size != 1:
+            raise ValueError(f"metric {name!r}: expected a scalar, got an array of shape {value.shape}")
+        if value.dtype.kind not in "iuf":
+            raise TypeError(f"metric {name!r}: unsupported dtype {value.dtype}")
+        return float(value.reshape(()))
+    shape = getattr(value, "shape", None)
+    if shape is not None and hasattr(value, "dtype") and not isinstance(value, (str, bytes)):
+        _reject_dtype(name, value.dtype, value)
+        if _size_of(shape) != 1:
+            raise ValueError(f"metric {name!r}: expected a scalar, got a tensor of shape {tuple(shape)}")
+        if _on_cpu(value):
+            return float(value.reshape(()) if hasattr(value, "reshape") else value)
+        detach = getattr(value, "detach", None)  # drop the autograd graph now, keep data on device
+        return DeferredValue(detach() if callable(detach) else value)
+    raise TypeError(f"metric {name!r}: expected a number or a scalar tensor, got {kind.__name__} {_describe(value)}")
+
+
+def _int_to_float(name: str, value: int) -> float:
+    try:
+        return float(value)
+    except OverflowError:
+        raise ValueError(f"metric {name!r}: integer {value} is too large for a float") from None
+
+
+def coerce_step(step: Any) -> float:
+    """Validate a step: a finite real number (int, float, NumPy scalar, size-1 array/tensor)."""
+    if isinstance(step, (bool, np.bool_)):
+        raise TypeError(f"step must be a number, got a boolean {step!r}")
+    try:
+        value = coerce_value("step", step)
+    except TypeError:
+        raise TypeError(f"step must be a number, got {type(step).__name__} {_describe(step)}") from None
+    if isinstance(value, DeferredValue):
+        value = float(value.tensor)
+    if not math.isfinite(value):
+        raise ValueError(f"step must be finite, got {value!r}")
+    return value
+
+
+def resolve_deferred(tensors: Sequence[Any]) -> np.ndarray:
+    """Fetch many device scalars to the host as float64, with one sync per (device, dtype) group.
+
+    PyTorch tensors are stacked on their device and copied once; other array
+    types fall back to one ``float()`` each (still off the training hot path).
+    """
+    out = np.empty(len(tensors), dtype=np.float64)
+    torch = sys.modules.get("torch")
+    groups: dict[Any, list[int]] = defaultdict(list)
+    for i, t in enumerate(tensors):
+        if torch is not None and isinstance(t, torch.Tensor):
+            groups[(t.device, t.dtype)].append(i)
+        else:
+            out[i] = float(np.asarray(t).reshape(()))
+    for idx in groups.values():
+        stacked = torch.stack([tensors[i].reshape(()) for i in idx])
+        out[idx] = stacked.cpu().double().numpy()
+    return out

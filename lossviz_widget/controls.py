@@ -1,0 +1,82 @@
+"""The control bar (smoothing, log y, outliers, x axis) and the latest/best readout.
+
+Controls are stock ipywidgets linked to the plot's traitlets, so setting
+``plot.smoothing = 0.9`` in Python moves the slider and vice versa. Everything
+user-provided that ends up in HTML (metric names, titles, errors) is escaped.
+"""
+
+from __future__ import annotations
+
+import html
+import math
+
+import ipywidgets as widgets
+from traitlets import HasTraits, link
+
+from .view import ReadoutRow
+
+__all__ = ["control_bar", "readout_html", "format_number"]
+
+X_AXIS_LABELS = (("step", "step"), ("wall time", "wall_time"), ("relative time", "relative_time"))
+
+
+def control_bar(plot: HasTraits) -> widgets.HBox:
+    """Widgets bound (both ways) to ``plot.smoothing/log_y/ignore_outliers/x_axis``."""
+    smoothing = widgets.FloatSlider(
+        min=0.0, max=0.999, step=0.001, readout_format=".3f", continuous_update=False,
+        description="smoothing", style={"description_width": "initial"}, layout=widgets.Layout(width="260px"),
+    )
+    log_y = widgets.ToggleButton(description="log y", tooltip="logarithmic y axis", layout=widgets.Layout(width="80px"))
+    outliers = widgets.ToggleButton(
+        description="ignore outliers", tooltip="y range from the 5th to the 95th percentile",
+        layout=widgets.Layout(width="130px"),
+    )
+    x_axis = widgets.Dropdown(options=X_AXIS_LABELS, description="x", style={"description_width": "initial"},
+                              layout=widgets.Layout(width="170px"))
+    for control, name in ((smoothing, "smoothing"), (log_y, "log_y"), (outliers, "ignore_outliers"), (x_axis, "x_axis")):
+        link((plot, name), (control, "value"))
+    bar = widgets.HBox([smoothing, log_y, outliers, x_axis], layout=widgets.Layout(flex_flow="row wrap", align_items="center"))
+    bar.add_class("lossviz-controls")
+    return bar
+
+
+def format_number(v: float) -> str:
+    if math.isnan(v):
+        return "nan"
+    if math.isinf(v):
+        return "inf" if v > 0 else "-inf"
+    if v == int(v) and abs(v) < 1e15:
+        return f"{int(v):,}"
+    return f"{v:.4g}"
+
+
+def _step(v: float) -> str:
+    return str(int(v)) if v == int(v) else repr(v)
+
+
+def readout_html(rows: list[ReadoutRow]) -> str:
+    """A table of the latest and best value of each metric (names escaped)."""
+    if not rows:
+        return '<div class="lossviz-empty" style="color:#777">No values logged yet: call plot.log(loss=...)</div>'
+    head = (
+        "<tr><th></th><th>metric</th><th>step</th><th>latest</th><th>best</th><th>at step</th>"
+        "<th>points</th><th>non-finite</th></tr>"
+    )
+    body = []
+    for r in rows:
+        name = html.escape(r.name, quote=True)
+        arrow = "&#9650;" if r.higher_is_better else "&#9660;"  # which way is better
+        bad = f' style="color:#d62728;font-weight:bold"' if r.nonfinite else ""
+        body.append(
+            f'<tr data-metric="{name}" data-step="{_step(r.step)}" data-count="{r.count}" '
+            f'data-nonfinite="{r.nonfinite}">'
+            f'<td><span style="display:inline-block;width:12px;height:3px;background:{r.color}"></span></td>'
+            f"<td>{name}</td><td>{format_number(r.step)}</td><td>{format_number(r.latest)}</td>"
+            f'<td title="best ({"max" if r.higher_is_better else "min"})">{format_number(r.best)} {arrow}</td>'
+            f"<td>{'' if math.isnan(r.best_step) else format_number(r.best_step)}</td>"
+            f"<td>{r.count:,}</td><td{bad}>{r.nonfinite:,}</td></tr>"
+        )
+    return (
+        '<table style="border-collapse:collapse;font-size:12px;font-variant-numeric:tabular-nums" '
+        'cellpadding="3">' + head + "".join(body) + "</table>"
+    )

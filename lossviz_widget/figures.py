@@ -1,0 +1,168 @@
+"""bqplot objects for a :class:`~lossviz_widget.view.Frame`: one Figure per metric family.
+
+All panels share one x scale, so sparse validation points line up with dense
+training points across panels. Each metric is two ``Lines`` marks: a faint raw
+line (shown behind the smoothed one) and the main line that carries the legend
+entry. Non-finite values are drawn as gaps plus a triangle marker at the top
+of the panel.
+
+Only arrays that changed are assigned, always as fresh arrays and x with y
+under ``hold_sync`` (one message, no frame with mismatched lengths). Switching
+between linear/log y or step/date x replaces the scales and axes in place.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from bqplot import Axis, DateScale, Figure, LinearScale, Lines, LogScale, Scatter
+from ipywidgets import Box, Layout
+
+from .view import Frame, PanelFrame, SeriesFrame
+
+__all__ = ["PanelGrid"]
+
+_EMPTY = np.empty(0)
+_SPARSE_MARKERS = 60  # a line with at most this many points also gets dots, so sparse metrics show
+
+
+def _y_scale(log: bool) -> LinearScale | LogScale:
+    return LogScale() if log else LinearScale()
+
+
+class _Panel:
+    """One family's Figure and its marks."""
+
+    def __init__(self, family: str, x_scale: LinearScale | DateScale, x_label: str, log_y: bool) -> None:
+        self.family = family
+        self.log_y = log_y
+        self.x_scale = x_scale
+        self.y_scale = _y_scale(log_y)
+        self.x_axis = Axis(scale=x_scale, label=x_label, grid_lines="solid", grid_color="#e8e8e8")
+        self.y_axis = Axis(scale=self.y_scale, side="left", tick_format=".3g",
+                           grid_lines="solid", grid_color="#e8e8e8")
+        self.markers = Scatter(
+            x=_EMPTY, y=_EMPTY, scales=self._scales(), marker="triangle-down", default_size=48,
+            stroke="black", stroke_width=0.5, visible=False, display_legend=False,
+        )
+        self.lines: dict[str, tuple[Lines, Lines]] = {}
+        self.figure = Figure(
+            marks=[self.markers], axes=[self.x_axis, self.y_axis], title=family, animation_duration=0,
+            legend_location="top-right", fig_margin={"top": 40, "bottom": 45, "left": 60, "right": 15},
+            min_aspect_ratio=0.01, max_aspect_ratio=100,
+            layout=Layout(flex="1 1 420px", min_width="320px", height="300px"),
+        )
+        self.figure.add_class("lossviz-panel")
+
+    def _scales(self) -> dict:
+        return {"x": self.x_scale, "y": self.y_scale}
+
+    def set_scales(self, x_scale: LinearScale | DateScale, x_label: str, log_y: bool) -> None:
+        old = None
+        if log_y != self.log_y:
+            old = self.y_scale
+            self.y_scale, self.log_y = _y_scale(log_y), log_y
+            self.y_axis.scale = self.y_scale
+        self.x_scale = x_scale
+        self.x_axis.scale = x_scale
+        self.x_axis.label = x_label
+        for mark in self._marks():
+            mark.scales = self._scales()
+        if old is not None:  # only once no mark refers to it any more
+            old.close()
+
+    def _marks(self) -> list:
+        return [m for pair in self.lines.values() for m in pair] + [self.markers]
+
+    def _add_series(self, sf: SeriesFrame) -> None:
+        faint = Lines(x=_EMPTY, y=_EMPTY, scales=self._scales(), colors=[sf.color], opacities=[0.25],
+                      stroke_width=1, display_legend=False, visible=False)
+        main = Lines(x=_EMPTY, y=_EMPTY, scales=self._scales(), colors=[sf.color], stroke_width=2,
+                     labels=[sf.name], display_legend=True, marker_size=12)
+        self.lines[sf.name] = (faint, main)
+        faints = [p[0] for p in self.lines.values()]
+        mains = [p[1] for p in self.lines.values()]
+        self.figure.marks = faints + mains + [self.markers]  # raw behind, markers on top
+
+    def apply(self, pf: PanelFrame) -> int:
+        """Push one panel's frame; returns the number of widget updates sent."""
+        sent = 0
+        for sf in pf.series:
+            if sf.name not in self.lines:
+                self._add_series(sf)
+                sent += 1
+            if not sf.changed:
+                continue
+            faint, main = self.lines[sf.name]
+            with main.hold_sync():
+                main.x, main.y = sf.x, sf.y
+                main.marker = "circle" if len(sf.x) <= _SPARSE_MARKERS else None
+            sent += 1
+            show_raw = sf.raw_x is not None
+            if show_raw or faint.visible:
+                with faint.hold_sync():
+                    faint.x = sf.raw_x if show_raw else _EMPTY
+                    faint.y = sf.raw_y if show_raw else _EMPTY
+                    faint.visible = show_raw
+                sent += 1
+        if pf.changed:
+            lo, hi = pf.y_range if pf.y_range else (None, None)
+            if (self.y_scale.min, self.y_scale.max) != (lo, hi):
+                with self.y_scale.hold_sync():
+                    self.y_scale.min, self.y_scale.max = lo, hi
+                sent += 1
+            has_markers = len(pf.marker_x) > 0
+            if has_markers or self.markers.visible:
+                with self.markers.hold_sync():
+                    self.markers.x, self.markers.y = pf.marker_x, pf.marker_y
+                    self.markers.colors = pf.marker_colors or ["#d62728"]
+                    self.markers.visible = has_markers
+                sent += 1
+        title = pf.family + (f"  ({pf.note})" if pf.note else "")
+        if self.figure.title != title:
+            self.figure.title = title
+            sent += 1
+        return sent
+
+    def close(self) -> None:
+        for w in [*self._marks(), self.x_axis, self.y_axis, self.y_scale, self.figure]:
+            w.close()
+
+
+class PanelGrid:
+    """The wrapping row of panels, created on demand as new families appear."""
+
+    def __init__(self) -> None:
+        self.box = Box(layout=Layout(display="flex", flex_flow="row wrap", width="100%"))
+        self.box.add_class("lossviz-panels")
+        self.panels: dict[str, _Panel] = {}
+        self._x_is_date = False
+        self.x_scale: LinearScale | DateScale = LinearScale()
+
+    def apply(self, frame: Frame) -> int:
+        sent = 0
+        if frame.x_is_date != self._x_is_date:
+            old = self.x_scale
+            self.x_scale = DateScale() if frame.x_is_date else LinearScale()
+            self._x_is_date = frame.x_is_date
+            for panel in self.panels.values():
+                panel.set_scales(self.x_scale, frame.x_label, panel.log_y)
+            old.close()
+        for pf in frame.panels:
+            panel = self.panels.get(pf.family)
+            if panel is None:
+                panel = self.panels[pf.family] = _Panel(pf.family, self.x_scale, frame.x_label, pf.log_y)
+            elif panel.log_y != pf.log_y or panel.x_axis.label != frame.x_label:
+                panel.set_scales(self.x_scale, frame.x_label, pf.log_y)
+                sent += 1
+            sent += panel.apply(pf)
+        figures = tuple(p.figure for p in self.panels.values())
+        if self.box.children != figures:
+            self.box.children = figures
+            sent += 1
+        return sent
+
+    def close(self) -> None:
+        for panel in self.panels.values():
+            panel.close()
+        self.x_scale.close()
+        self.box.close()

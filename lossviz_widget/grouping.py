@@ -1,0 +1,45 @@
+"""Which panel a metric goes in, and which direction is "better" for it.
+
+Metrics are grouped by *family*: the name with its split tokens (train, val,
+test...) and aggregation suffixes (step, epoch) removed. So ``loss``,
+``val_loss``, ``train/loss``, ``loss/val``, ``loss_train`` and Lightning's
+``train_loss_epoch`` share the ``loss`` panel; ``acc``, ``val_acc`` and Keras'
+``val_accuracy`` share ``accuracy``.
+"""
+
+from __future__ import annotations
+
+import re
+
+__all__ = ["family_of", "higher_is_better"]
+
+_SPLIT = re.compile(r"[/_\-.:\s]+")
+_ROLE_TOKENS = frozenset(
+    {"train", "training", "trn", "val", "valid", "validation", "eval", "evaluation", "test", "dev", "holdout"}
+)
+_SUFFIX_TOKENS = frozenset({"step", "epoch"})
+_ALIASES = {"acc": "accuracy"}
+_HIGHER_IS_BETTER = frozenset(
+    {"acc", "accuracy", "f1", "precision", "recall", "auc", "roc", "iou", "miou", "dice", "map",
+     "bleu", "rouge", "r2", "score", "top1", "top5", "psnr", "ssim", "reward", "return"}
+)
+
+
+def _tokens(name: str) -> list[str]:
+    return [t for t in _SPLIT.split(name.lower()) if t]
+
+
+def family_of(name: str) -> str:
+    """The panel key of a metric name (``'val/loss' -> 'loss'``)."""
+    tokens = _tokens(name)
+    kept = [t for t in tokens if t not in _ROLE_TOKENS]
+    while len(kept) > 1 and kept[-1] in _SUFFIX_TOKENS:
+        kept.pop()
+    if not kept:  # e.g. a metric literally named "val" or "epoch"
+        kept = tokens or [name]
+    return "_".join(_ALIASES.get(t, t) for t in kept)
+
+
+def higher_is_better(name: str) -> bool:
+    """True for accuracy-like metrics, whose best value is the maximum."""
+    return any(t in _HIGHER_IS_BETTER for t in _tokens(name))

@@ -1,0 +1,101 @@
+"""Coalesce "data changed" signals into at most ``fps`` frames per second.
+
+``request()`` is what ``log()`` calls: after the first request of a frame it is
+a single attribute read, so the training loop never pays for plotting. A daemon
+thread renders the frame, never sooner than ``1/fps`` after the previous one,
+and always once more after the last request (the trailing frame), so the final
+value shows even when logging stops. The render callback returns how many
+widget messages it sent; the next frame waits long enough to keep the IOPub
+rate under ``max_messages_per_s`` (jupyter_server drops messages above 1000/s).
+
+The thread holds only a weak reference to the owner's render method, so a
+forgotten plot does not keep itself alive.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import weakref
+from collections.abc import Callable
+
+__all__ = ["FrameScheduler"]
+
+log = logging.getLogger("lossviz_widget")
+
+
+class FrameScheduler:
+    """Runs ``render()`` on a background thread, throttled to ``fps`` with a trailing frame."""
+
+    def __init__(
+        self,
+        render: Callable[[], int],
+        fps: float = 10.0,
+        max_messages_per_s: float = 500.0,
+        on_error: Callable[[BaseException], None] | None = None,
+    ) -> None:
+        self._render = weakref.WeakMethod(render) if hasattr(render, "__self__") else (lambda: render)
+        self.fps = fps
+        self.max_messages_per_s = max_messages_per_s
+        self._on_error = on_error
+        self._pending = threading.Event()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._start_lock = threading.Lock()
+        self.frames = 0
+
+    def request(self) -> None:
+        """Ask for a frame soon. Cheap when one is already pending."""
+        if not self._pending.is_set():
+            if self._thread is None:
+                self._start()
+            self._pending.set()
+
+    def _start(self) -> None:
+        with self._start_lock:
+            if self._thread is None and not self._stop.is_set():
+                self._thread = threading.Thread(target=self._run, name="lossviz-render", daemon=True)
+                self._thread.start()
+
+    def _run(self) -> None:
+        next_allowed = 0.0
+        while not self._stop.is_set():
+            self._pending.wait(timeout=1.0)
+            if self._stop.is_set():
+                return
+            if not self._pending.is_set():
+                if self._render() is None:  # owner was garbage-collected
+                    return
+                continue
+            delay = next_allowed - time.monotonic()
+            if delay > 0 and self._stop.wait(delay):
+                return
+            self._pending.clear()  # requests from now on schedule another frame
+            render = self._render()
+            if render is None:
+                return
+            started = time.monotonic()
+            try:
+                messages = render() or 0
+            except Exception as exc:  # keep the thread alive; report and go on
+                log.exception("lossviz_widget: rendering a frame failed")
+                messages = 0
+                if self._on_error is not None:
+                    self._on_error(exc)
+            del render
+            self.frames += 1
+            interval = max(1.0 / self.fps, messages / self.max_messages_per_s)
+            next_allowed = started + interval
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Stop the thread (pending frames are dropped; call the owner's flush first)."""
+        self._stop.set()
+        self._pending.set()
+        thread = self._thread
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(timeout)
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()

@@ -1,0 +1,255 @@
+"""From full-resolution history to what one frame draws (no widgets here).
+
+For each metric: choose the x column (step, wall time or relative time), smooth
+the full-resolution values, downsample raw and smoothed lines to at most
+``max_points`` each, mask values <= 0 on a log axis, and locate non-finite
+points for markers. Per panel: the y range (auto, or the 5th-95th percentile
+when ignoring outliers). Per metric: the readout (latest, best, counts).
+
+:class:`FrameBuilder` keeps per-metric state (smoother, running stats, last
+result) so a metric that received no new points since the previous frame is
+not recomputed and is marked unchanged, and nothing is re-sent for it.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .buffers import MetricHistory
+from .downsample import minmax_indices
+from .grouping import family_of, higher_is_better
+from .smoothing import EmaSmoother
+
+__all__ = ["X_AXIS_MODES", "ViewSettings", "SeriesFrame", "PanelFrame", "ReadoutRow", "Frame", "FrameBuilder"]
+
+X_AXIS_MODES = ("step", "wall_time", "relative_time")
+PALETTE = (
+    "#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd",
+    "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf",
+)
+OUTLIER_PERCENTILES = (5.0, 95.0)
+_TIME_UNITS = ((3 * 3600.0, 3600.0, "h"), (3 * 60.0, 60.0, "min"), (0.0, 1.0, "s"))
+
+
+@dataclass(frozen=True)
+class ViewSettings:
+    smoothing: float = 0.6
+    log_y: bool = False
+    ignore_outliers: bool = False
+    x_axis: str = "step"
+    max_points: int = 2000
+
+
+@dataclass
+class SeriesFrame:
+    """One metric's lines for a frame. ``x`` arrays are float64 or datetime64[ms]."""
+
+    name: str
+    color: str
+    x: np.ndarray  # main line: smoothed when smoothing > 0, else raw
+    y: np.ndarray
+    raw_x: np.ndarray | None  # faint raw line behind the smoothed one (None: not shown)
+    raw_y: np.ndarray | None
+    nonfinite_x: np.ndarray  # where the (downsampled) raw series is NaN/Inf
+    changed: bool = True
+
+
+@dataclass
+class PanelFrame:
+    family: str
+    series: list[SeriesFrame]
+    log_y: bool  # effective: False when the panel has no positive value to show
+    y_range: tuple[float, float] | None  # None: let the scale auto-range
+    marker_x: np.ndarray = field(default_factory=lambda: np.empty(0))
+    marker_y: np.ndarray = field(default_factory=lambda: np.empty(0))
+    marker_colors: list[str] = field(default_factory=list)
+    note: str = ""
+    changed: bool = True
+
+
+@dataclass(frozen=True)
+class ReadoutRow:
+    name: str
+    color: str
+    step: float
+    latest: float
+    best: float
+    best_step: float
+    count: int
+    nonfinite: int
+    higher_is_better: bool
+
+
+@dataclass
+class Frame:
+    panels: list[PanelFrame]
+    readout: list[ReadoutRow]
+    x_label: str
+    x_is_date: bool
+    points_sent: int  # y values in arrays that changed this frame
+
+
+class _MetricState:
+    """Incremental per-metric bookkeeping."""
+
+    def __init__(self, name: str, color: str) -> None:
+        self.name = name
+        self.color = color
+        self.maximize = higher_is_better(name)
+        self.smoother: EmaSmoother | None = None
+        self.seen = 0
+        self.nonfinite = 0
+        self.best = math.nan
+        self.best_step = math.nan
+        self.key: tuple | None = None
+        self.frame: SeriesFrame | None = None
+        self.values = np.empty(0)  # latest full-resolution raw values (a read-only view)
+
+    def update_stats(self, hist: MetricHistory) -> None:
+        new = hist.values[self.seen :]
+        if len(new):
+            finite = np.isfinite(new)
+            self.nonfinite += int(len(new) - np.count_nonzero(finite))
+            if finite.any():
+                i = int(np.nanargmax(np.where(finite, new, -np.inf)) if self.maximize
+                        else np.nanargmin(np.where(finite, new, np.inf)))
+                v = float(new[i])
+                if math.isnan(self.best) or (v > self.best if self.maximize else v < self.best):
+                    self.best, self.best_step = v, float(hist.steps[self.seen + i])
+            self.seen = len(hist.values)
+
+    def smoothed(self, values: np.ndarray, weight: float) -> np.ndarray:
+        if self.smoother is None or self.smoother.weight != weight:
+            self.smoother = EmaSmoother(weight)
+        return self.smoother.update(values)
+
+
+def _time_unit(span_s: float) -> tuple[float, str]:
+    for threshold, scale, unit in _TIME_UNITS:
+        if span_s >= threshold:
+            return scale, unit
+    return 1.0, "s"
+
+
+def _fresh(a: np.ndarray) -> np.ndarray:
+    """A new contiguous float64 array (bqplot only syncs new objects; int64 would become int32)."""
+    return np.array(a, dtype=np.float64)
+
+
+class FrameBuilder:
+    """Turns store snapshots into :class:`Frame` objects, reusing work across frames."""
+
+    def __init__(self) -> None:
+        self._metrics: dict[str, _MetricState] = {}
+        self._panel_keys: dict[str, tuple] = {}
+
+    def build(self, data: dict[str, MetricHistory], t0: float | None, settings: ViewSettings) -> Frame:
+        if settings.x_axis not in X_AXIS_MODES:
+            raise ValueError(f"x_axis must be one of {X_AXIS_MODES}, got {settings.x_axis!r}")
+        scale, unit = 1.0, "s"
+        if settings.x_axis == "relative_time" and t0 is not None:
+            span = max((float(h.wall_time[-1]) - t0 for h in data.values() if len(h)), default=0.0)
+            scale, unit = _time_unit(span)
+        x_label = {"step": "step", "wall_time": "wall time", "relative_time": f"time since start ({unit})"}[
+            settings.x_axis
+        ]
+        families: dict[str, list[_MetricState]] = {}
+        readout: list[ReadoutRow] = []
+        points = 0
+        for name, hist in data.items():
+            state = self._metrics.get(name)
+            if state is None:
+                state = self._metrics[name] = _MetricState(name, PALETTE[len(self._metrics) % len(PALETTE)])
+            state.update_stats(hist)
+            state.values = hist.values
+            key = (len(hist), settings, scale)
+            if state.key != key:
+                state.frame = self._series(state, hist, settings, t0 or 0.0, scale)
+                state.key = key
+                points += len(state.frame.y) + (0 if state.frame.raw_y is None else len(state.frame.raw_y))
+            else:
+                state.frame.changed = False
+            families.setdefault(family_of(name), []).append(state)
+            if len(hist):
+                readout.append(
+                    ReadoutRow(name, state.color, float(hist.steps[-1]), float(hist.values[-1]), state.best,
+                               state.best_step, len(hist), state.nonfinite, state.maximize)
+                )
+        panels = [self._panel(fam, states, settings) for fam, states in families.items()]
+        return Frame(panels, readout, x_label, settings.x_axis == "wall_time", points)
+
+    def _series(
+        self, state: _MetricState, hist: MetricHistory, s: ViewSettings, t0: float, scale: float
+    ) -> SeriesFrame:
+        if s.x_axis == "step":
+            x = hist.steps
+        else:  # clocks can step backwards; a line needs non-decreasing x
+            x = np.maximum.accumulate(hist.wall_time)
+            if s.x_axis == "relative_time":
+                x = (x - t0) / scale
+        raw = hist.values
+        raw_idx = minmax_indices(x, raw, s.max_points)
+        raw_y = raw[raw_idx]
+        nonfinite_x = x[raw_idx][~np.isfinite(raw_y)]
+        if s.smoothing > 0:
+            smooth = state.smoothed(raw, s.smoothing)
+            idx = minmax_indices(x, smooth, s.max_points)
+            main_x, main_y = x[idx], smooth[idx]
+            faint_x, faint_y = x[raw_idx], raw_y
+        else:
+            main_x, main_y = x[raw_idx], raw_y
+            faint_x = faint_y = None
+        if s.log_y:  # a log axis cannot show values <= 0 (bqplot #1219): draw them as gaps
+            main_y = np.where(main_y > 0, main_y, np.nan)
+            faint_y = None if faint_y is None else np.where(faint_y > 0, faint_y, np.nan)
+
+        def as_x(a: np.ndarray) -> np.ndarray:
+            if s.x_axis == "wall_time":
+                return (a * 1000.0).astype("datetime64[ms]")
+            return _fresh(a)
+
+        return SeriesFrame(
+            state.name, state.color, as_x(main_x), _fresh(main_y),
+            None if faint_x is None else as_x(faint_x), None if faint_y is None else _fresh(faint_y),
+            as_x(nonfinite_x),
+        )
+
+    def _panel(self, family: str, states: list[_MetricState], s: ViewSettings) -> PanelFrame:
+        series = [st.frame for st in states]
+        key = tuple(st.key for st in states)
+        changed = any(f.changed for f in series) or self._panel_keys.get(family) != key
+        self._panel_keys[family] = key
+        shown = [a for f in series for a in (f.y, f.raw_y) if a is not None]
+        values = np.concatenate(shown) if shown else np.empty(0)
+        values = values[np.isfinite(values)]
+        log_y = s.log_y and bool((values > 0).any())
+        note = "log scale needs positive values: showing linear" if s.log_y and not log_y else ""
+        y_range = None
+        if s.ignore_outliers and len(values):
+            y_range = self._outlier_range(states, log_y)
+        top = y_range[1] if y_range else (float(values.max()) if len(values) else 1.0)
+        marker_x = [f.nonfinite_x for f in series if len(f.nonfinite_x)]
+        colors = [f.color for f in series for _ in range(len(f.nonfinite_x))]
+        mx = np.concatenate(marker_x) if marker_x else np.empty(0)
+        return PanelFrame(
+            family, series, log_y, y_range, mx, np.full(len(mx), top), colors, note, changed
+        )
+
+    def _outlier_range(self, states: list[_MetricState], log_y: bool) -> tuple[float, float] | None:
+        """The 5th-95th percentile of the panel's finite full-resolution raw values, padded by 10%.
+
+        Judged on the full data, not the downsampled lines: min/max buckets over-represent extremes.
+        """
+        v = np.concatenate([st.values for st in states])
+        v = v[np.isfinite(v)]
+        if log_y:
+            v = np.log10(v[v > 0])
+        if not len(v):
+            return None
+        lo, hi = np.percentile(v, OUTLIER_PERCENTILES)
+        pad = (hi - lo) * 0.1 or max(abs(hi) * 0.05, 0.05 if log_y else 1e-12)
+        lo, hi = lo - pad, hi + pad
+        return (float(10**lo), float(10**hi)) if log_y else (float(lo), float(hi))

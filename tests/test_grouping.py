@@ -1,0 +1,35 @@
+import pytest
+
+from lossviz_widget.grouping import family_of, higher_is_better
+
+
+@pytest.mark.parametrize(
+    "names, family",
+    [
+        (["loss", "val_loss", "train_loss", "test_loss", "train/loss", "val/loss", "loss_train", "loss/val",
+          "Train Loss", "eval_loss", "train_loss_epoch", "train_loss_step", "validation-loss"], "loss"),
+        (["acc", "val_acc", "accuracy", "val_accuracy", "train/acc"], "accuracy"),
+        (["lr", "train/lr"], "lr"),
+        (["learning_rate"], "learning_rate"),
+        (["grad_norm"], "grad_norm"),
+        (["val"], "val"),
+        (["epoch"], "epoch"),
+    ],
+)
+def test_families(names, family):
+    assert {family_of(n) for n in names} == {family}
+
+
+@pytest.mark.parametrize("name", ["<script>alert(1)</script>", "___", " ", "ünïcode/val"])
+def test_odd_names_get_a_non_empty_family(name):
+    assert family_of(name)
+
+
+def test_distinct_families_stay_apart():
+    assert family_of("loss") != family_of("acc") != family_of("lr")
+    assert family_of("mean_loss") != family_of("loss")
+
+
+def test_direction():
+    assert higher_is_better("val_acc") and higher_is_better("f1") and higher_is_better("val/accuracy")
+    assert not higher_is_better("loss") and not higher_is_better("val_loss") and not higher_is_better("lr")
