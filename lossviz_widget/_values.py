@@ -16,6 +16,7 @@ from __future__ import annotations
 import math
 import numbers
 import sys
+import warnings
 from collections import defaultdict
 from collections.abc import Sequence
 from typing import Any
@@ -132,16 +133,35 @@ def resolve_deferred(tensors: Sequence[Any]) -> np.ndarray:
 
     PyTorch tensors are stacked on their device and copied once; other array
     types fall back to one ``float()`` each (still off the training hot path).
+    A value that cannot be fetched (a lost device, a data-less ``meta`` tensor)
+    becomes NaN, with one warning per batch, so one bad value never blocks the plot.
     """
     out = np.empty(len(tensors), dtype=np.float64)
     torch = sys.modules.get("torch")
     groups: dict[Any, list[int]] = defaultdict(list)
+    singles: list[int] = []
     for i, t in enumerate(tensors):
         if torch is not None and isinstance(t, torch.Tensor):
             groups[(t.device, t.dtype)].append(i)
         else:
-            out[i] = float(np.asarray(t).reshape(()))
+            singles.append(i)
     for idx in groups.values():
-        stacked = torch.stack([tensors[i].reshape(()) for i in idx])
-        out[idx] = stacked.cpu().double().numpy()
+        try:
+            out[idx] = torch.stack([tensors[i].reshape(()) for i in idx]).cpu().double().numpy()
+        except Exception:
+            singles.extend(idx)
+    failed: list[str] = []
+    for i in singles:
+        try:
+            out[i] = float(np.asarray(tensors[i]).reshape(()))
+        except Exception as exc:
+            out[i] = np.nan
+            failed.append(f"{type(exc).__name__}: {exc}")
+    if failed:
+        warnings.warn(
+            f"lossviz_widget: {len(failed)} logged tensor value(s) could not be copied from their device "
+            f"and are shown as NaN ({failed[0]})",
+            RuntimeWarning,
+            stacklevel=2,
+        )
     return out

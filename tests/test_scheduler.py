@@ -1,0 +1,128 @@
+"""Frame scheduling: coalescing, the fps bound, the trailing frame, clean stop."""
+
+import gc
+import threading
+import time
+
+from lossviz_widget.scheduler import FrameScheduler
+
+
+class Recorder:
+    def __init__(self, messages=1, cost=0.0):
+        self.times = []
+        self.messages = messages
+        self.cost = cost
+        self.seen = []
+        self.source = None
+
+    def render(self):
+        self.times.append(time.monotonic())
+        if self.source is not None:
+            self.seen.append(self.source[0])
+        time.sleep(self.cost)
+        return self.messages
+
+
+def wait_until(pred, timeout=5.0):
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if pred():
+            return True
+        time.sleep(0.005)
+    return pred()
+
+
+def test_many_requests_coalesce_into_few_frames_at_most_fps():
+    rec = Recorder()
+    sched = FrameScheduler(rec.render, fps=20)
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < 1.0:
+        sched.request()  # a tight training loop: ~millions of requests
+    assert wait_until(lambda: len(rec.times) >= 2)
+    time.sleep(0.2)
+    sched.stop()
+    gaps = [b - a for a, b in zip(rec.times, rec.times[1:])]
+    assert len(rec.times) <= 20 * 1.3 + 2  # about fps frames in that second, plus the trailing one
+    assert len(rec.times) >= 10
+    assert min(gaps) >= 1 / 20 * 0.9
+
+
+def test_trailing_frame_shows_the_last_value():
+    rec = Recorder()
+    counter = [0]
+    rec.source = counter
+    sched = FrameScheduler(rec.render, fps=5)
+    for i in range(1, 1001):
+        counter[0] = i
+        sched.request()
+    assert wait_until(lambda: rec.seen and rec.seen[-1] == 1000, timeout=3)
+    n = len(rec.times)
+    time.sleep(0.5)
+    assert len(rec.times) == n  # idle: no busy re-rendering
+    sched.stop()
+
+
+def test_message_budget_slows_frames():
+    rec = Recorder(messages=250)  # 250 msgs/frame at a 500 msg/s budget -> at most 2 frames/s
+    sched = FrameScheduler(rec.render, fps=50, max_messages_per_s=500)
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < 1.2:
+        sched.request()
+        time.sleep(0.001)
+    sched.stop()
+    gaps = [b - a for a, b in zip(rec.times, rec.times[1:])]
+    assert gaps and min(gaps) >= 0.45
+
+
+def test_render_errors_are_reported_and_the_thread_survives():
+    errors = []
+    calls = []
+
+    def render():
+        calls.append(1)
+        if len(calls) == 1:
+            raise RuntimeError("boom")
+        return 0
+
+    sched = FrameScheduler(render, fps=50, on_error=errors.append)
+    sched.request()
+    assert wait_until(lambda: errors)
+    time.sleep(0.05)
+    sched.request()
+    assert wait_until(lambda: len(calls) == 2)
+    assert sched.running
+    sched.stop()
+    assert not sched.running
+    assert str(errors[0]) == "boom"
+
+
+def test_stop_leaves_no_thread_and_requests_after_stop_are_ignored():
+    rec = Recorder()
+    sched = FrameScheduler(rec.render, fps=50)
+    sched.request()
+    assert wait_until(lambda: rec.times)
+    sched.stop()
+    assert not any(t.name == "lossviz-render" and t.is_alive() for t in threading.enumerate())
+    sched.request()
+    time.sleep(0.1)
+    assert not sched.running
+
+
+def test_thread_ends_when_owner_is_garbage_collected():
+    class Owner:
+        def __init__(self):
+            self.frames = 0
+            self.sched = FrameScheduler(self.render, fps=50)
+
+        def render(self):
+            self.frames += 1
+            return 0
+
+    owner = Owner()
+    owner.sched.request()
+    assert wait_until(lambda: owner.frames == 1)
+    thread = owner.sched._thread
+    del owner
+    gc.collect()
+    thread.join(timeout=3)
+    assert not thread.is_alive()

@@ -1,0 +1,253 @@
+"""What LossPlot puts into its bqplot models: the data the browser receives."""
+
+import html
+import threading
+import time
+
+import numpy as np
+import pytest
+from bqplot import DateScale, LinearScale, LogScale
+
+from lossviz_widget import LossPlot, tensorboard_ema
+
+
+@pytest.fixture
+def plot():
+    p = LossPlot(title="test")
+    yield p
+    p.close()
+
+
+def lines(plot, family, name):
+    faint, main = plot._grid.panels[family].lines[name]
+    return faint, main
+
+
+def test_panels_group_by_family_and_share_x(plot):
+    for i in range(100):
+        plot.log(loss=1 / (i + 1), acc=i / 100, step=i)
+        if i % 10 == 0:
+            plot.log({"val_loss": 0.5, "val/acc": 0.4, "lr": 0.1}, step=i)
+    plot.flush()
+    panels = plot._grid.panels
+    assert list(panels) == ["loss", "accuracy", "lr"]
+    assert set(panels["loss"].lines) == {"loss", "val_loss"}
+    assert set(panels["accuracy"].lines) == {"acc", "val/acc"}
+    xs = {id(m.scales["x"]) for p in panels.values() for pair in p.lines.values() for m in pair}
+    assert len(xs) == 1  # one shared x scale: sparse val points line up with dense train points
+    assert [f.title for f in plot._grid.box.children] == ["loss", "accuracy", "lr"]
+    _, val = lines(plot, "loss", "val_loss")
+    assert val.x.tolist() == list(range(0, 100, 10)) and val.marker == "circle"  # sparse: dots
+    _, train = lines(plot, "loss", "loss")
+    assert train.marker is None and train.labels == ["loss"] and train.display_legend
+
+
+def test_smoothing_draws_ema_over_faint_raw(plot):
+    y = np.random.default_rng(0).random(500)
+    for i, v in enumerate(y):
+        plot.log(loss=v, step=i)
+    plot.flush()
+    faint, main = lines(plot, "loss", "loss")
+    np.testing.assert_allclose(main.y, tensorboard_ema(y, 0.6))
+    np.testing.assert_array_equal(faint.y, y)
+    assert faint.visible and faint.opacities == [0.25]
+    plot.smoothing = 0.0
+    plot.flush()
+    faint, main = lines(plot, "loss", "loss")
+    np.testing.assert_array_equal(main.y, y)
+    assert not faint.visible and len(faint.y) == 0
+    plot.smoothing = 0.95
+    plot.flush()
+    np.testing.assert_allclose(lines(plot, "loss", "loss")[1].y, tensorboard_ema(y, 0.95))
+
+
+def test_bounded_view_keeps_spike_and_sends_float64(plot):
+    plot.max_points = 500
+    n = 100_000
+    y = np.full(n, 0.5)
+    y[77_777] = 50.0
+    for i in range(n):
+        plot.log(loss=y[i], step=i)
+    plot.flush()
+    faint, main = lines(plot, "loss", "loss")
+    for m in (faint, main):
+        assert len(m.x) <= 500 and len(m.x) == len(m.y)
+        assert m.x.dtype == np.float64 and m.y.dtype == np.float64
+        assert m.x[0] == 0 and m.x[-1] == n - 1  # endpoints kept
+    assert 50.0 in faint.y and 77_777 in faint.x  # the raw spike survives downsampling
+    smooth_full = tensorboard_ema(y, 0.6)
+    assert smooth_full.max() in main.y  # and so does the smoothed curve's peak
+
+
+def test_unchanged_series_are_not_resent(plot):
+    plot.log(loss=1.0, val_loss=2.0, step=0)
+    plot.flush()
+    _, val = lines(plot, "loss", "val_loss")
+    sent = []
+    val.observe(lambda c: sent.append(c["name"]), names=["x", "y"])
+    for i in range(1, 50):
+        plot.log(loss=1.0 / i, step=i)
+        plot.flush()
+    assert sent == []  # val_loss got no new points: nothing re-sent for it
+    plot.log(val_loss=1.0, step=50)
+    plot.flush()
+    assert set(sent) == {"x", "y"}
+
+
+def test_log_y_masks_nonpositive_and_falls_back_when_nothing_positive(plot):
+    plot.smoothing = 0.0
+    for i, v in enumerate([1.0, 0.1, 0.0, -1.0, 0.01]):
+        plot.log(loss=v, margin=-v - 1, step=i)
+    plot.log_y = True
+    plot.flush()
+    loss_panel = plot._grid.panels["loss"]
+    assert isinstance(loss_panel.y_scale, LogScale)
+    y = lines(plot, "loss", "loss")[1].y
+    assert np.isnan(y[2]) and np.isnan(y[3]) and y[4] == 0.01  # <= 0 become gaps, never a broken axis
+    margin = plot._grid.panels["margin"]
+    assert isinstance(margin.y_scale, LinearScale)  # all values <= 0: stays linear and says so
+    assert "log scale needs positive values" in margin.figure.title
+    plot.log_y = False
+    plot.flush()
+    assert isinstance(loss_panel.y_scale, LinearScale)
+    assert lines(plot, "loss", "loss")[1].scales["y"] is loss_panel.y_scale
+    assert lines(plot, "loss", "loss")[1].y[3] == -1.0
+
+
+def test_ignore_outliers_uses_5_95_percentile(plot):
+    rng = np.random.default_rng(1)
+    y = rng.normal(1.0, 0.1, 2000)
+    y[[100, 900]] = [1e4, -1e4]
+    for i, v in enumerate(y):
+        plot.log(loss=v, step=i)
+    plot.flush()
+    scale = plot._grid.panels["loss"].y_scale
+    assert scale.min is None and scale.max is None  # auto by default
+    plot.ignore_outliers = True
+    plot.flush()
+    lo, hi = np.percentile(y, [5, 95])
+    assert lo - 0.2 * (hi - lo) < scale.min < lo and hi < scale.max < hi + 0.2 * (hi - lo)
+    plot.ignore_outliers = False
+    plot.flush()
+    assert scale.min is None and scale.max is None
+
+
+def test_x_axis_modes(plot):
+    for i in range(20):
+        plot.log(loss=1.0 / (i + 1), step=i * 10)
+    plot.flush()
+    panel = plot._grid.panels["loss"]
+    assert panel.x_axis.label == "step"
+    plot.x_axis = "wall_time"
+    plot.flush()
+    main = lines(plot, "loss", "loss")[1]
+    assert isinstance(main.scales["x"], DateScale) and main.x.dtype.kind == "M"
+    wall = plot.history["loss"].wall_time
+    assert abs(main.x[-1].astype("datetime64[ms]").astype(float) / 1000 - wall[-1]) < 0.002
+    plot.x_axis = "relative_time"
+    plot.flush()
+    main = lines(plot, "loss", "loss")[1]
+    assert isinstance(main.scales["x"], LinearScale) and panel.x_axis.label == "time since start (s)"
+    assert main.x[0] == pytest.approx(0.0, abs=0.01) and main.x[-1] == pytest.approx(wall[-1] - wall[0])
+    with pytest.raises(Exception):
+        plot.x_axis = "epochs"
+
+
+def test_nonfinite_values_show_as_gaps_with_markers(plot):
+    plot.smoothing = 0.0
+    for i in range(10):
+        plot.log(loss=float("nan") if i in (3, 7) else 1.0 + i, step=i)
+    plot.flush()
+    main = lines(plot, "loss", "loss")[1]
+    assert np.isnan(main.y[3]) and np.isnan(main.y[7])
+    markers = plot._grid.panels["loss"].markers
+    assert markers.visible and markers.x.tolist() == [3.0, 7.0]
+    assert np.all(markers.y == 10.0)  # at the top of the panel's data
+    assert 'data-nonfinite="2"' in plot._readout.value
+
+
+def test_metric_names_and_title_are_escaped():
+    evil = '<img src=x onerror="alert(1)">'
+    p = LossPlot(title=evil)
+    p.log({evil: 1.0, "<script>alert(1)</script>": 2.0}, step=0)
+    p.flush()
+    for text in (p._readout.value, p._header.value, p._status.value):
+        assert "<script>" not in text and "<img" not in text
+    assert html.escape(evil, quote=True) in p._readout.value
+    # bqplot draws legend labels and titles as SVG text nodes (d3 .text()), never as markup
+    assert any(evil in m.labels for panel in p._grid.panels.values() for _, m in panel.lines.values())
+    p.close()
+
+
+def test_readout_latest_and_best(plot):
+    for i, (l, a) in enumerate([(1.0, 0.1), (0.5, 0.7), (0.7, 0.6)]):
+        plot.log(loss=l, acc=a, step=i)
+    plot.flush()
+    rows = plot._readout.value
+    assert 'data-metric="loss" data-step="2" data-count="3"' in rows
+    assert ">0.7</td>" in rows and "0.5 &#9660;" in rows  # latest 0.7, best (min) 0.5
+    assert "0.7 &#9650;" in rows  # best accuracy is the max
+
+
+def test_controls_are_linked_both_ways(plot):
+    bar = plot.children[1]
+    slider, log_y, outliers, x_axis = bar.children
+    plot.smoothing = 0.9
+    assert slider.value == 0.9
+    slider.value = 0.25
+    log_y.value = True
+    outliers.value = True
+    x_axis.value = "relative_time"
+    assert (plot.smoothing, plot.log_y, plot.ignore_outliers, plot.x_axis) == (0.25, True, True, "relative_time")
+    with pytest.raises(Exception, match="smoothing must be in"):
+        plot.smoothing = 1.0
+    assert plot.smoothing == 0.25
+
+
+def test_invalid_settings_rejected():
+    with pytest.raises(Exception, match="fps"):
+        LossPlot(fps=0)
+    with pytest.raises(Exception, match="max_points"):
+        LossPlot(max_points=3)
+
+
+def test_live_mode_renders_from_a_background_thread_with_a_trailing_frame():
+    p = LossPlot(smoothing=0.0, fps=20)
+    p._live = True  # as inside a kernel
+    done = threading.Event()
+
+    def train():
+        for i in range(300):
+            p.log(loss=float(i), step=i)
+            time.sleep(0.002)
+        done.set()
+
+    t = threading.Thread(target=train)
+    t.start()
+    seen = []
+    while not done.is_set():
+        panel = p._grid.panels.get("loss")
+        if panel:
+            seen.append(len(panel.lines["loss"][1].x))
+        time.sleep(0.05)
+    t.join()
+    end = time.monotonic() + 3
+    while time.monotonic() < end and len(p._grid.panels["loss"].lines["loss"][1].x) < 300:
+        time.sleep(0.02)
+    main = p._grid.panels["loss"].lines["loss"][1]
+    assert main.x[-1] == 299 and len(main.x) == 300  # trailing frame delivered without flush()
+    assert len(set(seen)) >= 3  # the plot moved while "training" ran
+    assert p._scheduler.frames <= 20 * 2  # ~0.6 s of logging at <= 20 fps
+    p.close()
+    assert not p._scheduler.running
+
+
+def test_close_stops_everything():
+    p = LossPlot()
+    p._live = True
+    p.log(loss=1.0)
+    time.sleep(0.2)
+    assert p._scheduler.running
+    p.close()
+    assert not p._scheduler.running
+    assert p.comm is None
