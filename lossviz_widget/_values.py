@@ -99,10 +99,12 @@ def coerce_value(name: str, value: Any) -> float | DeferredValue:
         _reject_dtype(name, value.dtype, value)
         if _size_of(shape) != 1:
             raise ValueError(f"metric {name!r}: expected a scalar, got a tensor of shape {tuple(shape)}")
+        detach = getattr(value, "detach", None)  # drop the autograd graph now (no data access)
+        if callable(detach):
+            value = detach()
         if _on_cpu(value):
             return float(value.reshape(()) if hasattr(value, "reshape") else value)
-        detach = getattr(value, "detach", None)  # drop the autograd graph now, keep data on device
-        return DeferredValue(detach() if callable(detach) else value)
+        return DeferredValue(value)
     raise TypeError(f"metric {name!r}: expected a number or a scalar tensor, got {kind.__name__} {_describe(value)}")
 
 
