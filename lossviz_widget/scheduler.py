@@ -6,7 +6,9 @@ thread renders the frame, never sooner than ``1/fps`` after the previous one,
 and always once more after the last request (the trailing frame), so the final
 value shows even when logging stops. The render callback returns how many
 widget messages it sent; the next frame waits long enough to keep the IOPub
-rate under ``max_messages_per_s`` (jupyter_server drops messages above 1000/s).
+rate under ``max_messages_per_s`` (jupyter_server drops messages above 1000/s)
+and to keep rendering under ``max_busy_fraction`` of wall time, so slow frames
+(very long runs) never starve the training loop of the GIL.
 
 The thread holds only a weak reference to the owner's render method, so a
 forgotten plot does not keep itself alive.
@@ -33,11 +35,13 @@ class FrameScheduler:
         render: Callable[[], int],
         fps: float = 10.0,
         max_messages_per_s: float = 500.0,
+        max_busy_fraction: float = 0.2,
         on_error: Callable[[BaseException], None] | None = None,
     ) -> None:
         self._render = weakref.WeakMethod(render) if hasattr(render, "__self__") else (lambda: render)
         self.fps = fps
         self.max_messages_per_s = max_messages_per_s
+        self.max_busy_fraction = max_busy_fraction
         self._on_error = on_error
         self._pending = threading.Event()
         self._stop = threading.Event()
@@ -85,7 +89,8 @@ class FrameScheduler:
                     self._on_error(exc)
             del render
             self.frames += 1
-            interval = max(1.0 / self.fps, messages / self.max_messages_per_s)
+            busy = time.monotonic() - started
+            interval = max(1.0 / self.fps, messages / self.max_messages_per_s, busy / self.max_busy_fraction)
             next_allowed = started + interval
 
     def stop(self, timeout: float = 5.0) -> None:

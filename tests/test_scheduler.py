@@ -74,6 +74,18 @@ def test_message_budget_slows_frames():
     assert gaps and min(gaps) >= 0.45
 
 
+def test_slow_frames_keep_rendering_under_its_share_of_wall_time():
+    rec = Recorder(cost=0.05)  # a 50 ms frame at a 20% budget: at most one frame per 250 ms
+    sched = FrameScheduler(rec.render, fps=30, max_busy_fraction=0.2)
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < 1.3:
+        sched.request()
+        time.sleep(0.001)
+    sched.stop()
+    gaps = [b - a for a, b in zip(rec.times, rec.times[1:])]
+    assert len(gaps) >= 2 and min(gaps) >= 0.24
+
+
 def test_render_errors_are_reported_and_the_thread_survives():
     errors = []
     calls = []
