@@ -1,0 +1,27 @@
+"""The wheel: every module, the js/ folder as lossviz_widget/js/, and the dependency pins."""
+
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_wheel_ships_package_and_js(tmp_path):
+    subprocess.run(
+        [sys.executable, "-m", "hatchling", "build", "-t", "wheel", "-d", str(tmp_path)],
+        cwd=ROOT, check=True, capture_output=True,
+    )
+    (wheel,) = tmp_path.glob("lossviz_widget-*.whl")
+    names = set(zipfile.ZipFile(wheel).namelist())
+    modules = {f"lossviz_widget/{p.name}" for p in (ROOT / "lossviz_widget").glob("*.py")}
+    assert modules <= names
+    js_files = {f"lossviz_widget/js/{p.relative_to(ROOT / 'js').as_posix()}" for p in (ROOT / "js").rglob("*") if p.is_file()}
+    assert js_files and js_files <= names
+    assert not any(n.startswith(("tests/", "notebooks/", ".venv")) for n in names)
+    meta = zipfile.ZipFile(wheel).read(next(n for n in names if n.endswith("METADATA"))).decode()
+    requires = [line for line in meta.splitlines() if line.startswith("Requires-Dist:") and "extra" not in line]
+    assert any("ipykernel" in r and "!=7.0.*" in r for r in requires)
+    assert any(r.startswith("Requires-Dist: bqplot>=0.13.1") for r in requires)
+    assert not any("torch" in r or "pandas" in r for r in requires)  # heavy/test-only deps stay optional
