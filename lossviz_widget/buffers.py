@@ -7,7 +7,8 @@ views of the filled prefix, so handing out history never copies.
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -18,14 +19,18 @@ __all__ = ["MetricBuffer", "MetricHistory"]
 _INITIAL_CAPACITY = 256
 
 
-class MetricHistory(NamedTuple):
-    """Full-resolution data of one metric, as read-only NumPy arrays of equal length."""
+@dataclass(frozen=True)
+class MetricHistory:
+    """Full-resolution data of one metric, as read-only NumPy arrays of equal length.
+
+    ``len(history)`` is the number of points.
+    """
 
     steps: np.ndarray
     values: np.ndarray
     wall_time: np.ndarray
 
-    def __len__(self) -> int:  # type: ignore[override]
+    def __len__(self) -> int:
         return len(self.steps)
 
 

@@ -38,7 +38,7 @@ class _Panel:
         self.x_scale = x_scale
         self.y_scale = _y_scale(log_y)
         self.x_axis = Axis(scale=x_scale, label=x_label, grid_lines="solid", grid_color="#e8e8e8")
-        self.y_axis = Axis(scale=self.y_scale, side="left", tick_format=".3g",
+        self.y_axis = Axis(scale=self.y_scale, side="left", tick_format=".3~g",
                            grid_lines="solid", grid_color="#e8e8e8")
         self.markers = Scatter(
             x=_EMPTY, y=_EMPTY, scales=self._scales(), marker="triangle-down", default_size=48,
