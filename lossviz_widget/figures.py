@@ -77,7 +77,7 @@ class _Panel:
         faint = Lines(x=_EMPTY, y=_EMPTY, scales=self._scales(), colors=[sf.color], opacities=[0.25],
                       stroke_width=1, display_legend=False, visible=False)
         main = Lines(x=_EMPTY, y=_EMPTY, scales=self._scales(), colors=[sf.color], stroke_width=2,
-                     labels=[sf.name], display_legend=True, marker_size=12)
+                     labels=[sf.name], display_legend=True, marker_size=24)
         self.lines[sf.name] = (faint, main)
         faints = [p[0] for p in self.lines.values()]
         mains = [p[1] for p in self.lines.values()]
