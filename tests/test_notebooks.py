@@ -1,0 +1,203 @@
+"""Every shipped notebook runs top to bottom in a real kernel (nbclient, no browser).
+
+The quickstart is the product's first impression, so it is checked for what it
+promises: the widget is displayed, it updates *while* the training cell runs,
+prints and the tqdm bar in that cell survive, training works (the loss falls),
+and the snapshot files hold the full-resolution history.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import time
+from collections import defaultdict
+from pathlib import Path
+
+import nbformat
+import numpy as np
+import pytest
+
+from notebook_harness import WIDGET_VIEW_MIME, cell_text, run_notebook
+
+ROOT = Path(__file__).resolve().parents[1]
+NOTEBOOK_DIR = ROOT / "notebooks"
+NOTEBOOKS = sorted(NOTEBOOK_DIR.glob("*.ipynb"))
+QUICKSTART = NOTEBOOK_DIR / "01_quickstart.ipynb"
+CELL_BUDGET_S = 60.0  # every cell of every notebook must finish within this
+
+
+@pytest.fixture(scope="module")
+def executed(tmp_path_factory):
+    """Run each notebook once per module (cwd and snapshot dir in a fresh tmp dir)."""
+    cache: dict[Path, tuple] = {}
+
+    def get(path: Path):
+        if path not in cache:
+            tmp = tmp_path_factory.mktemp(path.stem)
+            snapshots = tmp / "snapshots"
+            started = time.time()
+            run = run_notebook(path, tmp, env={"LOSSVIZ_SNAPSHOT_DIR": str(snapshots)}, cell_timeout=2 * CELL_BUDGET_S)
+            cache[path] = (run, snapshots, started, time.time(), tmp)
+        return cache[path]
+
+    return get
+
+
+def test_quickstart_is_shipped():
+    assert QUICKSTART in NOTEBOOKS, f"{QUICKSTART} missing; notebooks found: {NOTEBOOKS}"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_committed_notebook_has_no_outputs(path):
+    nb = nbformat.read(path, as_version=4)
+    nbformat.validate(nb)
+    for i, cell in enumerate(nb.cells):
+        if cell.cell_type == "code":
+            assert cell.outputs == [], f"{path.name} cell {i} is committed with outputs"
+            assert cell.execution_count is None, f"{path.name} cell {i} has an execution count"
+    assert "widgets" not in nb.metadata, f"{path.name} is committed with saved widget state"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_notebook_runs_clean(path, executed):
+    run, *_ = executed(path)
+    for i, cell in enumerate(run.nb.cells):
+        if cell.cell_type != "code":
+            continue
+        errors = [o for o in cell.outputs if o.output_type == "error"]
+        assert not errors, f"cell {i} raised {errors[0].ename}: {errors[0].evalue}"
+        busy, idle = run.cell_spans[i]
+        assert idle - busy < CELL_BUDGET_S, f"cell {i} took {idle - busy:.1f} s (budget {CELL_BUDGET_S} s)"
+    assert not run.clear_outputs, f"cells {sorted(set(run.clear_outputs))} cleared their output"
+    # A kernel kept alive by a stuck (non-daemon) thread would sit out the 30 s shutdown wait.
+    assert run.shutdown_s < 10.0, f"kernel took {run.shutdown_s:.1f} s to shut down"
+
+
+# -- the quickstart --------------------------------------------------------------------------
+
+
+def test_quickstart_has_no_stderr(executed):
+    """First impression: no warnings or tracebacks anywhere in the output."""
+    run, *_ = executed(QUICKSTART)
+    for i, cell in enumerate(run.nb.cells):
+        if cell.cell_type == "code":
+            assert cell_text(cell, "stderr") == "", f"cell {i} wrote to stderr:\n{cell_text(cell, 'stderr')}"
+
+
+def test_quickstart_displays_the_widget(executed):
+    run, *_ = executed(QUICKSTART)
+    i = run.code_cell("LossPlot(")
+    cell = run.nb.cells[i]
+    assert cell.source.strip().splitlines()[-1].strip() == "plot", "the plot should be the display cell's last line"
+    views = [o for o in cell.outputs if WIDGET_VIEW_MIME in o.get("data", {})]
+    assert len(views) == 1, f"display cell outputs: {[list(o.get('data', {})) for o in cell.outputs]}"
+    model_id = views[0]["data"][WIDGET_VIEW_MIME]["model_id"]
+    assert run.models().get(model_id) == "@jupyter-widgets/controls:VBoxModel"
+    state = run.widget_state()
+    assert model_id in state, "the displayed model is missing from the saved widget state"
+    assert "lossviz" in state[model_id]["state"].get("_dom_classes", [])
+
+
+def test_quickstart_plot_updates_while_training_runs(executed):
+    """The plot's widgets (opened in the display cell, plus its bqplot marks) receive
+    updates spread over the whole training cell, not in one burst at the end."""
+    run, *_ = executed(QUICKSTART)
+    display = run.code_cell("LossPlot(")
+    train = run.code_cell("for step in")
+    models = run.models()
+    plot_comms = {
+        e.comm_id
+        for e in run.events
+        if e.msg_type == "comm_open" and (e.cell_index == display or e.model.startswith("bqplot:"))
+    }
+    updates = [
+        e for e in run.events if e.cell_index == train and e.msg_type == "comm_msg" and e.comm_id in plot_comms and e.keys
+    ]
+    data_updates = [e for e in updates if models[e.comm_id].startswith("bqplot:") and {"x", "y"} & set(e.keys)]
+    busy, idle = run.cell_spans[train]
+    duration = idle - busy
+    assert duration > 0.5, f"training cell took only {duration:.2f} s"
+    frames = sorted({round(e.time, 2) for e in data_updates})
+    assert len(frames) >= 10, f"only {len(frames)} line-data frames during a {duration:.1f} s training cell"
+    pos = [(t - busy) / duration for t in frames]
+    assert min(pos) < 0.3 and max(pos) > 0.7, (
+        f"line data arrived only between {min(pos):.0%} and {max(pos):.0%} of the training cell"
+    )
+
+
+def test_quickstart_training_output_is_not_erased(executed):
+    run, *_ = executed(QUICKSTART)
+    train = run.code_cell("for step in")
+    cell = run.nb.cells[train]
+    text = cell_text(cell)
+    steps = [line.split()[1] for line in text.splitlines() if line.startswith("step ")]
+    assert steps[0] == "0" and len(steps) >= 5, f"progress prints missing or erased:\n{text}"
+    assert "trained" in text and "steps in" in text
+    bars = [o for o in cell.outputs if WIDGET_VIEW_MIME in o.get("data", {})]
+    assert bars, "the tqdm progress bar (a widget in a kernel) is missing from the training cell"
+    assert train not in run.clear_outputs
+
+
+def _read_history(path: Path) -> dict[str, dict[str, np.ndarray]]:
+    with open(path, newline="") as f:
+        reader = csv.reader(f)
+        assert next(reader) == ["metric", "step", "value", "wall_time"]
+        cols: dict[str, list[tuple[float, float, float]]] = defaultdict(list)
+        for row in reader:
+            assert len(row) == 4, row
+            cols[row[0]].append((float(row[1]), float(row[2]), float(row[3])))
+    return {
+        name: dict(zip(("steps", "values", "wall_time"), map(np.array, zip(*rows)))) for name, rows in cols.items()
+    }
+
+
+def test_quickstart_snapshot_history(executed):
+    run, snapshots, started, finished, _ = executed(QUICKSTART)
+    hist = _read_history(snapshots / "quickstart_history.csv")
+    assert set(hist) == {"loss", "acc", "val_loss", "val_acc"}
+
+    n = len(hist["loss"]["steps"])
+    assert 1_000 <= n <= 100_000, f"{n} training steps"
+    assert len(hist["acc"]["steps"]) == n
+    n_val = len(hist["val_loss"]["steps"])
+    assert n / 100 <= n_val <= n / 10, f"{n_val} validation points for {n} steps"
+    assert len(hist["val_acc"]["steps"]) == n_val
+
+    # Full resolution: one row per step, in order, with real wall times from this run.
+    np.testing.assert_array_equal(hist["loss"]["steps"], np.arange(n))
+    np.testing.assert_array_equal(hist["acc"]["steps"], np.arange(n))
+    assert set(hist["val_loss"]["steps"]) <= set(hist["loss"]["steps"])
+    assert hist["val_loss"]["steps"][-1] == n - 1
+    for name, h in hist.items():
+        assert np.all(np.isfinite(h["values"])), name
+        assert np.all(np.diff(h["steps"]) > 0), name
+        assert np.all(np.diff(h["wall_time"]) >= 0), name
+        assert started - 1 <= h["wall_time"][0] and h["wall_time"][-1] <= finished + 1, name
+    for name in ("acc", "val_acc"):
+        assert np.all((hist[name]["values"] >= 0) & (hist[name]["values"] <= 1)), name
+
+    loss = hist["loss"]["values"]
+    first, last = loss[:50].mean(), loss[-50:].mean()
+    assert abs(first - math.log(3)) < 0.5, f"initial loss {first:.3f} is far from ln(3) for 3 classes"
+    assert last < 0.25 * first, f"loss did not fall: first 50 steps {first:.3f}, last 50 {last:.3f}"
+    val = hist["val_loss"]["values"]
+    assert val[-1] < 0.5 * val[0], f"val_loss {val[0]:.3f} -> {val[-1]:.3f}"
+    assert hist["val_acc"]["values"][-1] > 0.9
+
+
+def test_quickstart_snapshot_summary(executed):
+    run, snapshots, _, _, tmp = executed(QUICKSTART)
+    hist = _read_history(snapshots / "quickstart_history.csv")
+    lines = (snapshots / "quickstart_summary.txt").read_text().splitlines()
+    for name, h in hist.items():
+        line = next((ln for ln in lines if ln.startswith(f"{name}: ")), None)
+        assert line is not None, f"no summary line for {name}: {lines}"
+        fields = dict(part.split("=", 1) for part in line.split() if "=" in part)
+        assert int(fields["points"]) == len(h["values"])
+        assert float(fields["final"]) == pytest.approx(h["values"][-1], rel=1e-5)
+        best = h["values"].max() if "acc" in name else h["values"].min()
+        assert float(fields["best"]) == pytest.approx(best, rel=1e-5)
+    # the notebook wrote its snapshot where LOSSVIZ_SNAPSHOT_DIR said, and nothing into its cwd
+    assert sorted(p.name for p in snapshots.iterdir()) == ["quickstart_history.csv", "quickstart_summary.txt"]
+    assert list((tmp / "cwd").iterdir()) == []
