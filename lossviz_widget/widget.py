@@ -179,7 +179,10 @@ class LossPlot(widgets.VBox):
         grid = getattr(self, "_grid", None)
         if grid is not None:
             grid.close()
-        for child in self.children:
+        pending = list(self.children)
+        while pending:  # the control bar's slider, toggles and dropdown too
+            child = pending.pop()
+            pending.extend(getattr(child, "children", ()))
             child.close()
         super().close()
 

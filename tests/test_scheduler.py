@@ -32,6 +32,17 @@ def wait_until(pred, timeout=5.0):
     return pred()
 
 
+def frame_gaps(rec, seconds, **scheduler_args):
+    """Request frames continuously for ``seconds``; return the gaps between frame starts."""
+    sched = FrameScheduler(rec.render, **scheduler_args)
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < seconds:
+        sched.request()
+        time.sleep(0.001)
+    sched.stop()
+    return [b - a for a, b in zip(rec.times, rec.times[1:])]
+
+
 def test_many_requests_coalesce_into_few_frames_at_most_fps():
     rec = Recorder()
     sched = FrameScheduler(rec.render, fps=20)
@@ -64,25 +75,13 @@ def test_trailing_frame_shows_the_last_value():
 
 def test_message_budget_slows_frames():
     rec = Recorder(messages=250)  # 250 msgs/frame at a 500 msg/s budget -> at most 2 frames/s
-    sched = FrameScheduler(rec.render, fps=50, max_messages_per_s=500)
-    t0 = time.monotonic()
-    while time.monotonic() - t0 < 1.2:
-        sched.request()
-        time.sleep(0.001)
-    sched.stop()
-    gaps = [b - a for a, b in zip(rec.times, rec.times[1:])]
+    gaps = frame_gaps(rec, 1.2, fps=50, max_messages_per_s=500)
     assert gaps and min(gaps) >= 0.45
 
 
 def test_slow_frames_keep_rendering_under_its_share_of_wall_time():
     rec = Recorder(cost=0.05)  # a 50 ms frame at a 20% budget: at most one frame per 250 ms
-    sched = FrameScheduler(rec.render, fps=30, max_busy_fraction=0.2)
-    t0 = time.monotonic()
-    while time.monotonic() - t0 < 1.3:
-        sched.request()
-        time.sleep(0.001)
-    sched.stop()
-    gaps = [b - a for a, b in zip(rec.times, rec.times[1:])]
+    gaps = frame_gaps(rec, 1.3, fps=30, max_busy_fraction=0.2)
     assert len(gaps) >= 2 and min(gaps) >= 0.24
 
 

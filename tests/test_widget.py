@@ -248,6 +248,7 @@ def test_close_stops_everything():
     p.log(loss=1.0)
     time.sleep(0.2)
     assert p._scheduler.running
+    widgets = [p, *p.children, *p.children[1].children, *(f for f in p._grid.box.children)]
     p.close()
     assert not p._scheduler.running
-    assert p.comm is None
+    assert all(w.comm is None for w in widgets)  # nothing left open in the kernel or the browser
