@@ -89,7 +89,6 @@ class Frame:
     readout: list[ReadoutRow]
     x_label: str
     x_is_date: bool
-    points_sent: int  # y values in arrays that changed this frame
 
 
 class _MetricState:
@@ -158,7 +157,6 @@ class FrameBuilder:
         ]
         families: dict[str, list[_MetricState]] = {}
         readout: list[ReadoutRow] = []
-        points = 0
         for name, hist in data.items():
             state = self._metrics.get(name)
             if state is None:
@@ -169,7 +167,6 @@ class FrameBuilder:
             if state.key != key:
                 state.frame = self._series(state, hist, settings, t0 or 0.0, scale)
                 state.key = key
-                points += len(state.frame.y) + (0 if state.frame.raw_y is None else len(state.frame.raw_y))
             else:
                 state.frame.changed = False
             families.setdefault(family_of(name), []).append(state)
@@ -179,7 +176,7 @@ class FrameBuilder:
                                state.best_step, len(hist), state.nonfinite, state.maximize)
                 )
         panels = [self._panel(fam, states, settings) for fam, states in families.items()]
-        return Frame(panels, readout, x_label, settings.x_axis == "wall_time", points)
+        return Frame(panels, readout, x_label, settings.x_axis == "wall_time")
 
     def _series(
         self, state: _MetricState, hist: MetricHistory, s: ViewSettings, t0: float, scale: float
