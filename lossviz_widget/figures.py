@@ -47,7 +47,7 @@ class _Panel:
         self.lines: dict[str, tuple[Lines, Lines]] = {}
         self.figure = Figure(
             marks=[self.markers], axes=[self.x_axis, self.y_axis], title=family, animation_duration=0,
-            legend_location="top-right", fig_margin={"top": 40, "bottom": 45, "left": 60, "right": 15},
+            legend_location="top-right", fig_margin={"top": 40, "bottom": 45, "left": 60, "right": 30},
             min_aspect_ratio=0.01, max_aspect_ratio=100,
             layout=Layout(flex="1 1 420px", min_width="320px", height="300px"),
         )
