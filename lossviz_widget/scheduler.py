@@ -16,6 +16,7 @@ forgotten plot does not keep itself alive.
 
 from __future__ import annotations
 
+import atexit
 import logging
 import threading
 import time
@@ -25,6 +26,17 @@ from collections.abc import Callable
 __all__ = ["FrameScheduler"]
 
 log = logging.getLogger("lossviz_widget")
+
+# Render threads still running at interpreter exit are stopped first, so no frame is
+# sent while the kernel tears down IOPub (registered after ipykernel's hooks, so it runs
+# before them).
+_running: weakref.WeakSet[FrameScheduler] = weakref.WeakSet()
+
+
+@atexit.register
+def _stop_all() -> None:
+    for scheduler in list(_running):
+        scheduler.stop(timeout=1.0)
 
 
 class FrameScheduler:
@@ -60,6 +72,7 @@ class FrameScheduler:
         with self._start_lock:
             if self._thread is None and not self._stop.is_set():
                 self._thread = threading.Thread(target=self._run, name="lossviz-render", daemon=True)
+                _running.add(self)
                 self._thread.start()
 
     def _run(self) -> None:
@@ -97,6 +110,7 @@ class FrameScheduler:
         """Stop the thread (pending frames are dropped; call the owner's flush first)."""
         self._stop.set()
         self._pending.set()
+        _running.discard(self)
         thread = self._thread
         if thread is not None and thread is not threading.current_thread():
             thread.join(timeout)

@@ -137,3 +137,23 @@ def test_thread_ends_when_owner_is_garbage_collected():
     gc.collect()
     thread.join(timeout=3)
     assert not thread.is_alive()
+
+
+def test_render_threads_are_stopped_at_interpreter_exit(tmp_path):
+    """The atexit hook stops every running render thread (no frame races the kernel's teardown)."""
+    import subprocess
+    import sys
+
+    script = tmp_path / "exit.py"
+    script.write_text(
+        "import time\n"
+        "import lossviz_widget.scheduler as m\n"
+        "s = m.FrameScheduler(lambda: 0, fps=60)\n"
+        "s.request(); time.sleep(0.2)\n"
+        "assert s.running and s in m._running\n"
+        "m._stop_all()\n"
+        "print('ALIVE', s.running, 'REGISTERED', s in m._running)\n"
+    )
+    out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=30)
+    assert out.returncode == 0, out.stderr
+    assert "ALIVE False REGISTERED False" in out.stdout
