@@ -11,6 +11,7 @@ and history work the same, and :meth:`LossPlot.flush` renders on demand.
 
 from __future__ import annotations
 
+import dataclasses
 import html
 import threading
 from collections.abc import Mapping
@@ -23,7 +24,7 @@ from .controls import control_bar, format_number, readout_html
 from .figures import PanelGrid
 from .scheduler import FrameScheduler
 from .store import History, MetricStore
-from .view import X_AXIS_MODES, FrameBuilder, ReadoutRow, ViewSettings
+from .view import X_AXIS_MODES, Frame, FrameBuilder, ReadoutRow, ViewSettings
 
 __all__ = ["LossPlot"]
 
@@ -190,6 +191,14 @@ class LossPlot(widgets.VBox):
 
     def _settings(self) -> ViewSettings:
         return ViewSettings(self.smoothing, self.log_y, self.ignore_outliers, self.x_axis, self.max_points)
+
+    def _export_frame(self, max_points: int = 4000) -> Frame:
+        """The current view (panels, colours, smoothing, scales) at export resolution.
+
+        Built by a fresh FrameBuilder, so the live view's incremental state is untouched.
+        """
+        settings = dataclasses.replace(self._settings(), max_points=max_points)
+        return FrameBuilder().build(self._store.snapshot(), self._store.t0, settings)
 
     def _request_frame(self) -> None:
         if getattr(self, "_live", False):
