@@ -68,6 +68,18 @@ class MetricBuffer:
         self.n = n + 1
         self.last_step = step
 
+    def extend(self, history: MetricHistory) -> None:
+        """Bulk-append already validated points (loading a file)."""
+        n, k = self.n, len(history)
+        while n + k > len(self._steps):
+            self._grow()
+        self._steps[n : n + k] = history.steps
+        self._values[n : n + k] = history.values
+        self._wall[n : n + k] = history.wall_time
+        self.n = n + k
+        if k:
+            self.last_step = float(history.steps[-1])
+
     def _grow(self) -> None:
         cap = 2 * len(self._steps)
         for attr in ("_steps", "_values", "_wall"):

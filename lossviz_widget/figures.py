@@ -17,6 +17,7 @@ import numpy as np
 from bqplot import Axis, DateScale, Figure, LinearScale, Lines, LogScale, Scatter
 from ipywidgets import Box, Layout
 
+from .grouping import higher_is_better
 from .view import Frame, PanelFrame, SeriesFrame
 
 __all__ = ["PanelGrid"]
@@ -47,7 +48,9 @@ class _Panel:
         self.lines: dict[str, tuple[Lines, Lines]] = {}
         self.figure = Figure(
             marks=[self.markers], axes=[self.x_axis, self.y_axis], title=family, animation_duration=0,
-            legend_location="top-right", fig_margin={"top": 40, "bottom": 45, "left": 60, "right": 30},
+            # rising curves (accuracy) end top-right, falling ones (loss) bottom-right: keep the legend clear
+            legend_location="bottom-right" if higher_is_better(family) else "top-right",
+            fig_margin={"top": 40, "bottom": 45, "left": 60, "right": 40},
             min_aspect_ratio=0.01, max_aspect_ratio=100,
             layout=Layout(flex="1 1 420px", min_width="320px", height="300px"),
         )

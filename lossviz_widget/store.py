@@ -52,6 +52,20 @@ class MetricStore:
             if self.t0 is None and items:
                 self.t0 = wall
 
+    def load(self, metrics: Mapping[str, MetricHistory]) -> None:
+        """Append whole histories (from a file) to an empty store."""
+        with self.lock:
+            if self._buffers:
+                raise ValueError("can only load into an empty plot")
+            for name, history in metrics.items():
+                check_name(name)
+                buf = self._buffers[name] = MetricBuffer()
+                buf.extend(history)
+                if len(history):
+                    self._last_step = max(self._last_step, float(history.steps[-1]))
+                    first = float(history.wall_time[0])
+                    self.t0 = first if self.t0 is None else min(self.t0, first)
+
     def names(self) -> list[str]:
         with self.lock:
             return list(self._buffers)

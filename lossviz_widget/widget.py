@@ -5,16 +5,22 @@ Data path: ``log()`` -> :mod:`store` (validated, buffered) -> :mod:`scheduler`
 (smoothing, downsampling, readout) -> :mod:`figures` (bqplot). ``log()`` itself
 never touches a widget.
 
-Outside a Jupyter kernel (a plain script) there is no render thread: logging
-and history work the same, and :meth:`LossPlot.flush` renders on demand.
+Outside a Jupyter kernel (a plain script) nothing is drawn in the background:
+logging, history and exports work the same, and :meth:`LossPlot.flush` renders
+on demand. With ``log_file=`` the frame thread runs anyway, to stream values to
+disk.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import html
+import logging
+import os
 import threading
+import warnings
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import ipywidgets as widgets
@@ -22,13 +28,22 @@ from traitlets import Bool, Enum, Float, Int, TraitError, Unicode, observe, vali
 
 from .controls import control_bar, format_number, readout_html
 from .figures import PanelGrid
+from .files import atomic_write, check_suffix
+from .formats import RunData, read_data, write_data
+from .logfile import LogWriter
 from .scheduler import FrameScheduler
+from .snapshot import SnapshotButton
 from .store import History, MetricStore
 from .view import X_AXIS_MODES, Frame, FrameBuilder, ReadoutRow, ViewSettings
 
 __all__ = ["LossPlot"]
 
 _VIEW_TRAITS = ("smoothing", "log_y", "ignore_outliers", "x_axis", "max_points")
+_SETTINGS = (*_VIEW_TRAITS, "fps")  # what data files keep besides the title
+IMAGE_SUFFIXES = (".png", ".svg", ".pdf")
+EXPORT_SUFFIXES = (*IMAGE_SUFFIXES, ".html", ".csv", ".json", ".npz")
+_WIDGET_MIME = "application/vnd.jupyter.widget-view+json"
+log = logging.getLogger("lossviz_widget")
 
 
 def _in_kernel() -> bool:
@@ -72,6 +87,7 @@ class LossPlot(widgets.VBox):
         x_axis: str = "step",
         fps: float = 10.0,
         max_points: int = 2000,
+        log_file: str | os.PathLike[str] | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(
@@ -91,10 +107,18 @@ class LossPlot(widgets.VBox):
         self._error = ""  # last rendering error, shown in the status line
         self._last_rows: list[ReadoutRow] = []
         self._update_header()
-        self.children = [self._header, control_bar(self), self._grid.box, self._readout, self._status]
+        self._snapshot = SnapshotButton()
+        bar = control_bar(self)
+        bar.children += (self._snapshot,)
+        self.children = [self._header, bar, self._grid.box, self._readout, self._status]
         self.add_class("lossviz")
         self._live = _in_kernel()
-        self._scheduler = FrameScheduler(self._render, fps=fps, on_error=self._report_error)
+        self._scheduler = FrameScheduler(self._frame_from_thread, fps=fps, on_error=self._report_error)
+        self._log_writer: LogWriter | None = None
+        self._displays: list[Any] = []  # IPython DisplayHandles showing this plot
+        self._static_key: tuple | None = None  # what the static image in those displays shows
+        if log_file is not None:
+            self._open_log(log_file)
 
     # -- validation -----------------------------------------------------------------------------
 
@@ -160,12 +184,93 @@ class LossPlot(widgets.VBox):
         if not merged:
             raise TypeError("log() needs at least one metric, e.g. plot.log(loss=0.5)")
         self._store.log(merged, step)
-        if self._live:
+        if self._background:
             self._scheduler.request()
 
     def flush(self) -> None:
-        """Draw everything logged so far now, on this thread (also works without a browser)."""
+        """Draw (and write to ``log_file``) everything logged so far, now, on this thread.
+
+        Also refreshes the static image that saved notebooks show. Works without a browser.
+        """
         self._render()
+        self._refresh_displays()
+
+    def export(self, path: str | os.PathLike[str], *, width: float = 10.0, height: float | None = None,
+               dpi: float = 150) -> Path:
+        """Write a snapshot of the run; the format follows the suffix. Returns the path.
+
+        * ``.png``/``.svg``/``.pdf``: an image of the current view (panels, colours, smoothing,
+          log scale, outlier range, x axis, title) rendered in the kernel, so it works
+          mid-training, in scripts and in CI. ``width``/``height`` in inches, ``dpi`` for PNG.
+        * ``.html``: a self-contained report page (curves, latest/best values, all data) that
+          opens offline.
+        * ``.csv``/``.json``/``.npz``: every logged value at full resolution; read them back with
+          :meth:`LossPlot.load`.
+
+        The file is written to a temporary name and renamed into place, so a failure never
+        leaves a half-written file where a good one was.
+        """
+        p, suffix = check_suffix(path, EXPORT_SUFFIXES, "export to")
+        if suffix in IMAGE_SUFFIXES:
+            from .images import image_bytes
+
+            payload = image_bytes(self._export_frame(), suffix[1:], title=self.title, width=width,
+                                  height=height, dpi=dpi)
+            return atomic_write(p, lambda f: f.write(payload))
+        if suffix == ".html":
+            from .report import render_report
+
+            page = render_report(self._export_frame(), self._store.snapshot(), title=self.title,
+                                 settings=self._settings_dict())
+            return atomic_write(p, lambda f: f.write(page.encode("utf-8")))
+        data = RunData(self._store.snapshot(), self.title, self._settings_dict())
+        return atomic_write(p, lambda f: write_data(f, suffix, data))
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str], **options: Any) -> LossPlot:
+        """A new plot holding the data of a ``.csv``/``.json``/``.npz`` export or a ``log_file``.
+
+        Title and view settings come from the file (``.json``, ``.npz``, ``.jsonl``) unless
+        given in ``options``. The plot is ready to keep logging; pass
+        ``log_file=path`` with the log file itself to keep appending to it. A log whose last
+        line was cut mid-write (a killed kernel) loads with a ``RuntimeWarning`` saying how
+        many lines were skipped.
+        """
+        p = Path(path).expanduser()
+        data = read_data(p)
+        if data.skipped_lines:
+            warnings.warn(f"{str(p)!r}: skipped {data.skipped_lines} incomplete or corrupt line(s)",
+                          RuntimeWarning, stacklevel=2)
+        kwargs: dict[str, Any] = {k: v for k, v in data.settings.items() if k in _SETTINGS}
+        kwargs["title"] = data.title
+        kwargs.update(options)
+        log_file = kwargs.pop("log_file", None)
+        plot = cls(**kwargs)
+        plot._store.load(data.metrics)
+        if log_file is not None:
+            same = Path(log_file).expanduser().resolve() == p.resolve()
+            plot._open_log(log_file, resume=same)
+        plot._request_frame()
+        return plot
+
+    @property
+    def last_snapshot(self) -> bytes | None:
+        """PNG bytes of the widget exactly as the browser last showed it.
+
+        Set by the control bar's snapshot button (which also downloads the PNG) or by
+        :meth:`request_snapshot`. Browser replies are handled when the kernel is idle, so this
+        fills in after the current cell, never during it.
+        """
+        return self._snapshot.last_snapshot
+
+    def request_snapshot(self, timeout: float = 10.0) -> str:
+        """Ask the browser for a PNG of the widget as shown; returns at once (a request id).
+
+        :attr:`last_snapshot` holds the image once the kernel is idle; if no view answers
+        within ``timeout`` seconds (not displayed, browser closed), ``self._snapshot.last_error``
+        says so. For an image *during* training, in scripts or CI, use ``export("x.png")``.
+        """
+        return self._snapshot.request(timeout)
 
     @property
     def history(self) -> History:
@@ -173,10 +278,19 @@ class LossPlot(widgets.VBox):
         return History(self._store)
 
     def close(self) -> None:
-        """Stop the render thread and close every child widget."""
+        """Stop the render thread, write out ``log_file``, and close every widget.
+
+        Displays of the plot keep its final static image and summary.
+        """
         scheduler = getattr(self, "_scheduler", None)
         if scheduler is not None:
             scheduler.stop()
+        if getattr(self, "_store", None) is not None:
+            self._render(draw=False)  # the last points reach the log file
+            self._refresh_displays(live=False)
+            self._unhook_cell_end()
+        if getattr(self, "_log_writer", None) is not None:
+            self._log_writer.close()
         grid = getattr(self, "_grid", None)
         if grid is not None:
             grid.close()
@@ -204,10 +318,110 @@ class LossPlot(widgets.VBox):
         if getattr(self, "_live", False):
             self._scheduler.request()
 
-    def _render(self) -> int:
+    def _settings_dict(self) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in _SETTINGS}
+
+    def _open_log(self, path: str | os.PathLike[str], resume: bool = False) -> None:
+        """Stream values to ``path`` from now on; the history already held is written first
+        (or, with ``resume``, taken to be in the file already)."""
+        lengths = {name: len(h) for name, h in self._store.snapshot().items()}
+        self._log_writer = LogWriter(path, title=self.title, settings=self._settings_dict(),
+                                     already_written=lengths if resume else None)
+        self._render(draw=False)
+        self._scheduler.request()
+
+    # -- display: the live widget plus a static image for saved notebooks ---------------------
+
+    def _summary_text(self) -> str:
+        rows = self._last_rows or self._builder.build(self._store.snapshot(), self._store.t0,
+                                                      self._settings()).readout
+        head = f"LossPlot {self.title!r}" if self.title else "LossPlot"
+        if not rows:
+            return f"{head}: no values logged yet"
+        lines = [f"{head}: {len(rows)} metrics"]
+        for r in rows:
+            lines.append(f"  {r.name}: {r.count:,} points, step {format_number(r.step)}, latest "
+                         f"{format_number(r.latest)}, best {format_number(r.best)} (step {format_number(r.best_step)})")
+        return "\n".join(lines)
+
+    def _static_bundle(self) -> dict[str, Any]:
+        """``text/plain`` summary and, once there is data, a PNG of the current view."""
+        bundle: dict[str, Any] = {"text/plain": self._summary_text()}
+        if len(self._store):
+            try:
+                from .images import image_bytes
+
+                bundle["image/png"] = image_bytes(self._export_frame(), "png", title=self.title, dpi=80)
+            except Exception:  # a static fallback must never break the live display
+                log.exception("lossviz_widget: could not render the static image")
+        return bundle
+
+    def _repr_mimebundle_(self, **kwargs: Any) -> dict[str, Any]:
+        """The live widget, plus a static PNG and text summary for viewers without widget state
+        (GitHub, nbviewer, nbconvert; ipympl's precedent)."""
+        bundle = super()._repr_mimebundle_(**kwargs)
+        bundle.update(self._static_bundle())
+        return bundle
+
+    def _ipython_display_(self) -> None:
+        from IPython.display import display
+
+        handle = display(self._repr_mimebundle_(), raw=True, display_id=True)
+        if handle is not None:
+            self._displays.append(handle)
+            self._static_key = self._data_key()
+            self._hook_cell_end()
+
+    def _data_key(self) -> tuple:
+        return (tuple((n, len(h)) for n, h in self._store.snapshot().items()), self._settings(), self.title)
+
+    def _refresh_displays(self, live: bool = True) -> None:
+        """Re-send the displays' data with a fresh static image, if the data changed since."""
+        if not self._displays or (live and self._data_key() == self._static_key):
+            return
+        self._static_key = self._data_key()
+        bundle = self._repr_mimebundle_() if live and self.comm is not None else self._static_bundle()
+        for handle in self._displays:
+            handle.update(bundle, raw=True)
+
+    def _on_cell_end(self, result: Any = None) -> None:
+        try:
+            self._refresh_displays()
+        except Exception:
+            log.exception("lossviz_widget: could not refresh the static image")
+
+    def _hook_cell_end(self) -> None:
+        from IPython import get_ipython
+
+        shell = get_ipython()
+        if shell is not None and self._on_cell_end not in shell.events.callbacks["post_run_cell"]:
+            shell.events.register("post_run_cell", self._on_cell_end)
+
+    def _unhook_cell_end(self) -> None:
+        if not self._displays:  # only displayed plots hook the cell end (and close() runs from __del__)
+            return
+        from IPython import get_ipython
+
+        shell = get_ipython()
+        if shell is not None and self._on_cell_end in shell.events.callbacks["post_run_cell"]:
+            shell.events.unregister("post_run_cell", self._on_cell_end)
+
+    @property
+    def _background(self) -> bool:
+        """Whether frames run on the background thread: to draw (in a kernel) or to log to disk."""
+        return self._live or self._log_writer is not None
+
+    def _frame_from_thread(self) -> int:
+        return self._render(draw=self._live)
+
+    def _render(self, draw: bool = True) -> int:
         """Build and push one frame; returns the number of widget messages sent."""
         with self._render_lock:
             data = self._store.snapshot()
+            if self._log_writer is not None:
+                self._log_writer.write_new(data)
+            if not draw:
+                return 0
             frame = self._builder.build(data, self._store.t0, self._settings())
             sent = self._grid.apply(frame)
             readout = readout_html(frame.readout)

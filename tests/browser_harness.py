@@ -7,9 +7,10 @@ import ``lossviz_widget``), :func:`launch_chromium` starts Debian's
 needed), and :class:`NotebookPage` drives the JupyterLab UI the way a person would
 (open the notebook, Run -> Run All Cells) and reads what is on screen from the DOM.
 
-Use from a test module (fixtures are plain imports; no conftest needed)::
+Use from a test module (the fixtures are registered once, in ``tests/conftest.py``, so every
+browser module shares one JupyterLab server and one Chromium)::
 
-    from browser_harness import chromium_browser, jupyterlab_server, notebook_page, page  # noqa: F401
+    from browser_harness import require_chromium, write_notebook
 
     @pytest.mark.browser
     def test_it(request):

@@ -33,7 +33,8 @@ from jupyter_client.kernelspec import KernelSpecManager
 from jupyter_client.manager import AsyncKernelManager
 from nbclient import NotebookClient
 
-__all__ = ["WIDGET_VIEW_MIME", "WIDGET_STATE_MIME", "CommEvent", "NotebookRun", "run_notebook", "cell_text"]
+__all__ = ["WIDGET_VIEW_MIME", "WIDGET_STATE_MIME", "CommEvent", "NotebookRun", "run_notebook", "cell_text",
+           "private_kernelspecs"]
 
 WIDGET_VIEW_MIME = "application/vnd.jupyter.widget-view+json"
 WIDGET_STATE_MIME = "application/vnd.jupyter.widget-state+json"
@@ -111,7 +112,8 @@ class _RecordingClient(NotebookClient):
         return super().process_message(msg, cell, cell_index)
 
 
-def _kernel_manager(spec_root: Path) -> AsyncKernelManager:
+def private_kernelspecs(spec_root: Path) -> KernelSpecManager:
+    """A kernelspec manager that knows one ``python3`` kernel: this interpreter's ipykernel."""
     spec_dir = spec_root / "kernels" / "python3"
     spec_dir.mkdir(parents=True, exist_ok=True)
     spec = {
@@ -120,8 +122,11 @@ def _kernel_manager(spec_root: Path) -> AsyncKernelManager:
         "language": "python",
     }
     (spec_dir / "kernel.json").write_text(json.dumps(spec))
-    ksm = KernelSpecManager(kernel_dirs=[str(spec_root / "kernels")])
-    km = AsyncKernelManager(kernel_name="python3", kernel_spec_manager=ksm)
+    return KernelSpecManager(kernel_dirs=[str(spec_root / "kernels")])
+
+
+def _kernel_manager(spec_root: Path) -> AsyncKernelManager:
+    km = AsyncKernelManager(kernel_name="python3", kernel_spec_manager=private_kernelspecs(spec_root))
     km.shutdown_wait_time = SHUTDOWN_WAIT_S
     return km
 

@@ -18,17 +18,8 @@ import pytest
 if TYPE_CHECKING:
     from playwright.sync_api import Locator
 
-from browser_harness import (  # noqa: F401 - fixtures are used by name
-    NotebookPage,
-    check_kernel_process,
-    chromium_browser,
-    jupyterlab_server,
-    notebook_page,
-    page,
-    poll,
-    require_chromium,
-    write_notebook,
-)
+# The fixtures (notebook_page, ...) come from conftest.py, shared by all browser test modules.
+from browser_harness import NotebookPage, check_kernel_process, poll, require_chromium, write_notebook
 
 N_STEPS = 400
 VAL_EVERY = 50

@@ -5,6 +5,7 @@ import threading
 import time
 
 from lossviz_widget.scheduler import FrameScheduler
+from waiting import wait_until
 
 
 class Recorder:
@@ -21,15 +22,6 @@ class Recorder:
             self.seen.append(self.source[0])
         time.sleep(self.cost)
         return self.messages
-
-
-def wait_until(pred, timeout=5.0):
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if pred():
-            return True
-        time.sleep(0.005)
-    return pred()
 
 
 def frame_gaps(rec, seconds, **scheduler_args):

@@ -191,7 +191,8 @@ def test_readout_latest_and_best(plot):
 
 def test_controls_are_linked_both_ways(plot):
     bar = plot.children[1]
-    slider, log_y, outliers, x_axis = bar.children
+    slider, log_y, outliers, x_axis, snapshot = bar.children
+    assert snapshot is plot._snapshot
     plot.smoothing = 0.9
     assert slider.value == 0.9
     slider.value = 0.25

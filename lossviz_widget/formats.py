@@ -1,0 +1,222 @@
+"""Full-resolution data files: ``.csv``, ``.json``, ``.npz`` (and reading the ``.jsonl`` log).
+
+Every format keeps every logged value exactly (floats are written as their
+shortest round-trip text, or as raw float64 in ``.npz``), NaN and +/-Inf
+included, and reads back to identical arrays. ``.json`` and ``.npz`` also keep
+the title and view settings. Nothing is pickled: ``.npz`` holds plain float64
+arrays plus a JSON string, and is read with ``allow_pickle=False``.
+
+CSV is long format, one row per point: ``run,metric,step,value,wall_time``.
+Until run comparison lands, a file holds one run (``"default"``).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import zipfile
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+import numpy as np
+
+from .buffers import MetricHistory
+
+__all__ = ["DATA_SUFFIXES", "CSV_HEADER", "RunData", "write_data", "read_data", "csv_bytes", "json_float",
+           "float_from_json", "json_safe_floats", "floats_from_json", "make_history"]
+
+DATA_SUFFIXES = (".csv", ".json", ".npz", ".jsonl")
+FORMAT = "lossviz_widget"
+VERSION = 1
+DEFAULT_RUN = "default"
+CSV_HEADER = ["run", "metric", "step", "value", "wall_time"]
+
+
+@dataclass
+class RunData:
+    """What a data file holds: metrics at full resolution, plus title and view settings."""
+
+    metrics: dict[str, MetricHistory]
+    title: str = ""
+    settings: dict[str, Any] = field(default_factory=dict)
+    skipped_lines: int = 0  # JSON-lines only: incomplete or corrupt lines passed over
+
+
+_NONFINITE = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}
+
+
+def json_float(v: float) -> float | str:
+    """A float as strict JSON: NaN/Inf become the strings "NaN", "Infinity", "-Infinity"."""
+    if math.isfinite(v):
+        return v
+    return "NaN" if math.isnan(v) else ("Infinity" if v > 0 else "-Infinity")
+
+
+def float_from_json(v: Any) -> float:
+    if isinstance(v, str):
+        try:
+            return _NONFINITE[v]
+        except KeyError:
+            raise ValueError(f"not a number: {v!r}") from None
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+        raise ValueError(f"not a number: {v!r}")
+    return float(v)
+
+
+def json_safe_floats(a: np.ndarray | Iterable[float]) -> list[float | str]:
+    """A 1-D float array as a JSON-ready list: finite values as floats, NaN/+-Inf as strings.
+
+    JSON has no NaN or Infinity (``json.dumps`` would write invalid JSON), so they become
+    "NaN", "Infinity", "-Infinity": the spelling JavaScript's ``Number()`` and Python's
+    ``float()`` both read back. Finite values stay floats, written with ``repr`` (exact).
+    """
+    arr = np.asarray(a, dtype=np.float64)
+    if arr.ndim != 1:
+        raise ValueError(f"json_safe_floats expects a 1-D array, got shape {arr.shape}")
+    out: list[float | str] = arr.tolist()
+    for i in np.flatnonzero(~np.isfinite(arr)).tolist():
+        out[i] = json_float(out[i])
+    return out
+
+
+def floats_from_json(values: Iterable[Any]) -> np.ndarray:
+    """The inverse of :func:`json_safe_floats`: a float64 array with NaN/+-Inf restored."""
+    return np.array([float_from_json(v) for v in values], dtype=np.float64)
+
+
+def csv_bytes(data: RunData) -> bytes:
+    """The ``.csv`` export as bytes (the HTML report embeds the same file)."""
+    buf = io.BytesIO()
+    write_data(buf, ".csv", data)
+    return buf.getvalue()
+
+
+def make_history(steps: Iterable[float], values: Iterable[float], wall: Iterable[float], name: str) -> MetricHistory:
+    s = np.asarray(list(steps) if not isinstance(steps, np.ndarray) else steps, dtype=np.float64)
+    v = np.asarray(list(values) if not isinstance(values, np.ndarray) else values, dtype=np.float64)
+    w = np.asarray(list(wall) if not isinstance(wall, np.ndarray) else wall, dtype=np.float64)
+    if not (len(s) == len(v) == len(w)):
+        raise ValueError(f"metric {name!r}: steps, values and wall_time have different lengths")
+    if len(s) and (not np.isfinite(s).all() or (np.diff(s) < 0).any()):
+        raise ValueError(f"metric {name!r}: steps must be finite and non-decreasing")
+    for a in (s, v, w):
+        a.flags.writeable = False
+    return MetricHistory(s, v, w)
+
+
+# -- writing --------------------------------------------------------------------------------
+
+
+def write_data(f: IO[bytes], suffix: str, data: RunData) -> None:
+    """Serialize ``data`` to an open binary file in the format of ``suffix``."""
+    if suffix == ".csv":
+        text = io.TextIOWrapper(f, encoding="utf-8", newline="")
+        writer = csv.writer(text)
+        writer.writerow(CSV_HEADER)
+        for name, h in data.metrics.items():
+            # repr() is the shortest text that parses back to the same float (nan/inf included)
+            writer.writerows(
+                (DEFAULT_RUN, name, repr(s), repr(v), repr(t))
+                for s, v, t in zip(h.steps.tolist(), h.values.tolist(), h.wall_time.tolist())
+            )
+        text.flush()
+        text.detach()
+    elif suffix == ".json":
+        doc = {
+            "format": FORMAT, "version": VERSION, "title": data.title, "settings": data.settings,
+            "runs": {DEFAULT_RUN: {name: {"steps": h.steps.tolist(), "values": json_safe_floats(h.values),
+                                          "wall_time": h.wall_time.tolist()}
+                                   for name, h in data.metrics.items()}},
+        }
+        f.write(json.dumps(doc, allow_nan=False, ensure_ascii=False).encode("utf-8"))
+    elif suffix == ".npz":
+        meta = {"format": FORMAT, "version": VERSION, "title": data.title, "settings": data.settings,
+                "run": DEFAULT_RUN, "metrics": list(data.metrics)}
+        arrays: dict[str, np.ndarray] = {"meta": np.array(json.dumps(meta, ensure_ascii=False))}
+        for i, h in enumerate(data.metrics.values()):
+            arrays[f"m{i}_steps"], arrays[f"m{i}_values"], arrays[f"m{i}_wall_time"] = h.steps, h.values, h.wall_time
+        np.savez_compressed(f, **arrays)
+    else:
+        raise ValueError(f"no data writer for {suffix!r}")
+
+
+# -- reading --------------------------------------------------------------------------------
+
+
+def read_data(path: Path) -> RunData:
+    """Read a ``.csv``/``.json``/``.npz``/``.jsonl`` file; ``ValueError`` naming the path if it is not valid."""
+    suffix = path.suffix.lower()
+    if not path.exists():
+        raise FileNotFoundError(f"cannot load {str(path)!r}: no such file")
+    if path.is_dir():
+        raise IsADirectoryError(f"cannot load {str(path)!r}: it is a folder")
+    readers = {".csv": _read_csv, ".json": _read_json, ".npz": _read_npz, ".jsonl": _read_jsonl}
+    if suffix not in readers:
+        raise ValueError(f"cannot load {str(path)!r}: unknown suffix {suffix or '(none)'!r}; use one of {', '.join(DATA_SUFFIXES)}")
+    try:
+        return readers[suffix](path)
+    except (ValueError, KeyError, TypeError, OSError, EOFError, zipfile.BadZipFile, UnicodeDecodeError) as exc:
+        if isinstance(exc, (FileNotFoundError, PermissionError)):
+            raise
+        raise ValueError(f"cannot load {str(path)!r}: not a valid lossviz {suffix} file ({type(exc).__name__}: {exc})") from exc
+
+
+def _one_run(runs: Iterable[str]) -> None:
+    found = sorted(set(runs))
+    if len(found) > 1:
+        raise ValueError(f"{len(found)} runs ({', '.join(map(repr, found[:5]))}); one LossPlot holds one run")
+
+
+def _read_csv(path: Path) -> RunData:
+    with path.open(newline="", encoding="utf-8") as f:
+        reader = csv.reader(f)
+        header = next(reader, None)
+        if header != CSV_HEADER:
+            raise ValueError(f"header must be {','.join(CSV_HEADER)}, got {header}")
+        columns: dict[str, tuple[list[float], list[float], list[float]]] = {}
+        runs = set()
+        for line, row in enumerate(reader, start=2):
+            if len(row) != 5:
+                raise ValueError(f"line {line}: expected 5 fields, got {len(row)}")
+            runs.add(row[0])
+            s, v, t = columns.setdefault(row[1], ([], [], []))
+            s.append(float(row[2]))
+            v.append(float(row[3]))
+            t.append(float(row[4]))
+    _one_run(runs)
+    return RunData({name: make_history(*cols, name) for name, cols in columns.items()})
+
+
+def _read_json(path: Path) -> RunData:
+    doc = json.loads(path.read_text(encoding="utf-8"))
+    if not isinstance(doc, dict) or doc.get("format") != FORMAT:
+        raise ValueError(f"missing \"format\": \"{FORMAT}\"")
+    runs = doc["runs"]
+    _one_run(runs)
+    metrics = {}
+    for run in runs.values():
+        for name, m in run.items():
+            metrics[name] = make_history(m["steps"], floats_from_json(m["values"]), m["wall_time"], name)
+    return RunData(metrics, str(doc.get("title", "")), dict(doc.get("settings", {})))
+
+
+def _read_npz(path: Path) -> RunData:
+    with np.load(path, allow_pickle=False) as z:
+        meta = json.loads(str(z["meta"]))
+        if meta.get("format") != FORMAT:
+            raise ValueError(f"missing \"format\": \"{FORMAT}\"")
+        metrics = {
+            name: make_history(z[f"m{i}_steps"], z[f"m{i}_values"], z[f"m{i}_wall_time"], name)
+            for i, name in enumerate(meta["metrics"])
+        }
+    return RunData(metrics, str(meta.get("title", "")), dict(meta.get("settings", {})))
+
+
+def _read_jsonl(path: Path) -> RunData:
+    from .logfile import read_log  # the log file's own reader knows its line format
+
+    return read_log(path)

@@ -1,0 +1,217 @@
+"""A self-contained HTML report of a run: one file that opens offline, anywhere.
+
+:func:`render_report` returns one HTML page with, in order: the title, the
+curves as inline SVG (text stays text, so the page is searchable), the
+latest/best table (the live widget's own :func:`~lossviz_widget.controls.readout_html`),
+the view settings, and the full-resolution data of every metric, both as an
+embedded JSON block (``<script type="application/json" id="lossviz-data">``)
+and as a "Download CSV" link made from a ``data:`` URI.
+
+Why it is built this way:
+
+* **Offline and inert.** No CDN, no external URL, no JavaScript: everything is
+  visible with scripts disabled, and a Content-Security-Policy ``<meta>`` forbids
+  scripts and network fetches, as a second line of defence.
+* **Escaped.** Every user string (title, metric names, settings) goes through
+  :func:`html.escape`; the JSON block escapes ``<``, ``>`` and ``&`` as
+  ``\\u003c``/``\\u003e``/``\\u0026`` (so ``</script>`` or ``<!--`` in a metric
+  name cannot end the block); the SVG writer escapes its text.
+* **Exact data.** JSON numbers and CSV values use ``repr(float)``, which
+  round-trips exactly. JSON has no NaN/Infinity, so :func:`json_safe_floats`
+  writes them as the strings ``"NaN"``, ``"Infinity"`` and ``"-Infinity"``
+  (:func:`floats_from_json` reverses it).
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+import re
+from collections.abc import Iterable, Mapping
+
+import numpy as np
+
+from .buffers import MetricHistory
+from .controls import format_number, readout_html
+from .formats import CSV_HEADER, RunData, csv_bytes, json_safe_floats
+from .images import image_bytes
+from .view import Frame
+
+__all__ = ["DATA_ELEMENT_ID", "render_report"]
+
+#: ``id`` of the embedded JSON data block.
+DATA_ELEMENT_ID = "lossviz-data"
+# Scripts and fetches are forbidden; only inline styles (and data: images) are allowed.
+_CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:; base-uri 'none'; form-action 'none'"
+
+_STYLE = """
+:root { color-scheme: light; }
+body { margin: 0; background: #fff; color: #222;
+       font: 14px/1.45 system-ui, -apple-system, "Segoe UI", Roboto, "DejaVu Sans", Arial, sans-serif; }
+main { max-width: 1100px; margin: 0 auto; padding: 24px 28px 40px; }
+h1 { font-size: 22px; margin: 0 0 2px; overflow-wrap: anywhere; }
+h2 { font-size: 15px; margin: 28px 0 10px; padding-bottom: 4px; border-bottom: 1px solid #e5e5e5; color: #333; }
+.lossviz-summary { margin: 0 0 14px; color: #666; }
+figure { margin: 0; }
+svg.lossviz-chart { display: block; width: 100%; height: auto; }
+table { border-collapse: collapse; }
+th, td { padding: 4px 14px 4px 0; border-bottom: 1px solid #eee; text-align: left; vertical-align: top; }
+th { font-weight: 600; color: #444; }
+.lossviz-readout table { font-size: 13px !important; }
+.lossviz-readout td:nth-child(n+3), .lossviz-readout th:nth-child(n+3) { text-align: right; }
+.lossviz-readout td:nth-child(2) { overflow-wrap: anywhere; }
+.lossviz-settings th { font-weight: normal; color: #666; }
+a.lossviz-download { display: inline-block; padding: 5px 12px; border: 1px solid #1f77b4; border-radius: 4px;
+                     color: #1f77b4; text-decoration: none; font-weight: 600; }
+a.lossviz-download:hover { background: #1f77b4; color: #fff; }
+code { font-size: 12px; background: #f5f5f5; padding: 1px 4px; border-radius: 3px; }
+.lossviz-note { color: #666; font-size: 13px; }
+footer { margin-top: 36px; color: #999; font-size: 12px; }
+@media print { a.lossviz-download { display: none; } main { max-width: none; padding: 0; } }
+"""
+
+
+def _jsonable(value: object) -> object:
+    if value is None or isinstance(value, (bool, int, str)):
+        return value
+    if isinstance(value, float):
+        return json_safe_floats([value])[0]
+    return str(value)
+
+
+def _script_json(obj: object) -> str:
+    """JSON that is safe inside ``<script type="application/json">``: no ``<``, ``>`` or ``&`` at all.
+
+    Those characters only occur inside JSON strings, where ``\\u003c`` etc. mean the
+    same thing to ``JSON.parse``; without them ``</script>`` and ``<!--`` cannot
+    end or confuse the block.
+    """
+    text = json.dumps(obj, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+    return (text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+            .replace("\u2028", "\\u2028").replace("\u2029", "\\u2029"))
+
+
+def _inline_svg(svg: bytes, label: str) -> str:
+    """matplotlib's SVG file as an element for an HTML page.
+
+    Drops what only a standalone file needs (XML declaration, DOCTYPE with its
+    DTD URL, the RDF metadata and the namespace declarations, all external URLs
+    that are never fetched, but still URLs) and lets CSS scale the chart.
+    """
+    text = svg.decode("utf-8")
+    text = text[text.index("<svg"):]
+    head_end = text.index(">") + 1
+    head, body = text[:head_end], text[head_end:]
+    attrs = {k: v for k, v in re.findall(r'\s(width|height|viewBox)="([^"]*)"', head)}
+    body = re.sub(r"\s*<metadata>.*?</metadata>", "", body, count=1, flags=re.S)
+    size = "".join(f' {k}="{html.escape(v, quote=True)}"' for k, v in attrs.items())
+    return f'<svg class="lossviz-chart"{size} role="img" aria-label="{html.escape(label, quote=True)}">{body}'
+
+
+def _download_name(title: str) -> str:
+    slug = re.sub(r"[^A-Za-z0-9._-]+", "_", title).strip("._-")[:80]
+    return f"{slug or 'lossviz'}.csv"
+
+
+def _size_text(n: int) -> str:
+    for unit, scale in (("MB", 1 << 20), ("KB", 1 << 10)):
+        if n >= scale:
+            return f"{n / scale:.1f} {unit}"
+    return f"{n} bytes"
+
+
+def render_report(
+    frame: Frame,
+    data: Mapping[str, MetricHistory],
+    *,
+    title: str = "",
+    settings: Mapping[str, object] | None = None,
+) -> str:
+    """A standalone HTML page of a run: curves, latest/best table, settings and all the data.
+
+    ``frame`` is what to draw (e.g. ``plot._export_frame()``), ``data`` the
+    full-resolution history to embed (e.g. ``plot.history``), ``settings`` the
+    view settings to list (e.g. smoothing, log y). The page needs no network and
+    no JavaScript: the chart is inline SVG, the data an embedded JSON block
+    (``#lossviz-data``: ``{"metrics": [{"name", "steps", "values", "wall_time"}], ...}``
+    with NaN/±Inf as strings, see :func:`json_safe_floats`) plus a CSV ``data:``
+    link. Every user string is escaped. Returns the page as a ``str`` (write it
+    with ``encoding="utf-8"``).
+    """
+    esc = html.escape
+    names = list(data)
+    histories = [data[name] for name in names]
+    shown_settings = dict(settings) if settings is not None else {"x axis": frame.x_label}
+
+    label = "Curves of " + (", ".join(names) if names else "no metric")
+    chart = _inline_svg(image_bytes(frame, "svg"), label)
+
+    points = sum(len(h) for h in histories)
+    nonfinite = sum(int(np.count_nonzero(~np.isfinite(h.values))) for h in histories)
+    last = max((float(h.steps[-1]) for h in histories if len(h)), default=None)
+    summary = [f"{len(names)} metric{'s' if len(names) != 1 else ''}", f"{points:,} points"]
+    if last is not None:
+        summary.insert(0, f"last step {format_number(last)}")
+    if nonfinite:
+        summary.append(f'<span style="color:#d62728">&#9660; {nonfinite:,} non-finite (NaN/Inf) values</span>')
+
+    settings_rows = "".join(
+        f"<tr><th>{esc(str(k))}</th><td>{esc(str(v))}</td></tr>" for k, v in shown_settings.items()
+    )
+    document = {
+        "format": "lossviz-data",
+        "version": 1,
+        "title": title,
+        "settings": {str(k): _jsonable(v) for k, v in shown_settings.items()},
+        "metrics": [
+            {"name": name, "steps": json_safe_floats(h.steps), "values": json_safe_floats(h.values),
+             "wall_time": json_safe_floats(h.wall_time)}
+            for name, h in zip(names, histories)
+        ],
+    }
+    csv_data = csv_bytes(RunData(dict(zip(names, histories)), title))
+    csv_uri = "data:text/csv;charset=utf-8;base64," + base64.b64encode(csv_data).decode("ascii")
+    heading = title or "Loss curves"
+
+    return f"""<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta http-equiv="Content-Security-Policy" content="{_CSP}">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<meta name="generator" content="lossviz_widget">
+<title>{esc(heading)}</title>
+<style>{_STYLE}</style>
+</head>
+<body>
+<main class="lossviz-report">
+<h1 class="lossviz-title">{esc(heading)}</h1>
+<p class="lossviz-summary">{" &middot; ".join(summary)}</p>
+<section id="lossviz-curves">
+<figure>{chart}</figure>
+</section>
+<section id="lossviz-readout" class="lossviz-readout">
+<h2>Latest and best</h2>
+{readout_html(frame.readout)}
+</section>
+<section id="lossviz-settings" class="lossviz-settings">
+<h2>View settings</h2>
+<table>{settings_rows}</table>
+</section>
+<section id="lossviz-data-section">
+<h2>Data</h2>
+<p><a class="lossviz-download" id="lossviz-csv" href="{csv_uri}" download="{esc(_download_name(title))}"
+ type="text/csv">Download CSV</a>
+<span class="lossviz-note">{points:,} rows, {_size_text(len(csv_data))}: columns
+<code>{",".join(CSV_HEADER)}</code>, every logged point at full resolution.</span></p>
+<p class="lossviz-note">The same data is embedded in this page as JSON:
+<code>JSON.parse(document.getElementById("{DATA_ELEMENT_ID}").textContent)</code>
+(NaN and infinities as the strings <code>"NaN"</code>, <code>"Infinity"</code>, <code>"-Infinity"</code>).</p>
+</section>
+<footer>Made with lossviz_widget.</footer>
+</main>
+<script type="application/json" id="{DATA_ELEMENT_ID}">{_script_json(document)}</script>
+</body>
+</html>
+"""
