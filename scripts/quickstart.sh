@@ -7,8 +7,8 @@
 #   bash scripts/quickstart.sh --headless [NBCONVERT ARGS...]
 #                                                      run the same notebook in a real kernel, no
 #                                                      browser, and write snapshots/ (the executed
-#                                                      notebook, quickstart_history.csv and
-#                                                      quickstart_summary.txt)
+#                                                      notebook and plot.export() files:
+#                                                      quickstart.png/.html/.csv/.json)
 # LOSSVIZ_SNAPSHOT_DIR (default: snapshots/ at the repository root) moves the snapshot files.
 set -euo pipefail
 
@@ -50,10 +50,7 @@ if [[ $headless -eq 1 ]]; then
         ${args[@]+"${args[@]}"}
     say "notebook ran in $((SECONDS - start)) s; snapshot files written:"
     find "$snapshots" -maxdepth 1 -type f -newer "$marker" -printf '    %p (%s bytes)\n' | sort
-    if [[ -f "$snapshots/quickstart_summary.txt" ]]; then
-        say "summary:"
-        sed 's/^/    /' "$snapshots/quickstart_summary.txt"
-    fi
+    say "open $snapshots/quickstart.html in a browser for the report (it works offline)"
 else
     if [[ $(id -u) -eq 0 ]]; then
         args+=(--allow-root)  # JupyterLab refuses to start as root otherwise

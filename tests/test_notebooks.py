@@ -8,16 +8,16 @@ and the snapshot files hold the full-resolution history.
 
 from __future__ import annotations
 
-import csv
 import math
 import time
-from collections import defaultdict
 from pathlib import Path
 
 import nbformat
 import numpy as np
 import pytest
+from PIL import Image
 
+from lossviz_widget import LossPlot
 from notebook_harness import WIDGET_VIEW_MIME, cell_text, run_notebook
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -140,21 +140,16 @@ def test_quickstart_training_output_is_not_erased(executed):
 
 
 def _read_history(path: Path) -> dict[str, dict[str, np.ndarray]]:
-    with open(path, newline="") as f:
-        reader = csv.reader(f)
-        assert next(reader) == ["metric", "step", "value", "wall_time"]
-        cols: dict[str, list[tuple[float, float, float]]] = defaultdict(list)
-        for row in reader:
-            assert len(row) == 4, row
-            cols[row[0]].append((float(row[1]), float(row[2]), float(row[3])))
-    return {
-        name: dict(zip(("steps", "values", "wall_time"), map(np.array, zip(*rows)))) for name, rows in cols.items()
-    }
+    """The exported CSV, read back through the package's own loader (an exact round trip)."""
+    plot = LossPlot.load(path)
+    hist = {name: {"steps": h.steps, "values": h.values, "wall_time": h.wall_time} for name, h in plot.history.items()}
+    plot.close()
+    return hist
 
 
 def test_quickstart_snapshot_history(executed):
     run, snapshots, started, finished, _ = executed(QUICKSTART)
-    hist = _read_history(snapshots / "quickstart_history.csv")
+    hist = _read_history(snapshots / "quickstart.csv")
     assert set(hist) == {"loss", "acc", "val_loss", "val_acc"}
 
     n = len(hist["loss"]["steps"])
@@ -186,18 +181,19 @@ def test_quickstart_snapshot_history(executed):
     assert hist["val_acc"]["values"][-1] > 0.9
 
 
-def test_quickstart_snapshot_summary(executed):
+def test_quickstart_snapshot_files(executed):
     run, snapshots, _, _, tmp = executed(QUICKSTART)
-    hist = _read_history(snapshots / "quickstart_history.csv")
-    lines = (snapshots / "quickstart_summary.txt").read_text().splitlines()
-    for name, h in hist.items():
-        line = next((ln for ln in lines if ln.startswith(f"{name}: ")), None)
-        assert line is not None, f"no summary line for {name}: {lines}"
-        fields = dict(part.split("=", 1) for part in line.split() if "=" in part)
-        assert int(fields["points"]) == len(h["values"])
-        assert float(fields["final"]) == pytest.approx(h["values"][-1], rel=1e-5)
-        best = h["values"].max() if "acc" in name else h["values"].min()
-        assert float(fields["best"]) == pytest.approx(best, rel=1e-5)
+    hist = _read_history(snapshots / "quickstart.csv")
+    from_json = LossPlot.load(snapshots / "quickstart.json")
+    assert from_json.title == "NumPy MLP on spirals"
+    for name, h in hist.items():  # the two data formats agree exactly
+        np.testing.assert_array_equal(from_json.history[name].values, h["values"])
+    from_json.close()
+    image = Image.open(snapshots / "quickstart.png")
+    assert image.width >= 1000 and len(image.convert("RGB").getcolors(1 << 24)) > 100  # a real picture
+    page = (snapshots / "quickstart.html").read_text(encoding="utf-8")
+    assert "NumPy MLP on spirals" in page and "<svg" in page and 'id="lossviz-data"' in page
     # the notebook wrote its snapshot where LOSSVIZ_SNAPSHOT_DIR said, and nothing into its cwd
-    assert sorted(p.name for p in snapshots.iterdir()) == ["quickstart_history.csv", "quickstart_summary.txt"]
+    assert sorted(p.name for p in snapshots.iterdir()) == [
+        "quickstart.csv", "quickstart.html", "quickstart.json", "quickstart.png"]
     assert list((tmp / "cwd").iterdir()) == []
