@@ -29,13 +29,15 @@ def _first_per_segment(mask: np.ndarray, segment: np.ndarray) -> np.ndarray:
 def minmax_indices(x: np.ndarray, y: np.ndarray, max_points: int) -> np.ndarray:
     """Sorted indices of at most ``max_points`` points of ``(x, y)`` that keep its extremes.
 
-    ``x`` must be non-decreasing. Returns ``arange(len(x))`` when nothing needs dropping.
+    Buckets are equal in x width (``x`` is taken as non-decreasing: a clock that stepped
+    back is levelled). Returns ``arange(len(x))`` when nothing needs dropping.
     """
     n = len(x)
     if max_points < 4:
         raise ValueError(f"max_points must be at least 4, got {max_points}")
     if n <= max_points:
         return np.arange(n)
+    x = np.maximum.accumulate(x)
     finite = np.isfinite(y)
     all_finite = bool(finite.all())
     per_bucket = 2 if all_finite else 3

@@ -54,6 +54,20 @@ def _ema_accumulate(x: np.ndarray, weight: float, last: float) -> np.ndarray:
     return acc.reshape(-1)[:m]
 
 
+def _debias_horizon(weight: float) -> int:
+    """Past this many finite points, ``1 - w**k`` is exactly 1.0 in float64 (w**k < 2**-60)."""
+    return 0 if weight == 0.0 else int(math.ceil(-60 * math.log(2) / math.log(weight))) + 1
+
+
+def _debias(weight: float, start: int, m: int) -> np.ndarray:
+    """``1 - w**k`` for k = start+1 .. start+m, computing powers only where they matter."""
+    out = np.ones(m)
+    j = min(m, _debias_horizon(weight) - start)
+    if j > 0:
+        out[:j] = 1.0 - weight ** np.arange(start + 1, start + j + 1, dtype=np.float64)
+    return out
+
+
 def tensorboard_ema(values: np.ndarray, weight: float) -> np.ndarray:
     """Smooth a whole series at once (see the module docstring for the exact rule)."""
     smoother = EmaSmoother(weight)
@@ -78,6 +92,7 @@ class EmaSmoother:
         self._count = 0  # finite points so far (TensorBoard's numAccum)
         self._first = math.nan  # first value, to track TensorBoard's "constant series" rule
         self._constant = True
+        self.resets = 0  # full recomputations (earlier outputs changed): consumers rebuild caches
 
     def update(self, values: np.ndarray) -> np.ndarray:
         n = len(values)
@@ -91,6 +106,7 @@ class EmaSmoother:
                 # TensorBoard decides constancy over the whole series: once it breaks,
                 # every earlier output changes from "as is" to the EMA. Redo from scratch.
                 self._constant = False
+                self.resets += 1
                 self._n, self._last, self._count = 0, 0.0, 0
                 new = values[:n]
             self._ensure_capacity(n)
@@ -100,16 +116,19 @@ class EmaSmoother:
         return self._out[:n]
 
     def _smooth(self, new: np.ndarray) -> np.ndarray:
-        out = new.astype(np.float64, copy=True)
         finite = np.isfinite(new)
-        xf = new[finite]
+        all_finite = bool(finite.all())
+        xf = new if all_finite else new[finite]
         if len(xf) == 0:
-            return out
+            return new.astype(np.float64, copy=True)
         acc = _ema_accumulate(xf, self.weight, self._last)
-        counts = self._count + np.arange(1, len(xf) + 1, dtype=np.float64)
-        out[finite] = acc / (1.0 - self.weight**counts)
         self._last = float(acc[-1])
+        debiased = acc / _debias(self.weight, self._count, len(xf)) if self._count < _debias_horizon(self.weight) else acc
         self._count += len(xf)
+        if all_finite:
+            return debiased
+        out = new.astype(np.float64, copy=True)
+        out[finite] = debiased
         return out
 
     def _ensure_capacity(self, n: int) -> None:

@@ -19,8 +19,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .buffers import MetricHistory
-from .downsample import minmax_indices
 from .grouping import family_of, higher_is_better
+from .pyramid import MinMaxPyramid
 from .smoothing import EmaSmoother
 
 __all__ = ["X_AXIS_MODES", "ViewSettings", "SeriesFrame", "PanelFrame", "ReadoutRow", "Frame", "FrameBuilder"]
@@ -41,6 +41,9 @@ class ViewSettings:
     ignore_outliers: bool = False
     x_axis: str = "step"
     max_points: int = 2000
+    # visible x range (zoom), in the x axis' own units (steps; epoch seconds for wall time;
+    # the shown unit for relative time); None: everything
+    x_range: tuple[float, float] | None = None
 
 
 @dataclass
@@ -89,6 +92,7 @@ class Frame:
     readout: list[ReadoutRow]
     x_label: str
     x_is_date: bool
+    x_range: tuple[float, float] | None = None  # the zoom, in x axis units (epoch s on a date axis)
 
 
 class _MetricState:
@@ -106,6 +110,9 @@ class _MetricState:
         self.key: tuple | None = None
         self.frame: SeriesFrame | None = None
         self.values = np.empty(0)  # latest full-resolution raw values (a read-only view)
+        self.raw_pyramid = MinMaxPyramid()
+        self.smooth_pyramid = MinMaxPyramid()
+        self.smooth_source: tuple | None = None  # (smoother, its resets) the smooth pyramid was built on
 
     def update_stats(self, hist: MetricHistory) -> None:
         new = hist.values[self.seen :]
@@ -121,9 +128,15 @@ class _MetricState:
             self.seen = len(hist.values)
 
     def smoothed(self, values: np.ndarray, weight: float) -> np.ndarray:
+        """The smoothed series, and its pyramid brought up to date (rebuilt if it was recomputed)."""
         if self.smoother is None or self.smoother.weight != weight:
             self.smoother = EmaSmoother(weight)
-        return self.smoother.update(values)
+        smooth = self.smoother.update(values)
+        source = (self.smoother, self.smoother.resets)
+        if self.smooth_source != source:
+            self.smooth_pyramid, self.smooth_source = MinMaxPyramid(), source
+        self.smooth_pyramid.update(smooth)
+        return smooth
 
 
 def _time_unit(span_s: float) -> tuple[float, str]:
@@ -136,6 +149,25 @@ def _time_unit(span_s: float) -> tuple[float, str]:
 def _fresh(a: np.ndarray) -> np.ndarray:
     """A new contiguous float64 array (bqplot only syncs new objects; int64 would become int32)."""
     return np.array(a, dtype=np.float64)
+
+
+def _wire_y(a: np.ndarray) -> np.ndarray:
+    """y values for the browser: float32 (half the bytes) where that loses nothing visible.
+
+    float32 keeps ~7 significant digits between 1e-30 and 1e30; outside that range
+    (underflow to 0, overflow to inf) the values go as float64.
+    """
+    mag = np.abs(a[np.isfinite(a) & (a != 0)])
+    if len(mag) and (mag.min() < 1e-30 or mag.max() > 1e30):
+        return _fresh(a)
+    return np.array(a, dtype=np.float32)
+
+
+def _index_range(column: np.ndarray, lo: float, hi: float) -> tuple[int, int]:
+    """Indices of the points within [lo, hi], plus one neighbour each side so lines reach the edges."""
+    i0 = max(0, int(np.searchsorted(column, lo, side="left")) - 1)
+    i1 = min(len(column), int(np.searchsorted(column, hi, side="right")) + 1)
+    return i0, i1
 
 
 class FrameBuilder:
@@ -176,42 +208,48 @@ class FrameBuilder:
                                state.best_step, len(hist), state.nonfinite, state.maximize)
                 )
         panels = [self._panel(fam, states, settings) for fam, states in families.items()]
-        return Frame(panels, readout, x_label, settings.x_axis == "wall_time")
+        return Frame(panels, readout, x_label, settings.x_axis == "wall_time", settings.x_range)
 
     def _series(
         self, state: _MetricState, hist: MetricHistory, s: ViewSettings, t0: float, scale: float
     ) -> SeriesFrame:
-        if s.x_axis == "step":
-            x = hist.steps
-        else:  # clocks can step backwards; a line needs non-decreasing x
-            x = np.maximum.accumulate(hist.wall_time)
+        # x column: steps, or wall time (epoch s); relative time is wall time shifted and scaled
+        column = hist.steps if s.x_axis == "step" else hist.wall_time
+        i0, i1 = 0, len(hist)
+        if s.x_range is not None:
+            lo, hi = s.x_range
             if s.x_axis == "relative_time":
-                x = (x - t0) / scale
+                lo, hi = t0 + lo * scale, t0 + hi * scale
+            i0, i1 = _index_range(column, lo, hi)
         raw = hist.values
-        raw_idx = minmax_indices(x, raw, s.max_points)
+        state.raw_pyramid.update(raw)
+        raw_idx = state.raw_pyramid.select(column, raw, i0, i1, s.max_points)
         raw_y = raw[raw_idx]
-        nonfinite_x = x[raw_idx][~np.isfinite(raw_y)]
         if s.smoothing > 0:
             smooth = state.smoothed(raw, s.smoothing)
-            idx = minmax_indices(x, smooth, s.max_points)
-            main_x, main_y = x[idx], smooth[idx]
-            faint_x, faint_y = x[raw_idx], raw_y
+            idx = state.smooth_pyramid.select(column, smooth, i0, i1, s.max_points)
+            main_idx, main_y = idx, smooth[idx]
+            faint_idx, faint_y = raw_idx, raw_y
         else:
-            main_x, main_y = x[raw_idx], raw_y
-            faint_x = faint_y = None
+            main_idx, main_y = raw_idx, raw_y
+            faint_idx = faint_y = None
         if s.log_y:  # a log axis cannot show values <= 0 (bqplot #1219): draw them as gaps
             main_y = np.where(main_y > 0, main_y, np.nan)
             faint_y = None if faint_y is None else np.where(faint_y > 0, faint_y, np.nan)
 
-        def as_x(a: np.ndarray) -> np.ndarray:
+        def as_x(idx: np.ndarray) -> np.ndarray:
+            x = column[idx]
+            if s.x_axis == "step":
+                return _fresh(x)
+            x = np.maximum.accumulate(x)  # clocks can step backwards; a line needs non-decreasing x
             if s.x_axis == "wall_time":
-                return (a * 1000.0).astype("datetime64[ms]")
-            return _fresh(a)
+                return (x * 1000.0).astype("datetime64[ms]")
+            return (x - t0) / scale
 
         return SeriesFrame(
-            state.name, state.color, as_x(main_x), _fresh(main_y),
-            None if faint_x is None else as_x(faint_x), None if faint_y is None else _fresh(faint_y),
-            as_x(nonfinite_x),
+            state.name, state.color, as_x(main_idx), _wire_y(main_y),
+            None if faint_idx is None else as_x(faint_idx), None if faint_y is None else _wire_y(faint_y),
+            as_x(raw_idx[~np.isfinite(raw_y)]),
         )
 
     def _panel(self, family: str, states: list[_MetricState], s: ViewSettings) -> PanelFrame:
@@ -236,11 +274,15 @@ class FrameBuilder:
         )
 
     def _outlier_range(self, states: list[_MetricState], log_y: bool) -> tuple[float, float] | None:
-        """The 5th-95th percentile of the panel's finite full-resolution raw values, padded by 10%.
+        """The 5th-95th percentile of the panel's finite raw values, padded by 10%.
 
-        Judged on the full data, not the downsampled lines: min/max buckets over-represent extremes.
+        Judged on (an evenly strided sample of) the full data, not the downsampled lines:
+        min/max buckets over-represent extremes.
         """
-        v = np.concatenate([st.values for st in states])
+        # a strided sample of at most ~200k points keeps this O(1) in the run length
+        total = sum(len(st.values) for st in states)
+        stride = max(1, total // 200_000)
+        v = np.concatenate([st.values[::stride] for st in states])
         v = v[np.isfinite(v)]
         if log_y:
             v = np.log10(v[v > 0])

@@ -1,0 +1,139 @@
+"""A min/max pyramid: the downsampling of a growing series at a cost bounded per frame.
+
+Level 0 stores, for every complete block of ``base`` points, the index of its
+smallest and largest finite value and of its first non-finite value. Level k
+merges pairs of level k-1 blocks (blocks of ``base * 2**k`` points). Appending
+points only completes new blocks, so :meth:`MinMaxPyramid.update` costs
+O(new points). Selecting the points to draw for any index range picks the
+level whose blocks fit the budget and reads O(max_points) stored extremes, plus
+a direct scan of the two partial blocks at the range's edges: a frame costs
+O(new points + max_points), whatever the run length, and every spike survives.
+
+Blocks are equal in point count. Ranges small enough to scan outright
+(``DIRECT_SCAN`` points) use :func:`~lossviz_widget.downsample.minmax_indices`
+instead, whose buckets are equal in x width; for evenly logged steps both agree.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .downsample import minmax_indices
+
+__all__ = ["MinMaxPyramid", "DIRECT_SCAN"]
+
+DIRECT_SCAN = 1 << 16  # ranges up to this many points are downsampled by a direct scan
+_NONE = -1
+
+
+class _Columns:
+    """Three growable int64 columns: argmin, argmax, first non-finite (``-1`` = none)."""
+
+    def __init__(self) -> None:
+        self.data = np.empty((3, 64), dtype=np.int64)
+        self.n = 0
+
+    def extend(self, imin: np.ndarray, imax: np.ndarray, inf: np.ndarray) -> None:
+        k = len(imin)
+        if self.n + k > self.data.shape[1]:
+            grown = np.empty((3, max(2 * self.data.shape[1], self.n + k)), dtype=np.int64)
+            grown[:, : self.n] = self.data[:, : self.n]
+            self.data = grown
+        self.data[0, self.n : self.n + k] = imin
+        self.data[1, self.n : self.n + k] = imax
+        self.data[2, self.n : self.n + k] = inf
+        self.n += k
+
+    def rows(self, a: int, b: int) -> np.ndarray:
+        return self.data[:, a:b]
+
+
+def _pick(values: np.ndarray, a: np.ndarray, b: np.ndarray, better) -> np.ndarray:
+    """Per pair, the candidate index whose value is ``better`` (``-1`` candidates lose)."""
+    va = np.where(a >= 0, values[np.maximum(a, 0)], np.nan)
+    vb = np.where(b >= 0, values[np.maximum(b, 0)], np.nan)
+    take_b = (a < 0) | ((b >= 0) & better(vb, va))
+    return np.where(take_b, b, a)
+
+
+class MinMaxPyramid:
+    """Incremental per-block extremes of one growing series (see the module docstring)."""
+
+    def __init__(self, base: int = 64) -> None:
+        self.base = base
+        self.levels: list[_Columns] = []
+        self.seen = 0  # points of the series the pyramid has been updated with
+
+    def update(self, values: np.ndarray) -> None:
+        """Take in the points appended since the last call (``values`` is the whole series)."""
+        n = len(values)
+        if n < self.seen:
+            raise ValueError("series shrank; a MinMaxPyramid only follows appended data")
+        self.seen = n
+        if not self.levels:
+            self.levels.append(_Columns())
+        level0 = self.levels[0]
+        done, full = level0.n, n // self.base
+        if full > done:
+            seg = values[done * self.base : full * self.base].reshape(-1, self.base)
+            start = np.arange(done, full, dtype=np.int64) * self.base
+            finite = np.isfinite(seg)
+            if finite.all():  # the common case: no masking needed
+                level0.extend(start + seg.argmin(axis=1), start + seg.argmax(axis=1), np.full(len(start), _NONE))
+            else:
+                has = finite.any(axis=1)
+                imin = np.where(has, start + np.where(finite, seg, np.inf).argmin(axis=1), _NONE)
+                imax = np.where(has, start + np.where(finite, seg, -np.inf).argmax(axis=1), _NONE)
+                bad = ~finite
+                inf = np.where(bad.any(axis=1), start + bad.argmax(axis=1), _NONE)
+                level0.extend(imin, imax, inf)
+        k = 1
+        while self.levels[k - 1].n >= 2:
+            if len(self.levels) == k:
+                self.levels.append(_Columns())
+            below, here = self.levels[k - 1], self.levels[k]
+            full = below.n // 2
+            if full > here.n:
+                pairs = below.rows(2 * here.n, 2 * full)
+                lo, hi = pairs[:, 0::2], pairs[:, 1::2]
+                imin = _pick(values, lo[0], hi[0], np.less)
+                imax = _pick(values, lo[1], hi[1], np.greater)
+                nf = np.where(lo[2] >= 0, lo[2], hi[2])
+                here.extend(imin, imax, nf)
+            k += 1
+
+    def select(self, x: np.ndarray, values: np.ndarray, i0: int, i1: int, max_points: int) -> np.ndarray:
+        """Sorted indices in ``[i0, i1)`` to draw: at most ``max_points``, extremes kept.
+
+        ``x`` is the (non-decreasing) x column, used for direct scans of small ranges.
+        """
+        count = i1 - i0
+        if count <= 0:
+            return np.empty(0, dtype=np.int64)
+        if count <= max(DIRECT_SCAN, max_points):
+            return i0 + minmax_indices(x[i0:i1], values[i0:i1], max_points)
+        blocks_allowed = max(1, (max_points - 8) // 3)  # 3 per block, 3 per edge, 2 endpoints
+        level = 0
+        while level + 1 < len(self.levels) and count / (self.base << level) > blocks_allowed:
+            level += 1
+        size = self.base << level
+        a = -(-i0 // size)  # first whole block
+        b = min(i1 // size, self.levels[level].n)  # past the last whole block (computed ones only)
+        if b - a > blocks_allowed or b <= a:  # cannot happen once updated; stay correct anyway
+            return i0 + minmax_indices(x[i0:i1], values[i0:i1], max_points)
+        stored = self.levels[level].rows(a, b).ravel()
+        parts = [np.array([i0, i1 - 1]), stored[stored >= 0]]
+        for lo, hi in ((i0, a * size), (b * size, i1)):  # partial blocks at the edges: scan them
+            if hi > lo:
+                parts.append(lo + _extremes(values[lo:hi]))
+        return np.unique(np.concatenate(parts))
+
+
+def _extremes(seg: np.ndarray) -> np.ndarray:
+    finite = np.isfinite(seg)
+    out = []
+    if finite.any():
+        out += [int(np.where(finite, seg, np.inf).argmin()), int(np.where(finite, seg, -np.inf).argmax())]
+    if not finite.all():
+        out.append(int((~finite).argmax()))
+    return np.array(out, dtype=np.int64)
