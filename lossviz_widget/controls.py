@@ -21,7 +21,7 @@ X_AXIS_LABELS = (("step", "step"), ("wall time", "wall_time"), ("relative time",
 
 
 def control_bar(plot: HasTraits) -> widgets.HBox:
-    """Widgets bound (both ways) to ``plot.smoothing/log_y/ignore_outliers/x_axis``."""
+    """Widgets bound (both ways) to ``plot.smoothing/log_y/ignore_outliers/x_axis/follow_latest``."""
     smoothing = widgets.FloatSlider(
         min=0.0, max=0.999, step=0.001, readout_format=".3f", continuous_update=False,
         description="smoothing", style={"description_width": "initial"}, layout=widgets.Layout(width="260px"),
@@ -33,9 +33,15 @@ def control_bar(plot: HasTraits) -> widgets.HBox:
     )
     x_axis = widgets.Dropdown(options=X_AXIS_LABELS, description="x", style={"description_width": "initial"},
                               layout=widgets.Layout(width="170px"))
-    for control, name in ((smoothing, "smoothing"), (log_y, "log_y"), (outliers, "ignore_outliers"), (x_axis, "x_axis")):
+    follow = widgets.ToggleButton(
+        description="follow latest", tooltip="x axis follows all data; drag or scroll on a plot to zoom",
+        layout=widgets.Layout(width="110px"),
+    )
+    pairs = ((smoothing, "smoothing"), (log_y, "log_y"), (outliers, "ignore_outliers"), (x_axis, "x_axis"),
+             (follow, "follow_latest"))
+    for control, name in pairs:
         link((plot, name), (control, "value"))
-    bar = widgets.HBox([smoothing, log_y, outliers, x_axis], layout=widgets.Layout(flex_flow="row wrap", align_items="center"))
+    bar = widgets.HBox([c for c, _ in pairs], layout=widgets.Layout(flex_flow="row wrap", align_items="center"))
     bar.add_class("lossviz-controls")
     return bar
 

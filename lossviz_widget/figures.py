@@ -14,7 +14,11 @@ between linear/log y or step/date x replaces the scales and axes in place.
 from __future__ import annotations
 
 import numpy as np
+import datetime as dt
+from collections.abc import Callable
+
 from bqplot import Axis, DateScale, Figure, LinearScale, Lines, LogScale, Scatter
+from bqplot.interacts import PanZoom
 from ipywidgets import Box, Layout
 
 from .grouping import higher_is_better
@@ -46,7 +50,9 @@ class _Panel:
             stroke="black", stroke_width=0.5, visible=False, display_legend=False,
         )
         self.lines: dict[str, tuple[Lines, Lines]] = {}
+        self.panzoom = PanZoom(scales={"x": [x_scale]})  # drag to pan, wheel to zoom, in x
         self.figure = Figure(
+            interaction=self.panzoom,
             marks=[self.markers], axes=[self.x_axis, self.y_axis], title=family, animation_duration=0,
             # rising curves (accuracy) end top-right, falling ones (loss) bottom-right: keep the legend clear
             legend_location="bottom-right" if higher_is_better(family) else "top-right",
@@ -68,6 +74,7 @@ class _Panel:
         self.x_scale = x_scale
         self.x_axis.scale = x_scale
         self.x_axis.label = x_label
+        self.panzoom.scales = {"x": [x_scale]}
         for mark in self._marks():
             mark.scales = self._scales()
         if old is not None:  # only once no mark refers to it any more
@@ -127,29 +134,77 @@ class _Panel:
         return sent
 
     def close(self) -> None:
-        for w in [*self._marks(), self.x_axis, self.y_axis, self.y_scale, self.figure]:
+        for w in [*self._marks(), self.x_axis, self.y_axis, self.y_scale, self.panzoom, self.figure]:
             w.close()
 
 
-class PanelGrid:
-    """The wrapping row of panels, created on demand as new families appear."""
+def _epoch_to_date(seconds: float) -> dt.datetime:
+    return dt.datetime.fromtimestamp(seconds, tz=dt.timezone.utc).replace(tzinfo=None)  # like datetime64 data
 
-    def __init__(self) -> None:
+
+def _to_number(v: object) -> float:
+    """A scale bound as a number: dates (naive UTC, as the data) become epoch seconds."""
+    if isinstance(v, dt.datetime):
+        return (v if v.tzinfo else v.replace(tzinfo=dt.timezone.utc)).timestamp()
+    return float(v)  # type: ignore[arg-type]
+
+
+class PanelGrid:
+    """The wrapping row of panels, created on demand as new families appear.
+
+    ``on_zoom`` is called with the new ``(min, max)`` x range (epoch seconds on a date
+    axis) when the user pans or zooms in the browser; ranges set by :meth:`apply` are
+    not reported back.
+    """
+
+    def __init__(self, on_zoom: Callable[[tuple[float, float]], None] | None = None) -> None:
         self.box = Box(layout=Layout(display="flex", flex_flow="row wrap", width="100%"))
         self.box.add_class("lossviz-panels")
         self.panels: dict[str, _Panel] = {}
         self._x_is_date = False
-        self.x_scale: LinearScale | DateScale = LinearScale()
+        self._on_zoom = on_zoom
+        self._applying_range = False
+        self.x_scale: LinearScale | DateScale = self._new_x_scale(False)
+
+    def _new_x_scale(self, date: bool) -> LinearScale | DateScale:
+        scale = DateScale() if date else LinearScale()
+        scale.observe(self._scale_moved, names=["min", "max"])
+        return scale
+
+    def _scale_moved(self, change: dict) -> None:
+        lo, hi = self.x_scale.min, self.x_scale.max
+        if self._applying_range or self._on_zoom is None or lo is None or hi is None:
+            return
+        self._on_zoom((_to_number(lo), _to_number(hi)))
+
+    def _set_x_range(self, x_range: tuple[float, float] | None) -> int:
+        """Pin the shared x scale to ``x_range`` (None: auto-range, i.e. follow the data)."""
+        if x_range is None:
+            bounds: tuple = (None, None)
+        elif self._x_is_date:
+            bounds = (_epoch_to_date(x_range[0]), _epoch_to_date(x_range[1]))
+        else:
+            bounds = (float(x_range[0]), float(x_range[1]))
+        if (self.x_scale.min, self.x_scale.max) == bounds:
+            return 0
+        self._applying_range = True
+        try:
+            with self.x_scale.hold_sync():
+                self.x_scale.min, self.x_scale.max = bounds
+        finally:
+            self._applying_range = False
+        return 1
 
     def apply(self, frame: Frame) -> int:
         sent = 0
         if frame.x_is_date != self._x_is_date:
             old = self.x_scale
-            self.x_scale = DateScale() if frame.x_is_date else LinearScale()
+            self.x_scale = self._new_x_scale(frame.x_is_date)
             self._x_is_date = frame.x_is_date
             for panel in self.panels.values():
                 panel.set_scales(self.x_scale, frame.x_label, panel.log_y)
             old.close()
+        sent += self._set_x_range(frame.x_range)
         for pf in frame.panels:
             panel = self.panels.get(pf.family)
             if panel is None:

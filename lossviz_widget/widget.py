@@ -16,6 +16,7 @@ from __future__ import annotations
 import dataclasses
 import html
 import logging
+import math
 import os
 import threading
 import warnings
@@ -24,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import ipywidgets as widgets
-from traitlets import Bool, Enum, Float, Int, TraitError, Unicode, observe, validate
+from traitlets import Bool, Enum, Float, Int, TraitError, Tuple, Unicode, observe, validate
 
 from .controls import control_bar, format_number, readout_html
 from .figures import PanelGrid
@@ -38,8 +39,8 @@ from .view import X_AXIS_MODES, Frame, FrameBuilder, ReadoutRow, ViewSettings
 
 __all__ = ["LossPlot"]
 
-_VIEW_TRAITS = ("smoothing", "log_y", "ignore_outliers", "x_axis", "max_points")
-_SETTINGS = (*_VIEW_TRAITS, "fps")  # what data files keep besides the title
+_VIEW_TRAITS = ("smoothing", "log_y", "ignore_outliers", "x_axis", "max_points", "x_range")
+_SETTINGS = ("smoothing", "log_y", "ignore_outliers", "x_axis", "max_points", "fps")  # kept in data files
 IMAGE_SUFFIXES = (".png", ".svg", ".pdf")
 EXPORT_SUFFIXES = (*IMAGE_SUFFIXES, ".html", ".csv", ".json", ".npz")
 _WIDGET_MIME = "application/vnd.jupyter.widget-view+json"
@@ -76,6 +77,10 @@ class LossPlot(widgets.VBox):
     x_axis = Enum(X_AXIS_MODES, "step", help="x axis: step, wall_time or relative_time.").tag(sync=True)
     fps = Float(10.0, help="Maximum frames per second sent to the browser.").tag(sync=True)
     max_points = Int(2000, help="Maximum points per line per frame.").tag(sync=True)
+    x_range = Tuple(Float(), Float(), default_value=None, allow_none=True,
+                    help="Visible x range (zoom) in x axis units: steps, epoch seconds for wall time, "
+                         "the shown unit for relative time. None: everything.").tag(sync=True)
+    follow_latest = Bool(True, help="Auto-range x to all data as it grows; off while zoomed.").tag(sync=True)
 
     def __init__(
         self,
@@ -96,7 +101,7 @@ class LossPlot(widgets.VBox):
         )
         self._store = MetricStore()
         self._builder = FrameBuilder()
-        self._grid = PanelGrid()
+        self._grid = PanelGrid(on_zoom=self._on_browser_zoom)
         self._render_lock = threading.Lock()
         self._header = widgets.HTML()
         self._header.add_class("lossviz-title")
@@ -143,9 +148,30 @@ class LossPlot(widgets.VBox):
             raise TraitError(f"max_points must be in [16, 1000000], got {v!r}")
         return v
 
+    @validate("x_range")
+    def _check_x_range(self, proposal: dict) -> tuple[float, float] | None:
+        v = proposal["value"]
+        if v is not None and not (math.isfinite(v[0]) and math.isfinite(v[1]) and v[0] < v[1]):
+            raise TraitError(f"x_range must be (low, high) with finite low < high, or None; got {v!r}")
+        return v
+
     @observe(*_VIEW_TRAITS)
     def _on_view_change(self, change: dict) -> None:
         self._request_frame()
+
+    @observe("x_range")
+    def _on_x_range(self, change: dict) -> None:
+        if change["new"] is not None:
+            self.follow_latest = False
+
+    @observe("follow_latest")
+    def _on_follow(self, change: dict) -> None:
+        if change["new"]:
+            self.x_range = None
+
+    def _on_browser_zoom(self, x_range: tuple[float, float]) -> None:
+        """The user panned/zoomed: re-downsample for the visible range (full fidelity)."""
+        self.x_range = x_range
 
     @observe("fps")
     def _on_fps(self, change: dict) -> None:
@@ -304,7 +330,8 @@ class LossPlot(widgets.VBox):
     # -- rendering ----------------------------------------------------------------------------
 
     def _settings(self) -> ViewSettings:
-        return ViewSettings(self.smoothing, self.log_y, self.ignore_outliers, self.x_axis, self.max_points)
+        return ViewSettings(self.smoothing, self.log_y, self.ignore_outliers, self.x_axis, self.max_points,
+                            self.x_range)
 
     def _export_frame(self, max_points: int = 4000) -> Frame:
         """The current view (panels, colours, smoothing, scales) at export resolution.

@@ -48,20 +48,20 @@ def test_smoothing_draws_ema_over_faint_raw(plot):
         plot.log(loss=v, step=i)
     plot.flush()
     faint, main = lines(plot, "loss", "loss")
-    np.testing.assert_allclose(main.y, tensorboard_ema(y, 0.6))
-    np.testing.assert_array_equal(faint.y, y)
+    np.testing.assert_allclose(main.y, tensorboard_ema(y, 0.6), rtol=1e-6)  # float32 on the wire
+    np.testing.assert_allclose(faint.y, y, rtol=1e-6)
     assert faint.visible and faint.opacities == [0.25]
     plot.smoothing = 0.0
     plot.flush()
     faint, main = lines(plot, "loss", "loss")
-    np.testing.assert_array_equal(main.y, y)
+    np.testing.assert_allclose(main.y, y, rtol=1e-6)
     assert not faint.visible and len(faint.y) == 0
     plot.smoothing = 0.95
     plot.flush()
-    np.testing.assert_allclose(lines(plot, "loss", "loss")[1].y, tensorboard_ema(y, 0.95))
+    np.testing.assert_allclose(lines(plot, "loss", "loss")[1].y, tensorboard_ema(y, 0.95), rtol=1e-6)
 
 
-def test_bounded_view_keeps_spike_and_sends_float64(plot):
+def test_bounded_view_keeps_spike_x_float64_y_float32(plot):
     plot.max_points = 500
     n = 100_000
     y = np.full(n, 0.5)
@@ -72,11 +72,43 @@ def test_bounded_view_keeps_spike_and_sends_float64(plot):
     faint, main = lines(plot, "loss", "loss")
     for m in (faint, main):
         assert len(m.x) <= 500 and len(m.x) == len(m.y)
-        assert m.x.dtype == np.float64 and m.y.dtype == np.float64
+        assert m.x.dtype == np.float64 and m.y.dtype == np.float32  # exact steps; half the y bytes
         assert m.x[0] == 0 and m.x[-1] == n - 1  # endpoints kept
     assert 50.0 in faint.y and 77_777 in faint.x  # the raw spike survives downsampling
     smooth_full = tensorboard_ema(y, 0.6)
-    assert smooth_full.max() in main.y  # and so does the smoothed curve's peak
+    assert np.float32(smooth_full.max()) in main.y  # and so does the smoothed curve's peak
+
+
+def test_tiny_or_huge_values_keep_float64_on_the_wire(plot):
+    plot.smoothing = 0.0
+    for i, v in enumerate([1e-40, 1e-39, 2e-39]):  # below float32's range: would become 0
+        plot.log(tiny=v, big=1e35 * (i + 1), ok=0.5, step=i)
+    plot.flush()
+    tiny = plot._grid.panels["tiny"].lines["tiny"][1].y
+    assert tiny.dtype == np.float64 and tiny.tolist() == [1e-40, 1e-39, 2e-39]
+    assert plot._grid.panels["big"].lines["big"][1].y.dtype == np.float64
+    assert plot._grid.panels["ok"].lines["ok"][1].y.dtype == np.float32
+
+
+def test_view_of_an_x_range_shows_raw_points_there():
+    from lossviz_widget.store import MetricStore
+    from lossviz_widget.view import FrameBuilder, ViewSettings
+
+    store = MetricStore()
+    n = 200_000
+    y = np.ones(n)
+    y[123_456] = 50.0
+    store.load({"loss": __import__("lossviz_widget.formats", fromlist=["make_history"]).make_history(
+        np.arange(n, dtype=float), y, np.linspace(1e9, 1e9 + 100, n), "loss")})
+    builder = FrameBuilder()
+    full = builder.build(store.snapshot(), store.t0, ViewSettings(smoothing=0.0, max_points=500))
+    (series,) = full.panels[0].series
+    assert len(series.x) <= 500 and 123_456 in series.x  # bounded, spike kept
+    zoom = builder.build(store.snapshot(), store.t0, ViewSettings(smoothing=0.0, max_points=500,
+                                                                  x_range=(123_400.0, 123_500.0)))
+    (series,) = zoom.panels[0].series
+    np.testing.assert_array_equal(series.x, np.arange(123_399, 123_502))  # every raw point, plus one neighbour each side
+    assert series.y.max() == 50.0
 
 
 def test_unchanged_series_are_not_resent(plot):
@@ -191,7 +223,7 @@ def test_readout_latest_and_best(plot):
 
 def test_controls_are_linked_both_ways(plot):
     bar = plot.children[1]
-    slider, log_y, outliers, x_axis, snapshot = bar.children
+    slider, log_y, outliers, x_axis, follow, snapshot = bar.children
     assert snapshot is plot._snapshot
     plot.smoothing = 0.9
     assert slider.value == 0.9
@@ -203,6 +235,51 @@ def test_controls_are_linked_both_ways(plot):
     with pytest.raises(Exception, match="smoothing must be in"):
         plot.smoothing = 1.0
     assert plot.smoothing == 0.25
+
+
+def test_zoom_from_python_and_the_browser_re_downsamples_and_follow_latest_resets(plot):
+    plot.smoothing = 0.0
+    plot.max_points = 200
+    n = 100_000
+    for i in range(n):
+        plot.log(loss=100.0 if i == 31_415 else 1.0, step=i)
+    plot.flush()
+    main = lines(plot, "loss", "loss")[1]
+    scale = plot._grid.x_scale
+    assert len(main.x) <= 200 and (scale.min, scale.max) == (None, None) and plot.follow_latest
+    plot.x_range = (31_400.0, 31_430.0)  # zoom from Python: the raw points there
+    plot.flush()
+    main = lines(plot, "loss", "loss")[1]
+    np.testing.assert_array_equal(main.x, np.arange(31_399, 31_432))
+    assert (scale.min, scale.max) == (31_400.0, 31_430.0) and not plot.follow_latest
+    scale.max, scale.min = 60_010.0, 60_000.0  # as a PanZoom in the browser writes the scale
+    assert plot.x_range == (60_000.0, 60_010.0)
+    plot.flush()
+    np.testing.assert_array_equal(lines(plot, "loss", "loss")[1].x, np.arange(59_999, 60_012))
+    plot.log(loss=1.0, step=n)  # new points do not move a zoomed view
+    plot.flush()
+    assert (scale.min, scale.max) == (60_000.0, 60_010.0)
+    plot.follow_latest = True  # back to the whole run, auto-ranged
+    plot.flush()
+    assert plot.x_range is None and (scale.min, scale.max) == (None, None)
+    assert lines(plot, "loss", "loss")[1].x[-1] == n
+    with pytest.raises(Exception, match="x_range must be"):
+        plot.x_range = (5.0, 1.0)
+
+
+def test_zoom_on_a_wall_time_axis(plot):
+    for i in range(1000):
+        plot.log(loss=float(i), step=i)
+    plot.x_axis = "wall_time"
+    plot.flush()
+    wall = plot.history["loss"].wall_time
+    lo, hi = float(wall[100]), float(wall[200])
+    plot.x_range = (lo, hi)
+    plot.flush()
+    main = lines(plot, "loss", "loss")[1]
+    secs = main.x.astype("datetime64[ms]").astype(float) / 1000
+    assert secs.min() >= wall[99] - 0.002 and secs.max() <= wall[201] + 0.002
+    assert plot._grid.x_scale.min is not None  # a datetime on the DateScale
 
 
 def test_invalid_settings_rejected():
