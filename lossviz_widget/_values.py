@@ -69,6 +69,49 @@ def _on_cpu(tensor: Any) -> bool:
     return "cpu" in str(kind).lower()
 
 
+# NumPy scalar types converted directly (the same result as the ``numbers.Real`` branch below):
+# True for integer types (converted through int, so a too large value gets the same error).
+_NUMPY_SCALARS = {
+    **dict.fromkeys((np.float16, np.float32, np.float64, np.longdouble), False),
+    **dict.fromkeys((np.int8, np.int16, np.int32, np.int64, np.uint8, np.uint16, np.uint32, np.uint64,
+                     np.intc, np.uintc, np.int_, np.uint), True),
+}
+
+
+class _Torch:
+    """``torch.Tensor`` and its real dtypes, looked up once torch has been imported (never imported here)."""
+
+    tensor: Any = None
+    real_dtypes: frozenset = frozenset()
+
+    @classmethod
+    def tensor_type(cls) -> Any:
+        if cls.tensor is None:
+            torch = sys.modules.get("torch")
+            tensor = getattr(torch, "Tensor", None)
+            if not isinstance(tensor, type) or not hasattr(tensor, "is_cpu"):
+                return None  # not (yet) imported, or too old for the fast path: the generic path handles it
+            names = ("float16", "bfloat16", "float32", "float64", "int8", "int16", "int32", "int64", "uint8")
+            cls.real_dtypes = frozenset(getattr(torch, n) for n in names if hasattr(torch, n))
+            cls.tensor = tensor
+        return cls.tensor
+
+
+def _coerce_torch(name: str, value: Any) -> float | DeferredValue | None:
+    """A plain ``torch.Tensor`` of a real dtype, without the generic path's attribute probing.
+
+    Same outcomes as the generic path: CPU tensors are read now (``item()`` needs no
+    detach and keeps no graph), others are detached and deferred. None: not handled here.
+    """
+    if value.dtype not in _Torch.real_dtypes:
+        return None  # bool, complex, quantized...: the generic path gives the precise error
+    if value.numel() != 1:
+        raise ValueError(f"metric {name!r}: expected a scalar, got a tensor of shape {tuple(value.shape)}")
+    if value.is_cpu:
+        return float(value.item())
+    return DeferredValue(value.detach())
+
+
 def coerce_value(name: str, value: Any) -> float | DeferredValue:
     """Return ``value`` as a float (or a :class:`DeferredValue` for a device tensor).
 
@@ -81,6 +124,13 @@ def coerce_value(name: str, value: Any) -> float | DeferredValue:
         return value
     if kind is int:
         return _int_to_float(name, value)
+    if kind is _Torch.tensor or (_Torch.tensor is None and kind is _Torch.tensor_type()):
+        coerced = _coerce_torch(name, value)
+        if coerced is not None:
+            return coerced
+    integral = _NUMPY_SCALARS.get(kind)
+    if integral is not None:
+        return _int_to_float(name, int(value)) if integral else float(value)
     if isinstance(value, (bool, np.bool_)):
         raise TypeError(f"metric {name!r}: got a boolean {value!r}; log a number (e.g. float(flag))")
     if isinstance(value, numbers.Real):  # NumPy scalars, Fraction, Decimal-like reals
@@ -117,6 +167,11 @@ def _int_to_float(name: str, value: int) -> float:
 
 def coerce_step(step: Any) -> float:
     """Validate a step: a finite real number (int, float, NumPy scalar, size-1 array/tensor)."""
+    kind = type(step)
+    if kind is float and math.isfinite(step):
+        return step
+    if kind is int and -_FLOAT_INT_MAX <= step <= _FLOAT_INT_MAX:
+        return float(step)
     if isinstance(step, (bool, np.bool_)):
         raise TypeError(f"step must be a number, got a boolean {step!r}")
     try:
@@ -128,6 +183,9 @@ def coerce_step(step: Any) -> float:
     if not math.isfinite(value):
         raise ValueError(f"step must be finite, got {value!r}")
     return value
+
+
+_FLOAT_INT_MAX = 2**1023  # ints up to here convert to a finite float without OverflowError
 
 
 def resolve_deferred(tensors: Sequence[Any]) -> np.ndarray:

@@ -70,18 +70,27 @@ class MetricBuffer:
 
     def extend(self, history: MetricHistory) -> None:
         """Bulk-append already validated points (loading a file)."""
-        n, k = self.n, len(history)
-        while n + k > len(self._steps):
-            self._grow()
-        self._steps[n : n + k] = history.steps
-        self._values[n : n + k] = history.values
-        self._wall[n : n + k] = history.wall_time
-        self.n = n + k
-        if k:
-            self.last_step = float(history.steps[-1])
+        self.extend_columns(history.steps, history.values, history.wall_time)
 
-    def _grow(self) -> None:
-        cap = 2 * len(self._steps)
+    def extend_columns(self, steps: np.ndarray, values: np.ndarray, wall: np.ndarray) -> None:
+        """Bulk-append already validated float64 columns of equal length (possibly strided views).
+
+        This is how the store moves the points staged between frames into the columns:
+        one copy per column, whatever the number of points.
+        """
+        n, k = self.n, len(steps)
+        if not k:
+            return
+        if n + k > len(self._steps):
+            self._grow(n + k)
+        self._steps[n : n + k] = steps
+        self._values[n : n + k] = values
+        self._wall[n : n + k] = wall
+        self.n = n + k
+        self.last_step = float(steps[-1])
+
+    def _grow(self, needed: int = 0) -> None:
+        cap = max(2 * len(self._steps), needed)
         for attr in ("_steps", "_values", "_wall"):
             old = getattr(self, attr)
             new = np.empty(cap)

@@ -194,23 +194,27 @@ class LossPlot(widgets.VBox):
         ``TypeError``/``ValueError`` naming the metric for bad input, in which case
         nothing from this call is recorded.
         """
-        if metrics is None:
-            merged: Mapping[str, Any] = values
-        elif not isinstance(metrics, Mapping):
+        if metrics is None:  # keywords only: the common case, and the hot path
+            if not values:
+                raise TypeError("log() needs at least one metric, e.g. plot.log(loss=0.5)")
+            # ``values`` is this call's own dict (str keys). False: a frame is already due.
+            if self._store.log_kwargs(values, step) and self._background:
+                self._scheduler.request()
+            return
+        if not isinstance(metrics, Mapping):
             raise TypeError(
                 f"log() takes a mapping of metric values or keyword arguments, got {type(metrics).__name__}"
             )
-        elif values:
+        if values:
             clash = metrics.keys() & values.keys()
             if clash:
                 raise ValueError(f"metric {sorted(clash)[0]!r} given both in the mapping and as a keyword")
-            merged = {**metrics, **values}
+            merged: Mapping[str, Any] = {**metrics, **values}
         else:
             merged = metrics
         if not merged:
             raise TypeError("log() needs at least one metric, e.g. plot.log(loss=0.5)")
-        self._store.log(merged, step)
-        if self._background:
+        if self._store.log(merged, step) and self._background:
             self._scheduler.request()
 
     def flush(self) -> None:
