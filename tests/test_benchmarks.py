@@ -1,0 +1,43 @@
+"""The benchmark suite still runs: ``benchmarks/run.py --smoke`` and the table it writes.
+
+Cheap on purpose (about 15 s): 1e3 logged steps per tool, one repeat, no browser, output in
+a temporary folder (never ``benchmarks/RESULTS.md``). The real benchmark, ``bash
+benchmarks/run.sh``, takes minutes and is not part of the test suite. Without livelossplot
+(a benchmark-only extra that ``benchmarks/run.sh`` installs) its cells say "n/a".
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+pytestmark = pytest.mark.timeout(150)
+
+
+def test_benchmark_smoke_writes_the_table(tmp_path: Path) -> None:
+    out, md = tmp_path / "out", tmp_path / "RESULTS.md"
+    proc = subprocess.run(
+        [sys.executable, str(REPO / "benchmarks" / "run.py"), "--smoke", "--out", str(out), "--results", str(md)],
+        cwd=REPO, capture_output=True, text=True, timeout=140,
+    )
+    assert proc.returncode == 0, f"stdout:\n{proc.stdout[-4000:]}\nstderr:\n{proc.stderr[-4000:]}"
+    text = md.read_text()
+    table = [line for line in text.splitlines() if line.startswith("| ") and line.count("|") > 9]
+    rows = {line.split("|")[2].strip(): line for line in table}
+    for tool in ("**lossviz_widget**", "livelossplot", "naive bqplot loop", "bare Python loop"):
+        assert tool in rows, f"no {tool} row in the side-by-side table:\n{text[:3000]}"
+    assert rows["**lossviz_widget**"].startswith("| 1e3 |")
+    assert "µs" in rows["**lossviz_widget**"] and "µs" in rows["bare Python loop"]
+    assert "/update" in rows["naive bqplot loop"]
+    assert "/update" in rows["livelossplot"] or "not installed" in rows["livelossplot"]
+    for section in ("## Targets", "## Method", "Machines are noisy"):
+        assert section in text
+    raw = json.loads((out / "results-smoke.json").read_text())
+    lossviz = next(r for r in raw["rows"] if r["tool"] == "lossviz")
+    assert lossviz["cost_s"]["value"] > 0 and lossviz["frame_bytes"]["value"] > 0
