@@ -488,11 +488,27 @@ class NotebookPage:
 
     # -- navigation -------------------------------------------------------------------------
 
-    def open(self, name: str, timeout: float = 60.0) -> None:
-        """Open ``<root_dir>/<name>`` in the lab UI, accept a kernel dialog if any, wait for an idle kernel."""
-        self.page.goto(self.server.url(f"lab/tree/{name}"), wait_until="domcontentloaded")
+    def open(self, name: str, timeout: float = 60.0, workspace: str | None = None) -> None:
+        """Open ``<root_dir>/<name>`` in the lab UI, accept a kernel dialog if any, wait for an idle kernel.
+
+        With ``workspace``, in a JupyterLab workspace of its own: tests sharing the server then
+        do not find this notebook restored as an extra tab (the default workspace remembers tabs).
+        """
+        path = f"lab/workspaces/{workspace}/tree/{name}" if workspace else f"lab/tree/{name}"
+        self.page.goto(self.server.url(path), wait_until="domcontentloaded")
         self.cell(0).wait_for(state="visible", timeout=timeout * 1000)
         self.wait_kernel_idle(timeout)
+
+    def shut_down_kernels(self, name: str) -> None:
+        """Stop the kernel of notebook ``name`` (the server is shared with later tests)."""
+        for session in self.server.api("sessions"):
+            if session.get("path", "").endswith(name):
+                req = urllib.request.Request(
+                    f"{self.server.base_url}api/sessions/{session['id']}", method="DELETE",
+                    headers={"Authorization": f"token {self.server.token}"},
+                )
+                with contextlib.suppress(OSError), urllib.request.urlopen(req, timeout=10):  # noqa: S310 - localhost
+                    pass
 
     def accept_dialog(self) -> bool:
         """Click the accept button of an open JupyterLab dialog (e.g. "Select Kernel"); True if clicked."""

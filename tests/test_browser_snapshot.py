@@ -86,26 +86,6 @@ def _faint(color: tuple[int, int, int], alpha: float = 0.25) -> tuple[int, int, 
     return tuple(round(alpha * c + (1 - alpha) * 255) for c in color)  # type: ignore[return-value]
 
 
-def _open_own_workspace(nb: NotebookPage, name: str) -> None:
-    """Open ``name`` in a JupyterLab workspace of its own, so the notebook is not restored
-    as an extra tab by later tests sharing the server (they use the default workspace)."""
-    nb.page.goto(nb.server.url(f"lab/workspaces/{WORKSPACE}/tree/{name}"), wait_until="domcontentloaded")
-    nb.cell(0).wait_for(state="visible", timeout=60_000)
-    nb.wait_kernel_idle(60)
-
-
-def _shut_down_kernels(nb: NotebookPage, name: str) -> None:
-    """Stop the kernel of notebook ``name`` (the server is shared with later tests)."""
-    for session in nb.server.api("sessions"):
-        if session.get("path", "").endswith(name):
-            req = urllib.request.Request(
-                f"{nb.server.base_url}api/sessions/{session['id']}", method="DELETE",
-                headers={"Authorization": f"token {nb.server.token}"},
-            )
-            with contextlib.suppress(OSError), urllib.request.urlopen(req, timeout=10):  # noqa: S310 - localhost
-                pass
-
-
 def _run_cell(nb: NotebookPage, index: int) -> None:
     """Select cell ``index`` (command mode) and run it in place (Ctrl+Enter)."""
     nb.cell(index).locator(".jp-InputArea-prompt").click()
@@ -156,11 +136,11 @@ def test_snapshot_button_and_request(request: pytest.FixtureRequest) -> None:
          CHECK_REQUEST_CELL.format(path=str(request_png))],
     )
     t0 = time.monotonic()
-    _open_own_workspace(nb, NOTEBOOK)
+    nb.open(NOTEBOOK, workspace=WORKSPACE)
     try:
         _check_snapshots(nb, request_png)
     finally:
-        _shut_down_kernels(nb, NOTEBOOK)
+        nb.shut_down_kernels(NOTEBOOK)
     assert time.monotonic() - t0 < 60, f"took {time.monotonic() - t0:.0f} s"
 
 

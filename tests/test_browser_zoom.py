@@ -40,7 +40,14 @@ def test_wheel_zoom_gives_full_fidelity_and_follow_latest_resets(request: pytest
     require_chromium()
     nb: NotebookPage = request.getfixturevalue("notebook_page")
     write_notebook(nb.server.root_dir / "zoom.ipynb", [SETUP_CELL, STATE_CELL])
-    nb.open("zoom.ipynb")
+    nb.open("zoom.ipynb", workspace="lossviz-zoom-test")  # no tabs restored from other tests
+    try:
+        _zoom_and_follow(nb)
+    finally:
+        nb.shut_down_kernels("zoom.ipynb")
+
+
+def _zoom_and_follow(nb: NotebookPage) -> None:
     nb.run_all_cells()
     nb.wait_cell_done(1, timeout=120)
     assert _state(nb) == ("None", "True", _state(nb)[2]) and _state(nb)[2] <= 400
