@@ -8,7 +8,9 @@ value shows even when logging stops. The render callback returns how many
 widget messages it sent; the next frame waits long enough to keep the IOPub
 rate under ``max_messages_per_s`` (jupyter_server drops messages above 1000/s)
 and to keep rendering under ``max_busy_fraction`` of wall time, so slow frames
-(very long runs) never starve the training loop of the GIL.
+never starve the training loop of the GIL. A frame's cost is the render thread's
+own CPU time: its wall time also counts the waits for the GIL that a busy
+training loop causes, which would throttle frames exactly when the run is live.
 
 The thread holds only a weak reference to the owner's render method, so a
 forgotten plot does not keep itself alive.
@@ -93,6 +95,7 @@ class FrameScheduler:
             if render is None:
                 return
             started = time.monotonic()
+            cpu_started = time.thread_time()
             try:
                 messages = render() or 0
             except Exception as exc:  # keep the thread alive; report and go on
@@ -102,7 +105,7 @@ class FrameScheduler:
                     self._on_error(exc)
             del render
             self.frames += 1
-            busy = time.monotonic() - started
+            busy = time.thread_time() - cpu_started
             interval = max(1.0 / self.fps, messages / self.max_messages_per_s, busy / self.max_busy_fraction)
             next_allowed = started + interval
 
