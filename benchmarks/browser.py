@@ -247,29 +247,22 @@ def _run_tool(nb: NotebookPage, tool: str, sizes: list[int], updates: int, limit
             pn, pms = previous
             predicted = pms / 1000.0 * n / pn
             if predicted > single_limit_s:
-                result.skipped[n] = f"skipped: ~{predicted:.0f} s per frame predicted from {pn:.0e} steps"
+                result.skipped[n] = f"skipped: ~{predicted:.0f} s per frame predicted from 1e{len(str(pn)) - 1} steps"
                 continue
             single = predicted > limit_s
-        page.evaluate(_TAKE_JS)
         t = time.monotonic()
-        ack = driver.send({"op": "grow", "n": n, "total": total}, timeout=max(120.0, n * 2e-5 * 3), nb=nb)
+        driver.send({"op": "grow", "n": n, "total": total}, timeout=max(120.0, n * 2e-5 * 3), nb=nb)
         result.grow_s[n] = time.monotonic() - t
         _wait_quiet(page, timeout=wait_s)
-        grown = page.evaluate(_TAKE_JS)
+        page.evaluate(_TAKE_JS)  # the frames that grew the run are not measured
         rows = []
-        if single and tool == "naive":
-            # Too slow for a median: the draw that grew the run is the frame (every naive draw
-            # re-sends and re-draws everything, so it is the same work as an update).
-            row = _analyse(grown, ack, offset, origin)
-            rows = [row] if row is not None else []
-        else:
-            warmup = 1 if previous is None else 0  # one unrecorded frame at a tool's first size
-            for i in range(warmup + (1 if single else updates)):
-                ack = driver.send({"op": "update"}, timeout=120.0, nb=nb)
-                _wait_quiet(page, timeout=wait_s)
-                row = _analyse(page.evaluate(_TAKE_JS), ack, offset, origin)
-                if i >= warmup and row is not None:
-                    rows.append(row)
+        warmup = 1 if previous is None else 0  # one unrecorded frame at a tool's first size
+        for i in range(warmup + (1 if single else updates)):  # too slow for a median: one frame
+            ack = driver.send({"op": "update"}, timeout=120.0, nb=nb)
+            _wait_quiet(page, timeout=wait_s)
+            row = _analyse(page.evaluate(_TAKE_JS), ack, offset, origin)
+            if i >= warmup and row is not None:
+                rows.append(row)
         result.updates[n] = rows
         med = result.median(n)
         log(f"  paint {tool:8s} n={n:>10,}: {'—' if med is None else f'{med:.1f}'} ms per frame "
@@ -277,7 +270,7 @@ def _run_tool(nb: NotebookPage, tool: str, sizes: list[int], updates: int, limit
         if med is not None:
             previous = (n, med)
     driver.send({"op": "done"}, timeout=60.0, nb=nb)
-    nb.wait_cell_done(0, timeout=60.0)
+    nb.wait_cell_done(0, timeout=wait_s)
     nb.screenshot(f"paint-{tool}")
     return result
 

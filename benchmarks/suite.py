@@ -258,14 +258,14 @@ def _peer_row(tool: str, n: int, data: dict[int, Any], limit: int) -> ToolRow:
     d = data[base]
     cost = statistics.median(d["update_s"]) * n / base  # a full replot is O(N)
     msgs = statistics.median(d["update_msgs"])
-    row.cost_s = Cell(cost, f"extrapolated from {base:.0e} (x N)")
-    bytes_note = "extrapolated (x N)" if tool == "naive" else f"as at {base:.0e} (a PNG)"
+    row.cost_s = Cell(cost, f"extrapolated from 1e{len(str(base)) - 1} (x N)")
+    bytes_note = "extrapolated (x N)" if tool == "naive" else f"as at 1e{len(str(base)) - 1} (a PNG)"
     per = statistics.median(d["update_bytes"])
     row.frame_bytes = Cell(per * n / base if tool == "naive" else per, bytes_note)
     row.msgs_per_s = Cell(msgs / cost, "sustained, extrapolated")
     row.details = {"update_msgs": msgs}
-    row.mem_peak = Cell(d["mem_peak"], f"as at {base:.0e} (not run at this size)")
-    row.mem_retained = Cell(d["mem_retained"], f"as at {base:.0e} (not run at this size)")
+    row.mem_peak = Cell(d["mem_peak"], f"as at 1e{len(str(base)) - 1} (not run at this size)")
+    row.mem_retained = Cell(d["mem_retained"], f"as at 1e{len(str(base)) - 1} (not run at this size)")
     return row
 
 

@@ -320,7 +320,8 @@ def serve_commands(tool: str, folder: str, poll_s: float = 0.005, timeout_s: flo
     """Run in a notebook cell: display ``tool``'s plot, then execute numbered command files.
 
     The driver writes ``<folder>/cmd-<k>.json`` (``{"op": "grow", "n": N}``: log up to N steps;
-    ``{"op": "update"}``: log one step; ``{"op": "done"}``) and waits for ``<folder>/ack-<k>.json``
+    ``{"op": "update"}``: log one step; ``{"op": "done"}``: return, leaving the plot as it is: its
+    kernel is shut down next) and waits for ``<folder>/ack-<k>.json``
     (``{"n", "t_a", "t_b"}``: kernel epoch times before the step was logged and after it was
     handed over for drawing) before watching the page. The cell keeps running throughout, as
     a training cell would. lossviz draws from its render thread, exactly as during training
@@ -343,11 +344,11 @@ def serve_commands(tool: str, folder: str, poll_s: float = 0.005, timeout_s: flo
         def log_lossviz(i: int, **kw: float) -> None:
             plot.log(kw, step=i)
 
-        log, close = log_lossviz, plot.close
+        log = log_lossviz
     elif tool == "naive":
         naive = NaiveBqplot()
         display(naive.figure)
-        log, draw, close = naive.log, naive.update, naive.close
+        log, draw = naive.log, naive.update
     else:
         raise ValueError(f"unknown tool {tool!r}")
     n = 0
@@ -362,7 +363,6 @@ def serve_commands(tool: str, folder: str, poll_s: float = 0.005, timeout_s: flo
         cmd = json.loads(path.read_text())
         t_a = time.time()
         if cmd["op"] == "done":
-            close()
             _write_atomic(base / f"ack-{k}.json", json.dumps({"n": n}))
             return
         if cmd["op"] == "grow":
