@@ -363,9 +363,7 @@ class LossPlot(widgets.VBox):
 
     # -- display: the live widget plus a static image for saved notebooks ---------------------
 
-    def _summary_text(self) -> str:
-        rows = self._last_rows or self._builder.build(self._store.snapshot(), self._store.t0,
-                                                      self._settings()).readout
+    def _summary_text(self, rows: list[ReadoutRow]) -> str:
         head = f"LossPlot {self.title!r}" if self.title else "LossPlot"
         if not rows:
             return f"{head}: no values logged yet"
@@ -376,13 +374,18 @@ class LossPlot(widgets.VBox):
         return "\n".join(lines)
 
     def _static_bundle(self) -> dict[str, Any]:
-        """``text/plain`` summary and, once there is data, a PNG of the current view."""
-        bundle: dict[str, Any] = {"text/plain": self._summary_text()}
-        if len(self._store):
+        """``text/plain`` summary and, once there is data, a PNG of the current view.
+
+        Both come from one export frame (its own FrameBuilder), so this never touches the
+        live view's state, which the render thread owns.
+        """
+        frame = self._export_frame()
+        bundle: dict[str, Any] = {"text/plain": self._summary_text(frame.readout)}
+        if frame.readout:
             try:
                 from .images import image_bytes
 
-                bundle["image/png"] = image_bytes(self._export_frame(), "png", title=self.title, dpi=80)
+                bundle["image/png"] = image_bytes(frame, "png", title=self.title, dpi=80)
             except Exception:  # a static fallback must never break the live display
                 log.exception("lossviz_widget: could not render the static image")
         return bundle
@@ -408,9 +411,12 @@ class LossPlot(widgets.VBox):
 
     def _refresh_displays(self, live: bool = True) -> None:
         """Re-send the displays' data with a fresh static image, if the data changed since."""
-        if not self._displays or (live and self._data_key() == self._static_key):
+        if not self._displays:
             return
-        self._static_key = self._data_key()
+        key = self._data_key()
+        if live and key == self._static_key:
+            return
+        self._static_key = key
         bundle = self._repr_mimebundle_() if live and self.comm is not None else self._static_bundle()
         for handle in self._displays:
             handle.update(bundle, raw=True)
