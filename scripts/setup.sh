@@ -5,8 +5,8 @@
 #
 # EXTRAS is a comma-separated list of the optional-dependency groups of pyproject.toml:
 #   lab   JupyterLab, to run the notebooks (scripts/quickstart.sh)
-#   test  the test suite (scripts/test.sh); also installs torch==2.13.0 (CPU) for the
-#         tensor-input tests. Set LOSSVIZ_SKIP_TORCH=1 to skip that step.
+#   test  the test suite (scripts/test.sh); first installs torch==2.13.0 (CPU) for the
+#         tensor and framework tests.
 # Default: test. Safe to run again: an existing .venv is reused and only updated.
 # The interpreter used to create .venv is $PYTHON (default python3, 3.10 or newer).
 set -euo pipefail
@@ -74,17 +74,15 @@ PIP=("$VENV/bin/python" -m pip)
 say "upgrading pip"
 "${PIP[@]}" install --quiet --upgrade pip
 
+# torch first: the test extra's frameworks (lightning, transformers, ...) depend on torch,
+# and with none installed pip would take a multi-GB CUDA build for them.
+if [[ ",$EXTRAS," == *",test,"* ]]; then
+    say "installing $TORCH_SPEC (CPU) for the tensor and framework tests"
+    "${PIP[@]}" install --quiet "$TORCH_SPEC"
+fi
+
 say "installing lossviz-widget (editable) with extras [$EXTRAS]"
 cd "$ROOT"
 "${PIP[@]}" install --quiet -e ".[$EXTRAS]"
-
-if [[ ",$EXTRAS," == *",test,"* ]]; then
-    if [[ "${LOSSVIZ_SKIP_TORCH:-0}" == "1" ]]; then
-        say "LOSSVIZ_SKIP_TORCH=1: not installing $TORCH_SPEC (tensor-input tests will be skipped)"
-    else
-        say "installing $TORCH_SPEC (CPU) for the tensor-input tests"
-        "${PIP[@]}" install --quiet "$TORCH_SPEC"
-    fi
-fi
 
 say "done: $("$VENV/bin/python" -c 'import lossviz_widget, sys; print(f"lossviz_widget {lossviz_widget.__version__} in {sys.prefix}")')"
