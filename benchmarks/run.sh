@@ -18,8 +18,8 @@ LIVELOSSPLOT="livelossplot==0.6.1"
 say() { printf '==> [bench] %s\n' "$*"; }
 
 if ! { [[ -x "$PY" ]] && "$PY" -c 'import lossviz_widget, jupyterlab, playwright, nbclient' 2>/dev/null; }; then
-    say "setting up .venv with the test extras (scripts/setup.sh test, without torch)"
-    LOSSVIZ_SKIP_TORCH=1 bash "$ROOT/scripts/setup.sh" test
+    say "setting up .venv with the test extras (scripts/setup.sh test)"
+    bash "$ROOT/scripts/setup.sh" test
 fi
 if ! "$PY" -c 'import livelossplot' 2>/dev/null; then
     say "installing the benchmark-only extra $LIVELOSSPLOT into .venv"
