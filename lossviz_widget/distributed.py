@@ -40,7 +40,7 @@ import zlib
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from ._values import DeferredValue, check_name, coerce_step, coerce_value
+from ._values import DeferredValue, check_name, coerce_step, coerce_value, merge_metrics
 
 if TYPE_CHECKING:
     from .widget import LossPlot
@@ -111,7 +111,9 @@ class DistributedLogger:
         coerced: list[Any] = []
         error: Exception | None = None
         try:
-            merged = _merge(metrics, values)
+            merged = merge_metrics(metrics, values)
+            for name in merged:
+                check_name(name)
             names = tuple(sorted(merged))  # canonical order: ranks may pass the names in any order
             coerced = [_unwrap(coerce_value(name, merged[name])) for name in names]
             if step is not None:
@@ -193,25 +195,6 @@ def _process_group_module() -> Any:
     except ImportError:
         return None
     return dist if dist.is_available() and dist.is_initialized() else None
-
-
-def _merge(metrics: Mapping[str, Any] | None, values: dict[str, Any]) -> dict[str, Any]:
-    """The call's metrics as one dict, with the errors of :meth:`LossPlot.log`."""
-    if metrics is None:
-        merged = values
-    elif not isinstance(metrics, Mapping):
-        raise TypeError(f"log() takes a mapping of metric values or keyword arguments, "
-                        f"got {type(metrics).__name__}")
-    else:
-        clash = metrics.keys() & values.keys()
-        if clash:
-            raise ValueError(f"metric {sorted(clash)[0]!r} given both in the mapping and as a keyword")
-        merged = {**metrics, **values}
-    if not merged:
-        raise TypeError("log() needs at least one metric, e.g. logger.log(loss=0.5)")
-    for name in merged:
-        check_name(name)
-    return merged
 
 
 def _unwrap(value: float | DeferredValue) -> Any:
