@@ -32,6 +32,19 @@ def trainable(config):
                      "lr_used": lr, "nan_metric": math.nan if i == 1 else float(i)})
 
 
+def _start_ray() -> None:
+    """A local 2-CPU Ray. On a loaded machine Ray's raylet can give up waiting for its
+    dashboard agent (a fixed 15 s, ray-project/ray#65983): then one more try."""
+    options = dict(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    try:
+        ray.init(**options)
+    except Exception as exc:
+        if "timed out during startup" not in str(exc):
+            raise
+        ray.shutdown()
+        ray.init(**options)
+
+
 @pytest.fixture(scope="module")
 def sweep(tmp_path_factory):
     """Run the sweep once with the callback attached; Ray is shut down afterwards."""
@@ -39,8 +52,8 @@ def sweep(tmp_path_factory):
     saved = os.environ.get("PYTHONPATH")
     os.environ["PYTHONPATH"] = os.pathsep.join([str(Path(__file__).parent), str(Path(__file__).parents[1]),
                                                 saved or ""])
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
     try:
+        _start_ray()
         plot = LossPlot(title="sweep")
         callback = TuneCallback(plot)
         tuner = tune.Tuner(
