@@ -30,7 +30,8 @@ each call waits for the reduction (one device sync per call), so log every few s
 
 Without an initialised process group (``torch.distributed`` unavailable or
 ``init_process_group`` not called) the logger is a plain single-process logger: this
-process is rank 0, values are logged as given, no collective runs. The step is rank
+process is rank 0, values are logged as given, no collective runs. The process group is
+looked up on every call, so a logger may be made before ``init_process_group``. The step is rank
 0's (``step=None`` counts calls).
 """
 
@@ -76,22 +77,39 @@ class DistributedLogger:
             raise TypeError(f"make_plot must be a callable returning a LossPlot (or None), got {make_plot!r}")
         self.reduce = reduce
         self.group = group
+        self.rank0_only = rank0_only
         self._make_plot = make_plot
         self._plot: LossPlot | None = None
-        self._dist = _process_group_module()
-        if self._dist is None:
-            self.rank, self.world_size = 0, 1
-        else:
-            self.rank = self._dist.get_rank(group)
-            self.world_size = self._dist.get_world_size(group)
-            if self.rank < 0:
-                raise ValueError("group: this process is not a member of the given process group")
-        self.plots = self.rank == 0 or not rank0_only
+
+    # The process group is looked up on each use, so a logger made before
+    # ``init_process_group`` (or after ``destroy_process_group``) still does the right thing.
+
+    @property
+    def rank(self) -> int:
+        """This process's rank in ``group``; 0 without a process group."""
+        dist = _process_group_module()
+        if dist is None:
+            return 0
+        rank = dist.get_rank(self.group)
+        if rank < 0:
+            raise ValueError("group: this process is not a member of the given process group")
+        return rank
+
+    @property
+    def world_size(self) -> int:
+        """The number of ranks in ``group``; 1 without a process group."""
+        dist = _process_group_module()
+        return 1 if dist is None else dist.get_world_size(self.group)
+
+    @property
+    def plotting(self) -> bool:
+        """Whether this rank plots: rank 0, or every rank with ``rank0_only=False``."""
+        return not self.rank0_only or self.rank == 0
 
     @property
     def plot(self) -> LossPlot | None:
         """The plot of this rank, built now if needed; None on ranks that do not plot."""
-        if self.plots and self._plot is None:
+        if self._plot is None and self.plotting:
             if self._make_plot is None:
                 from .widget import LossPlot
 
@@ -107,6 +125,7 @@ class DistributedLogger:
         Call it on every rank of the group, with the same metric names. Arguments as
         :meth:`LossPlot.log`. Bad input raises on every rank (see the module docstring).
         """
+        plotting = self.plotting  # (a process outside ``group`` fails here, before any collective)
         names: tuple[str, ...] = ()
         coerced: list[Any] = []
         error: Exception | None = None
@@ -120,14 +139,15 @@ class DistributedLogger:
                 coerce_step(step)
         except (TypeError, ValueError) as exc:
             error = exc
-        if self._dist is None:
+        dist = _process_group_module()
+        if dist is None:
             if error is not None:
                 raise error
             reduced: list[Any] = coerced
         else:
-            reduced = self._all_reduce(names, coerced, error)
-        plot = self.plot
-        if plot is not None:
+            reduced = self._all_reduce(dist, names, coerced, error)
+        if plotting:
+            plot = self.plot
             index = {name: i for i, name in enumerate(names)}
             plot.log({name: reduced[index[name]] for name in merged}, step=step)  # the caller's order
 
@@ -138,11 +158,12 @@ class DistributedLogger:
 
     # -- the collective ---------------------------------------------------------------------
 
-    def _all_reduce(self, names: tuple[str, ...], values: list[Any], error: Exception | None) -> list[Any]:
+    def _all_reduce(self, dist: Any, names: tuple[str, ...], values: list[Any],
+                    error: Exception | None) -> list[Any]:
         """One ``all_reduce`` (two for very many metrics); raises on every rank on a mismatch."""
         import torch
 
-        dist = self._dist
+        world_size = self.world_size
         device = _device(values, dist.get_backend(self.group))
         sums = self.reduce in ("mean", "sum")
         own = _header(names if error is None else None, sums)
@@ -165,14 +186,14 @@ class DistributedLogger:
         op = {"mean": dist.ReduceOp.SUM, "sum": dist.ReduceOp.SUM,
               "max": dist.ReduceOp.MAX, "min": dist.ReduceOp.MIN}[self.reduce]
         dist.all_reduce(first, op=op, group=self.group)
-        scale = float(self.world_size) if sums else 1.0
+        scale = float(world_size) if sums else 1.0
         agreed = first[: len(own)].tolist() == [scale * h for h in own]
         if error is not None:
             raise error
         if not agreed:
             raise RuntimeError(
                 f"DistributedLogger.log: the ranks did not log the same metrics in this call (rank "
-                f"{self.rank} logged {list(names)}), or another rank passed a value log() rejects; "
+                f"{dist.get_rank(self.group)} logged {list(names)}), or another rank passed a value log() rejects; "
                 f"every rank must call log() with the same metric names each time"
             )
         if len(data) > CHUNK:  # every rank agreed on the names, hence on this size
@@ -182,7 +203,7 @@ class DistributedLogger:
         else:
             out = first[len(own): len(data)]
         if self.reduce == "mean":
-            out = out / self.world_size
+            out = out / world_size
         elif not sums:
             out = torch.where(out[n:] != 0, float("nan"), out[:n])
         return out.tolist() if out.device.type == "cpu" else list(out)  # device values stay deferred

@@ -34,16 +34,16 @@ def history(logger: DistributedLogger) -> dict | None:
 
 def main() -> None:
     rank, world, port, out = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3], sys.argv[4]
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=port)
-    dist.init_process_group("gloo", rank=rank, world_size=world, timeout=timedelta(seconds=30))
     made: list[str] = []
 
     def make_plot(title: str):
         return lambda: made.append(title) or LossPlot(title=title)
 
+    mean = DistributedLogger(make_plot("mean"))  # made before the process group: looked up per call
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=port)
+    dist.init_process_group("gloo", rank=rank, world_size=world, timeout=timedelta(seconds=30))
     result: dict = {"errors": {}}
     # mean: a tensor and a float, names in a different order on each rank, NaN and Inf on one rank
-    mean = DistributedLogger(make_plot("mean"))
     for step in range(5):
         loss = torch.tensor(float("nan") if (rank == 1 and step == 2) else (1.0 + 2 * rank) * (step + 1))
         acc = math.inf if (rank == 0 and step == 3) else 0.1 * rank + step
@@ -75,7 +75,7 @@ def main() -> None:
 
     result.update(mean=history(mean), checked=history(checked), many=history(many), made=made,
                   widgets=len(ipywidgets.widgets.widget._instances), rank=mean.rank,
-                  world_size=mean.world_size, plots=mean.plots)
+                  world_size=mean.world_size, plotting=mean.plotting)
     dist.destroy_process_group()
     with open(os.path.join(out, f"rank{rank}.json"), "w", encoding="utf-8") as f:
         json.dump(result, f)

@@ -71,7 +71,7 @@ def _check(series: dict, steps, expected) -> None:
 
 def test_rank0_holds_the_exact_means(ranks):
     r0 = ranks[0]
-    assert (r0["rank"], r0["world_size"], r0["plots"]) == (0, WORLD, True)
+    assert (r0["rank"], r0["world_size"], r0["plotting"]) == (0, WORLD, True)
     steps = [10 * s for s in range(5)]
     # what each rank logged (tests/ddp_worker.py), reduced here independently
     loss = [[(1.0 + 2 * r) * (s + 1) if not (r == 1 and s == 2) else math.nan for s in range(5)] for r in range(WORLD)]
@@ -94,7 +94,7 @@ def test_sum_max_min_keep_non_finite_values(ranks):
 
 def test_other_ranks_never_build_a_plot_or_widget(ranks):
     r1 = ranks[1]
-    assert (r1["rank"], r1["plots"]) == (1, False)
+    assert (r1["rank"], r1["plotting"]) == (1, False)
     assert r1["made"] == [], "make_plot was called on rank 1"
     assert r1["widgets"] == 0, "rank 1 created ipywidgets widgets"
     assert all(r1[k] is None for k in ("mean", "sum", "max", "min", "checked", "many"))
@@ -131,7 +131,7 @@ def test_more_metrics_than_one_chunk(ranks):
 def test_without_a_process_group_it_logs_as_given():
     assert not dist.is_initialized()
     logger = DistributedLogger(reduce="max")
-    assert (logger.rank, logger.world_size, logger.plots) == (0, 1, True)
+    assert (logger.rank, logger.world_size, logger.plotting) == (0, 1, True)
     logger.log({"loss": torch.tensor(0.5)}, acc=float("nan"), step=3)
     logger.log(loss=0.25, acc=1.0)
     h = logger.plot.history
