@@ -8,7 +8,8 @@
 (the notebook's kernel), so the plot fills in while the trials run on their workers.
 Each result logs every numeric metric (nested dicts flattened with ``/``:
 ``{"val": {"loss": 1}}`` -> ``val/loss``) at ``step=result["training_iteration"]``
-into the run named after the trial. Ray's bookkeeping keys (:data:`SKIPPED_KEYS`) and
+into the run named after the trial. A result the plot rejects (a restored trial
+repeating its steps) is skipped with a ``RuntimeWarning``; it never stops the sweep. Ray's bookkeeping keys (:data:`SKIPPED_KEYS`) and
 non-numeric values are left out; ``metrics=`` picks the metrics instead.
 
 Trial states (running, finished, failed) are kept in :attr:`TuneCallback.status` and
@@ -26,6 +27,7 @@ raises an ``ImportError`` saying what to install.
 from __future__ import annotations
 
 import numbers
+import warnings
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
@@ -36,7 +38,7 @@ except ImportError as exc:  # pragma: no cover - exercised only without Ray
 
 from .widget import LossPlot
 
-__all__ = ["TuneCallback", "SKIPPED_KEYS"]
+__all__ = ["TuneCallback", "SKIPPED_KEYS", "numeric_metrics"]
 
 # Filled in by Ray for every result: time, host and bookkeeping, not metrics of the model.
 # ``training_iteration`` is the step; ``config`` holds the hyperparameters (the run's name).
@@ -106,8 +108,14 @@ class TuneCallback(Callback):
 
     def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict, **info: Any) -> None:
         values = numeric_metrics(result, self.metrics)
-        if values:
-            self.plot.log(values, step=result["training_iteration"], run=self.run_of(trial))
+        if not values:
+            return
+        run = self.run_of(trial)
+        try:
+            self.plot.log(values, step=result.get("training_iteration"), run=run)
+        except (TypeError, ValueError) as exc:  # e.g. a restored trial repeating steps: never stop the sweep
+            warnings.warn(f"lossviz_widget: result of trial {run!r} not plotted: {exc}", RuntimeWarning,
+                          stacklevel=2)
 
     def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         self._set_status(trial, "TERMINATED")
