@@ -34,15 +34,19 @@ def trainable(config):
 
 def _start_ray() -> None:
     """A local 2-CPU Ray. On a loaded machine Ray's raylet can give up waiting for its
-    dashboard agent (a fixed 15 s, ray-project/ray#65983): then one more try."""
+    dashboard agent (a fixed 15 s, ray-project/ray#65983): then one more try, and if Ray
+    still cannot start, a skip that says so (nothing of ours has run yet)."""
     options = dict(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
-    try:
-        ray.init(**options)
-    except Exception as exc:
-        if "timed out during startup" not in str(exc):
-            raise
-        ray.shutdown()
-        ray.init(**options)
+    for _ in range(2):
+        try:
+            ray.init(**options)
+            return
+        except Exception as exc:
+            if "timed out during startup" not in str(exc):
+                raise
+            ray.shutdown()
+    pytest.skip("Ray's own startup timed out twice on this machine (its raylet waits 15 s for its "
+                "dashboard agent: ray-project/ray#65983); the sweep tests need a running Ray")
 
 
 @pytest.fixture(scope="module")
