@@ -176,3 +176,10 @@ def test_bad_log_calls(args, kwargs, error, match):
     with pytest.raises(error, match=match):
         logger.log(*args, **kwargs)
     assert logger._plot is None
+
+
+def test_importing_the_module_does_not_import_torch():
+    code = "import sys, lossviz_widget.distributed; print('torch' in sys.modules)"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    assert out.stdout.strip() == "False", out.stderr
