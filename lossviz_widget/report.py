@@ -34,6 +34,7 @@ import numpy as np
 
 from .buffers import MetricHistory
 from .controls import format_number, readout_html
+from .runs_table import run_label_html
 from .formats import CSV_HEADER, RunData, as_runs, csv_bytes, json_safe_floats
 from .images import image_bytes
 from .view import Frame
@@ -180,6 +181,11 @@ def render_report(
     csv_data = csv_bytes(RunData(runs, title))
     csv_uri = "data:text/csv;charset=utf-8;base64," + base64.b64encode(csv_data).decode("ascii")
     heading = title or "Loss curves"
+    runs_section = ""
+    if frame.several_runs:  # each run's colour, name and best value of the main metric
+        items = "".join(f"<li>{run_label_html(row)}{' (hidden)' if row.hidden else ''}</li>" for row in frame.runs)
+        runs_section = (f'<section id="lossviz-runs">\n<h2>Runs</h2>\n'
+                        f'<ul style="list-style:none;padding:0">{items}</ul>\n</section>\n')
 
     return f"""<!DOCTYPE html>
 <html lang="en">
@@ -198,7 +204,7 @@ def render_report(
 <section id="lossviz-curves">
 <figure>{chart}</figure>
 </section>
-<section id="lossviz-readout" class="lossviz-readout">
+{runs_section}<section id="lossviz-readout" class="lossviz-readout">
 <h2>Latest and best</h2>
 {readout_html(frame.readout)}
 </section>

@@ -534,7 +534,9 @@ class LossPlot(widgets.VBox):
         nonfinite = sum(r.nonfinite for r in rows)
         last = max((r.step for r in rows), default=None)
         parts = [] if last is None else [f"step {format_number(last)}"]
-        parts.append(f"{len(rows)} metrics, {points:,} points")
+        runs = len({r.run for r in rows})
+        what = f"{runs} runs, {len(rows)} series" if runs > 1 else f"{len(rows)} metrics"
+        parts.append(f"{what}, {points:,} points")
         if nonfinite:
             parts.append(f'<span style="color:#d62728">&#9660; {nonfinite:,} non-finite (NaN/Inf) values</span>')
         if self._error:

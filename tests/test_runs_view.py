@@ -88,6 +88,7 @@ def test_hidden_runs_are_not_drawn_and_not_sent(plot):
     assert line.x is sent_x  # nothing new sent for it
     assert main_line(plot, "loss", RUNS[1], "loss").visible
     assert hidden not in plot._readout.value
+    assert "2 runs, 6 series" in plot._status.value  # the status line counts visible runs
     table = plot._runs_table._rows
     assert table[hidden].show.value is False and table[RUNS[1]].show.value is True
     table[hidden].show.value = True  # the checkbox shows it again
@@ -154,6 +155,7 @@ def test_run_names_are_escaped_everywhere(plot, tmp_path):
     svg = plot.export(tmp_path / "r.svg").read_text(encoding="utf-8")
     assert "<b>x</b>" not in svg and "&lt;b&gt;x&lt;/b&gt;" in svg  # the legend label, as SVG text
     assert "3 runs" in page
+    assert '<section id="lossviz-runs">' in page and page.count('<li><span data-run=') == 3
 
 
 @pytest.mark.parametrize("suffix", [".csv", ".json", ".npz"])
