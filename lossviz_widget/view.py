@@ -231,7 +231,9 @@ class FrameBuilder:
 
     def __init__(self) -> None:
         self._metrics: dict[tuple[str, str], _MetricState] = {}  # (run, metric) -> state
-        self._metric_order: dict[str, int] = {}  # metric -> order of first appearance (colour, dash)
+        self._metric_order: dict[str, int] = {}  # metric -> order of first appearance (colour with one run)
+        self._dashes: dict[str, str] = {}  # metric -> its dash with several runs
+        self._family_sizes: dict[str, int] = {}  # family -> metrics of it seen so far
         self._panel_keys: dict[str, tuple] = {}
 
     def build(
@@ -256,8 +258,8 @@ class FrameBuilder:
         data_settings = settings.data_part()
         for metrics in runs.values():
             for name in metrics:
-                self._metric_order.setdefault(name, len(self._metric_order))
-        dashes = self._dashes()
+                if name not in self._metric_order:
+                    self._new_metric(name)
         families: dict[str, list[_MetricState]] = {}
         readout: list[ReadoutRow] = []
         for run_index, (run, metrics) in enumerate(runs.items()):
@@ -282,7 +284,7 @@ class FrameBuilder:
                 sf = state.frame
                 sf.color, sf.opacity = color, opacity
                 sf.label = f"{run}: {name}" if by_run else name
-                sf.dash = dashes[name] if by_run else "solid"
+                sf.dash = self._dashes[name] if by_run else "solid"
                 family.append(state)
                 if len(hist):
                     readout.append(
@@ -293,15 +295,13 @@ class FrameBuilder:
         return Frame(panels, readout, x_label, settings.x_axis == "wall_time", settings.x_range,
                      self._run_rows(runs, settings))
 
-    def _dashes(self) -> dict[str, str]:
-        """Each metric's dash: its place among the metrics of its family, in order of first appearance."""
-        seen: dict[str, int] = {}
-        out = {}
-        for name in self._metric_order:
-            family = family_of(name)
-            i = seen[family] = seen.get(family, -1) + 1
-            out[name] = DASHES[i % len(DASHES)]
-        return out
+    def _new_metric(self, name: str) -> None:
+        """Number a metric name seen for the first time; its dash is its place within its family."""
+        self._metric_order[name] = len(self._metric_order)
+        family = family_of(name)
+        i = self._family_sizes.get(family, 0)
+        self._family_sizes[family] = i + 1
+        self._dashes[name] = DASHES[i % len(DASHES)]
 
     def _run_rows(self, runs: dict[str, Mapping[str, MetricHistory]], s: ViewSettings) -> list[RunRow]:
         names = list(self._metric_order)
