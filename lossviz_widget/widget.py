@@ -32,10 +32,10 @@ from .figures import PanelGrid
 from .files import atomic_write, check_suffix
 from .formats import RunData, read_data, write_data
 from .logfile import LogWriter
-from .scheduler import FrameScheduler
-from .snapshot import SnapshotButton
 from .runs import Run, RunStores, check_run
 from .runs_table import RunsTable
+from .scheduler import FrameScheduler
+from .snapshot import SnapshotButton
 from .store import History, MetricStore
 from .view import X_AXIS_MODES, Frame, FrameBuilder, ReadoutRow, ViewSettings
 
@@ -305,7 +305,8 @@ class LossPlot(widgets.VBox):
 
     @classmethod
     def load(cls, path: str | os.PathLike[str], **options: Any) -> LossPlot:
-        """A new plot holding the data of a ``.csv``/``.json``/``.npz`` export or a ``log_file``.
+        """A new plot holding the data (every run, in order) of a ``.csv``/``.json``/``.npz`` export or a
+        ``log_file``.
 
         Title and view settings come from the file (``.json``, ``.npz``, ``.jsonl``) unless
         given in ``options``. The plot is ready to keep logging; pass
