@@ -6,8 +6,9 @@
 """
 
 from .buffers import MetricHistory
+from .runs import Run
 from .smoothing import tensorboard_ema
 from .widget import LossPlot
 
-__all__ = ["LossPlot", "MetricHistory", "tensorboard_ema"]
+__all__ = ["LossPlot", "MetricHistory", "Run", "tensorboard_ema"]
 __version__ = "0.1.0"
