@@ -57,9 +57,9 @@ def _floats(x: ArrayLike, name: str, dtype: np.dtype | None = None) -> np.ndarra
     return a.astype(dtype if dtype is not None else target, copy=False)
 
 
-def _same_shape(input: np.ndarray, target: np.ndarray, what: str = "input") -> None:
+def _same_shape(input: np.ndarray, target: np.ndarray) -> None:
     if input.shape != target.shape:
-        raise ValueError(f"target must have the shape of {what} {input.shape}, got {target.shape}")
+        raise ValueError(f"target must have the shape of input {input.shape}, got {target.shape}")
 
 
 def _check_reduction(reduction: str, allowed: tuple[str, ...] = _REDUCTIONS) -> None:
@@ -116,26 +116,26 @@ def _softplus(x: np.ndarray) -> np.ndarray:
     return np.logaddexp(x.dtype.type(0), x)
 
 
-# ---------------------------------------------------------------- regression
-
-def _regression(input: ArrayLike, target: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
+def _paired(input: ArrayLike, target: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
     x = _floats(input, "input")
     t = _floats(target, "target", x.dtype)
     _same_shape(x, t)
     return x, t
 
 
+# ---------------------------------------------------------------- regression
+
 def mse(input: ArrayLike, target: ArrayLike, *, reduction: Reduction = "mean"):
     """Mean squared error: ``(input - target)**2``, reduced (``F.mse_loss``)."""
     _check_reduction(reduction)
-    x, t = _regression(input, target)
+    x, t = _paired(input, target)
     return _reduce(np.square(x - t), reduction)
 
 
 def mae(input: ArrayLike, target: ArrayLike, *, reduction: Reduction = "mean"):
     """Mean absolute error: ``|input - target|``, reduced (``F.l1_loss``)."""
     _check_reduction(reduction)
-    x, t = _regression(input, target)
+    x, t = _paired(input, target)
     return _reduce(np.abs(x - t), reduction)
 
 
@@ -154,7 +154,7 @@ def huber(input: ArrayLike, target: ArrayLike, *, delta: float = 1.0, reduction:
     _check_reduction(reduction)
     if not delta > 0:
         raise ValueError(f"delta must be > 0, got {delta!r}")
-    x, t = _regression(input, target)
+    x, t = _paired(input, target)
     return _reduce(_quadratic_then_linear(np.abs(x - t), delta), reduction)
 
 
@@ -169,7 +169,7 @@ def smooth_l1(input: ArrayLike, target: ArrayLike, *, beta: float = 1.0, reducti
     _check_reduction(reduction)
     if not beta >= 0:
         raise ValueError(f"beta must be >= 0, got {beta!r}")
-    x, t = _regression(input, target)
+    x, t = _paired(input, target)
     r = np.abs(x - t)
     if beta == 0:
         return _reduce(r, reduction)
@@ -190,7 +190,7 @@ def binary_cross_entropy(
     broadcasts to the input's shape.
     """
     _check_reduction(reduction)
-    p, t = _regression(input, target)
+    p, t = _paired(input, target)
     _check_unit_interval(p, "input")
     _check_unit_interval(t, "target")
     w = _broadcast_to(weight, p.shape, "weight", p.dtype)
@@ -215,7 +215,7 @@ def binary_cross_entropy_with_logits(
     axis; ``weight`` broadcasts to the input's shape; ``target`` lies in [0, 1].
     """
     _check_reduction(reduction)
-    z, t = _regression(input, target)
+    z, t = _paired(input, target)
     _check_unit_interval(t, "target")
     w = _broadcast_to(weight, z.shape, "weight", z.dtype)
     pw = _broadcast_to(pos_weight, z.shape, "pos_weight", z.dtype)
@@ -428,7 +428,7 @@ def kl_div(
     divides the sum by the batch size, ``input.shape[0]``.
     """
     _check_reduction(reduction, _REDUCTIONS + ("batchmean",))
-    logq, t = _regression(input, target)
+    logq, t = _paired(input, target)
     with np.errstate(divide="ignore", invalid="ignore"):
         if log_target:  # like PyTorch, log p = -inf gives 0 * inf = NaN here
             loss = np.exp(t) * (t - logq)

@@ -176,6 +176,21 @@ def test_cross_entropy_soft_targets_match_torch(rng, shape, reduction, dtype, we
     check(ours, F.cross_entropy(_t(x), _t(t), weight=_t(w), reduction=reduction, label_smoothing=smoothing), dtype)
 
 
+@settings(max_examples=40, deadline=None)
+@given(hnp.arrays(np.float64, st.tuples(st.integers(1, 6), st.integers(1, 5)), elements=st.floats(-1000, 1000)),
+       st.data())
+def test_cross_entropy_property_any_logits(x, data):
+    y = np.array(data.draw(st.lists(st.integers(0, x.shape[1] - 1), min_size=x.shape[0], max_size=x.shape[0])))
+    eps = data.draw(st.sampled_from([0.0, 0.1]))
+    ours = L.cross_entropy(x, y, reduction="none", label_smoothing=eps)
+    assert np.all(np.isfinite(ours)) and np.all(ours >= 0)
+    theirs = F.cross_entropy(_t(x), _t(y), reduction="none", label_smoothing=eps).numpy()
+    np.testing.assert_allclose(ours, theirs, rtol=1e-12, atol=1e-9)
+    log_p = special.log_softmax(x, axis=1)
+    oracle = -(1 - eps) * log_p[np.arange(len(y)), y] - eps / x.shape[1] * log_p.sum(axis=1)
+    np.testing.assert_allclose(ours, oracle, rtol=1e-12, atol=1e-9)
+
+
 @pytest.mark.parametrize("reduction", REDUCTIONS)
 def test_cross_entropy_unbatched(rng, reduction):
     x = rng.normal(size=4)

@@ -378,3 +378,15 @@ def test_widget_updates_are_throttled_but_forced_draws_go_through():
     assert plot.update([1e-3, 1e-2], [1.0, 0.5], [1.0, 0.9], force=True)
     np.testing.assert_array_equal(plot.smoothed.y, [1.0, 0.9])
     plot.close()
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_cuda_model_cpu_batches_are_moved_and_state_restored():
+    model, optimizer, loader = _trained_net_and_adam()
+    model.cuda()
+    optimizer.load_state_dict(optimizer.state_dict())  # moves Adam's state to the parameters' device
+    before = _snapshot(model, optimizer)
+    result = lr_find(model, optimizer, torch.nn.functional.mse_loss, loader, num_it=20, show=False)
+    assert len(result.losses) == 20 and np.all(np.isfinite(result.losses))
+    _assert_restored(model, optimizer, before)
