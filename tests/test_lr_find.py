@@ -390,3 +390,31 @@ def test_cuda_model_cpu_batches_are_moved_and_state_restored():
     result = lr_find(model, optimizer, torch.nn.functional.mse_loss, loader, num_it=20, show=False)
     assert len(result.losses) == 20 and np.all(np.isfinite(result.losses))
     _assert_restored(model, optimizer, before)
+
+
+def test_notebook_shows_the_finder_live_and_trains_with_its_suggestion(tmp_path):
+    """In a real kernel: the lr_find cell displays the plot and its bqplot marks get their
+    data inside that cell; the suggested lr then trains the model (NumPy loss == torch loss)."""
+    from pathlib import Path
+
+    from notebook_harness import WIDGET_VIEW_MIME, cell_text, run_notebook
+
+    run = run_notebook(Path(__file__).resolve().parents[1] / "notebooks" / "06_lr_finder.ipynb", tmp_path)
+    find = run.code_cell("lr_find(model")
+    for i, cell in enumerate(run.nb.cells):
+        assert not [o for o in cell.get("outputs", []) if o.output_type == "error"], f"cell {i} raised"
+    views = [o for o in run.nb.cells[find].outputs if WIDGET_VIEW_MIME in o.get("data", {})]
+    assert len(views) == 1
+    models = run.models()
+    assert models[views[0]["data"][WIDGET_VIEW_MIME]["model_id"]] == "@jupyter-widgets/controls:VBoxModel"
+    marks = {e.comm_id for e in run.events if e.cell_index == find and e.model in ("bqplot:LinesModel",
+                                                                                    "bqplot:ScatterModel")}
+    fed = {e.comm_id for e in run.events
+           if e.cell_index == find and e.comm_id in marks and e.msg_type == "comm_msg" and {"x", "y"} & set(e.keys)}
+    assert len(marks) == 3 and fed == marks  # raw, smoothed, suggestion markers
+    text = cell_text(run.nb.cells[find])
+    assert "valley:" in text and "optimizer lr is back to 0.01" in text
+    out = cell_text(run.nb.cells[run.code_cell("numpy cross-entropy")])
+    values = dict(line.split(": ") for line in out.strip().splitlines())
+    assert float(values["numpy cross-entropy"]) == pytest.approx(float(values["torch cross-entropy"]), rel=1e-5)
+    assert float(values["accuracy"]) > 0.9
