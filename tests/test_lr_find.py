@@ -19,6 +19,16 @@ from lossviz_widget.lr_suggest import DivergenceMonitor, lr_schedule, minimum, s
 torch.set_num_threads(1)
 
 
+def test_importing_the_package_imports_no_framework():
+    import subprocess
+    import sys
+
+    code = ("import sys, lossviz_widget; from lossviz_widget import losses, lr_find; "
+            "print(sorted(m for m in ('torch', 'scipy', 'sklearn') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
+
+
 # ------------------------------------------------------------------ schedule, smoothing, stopping
 
 def test_schedule_is_fastais_exponential():
