@@ -20,7 +20,7 @@ from typing import IO, Any
 from .buffers import MetricHistory
 from .formats import RunData, float_from_json, json_float, make_history
 
-__all__ = ["LogWriter", "read_log"]
+__all__ = ["LogWriter", "read_log", "parse_header", "parse_point"]
 
 LOG_FORMAT = "lossviz_widget.jsonl"
 
@@ -83,27 +83,40 @@ class LogWriter:
             self._file = None
 
 
+def parse_header(line: str) -> tuple[str, dict[str, Any]]:
+    """Title and settings from a log's first line; ``ValueError`` if it is not our header."""
+    try:
+        header = json.loads(line) if line.strip() else None
+    except ValueError:
+        header = None
+    if not isinstance(header, dict) or header.get("format") != LOG_FORMAT:
+        raise ValueError(f'first line must be a header with "format": "{LOG_FORMAT}"')
+    return str(header.get("title", "")), dict(header.get("settings", {}))
+
+
+def parse_point(line: str) -> tuple[str, float, float, float] | None:
+    """``(metric, step, value, wall_time)`` of one point line, or ``None`` if it is cut or corrupt."""
+    try:
+        rec = json.loads(line)
+        name, s, v, t = rec["m"], float(rec["s"]), float_from_json(rec["v"]), float(rec["t"])
+    except (ValueError, KeyError, TypeError):
+        return None  # typically the last line, cut mid-write by a killed process
+    return (name, s, v, t) if isinstance(name, str) else None
+
+
 def read_log(path: Path) -> RunData:
     """Read a log file; incomplete/corrupt lines are skipped and counted in ``skipped_lines``."""
     columns: dict[str, tuple[list[float], list[float], list[float]]] = {}
-    title, settings, skipped = "", {}, 0
+    skipped = 0
     with path.open(encoding="utf-8", errors="replace") as f:
-        first = f.readline()
-        header = json.loads(first) if first.strip() else None
-        if not isinstance(header, dict) or header.get("format") != LOG_FORMAT:
-            raise ValueError(f'first line must be a header with "format": "{LOG_FORMAT}"')
-        title, settings = str(header.get("title", "")), dict(header.get("settings", {}))
+        title, settings = parse_header(f.readline())
         for line in f:
-            try:
-                rec = json.loads(line)
-                name, s, v, t = rec["m"], float(rec["s"]), float_from_json(rec["v"]), float(rec["t"])
-                if not isinstance(name, str):
-                    raise TypeError("metric name")
-            except (ValueError, KeyError, TypeError):
-                skipped += 1  # typically the last line, cut mid-write by a killed process
+            point = parse_point(line)
+            if point is None:
+                skipped += 1
                 continue
-            cols = columns.setdefault(name, ([], [], []))
-            cols[0].append(s)
-            cols[1].append(v)
-            cols[2].append(t)
+            cols = columns.setdefault(point[0], ([], [], []))
+            cols[0].append(point[1])
+            cols[1].append(point[2])
+            cols[2].append(point[3])
     return RunData({n: make_history(*c, n) for n, c in columns.items()}, title, settings, skipped)
