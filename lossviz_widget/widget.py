@@ -34,6 +34,7 @@ from .formats import RunData, read_data, write_data
 from .logfile import LogWriter
 from .scheduler import FrameScheduler
 from .snapshot import SnapshotButton
+from .runs import Run, RunStores, check_run
 from .store import History, MetricStore
 from .view import X_AXIS_MODES, Frame, FrameBuilder, ReadoutRow, ViewSettings
 
@@ -99,7 +100,8 @@ class LossPlot(widgets.VBox):
             title=title, smoothing=smoothing, log_y=log_y, ignore_outliers=ignore_outliers,
             x_axis=x_axis, fps=fps, max_points=max_points, **kwargs,
         )
-        self._store = MetricStore()
+        self._runs = RunStores()
+        self._store = self._runs.default  # the default run: log() without run=
         self._builder = FrameBuilder()
         self._grid = PanelGrid(on_zoom=self._on_browser_zoom)
         self._render_lock = threading.Lock()
@@ -185,37 +187,72 @@ class LossPlot(widgets.VBox):
 
     # -- public API ---------------------------------------------------------------------------
 
-    def log(self, metrics: Mapping[str, Any] | None = None, /, *, step: float | None = None, **values: Any) -> None:
+    def log(self, metrics: Mapping[str, Any] | None = None, /, *, step: float | None = None,
+            run: str | None = None, **values: Any) -> None:
         """Record one value per metric at ``step``; returns immediately (drawing happens later).
 
-        ``step`` defaults to one more than the largest step logged so far (so it counts
-        calls when never given). Values may be Python or NumPy numbers, 0-d/size-1
-        arrays or tensors; GPU tensors are fetched in batches at frame time. Raises
-        ``TypeError``/``ValueError`` naming the metric for bad input, in which case
-        nothing from this call is recorded.
+        ``step`` defaults to one more than the largest step logged so far in that run (so it
+        counts calls when never given). Values may be Python or NumPy numbers, 0-d/size-1
+        arrays or tensors; GPU tensors are fetched in batches at frame time. ``run`` names
+        the run the values belong to (None: the default run, ``"default"``); see
+        :meth:`run`. Raises ``TypeError``/``ValueError`` naming the metric for bad input,
+        in which case nothing from this call is recorded.
         """
-        if metrics is None:  # keywords only: the common case, and the hot path
-            if not values:
-                raise TypeError("log() needs at least one metric, e.g. plot.log(loss=0.5)")
+        store = self._store if run is None else self._runs.get(run)
+        if metrics is None and values:  # keywords only: the common case, and the hot path
             # ``values`` is this call's own dict (str keys). False: a frame is already due.
-            if self._store.log_kwargs(values, step) and self._background:
+            if store.log_kwargs(values, step) and self._background:
                 self._scheduler.request()
             return
-        if not isinstance(metrics, Mapping):
+        self._log_into(store, metrics, step, values)
+
+    def _log_into(self, store: MetricStore, metrics: Mapping[str, Any] | None, step: Any,
+                  values: dict[str, Any]) -> None:
+        """:meth:`log` into one run's store (also what :meth:`Run.log` calls)."""
+        if metrics is None:
+            merged: Mapping[str, Any] = values
+        elif not isinstance(metrics, Mapping):
             raise TypeError(
                 f"log() takes a mapping of metric values or keyword arguments, got {type(metrics).__name__}"
             )
-        if values:
+        elif values:
             clash = metrics.keys() & values.keys()
             if clash:
                 raise ValueError(f"metric {sorted(clash)[0]!r} given both in the mapping and as a keyword")
-            merged: Mapping[str, Any] = {**metrics, **values}
+            merged = {**metrics, **values}
         else:
             merged = metrics
         if not merged:
             raise TypeError("log() needs at least one metric, e.g. plot.log(loss=0.5)")
-        if self._store.log(merged, step) and self._background:
+        if store.log(merged, step) and self._background:
             self._scheduler.request()
+
+    def extend(self, metric: str, steps: Any, values: Any, wall_time: Any = None, *, run: str | None = None) -> None:
+        """Append many points of one metric at once (reading a log, replaying a run): O(len).
+
+        ``steps`` and ``values`` (and ``wall_time``, epoch seconds; None: now) are 1-D
+        array-likes of equal length: lists, NumPy arrays or tensors. Steps must be finite,
+        non-decreasing and not below the metric's last step; NaN/Inf values are kept. Bad
+        input raises an error naming the metric, and then nothing is appended.
+        """
+        self._extend_into(self._store if run is None else self._runs.get(run), metric, steps, values, wall_time)
+
+    def _extend_into(self, store: MetricStore, metric: str, steps: Any, values: Any, wall_time: Any) -> None:
+        store.extend(metric, steps, values, wall_time)
+        if self._background:
+            self._scheduler.request()
+
+    def run(self, name: str) -> Run:
+        """A handle that logs to run ``name``: ``r = plot.run("lr=1e-3"); r.log(loss=0.5)``.
+
+        Runs appear in the plot once they hold a value; each keeps one colour in every panel.
+        """
+        return Run(self, check_run(name), self._runs.get(name))
+
+    @property
+    def runs(self) -> tuple[str, ...]:
+        """Names of the runs holding data, in the order their first value was logged."""
+        return self._runs.names()
 
     def flush(self) -> None:
         """Draw (and write to ``log_file``) everything logged so far, now, on this thread.
@@ -304,8 +341,14 @@ class LossPlot(widgets.VBox):
 
     @property
     def history(self) -> History:
-        """Full-resolution data: ``plot.history["loss"].steps / .values / .wall_time``."""
-        return History(self._store)
+        """Full-resolution data: ``plot.history["loss"].steps / .values / .wall_time``.
+
+        With one run (the usual case, whatever its name) that run's data; with several,
+        the default run's (what ``log()`` without ``run=`` records). Each run's own data:
+        ``plot.run(name).history``.
+        """
+        run, store = self._runs.primary()
+        return History(store, run, self.runs)
 
     def close(self) -> None:
         """Stop the render thread, write out ``log_file``, and close every widget.
