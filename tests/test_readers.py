@@ -286,3 +286,27 @@ def test_missing_file_is_waited_for(tmp_path):
         f.write("0.5\n")
     assert [(b.run, b.metric, b.steps.tolist(), b.values.tolist()) for b in source.poll()] == [
         ("fit", "loss", [0.0], [0.5])]
+
+
+# -- LossPlot.from_logdir ---------------------------------------------------------------------
+
+
+def test_from_logdir(torch_logdir):
+    plot = LossPlot.from_logdir(torch_logdir, title="two runs", smoothing=0.0)
+    assert plot.runs == ("a", "b") and plot.title == "two runs" and plot.smoothing == 0.0
+    expected = by_key(read_logs(torch_logdir)[0])
+    for run in ("a", "b"):
+        history = plot.run(run).history
+        assert set(history) == {"loss", "train/acc", "val_loss"}
+        for metric, h in history.items():
+            steps, values, walls = expected[(run, metric)]
+            assert h.steps.tolist() == steps and h.wall_time.tolist() == walls
+            np.testing.assert_array_equal(h.values, values)
+    plot.close()
+
+
+def test_from_logdir_errors(tmp_path):
+    with pytest.raises(FileNotFoundError, match="nope"):
+        LossPlot.from_logdir(tmp_path / "nope")
+    with pytest.raises(ValueError, match="no logs found"):
+        LossPlot.from_logdir(tmp_path)
