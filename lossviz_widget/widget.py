@@ -335,7 +335,11 @@ class LossPlot(widgets.VBox):
         """
         batches, _ = read_logs(path)
         plot = cls(**options)
-        plot._extend_batches(batches)
+        try:
+            plot._extend_batches(batches)
+        except ValueError:
+            plot.close()
+            raise
         plot._request_frame()
         return plot
 
