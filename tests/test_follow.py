@@ -53,7 +53,7 @@ def count(plot: LossPlot, run: str, metric: str) -> int:
     return len(history[metric]) if metric in history else 0
 
 
-def wait_until(condition, timeout: float = 30.0) -> None:
+def wait_until(condition, timeout: float = 60.0) -> None:
     deadline = time.monotonic() + timeout
     while not condition():
         assert time.monotonic() < deadline, "timed out"

@@ -1,13 +1,16 @@
 """TensorBoard event files, read with TensorBoard's own loader.
 
-:class:`tensorboard.backend.event_processing.event_file_loader.EventFileLoader` keeps the
-file open and its read position between calls, so each poll parses only the records
-appended since; a record that is not completely written yet (or a file cut mid-record)
-ends the read without error, and the next poll resumes at that record. Its compat layer
-turns TF1-style ``simple_value`` scalars (what ``torch.utils.tensorboard`` and
-``tensorboardX`` write by default) into the TF2 form, a rank-0 ``tensor`` whose metadata
-names the ``scalars`` plugin; those are the values read here, one metric per tag.
-Histograms, images, text and other plugins' data are passed over.
+TensorBoard's ``LegacyEventFileLoader`` (``event_file_loader`` module) keeps the file open
+and its read position between calls, so each poll parses only the records appended
+since; a record that is not completely written yet (or a file cut mid-record) ends the
+read without error, and the next poll resumes at that record. Scalars come in two forms,
+both read here, one metric per tag: TF1-style ``simple_value`` (what
+``torch.utils.tensorboard`` and ``tensorboardX`` write by default) and the TF2 form, a
+rank-0 ``tensor`` whose metadata names the ``scalars`` plugin (``new_style=True``, TF2
+writers; the metadata may come with a tag's first value only). Histograms, images, text
+and other plugins' data are passed over. The loader's subclass ``EventFileLoader`` would
+convert every ``simple_value`` to the TF2 form first; that conversion took over half of
+the read time, so it is not used.
 
 ``tensorboard`` is imported when the first event file is opened, not before.
 """
@@ -40,23 +43,27 @@ class TensorBoardTail(Tail):
         self._loader = None
 
     def _read(self) -> Points:
-        from tensorboard.backend.event_processing.event_file_loader import EventFileLoader
+        from tensorboard.backend.event_processing.event_file_loader import LegacyEventFileLoader
         from tensorboard.compat import tf
         from tensorboard.util.tensor_util import make_ndarray
 
         points = Points(with_wall_times=True)
         if self._loader is None:
             try:
-                self._loader = EventFileLoader(str(self.path))
+                self._loader = LegacyEventFileLoader(str(self.path))
             except tf.errors.NotFoundError:  # removed since the stat: a later poll sees the new file
                 return points
         for event in self._loader.Load():
             if not event.HasField("summary"):
                 continue
             for value in event.summary.value:
+                kind = value.WhichOneof("value")
+                if kind == "simple_value":
+                    points.add(value.tag, float(event.step), value.simple_value, event.wall_time)
+                    continue
                 if value.metadata.plugin_data.plugin_name == SCALARS_PLUGIN:
                     self._scalar_tags.add(value.tag)
-                elif value.tag not in self._scalar_tags:
+                if kind != "tensor" or value.tag not in self._scalar_tags:
                     continue
                 array = make_ndarray(value.tensor)
                 if array.size != 1:
