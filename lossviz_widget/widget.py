@@ -37,12 +37,14 @@ from .readers import Batch, read_logs
 from .scheduler import FrameScheduler
 from .snapshot import SnapshotButton
 from .runs import Run, RunStores, check_run
+from .runs_table import RunsTable
 from .store import History, MetricStore
 from .view import X_AXIS_MODES, Frame, FrameBuilder, ReadoutRow, ViewSettings
 
 __all__ = ["LossPlot"]
 
-_VIEW_TRAITS = ("smoothing", "log_y", "ignore_outliers", "x_axis", "max_points", "x_range")
+_VIEW_TRAITS = ("smoothing", "log_y", "ignore_outliers", "x_axis", "max_points", "x_range", "hidden_runs",
+                "highlight_run")
 _SETTINGS = ("smoothing", "log_y", "ignore_outliers", "x_axis", "max_points", "fps")  # kept in data files
 IMAGE_SUFFIXES = (".png", ".svg", ".pdf")
 EXPORT_SUFFIXES = (*IMAGE_SUFFIXES, ".html", ".csv", ".json", ".npz")
@@ -84,6 +86,9 @@ class LossPlot(widgets.VBox):
                     help="Visible x range (zoom) in x axis units: steps, epoch seconds for wall time, "
                          "the shown unit for relative time. None: everything.").tag(sync=True)
     follow_latest = Bool(True, help="Auto-range x to all data as it grows; off while zoomed.").tag(sync=True)
+    hidden_runs = Tuple(help="Names of runs not drawn (the runs table's checkboxes).")
+    highlight_run = Unicode(None, allow_none=True,
+                            help="The run drawn opaque while the others fade; None: no highlight.")
 
     def __init__(
         self,
@@ -120,7 +125,8 @@ class LossPlot(widgets.VBox):
         self._snapshot = SnapshotButton()
         bar = control_bar(self)
         bar.children += (self._snapshot,)
-        self.children = [self._header, bar, self._grid.box, self._readout, self._status]
+        self._runs_table = RunsTable(self)
+        self.children = [self._header, bar, self._runs_table.box, self._grid.box, self._readout, self._status]
         self.add_class("lossviz")
         self._live = _in_kernel()
         self._scheduler = FrameScheduler(self._frame_from_thread, fps=fps, on_error=self._report_error)
@@ -159,6 +165,10 @@ class LossPlot(widgets.VBox):
         if v is not None and not (math.isfinite(v[0]) and math.isfinite(v[1]) and v[0] < v[1]):
             raise TraitError(f"x_range must be (low, high) with finite low < high, or None; got {v!r}")
         return v
+
+    @validate("hidden_runs")
+    def _check_hidden_runs(self, proposal: dict) -> tuple[str, ...]:
+        return tuple(check_run(name) for name in proposal["value"])
 
     @observe(*_VIEW_TRAITS)
     def _on_view_change(self, change: dict) -> None:
@@ -290,10 +300,10 @@ class LossPlot(widgets.VBox):
         if suffix == ".html":
             from .report import render_report
 
-            page = render_report(self._export_frame(), self._store.snapshot(), title=self.title,
+            page = render_report(self._export_frame(), self._runs.snapshot(), title=self.title,
                                  settings=self._settings_dict())
             return atomic_write(p, lambda f: f.write(page.encode("utf-8")))
-        data = RunData(self._store.snapshot(), self.title, self._settings_dict())
+        data = RunData(self._runs.snapshot(), self.title, self._settings_dict())
         return atomic_write(p, lambda f: write_data(f, suffix, data))
 
     @classmethod
@@ -316,7 +326,7 @@ class LossPlot(widgets.VBox):
         kwargs.update(options)
         log_file = kwargs.pop("log_file", None)
         plot = cls(**kwargs)
-        plot._store.load(data.metrics)
+        plot._runs.load(data.runs)
         if log_file is not None:
             same = Path(log_file).expanduser().resolve() == p.resolve()
             plot._open_log(log_file, resume=same)
@@ -435,7 +445,7 @@ class LossPlot(widgets.VBox):
 
     def _settings(self) -> ViewSettings:
         return ViewSettings(self.smoothing, self.log_y, self.ignore_outliers, self.x_axis, self.max_points,
-                            self.x_range)
+                            self.x_range, frozenset(self.hidden_runs), self.highlight_run)
 
     def _export_frame(self, max_points: int = 4000) -> Frame:
         """The current view (panels, colours, smoothing, scales) at export resolution.
@@ -443,7 +453,7 @@ class LossPlot(widgets.VBox):
         Built by a fresh FrameBuilder, so the live view's incremental state is untouched.
         """
         settings = dataclasses.replace(self._settings(), max_points=max_points)
-        return FrameBuilder().build(self._store.snapshot(), self._store.t0, settings)
+        return FrameBuilder().build(self._runs.snapshot(), self._runs.t0, settings)
 
     def _request_frame(self) -> None:
         if getattr(self, "_live", False):
@@ -455,7 +465,7 @@ class LossPlot(widgets.VBox):
     def _open_log(self, path: str | os.PathLike[str], resume: bool = False) -> None:
         """Stream values to ``path`` from now on; the history already held is written first
         (or, with ``resume``, taken to be in the file already)."""
-        lengths = {name: len(h) for name, h in self._store.snapshot().items()}
+        lengths = {(run, name): len(h) for run, metrics in self._runs.snapshot().items() for name, h in metrics.items()}
         self._log_writer = LogWriter(path, title=self.title, settings=self._settings_dict(),
                                      already_written=lengths if resume else None)
         self._render(draw=False)
@@ -468,8 +478,10 @@ class LossPlot(widgets.VBox):
         if not rows:
             return f"{head}: no values logged yet"
         lines = [f"{head}: {len(rows)} metrics"]
+        several = len({r.run for r in rows}) > 1
         for r in rows:
-            lines.append(f"  {r.name}: {r.count:,} points, step {format_number(r.step)}, latest "
+            name = f"{r.run}: {r.name}" if several else r.name
+            lines.append(f"  {name}: {r.count:,} points, step {format_number(r.step)}, latest "
                          f"{format_number(r.latest)}, best {format_number(r.best)} (step {format_number(r.best_step)})")
         return "\n".join(lines)
 
@@ -507,7 +519,8 @@ class LossPlot(widgets.VBox):
             self._hook_cell_end()
 
     def _data_key(self) -> tuple:
-        return (tuple((n, len(h)) for n, h in self._store.snapshot().items()), self._settings(), self.title)
+        lengths = tuple((r, n, len(h)) for r, metrics in self._runs.snapshot().items() for n, h in metrics.items())
+        return lengths, self._settings(), self.title
 
     def _refresh_displays(self, live: bool = True) -> None:
         """Re-send the displays' data with a fresh static image, if the data changed since."""
@@ -554,13 +567,14 @@ class LossPlot(widgets.VBox):
     def _render(self, draw: bool = True) -> int:
         """Build and push one frame; returns the number of widget messages sent."""
         with self._render_lock:
-            data = self._store.snapshot()
+            data = self._runs.snapshot()
             if self._log_writer is not None:
                 self._log_writer.write_new(data)
             if not draw:
                 return 0
-            frame = self._builder.build(data, self._store.t0, self._settings())
+            frame = self._builder.build(data, self._runs.t0, self._settings())
             sent = self._grid.apply(frame)
+            sent += self._runs_table.update(frame.runs)
             readout = readout_html(frame.readout)
             if readout != self._readout.value:
                 self._readout.value = readout
@@ -577,7 +591,9 @@ class LossPlot(widgets.VBox):
         nonfinite = sum(r.nonfinite for r in rows)
         last = max((r.step for r in rows), default=None)
         parts = [] if last is None else [f"step {format_number(last)}"]
-        parts.append(f"{len(rows)} metrics, {points:,} points")
+        runs = len({r.run for r in rows})
+        what = f"{runs} runs, {len(rows)} series" if runs > 1 else f"{len(rows)} metrics"
+        parts.append(f"{what}, {points:,} points")
         if nonfinite:
             parts.append(f'<span style="color:#d62728">&#9660; {nonfinite:,} non-finite (NaN/Inf) values</span>')
         if self._error:

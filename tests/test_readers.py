@@ -229,15 +229,16 @@ def test_own_jsonl_log(tmp_path):
     plot = LossPlot(title="t", log_file=path)
     for step in range(5):
         plot.log(loss=1.0 / (step + 1), acc=math.nan if step == 2 else step / 10, step=step)
+        plot.log(loss=2.0 / (step + 1), step=step, run="lr=0.1")  # a named run in the same log
     plot.close()
     data = by_key(read_logs(tmp_path)[0])
-    hist = LossPlot.load(path)
-    for metric in ("loss", "acc"):
-        steps, values, walls = data[("run1", metric)]
-        h = hist.history[metric]
-        assert steps == h.steps.tolist() and walls == h.wall_time.tolist()
+    assert set(data) == {("run1", "loss"), ("run1", "acc"), ("run1/lr=0.1", "loss")}
+    loaded = LossPlot.load(path)
+    for (run, metric), (steps, values, walls) in data.items():
+        h = loaded.run("default" if run == "run1" else "lr=0.1").history[metric]
+        assert steps == h.steps.tolist() == list(range(5)) and walls == h.wall_time.tolist()
         np.testing.assert_array_equal(values, h.values)
-    hist.close()
+    loaded.close()
 
 
 def test_folder_mixes_formats_and_passes_over_other_files(torch_logdir, keras_csv, tmp_path):

@@ -6,7 +6,7 @@ file that was rewritten or replaced since the last poll (it shrank, its inode
 changed, or its first bytes differ: a writer that started over, ``rsync``, Lightning
 rewriting ``metrics.csv`` with a wider header) is read again from the start, and the
 points already delivered are dropped: a rewritten file is taken to begin with the
-points it held before (per metric, by count), so each point is delivered once.
+points it held before (per run and metric, by count), so each point is delivered once.
 """
 
 from __future__ import annotations
@@ -41,23 +41,28 @@ class Batch:
 
 
 class Points:
-    """Points collected during one read, grouped by metric (first-seen order)."""
+    """Points collected during one read, grouped by (run, metric) in first-seen order.
+
+    ``run`` is ``""`` for the file's own run; a log holding several runs (our own
+    ``log_file``) names the others.
+    """
 
     def __init__(self, with_wall_times: bool) -> None:
-        self._cols: dict[str, tuple[list[float], list[float], list[float]]] = {}
+        self._cols: dict[tuple[str, str], tuple[list[float], list[float], list[float]]] = {}
         self._walls = with_wall_times
 
-    def add(self, metric: str, step: float, value: float, wall_time: float = float("nan")) -> None:
-        cols = self._cols.get(metric)
+    def add(self, metric: str, step: float, value: float, wall_time: float = float("nan"), run: str = "") -> None:
+        cols = self._cols.get((run, metric))
         if cols is None:
-            cols = self._cols[metric] = ([], [], [])
+            cols = self._cols[run, metric] = ([], [], [])
         cols[0].append(step)
         cols[1].append(value)
         cols[2].append(wall_time)
 
     def items(self):
-        for metric, (s, v, w) in self._cols.items():
-            yield metric, np.array(s, dtype=np.float64), np.array(v, dtype=np.float64), (
+        """``((run, metric), steps, values, wall_times or None)`` per series."""
+        for key, (s, v, w) in self._cols.items():
+            yield key, np.array(s, dtype=np.float64), np.array(v, dtype=np.float64), (
                 np.array(w, dtype=np.float64) if self._walls else None)
 
 
@@ -76,8 +81,8 @@ class Tail:
         self.skipped = 0  # cells/lines/records passed over because they hold no number
         self._key: tuple[int, int, int, int] | None = None  # (dev, inode, size, mtime) at the last read
         self._head = b""
-        self._seen: dict[str, int] = {}  # points per metric read from the current version of the file
-        self._sent: dict[str, int] = {}  # points per metric delivered, over all versions
+        self._seen: dict[tuple[str, str], int] = {}  # points per series read from the file's current version
+        self._sent: dict[tuple[str, str], int] = {}  # points per series delivered, over all versions
 
     def poll(self) -> list[Batch]:
         """The points appended since the last poll (nothing while the file is missing)."""
@@ -107,14 +112,15 @@ class Tail:
     def _deliver(self, points: Points) -> list[Batch]:
         """Batches of the points not delivered before (see the module docstring)."""
         out = []
-        for metric, steps, values, walls in points.items():
-            start = self._seen.get(metric, 0)
-            self._seen[metric] = start + len(steps)
-            drop = max(0, self._sent.get(metric, 0) - start)
+        for key, steps, values, walls in points.items():
+            start = self._seen.get(key, 0)
+            self._seen[key] = start + len(steps)
+            drop = max(0, self._sent.get(key, 0) - start)
             if drop >= len(steps):
                 continue
-            self._sent[metric] = start + len(steps)
-            out.append(Batch(self.run, metric, steps[drop:], values[drop:], None if walls is None else walls[drop:]))
+            self._sent[key] = start + len(steps)
+            run = f"{self.run}/{key[0]}" if key[0] else self.run
+            out.append(Batch(run, key[1], steps[drop:], values[drop:], None if walls is None else walls[drop:]))
         return out
 
     def _read(self) -> Points:

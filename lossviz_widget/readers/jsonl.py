@@ -3,13 +3,15 @@
 The line format is the log writer's: :func:`~lossviz_widget.logfile.parse_header` and
 :func:`~lossviz_widget.logfile.parse_point` are shared with ``LossPlot.load``. A line
 that is not a point (cut mid-write and then completed by a resumed log) is counted in
-``skipped``.
+``skipped``. The log's default run is the file's run (``"fit"`` for ``fit.jsonl``); its
+named runs are ``"fit/<name>"``.
 """
 
 from __future__ import annotations
 
 import os
 
+from ..formats import DEFAULT_RUN
 from ..logfile import parse_header, parse_point
 from ._tail import LineTail, Points
 
@@ -40,4 +42,5 @@ class JsonlTail(LineTail):
         if point is None:
             self.skipped += 1
         else:
-            points.add(*point)
+            run, metric, step, value, wall_time = point
+            points.add(metric, step, value, wall_time, "" if run == DEFAULT_RUN else run)
