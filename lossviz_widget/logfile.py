@@ -23,7 +23,7 @@ from typing import IO, Any
 from .buffers import MetricHistory
 from .formats import DEFAULT_RUN, RunData, RunsData, check_file_name, float_from_json, histories, json_float
 
-__all__ = ["LogWriter", "read_log"]
+__all__ = ["LogWriter", "read_log", "parse_header", "parse_point"]
 
 LOG_FORMAT = "lossviz_widget.jsonl"
 
@@ -89,26 +89,40 @@ class LogWriter:
             self._file = None
 
 
+def parse_header(line: str) -> tuple[str, dict[str, Any]]:
+    """Title and settings from a log's first line; ``ValueError`` if it is not our header."""
+    try:
+        header = json.loads(line) if line.strip() else None
+    except ValueError:
+        header = None
+    if not isinstance(header, dict) or header.get("format") != LOG_FORMAT:
+        raise ValueError(f'first line must be a header with "format": "{LOG_FORMAT}"')
+    return str(header.get("title", "")), dict(header.get("settings", {}))
+
+
+def parse_point(line: str) -> tuple[str, str, float, float, float] | None:
+    """``(run, metric, step, value, wall_time)`` of one point line, or ``None`` if it is cut or corrupt."""
+    try:
+        rec = json.loads(line)
+        run, name = check_file_name("run", rec.get("r", DEFAULT_RUN)), check_file_name("metric", rec["m"])
+        return run, name, float(rec["s"]), float_from_json(rec["v"]), float(rec["t"])
+    except (ValueError, KeyError, TypeError, AttributeError):
+        return None  # typically the last line, cut mid-write by a killed process
+
+
 def read_log(path: Path) -> RunData:
     """Read a log file; incomplete/corrupt lines are skipped and counted in ``skipped_lines``."""
     columns: dict[tuple[str, str], tuple[list[float], list[float], list[float]]] = {}
-    title, settings, skipped = "", {}, 0
+    skipped = 0
     with path.open(encoding="utf-8", errors="replace") as f:
-        first = f.readline()
-        header = json.loads(first) if first.strip() else None
-        if not isinstance(header, dict) or header.get("format") != LOG_FORMAT:
-            raise ValueError(f'first line must be a header with "format": "{LOG_FORMAT}"')
-        title, settings = str(header.get("title", "")), dict(header.get("settings", {}))
+        title, settings = parse_header(f.readline())
         for line in f:
-            try:
-                rec = json.loads(line)
-                key = (check_file_name("run", rec.get("r", DEFAULT_RUN)), check_file_name("metric", rec["m"]))
-                s, v, t = float(rec["s"]), float_from_json(rec["v"]), float(rec["t"])
-            except (ValueError, KeyError, TypeError, AttributeError):
-                skipped += 1  # typically the last line, cut mid-write by a killed process
+            point = parse_point(line)
+            if point is None:
+                skipped += 1
                 continue
-            cols = columns.setdefault(key, ([], [], []))
-            cols[0].append(s)
-            cols[1].append(v)
-            cols[2].append(t)
+            cols = columns.setdefault(point[:2], ([], [], []))
+            cols[0].append(point[2])
+            cols[1].append(point[3])
+            cols[2].append(point[4])
     return RunData(histories(columns), title, settings, skipped)

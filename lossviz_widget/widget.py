@@ -30,8 +30,10 @@ from traitlets import Bool, Enum, Float, Int, TraitError, Tuple, Unicode, observ
 from .controls import control_bar, format_number, readout_html
 from .figures import PanelGrid
 from .files import atomic_write, check_suffix
+from .follow import Follower
 from .formats import RunData, read_data, write_data
 from .logfile import LogWriter
+from .readers import Batch, read_logs
 from .runs import Run, RunStores, check_run
 from .runs_table import RunsTable
 from .scheduler import FrameScheduler
@@ -116,7 +118,8 @@ class LossPlot(widgets.VBox):
         self._readout.add_class("lossviz-readout")
         self._status = widgets.HTML()
         self._status.add_class("lossviz-status")
-        self._error = ""  # last rendering error, shown in the status line
+        self._error = ""  # last rendering or follow error, shown in the status line
+        self._followers: list[Follower] = []
         self._last_rows: list[ReadoutRow] = []
         self._update_header()
         self._snapshot = SnapshotButton()
@@ -331,6 +334,58 @@ class LossPlot(widgets.VBox):
         plot._request_frame()
         return plot
 
+    @classmethod
+    def from_logdir(cls, path: str | os.PathLike[str], **options: Any) -> LossPlot:
+        """A new plot holding every run of the logs at ``path``: a folder of runs or one log file.
+
+        Reads TensorBoard event files, Keras and Lightning ``CSVLogger`` files and this
+        package's ``log_file`` logs; runs are named after their subfolders (see
+        :mod:`lossviz_widget.readers`). ``options`` go to the constructor. Raises
+        ``FileNotFoundError`` for a missing path and ``ValueError`` if it holds no log.
+        To keep reading as the logs grow, use :meth:`follow`.
+        """
+        batches, _ = read_logs(path)
+        plot = cls(**options)
+        try:
+            plot._extend_batches(batches)
+        except ValueError:
+            plot.close()
+            raise
+        plot._request_frame()
+        return plot
+
+    def follow(self, *paths: str | os.PathLike[str], interval: float = 1.0) -> Follower:
+        """Show the points other processes append to the logs at ``paths``, as they arrive.
+
+        Each path is a log file or a folder of runs (formats as for :meth:`from_logdir`); it
+        need not exist yet, and runs that appear in a folder later are picked up. A
+        background thread polls every ``interval`` seconds and reads only what was appended;
+        records still being written wait for the next poll, and rewritten or replaced files
+        are read again without repeating points. Errors show in the status line (and
+        ``follower.last_error``). Stop with :meth:`unfollow` or :meth:`close`.
+        """
+        follower = Follower(paths, self._extend_batches, interval=interval,
+                            on_error=lambda exc: self._report_error(exc, "following logs"))
+        self._followers.append(follower)
+        follower.start()
+        return follower
+
+    def unfollow(self) -> None:
+        """Stop every :meth:`follow`: the polling threads end before this returns."""
+        while self._followers:
+            self._followers.pop().stop()
+
+    def _extend_batches(self, batches: list[Batch]) -> None:
+        """Append read log points; a batch that is rejected (say, steps going back) does not stop the others."""
+        errors = []
+        for b in batches:
+            try:
+                self.extend(b.metric, b.steps, b.values, b.wall_times, run=b.run)
+            except (TypeError, ValueError) as exc:
+                errors.append(f"run {b.run!r}: {exc}")
+        if errors:
+            raise ValueError("; ".join(errors))
+
     @property
     def last_snapshot(self) -> bytes | None:
         """PNG bytes of the widget exactly as the browser last showed it.
@@ -366,6 +421,8 @@ class LossPlot(widgets.VBox):
 
         Displays of the plot keep its final static image and summary.
         """
+        if getattr(self, "_followers", None):
+            self.unfollow()
         scheduler = getattr(self, "_scheduler", None)
         if scheduler is not None:
             scheduler.stop()
@@ -541,11 +598,11 @@ class LossPlot(widgets.VBox):
         if nonfinite:
             parts.append(f'<span style="color:#d62728">&#9660; {nonfinite:,} non-finite (NaN/Inf) values</span>')
         if self._error:
-            parts.append(f'<span style="color:#d62728">rendering error: {html.escape(self._error)}</span>')
+            parts.append(f'<span style="color:#d62728">{html.escape(self._error)}</span>')
         return '<span style="font-size:11px;color:#555">' + " &middot; ".join(parts) + "</span>"
 
-    def _report_error(self, exc: BaseException) -> None:
-        self._error = f"{type(exc).__name__}: {exc}"
+    def _report_error(self, exc: BaseException, what: str = "rendering") -> None:
+        self._error = f"{what} error: {type(exc).__name__}: {exc}"
         with self._render_lock:
             self._status.value = self._status_html(self._last_rows)
 
