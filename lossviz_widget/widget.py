@@ -31,17 +31,21 @@ from ._values import merge_metrics
 from .controls import control_bar, format_number, readout_html
 from .figures import PanelGrid
 from .files import atomic_write, check_suffix
+from .follow import Follower
 from .formats import RunData, read_data, write_data
 from .logfile import LogWriter
+from .readers import Batch, read_logs
+from .runs import Run, RunStores, check_run
+from .runs_table import RunsTable
 from .scheduler import FrameScheduler
 from .snapshot import SnapshotButton
-from .runs import Run, RunStores, check_run
 from .store import History, MetricStore
 from .view import X_AXIS_MODES, Frame, FrameBuilder, ReadoutRow, ViewSettings
 
 __all__ = ["LossPlot"]
 
-_VIEW_TRAITS = ("smoothing", "log_y", "ignore_outliers", "x_axis", "max_points", "x_range")
+_VIEW_TRAITS = ("smoothing", "log_y", "ignore_outliers", "x_axis", "max_points", "x_range", "hidden_runs",
+                "highlight_run")
 _SETTINGS = ("smoothing", "log_y", "ignore_outliers", "x_axis", "max_points", "fps")  # kept in data files
 IMAGE_SUFFIXES = (".png", ".svg", ".pdf")
 EXPORT_SUFFIXES = (*IMAGE_SUFFIXES, ".html", ".csv", ".json", ".npz")
@@ -83,6 +87,9 @@ class LossPlot(widgets.VBox):
                     help="Visible x range (zoom) in x axis units: steps, epoch seconds for wall time, "
                          "the shown unit for relative time. None: everything.").tag(sync=True)
     follow_latest = Bool(True, help="Auto-range x to all data as it grows; off while zoomed.").tag(sync=True)
+    hidden_runs = Tuple(help="Names of runs not drawn (the runs table's checkboxes).")
+    highlight_run = Unicode(None, allow_none=True,
+                            help="The run drawn opaque while the others fade; None: no highlight.")
 
     def __init__(
         self,
@@ -112,13 +119,15 @@ class LossPlot(widgets.VBox):
         self._readout.add_class("lossviz-readout")
         self._status = widgets.HTML()
         self._status.add_class("lossviz-status")
-        self._error = ""  # last rendering error, shown in the status line
+        self._error = ""  # last rendering or follow error, shown in the status line
+        self._followers: list[Follower] = []
         self._last_rows: list[ReadoutRow] = []
         self._update_header()
         self._snapshot = SnapshotButton()
         bar = control_bar(self)
         bar.children += (self._snapshot,)
-        self.children = [self._header, bar, self._grid.box, self._readout, self._status]
+        self._runs_table = RunsTable(self)
+        self.children = [self._header, bar, self._runs_table.box, self._grid.box, self._readout, self._status]
         self.add_class("lossviz")
         self._live = _in_kernel()
         self._scheduler = FrameScheduler(self._frame_from_thread, fps=fps, on_error=self._report_error)
@@ -157,6 +166,10 @@ class LossPlot(widgets.VBox):
         if v is not None and not (math.isfinite(v[0]) and math.isfinite(v[1]) and v[0] < v[1]):
             raise TraitError(f"x_range must be (low, high) with finite low < high, or None; got {v!r}")
         return v
+
+    @validate("hidden_runs")
+    def _check_hidden_runs(self, proposal: dict) -> tuple[str, ...]:
+        return tuple(check_run(name) for name in proposal["value"])
 
     @observe(*_VIEW_TRAITS)
     def _on_view_change(self, change: dict) -> None:
@@ -274,15 +287,16 @@ class LossPlot(widgets.VBox):
         if suffix == ".html":
             from .report import render_report
 
-            page = render_report(self._export_frame(), self._store.snapshot(), title=self.title,
+            page = render_report(self._export_frame(), self._runs.snapshot(), title=self.title,
                                  settings=self._settings_dict())
             return atomic_write(p, lambda f: f.write(page.encode("utf-8")))
-        data = RunData(self._store.snapshot(), self.title, self._settings_dict())
+        data = RunData(self._runs.snapshot(), self.title, self._settings_dict())
         return atomic_write(p, lambda f: write_data(f, suffix, data))
 
     @classmethod
     def load(cls, path: str | os.PathLike[str], **options: Any) -> LossPlot:
-        """A new plot holding the data of a ``.csv``/``.json``/``.npz`` export or a ``log_file``.
+        """A new plot holding the data (every run, in order) of a ``.csv``/``.json``/``.npz`` export or a
+        ``log_file``.
 
         Title and view settings come from the file (``.json``, ``.npz``, ``.jsonl``) unless
         given in ``options``. The plot is ready to keep logging; pass
@@ -300,12 +314,64 @@ class LossPlot(widgets.VBox):
         kwargs.update(options)
         log_file = kwargs.pop("log_file", None)
         plot = cls(**kwargs)
-        plot._store.load(data.metrics)
+        plot._runs.load(data.runs)
         if log_file is not None:
             same = Path(log_file).expanduser().resolve() == p.resolve()
             plot._open_log(log_file, resume=same)
         plot._request_frame()
         return plot
+
+    @classmethod
+    def from_logdir(cls, path: str | os.PathLike[str], **options: Any) -> LossPlot:
+        """A new plot holding every run of the logs at ``path``: a folder of runs or one log file.
+
+        Reads TensorBoard event files, Keras and Lightning ``CSVLogger`` files and this
+        package's ``log_file`` logs; runs are named after their subfolders (see
+        :mod:`lossviz_widget.readers`). ``options`` go to the constructor. Raises
+        ``FileNotFoundError`` for a missing path and ``ValueError`` if it holds no log.
+        To keep reading as the logs grow, use :meth:`follow`.
+        """
+        batches, _ = read_logs(path)
+        plot = cls(**options)
+        try:
+            plot._extend_batches(batches)
+        except ValueError:
+            plot.close()
+            raise
+        plot._request_frame()
+        return plot
+
+    def follow(self, *paths: str | os.PathLike[str], interval: float = 1.0) -> Follower:
+        """Show the points other processes append to the logs at ``paths``, as they arrive.
+
+        Each path is a log file or a folder of runs (formats as for :meth:`from_logdir`); it
+        need not exist yet, and runs that appear in a folder later are picked up. A
+        background thread polls every ``interval`` seconds and reads only what was appended;
+        records still being written wait for the next poll, and rewritten or replaced files
+        are read again without repeating points. Errors show in the status line (and
+        ``follower.last_error``). Stop with :meth:`unfollow` or :meth:`close`.
+        """
+        follower = Follower(paths, self._extend_batches, interval=interval,
+                            on_error=lambda exc: self._report_error(exc, "following logs"))
+        self._followers.append(follower)
+        follower.start()
+        return follower
+
+    def unfollow(self) -> None:
+        """Stop every :meth:`follow`: the polling threads end before this returns."""
+        while self._followers:
+            self._followers.pop().stop()
+
+    def _extend_batches(self, batches: list[Batch]) -> None:
+        """Append read log points; a batch that is rejected (say, steps going back) does not stop the others."""
+        errors = []
+        for b in batches:
+            try:
+                self.extend(b.metric, b.steps, b.values, b.wall_times, run=b.run)
+            except (TypeError, ValueError) as exc:
+                errors.append(f"run {b.run!r}: {exc}")
+        if errors:
+            raise ValueError("; ".join(errors))
 
     @property
     def last_snapshot(self) -> bytes | None:
@@ -342,6 +408,8 @@ class LossPlot(widgets.VBox):
 
         Displays of the plot keep its final static image and summary.
         """
+        if getattr(self, "_followers", None):
+            self.unfollow()
         scheduler = getattr(self, "_scheduler", None)
         if scheduler is not None:
             scheduler.stop()
@@ -365,7 +433,7 @@ class LossPlot(widgets.VBox):
 
     def _settings(self) -> ViewSettings:
         return ViewSettings(self.smoothing, self.log_y, self.ignore_outliers, self.x_axis, self.max_points,
-                            self.x_range)
+                            self.x_range, frozenset(self.hidden_runs), self.highlight_run)
 
     def _export_frame(self, max_points: int = 4000) -> Frame:
         """The current view (panels, colours, smoothing, scales) at export resolution.
@@ -373,7 +441,7 @@ class LossPlot(widgets.VBox):
         Built by a fresh FrameBuilder, so the live view's incremental state is untouched.
         """
         settings = dataclasses.replace(self._settings(), max_points=max_points)
-        return FrameBuilder().build(self._store.snapshot(), self._store.t0, settings)
+        return FrameBuilder().build(self._runs.snapshot(), self._runs.t0, settings)
 
     def _request_frame(self) -> None:
         if getattr(self, "_live", False):
@@ -385,7 +453,7 @@ class LossPlot(widgets.VBox):
     def _open_log(self, path: str | os.PathLike[str], resume: bool = False) -> None:
         """Stream values to ``path`` from now on; the history already held is written first
         (or, with ``resume``, taken to be in the file already)."""
-        lengths = {name: len(h) for name, h in self._store.snapshot().items()}
+        lengths = {(run, name): len(h) for run, metrics in self._runs.snapshot().items() for name, h in metrics.items()}
         self._log_writer = LogWriter(path, title=self.title, settings=self._settings_dict(),
                                      already_written=lengths if resume else None)
         self._render(draw=False)
@@ -398,8 +466,10 @@ class LossPlot(widgets.VBox):
         if not rows:
             return f"{head}: no values logged yet"
         lines = [f"{head}: {len(rows)} metrics"]
+        several = len({r.run for r in rows}) > 1
         for r in rows:
-            lines.append(f"  {r.name}: {r.count:,} points, step {format_number(r.step)}, latest "
+            name = f"{r.run}: {r.name}" if several else r.name
+            lines.append(f"  {name}: {r.count:,} points, step {format_number(r.step)}, latest "
                          f"{format_number(r.latest)}, best {format_number(r.best)} (step {format_number(r.best_step)})")
         return "\n".join(lines)
 
@@ -437,7 +507,8 @@ class LossPlot(widgets.VBox):
             self._hook_cell_end()
 
     def _data_key(self) -> tuple:
-        return (tuple((n, len(h)) for n, h in self._store.snapshot().items()), self._settings(), self.title)
+        lengths = tuple((r, n, len(h)) for r, metrics in self._runs.snapshot().items() for n, h in metrics.items())
+        return lengths, self._settings(), self.title
 
     def _refresh_displays(self, live: bool = True) -> None:
         """Re-send the displays' data with a fresh static image, if the data changed since."""
@@ -484,13 +555,14 @@ class LossPlot(widgets.VBox):
     def _render(self, draw: bool = True) -> int:
         """Build and push one frame; returns the number of widget messages sent."""
         with self._render_lock:
-            data = self._store.snapshot()
+            data = self._runs.snapshot()
             if self._log_writer is not None:
                 self._log_writer.write_new(data)
             if not draw:
                 return 0
-            frame = self._builder.build(data, self._store.t0, self._settings())
+            frame = self._builder.build(data, self._runs.t0, self._settings())
             sent = self._grid.apply(frame)
+            sent += self._runs_table.update(frame.runs)
             readout = readout_html(frame.readout)
             if readout != self._readout.value:
                 self._readout.value = readout
@@ -507,15 +579,17 @@ class LossPlot(widgets.VBox):
         nonfinite = sum(r.nonfinite for r in rows)
         last = max((r.step for r in rows), default=None)
         parts = [] if last is None else [f"step {format_number(last)}"]
-        parts.append(f"{len(rows)} metrics, {points:,} points")
+        runs = len({r.run for r in rows})
+        what = f"{runs} runs, {len(rows)} series" if runs > 1 else f"{len(rows)} metrics"
+        parts.append(f"{what}, {points:,} points")
         if nonfinite:
             parts.append(f'<span style="color:#d62728">&#9660; {nonfinite:,} non-finite (NaN/Inf) values</span>')
         if self._error:
-            parts.append(f'<span style="color:#d62728">rendering error: {html.escape(self._error)}</span>')
+            parts.append(f'<span style="color:#d62728">{html.escape(self._error)}</span>')
         return '<span style="font-size:11px;color:#555">' + " &middot; ".join(parts) + "</span>"
 
-    def _report_error(self, exc: BaseException) -> None:
-        self._error = f"{type(exc).__name__}: {exc}"
+    def _report_error(self, exc: BaseException, what: str = "rendering") -> None:
+        self._error = f"{what} error: {type(exc).__name__}: {exc}"
         with self._render_lock:
             self._status.value = self._status_html(self._last_rows)
 

@@ -197,3 +197,13 @@ def test_quickstart_snapshot_files(executed):
     assert sorted(p.name for p in snapshots.iterdir()) == [
         "quickstart.csv", "quickstart.html", "quickstart.json", "quickstart.png"]
     assert list((tmp / "cwd").iterdir()) == []
+
+
+def test_follow_notebook_receives_every_point(executed):
+    """The followed script's two runs arrive complete (60 steps, 6 validations each); read once,
+    runs come in folder-name order."""
+    run, *_ = executed(NOTEBOOK_DIR / "31_follow_tensorboard.ipynb")
+    text = cell_text(run.nb.cells[run.code_cell("plot.unfollow()")])
+    for name in ("lr=0.1", "lr=0.02"):
+        assert f"{name}: 60 loss points" in text and text.count("6 val_loss points") == 2, text
+    assert "('lr=0.02', 'lr=0.1')" in cell_text(run.nb.cells[run.code_cell("from_logdir")])
