@@ -207,3 +207,16 @@ def test_follow_notebook_receives_every_point(executed):
     for name in ("lr=0.1", "lr=0.02"):
         assert f"{name}: 60 loss points" in text and text.count("6 val_loss points") == 2, text
     assert "('lr=0.02', 'lr=0.1')" in cell_text(run.nb.cells[run.code_cell("from_logdir")])
+
+
+def test_sweep_notebook_shows_every_trial_live(executed):
+    """Each Ray Tune trial becomes a run, and the plot's lines update while the sweep cell runs."""
+    run, *_ = executed(NOTEBOOK_DIR / "32_sweep_ray_tune.ipynb")
+    sweep = run.code_cell("tuner.fit()")
+    text = cell_text(run.nb.cells[sweep])
+    assert "runs: ('0_lr=0.0030', '1_lr=0.0300', '2_lr=0.3000', '3_lr=1.2000')" in text, text
+    models = run.models()
+    frames = {round(e.time, 2) for e in run.events
+              if e.cell_index == sweep and e.msg_type == "comm_msg" and models.get(e.comm_id, "").startswith("bqplot:")
+              and {"x", "y"} & set(e.keys)}
+    assert len(frames) >= 2, f"only {len(frames)} line-data frames while the sweep ran"
