@@ -90,7 +90,7 @@ class Layout:
 
 def layout_of_arrays(params: object, what: str = "params") -> tuple[Layout, np.ndarray, bool]:
     """A NumPy parameter vector or list of arrays as ``(layout, flat float64 copy, is_list)``."""
-    if isinstance(params, np.ndarray) or np.isscalar(params):
+    if isinstance(params, np.ndarray):
         arrays, is_list = [params], False
     elif isinstance(params, (list, tuple)):
         arrays, is_list = list(params), True

@@ -119,7 +119,7 @@ class LandscapeView(widgets.VBox):
             marks += [self.path_line, self.path_points]
         self._color_axis = ColorAxis(scale=self._color, side="right", label=land.metric, tick_format=".3~g")
         axes = [Axis(scale=self._x, label=land.x_label, **_GRID),
-                Axis(scale=self._y, label=land.y_label, orientation="vertical", side="left", **_GRID),
+                Axis(scale=self._y, label=land.y_label, side="left", **_GRID),
                 self._color_axis]
         self.figure = Figure(marks=marks, axes=axes, title=land.metric, **_FIG,
                              layout=widgets.Layout(width="560px", height="480px"))
@@ -130,7 +130,7 @@ class LandscapeView(widgets.VBox):
         self._y = LinearScale()
         self.curve = Lines(x=land.x, y=np.full(len(land.x), np.nan), scales={"x": self._x, "y": self._y},
                            colors=["#1f77b4"], stroke_width=2, marker="circle", marker_size=16)
-        self._y_axis = Axis(scale=self._y, orientation="vertical", side="left", tick_format=".3~g",
+        self._y_axis = Axis(scale=self._y, side="left", tick_format=".3~g",
                             label=land.metric, **_GRID)
         self.figure = Figure(marks=[self.curve], axes=[Axis(scale=self._x, label=land.x_label, **_GRID), self._y_axis],
                              title=land.metric, **_FIG, layout=widgets.Layout(width="560px", height="340px"))
