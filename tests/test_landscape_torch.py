@@ -192,7 +192,7 @@ def test_interpolation_rejects_mismatched_models():
     other["0.weight"] = torch.zeros(5, 1, 3, 3)
     with pytest.raises(ValueError, match=r"'0.weight' has shape \(5, 1, 3, 3\), expected \(4, 1, 3, 3\)"):
         ls.interpolate(other, make_cnn(), nn.CrossEntropyLoss(), make_data(), display=False)
-    with pytest.raises(ValueError, match="lacks '1.weight'"):
+    with pytest.raises(ValueError, match="lacks '0.bias', '1.weight'"):
         ls.interpolate({"0.weight": torch.zeros(4, 1, 3, 3)}, make_cnn(), nn.CrossEntropyLoss(), make_data(),
                        display=False)
     with pytest.raises(TypeError, match="data must be an \\(inputs, targets\\) pair"):
