@@ -218,7 +218,7 @@ def test_bad_input_errors_are_clear():
         rec.record(np.ones(4))
     with pytest.raises(ValueError, match="every must be a positive int"):
         ls.TrajectoryRecorder(every=0)
-    with pytest.raises(ValueError, match="directions are all zero"):
+    with pytest.raises(ValueError, match="a direction is all zero"):
         compute(ls.line, np.ones(3), quad, zero_1d=True)
     with pytest.raises(TypeError, match="data is only for torch"):
         compute(ls.line, np.ones(3), quad, (1, 2))

@@ -78,8 +78,8 @@ def random_directions(layout: Layout, center: np.ndarray, count: int, seed: int,
     dirs = [normalize(gaussian(layout, seed, i), center, layout, norm=norm, zero_1d=zero_1d) for i in range(count)]
     if orthogonal and count == 2:
         dirs[1] = orthogonalize(dirs[1], dirs[0])
-    if not any(np.any(d) for d in dirs):
-        raise ValueError("the directions are all zero (every parameter is 1-D with zero_1d=True, or the weights "
+    if not all(np.any(d) for d in dirs):
+        raise ValueError("a direction is all zero (every parameter is 1-D with zero_1d=True, or the weights "
                          "are zero): pass zero_1d=False or norm=None")
     return dirs
 
