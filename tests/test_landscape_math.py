@@ -3,6 +3,9 @@ formula, PCA against scikit-learn, the coarse-to-fine order, the recorder's budg
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 from sklearn.decomposition import PCA as SkPCA
@@ -232,3 +235,8 @@ def test_non_finite_losses_are_kept():
     land = compute(ls.line, np.zeros(1), loss, direction=np.ones(1), span=(-1, 1), steps=5)
     assert land.computed.all() and land.status == "done"
     assert np.isinf(land.values[0]) and np.isnan(land.values[-1]) and land.values[2] == 0.0
+
+
+def test_importing_the_landscape_package_does_not_import_torch():
+    code = "import sys, lossviz_widget.landscape; assert 'torch' not in sys.modules, 'torch imported'"
+    subprocess.run([sys.executable, "-c", code], check=True)

@@ -75,7 +75,9 @@ def interpolate(start: Any, end: Any, loss_fn: Callable[..., Any], data: Any = N
     module, which is the one evaluated (``end`` if both) and is restored afterwards.
     BatchNorm running statistics (float buffers) are interpolated along with the
     weights, so each α uses statistics that belong between the two; the integer
-    ``num_batches_tracked`` is left alone (eval mode does not read it).
+    ``num_batches_tracked`` is left alone (eval mode does not read it). Beyond [0, 1]
+    an extrapolated running variance can turn negative; BatchNorm then gives NaN, which
+    is kept and drawn as a gap (a real property of that point, not clamped away).
     NumPy: two parameter vectors (or lists of arrays) of the same shapes.
     """
     alphas = axis(alpha_range, steps, "alpha")

@@ -239,8 +239,11 @@ class LandscapeView(widgets.VBox):
     def wait(self, timeout: float | None = None) -> Landscape:
         return self.runner.wait(timeout)
 
-    def export(self, path: str | os.PathLike[str], **kwargs: object) -> Path:
-        """Write the landscape as ``.png``/``.svg`` (matplotlib) or ``.npz``/``.json`` data; see :func:`.export.save`."""
+    def export(self, path: str | os.PathLike[str], *, log_color: bool | None = None, **kwargs: object) -> Path:
+        """Write the landscape as ``.png``/``.svg`` (matplotlib) or ``.npz``/``.json`` data; see :func:`.export.save`.
+
+        Images use the view's colour scale unless ``log_color`` says otherwise.
+        """
         from .export import save
 
-        return save(self.landscape, path, log_color=self.log_color, **kwargs)
+        return save(self.landscape, path, log_color=self.log_color if log_color is None else log_color, **kwargs)
