@@ -90,7 +90,11 @@ class Runner:
         return self.landscape
 
     def start(self) -> threading.Thread:
-        """Compute in a daemon thread; the widget's Cancel button works meanwhile."""
+        """Compute in a daemon thread; the widget's Cancel button works meanwhile.
+
+        The thread sets the model's weights point by point: do not use or train the
+        model until :meth:`wait` returns (it is restored exactly then).
+        """
         self._claim()
         self._thread = threading.Thread(target=self._work, name="lossviz-landscape", daemon=True)
         self._thread.start()
