@@ -10,6 +10,7 @@ import xml.etree.ElementTree as ET
 
 import numpy as np
 import pytest
+from bqplot import LogScale
 
 from lossviz_widget import landscape as ls
 from lossviz_widget.landscape.picture import nearest_fill
@@ -105,7 +106,13 @@ def test_keyboard_interrupt_keeps_points_and_reraises():
     view = ls.line(np.ones(2), loss, seed=0, steps=9, compute=False, display=False)
     with pytest.raises(KeyboardInterrupt):
         view.run()
-    assert view.landscape.status == "interrupted" and view.landscape.computed.sum() == 3
+    land = view.landscape
+    assert land.status == "interrupted" and land.computed.sum() == 3
+    # the curve joins the computed points: the centre, then both ends (the coarse pass)
+    np.testing.assert_array_equal(view.curve.x, land.x[[0, 4, 8]])
+    np.testing.assert_array_equal(view.curve.y, land.values[[0, 4, 8]])
+    view.log_color = True  # 1-D: a log y axis
+    assert isinstance(view.curve.scales["y"], LogScale) and view._y_axis.scale is view.curve.scales["y"]
     assert "interrupted" in view._status.value
 
 

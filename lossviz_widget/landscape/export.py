@@ -30,7 +30,7 @@ from ..images import _literal, _save_rc, _style_axes
 from .grid import Landscape, TrajectoryPath
 from .picture import contour_levels, contour_lines, shown_values
 
-__all__ = ["LANDSCAPE_SUFFIXES", "save", "load", "image_bytes"]
+__all__ = ["LANDSCAPE_SUFFIXES", "save", "load", "image_bytes", "render_figure"]
 
 LANDSCAPE_SUFFIXES = (".png", ".svg", ".npz", ".json")
 FORMAT = "lossviz_widget.landscape"

@@ -15,10 +15,9 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["KINDS", "STATUSES", "Landscape", "TrajectoryPath", "axis", "fill_order"]
+__all__ = ["KINDS", "Landscape", "TrajectoryPath", "axis", "fill_order"]
 
 KINDS = ("interpolation", "line", "plane", "trajectory")
-STATUSES = ("pending", "running", "done", "cancelled", "interrupted", "failed")
 STRIDES = (4, 2, 1)  # every 4th cell (both ways), then every 2nd, then all
 
 
@@ -62,7 +61,7 @@ class Landscape:
     path: TrajectoryPath | None = None
     values: np.ndarray = field(init=False)
     computed: np.ndarray = field(init=False)
-    status: str = "pending"
+    status: str = "pending"  # then running; ends done, cancelled, interrupted or failed
     error: str = ""
 
     def __post_init__(self) -> None:

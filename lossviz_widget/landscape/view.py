@@ -6,6 +6,7 @@ the centre θ* marked, and for a trajectory the path with its checkpoints colour
 by their true loss on the same colour scale. 1-D: the loss against α (gaps where
 non-finite). Above it: the cost (grid points × forward passes) before starting,
 a progress bar with ETA, a Cancel button and a log-colour toggle (losses span decades).
+1-D curves join the points computed so far (non-finite ones are gaps).
 
 Updates come from the computing thread, at most every ``min_interval`` seconds
 plus one at the end; every redraw holds one lock (ipywidgets has none). The
@@ -128,7 +129,7 @@ class LandscapeView(widgets.VBox):
     def _build_1d(self) -> None:
         land = self.landscape
         self._y = LinearScale()
-        self.curve = Lines(x=land.x, y=np.full(len(land.x), np.nan), scales={"x": self._x, "y": self._y},
+        self.curve = Lines(x=_EMPTY, y=_EMPTY, scales={"x": self._x, "y": self._y},
                            colors=["#1f77b4"], stroke_width=2, marker="circle", marker_size=16)
         self._y_axis = Axis(scale=self._y, side="left", tick_format=".3~g",
                             label=land.metric, **_GRID)
@@ -177,10 +178,12 @@ class LandscapeView(widgets.VBox):
             self.curve.scales = {"x": self._x, "y": self._y}
             self._y_axis.scale = self._y
             old.close()
-        y = shown_values(land.values, False)
+        done = land.computed
+        y = shown_values(land.values[done], False)  # computed points only: a coarse pass is already a curve
         if log:
             y[~(y > 0)] = np.nan
-        self.curve.y = y
+        with self.curve.hold_sync():
+            self.curve.x, self.curve.y = land.x[done], y
 
     def _status_html(self) -> str:
         land, r = self.landscape, self.runner
