@@ -92,6 +92,9 @@ def test_cancel_button_stops_a_background_run():
     assert view._cancel.disabled and "cancelled" in view._status.value
     with pytest.raises(RuntimeError, match="already computed"):
         view.start()
+    heat = view.heat
+    view.close()
+    assert heat.comm is None and view.figure.comm is None and view.comm is None
 
 
 def test_keyboard_interrupt_keeps_points_and_reraises():

@@ -242,6 +242,18 @@ class LandscapeView(widgets.VBox):
     def wait(self, timeout: float | None = None) -> Landscape:
         return self.runner.wait(timeout)
 
+    def close(self) -> None:
+        """Stop a background run (after its current point) and close every widget of the view."""
+        self.runner.cancel()
+        if self._on_progress in self.runner.listeners:
+            self.runner.listeners.remove(self._on_progress)
+        parts = [*self.figure.marks, *self.figure.axes, *{s for m in self.figure.marks for s in m.scales.values()},
+                 self.figure, self._header, self._cost, self._progress, self._status, self._cancel, self._log,
+                 *self.children[2:3]]
+        for w in parts:
+            w.close()
+        super().close()
+
     def export(self, path: str | os.PathLike[str], *, log_color: bool | None = None, **kwargs: object) -> Path:
         """Write the landscape as ``.png``/``.svg`` (matplotlib) or ``.npz``/``.json`` data; see :func:`.export.save`.
 
