@@ -8,8 +8,9 @@
 from . import losses
 from .buffers import MetricHistory
 from .lr_finder import LRFindResult, lr_find
+from .runs import Run
 from .smoothing import tensorboard_ema
 from .widget import LossPlot
 
-__all__ = ["LRFindResult", "LossPlot", "MetricHistory", "losses", "lr_find", "tensorboard_ema"]
+__all__ = ["LRFindResult", "LossPlot", "MetricHistory", "Run", "losses", "lr_find", "tensorboard_ema"]
 __version__ = "0.1.0"

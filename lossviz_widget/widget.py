@@ -32,6 +32,8 @@ from .figures import PanelGrid
 from .files import atomic_write, check_suffix
 from .formats import RunData, read_data, write_data
 from .logfile import LogWriter
+from .runs import Run, RunStores, check_run
+from .runs_table import RunsTable
 from .scheduler import FrameScheduler
 from .snapshot import SnapshotButton
 from .store import History, MetricStore
@@ -39,7 +41,8 @@ from .view import X_AXIS_MODES, Frame, FrameBuilder, ReadoutRow, ViewSettings
 
 __all__ = ["LossPlot"]
 
-_VIEW_TRAITS = ("smoothing", "log_y", "ignore_outliers", "x_axis", "max_points", "x_range")
+_VIEW_TRAITS = ("smoothing", "log_y", "ignore_outliers", "x_axis", "max_points", "x_range", "hidden_runs",
+                "highlight_run")
 _SETTINGS = ("smoothing", "log_y", "ignore_outliers", "x_axis", "max_points", "fps")  # kept in data files
 IMAGE_SUFFIXES = (".png", ".svg", ".pdf")
 EXPORT_SUFFIXES = (*IMAGE_SUFFIXES, ".html", ".csv", ".json", ".npz")
@@ -81,6 +84,9 @@ class LossPlot(widgets.VBox):
                     help="Visible x range (zoom) in x axis units: steps, epoch seconds for wall time, "
                          "the shown unit for relative time. None: everything.").tag(sync=True)
     follow_latest = Bool(True, help="Auto-range x to all data as it grows; off while zoomed.").tag(sync=True)
+    hidden_runs = Tuple(help="Names of runs not drawn (the runs table's checkboxes).")
+    highlight_run = Unicode(None, allow_none=True,
+                            help="The run drawn opaque while the others fade; None: no highlight.")
 
     def __init__(
         self,
@@ -99,7 +105,8 @@ class LossPlot(widgets.VBox):
             title=title, smoothing=smoothing, log_y=log_y, ignore_outliers=ignore_outliers,
             x_axis=x_axis, fps=fps, max_points=max_points, **kwargs,
         )
-        self._store = MetricStore()
+        self._runs = RunStores()
+        self._store = self._runs.default  # the default run: log() without run=
         self._builder = FrameBuilder()
         self._grid = PanelGrid(on_zoom=self._on_browser_zoom)
         self._render_lock = threading.Lock()
@@ -115,7 +122,8 @@ class LossPlot(widgets.VBox):
         self._snapshot = SnapshotButton()
         bar = control_bar(self)
         bar.children += (self._snapshot,)
-        self.children = [self._header, bar, self._grid.box, self._readout, self._status]
+        self._runs_table = RunsTable(self)
+        self.children = [self._header, bar, self._runs_table.box, self._grid.box, self._readout, self._status]
         self.add_class("lossviz")
         self._live = _in_kernel()
         self._scheduler = FrameScheduler(self._frame_from_thread, fps=fps, on_error=self._report_error)
@@ -155,6 +163,10 @@ class LossPlot(widgets.VBox):
             raise TraitError(f"x_range must be (low, high) with finite low < high, or None; got {v!r}")
         return v
 
+    @validate("hidden_runs")
+    def _check_hidden_runs(self, proposal: dict) -> tuple[str, ...]:
+        return tuple(check_run(name) for name in proposal["value"])
+
     @observe(*_VIEW_TRAITS)
     def _on_view_change(self, change: dict) -> None:
         self._request_frame()
@@ -185,37 +197,72 @@ class LossPlot(widgets.VBox):
 
     # -- public API ---------------------------------------------------------------------------
 
-    def log(self, metrics: Mapping[str, Any] | None = None, /, *, step: float | None = None, **values: Any) -> None:
+    def log(self, metrics: Mapping[str, Any] | None = None, /, *, step: float | None = None,
+            run: str | None = None, **values: Any) -> None:
         """Record one value per metric at ``step``; returns immediately (drawing happens later).
 
-        ``step`` defaults to one more than the largest step logged so far (so it counts
-        calls when never given). Values may be Python or NumPy numbers, 0-d/size-1
-        arrays or tensors; GPU tensors are fetched in batches at frame time. Raises
-        ``TypeError``/``ValueError`` naming the metric for bad input, in which case
-        nothing from this call is recorded.
+        ``step`` defaults to one more than the largest step logged so far in that run (so it
+        counts calls when never given). Values may be Python or NumPy numbers, 0-d/size-1
+        arrays or tensors; GPU tensors are fetched in batches at frame time. ``run`` names
+        the run the values belong to (None: the default run, ``"default"``); see
+        :meth:`run`. Raises ``TypeError``/``ValueError`` naming the metric for bad input,
+        in which case nothing from this call is recorded.
         """
-        if metrics is None:  # keywords only: the common case, and the hot path
-            if not values:
-                raise TypeError("log() needs at least one metric, e.g. plot.log(loss=0.5)")
+        store = self._store if run is None else self._runs.get(run)
+        if metrics is None and values:  # keywords only: the common case, and the hot path
             # ``values`` is this call's own dict (str keys). False: a frame is already due.
-            if self._store.log_kwargs(values, step) and self._background:
+            if store.log_kwargs(values, step) and self._background:
                 self._scheduler.request()
             return
-        if not isinstance(metrics, Mapping):
+        self._log_into(store, metrics, step, values)
+
+    def _log_into(self, store: MetricStore, metrics: Mapping[str, Any] | None, step: Any,
+                  values: dict[str, Any]) -> None:
+        """:meth:`log` into one run's store (also what :meth:`Run.log` calls)."""
+        if metrics is None:
+            merged: Mapping[str, Any] = values
+        elif not isinstance(metrics, Mapping):
             raise TypeError(
                 f"log() takes a mapping of metric values or keyword arguments, got {type(metrics).__name__}"
             )
-        if values:
+        elif values:
             clash = metrics.keys() & values.keys()
             if clash:
                 raise ValueError(f"metric {sorted(clash)[0]!r} given both in the mapping and as a keyword")
-            merged: Mapping[str, Any] = {**metrics, **values}
+            merged = {**metrics, **values}
         else:
             merged = metrics
         if not merged:
             raise TypeError("log() needs at least one metric, e.g. plot.log(loss=0.5)")
-        if self._store.log(merged, step) and self._background:
+        if store.log(merged, step) and self._background:
             self._scheduler.request()
+
+    def extend(self, metric: str, steps: Any, values: Any, wall_time: Any = None, *, run: str | None = None) -> None:
+        """Append many points of one metric at once (reading a log, replaying a run): O(len).
+
+        ``steps`` and ``values`` (and ``wall_time``, epoch seconds; None: now) are 1-D
+        array-likes of equal length: lists, NumPy arrays or tensors. Steps must be finite,
+        non-decreasing and not below the metric's last step; NaN/Inf values are kept. Bad
+        input raises an error naming the metric, and then nothing is appended.
+        """
+        self._extend_into(self._store if run is None else self._runs.get(run), metric, steps, values, wall_time)
+
+    def _extend_into(self, store: MetricStore, metric: str, steps: Any, values: Any, wall_time: Any) -> None:
+        store.extend(metric, steps, values, wall_time)
+        if self._background:
+            self._scheduler.request()
+
+    def run(self, name: str) -> Run:
+        """A handle that logs to run ``name``: ``r = plot.run("lr=1e-3"); r.log(loss=0.5)``.
+
+        Runs appear in the plot once they hold a value; each keeps one colour in every panel.
+        """
+        return Run(self, check_run(name), self._runs.get(name))
+
+    @property
+    def runs(self) -> tuple[str, ...]:
+        """Names of the runs holding data, in the order their first value was logged."""
+        return self._runs.names()
 
     def flush(self) -> None:
         """Draw (and write to ``log_file``) everything logged so far, now, on this thread.
@@ -250,15 +297,16 @@ class LossPlot(widgets.VBox):
         if suffix == ".html":
             from .report import render_report
 
-            page = render_report(self._export_frame(), self._store.snapshot(), title=self.title,
+            page = render_report(self._export_frame(), self._runs.snapshot(), title=self.title,
                                  settings=self._settings_dict())
             return atomic_write(p, lambda f: f.write(page.encode("utf-8")))
-        data = RunData(self._store.snapshot(), self.title, self._settings_dict())
+        data = RunData(self._runs.snapshot(), self.title, self._settings_dict())
         return atomic_write(p, lambda f: write_data(f, suffix, data))
 
     @classmethod
     def load(cls, path: str | os.PathLike[str], **options: Any) -> LossPlot:
-        """A new plot holding the data of a ``.csv``/``.json``/``.npz`` export or a ``log_file``.
+        """A new plot holding the data (every run, in order) of a ``.csv``/``.json``/``.npz`` export or a
+        ``log_file``.
 
         Title and view settings come from the file (``.json``, ``.npz``, ``.jsonl``) unless
         given in ``options``. The plot is ready to keep logging; pass
@@ -276,7 +324,7 @@ class LossPlot(widgets.VBox):
         kwargs.update(options)
         log_file = kwargs.pop("log_file", None)
         plot = cls(**kwargs)
-        plot._store.load(data.metrics)
+        plot._runs.load(data.runs)
         if log_file is not None:
             same = Path(log_file).expanduser().resolve() == p.resolve()
             plot._open_log(log_file, resume=same)
@@ -304,8 +352,14 @@ class LossPlot(widgets.VBox):
 
     @property
     def history(self) -> History:
-        """Full-resolution data: ``plot.history["loss"].steps / .values / .wall_time``."""
-        return History(self._store)
+        """Full-resolution data: ``plot.history["loss"].steps / .values / .wall_time``.
+
+        With one run (the usual case, whatever its name) that run's data; with several,
+        the default run's (what ``log()`` without ``run=`` records). Each run's own data:
+        ``plot.run(name).history``.
+        """
+        run, store = self._runs.primary()
+        return History(store, run, self.runs)
 
     def close(self) -> None:
         """Stop the render thread, write out ``log_file``, and close every widget.
@@ -335,7 +389,7 @@ class LossPlot(widgets.VBox):
 
     def _settings(self) -> ViewSettings:
         return ViewSettings(self.smoothing, self.log_y, self.ignore_outliers, self.x_axis, self.max_points,
-                            self.x_range)
+                            self.x_range, frozenset(self.hidden_runs), self.highlight_run)
 
     def _export_frame(self, max_points: int = 4000) -> Frame:
         """The current view (panels, colours, smoothing, scales) at export resolution.
@@ -343,7 +397,7 @@ class LossPlot(widgets.VBox):
         Built by a fresh FrameBuilder, so the live view's incremental state is untouched.
         """
         settings = dataclasses.replace(self._settings(), max_points=max_points)
-        return FrameBuilder().build(self._store.snapshot(), self._store.t0, settings)
+        return FrameBuilder().build(self._runs.snapshot(), self._runs.t0, settings)
 
     def _request_frame(self) -> None:
         if getattr(self, "_live", False):
@@ -355,7 +409,7 @@ class LossPlot(widgets.VBox):
     def _open_log(self, path: str | os.PathLike[str], resume: bool = False) -> None:
         """Stream values to ``path`` from now on; the history already held is written first
         (or, with ``resume``, taken to be in the file already)."""
-        lengths = {name: len(h) for name, h in self._store.snapshot().items()}
+        lengths = {(run, name): len(h) for run, metrics in self._runs.snapshot().items() for name, h in metrics.items()}
         self._log_writer = LogWriter(path, title=self.title, settings=self._settings_dict(),
                                      already_written=lengths if resume else None)
         self._render(draw=False)
@@ -368,8 +422,10 @@ class LossPlot(widgets.VBox):
         if not rows:
             return f"{head}: no values logged yet"
         lines = [f"{head}: {len(rows)} metrics"]
+        several = len({r.run for r in rows}) > 1
         for r in rows:
-            lines.append(f"  {r.name}: {r.count:,} points, step {format_number(r.step)}, latest "
+            name = f"{r.run}: {r.name}" if several else r.name
+            lines.append(f"  {name}: {r.count:,} points, step {format_number(r.step)}, latest "
                          f"{format_number(r.latest)}, best {format_number(r.best)} (step {format_number(r.best_step)})")
         return "\n".join(lines)
 
@@ -407,7 +463,8 @@ class LossPlot(widgets.VBox):
             self._hook_cell_end()
 
     def _data_key(self) -> tuple:
-        return (tuple((n, len(h)) for n, h in self._store.snapshot().items()), self._settings(), self.title)
+        lengths = tuple((r, n, len(h)) for r, metrics in self._runs.snapshot().items() for n, h in metrics.items())
+        return lengths, self._settings(), self.title
 
     def _refresh_displays(self, live: bool = True) -> None:
         """Re-send the displays' data with a fresh static image, if the data changed since."""
@@ -454,13 +511,14 @@ class LossPlot(widgets.VBox):
     def _render(self, draw: bool = True) -> int:
         """Build and push one frame; returns the number of widget messages sent."""
         with self._render_lock:
-            data = self._store.snapshot()
+            data = self._runs.snapshot()
             if self._log_writer is not None:
                 self._log_writer.write_new(data)
             if not draw:
                 return 0
-            frame = self._builder.build(data, self._store.t0, self._settings())
+            frame = self._builder.build(data, self._runs.t0, self._settings())
             sent = self._grid.apply(frame)
+            sent += self._runs_table.update(frame.runs)
             readout = readout_html(frame.readout)
             if readout != self._readout.value:
                 self._readout.value = readout
@@ -477,7 +535,9 @@ class LossPlot(widgets.VBox):
         nonfinite = sum(r.nonfinite for r in rows)
         last = max((r.step for r in rows), default=None)
         parts = [] if last is None else [f"step {format_number(last)}"]
-        parts.append(f"{len(rows)} metrics, {points:,} points")
+        runs = len({r.run for r in rows})
+        what = f"{runs} runs, {len(rows)} series" if runs > 1 else f"{len(rows)} metrics"
+        parts.append(f"{what}, {points:,} points")
         if nonfinite:
             parts.append(f'<span style="color:#d62728">&#9660; {nonfinite:,} non-finite (NaN/Inf) values</span>')
         if self._error:
