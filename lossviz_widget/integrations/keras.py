@@ -25,7 +25,6 @@ from __future__ import annotations
 from typing import Any
 
 import keras
-import numpy as np
 
 from ..widget import LossPlot
 from ._common import numeric, resolve_plot
@@ -54,13 +53,13 @@ class LossPlotCallback(keras.callbacks.Callback):
         """Samples counted by the loss tracker so far this epoch (``batch + 1`` if there is none)."""
         for metric in getattr(self.model, "metrics", ()):
             if metric.name == "loss" and hasattr(metric, "count"):
-                return float(keras.ops.convert_to_numpy(metric.count))
+                return float(keras.ops.convert_to_tensor(metric.count))
         return float(batch + 1)
 
     def _learning_rate(self) -> float | None:
         optimizer = getattr(self.model, "optimizer", None)
         try:
-            return float(np.asarray(keras.ops.convert_to_numpy(optimizer.learning_rate)))
+            return float(keras.ops.convert_to_tensor(optimizer.learning_rate))
         except (AttributeError, TypeError, ValueError):
             return None  # no optimizer or no readable learning rate
 
