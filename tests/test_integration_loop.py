@@ -15,9 +15,9 @@ from lossviz_widget.integrations.loop import live, track
 torch.set_num_threads(1)
 
 
-def _drawn(plot: LossPlot) -> bool:
-    """True once a frame has been rendered (flush() fills the readout)."""
-    return "loss" in plot._readout.value
+def _drawn(plot: LossPlot, points: int) -> bool:
+    """True once a frame of ``points`` points has been rendered (flush() writes the status line)."""
+    return f"{points} points" in plot._status.value
 
 
 def test_track_a_real_training_loop_with_tqdm():
@@ -41,17 +41,18 @@ def test_track_a_real_training_loop_with_tqdm():
     np.testing.assert_allclose(loss.values, losses, rtol=1e-7)
     assert losses[-1] < 0.1 * losses[0]
     assert "8/8" in bar_output.getvalue()  # the bar ran to the end
-    assert _drawn(plot)
+    assert _drawn(plot, 16)
 
 
 def test_track_flushes_on_break_and_takes_a_start():
     plot = LossPlot()
+    assert not _drawn(plot, 0)
     for step, item in track(range(100), plot, start=10):
         plot.log(loss=float(item), step=step)
         if step == 12:
             break
     np.testing.assert_array_equal(plot.history["loss"].steps, [10, 11, 12])
-    assert _drawn(plot)
+    assert _drawn(plot, 3)
     with pytest.raises(TypeError, match="plot must be a LossPlot"):
         next(track([1], None))
 
@@ -62,4 +63,4 @@ def test_live_flushes_on_error_and_keeps_nan():
             plot.log(loss=float("nan"), step=0)
             1 / 0
     assert plot.title == "run" and np.isnan(plot.history["loss"].values[0])
-    assert _drawn(plot)
+    assert _drawn(plot, 1)
