@@ -7,7 +7,8 @@
 ``partial_fit_step`` computes the loss itself, since most estimators do not report one:
 ``log_loss`` from ``predict_proba`` when the classifier has it, else ``hinge_loss`` from
 ``decision_function`` (sklearn's multi-class Crammer-Singer form), and ``mse`` for regressors.
-The metric names say which loss it is. Nothing is displayed unless ``display=True``.
+The metric names say which loss it is; log loss and MSE come from :mod:`lossviz_widget.losses`.
+Nothing is displayed unless ``display=True``.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from typing import Any
 import numpy as np
 from sklearn.base import is_classifier
 
+from ..losses import cross_entropy, mse
 from ..widget import LossPlot
 from ._common import resolve_plot
 
@@ -48,11 +50,11 @@ def plot_mlp(estimator: Any, plot: LossPlot | None = None, *, display: bool = Fa
 
 
 def _log_loss(y: np.ndarray, proba: np.ndarray, classes: np.ndarray) -> float:
-    """Mean cross-entropy of ``proba`` (columns in ``classes`` order), as ``sklearn.metrics.log_loss``."""
+    """Mean cross-entropy of ``proba`` (columns in ``classes`` order), as ``sklearn.metrics.log_loss``:
+    probabilities clipped to [eps, 1 - eps] and renormalized first."""
     proba = np.clip(np.asarray(proba, dtype=np.float64), _EPS, 1 - _EPS)
     proba = proba / proba.sum(axis=1, keepdims=True)
-    rows = np.arange(len(y))
-    return float(-np.mean(np.log(proba[rows, np.searchsorted(classes, y)])))
+    return float(cross_entropy(proba, np.searchsorted(classes, y), from_logits=False))
 
 
 def _hinge_loss(y: np.ndarray, decision: np.ndarray, classes: np.ndarray) -> float:
@@ -74,7 +76,7 @@ def _loss(estimator: Any, X: Any, y: Any) -> tuple[str, float]:
     """The name and value of the loss ``estimator`` makes on ``(X, y)``."""
     y = np.asarray(y)
     if not is_classifier(estimator):
-        return "mse", float(np.mean((np.asarray(estimator.predict(X), dtype=np.float64) - y) ** 2))
+        return "mse", float(mse(np.asarray(estimator.predict(X), dtype=np.float64), y.astype(np.float64)))
     classes = np.asarray(estimator.classes_)
     if hasattr(estimator, "predict_proba"):
         return "log_loss", _log_loss(y, estimator.predict_proba(X), classes)
