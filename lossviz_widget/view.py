@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ._precision import fits_float32
 from .buffers import MetricHistory
 from .grouping import family_of, higher_is_better
 from .pyramid import MinMaxPyramid
@@ -130,7 +131,7 @@ class _MetricState:
     def smoothed(self, values: np.ndarray, weight: float) -> np.ndarray:
         """The smoothed series, and its pyramid brought up to date (rebuilt if it was recomputed)."""
         if self.smoother is None or self.smoother.weight != weight:
-            self.smoother = EmaSmoother(weight)
+            self.smoother = EmaSmoother(weight, compact=True)  # float32 where that is what gets drawn
         smooth = self.smoother.update(values)
         source = (self.smoother, self.smoother.resets)
         if self.smooth_source != source:
@@ -155,12 +156,9 @@ def _wire_y(a: np.ndarray) -> np.ndarray:
     """y values for the browser: float32 (half the bytes) where that loses nothing visible.
 
     float32 keeps ~7 significant digits between 1e-30 and 1e30; outside that range
-    (underflow to 0, overflow to inf) the values go as float64.
+    (underflow to 0, overflow to inf) the values go as float64 (see :mod:`._precision`).
     """
-    mag = np.abs(a[np.isfinite(a) & (a != 0)])
-    if len(mag) and (mag.min() < 1e-30 or mag.max() > 1e30):
-        return _fresh(a)
-    return np.array(a, dtype=np.float32)
+    return np.array(a, dtype=np.float32) if fits_float32(a) else _fresh(a)
 
 
 def _index_range(column: np.ndarray, lo: float, hi: float) -> tuple[int, int]:
