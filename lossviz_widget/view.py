@@ -221,7 +221,9 @@ class FrameBuilder:
             i0, i1 = _index_range(column, lo, hi)
         raw = hist.values
         state.raw_pyramid.update(raw)
-        raw_idx = state.raw_pyramid.select(column, raw, i0, i1, s.max_points)
+        # behind a smoothed line the faint raw line gets half the budget: half the path to draw
+        raw_budget = max(4, s.max_points // 2) if s.smoothing > 0 else s.max_points
+        raw_idx = state.raw_pyramid.select(column, raw, i0, i1, raw_budget)
         raw_y = raw[raw_idx]
         if s.smoothing > 0:
             smooth = state.smoothed(raw, s.smoothing)
