@@ -26,24 +26,46 @@ from ._precision import fits_float32
 
 __all__ = ["EmaSmoother", "tensorboard_ema"]
 
-# Points smoothed per pass: bounds the float64 temporaries (about 3 arrays of this size).
+# Points smoothed per pass: bounds the temporaries (one float64 array of this size) and
+# keeps them cache-sized.
 _SLICE = 1 << 20
+# Within a chunk the recurrence is evaluated as w**(j+1) * cumsum(x * (1-w) / w**(i+1)).
+# The chunk length keeps w**K above 1e-100, far from float64 underflow/overflow.
+_MAX_CHUNK = 1024
+
+
+def _chunk_len(weight: float) -> int:
+    return max(1, min(_MAX_CHUNK, int(100.0 / -math.log10(weight))))
 
 
 def _ema_accumulate(x: np.ndarray, weight: float, last: float) -> np.ndarray:
-    """Biased accumulator ``last_t = w*last_{t-1} + (1-w)*x_t`` for every t (``x`` finite).
+    """Biased accumulator ``last_t = w*last_{t-1} + (1-w)*x_t`` for every t, vectorized.
 
-    ``scipy.signal.lfilter`` runs this first-order recurrence in C, one step per point:
-    each output is ``w*last + (1-w)*x`` with the very products and sum TensorBoard's
-    loop computes, so the results are TensorBoard's bit for bit, about 3x faster than
-    a NumPy-only evaluation (and that was exact only to ~1e-13).
+    Chunks of K points are independent cumulative sums (zero carry-in), joined by a
+    short scalar recurrence over the chunk ends; five in-place passes over one array.
+    Agrees with the step-by-step loop to ~1e-13 relative.
     """
+    m = len(x)
     if weight == 0.0:
         return x.astype(np.float64, copy=True)
-    from scipy.signal import lfilter  # imported on first use: importing lossviz_widget stays light
-
-    acc, _ = lfilter([1.0 - weight], [1.0, -weight], x, zi=[weight * last])
-    return acc
+    k = _chunk_len(weight)
+    chunks = -(-m // k)
+    powers = weight ** np.arange(1, k + 1, dtype=np.float64)  # w**(j+1)
+    grid = np.empty((chunks, k))
+    flat = grid.reshape(-1)
+    flat[:m] = x
+    flat[m:] = 0.0
+    grid *= (1.0 - weight) / powers
+    np.cumsum(grid, axis=1, out=grid)  # times powers: each chunk's accumulator from a zero start
+    ends = (grid[:, -1] * powers[-1]).tolist()
+    carry = np.empty(chunks)
+    wk = float(powers[-1])
+    for c, end in enumerate(ends):  # carry between chunks: a short scalar recurrence
+        carry[c] = last
+        last = wk * last + end
+    grid += carry[:, None]
+    grid *= powers
+    return flat[:m]
 
 
 def _debias_horizon(weight: float) -> int:

@@ -97,10 +97,12 @@ def runs_with_gaps(n, seed):
 
 
 @pytest.mark.parametrize("weight", [0.0, 0.3, 0.6, 0.9, 0.99, 0.999])
-def test_bit_for_bit_equal_to_the_tensorboard_port_with_nan_inf_runs(weight):
-    """lfilter evaluates TensorBoard's products and sum in its order: no rounding difference."""
+def test_equal_to_the_tensorboard_port_within_1e_12_with_nan_inf_runs(weight):
     y = runs_with_gaps(60_000, seed=int(weight * 1000))
-    np.testing.assert_array_equal(tensorboard_ema(y, weight), tensorboard_reference(y, weight))
+    got, ref = tensorboard_ema(y, weight), tensorboard_reference(y, weight)
+    np.testing.assert_array_equal(got[~np.isfinite(ref)], ref[~np.isfinite(ref)])  # passed through
+    # 1e-12 relative to the series' magnitude (near a zero crossing, relative to the value is ill-posed)
+    np.testing.assert_allclose(got, ref, rtol=1e-12, atol=1e-12 * np.abs(ref[np.isfinite(ref)]).max())
 
 
 def test_slices_and_increments_change_nothing(monkeypatch):
@@ -111,7 +113,9 @@ def test_slices_and_increments_change_nothing(monkeypatch):
     s = EmaSmoother(0.99)
     for c in (1, 999, 1000, 1001, 5000, 12_345, 20_000):
         got = s.update(y[:c])
-    np.testing.assert_array_equal(got, tensorboard_reference(y, 0.99))
+    ref = tensorboard_reference(y, 0.99)
+    np.testing.assert_allclose(got, ref, rtol=1e-12, atol=1e-12 * np.abs(ref[np.isfinite(ref)]).max())
+    np.testing.assert_allclose(got, tensorboard_ema(y, 0.99), rtol=1e-13)  # as one shot
 
 
 def test_compact_storage_is_the_float64_result_rounded_to_float32():
@@ -119,11 +123,11 @@ def test_compact_storage_is_the_float64_result_rounded_to_float32():
     s = EmaSmoother(0.9, compact=True)
     got = s.update(y)
     assert got.dtype == np.float32
-    np.testing.assert_array_equal(got, tensorboard_reference(y, 0.9).astype(np.float32))
-    # relative error bound of the rounding: half a float32 ulp
+    np.testing.assert_array_equal(got, tensorboard_ema(y, 0.9).astype(np.float32))  # what is drawn
+    # relative error bound: half a float32 ulp for the rounding, plus the float64 EMA's 1e-12
     finite = np.isfinite(got)
     ref = tensorboard_reference(y, 0.9)[finite]
-    assert np.max(np.abs(got[finite] - ref) / np.abs(ref)) <= 2.0**-24
+    assert np.max(np.abs(got[finite] - ref) / np.abs(ref)) <= 2.0**-24 + 1e-12
 
 
 @pytest.mark.parametrize("extreme", [1e-35, -1e-35, 1e35, -1e35])
@@ -135,8 +139,9 @@ def test_compact_storage_switches_to_float64_for_values_float32_cannot_draw(extr
     got = s.update(y)
     assert got.dtype == np.float64
     ref = tensorboard_reference(y, 0.6)
-    np.testing.assert_array_equal(got[:100], ref[:100].astype(np.float32))  # kept as drawn before
-    np.testing.assert_array_equal(got[100:], ref[100:])  # exact from the switch on
+    full = tensorboard_ema(y, 0.6)
+    np.testing.assert_allclose(got[:100], full[:100].astype(np.float32), rtol=2.0**-23)  # kept as drawn
+    np.testing.assert_allclose(got[100:], ref[100:], rtol=1e-12)  # float64 from the switch on
     assert got[-1] != 0 and np.isfinite(got[-1])
 
 
