@@ -77,20 +77,16 @@ class MinMaxPyramid:
         if full > done:
             seg = values[done * self.base : full * self.base].reshape(-1, self.base)
             start = np.arange(done, full, dtype=np.int64) * self.base
-            imin, imax = seg.argmin(axis=1), seg.argmax(axis=1)
-            rows = np.arange(len(seg))
-            # argmin/argmax land on a NaN or an infinity whenever the block holds one, so
-            # checking the two picked values finds every block that needs masking
-            bad = ~(np.isfinite(seg[rows, imin]) & np.isfinite(seg[rows, imax]))
-            inf = np.full(len(seg), _NONE)
-            if bad.any():
-                sub = seg[bad]
-                finite = np.isfinite(sub)
+            finite = np.isfinite(seg)
+            if finite.all():  # the common case: no masking needed
+                level0.extend(start + seg.argmin(axis=1), start + seg.argmax(axis=1), np.full(len(start), _NONE))
+            else:
                 has = finite.any(axis=1)
-                imin[bad] = np.where(has, np.where(finite, sub, np.inf).argmin(axis=1), _NONE)
-                imax[bad] = np.where(has, np.where(finite, sub, -np.inf).argmax(axis=1), _NONE)
-                inf[bad] = (~finite).argmax(axis=1)
-            level0.extend(*(np.where(i >= 0, start + i, _NONE) for i in (imin, imax, inf)))
+                imin = np.where(has, start + np.where(finite, seg, np.inf).argmin(axis=1), _NONE)
+                imax = np.where(has, start + np.where(finite, seg, -np.inf).argmax(axis=1), _NONE)
+                bad = ~finite
+                inf = np.where(bad.any(axis=1), start + bad.argmax(axis=1), _NONE)
+                level0.extend(imin, imax, inf)
         k = 1
         while self.levels[k - 1].n >= 2:
             if len(self.levels) == k:
