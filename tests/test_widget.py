@@ -306,8 +306,9 @@ def test_live_mode_renders_from_a_background_thread_with_a_trailing_frame():
     seen = []
     while not done.is_set():
         panel = p._grid.panels.get("loss")
-        if panel:
-            seen.append(len(panel.lines["loss"][1].x))
+        pair = panel.lines.get("loss") if panel else None  # the render thread may be adding it right now
+        if pair:
+            seen.append(len(pair[1].x))
         time.sleep(0.05)
     t.join()
     end = time.monotonic() + 3
