@@ -29,6 +29,7 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
+from ._precision import fits_float32
 from .buffers import MetricHistory
 from .formats import DEFAULT_RUN, as_runs
 from .grouping import family_of, higher_is_better
@@ -186,7 +187,7 @@ class _MetricState:
     def smoothed(self, values: np.ndarray, weight: float) -> np.ndarray:
         """The smoothed series, and its pyramid brought up to date (rebuilt if it was recomputed)."""
         if self.smoother is None or self.smoother.weight != weight:
-            self.smoother = EmaSmoother(weight)
+            self.smoother = EmaSmoother(weight, compact=True)  # float32 where that is what gets drawn
         smooth = self.smoother.update(values)
         source = (self.smoother, self.smoother.resets)
         if self.smooth_source != source:
@@ -211,12 +212,9 @@ def _wire_y(a: np.ndarray) -> np.ndarray:
     """y values for the browser: float32 (half the bytes) where that loses nothing visible.
 
     float32 keeps ~7 significant digits between 1e-30 and 1e30; outside that range
-    (underflow to 0, overflow to inf) the values go as float64.
+    (underflow to 0, overflow to inf) the values go as float64 (see :mod:`._precision`).
     """
-    mag = np.abs(a[np.isfinite(a) & (a != 0)])
-    if len(mag) and (mag.min() < 1e-30 or mag.max() > 1e30):
-        return _fresh(a)
-    return np.array(a, dtype=np.float32)
+    return np.array(a, dtype=np.float32) if fits_float32(a) else _fresh(a)
 
 
 def _index_range(column: np.ndarray, lo: float, hi: float) -> tuple[int, int]:
@@ -329,7 +327,9 @@ class FrameBuilder:
             i0, i1 = _index_range(column, lo, hi)
         raw = hist.values
         state.raw_pyramid.update(raw)
-        raw_idx = state.raw_pyramid.select(column, raw, i0, i1, s.max_points)
+        # behind a smoothed line the faint raw line gets half the budget: half the path to draw
+        raw_budget = max(4, s.max_points // 2) if s.smoothing > 0 else s.max_points
+        raw_idx = state.raw_pyramid.select(column, raw, i0, i1, raw_budget)
         raw_y = raw[raw_idx]
         if s.smoothing > 0:
             smooth = state.smoothed(raw, s.smoothing)
