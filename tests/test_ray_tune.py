@@ -1,4 +1,4 @@
-"""TuneCallback against a real local Ray Tune sweep (skipped when Ray is not installed).
+"""LossPlotCallback against a real local Ray Tune sweep (skipped when Ray is not installed).
 
 One sweep per module: three configs of a function trainable, one of which fails
 after two results; each trial must become one run holding exactly what it reported.
@@ -17,7 +17,7 @@ ray = pytest.importorskip("ray")
 tune = pytest.importorskip("ray.tune")
 
 from lossviz_widget import LossPlot  # noqa: E402
-from lossviz_widget.ray_tune import SKIPPED_KEYS, TuneCallback, numeric_metrics  # noqa: E402
+from lossviz_widget.integrations.ray_tune import SKIPPED_KEYS, LossPlotCallback, numeric_metrics  # noqa: E402
 
 ITERATIONS = 4
 LRS = [0.1, 0.01, 0.5]  # 0.5 fails after its second result
@@ -59,7 +59,7 @@ def sweep(tmp_path_factory):
     try:
         _start_ray()
         plot = LossPlot(title="sweep")
-        callback = TuneCallback(plot)
+        callback = LossPlotCallback(plot)
         tuner = tune.Tuner(
             trainable,
             param_space={"lr": tune.grid_search(LRS)},
@@ -121,13 +121,13 @@ def test_metrics_and_run_name_parameters():
     assert numeric_metrics(result, ("val/acc", "time_total_s", "missing")) == {"val/acc": 0.25, "time_total_s": 1.5}
     assert {"training_iteration", "time_this_iter_s", "timestamp", "pid", "config"} <= SKIPPED_KEYS
 
-    class Trial:  # the two attributes TuneCallback reads from a ray Trial
+    class Trial:  # the two attributes LossPlotCallback reads from a ray Trial
         trial_id, experiment_tag = "abc_00001", "1_lr=0.1"
 
         def __str__(self):
             return "trainable_abc_00001"
 
-    callback = TuneCallback(plot, metrics=["loss"], run_name=lambda t: f"trial {t.trial_id}")
+    callback = LossPlotCallback(plot, metrics=(m for m in ["loss"]), run_name=lambda t: f"trial {t.trial_id}")
     callback.on_trial_result(0, [], Trial(), result)
     assert plot.runs == ("trial abc_00001",)
     np.testing.assert_array_equal(plot.run("trial abc_00001").history["loss"].steps, [3.0])
@@ -146,4 +146,4 @@ def test_metrics_and_run_name_parameters():
 ])
 def test_bad_arguments(kwargs, match):
     with pytest.raises(TypeError, match=match):
-        TuneCallback(**kwargs)
+        LossPlotCallback(**kwargs)

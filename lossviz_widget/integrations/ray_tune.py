@@ -1,18 +1,18 @@
 """Watch a Ray Tune sweep live: every trial is one run of one :class:`LossPlot`.
 
->>> plot = LossPlot(title="lr sweep")
->>> plot                                              # display it, then in the next cell:
->>> tune.Tuner(train, param_space=..., run_config=tune.RunConfig(callbacks=[TuneCallback(plot)])).fit()
+>>> cb = LossPlotCallback(title="lr sweep"); cb.plot   # display it, then in the next cell:
+>>> tune.Tuner(train, param_space=..., run_config=tune.RunConfig(callbacks=[cb])).fit()
 
-:class:`TuneCallback` is a ``ray.tune.Callback``: Ray calls it in the driver process
+:class:`LossPlotCallback` is a ``ray.tune.Callback``: Ray calls it in the driver process
 (the notebook's kernel), so the plot fills in while the trials run on their workers.
 Each result logs every numeric metric (nested dicts flattened with ``/``:
 ``{"val": {"loss": 1}}`` -> ``val/loss``) at ``step=result["training_iteration"]``
-into the run named after the trial. A result the plot rejects (a restored trial
-repeating its steps) is skipped with a ``RuntimeWarning``; it never stops the sweep. Ray's bookkeeping keys (:data:`SKIPPED_KEYS`) and
-non-numeric values are left out; ``metrics=`` picks the metrics instead.
+into the run named after the trial. Ray's bookkeeping keys (:data:`SKIPPED_KEYS`) and
+non-numeric values are left out; ``metrics=`` picks the metrics instead. A result the
+plot rejects (a restored trial repeating its steps) is skipped with a
+``RuntimeWarning``: plotting never stops the sweep.
 
-Trial states (running, finished, failed) are kept in :attr:`TuneCallback.status` and
+Trial states (running, finished, failed) are kept in :attr:`LossPlotCallback.status` and
 summed up in the plot's title (``lr sweep - 3 trials: 1 running, 1 finished, 1 failed``)
 so the sweep's progress shows beside its curves.
 
@@ -26,7 +26,6 @@ raises an ``ImportError`` saying what to install.
 
 from __future__ import annotations
 
-import numbers
 import warnings
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
@@ -34,11 +33,12 @@ from typing import Any
 try:
     from ray.tune import Callback
 except ImportError as exc:  # pragma: no cover - exercised only without Ray
-    raise ImportError("lossviz_widget.ray_tune needs Ray Tune: pip install 'lossviz-widget[ray]'") from exc
+    raise ImportError("lossviz_widget.integrations.ray_tune needs Ray Tune: pip install 'lossviz-widget[ray]'") from exc
 
-from .widget import LossPlot
+from ..widget import LossPlot
+from ._common import numeric, resolve_plot
 
-__all__ = ["TuneCallback", "SKIPPED_KEYS", "numeric_metrics"]
+__all__ = ["LossPlotCallback", "SKIPPED_KEYS", "numeric_metrics"]
 
 # Filled in by Ray for every result: time, host and bookkeeping, not metrics of the model.
 # ``training_iteration`` is the step; ``config`` holds the hyperparameters (the run's name).
@@ -51,13 +51,14 @@ SKIPPED_KEYS = frozenset({
 _STATES = {"RUNNING": "running", "TERMINATED": "finished", "ERROR": "failed"}
 
 
-class TuneCallback(Callback):
+class LossPlotCallback(Callback):
     """Stream every trial's results into one :class:`LossPlot`, one run per trial.
 
-    ``plot``: the plot to fill (default: a new ``LossPlot(title="Ray Tune")``).
+    ``plot``: the plot to fill (default: a new ``LossPlot(title=title)``), shown in the
+    current cell only with ``display=True``.
     ``metrics``: the (flattened) metric names to log, Ray's own included (e.g.
-    ``"time_total_s"``); None: every numeric one outside :data:`SKIPPED_KEYS`. ``run_name``: the run of a trial; default its
-    ``experiment_tag`` (Ray's short config string, e.g. ``"1_lr=0.0100"``), or the
+    ``"time_total_s"``); None: every numeric one outside :data:`SKIPPED_KEYS`.
+    ``run_name``: the run of a trial; default its ``experiment_tag`` (Ray's short config string, e.g. ``"1_lr=0.0100"``), or the
     trial's name when that is empty.
     """
 
@@ -67,16 +68,18 @@ class TuneCallback(Callback):
         *,
         metrics: Iterable[str] | None = None,
         run_name: Callable[[Any], str] | None = None,
+        display: bool = False,
+        title: str = "Ray Tune",
     ) -> None:
-        if plot is not None and not isinstance(plot, LossPlot):
-            raise TypeError(f"plot must be a LossPlot or None, got {type(plot).__name__}")
         if metrics is not None:
-            if isinstance(metrics, str) or not all(isinstance(m, str) and m for m in metrics):
+            if isinstance(metrics, str) or not isinstance(metrics, Iterable):
                 raise TypeError(f"metrics must be an iterable of metric names (non-empty str), got {metrics!r}")
             metrics = tuple(metrics)
+            if not all(isinstance(m, str) and m for m in metrics):
+                raise TypeError(f"metrics must be an iterable of metric names (non-empty str), got {metrics!r}")
         if run_name is not None and not callable(run_name):
             raise TypeError(f"run_name must be a callable taking a Trial and returning a str, got {run_name!r}")
-        self.plot = plot if plot is not None else LossPlot(title="Ray Tune")
+        self.plot = resolve_plot(plot, display=display, title=title)
         self.metrics: tuple[str, ...] | None = metrics
         self._run_name = run_name
         self._title = self.plot.title
@@ -133,18 +136,19 @@ class TuneCallback(Callback):
 
 def numeric_metrics(result: Mapping[str, Any], metrics: tuple[str, ...] | None) -> dict[str, float]:
     """The metrics of one Tune result: flattened with ``/``, numeric, bookkeeping left out."""
-    flat: dict[str, float] = {}
+    flat: dict[str, Any] = {}
 
     def walk(prefix: str, mapping: Mapping[str, Any]) -> None:
         for key, value in mapping.items():
             name = f"{prefix}{key}"
             if isinstance(value, Mapping):
                 walk(f"{name}/", value)
-            elif isinstance(value, numbers.Real) and not isinstance(value, bool):
+            else:
                 flat[name] = value
 
     skipped = SKIPPED_KEYS if metrics is None else frozenset({"config"})  # chosen metrics may be Ray's own
     walk("", {k: v for k, v in result.items() if k not in skipped and not str(k).startswith("__")})
+    values = numeric(flat)
     if metrics is None:
-        return flat
-    return {name: flat[name] for name in metrics if name in flat}
+        return values
+    return {name: values[name] for name in metrics if name in values}
