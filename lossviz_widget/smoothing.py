@@ -154,7 +154,11 @@ class EmaSmoother:
 
     def _store(self, start: int, smoothed: np.ndarray) -> None:
         if self._out.dtype != np.float64 and not fits_float32(smoothed):
-            self._out = self._out.astype(np.float64)  # from now on: float64 (earlier values stay as drawn)
+            # from now on: float64 (earlier values stay as drawn). Only what is filled, [0, start),
+            # is converted: the slack past it is uninitialised memory (a cast could warn on it).
+            wide = np.empty(len(self._out), dtype=np.float64)
+            wide[:start] = self._out[:start]
+            self._out = wide
         self._out[start : start + len(smoothed)] = smoothed
 
     def _ensure_capacity(self, n: int) -> None:

@@ -154,3 +154,17 @@ def test_fits_float32():
     assert fits_float32(np.array([1e-5, 3.0]))
     for bad in ([1.0, 1e31], [-1e31, 0.0], [1e-31, 2.0], [-2.0, -1e-31], [-1.0, 1e-31, 1.0], [np.inf, 2e30]):
         assert not fits_float32(np.array(bad)), bad
+
+
+def test_compact_storage_switch_inside_one_update_keeps_its_earlier_slices(monkeypatch):
+    """The switch to float64 can happen in a later slice of one update(): the slices already
+    stored in that update must survive it (only the uninitialised slack is dropped)."""
+    import lossviz_widget.smoothing as smoothing
+
+    monkeypatch.setattr(smoothing, "_SLICE", 64)
+    y = np.concatenate([np.linspace(1.0, 2.0, 100), np.full(60, 1e35)])
+    got = EmaSmoother(0.6, compact=True).update(y)
+    assert got.dtype == np.float64
+    full = tensorboard_ema(y, 0.6)
+    np.testing.assert_allclose(got[:64], full[:64].astype(np.float32), rtol=2.0**-23)  # first slice, as drawn
+    np.testing.assert_allclose(got[64:], tensorboard_reference(y, 0.6)[64:], rtol=1e-12)
