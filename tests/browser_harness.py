@@ -675,3 +675,20 @@ def page(chromium_browser: Browser, request: pytest.FixtureRequest) -> Iterator[
 def notebook_page(page: Page, jupyterlab_server: JupyterLabServer) -> NotebookPage:
     """:class:`NotebookPage` on the session's server (call ``.open(name)`` after writing a notebook)."""
     return NotebookPage(page, jupyterlab_server)
+
+
+@contextlib.contextmanager
+def opened_notebook(request: pytest.FixtureRequest, name: str, cells: Sequence[str]) -> Iterator[NotebookPage]:
+    """Write notebook ``name`` with ``cells``, open it in a JupyterLab workspace of its own, and
+    shut its kernel down afterwards (the server is shared with later tests).
+
+    Checks for Chromium first, in the test body, so a missing browser is a failed test with the
+    install hint, never a skip or a setup error."""
+    require_chromium()
+    nb: NotebookPage = request.getfixturevalue("notebook_page")
+    write_notebook(nb.server.root_dir / name, cells)
+    nb.open(name, workspace=f"lossviz-{Path(name).stem}")
+    try:
+        yield nb
+    finally:
+        nb.shut_down_kernels(name)

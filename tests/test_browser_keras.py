@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import pytest
 
-from browser_harness import NotebookPage, poll, require_chromium, write_notebook
+from browser_harness import NotebookPage, opened_notebook, poll
 
 EPOCHS, BATCHES = 6, 20
 
@@ -42,14 +42,8 @@ print("FIT DONE", len(history.history["val_loss"]))"""
 @pytest.mark.browser
 @pytest.mark.timeout(240)
 def test_keras_fit_draws_live(request: pytest.FixtureRequest) -> None:
-    require_chromium()
-    nb: NotebookPage = request.getfixturevalue("notebook_page")
-    write_notebook(nb.server.root_dir / "keras_live.ipynb", [SETUP_CELL, FIT_CELL])
-    nb.open("keras_live.ipynb", workspace="lossviz-keras-test")
-    try:
+    with opened_notebook(request, "keras_live.ipynb", [SETUP_CELL, FIT_CELL]) as nb:
         _check(nb)
-    finally:
-        nb.shut_down_kernels("keras_live.ipynb")
 
 
 def _loss_vertices(panel) -> int:

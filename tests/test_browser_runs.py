@@ -12,7 +12,7 @@ import re
 
 import pytest
 
-from browser_harness import NotebookPage, poll, require_chromium, write_notebook
+from browser_harness import NotebookPage, opened_notebook, poll
 
 N_STEPS = 150
 RUNS = ("a<b>", "lr=0.1", "c&d")
@@ -53,14 +53,8 @@ def _label(run: str) -> str:
 @pytest.mark.browser
 @pytest.mark.timeout(180)
 def test_runs_live_colours_escaping_and_hiding(request: pytest.FixtureRequest) -> None:
-    require_chromium()
-    nb: NotebookPage = request.getfixturevalue("notebook_page")
-    write_notebook(nb.server.root_dir / "runs.ipynb", [SETUP_CELL, TRAIN_CELL, STATE_CELL])
-    nb.open("runs.ipynb", workspace="lossviz-runs-test")
-    try:
+    with opened_notebook(request, "runs.ipynb", [SETUP_CELL, TRAIN_CELL, STATE_CELL]) as nb:
         _check_runs(nb)
-    finally:
-        nb.shut_down_kernels("runs.ipynb")
 
 
 def _vertices(panel, run: str) -> int:

@@ -13,7 +13,7 @@ import re
 
 import pytest
 
-from browser_harness import NotebookPage, poll, require_chromium, write_notebook
+from browser_harness import NotebookPage, opened_notebook, poll
 
 SETUP_CELL = """\
 if "plot" not in globals():  # re-running all cells keeps the plot (and its zoom)
@@ -37,14 +37,8 @@ def _state(nb: NotebookPage) -> tuple[str, str, int] | None:
 @pytest.mark.browser
 @pytest.mark.timeout(180)
 def test_wheel_zoom_gives_full_fidelity_and_follow_latest_resets(request: pytest.FixtureRequest) -> None:
-    require_chromium()
-    nb: NotebookPage = request.getfixturevalue("notebook_page")
-    write_notebook(nb.server.root_dir / "zoom.ipynb", [SETUP_CELL, STATE_CELL])
-    nb.open("zoom.ipynb", workspace="lossviz-zoom-test")  # no tabs restored from other tests
-    try:
+    with opened_notebook(request, "zoom.ipynb", [SETUP_CELL, STATE_CELL]) as nb:
         _zoom_and_follow(nb)
-    finally:
-        nb.shut_down_kernels("zoom.ipynb")
 
 
 def _zoom_and_follow(nb: NotebookPage) -> None:

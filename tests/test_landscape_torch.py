@@ -107,20 +107,25 @@ def test_model_restored_bit_identical_after_a_run():
     assert land.info["seed"] == 0 and land.info["zero_1d"] is True
 
 
-@pytest.mark.parametrize("error", [RuntimeError("loss exploded"), KeyboardInterrupt()])
-def test_model_restored_when_the_loss_raises_mid_grid(error):
-    model, data = _frozen_mixed_mode_model()
-    before = state(model)
+def _cross_entropy_raising_at(call: int, error: BaseException):
+    """Cross-entropy that raises ``error`` on its ``call``-th evaluation (1-based)."""
     calls = []
 
     def loss(out, y):
         calls.append(1)
-        if len(calls) == 7:
+        if len(calls) == call:
             raise error
         return nn.functional.cross_entropy(out, y)
 
+    return loss
+
+
+@pytest.mark.parametrize("error", [RuntimeError("loss exploded"), KeyboardInterrupt()])
+def test_model_restored_when_the_loss_raises_mid_grid(error):
+    model, data = _frozen_mixed_mode_model()
+    before = state(model)
     with pytest.raises(type(error)):
-        ls.plane(model, loss, data, steps=5, seed=1, display=False)
+        ls.plane(model, _cross_entropy_raising_at(7, error), data, steps=5, seed=1, display=False)
     assert_same_state(model, before)
     assert torch.is_grad_enabled()
 
@@ -128,14 +133,7 @@ def test_model_restored_when_the_loss_raises_mid_grid(error):
 def test_restored_after_background_error_and_kept_points():
     model, data = _frozen_mixed_mode_model()
     before = state(model)
-    calls = []
-
-    def loss(out, y):
-        calls.append(1)
-        if len(calls) == 10:
-            raise ValueError("bad batch")
-        return nn.functional.cross_entropy(out, y)
-
+    loss = _cross_entropy_raising_at(10, ValueError("bad batch"))
     view = ls.plane(model, loss, data, steps=5, seed=1, display=False, run_in_background=True)
     with pytest.raises(ValueError, match="bad batch"):
         view.wait(30)
