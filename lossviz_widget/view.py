@@ -21,7 +21,7 @@ import numpy as np
 from .buffers import MetricHistory
 from .grouping import family_of, higher_is_better
 from .pyramid import MinMaxPyramid
-from .smoothing import EmaSmoother
+from .smoothing import SMOOTHING_MODES, Smoother, make_smoother
 
 __all__ = ["X_AXIS_MODES", "ViewSettings", "SeriesFrame", "PanelFrame", "ReadoutRow", "Frame", "FrameBuilder"]
 
@@ -44,6 +44,7 @@ class ViewSettings:
     # visible x range (zoom), in the x axis' own units (steps; epoch seconds for wall time;
     # the shown unit for relative time); None: everything
     x_range: tuple[float, float] | None = None
+    smoothing_mode: str = "ema"  # one of smoothing.SMOOTHING_MODES
 
 
 @dataclass
@@ -102,7 +103,8 @@ class _MetricState:
         self.name = name
         self.color = color
         self.maximize = higher_is_better(name)
-        self.smoother: EmaSmoother | None = None
+        self.smoother: Smoother | None = None
+        self.smoother_key: tuple | None = None  # what the smoother (and its pyramid) were made for
         self.seen = 0
         self.nonfinite = 0
         self.best = math.nan
@@ -112,7 +114,6 @@ class _MetricState:
         self.values = np.empty(0)  # latest full-resolution raw values (a read-only view)
         self.raw_pyramid = MinMaxPyramid()
         self.smooth_pyramid = MinMaxPyramid()
-        self.smooth_source: tuple | None = None  # (smoother, its resets) the smooth pyramid was built on
 
     def update_stats(self, hist: MetricHistory) -> None:
         new = hist.values[self.seen :]
@@ -127,14 +128,17 @@ class _MetricState:
                     self.best, self.best_step = v, float(hist.steps[self.seen + i])
             self.seen = len(hist.values)
 
-    def smoothed(self, values: np.ndarray, weight: float) -> np.ndarray:
-        """The smoothed series, and its pyramid brought up to date (rebuilt if it was recomputed)."""
-        if self.smoother is None or self.smoother.weight != weight:
-            self.smoother = EmaSmoother(weight)
-        smooth = self.smoother.update(values)
-        source = (self.smoother, self.smoother.resets)
-        if self.smooth_source != source:
-            self.smooth_pyramid, self.smooth_source = MinMaxPyramid(), source
+    def smoothed(self, values: np.ndarray, x: np.ndarray, s: ViewSettings) -> np.ndarray:
+        """The smoothed series, and its pyramid brought up to date from the first changed point.
+
+        ``x`` is the x column (the time-weighted EMA decays with its spacing).
+        """
+        key = (s.smoothing_mode, s.smoothing, s.x_axis if s.smoothing_mode == "time_ema" else None)
+        if self.smoother_key != key:
+            self.smoother, self.smoother_key = make_smoother(s.smoothing_mode, s.smoothing), key
+            self.smooth_pyramid = MinMaxPyramid()
+        smooth = self.smoother.update(values, x)
+        self.smooth_pyramid.truncate(self.smoother.changed_from)
         self.smooth_pyramid.update(smooth)
         return smooth
 
@@ -180,6 +184,8 @@ class FrameBuilder:
     def build(self, data: dict[str, MetricHistory], t0: float | None, settings: ViewSettings) -> Frame:
         if settings.x_axis not in X_AXIS_MODES:
             raise ValueError(f"x_axis must be one of {X_AXIS_MODES}, got {settings.x_axis!r}")
+        if settings.smoothing_mode not in SMOOTHING_MODES:
+            raise ValueError(f"smoothing_mode must be one of {SMOOTHING_MODES}, got {settings.smoothing_mode!r}")
         scale, unit = 1.0, "s"
         if settings.x_axis == "relative_time" and t0 is not None:
             span = max((float(h.wall_time[-1]) - t0 for h in data.values() if len(h)), default=0.0)
@@ -226,7 +232,7 @@ class FrameBuilder:
         raw_idx = state.raw_pyramid.select(column, raw, i0, i1, s.max_points)
         raw_y = raw[raw_idx]
         if s.smoothing > 0:
-            smooth = state.smoothed(raw, s.smoothing)
+            smooth = state.smoothed(raw, column, s)
             idx = state.smooth_pyramid.select(column, smooth, i0, i1, s.max_points)
             main_idx, main_y = idx, smooth[idx]
             faint_idx, faint_y = raw_idx, raw_y

@@ -33,14 +33,15 @@ from .files import atomic_write, check_suffix
 from .formats import RunData, read_data, write_data
 from .logfile import LogWriter
 from .scheduler import FrameScheduler
+from .smoothing import SMOOTHING_MODES
 from .snapshot import SnapshotButton
 from .store import History, MetricStore
 from .view import X_AXIS_MODES, Frame, FrameBuilder, ReadoutRow, ViewSettings
 
 __all__ = ["LossPlot"]
 
-_VIEW_TRAITS = ("smoothing", "log_y", "ignore_outliers", "x_axis", "max_points", "x_range")
-_SETTINGS = ("smoothing", "log_y", "ignore_outliers", "x_axis", "max_points", "fps")  # kept in data files
+_VIEW_TRAITS = ("smoothing", "smoothing_mode", "log_y", "ignore_outliers", "x_axis", "max_points", "x_range")
+_SETTINGS = ("smoothing", "smoothing_mode", "log_y", "ignore_outliers", "x_axis", "max_points", "fps")  # kept in data files
 IMAGE_SUFFIXES = (".png", ".svg", ".pdf")
 EXPORT_SUFFIXES = (*IMAGE_SUFFIXES, ".html", ".csv", ".json", ".npz")
 _WIDGET_MIME = "application/vnd.jupyter.widget-view+json"
@@ -72,6 +73,9 @@ class LossPlot(widgets.VBox):
 
     title = Unicode("", help="Heading shown above the panels.").tag(sync=True)
     smoothing = Float(0.6, help="TensorBoard EMA weight in [0, 1); 0 draws the raw data only.").tag(sync=True)
+    smoothing_mode = Enum(SMOOTHING_MODES, "ema", help=(
+        "ema (TensorBoard), time_ema (decay follows the x spacing), moving_average or gaussian "
+        "(centered windows of (1+s)/(1-s) points for slider value s).")).tag(sync=True)
     log_y = Bool(False, help="Logarithmic y axes; values <= 0 are drawn as gaps.").tag(sync=True)
     ignore_outliers = Bool(False, help="Fit y axes to the 5th-95th percentile of the data.").tag(sync=True)
     x_axis = Enum(X_AXIS_MODES, "step", help="x axis: step, wall_time or relative_time.").tag(sync=True)
@@ -87,6 +91,7 @@ class LossPlot(widgets.VBox):
         title: str = "",
         *,
         smoothing: float = 0.6,
+        smoothing_mode: str = "ema",
         log_y: bool = False,
         ignore_outliers: bool = False,
         x_axis: str = "step",
@@ -96,7 +101,7 @@ class LossPlot(widgets.VBox):
         **kwargs: Any,
     ) -> None:
         super().__init__(
-            title=title, smoothing=smoothing, log_y=log_y, ignore_outliers=ignore_outliers,
+            title=title, smoothing=smoothing, smoothing_mode=smoothing_mode, log_y=log_y, ignore_outliers=ignore_outliers,
             x_axis=x_axis, fps=fps, max_points=max_points, **kwargs,
         )
         self._store = MetricStore()
@@ -335,7 +340,7 @@ class LossPlot(widgets.VBox):
 
     def _settings(self) -> ViewSettings:
         return ViewSettings(self.smoothing, self.log_y, self.ignore_outliers, self.x_axis, self.max_points,
-                            self.x_range)
+                            self.x_range, smoothing_mode=self.smoothing_mode)
 
     def _export_frame(self, max_points: int = 4000) -> Frame:
         """The current view (panels, colours, smoothing, scales) at export resolution.
