@@ -1,0 +1,31 @@
+"""The findings list as HTML (the widget's findings area and the report), everything escaped."""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Sequence
+
+from .findings import Finding
+
+__all__ = ["findings_html", "SEVERITY_COLORS"]
+
+SEVERITY_COLORS = {"error": "#d62728", "warning": "#ff7f0e", "info": "#1f77b4"}
+
+
+def findings_html(findings: Sequence[Finding]) -> str:
+    """One line per finding: severity mark, message, suggested action. Empty string for none."""
+    if not findings:
+        return ""
+    items = []
+    for f in findings:
+        e = lambda s: html.escape(str(s), quote=True)  # noqa: E731
+        step = repr(float(f.step))
+        run = f' data-run="{e(f.run)}"' if f.run is not None else ""
+        items.append(
+            f'<li class="lossviz-finding" data-code="{e(f.code)}" data-severity="{e(f.severity)}" '
+            f'data-metric="{e(f.metric)}" data-step="{e(step)}"{run}>'
+            f'<b style="color:{SEVERITY_COLORS.get(f.severity, "#555")}">{e(f.severity)}</b> '
+            f"{e(f.message)} <i>{e(f.suggestion)}</i></li>"
+        )
+    return ('<ul class="lossviz-findings" style="margin:4px 0;padding-left:18px;font-size:12px">'
+            + "".join(items) + "</ul>")
