@@ -13,6 +13,7 @@ import math
 import ipywidgets as widgets
 from traitlets import HasTraits, link
 
+from ._format import format_number, step_attr
 from .view import ReadoutRow
 
 __all__ = ["control_bar", "readout_html", "format_number"]
@@ -52,20 +53,6 @@ def control_bar(plot: HasTraits) -> widgets.HBox:
     return bar
 
 
-def format_number(v: float) -> str:
-    if math.isnan(v):
-        return "nan"
-    if math.isinf(v):
-        return "inf" if v > 0 else "-inf"
-    if v == int(v) and abs(v) < 1e15:
-        return f"{int(v):,}"
-    return f"{v:.4g}"
-
-
-def _step(v: float) -> str:
-    return str(int(v)) if v == int(v) else repr(v)
-
-
 def readout_html(rows: list[ReadoutRow]) -> str:
     """A table of the latest and best value of each metric (names escaped)."""
     if not rows:
@@ -80,7 +67,7 @@ def readout_html(rows: list[ReadoutRow]) -> str:
         arrow = "&#9650;" if r.higher_is_better else "&#9660;"  # which way is better
         bad = f' style="color:#d62728;font-weight:bold"' if r.nonfinite else ""
         body.append(
-            f'<tr data-metric="{name}" data-step="{_step(r.step)}" data-count="{r.count}" '
+            f'<tr data-metric="{name}" data-step="{step_attr(r.step)}" data-count="{r.count}" '
             f'data-nonfinite="{r.nonfinite}">'
             f'<td><span style="display:inline-block;width:12px;height:3px;background:{r.color}"></span></td>'
             f"<td>{name}</td><td>{format_number(r.step)}</td><td>{format_number(r.latest)}</td>"

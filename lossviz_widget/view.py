@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .buffers import MetricHistory
+from .diagnostics.findings import SEVERITY_COLORS, Finding
 from .grouping import family_of, higher_is_better
 from .pyramid import MinMaxPyramid
 from .smoothing import SMOOTHING_MODES, Smoother, make_smoother
@@ -72,6 +73,10 @@ class PanelFrame:
     marker_colors: list[str] = field(default_factory=list)
     note: str = ""
     changed: bool = True
+    # diagnostics findings on this panel's curves (see lossviz_widget.diagnostics)
+    finding_x: np.ndarray = field(default_factory=lambda: np.empty(0))
+    finding_y: np.ndarray = field(default_factory=lambda: np.empty(0))
+    finding_colors: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -167,6 +172,16 @@ def _wire_y(a: np.ndarray) -> np.ndarray:
     return np.array(a, dtype=np.float32)
 
 
+def _x_values(x: np.ndarray, x_axis: str, t0: float, scale: float) -> np.ndarray:
+    """x column values as the axis shows them: steps, datetimes, or scaled time since start."""
+    if x_axis == "step":
+        return _fresh(x)
+    x = np.maximum.accumulate(x)  # clocks can step backwards; a line needs non-decreasing x
+    if x_axis == "wall_time":
+        return (x * 1000.0).astype("datetime64[ms]")
+    return (x - t0) / scale
+
+
 def _index_range(column: np.ndarray, lo: float, hi: float) -> tuple[int, int]:
     """Indices of the points within [lo, hi], plus one neighbour each side so lines reach the edges."""
     i0 = max(0, int(np.searchsorted(column, lo, side="left")) - 1)
@@ -181,7 +196,9 @@ class FrameBuilder:
         self._metrics: dict[str, _MetricState] = {}
         self._panel_keys: dict[str, tuple] = {}
 
-    def build(self, data: dict[str, MetricHistory], t0: float | None, settings: ViewSettings) -> Frame:
+    def build(self, data: dict[str, MetricHistory], t0: float | None, settings: ViewSettings,
+              findings: list[Finding] | tuple[()] = ()) -> Frame:
+        """A frame of ``data``; ``findings`` (diagnostics) are marked on their metric's curve."""
         if settings.x_axis not in X_AXIS_MODES:
             raise ValueError(f"x_axis must be one of {X_AXIS_MODES}, got {settings.x_axis!r}")
         if settings.smoothing_mode not in SMOOTHING_MODES:
@@ -213,7 +230,8 @@ class FrameBuilder:
                     ReadoutRow(name, state.color, float(hist.steps[-1]), float(hist.values[-1]), state.best,
                                state.best_step, len(hist), state.nonfinite, state.maximize)
                 )
-        panels = [self._panel(fam, states, settings) for fam, states in families.items()]
+        marks = _finding_marks(findings, data, settings.x_axis, t0 or 0.0, scale)
+        panels = [self._panel(fam, states, settings, marks.get(fam)) for fam, states in families.items()]
         return Frame(panels, readout, x_label, settings.x_axis == "wall_time", settings.x_range)
 
     def _series(
@@ -244,13 +262,7 @@ class FrameBuilder:
             faint_y = None if faint_y is None else np.where(faint_y > 0, faint_y, np.nan)
 
         def as_x(idx: np.ndarray) -> np.ndarray:
-            x = column[idx]
-            if s.x_axis == "step":
-                return _fresh(x)
-            x = np.maximum.accumulate(x)  # clocks can step backwards; a line needs non-decreasing x
-            if s.x_axis == "wall_time":
-                return (x * 1000.0).astype("datetime64[ms]")
-            return (x - t0) / scale
+            return _x_values(column[idx], s.x_axis, t0, scale)
 
         return SeriesFrame(
             state.name, state.color, as_x(main_idx), _wire_y(main_y),
@@ -258,9 +270,10 @@ class FrameBuilder:
             as_x(raw_idx[~np.isfinite(raw_y)]),
         )
 
-    def _panel(self, family: str, states: list[_MetricState], s: ViewSettings) -> PanelFrame:
+    def _panel(self, family: str, states: list[_MetricState], s: ViewSettings,
+               marks: tuple[np.ndarray, np.ndarray, list[str]] | None) -> PanelFrame:
         series = [st.frame for st in states]
-        key = tuple(st.key for st in states)
+        key = (tuple(st.key for st in states), 0 if marks is None else len(marks[2]))
         changed = any(f.changed for f in series) or self._panel_keys.get(family) != key
         self._panel_keys[family] = key
         shown = [a for f in series for a in (f.y, f.raw_y) if a is not None]
@@ -275,8 +288,11 @@ class FrameBuilder:
         marker_x = [f.nonfinite_x for f in series if len(f.nonfinite_x)]
         colors = [f.color for f in series for _ in range(len(f.nonfinite_x))]
         mx = np.concatenate(marker_x) if marker_x else np.empty(0)
+        fx, fy, fcolors = marks if marks is not None else (np.empty(0), np.empty(0), [])
+        if len(fy):  # non-finite values, or <= 0 on a log axis, sit at the top like the NaN markers
+            fy = np.where(np.isfinite(fy) & ((fy > 0) | (not log_y)), fy, top)
         return PanelFrame(
-            family, series, log_y, y_range, mx, np.full(len(mx), top), colors, note, changed
+            family, series, log_y, y_range, mx, np.full(len(mx), top), colors, note, changed, fx, fy, fcolors
         )
 
     def _outlier_range(self, states: list[_MetricState], log_y: bool) -> tuple[float, float] | None:
@@ -298,3 +314,24 @@ class FrameBuilder:
         pad = (hi - lo) * 0.1 or max(abs(hi) * 0.05, 0.05 if log_y else 1e-12)
         lo, hi = lo - pad, hi + pad
         return (float(10**lo), float(10**hi)) if log_y else (float(lo), float(hi))
+
+
+def _finding_marks(
+    findings: list[Finding] | tuple[()], data: dict[str, MetricHistory], x_axis: str, t0: float, scale: float
+) -> dict[str, tuple[np.ndarray, np.ndarray, list[str]]]:
+    """Per family: x, y (the raw value at the finding's step) and colour of each finding's marker."""
+    points: dict[str, list[tuple[float, float, str]]] = {}
+    for f in findings:
+        hist = data.get(f.metric)
+        if hist is None or not len(hist):
+            continue
+        i = min(int(np.searchsorted(hist.steps, f.step)), len(hist) - 1)
+        x = float(hist.steps[i] if x_axis == "step" else hist.wall_time[i])
+        points.setdefault(family_of(f.metric), []).append((x, float(hist.values[i]), SEVERITY_COLORS[f.severity]))
+    for pts in points.values():
+        pts.sort()  # by x: _x_values makes time columns non-decreasing
+    return {
+        fam: (_x_values(np.array([p[0] for p in pts]), x_axis, t0, scale), np.array([p[1] for p in pts]),
+              [p[2] for p in pts])
+        for fam, pts in points.items()
+    }

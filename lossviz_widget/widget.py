@@ -28,6 +28,7 @@ import ipywidgets as widgets
 from traitlets import Bool, Enum, Float, Int, TraitError, Tuple, Unicode, observe, validate
 
 from .controls import control_bar, format_number, readout_html
+from .diagnostics import Diagnostics, DiagnosticsConfig, Finding, findings_html
 from .figures import PanelGrid
 from .files import atomic_write, check_suffix
 from .formats import RunData, read_data, write_data
@@ -85,6 +86,8 @@ class LossPlot(widgets.VBox):
                     help="Visible x range (zoom) in x axis units: steps, epoch seconds for wall time, "
                          "the shown unit for relative time. None: everything.").tag(sync=True)
     follow_latest = Bool(True, help="Auto-range x to all data as it grows; off while zoomed.").tag(sync=True)
+    diagnostics = Bool(True, help="Detect overfitting, divergence, plateaus... and show the findings; "
+                                  "False computes nothing.").tag(sync=True)
 
     def __init__(
         self,
@@ -98,8 +101,19 @@ class LossPlot(widgets.VBox):
         fps: float = 10.0,
         max_points: int = 2000,
         log_file: str | os.PathLike[str] | None = None,
+        num_classes: int | None = None,
+        diagnostics_config: DiagnosticsConfig | None = None,
         **kwargs: Any,
     ) -> None:
+        """``num_classes`` enables the initial cross-entropy check (``ln C``);
+        ``diagnostics_config`` sets every diagnostics threshold (see :mod:`lossviz_widget.diagnostics`)."""
+        if diagnostics_config is not None and not isinstance(diagnostics_config, DiagnosticsConfig):
+            raise TypeError(f"diagnostics_config must be a DiagnosticsConfig, got {type(diagnostics_config).__name__}")
+        config = diagnostics_config or DiagnosticsConfig()
+        if num_classes is not None:
+            config = dataclasses.replace(config, num_classes=num_classes)
+        self._diag_config = config
+        self._diag = Diagnostics(config)
         super().__init__(
             title=title, smoothing=smoothing, smoothing_mode=smoothing_mode, log_y=log_y, ignore_outliers=ignore_outliers,
             x_axis=x_axis, fps=fps, max_points=max_points, **kwargs,
@@ -110,6 +124,8 @@ class LossPlot(widgets.VBox):
         self._render_lock = threading.Lock()
         self._header = widgets.HTML()
         self._header.add_class("lossviz-title")
+        self._findings = widgets.HTML()
+        self._findings.add_class("lossviz-findings")
         self._readout = widgets.HTML(readout_html([]))
         self._readout.add_class("lossviz-readout")
         self._status = widgets.HTML()
@@ -120,7 +136,7 @@ class LossPlot(widgets.VBox):
         self._snapshot = SnapshotButton()
         bar = control_bar(self)
         bar.children += (self._snapshot,)
-        self.children = [self._header, bar, self._grid.box, self._readout, self._status]
+        self.children = [self._header, bar, self._grid.box, self._findings, self._readout, self._status]
         self.add_class("lossviz")
         self._live = _in_kernel()
         self._scheduler = FrameScheduler(self._frame_from_thread, fps=fps, on_error=self._report_error)
@@ -177,6 +193,15 @@ class LossPlot(widgets.VBox):
     def _on_browser_zoom(self, x_range: tuple[float, float]) -> None:
         """The user panned/zoomed: re-downsample for the visible range (full fidelity)."""
         self.x_range = x_range
+
+    @observe("diagnostics")
+    def _on_diagnostics(self, change: dict) -> None:
+        if not hasattr(self, "_render_lock"):
+            return
+        if not change["new"]:
+            with self._render_lock:
+                self._diag = Diagnostics(self._diag_config)  # drop all state; nothing runs while off
+        self._request_frame()
 
     @observe("fps")
     def _on_fps(self, change: dict) -> None:
@@ -256,7 +281,7 @@ class LossPlot(widgets.VBox):
             from .report import render_report
 
             page = render_report(self._export_frame(), self._store.snapshot(), title=self.title,
-                                 settings=self._settings_dict())
+                                 settings=self._settings_dict(), findings=self.diagnose())
             return atomic_write(p, lambda f: f.write(page.encode("utf-8")))
         data = RunData(self._store.snapshot(), self.title, self._settings_dict())
         return atomic_write(p, lambda f: write_data(f, suffix, data))
@@ -307,6 +332,21 @@ class LossPlot(widgets.VBox):
         """
         return self._snapshot.request(timeout)
 
+    def diagnose(self) -> list[Finding]:
+        """Every finding so far (oldest first), after reading the points logged since the last frame.
+
+        Empty when ``diagnostics`` is off. Rules and thresholds: :mod:`lossviz_widget.diagnostics`.
+        """
+        with self._render_lock:
+            return self._current_findings(self._store.snapshot())
+
+    def _current_findings(self, data: dict) -> list[Finding]:
+        """Bring the detectors up to date with ``data`` (render lock held); all findings, or none when off."""
+        if not self.diagnostics:
+            return []
+        self._diag.update(data)
+        return list(self._diag.findings)
+
     @property
     def history(self) -> History:
         """Full-resolution data: ``plot.history["loss"].steps / .values / .wall_time``."""
@@ -348,7 +388,10 @@ class LossPlot(widgets.VBox):
         Built by a fresh FrameBuilder, so the live view's incremental state is untouched.
         """
         settings = dataclasses.replace(self._settings(), max_points=max_points)
-        return FrameBuilder().build(self._store.snapshot(), self._store.t0, settings)
+        with self._render_lock:
+            data = self._store.snapshot()
+            findings = self._current_findings(data)
+        return FrameBuilder().build(data, self._store.t0, settings, findings)
 
     def _request_frame(self) -> None:
         if getattr(self, "_live", False):
@@ -464,8 +507,13 @@ class LossPlot(widgets.VBox):
                 self._log_writer.write_new(data)
             if not draw:
                 return 0
-            frame = self._builder.build(data, self._store.t0, self._settings())
+            findings = self._current_findings(data)
+            frame = self._builder.build(data, self._store.t0, self._settings(), findings)
             sent = self._grid.apply(frame)
+            listing = findings_html(findings)
+            if listing != self._findings.value:
+                self._findings.value = listing
+                sent += 1
             readout = readout_html(frame.readout)
             if readout != self._readout.value:
                 self._readout.value = readout

@@ -14,12 +14,13 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..controls import format_number
+from .._format import format_number
 from ..grouping import family_of, higher_is_better
 
-__all__ = ["Finding", "SEVERITIES", "is_loss_like", "is_validation", "first_episode", "fmt", "pct"]
+__all__ = ["Finding", "SEVERITIES", "SEVERITY_COLORS", "is_loss_like", "is_validation", "first_episode", "fmt", "pct"]
 
 SEVERITIES = ("info", "warning", "error")
+SEVERITY_COLORS = {"error": "#d62728", "warning": "#ff7f0e", "info": "#1f77b4"}
 _TOKENS = re.compile(r"[/_\-.:\s]+")
 _VALIDATION = frozenset({"val", "valid", "validation", "eval", "evaluation", "test", "dev", "holdout"})
 _LOSS_TOKENS = frozenset(

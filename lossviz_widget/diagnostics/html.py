@@ -5,11 +5,10 @@ from __future__ import annotations
 import html
 from collections.abc import Sequence
 
-from .findings import Finding
+from .._format import step_attr
+from .findings import SEVERITY_COLORS, Finding
 
-__all__ = ["findings_html", "SEVERITY_COLORS"]
-
-SEVERITY_COLORS = {"error": "#d62728", "warning": "#ff7f0e", "info": "#1f77b4"}
+__all__ = ["findings_html"]
 
 
 def findings_html(findings: Sequence[Finding]) -> str:
@@ -19,7 +18,7 @@ def findings_html(findings: Sequence[Finding]) -> str:
     items = []
     for f in findings:
         e = lambda s: html.escape(str(s), quote=True)  # noqa: E731
-        step = repr(float(f.step))
+        step = step_attr(f.step) if f.step == f.step else "nan"
         run = f' data-run="{e(f.run)}"' if f.run is not None else ""
         items.append(
             f'<li class="lossviz-finding" data-code="{e(f.code)}" data-severity="{e(f.severity)}" '
