@@ -111,6 +111,7 @@ class Diagnostics:
             before = pair.examined
             new += pair.feed(name, partner, data[name], data[partner], start)
             self.examined += pair.examined - before
+        new.sort(key=lambda f: f.step)  # stable: the order does not depend on how the data arrived
         self.findings += new
         return new
 
@@ -121,16 +122,15 @@ class Diagnostics:
 
     def _plateau(self, name: str, tracker: PlateauTracker, hist: MetricHistory, start: int) -> list[Finding]:
         out = []
-        for i in tracker.feed(hist.values[start:]):
+        thr = f"{tracker.threshold:.2%} (relative)" if tracker.threshold_mode == "rel" else fmt(tracker.threshold)
+        for i, best, best_index in tracker.feed(hist.values[start:]):
             s = float(hist.steps[i])
-            thr = (f"{tracker.threshold:.2%} (relative)" if tracker.threshold_mode == "rel"
-                   else f"{fmt(tracker.threshold)}")
-            best_step = float(hist.steps[tracker.best_index]) if tracker.best_index >= 0 else float("nan")
+            best_step = float(hist.steps[best_index]) if best_index >= 0 else float("nan")
             out.append(Finding(
                 "plateau", "info", name, s,
-                f"{name} has not improved on its best ({fmt(tracker.best)} at step {fmt(best_step)}) by more "
+                f"{name} has not improved on its best ({fmt(best)} at step {fmt(best_step)}) by more "
                 f"than {thr} for {tracker.patience + 1} evaluations (step {fmt(s)}): a plateau.",
                 "ReduceLROnPlateau would lower the learning rate now: lower it (e.g. 10x), or stop if it stays flat.",
-                {"best": tracker.best, "best_step": best_step, "patience": tracker.patience},
+                {"best": best, "best_step": best_step, "patience": tracker.patience},
             ))
         return out

@@ -4,7 +4,9 @@ For each new finite validation value ``v`` at step ``s`` the training level is t
 last ``train_window`` (20) finite training values logged at or before ``s`` (a binary search and
 a short slice: O(1) in the run length).
 
-* ``overfitting``: Prechelt (1998) generalization loss ``GL = 100 * (v / v_min - 1)`` above
+* ``overfitting``: Prechelt (1998) generalization loss ``GL = 100 * (v / v_min - 1)``, computed on
+  the mean of the last ``persist`` validation values (the minimum of single noisy values sits
+  low by about two noise deviations, which alone would read as GL of a few percent), above
   ``gl_alpha`` (5, in percent) while the training level is more than ``train_fall`` (1%,
   AUTOTRAINER) below what it was at the validation minimum, for ``persist`` (3) evaluations in a
   row. Ends when GL falls under ``gl_alpha / 2`` (a new minimum makes it 0).
@@ -17,6 +19,7 @@ Both need positive values (lower-is-better losses).
 from __future__ import annotations
 
 import math
+from collections import deque
 
 import numpy as np
 
@@ -32,6 +35,7 @@ class Generalization:
     def __init__(self, gl_alpha: float, train_fall: float, gap_ratio: float, persist: int, train_window: int) -> None:
         self.gl_alpha, self.train_fall, self.gap_ratio = gl_alpha, train_fall, gap_ratio
         self.persist, self.train_window = persist, train_window
+        self.recent: deque[float] = deque(maxlen=persist)  # the last finite validation values
         self.best = math.inf
         self.best_step = math.nan
         self.train_at_best = math.nan
@@ -54,9 +58,11 @@ class Generalization:
             if not math.isfinite(v):
                 continue
             tl = self._train_level(train, s)
-            if v < self.best:
-                self.best, self.best_step, self.train_at_best = v, s, tl
-            gl = 100.0 * (v / self.best - 1.0) if self.best > 0 else 0.0
+            self.recent.append(v)
+            mean = sum(self.recent) / len(self.recent)
+            if mean < self.best:
+                self.best, self.best_step, self.train_at_best = mean, s, tl
+            gl = 100.0 * (mean / self.best - 1.0) if self.best > 0 else 0.0
             falling = tl < self.train_at_best * (1.0 - self.train_fall)  # False when either is NaN
             self.over_run = self.over_run + 1 if gl > self.gl_alpha and falling else 0
             if self.over_active:

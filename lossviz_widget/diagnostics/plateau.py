@@ -51,8 +51,9 @@ class PlateauTracker:
             return a < (self.best * (1.0 - self.threshold) if rel else self.best - self.threshold)
         return a > (self.best * (1.0 + self.threshold) if rel else self.best + self.threshold)
 
-    def feed(self, values: np.ndarray) -> list[int]:
-        """Take new evaluations; returns the indices (over the whole series) that open an episode."""
+    def feed(self, values: np.ndarray) -> list[tuple[int, float, int]]:
+        """Take new evaluations; returns ``(index, best, best_index)`` where an episode opens
+        (indices over the whole series, best as it stood then)."""
         opened = []
         for a in values.tolist():
             i = self.count
@@ -70,5 +71,5 @@ class PlateauTracker:
                 self.cooldown_counter, self.num_bad = self.cooldown, 0
                 if not self.in_plateau:
                     self.in_plateau = True
-                    opened.append(i)
+                    opened.append((i, self.best, self.best_index))
         return opened
