@@ -197,3 +197,20 @@ def test_quickstart_snapshot_files(executed):
     assert sorted(p.name for p in snapshots.iterdir()) == [
         "quickstart.csv", "quickstart.html", "quickstart.json", "quickstart.png"]
     assert list((tmp / "cwd").iterdir()) == []
+
+
+# -- the diagnostics notebook ---------------------------------------------------------------
+
+DIAGNOSTICS = NOTEBOOK_DIR / "30_diagnostics_overfitting.ipynb"
+
+
+def test_diagnostics_notebook_reports_overfitting_live(executed):
+    run, *_ = executed(DIAGNOSTICS)
+    listing = cell_text(run.nb.cells[run.code_cell("[{f.severity}]")])
+    assert "[warning] overfitting at step" in listing and "early stopping at step" in listing, listing
+    # the finding reached the widget's findings area (its HTML model) while the plot was live
+    areas = [s["state"].get("value", "") for s in run.widget_state().values()
+             if "lossviz-findings" in s["state"].get("_dom_classes", [])]
+    assert any('data-code="overfitting"' in a for a in areas), areas
+    train = run.code_cell("for step in")
+    assert "final loss" in cell_text(run.nb.cells[train])
