@@ -129,3 +129,19 @@ def test_smoothing_mode_is_kept_in_data_files(plot, tmp_path):
     again = LossPlot.load(path)
     assert again.smoothing_mode == "time_ema"
     again.close()
+
+
+def test_images_mark_the_findings(plot):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from lossviz_widget.images import render_figure
+
+    log_diverging(plot)
+    fig = render_figure(plot._export_frame(), title="")
+    labels = [t.get_text() for ax in fig.axes if ax.get_legend() for t in ax.get_legend().get_texts()]
+    assert "diagnostics finding" in labels
+    plot.diagnostics = False
+    fig = render_figure(plot._export_frame(), title="")
+    labels = [t.get_text() for ax in fig.axes if ax.get_legend() for t in ax.get_legend().get_texts()]
+    assert "diagnostics finding" not in labels
