@@ -6,8 +6,9 @@
 """
 
 from .buffers import MetricHistory
-from .smoothing import tensorboard_ema
+from .diagnostics import DiagnosticsConfig, Finding
+from .smoothing import SMOOTHING_MODES, smooth, tensorboard_ema
 from .widget import LossPlot
 
-__all__ = ["LossPlot", "MetricHistory", "tensorboard_ema"]
+__all__ = ["LossPlot", "MetricHistory", "DiagnosticsConfig", "Finding", "SMOOTHING_MODES", "smooth", "tensorboard_ema"]
 __version__ = "0.1.0"
