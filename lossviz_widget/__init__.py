@@ -5,10 +5,15 @@
 >>> plot.log(loss=0.5, step=0)
 """
 
+from . import losses
 from .buffers import MetricHistory
 from .diagnostics import DiagnosticsConfig, Finding
+from .lr_finder import LRFindResult, lr_find
 from .smoothing import SMOOTHING_MODES, smooth, tensorboard_ema
 from .widget import LossPlot
 
-__all__ = ["LossPlot", "MetricHistory", "DiagnosticsConfig", "Finding", "SMOOTHING_MODES", "smooth", "tensorboard_ema"]
+__all__ = [
+    "DiagnosticsConfig", "Finding", "LRFindResult", "LossPlot", "MetricHistory", "SMOOTHING_MODES", "losses",
+    "lr_find", "smooth", "tensorboard_ema",
+]
 __version__ = "0.1.0"
