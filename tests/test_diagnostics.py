@@ -281,3 +281,20 @@ def test_finding_text_and_fields():
     f = Finding("divergence", "error", "loss", 12.0, "m.", "s.", {"ratio": 5.0})
     assert f.text == "m. s." and f.run is None
     assert math.isclose(f.evidence["ratio"], 5.0)
+
+
+@pytest.mark.parametrize("kind", ["zeros", "negative", "constant", "all_nan", "huge", "tiny", "alternating_sign"])
+def test_degenerate_series_raise_nothing_and_warn_nothing(kind):
+    n = 3000
+    s = np.arange(n, dtype=float)
+    v = {
+        "zeros": np.zeros(n), "negative": -1 - s / n, "constant": np.full(n, 0.7), "all_nan": np.full(n, np.nan),
+        "huge": np.full(n, 1e300) * (1 + (s % 7)), "tiny": np.full(n, 1e-300) * (s % 3),
+        "alternating_sign": np.where(s % 2 == 0, 1.0, -1.0),
+    }[kind]
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        found = run({"loss": (s, v), "val_loss": (s[::10], v[::10]), "acc": (s, v)}, chunk=500)
+    assert all(isinstance(f, Finding) for f in found)

@@ -63,7 +63,8 @@ class Generalization:
             if mean < self.best:
                 self.best, self.best_step, self.train_at_best = mean, s, tl
             gl = 100.0 * (mean / self.best - 1.0) if self.best > 0 else 0.0
-            falling = tl < self.train_at_best * (1.0 - self.train_fall)  # False when either is NaN
+            # False when either is NaN; a relative fall needs a positive level
+            falling = self.train_at_best > 0 and tl < self.train_at_best * (1.0 - self.train_fall)
             self.over_run = self.over_run + 1 if gl > self.gl_alpha and falling else 0
             if self.over_active:
                 self.over_active = gl >= self.gl_alpha / 2

@@ -175,10 +175,11 @@ class BlockTrends:
             seg = seg[np.isfinite(seg)]
             if len(seg) < self.block // 2:
                 continue
-            self.levels.append(float(seg.mean()))
-            self.noises.append(float(np.std(np.diff(seg)) / math.sqrt(2.0)))
-            self.ends.append(float(s[a + self.block - 1]))
-            out += self._judge(name)
+            with np.errstate(over="ignore", invalid="ignore"):  # values near 1e308: inf/nan summaries judge nothing
+                self.levels.append(float(seg.mean()))
+                self.noises.append(float(np.std(np.diff(seg)) / math.sqrt(2.0)))
+                self.ends.append(float(s[a + self.block - 1]))
+                out += self._judge(name)
         return out
 
     def _open(self, code: str, cond: bool, clear: bool) -> bool:
@@ -217,14 +218,14 @@ class BlockTrends:
                 "Try a 3-10x lower learning rate or warmup; an LR range test (fastai lr_find) finds a good one.",
                 {"first_level": l0, "level": level, "noise_ratio": rel},
             ))
-        if early:
+        if early and min(L[-5:]) > 0:
             last = L[-5:]
             drops = [(a - b) / a for a, b in zip(last, last[1:])]
             low = (all(0 < d < 0.01 for d in drops) and last[0] - last[-1] > 2 * self._se(5)
                    and (l0 - level) / l0 < 0.1)
         else:
             low = False
-        if self._open("lr_too_low", low, early and (L[-2] - level) / L[-2] > 0.05):
+        if self._open("lr_too_low", low, early and level < 0.95 * L[-2]):
             out.append(Finding(
                 "lr_too_low", "info", name, step,
                 f"{name} falls steadily but slowly: {pct((l0 - level) / l0)} in {fmt((i + 1) * self.block)} points, "
