@@ -14,8 +14,8 @@ Rules (defaults in :class:`~lossviz_widget.diagnostics.engine.DiagnosticsConfig`
   ``initial_loss_band`` (0.5-1.5) times ``ln C`` is reported. Without ``num_classes`` there is
   no expected value to compare with, so nothing is said.
 * Block rules (training loss-like series): the series is cut into blocks of ``block`` (100)
-  points; per block its finite mean (level) and noise ``std(diff(y)) / sqrt(2)`` (the trend
-  cancels in first differences) are kept, and the rules read only those block summaries:
+  points; per block its finite mean (level) and noise ``std(diff(y)) / sqrt(2)`` over pairs of
+  neighbouring finite points (the trend cancels in first differences) are kept, and the rules read only those block summaries:
 
   - ``noisy``: noise above ``noise_ratio`` (50%) of the level in 2 blocks in a row; ends after 2
     blocks under 70% of that.
@@ -170,15 +170,23 @@ class BlockTrends:
         full = len(v) // self.block * self.block
         self._pend_v, self._pend_s = v[full:].copy(), s[full:].copy()
         out: list[Finding] = []
-        for a in range(0, full, self.block):
-            seg = v[a : a + self.block]
-            seg = seg[np.isfinite(seg)]
-            if len(seg) < self.block // 2:
-                continue
-            with np.errstate(over="ignore", invalid="ignore"):  # values near 1e308: inf/nan summaries judge nothing
-                self.levels.append(float(seg.mean()))
-                self.noises.append(float(np.std(np.diff(seg)) / math.sqrt(2.0)))
-                self.ends.append(float(s[a + self.block - 1]))
+        if not full:
+            return out
+        grid = v[:full].reshape(-1, self.block)
+        finite = np.isfinite(grid)
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):  # near 1e308: inf/nan judge nothing
+            count = finite.sum(axis=1)
+            level = np.where(finite, grid, 0.0).sum(axis=1) / count
+            d = np.diff(grid, axis=1)
+            pair = finite[:, 1:] & finite[:, :-1]
+            npair = pair.sum(axis=1)
+            dmean = np.where(pair, d, 0.0).sum(axis=1) / npair
+            noise = np.sqrt(np.where(pair, (d - dmean[:, None]) ** 2, 0.0).sum(axis=1) / npair / 2.0)
+            ends = s[self.block - 1 : full : self.block]
+            for k in np.flatnonzero(count >= self.block // 2).tolist():
+                self.levels.append(float(level[k]))
+                self.noises.append(float(noise[k]))
+                self.ends.append(float(ends[k]))
                 out += self._judge(name)
         return out
 
@@ -192,7 +200,8 @@ class BlockTrends:
 
     def _se(self, last: int) -> float:
         """Standard error of a difference of two block means, from the last blocks' noise."""
-        return math.sqrt(2.0 * float(np.mean(np.square(self.noises[-last:]))) / self.block)
+        recent = self.noises[-last:]
+        return math.sqrt(2.0 * sum(n * n for n in recent) / len(recent) / self.block)
 
     def _judge(self, name: str) -> list[Finding]:
         L, i, step = self.levels, len(self.levels) - 1, self.ends[-1]
@@ -201,10 +210,10 @@ class BlockTrends:
         self._hi = self._hi + 1 if rel > self.noise_ratio else 0
         self._lo = self._lo + 1 if rel < 0.7 * self.noise_ratio else 0
         out: list[Finding] = []
-        span = f"steps {fmt(self.ends[-2] if i else step)}-{fmt(step)}"
         if self._open("noisy", self._hi >= 2, self._lo >= 2):
             out.append(Finding(
-                "noisy", "info", name, step, f"{name} is noisy: point-to-point noise is {pct(rel)} of its level ({span}).",
+                "noisy", "info", name, step, f"{name} is noisy: point-to-point noise is {pct(rel)} of its level "
+                f"(steps {fmt(self.ends[-2] if i else step)}-{fmt(step)}).",
                 "A larger batch size or a lower learning rate steadies it; raise the smoothing to see the trend.",
                 {"noise": self.noises[-1], "level": level, "ratio": rel},
             ))
