@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["DeferredValue", "coerce_step", "coerce_value", "resolve_deferred", "check_name"]
+__all__ = ["DeferredValue", "coerce_step", "coerce_value", "coerce_array", "resolve_deferred", "check_name"]
 
 
 class DeferredValue:
@@ -225,3 +225,31 @@ def resolve_deferred(tensors: Sequence[Any]) -> np.ndarray:
             stacklevel=2,
         )
     return out
+
+
+def coerce_array(name: str, what: str, value: Any) -> np.ndarray:
+    """A 1-D float64 copy of an array-like of real numbers (a list, NumPy array or tensor).
+
+    For bulk appends (:meth:`LossPlot.extend`): ``what`` says which argument it is
+    ("steps", "values", ...). Booleans, complex numbers, strings, None and arrays that
+    are not 1-D are rejected with an error naming the metric and the argument.
+    Non-finite values are kept (the caller decides where they are allowed). A tensor on
+    an accelerator is copied to the host here, once for the whole array.
+    """
+    if isinstance(value, (str, bytes)) or value is None or np.isscalar(value):
+        raise TypeError(f"metric {name!r}: {what} must be a 1-D array-like of numbers, got {_describe(value)}")
+    detach = getattr(value, "detach", None)
+    if callable(detach) and not isinstance(value, np.ndarray):
+        value = detach()
+        if not _on_cpu(value) and callable(getattr(value, "cpu", None)):
+            value = value.cpu()
+    try:
+        arr = np.asarray(value)
+    except Exception as exc:
+        raise TypeError(f"metric {name!r}: {what} is not an array of numbers ({type(exc).__name__}: {exc})") from None
+    if arr.dtype.kind not in "iuf":
+        kind = "booleans" if arr.dtype.kind == "b" else f"dtype {arr.dtype}"
+        raise TypeError(f"metric {name!r}: {what} must hold real numbers, got {kind} in {_describe(value)}")
+    if arr.ndim != 1:
+        raise ValueError(f"metric {name!r}: {what} must be 1-D, got shape {arr.shape}")
+    return np.array(arr, dtype=np.float64)

@@ -54,23 +54,26 @@ def control_bar(plot: HasTraits) -> widgets.HBox:
 
 
 def readout_html(rows: list[ReadoutRow]) -> str:
-    """A table of the latest and best value of each metric (names escaped)."""
+    """A table of the latest and best value of each metric (names escaped); with several runs, of each
+    (run, metric), with a run column."""
     if not rows:
         return '<div class="lossviz-empty" style="color:#777">No values logged yet: call plot.log(loss=...)</div>'
+    several = len({r.run for r in rows}) > 1
     head = (
-        "<tr><th></th><th>metric</th><th>step</th><th>latest</th><th>best</th><th>at step</th>"
-        "<th>points</th><th>non-finite</th></tr>"
+        f"<tr><th></th>{'<th>run</th>' if several else ''}<th>metric</th><th>step</th><th>latest</th><th>best</th>"
+        "<th>at step</th><th>points</th><th>non-finite</th></tr>"
     )
     body = []
     for r in rows:
         name = html.escape(r.name, quote=True)
+        run = html.escape(r.run, quote=True)
         arrow = "&#9650;" if r.higher_is_better else "&#9660;"  # which way is better
         bad = f' style="color:#d62728;font-weight:bold"' if r.nonfinite else ""
         body.append(
-            f'<tr data-metric="{name}" data-step="{step_attr(r.step)}" data-count="{r.count}" '
+            f'<tr data-run="{run}" data-metric="{name}" data-step="{step_attr(r.step)}" data-count="{r.count}" '
             f'data-nonfinite="{r.nonfinite}">'
             f'<td><span style="display:inline-block;width:12px;height:3px;background:{r.color}"></span></td>'
-            f"<td>{name}</td><td>{format_number(r.step)}</td><td>{format_number(r.latest)}</td>"
+            f"{f'<td>{run}</td>' if several else ''}<td>{name}</td><td>{format_number(r.step)}</td><td>{format_number(r.latest)}</td>"
             f'<td title="best ({"max" if r.higher_is_better else "min"})">{format_number(r.best)} {arrow}</td>'
             f"<td>{'' if math.isnan(r.best_step) else format_number(r.best_step)}</td>"
             f"<td>{r.count:,}</td><td{bad}>{r.nonfinite:,}</td></tr>"

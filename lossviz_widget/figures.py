@@ -1,10 +1,18 @@
 """bqplot objects for a :class:`~lossviz_widget.view.Frame`: one Figure per metric family.
 
 All panels share one x scale, so sparse validation points line up with dense
-training points across panels. Each metric is two ``Lines`` marks: a faint raw
-line (shown behind the smoothed one) and the main line that carries the legend
-entry. Non-finite values are drawn as gaps plus a triangle marker at the top
-of the panel.
+training points across panels. Each series (one metric of one run) is two
+``Lines`` marks: a faint raw line (shown behind the smoothed one) and the main
+line that carries the legend entry. Non-finite values are drawn as gaps plus a
+triangle marker at the top of the panel.
+
+Runs: marks are added as runs appear; a hidden run's marks are made invisible
+(their data stays on them, nothing new is sent), and colour, dash, opacity and
+legend label are restyled in place when they change (a second run appearing,
+a run highlighted). The bytes per frame stay bounded: at most ``max_points``
+points per line, two lines (main and raw) per visible series, so a frame sends at
+most ``2 * max_points * visible runs * metrics per run`` points, and only for
+the series that changed; hidden runs add nothing.
 
 Only arrays that changed are assigned, always as fresh arrays and x with y
 under ``hold_sync`` (one message, no frame with mismatched lengths). Switching
@@ -27,6 +35,7 @@ from .view import Frame, PanelFrame, SeriesFrame
 __all__ = ["PanelGrid"]
 
 _EMPTY = np.empty(0)
+_FAINT = 0.25  # opacity of the raw line behind the smoothed one
 _SPARSE_MARKERS = 60  # a line with at most this many points also gets dots, so sparse metrics show
 
 
@@ -53,7 +62,7 @@ class _Panel:
             x=_EMPTY, y=_EMPTY, scales=self._scales(), marker="diamond", default_size=64,
             stroke="white", stroke_width=1, visible=False, display_legend=False,
         )
-        self.lines: dict[str, tuple[Lines, Lines]] = {}
+        self.lines: dict[str | tuple[str, str], tuple[Lines, Lines]] = {}  # SeriesFrame.key -> (faint, main)
         self.panzoom = PanZoom(scales={"x": [x_scale]})  # drag to pan, wheel to zoom, in x
         self.figure = Figure(
             interaction=self.panzoom,
@@ -88,11 +97,11 @@ class _Panel:
         return [m for pair in self.lines.values() for m in pair] + [self.markers, self.findings]
 
     def _add_series(self, sf: SeriesFrame) -> None:
-        faint = Lines(x=_EMPTY, y=_EMPTY, scales=self._scales(), colors=[sf.color], opacities=[0.25],
+        faint = Lines(x=_EMPTY, y=_EMPTY, scales=self._scales(), colors=[sf.color], opacities=[_FAINT],
                       stroke_width=1, display_legend=False, visible=False)
         main = Lines(x=_EMPTY, y=_EMPTY, scales=self._scales(), colors=[sf.color], stroke_width=2,
-                     labels=[sf.name], display_legend=True, marker_size=24)
-        self.lines[sf.name] = (faint, main)
+                     labels=[sf.label or sf.name], display_legend=True, marker_size=24)
+        self.lines[sf.key] = (faint, main)
         faints = [p[0] for p in self.lines.values()]
         mains = [p[1] for p in self.lines.values()]
         self.figure.marks = faints + mains + [self.markers, self.findings]  # raw behind, markers on top
@@ -100,13 +109,19 @@ class _Panel:
     def apply(self, pf: PanelFrame) -> int:
         """Push one panel's frame; returns the number of widget updates sent."""
         sent = 0
+        shown = set()
         for sf in pf.series:
-            if sf.name not in self.lines:
+            if sf.key not in self.lines:
                 self._add_series(sf)
                 sent += 1
+            shown.add(sf.key)
+            faint, main = self.lines[sf.key]
+            sent += _restyle(faint, main, sf)
             if not sf.changed:
+                if faint.visible != (sf.raw_x is not None):  # shown again after being hidden
+                    faint.visible = sf.raw_x is not None
+                    sent += 1
                 continue
-            faint, main = self.lines[sf.name]
             with main.hold_sync():
                 main.x, main.y = sf.x, sf.y
                 main.marker = "circle" if len(sf.x) <= _SPARSE_MARKERS else None
@@ -118,6 +133,12 @@ class _Panel:
                     faint.y = sf.raw_y if show_raw else _EMPTY
                     faint.visible = show_raw
                 sent += 1
+        for key, (faint, main) in self.lines.items():  # hidden runs: keep their data, stop drawing them
+            if key not in shown and main.visible:
+                with main.hold_sync():
+                    main.visible = main.display_legend = False
+                faint.visible = False
+                sent += 2
         if pf.changed:
             lo, hi = pf.y_range if pf.y_range else (None, None)
             if (self.y_scale.min, self.y_scale.max) != (lo, hi):
@@ -147,6 +168,24 @@ def _set_points(scatter: Scatter, x: np.ndarray, y: np.ndarray, colors: list[str
         scatter.colors = colors or ["#d62728"]
         scatter.visible = shown
     return 1
+
+
+def _restyle(faint: Lines, main: Lines, sf: SeriesFrame) -> int:
+    """Bring a series' marks to its colour, dash, opacity, label and visibility; returns updates sent."""
+    style = {"colors": [sf.color], "line_style": sf.dash, "opacities": [sf.opacity],
+             "labels": [sf.label or sf.name], "visible": True, "display_legend": True}
+    changed = {k: v for k, v in style.items() if getattr(main, k) != v}
+    if changed:
+        with main.hold_sync():
+            for k, v in changed.items():
+                setattr(main, k, v)
+    faint_style = {"colors": [sf.color], "opacities": [_FAINT * sf.opacity]}
+    faint_changed = {k: v for k, v in faint_style.items() if getattr(faint, k) != v}
+    if faint_changed:
+        with faint.hold_sync():
+            for k, v in faint_changed.items():
+                setattr(faint, k, v)
+    return bool(changed) + bool(faint_changed)
 
 
 def _epoch_to_date(seconds: float) -> dt.datetime:

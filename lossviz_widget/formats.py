@@ -6,8 +6,11 @@ included, and reads back to identical arrays. ``.json`` and ``.npz`` also keep
 the title and view settings. Nothing is pickled: ``.npz`` holds plain float64
 arrays plus a JSON string, and is read with ``allow_pickle=False``.
 
-CSV is long format, one row per point: ``run,metric,step,value,wall_time``.
-Until run comparison lands, a file holds one run (``"default"``).
+Every format keeps the runs apart (see :mod:`lossviz_widget.runs`), in their
+order: CSV is long format, one row per point: ``run,metric,step,value,wall_time``;
+``.json`` maps ``runs -> run -> metric -> columns``; ``.npz`` lists each run's
+metrics in its JSON ``meta`` (files written before runs existed, with one
+``"run"``, still load).
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ import io
 import json
 import math
 import zipfile
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -26,8 +29,9 @@ import numpy as np
 
 from .buffers import MetricHistory
 
-__all__ = ["DATA_SUFFIXES", "CSV_HEADER", "RunData", "write_data", "read_data", "csv_bytes", "json_float",
-           "float_from_json", "json_safe_floats", "floats_from_json", "make_history"]
+__all__ = ["DATA_SUFFIXES", "CSV_HEADER", "DEFAULT_RUN", "RunData", "RunsData", "as_runs", "histories",
+           "check_file_name", "write_data", "read_data", "csv_bytes", "json_float", "float_from_json",
+           "json_safe_floats", "floats_from_json", "make_history"]
 
 DATA_SUFFIXES = (".csv", ".json", ".npz", ".jsonl")
 FORMAT = "lossviz_widget"
@@ -36,11 +40,14 @@ DEFAULT_RUN = "default"
 CSV_HEADER = ["run", "metric", "step", "value", "wall_time"]
 
 
+RunsData = dict[str, dict[str, MetricHistory]]  # run -> metric -> history, in order
+
+
 @dataclass
 class RunData:
-    """What a data file holds: metrics at full resolution, plus title and view settings."""
+    """What a data file holds: each run's metrics at full resolution, plus title and view settings."""
 
-    metrics: dict[str, MetricHistory]
+    runs: RunsData
     title: str = ""
     settings: dict[str, Any] = field(default_factory=dict)
     skipped_lines: int = 0  # JSON-lines only: incomplete or corrupt lines passed over
@@ -117,10 +124,10 @@ def write_data(f: IO[bytes], suffix: str, data: RunData) -> None:
         text = io.TextIOWrapper(f, encoding="utf-8", newline="")
         writer = csv.writer(text)
         writer.writerow(CSV_HEADER)
-        for name, h in data.metrics.items():
+        for run, name, h in _series(data):
             # repr() is the shortest text that parses back to the same float (nan/inf included)
             writer.writerows(
-                (DEFAULT_RUN, name, repr(s), repr(v), repr(t))
+                (run, name, repr(s), repr(v), repr(t))
                 for s, v, t in zip(h.steps.tolist(), h.values.tolist(), h.wall_time.tolist())
             )
         text.flush()
@@ -128,20 +135,36 @@ def write_data(f: IO[bytes], suffix: str, data: RunData) -> None:
     elif suffix == ".json":
         doc = {
             "format": FORMAT, "version": VERSION, "title": data.title, "settings": data.settings,
-            "runs": {DEFAULT_RUN: {name: {"steps": h.steps.tolist(), "values": json_safe_floats(h.values),
-                                          "wall_time": h.wall_time.tolist()}
-                                   for name, h in data.metrics.items()}},
+            "runs": {run: {name: {"steps": h.steps.tolist(), "values": json_safe_floats(h.values),
+                                  "wall_time": h.wall_time.tolist()}
+                           for name, h in metrics.items()}
+                     for run, metrics in data.runs.items()},
         }
         f.write(json.dumps(doc, allow_nan=False, ensure_ascii=False).encode("utf-8"))
     elif suffix == ".npz":
+        # "runs": each run's metric names; the arrays m0_*, m1_*, ... follow that order
         meta = {"format": FORMAT, "version": VERSION, "title": data.title, "settings": data.settings,
-                "run": DEFAULT_RUN, "metrics": list(data.metrics)}
+                "runs": [[run, list(metrics)] for run, metrics in data.runs.items()]}
         arrays: dict[str, np.ndarray] = {"meta": np.array(json.dumps(meta, ensure_ascii=False))}
-        for i, h in enumerate(data.metrics.values()):
+        for i, (_, _, h) in enumerate(_series(data)):
             arrays[f"m{i}_steps"], arrays[f"m{i}_values"], arrays[f"m{i}_wall_time"] = h.steps, h.values, h.wall_time
         np.savez_compressed(f, **arrays)
     else:
         raise ValueError(f"no data writer for {suffix!r}")
+
+
+def as_runs(data: Mapping[str, Mapping[str, MetricHistory]] | Mapping[str, MetricHistory]) -> RunsData:
+    """``run -> metric -> history``; a bare ``metric -> history`` mapping (one run's) is the default run."""
+    first = next(iter(data.values()), None)
+    if first is None:
+        return {}
+    if isinstance(first, MetricHistory):
+        return {DEFAULT_RUN: dict(data)}  # type: ignore[arg-type]
+    return {run: dict(metrics) for run, metrics in data.items()}  # type: ignore[union-attr]
+
+
+def _series(data: RunData) -> Iterable[tuple[str, str, MetricHistory]]:
+    return ((run, name, h) for run, metrics in data.runs.items() for name, h in metrics.items())
 
 
 # -- reading --------------------------------------------------------------------------------
@@ -165,10 +188,19 @@ def read_data(path: Path) -> RunData:
         raise ValueError(f"cannot load {str(path)!r}: not a valid lossviz {suffix} file ({type(exc).__name__}: {exc})") from exc
 
 
-def _one_run(runs: Iterable[str]) -> None:
-    found = sorted(set(runs))
-    if len(found) > 1:
-        raise ValueError(f"{len(found)} runs ({', '.join(map(repr, found[:5]))}); one LossPlot holds one run")
+def check_file_name(kind: str, name: Any) -> str:
+    """A run or metric name read from a file: a non-empty string."""
+    if not isinstance(name, str) or not name:
+        raise ValueError(f"{kind} name must be a non-empty string, got {name!r}")
+    return name
+
+
+def histories(columns: dict[tuple[str, str], tuple[list[float], list[float], list[float]]]) -> RunsData:
+    """Runs of histories from ``(run, metric) -> (steps, values, wall times)`` columns, in their order."""
+    runs: RunsData = {}
+    for (run, name), cols in columns.items():
+        runs.setdefault(run, {})[name] = make_history(*cols, name)
+    return runs
 
 
 def _read_csv(path: Path) -> RunData:
@@ -177,31 +209,33 @@ def _read_csv(path: Path) -> RunData:
         header = next(reader, None)
         if header != CSV_HEADER:
             raise ValueError(f"header must be {','.join(CSV_HEADER)}, got {header}")
-        columns: dict[str, tuple[list[float], list[float], list[float]]] = {}
-        runs = set()
+        columns: dict[tuple[str, str], tuple[list[float], list[float], list[float]]] = {}
         for line, row in enumerate(reader, start=2):
             if len(row) != 5:
                 raise ValueError(f"line {line}: expected 5 fields, got {len(row)}")
-            runs.add(row[0])
-            s, v, t = columns.setdefault(row[1], ([], [], []))
-            s.append(float(row[2]))
-            v.append(float(row[3]))
-            t.append(float(row[4]))
-    _one_run(runs)
-    return RunData({name: make_history(*cols, name) for name, cols in columns.items()})
+            key = (row[0], row[1])
+            cols = columns.get(key)
+            if cols is None:
+                check_file_name("run", row[0])
+                check_file_name("metric", row[1])
+                cols = columns[key] = ([], [], [])
+            cols[0].append(float(row[2]))
+            cols[1].append(float(row[3]))
+            cols[2].append(float(row[4]))
+    return RunData(histories(columns))
 
 
 def _read_json(path: Path) -> RunData:
     doc = json.loads(path.read_text(encoding="utf-8"))
     if not isinstance(doc, dict) or doc.get("format") != FORMAT:
         raise ValueError(f"missing \"format\": \"{FORMAT}\"")
-    runs = doc["runs"]
-    _one_run(runs)
-    metrics = {}
-    for run in runs.values():
-        for name, m in run.items():
-            metrics[name] = make_history(m["steps"], floats_from_json(m["values"]), m["wall_time"], name)
-    return RunData(metrics, str(doc.get("title", "")), dict(doc.get("settings", {})))
+    runs: RunsData = {}
+    for run, metrics in doc["runs"].items():
+        runs[check_file_name("run", run)] = {
+            check_file_name("metric", name): make_history(m["steps"], floats_from_json(m["values"]), m["wall_time"], name)
+            for name, m in metrics.items()
+        }
+    return RunData(runs, str(doc.get("title", "")), dict(doc.get("settings", {})))
 
 
 def _read_npz(path: Path) -> RunData:
@@ -209,11 +243,16 @@ def _read_npz(path: Path) -> RunData:
         meta = json.loads(str(z["meta"]))
         if meta.get("format") != FORMAT:
             raise ValueError(f"missing \"format\": \"{FORMAT}\"")
-        metrics = {
-            name: make_history(z[f"m{i}_steps"], z[f"m{i}_values"], z[f"m{i}_wall_time"], name)
-            for i, name in enumerate(meta["metrics"])
-        }
-    return RunData(metrics, str(meta.get("title", "")), dict(meta.get("settings", {})))
+        layout = meta["runs"] if "runs" in meta else [[meta.get("run", DEFAULT_RUN), meta["metrics"]]]
+        runs: RunsData = {}
+        i = 0
+        for run, names in layout:
+            metrics = runs[check_file_name("run", run)] = {}
+            for name in names:
+                metrics[check_file_name("metric", name)] = make_history(
+                    z[f"m{i}_steps"], z[f"m{i}_values"], z[f"m{i}_wall_time"], name)
+                i += 1
+    return RunData(runs, str(meta.get("title", "")), dict(meta.get("settings", {})))
 
 
 def _read_jsonl(path: Path) -> RunData:

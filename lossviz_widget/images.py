@@ -3,7 +3,7 @@
 The image is drawn from the same :class:`Frame` the live bqplot view draws, so it
 shows the same thing: one panel per metric family in the same order (a grid of
 up to two columns; a lone last panel spans the row, as the live view's wrapping
-row stretches it), the same colours, the smoothed main line over the faint raw
+row stretches it), the same colours and dashes (several runs: one colour per run), the smoothed main line over the faint raw
 line, dots on sparse lines, a downward triangle at the top of the panel for each
 non-finite value, log y and explicit y ranges, and one shared x axis.
 
@@ -52,6 +52,7 @@ IMAGE_FORMATS = ("png", "svg", "pdf")
 # Matching figures.py (the live view).
 _SPARSE_MARKERS = 60  # a line with at most this many points also gets dots
 _RAW_ALPHA = 0.25
+_DASHES = {"solid": "-", "dashed": "--", "dotted": ":", "dash_dotted": "-."}  # bqplot line_style -> matplotlib
 _GRID_COLOR = "#e8e8e8"
 # Paper/slide look, in points (independent of the user's rcParams).
 _TEXT_COLOR = "#222222"
@@ -139,12 +140,13 @@ def _draw_panel(ax: Axes, pf: PanelFrame) -> None:
     # Like the live view: every faint raw line first, then the main lines, then the markers.
     for sf in pf.series:
         if sf.raw_x is not None and sf.raw_y is not None and len(sf.raw_x):
-            ax.plot(sf.raw_x, _finite_or_nan(sf.raw_y), color=sf.color, alpha=_RAW_ALPHA,
+            ax.plot(sf.raw_x, _finite_or_nan(sf.raw_y), color=sf.color, alpha=_RAW_ALPHA * sf.opacity,
                     linewidth=_RAW_WIDTH, zorder=2.0, label="_raw")
     for sf in pf.series:
         sparse = len(sf.x) <= _SPARSE_MARKERS
         ax.plot(sf.x, _finite_or_nan(sf.y), color=sf.color, linewidth=_MAIN_WIDTH, zorder=2.1,
-                marker="o" if sparse else None, markersize=3.5, label=sf.name)
+                linestyle=_DASHES[sf.dash], alpha=sf.opacity, marker="o" if sparse else None, markersize=3.5,
+                label=sf.label or sf.name)
     handles, labels = ax.get_legend_handles_labels()
     if len(pf.marker_x):
         # x in data, y in axes coordinates: at the top of the panel whatever its y range,

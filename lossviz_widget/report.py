@@ -35,7 +35,8 @@ import numpy as np
 from .buffers import MetricHistory
 from .controls import format_number, readout_html
 from .diagnostics import Finding, findings_html
-from .formats import CSV_HEADER, RunData, csv_bytes, json_safe_floats
+from .runs_table import run_label_html
+from .formats import CSV_HEADER, RunData, as_runs, csv_bytes, json_safe_floats
 from .images import image_bytes
 from .view import Frame
 
@@ -131,7 +132,7 @@ def _findings_section(findings: Sequence[Finding]) -> str:
 
 def render_report(
     frame: Frame,
-    data: Mapping[str, MetricHistory],
+    data: Mapping[str, Mapping[str, MetricHistory]] | Mapping[str, MetricHistory],
     *,
     title: str = "",
     settings: Mapping[str, object] | None = None,
@@ -140,26 +141,34 @@ def render_report(
     """A standalone HTML page of a run: curves, latest/best table, settings and all the data.
 
     ``frame`` is what to draw (e.g. ``plot._export_frame()``), ``data`` the
-    full-resolution history to embed (e.g. ``plot.history``), ``settings`` the
+    full-resolution history to embed: ``run -> metric -> history``, or one run's
+    ``metric -> history`` (e.g. ``plot.history``); ``settings`` the
     view settings to list (e.g. smoothing, log y). The page needs no network and
     no JavaScript: the chart is inline SVG, the data an embedded JSON block
-    (``#lossviz-data``: ``{"metrics": [{"name", "steps", "values", "wall_time"}], ...}``
+    (``#lossviz-data``: ``{"metrics": [{"run", "name", "steps", "values", "wall_time"}], ...}``
     with NaN/±Inf as strings, see :func:`json_safe_floats`) plus a CSV ``data:``
-    link. ``findings`` (diagnostics) are listed under the table. Every user string is escaped. Returns the page as a ``str`` (write it
+    link. ``findings`` (diagnostics) are listed under the table. Every user string is escaped.
+    Returns the page as a ``str`` (write it
     with ``encoding="utf-8"``).
     """
     esc = html.escape
-    names = list(data)
-    histories = [data[name] for name in names]
+    runs = as_runs(data)
+    series = [(run, name, h) for run, metrics in runs.items() for name, h in metrics.items()]
+    histories = [h for _, _, h in series]
+    names = list(dict.fromkeys(name for _, name, _ in series))
     shown_settings = dict(settings) if settings is not None else {"x axis": frame.x_label}
 
     label = "Curves of " + (", ".join(names) if names else "no metric")
+    if len(runs) > 1:
+        label += " for runs " + ", ".join(runs)
     chart = _inline_svg(image_bytes(frame, "svg"), label)
 
     points = sum(len(h) for h in histories)
     nonfinite = sum(int(np.count_nonzero(~np.isfinite(h.values))) for h in histories)
     last = max((float(h.steps[-1]) for h in histories if len(h)), default=None)
     summary = [f"{len(names)} metric{'s' if len(names) != 1 else ''}", f"{points:,} points"]
+    if len(runs) > 1:
+        summary.insert(0, f"{len(runs)} runs")
     if last is not None:
         summary.insert(0, f"last step {format_number(last)}")
     if nonfinite:
@@ -174,14 +183,19 @@ def render_report(
         "title": title,
         "settings": {str(k): _jsonable(v) for k, v in shown_settings.items()},
         "metrics": [
-            {"name": name, "steps": json_safe_floats(h.steps), "values": json_safe_floats(h.values),
+            {"run": run, "name": name, "steps": json_safe_floats(h.steps), "values": json_safe_floats(h.values),
              "wall_time": json_safe_floats(h.wall_time)}
-            for name, h in zip(names, histories)
+            for run, name, h in series
         ],
     }
-    csv_data = csv_bytes(RunData(dict(zip(names, histories)), title))
+    csv_data = csv_bytes(RunData(runs, title))
     csv_uri = "data:text/csv;charset=utf-8;base64," + base64.b64encode(csv_data).decode("ascii")
     heading = title or "Loss curves"
+    runs_section = ""
+    if frame.several_runs:  # each run's colour, name and best value of the main metric
+        items = "".join(f"<li>{run_label_html(row)}{' (hidden)' if row.hidden else ''}</li>" for row in frame.runs)
+        runs_section = (f'<section id="lossviz-runs">\n<h2>Runs</h2>\n'
+                        f'<ul style="list-style:none;padding:0">{items}</ul>\n</section>\n')
 
     return f"""<!DOCTYPE html>
 <html lang="en">
@@ -200,7 +214,7 @@ def render_report(
 <section id="lossviz-curves">
 <figure>{chart}</figure>
 </section>
-<section id="lossviz-readout" class="lossviz-readout">
+{runs_section}<section id="lossviz-readout" class="lossviz-readout">
 <h2>Latest and best</h2>
 {readout_html(frame.readout)}
 </section>

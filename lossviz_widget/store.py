@@ -27,6 +27,7 @@ the order they were logged.
 
 from __future__ import annotations
 
+import itertools
 import struct
 import threading
 import time
@@ -35,7 +36,7 @@ from typing import Any
 
 import numpy as np
 
-from ._values import DeferredValue, check_name, coerce_step, coerce_value
+from ._values import DeferredValue, check_name, coerce_array, coerce_step, coerce_value
 from .buffers import MetricBuffer, MetricHistory
 
 __all__ = ["MetricStore", "History"]
@@ -45,6 +46,7 @@ _SMALL_MOVE = 4  # rows up to which a move appends point by point
 _f64 = np.float64  # a float subclass: staged as is (NumPy converts it exactly)
 _INF = float("inf")
 _time = time.time
+_first_logged = itertools.count()  # orders stores (runs) by when their first metric appeared
 
 
 class _Group:
@@ -71,6 +73,7 @@ class MetricStore:
         self._groups: dict[tuple[str, ...], _Group] = {}
         self._owner: dict[str, _Group] = {}  # metric -> the group that may hold staged points of it
         self._staged: dict[_Group, None] = {}  # groups given rows since the last full move (an ordered set)
+        self.first_logged: int | None = None  # ticket of the first metric created here (orders runs)
 
     # -- logging ------------------------------------------------------------------------------
 
@@ -181,7 +184,7 @@ class MetricStore:
                     self._move_metric(name)
                     buf = buffers.get(name)
                     if buf is None:
-                        buf = buffers[name] = MetricBuffer()
+                        buf = self._new_buffer(name)
                     buf.append(s, value, wall)
             elif names:
                 key = tuple(names)
@@ -206,13 +209,61 @@ class MetricStore:
             lock.release()
         return request
 
+    def extend(self, name: Any, steps: Any, values: Any, wall_time: Any = None) -> None:
+        """Append many points of one metric at once: O(len), validated in full before anything is kept.
+
+        ``steps`` must be finite, non-decreasing and not below the metric's last step;
+        ``values`` may hold NaN/Inf; ``wall_time`` (epoch seconds) defaults to now for every
+        point. Arrays of unequal length, non-numeric input or a bad step raise an error
+        naming the metric, and nothing is appended.
+        """
+        name = check_name(name)
+        s = coerce_array(name, "steps", steps)
+        v = coerce_array(name, "values", values)
+        if wall_time is None:
+            w = np.full(len(s), time.time())
+        else:
+            w = coerce_array(name, "wall_time", wall_time)
+        if not len(s) == len(v) == len(w):
+            raise ValueError(
+                f"metric {name!r}: steps, values and wall_time must have the same length, got "
+                f"{len(s)}, {len(v)} and {len(w)}. Nothing was logged."
+            )
+        if not (np.isfinite(s).all() and np.isfinite(w).all()):
+            raise ValueError(f"metric {name!r}: steps and wall_time must be finite. Nothing was logged.")
+        if len(s) > 1 and (np.diff(s) < 0).any():
+            raise ValueError(f"metric {name!r}: steps must be non-decreasing. Nothing was logged.")
+        if not len(s):
+            return
+        with self.lock:
+            buf = self._buffers.get(name)
+            if buf is not None:
+                self._move_metric(name)  # staged points come first
+                if s[0] < buf.last_step:
+                    raise ValueError(
+                        f"metric {name!r}: step {s[0]:g} goes backwards (last logged step is {buf.last_step:g}); "
+                        "steps must be non-decreasing per metric. Nothing was logged."
+                    )
+            else:
+                buf = self._new_buffer(name)
+            buf.extend_columns(s, v, w)
+            self._last_step = max(self._last_step, float(s[-1]))
+            first = float(w.min())
+            self.t0 = first if self.t0 is None else min(self.t0, first)
+
     # -- staging (all under the lock) -----------------------------------------------------------
+
+    def _new_buffer(self, name: str) -> MetricBuffer:
+        if self.first_logged is None:
+            self.first_logged = next(_first_logged)
+        buf = self._buffers[name] = MetricBuffer()
+        return buf
 
     def _new_group(self, names: tuple[str, ...]) -> _Group:
         buffers = self._buffers
         for name in names:  # new metrics appear in order of first appearance
             if name not in buffers:
-                buffers[name] = MetricBuffer()
+                self._new_buffer(name)
         group = self._groups[names] = _Group(names, [buffers[name] for name in names])
         return group
 
@@ -266,7 +317,7 @@ class MetricStore:
                 raise ValueError("can only load into an empty plot")
             for name, history in metrics.items():
                 check_name(name)
-                buf = self._buffers[name] = MetricBuffer()
+                buf = self._new_buffer(name)
                 buf.extend(history)
                 if len(history):
                     self._last_step = max(self._last_step, float(history.steps[-1]))
@@ -298,17 +349,25 @@ class MetricStore:
 
 
 class History(Mapping[str, MetricHistory]):
-    """Read-only mapping ``metric name -> MetricHistory`` over a live store."""
+    """Read-only mapping ``metric name -> MetricHistory`` over a live store (one run's metrics).
 
-    def __init__(self, store: MetricStore) -> None:
+    ``runs`` (the plot's run names) only serves the error message for an unknown metric.
+    """
+
+    def __init__(self, store: MetricStore, run: str = "", runs: tuple[str, ...] = ()) -> None:
         self._store = store
+        self._run = run
+        self._runs = runs
 
     def __getitem__(self, name: str) -> MetricHistory:
         try:
             return self._store.get(name)
         except KeyError:
             known = ", ".join(map(repr, self._store.names())) or "none yet"
-            raise KeyError(f"no metric {name!r} has been logged (known: {known})") from None
+            where = f" in run {self._run!r}" if len(self._runs) > 1 else ""
+            hint = (f"; runs: {', '.join(map(repr, self._runs))} (use plot.run(name).history)"
+                    if len(self._runs) > 1 else "")
+            raise KeyError(f"no metric {name!r} has been logged{where} (known: {known}){hint}") from None
 
     def __iter__(self) -> Iterator[str]:
         return iter(self._store.names())

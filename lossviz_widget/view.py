@@ -6,31 +6,46 @@ the full-resolution values, downsample raw and smoothed lines to at most
 points for markers. Per panel: the y range (auto, or the 5th-95th percentile
 when ignoring outliers). Per metric: the readout (latest, best, counts).
 
-:class:`FrameBuilder` keeps per-metric state (smoother, running stats, last
-result) so a metric that received no new points since the previous frame is
+Several runs: the input is ``run -> metric -> history``; a series is one
+(run, metric) pair, and a panel (a metric family) holds one line per series.
+With one run, colours go by metric (as they always did); with two or more, by
+run (the same colour in every panel) and, within a run's colour, the metrics of
+one panel differ by dash (``loss`` solid, ``val_loss`` dashed, ...). Hidden
+runs (``ViewSettings.hidden_runs``) are left out of panels and readout, so none
+of their points are sent; a highlighted run (``highlight_run``) stays opaque
+while the others fade. Per run, :class:`RunRow` gives the best value of the
+main metric (the first metric of the ``loss`` family, else the first metric).
+
+:class:`FrameBuilder` keeps per-series state (smoother, running stats, last
+result) so a series that received no new points since the previous frame is
 not recomputed and is marked unchanged, and nothing is re-sent for it.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
 from .buffers import MetricHistory
 from .diagnostics.findings import SEVERITY_COLORS, Finding
+from .formats import DEFAULT_RUN, as_runs
 from .grouping import family_of, higher_is_better
 from .pyramid import MinMaxPyramid
 from .smoothing import SMOOTHING_MODES, Smoother, make_smoother
 
-__all__ = ["X_AXIS_MODES", "ViewSettings", "SeriesFrame", "PanelFrame", "ReadoutRow", "Frame", "FrameBuilder"]
+__all__ = ["X_AXIS_MODES", "ViewSettings", "SeriesFrame", "PanelFrame", "ReadoutRow", "RunRow", "Frame",
+           "FrameBuilder"]
 
 X_AXIS_MODES = ("step", "wall_time", "relative_time")
 PALETTE = (
     "#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd",
     "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf",
 )
+DASHES = ("solid", "dashed", "dotted", "dash_dotted")  # metrics of one panel within one run's colour
+FADED = 0.15  # opacity of the runs that are not highlighted
 OUTLIER_PERCENTILES = (5.0, 95.0)
 _TIME_UNITS = ((3 * 3600.0, 3600.0, "h"), (3 * 60.0, 60.0, "min"), (0.0, 1.0, "s"))
 
@@ -45,12 +60,23 @@ class ViewSettings:
     # visible x range (zoom), in the x axis' own units (steps; epoch seconds for wall time;
     # the shown unit for relative time); None: everything
     x_range: tuple[float, float] | None = None
+    hidden_runs: frozenset[str] = frozenset()  # runs not drawn (nor sent)
+    highlight_run: str | None = None  # the run drawn opaque while the others fade; None: all opaque
     smoothing_mode: str = "ema"  # one of smoothing.SMOOTHING_MODES
+
+    def data_part(self) -> ViewSettings:
+        """These settings less the ones that only choose or restyle lines (they never recompute one)."""
+        if self.hidden_runs or self.highlight_run is not None:
+            return replace(self, hidden_runs=frozenset(), highlight_run=None)
+        return self
 
 
 @dataclass
 class SeriesFrame:
-    """One metric's lines for a frame. ``x`` arrays are float64 or datetime64[ms]."""
+    """One (run, metric) series' lines for a frame. ``x`` arrays are float64 or datetime64[ms].
+
+    ``label`` is what legends show: the metric name, or ``run: metric`` with several runs.
+    """
 
     name: str
     color: str
@@ -60,6 +86,16 @@ class SeriesFrame:
     raw_y: np.ndarray | None
     nonfinite_x: np.ndarray  # where the (downsampled) raw series is NaN/Inf
     changed: bool = True
+    run: str = DEFAULT_RUN
+    label: str = ""
+    dash: str = "solid"  # one of DASHES
+    opacity: float = 1.0  # FADED when another run is highlighted
+
+    @property
+    def key(self) -> str | tuple[str, str]:
+        """Identity of the series across frames: ``(run, metric)``, or the bare metric name for the
+        default run (so single-run code keeps addressing lines by metric name)."""
+        return self.name if self.run == DEFAULT_RUN else (self.run, self.name)
 
 
 @dataclass
@@ -90,6 +126,21 @@ class ReadoutRow:
     count: int
     nonfinite: int
     higher_is_better: bool
+    run: str = DEFAULT_RUN
+
+
+@dataclass(frozen=True)
+class RunRow:
+    """One run in the runs table: its colour and the best value of the main metric."""
+
+    name: str
+    color: str
+    metric: str  # the main metric ("" when the run has none of it)
+    best: float
+    best_step: float
+    higher_is_better: bool
+    hidden: bool
+    highlighted: bool
 
 
 @dataclass
@@ -99,14 +150,19 @@ class Frame:
     x_label: str
     x_is_date: bool
     x_range: tuple[float, float] | None = None  # the zoom, in x axis units (epoch s on a date axis)
+    runs: list[RunRow] = field(default_factory=list)  # every run holding data, hidden ones included
+
+    @property
+    def several_runs(self) -> bool:
+        return len(self.runs) > 1
 
 
 class _MetricState:
-    """Incremental per-metric bookkeeping."""
+    """Incremental per-series bookkeeping (one metric of one run)."""
 
-    def __init__(self, name: str, color: str) -> None:
+    def __init__(self, run: str, name: str) -> None:
+        self.run = run
         self.name = name
-        self.color = color
         self.maximize = higher_is_better(name)
         self.smoother: Smoother | None = None
         self.smoother_key: tuple | None = None  # what the smoother (and its pyramid) were made for
@@ -193,46 +249,98 @@ class FrameBuilder:
     """Turns store snapshots into :class:`Frame` objects, reusing work across frames."""
 
     def __init__(self) -> None:
-        self._metrics: dict[str, _MetricState] = {}
+        self._metrics: dict[tuple[str, str], _MetricState] = {}  # (run, metric) -> state
+        self._metric_order: dict[str, int] = {}  # metric -> order of first appearance (colour with one run)
+        self._dashes: dict[str, str] = {}  # metric -> its dash with several runs
+        self._family_sizes: dict[str, int] = {}  # family -> metrics of it seen so far
         self._panel_keys: dict[str, tuple] = {}
 
-    def build(self, data: dict[str, MetricHistory], t0: float | None, settings: ViewSettings,
-              findings: list[Finding] | tuple[()] = ()) -> Frame:
-        """A frame of ``data``; ``findings`` (diagnostics) are marked on their metric's curve."""
+    def build(
+        self,
+        data: Mapping[str, Mapping[str, MetricHistory]] | Mapping[str, MetricHistory],
+        t0: float | None,
+        settings: ViewSettings,
+        findings: Sequence[Finding] = (),
+    ) -> Frame:
+        """One frame of ``data``: ``run -> metric -> history`` (or ``metric -> history`` for one run).
+
+        ``findings`` (diagnostics) are marked on their series' curve.
+        """
         if settings.x_axis not in X_AXIS_MODES:
             raise ValueError(f"x_axis must be one of {X_AXIS_MODES}, got {settings.x_axis!r}")
         if settings.smoothing_mode not in SMOOTHING_MODES:
             raise ValueError(f"smoothing_mode must be one of {SMOOTHING_MODES}, got {settings.smoothing_mode!r}")
+        runs = as_runs(data)
+        everything = [h for metrics in runs.values() for h in metrics.values()]
         scale, unit = 1.0, "s"
         if settings.x_axis == "relative_time" and t0 is not None:
-            span = max((float(h.wall_time[-1]) - t0 for h in data.values() if len(h)), default=0.0)
+            span = max((float(h.wall_time[-1]) - t0 for h in everything if len(h)), default=0.0)
             scale, unit = _time_unit(span)
         x_label = {"step": "step", "wall_time": "wall time", "relative_time": f"time since start ({unit})"}[
             settings.x_axis
         ]
+        by_run = len(runs) > 1
+        data_settings = settings.data_part()
+        for metrics in runs.values():
+            for name in metrics:
+                if name not in self._metric_order:
+                    self._new_metric(name)
         families: dict[str, list[_MetricState]] = {}
         readout: list[ReadoutRow] = []
-        for name, hist in data.items():
-            state = self._metrics.get(name)
-            if state is None:
-                state = self._metrics[name] = _MetricState(name, PALETTE[len(self._metrics) % len(PALETTE)])
-            state.update_stats(hist)
-            state.values = hist.values
-            key = (len(hist), settings, scale)
-            if state.key != key:
-                state.frame = self._series(state, hist, settings, t0 or 0.0, scale)
-                state.key = key
-            else:
-                state.frame.changed = False
-            families.setdefault(family_of(name), []).append(state)
-            if len(hist):
-                readout.append(
-                    ReadoutRow(name, state.color, float(hist.steps[-1]), float(hist.values[-1]), state.best,
-                               state.best_step, len(hist), state.nonfinite, state.maximize)
-                )
-        marks = _finding_marks(findings, data, settings.x_axis, t0 or 0.0, scale)
+        for run_index, (run, metrics) in enumerate(runs.items()):
+            hidden = run in settings.hidden_runs
+            opacity = FADED if settings.highlight_run in runs and settings.highlight_run != run else 1.0
+            for name, hist in metrics.items():
+                state = self._metrics.get((run, name))
+                if state is None:
+                    state = self._metrics[run, name] = _MetricState(run, name)
+                state.update_stats(hist)
+                state.values = hist.values
+                family = families.setdefault(family_of(name), [])
+                if hidden:
+                    continue
+                color = PALETTE[(run_index if by_run else self._metric_order[name]) % len(PALETTE)]
+                key = (len(hist), data_settings, scale)
+                if state.key != key:
+                    state.frame = self._series(state, hist, data_settings, t0 or 0.0, scale)
+                    state.key = key
+                else:
+                    state.frame.changed = False
+                sf = state.frame
+                sf.color, sf.opacity = color, opacity
+                sf.label = f"{run}: {name}" if by_run else name
+                sf.dash = self._dashes[name] if by_run else "solid"
+                family.append(state)
+                if len(hist):
+                    readout.append(
+                        ReadoutRow(name, color, float(hist.steps[-1]), float(hist.values[-1]), state.best,
+                                   state.best_step, len(hist), state.nonfinite, state.maximize, run)
+                    )
+        marks = _finding_marks(findings, runs, settings, t0 or 0.0, scale)
         panels = [self._panel(fam, states, settings, marks.get(fam)) for fam, states in families.items()]
-        return Frame(panels, readout, x_label, settings.x_axis == "wall_time", settings.x_range)
+        return Frame(panels, readout, x_label, settings.x_axis == "wall_time", settings.x_range,
+                     self._run_rows(runs, settings))
+
+    def _new_metric(self, name: str) -> None:
+        """Number a metric name seen for the first time; its dash is its place within its family."""
+        self._metric_order[name] = len(self._metric_order)
+        family = family_of(name)
+        i = self._family_sizes.get(family, 0)
+        self._family_sizes[family] = i + 1
+        self._dashes[name] = DASHES[i % len(DASHES)]
+
+    def _run_rows(self, runs: dict[str, Mapping[str, MetricHistory]], s: ViewSettings) -> list[RunRow]:
+        names = list(self._metric_order)
+        main = next((n for n in names if family_of(n) == "loss"), names[0] if names else "")
+        rows = []
+        for i, run in enumerate(runs):
+            state = self._metrics.get((run, main)) if main in runs[run] else None
+            rows.append(RunRow(
+                run, PALETTE[i % len(PALETTE)], main if state else "",
+                state.best if state else math.nan, state.best_step if state else math.nan,
+                higher_is_better(main), run in s.hidden_runs, run == s.highlight_run,
+            ))
+        return rows
 
     def _series(
         self, state: _MetricState, hist: MetricHistory, s: ViewSettings, t0: float, scale: float
@@ -265,15 +373,15 @@ class FrameBuilder:
             return _x_values(column[idx], s.x_axis, t0, scale)
 
         return SeriesFrame(
-            state.name, state.color, as_x(main_idx), _wire_y(main_y),
+            state.name, "", as_x(main_idx), _wire_y(main_y),  # colour and style: set by build()
             None if faint_idx is None else as_x(faint_idx), None if faint_y is None else _wire_y(faint_y),
-            as_x(raw_idx[~np.isfinite(raw_y)]),
+            as_x(raw_idx[~np.isfinite(raw_y)]), run=state.run,
         )
 
     def _panel(self, family: str, states: list[_MetricState], s: ViewSettings,
                marks: tuple[np.ndarray, np.ndarray, list[str]] | None) -> PanelFrame:
         series = [st.frame for st in states]
-        key = (tuple(st.key for st in states), 0 if marks is None else len(marks[2]))
+        key = (tuple((st.run, st.name, st.key) for st in states), 0 if marks is None else len(marks[2]))
         changed = any(f.changed for f in series) or self._panel_keys.get(family) != key
         self._panel_keys[family] = key
         shown = [a for f in series for a in (f.y, f.raw_y) if a is not None]
@@ -317,21 +425,22 @@ class FrameBuilder:
 
 
 def _finding_marks(
-    findings: list[Finding] | tuple[()], data: dict[str, MetricHistory], x_axis: str, t0: float, scale: float
+    findings: Sequence[Finding], runs: dict[str, dict[str, MetricHistory]], s: ViewSettings, t0: float, scale: float
 ) -> dict[str, tuple[np.ndarray, np.ndarray, list[str]]]:
-    """Per family: x, y (the raw value at the finding's step) and colour of each finding's marker."""
+    """Per family: x, y (the raw value at the finding's step) and colour of each shown finding's marker."""
     points: dict[str, list[tuple[float, float, str]]] = {}
     for f in findings:
-        hist = data.get(f.metric)
-        if hist is None or not len(hist):
+        run = DEFAULT_RUN if f.run is None else f.run
+        hist = runs.get(run, {}).get(f.metric)
+        if hist is None or not len(hist) or run in s.hidden_runs:
             continue
         i = min(int(np.searchsorted(hist.steps, f.step)), len(hist) - 1)
-        x = float(hist.steps[i] if x_axis == "step" else hist.wall_time[i])
+        x = float(hist.steps[i] if s.x_axis == "step" else hist.wall_time[i])
         points.setdefault(family_of(f.metric), []).append((x, float(hist.values[i]), SEVERITY_COLORS[f.severity]))
     for pts in points.values():
         pts.sort()  # by x: _x_values makes time columns non-decreasing
     return {
-        fam: (_x_values(np.array([p[0] for p in pts]), x_axis, t0, scale), np.array([p[1] for p in pts]),
+        fam: (_x_values(np.array([p[0] for p in pts]), s.x_axis, t0, scale), np.array([p[1] for p in pts]),
               [p[2] for p in pts])
         for fam, pts in points.items()
     }

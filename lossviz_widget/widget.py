@@ -31,8 +31,12 @@ from .controls import control_bar, format_number, readout_html
 from .diagnostics import Diagnostics, DiagnosticsConfig, Finding, findings_html
 from .figures import PanelGrid
 from .files import atomic_write, check_suffix
+from .follow import Follower
 from .formats import RunData, read_data, write_data
 from .logfile import LogWriter
+from .readers import Batch, read_logs
+from .runs import Run, RunStores, check_run
+from .runs_table import RunsTable
 from .scheduler import FrameScheduler
 from .smoothing import SMOOTHING_MODES
 from .snapshot import SnapshotButton
@@ -41,7 +45,8 @@ from .view import X_AXIS_MODES, Frame, FrameBuilder, ReadoutRow, ViewSettings
 
 __all__ = ["LossPlot"]
 
-_VIEW_TRAITS = ("smoothing", "smoothing_mode", "log_y", "ignore_outliers", "x_axis", "max_points", "x_range")
+_VIEW_TRAITS = ("smoothing", "smoothing_mode", "log_y", "ignore_outliers", "x_axis", "max_points", "x_range", "hidden_runs",
+                "highlight_run")
 _SETTINGS = ("smoothing", "smoothing_mode", "log_y", "ignore_outliers", "x_axis", "max_points", "fps")  # kept in data files
 IMAGE_SUFFIXES = (".png", ".svg", ".pdf")
 EXPORT_SUFFIXES = (*IMAGE_SUFFIXES, ".html", ".csv", ".json", ".npz")
@@ -88,6 +93,9 @@ class LossPlot(widgets.VBox):
     follow_latest = Bool(True, help="Auto-range x to all data as it grows; off while zoomed.").tag(sync=True)
     diagnostics = Bool(True, help="Detect overfitting, divergence, plateaus... and show the findings; "
                                   "False computes nothing.").tag(sync=True)
+    hidden_runs = Tuple(help="Names of runs not drawn (the runs table's checkboxes).")
+    highlight_run = Unicode(None, allow_none=True,
+                            help="The run drawn opaque while the others fade; None: no highlight.")
 
     def __init__(
         self,
@@ -118,7 +126,8 @@ class LossPlot(widgets.VBox):
             title=title, smoothing=smoothing, smoothing_mode=smoothing_mode, log_y=log_y, ignore_outliers=ignore_outliers,
             x_axis=x_axis, fps=fps, max_points=max_points, **kwargs,
         )
-        self._store = MetricStore()
+        self._runs = RunStores()
+        self._store = self._runs.default  # the default run: log() without run=
         self._builder = FrameBuilder()
         self._grid = PanelGrid(on_zoom=self._on_browser_zoom)
         self._render_lock = threading.Lock()
@@ -130,13 +139,15 @@ class LossPlot(widgets.VBox):
         self._readout.add_class("lossviz-readout")
         self._status = widgets.HTML()
         self._status.add_class("lossviz-status")
-        self._error = ""  # last rendering error, shown in the status line
+        self._error = ""  # last rendering or follow error, shown in the status line
+        self._followers: list[Follower] = []
         self._last_rows: list[ReadoutRow] = []
         self._update_header()
         self._snapshot = SnapshotButton()
         bar = control_bar(self)
         bar.children += (self._snapshot,)
-        self.children = [self._header, bar, self._grid.box, self._findings, self._readout, self._status]
+        self._runs_table = RunsTable(self)
+        self.children = [self._header, bar, self._runs_table.box, self._grid.box, self._findings, self._readout, self._status]
         self.add_class("lossviz")
         self._live = _in_kernel()
         self._scheduler = FrameScheduler(self._frame_from_thread, fps=fps, on_error=self._report_error)
@@ -175,6 +186,10 @@ class LossPlot(widgets.VBox):
         if v is not None and not (math.isfinite(v[0]) and math.isfinite(v[1]) and v[0] < v[1]):
             raise TraitError(f"x_range must be (low, high) with finite low < high, or None; got {v!r}")
         return v
+
+    @validate("hidden_runs")
+    def _check_hidden_runs(self, proposal: dict) -> tuple[str, ...]:
+        return tuple(check_run(name) for name in proposal["value"])
 
     @observe(*_VIEW_TRAITS)
     def _on_view_change(self, change: dict) -> None:
@@ -215,37 +230,72 @@ class LossPlot(widgets.VBox):
 
     # -- public API ---------------------------------------------------------------------------
 
-    def log(self, metrics: Mapping[str, Any] | None = None, /, *, step: float | None = None, **values: Any) -> None:
+    def log(self, metrics: Mapping[str, Any] | None = None, /, *, step: float | None = None,
+            run: str | None = None, **values: Any) -> None:
         """Record one value per metric at ``step``; returns immediately (drawing happens later).
 
-        ``step`` defaults to one more than the largest step logged so far (so it counts
-        calls when never given). Values may be Python or NumPy numbers, 0-d/size-1
-        arrays or tensors; GPU tensors are fetched in batches at frame time. Raises
-        ``TypeError``/``ValueError`` naming the metric for bad input, in which case
-        nothing from this call is recorded.
+        ``step`` defaults to one more than the largest step logged so far in that run (so it
+        counts calls when never given). Values may be Python or NumPy numbers, 0-d/size-1
+        arrays or tensors; GPU tensors are fetched in batches at frame time. ``run`` names
+        the run the values belong to (None: the default run, ``"default"``); see
+        :meth:`run`. Raises ``TypeError``/``ValueError`` naming the metric for bad input,
+        in which case nothing from this call is recorded.
         """
-        if metrics is None:  # keywords only: the common case, and the hot path
-            if not values:
-                raise TypeError("log() needs at least one metric, e.g. plot.log(loss=0.5)")
+        store = self._store if run is None else self._runs.get(run)
+        if metrics is None and values:  # keywords only: the common case, and the hot path
             # ``values`` is this call's own dict (str keys). False: a frame is already due.
-            if self._store.log_kwargs(values, step) and self._background:
+            if store.log_kwargs(values, step) and self._background:
                 self._scheduler.request()
             return
-        if not isinstance(metrics, Mapping):
+        self._log_into(store, metrics, step, values)
+
+    def _log_into(self, store: MetricStore, metrics: Mapping[str, Any] | None, step: Any,
+                  values: dict[str, Any]) -> None:
+        """:meth:`log` into one run's store (also what :meth:`Run.log` calls)."""
+        if metrics is None:
+            merged: Mapping[str, Any] = values
+        elif not isinstance(metrics, Mapping):
             raise TypeError(
                 f"log() takes a mapping of metric values or keyword arguments, got {type(metrics).__name__}"
             )
-        if values:
+        elif values:
             clash = metrics.keys() & values.keys()
             if clash:
                 raise ValueError(f"metric {sorted(clash)[0]!r} given both in the mapping and as a keyword")
-            merged: Mapping[str, Any] = {**metrics, **values}
+            merged = {**metrics, **values}
         else:
             merged = metrics
         if not merged:
             raise TypeError("log() needs at least one metric, e.g. plot.log(loss=0.5)")
-        if self._store.log(merged, step) and self._background:
+        if store.log(merged, step) and self._background:
             self._scheduler.request()
+
+    def extend(self, metric: str, steps: Any, values: Any, wall_time: Any = None, *, run: str | None = None) -> None:
+        """Append many points of one metric at once (reading a log, replaying a run): O(len).
+
+        ``steps`` and ``values`` (and ``wall_time``, epoch seconds; None: now) are 1-D
+        array-likes of equal length: lists, NumPy arrays or tensors. Steps must be finite,
+        non-decreasing and not below the metric's last step; NaN/Inf values are kept. Bad
+        input raises an error naming the metric, and then nothing is appended.
+        """
+        self._extend_into(self._store if run is None else self._runs.get(run), metric, steps, values, wall_time)
+
+    def _extend_into(self, store: MetricStore, metric: str, steps: Any, values: Any, wall_time: Any) -> None:
+        store.extend(metric, steps, values, wall_time)
+        if self._background:
+            self._scheduler.request()
+
+    def run(self, name: str) -> Run:
+        """A handle that logs to run ``name``: ``r = plot.run("lr=1e-3"); r.log(loss=0.5)``.
+
+        Runs appear in the plot once they hold a value; each keeps one colour in every panel.
+        """
+        return Run(self, check_run(name), self._runs.get(name))
+
+    @property
+    def runs(self) -> tuple[str, ...]:
+        """Names of the runs holding data, in the order their first value was logged."""
+        return self._runs.names()
 
     def flush(self) -> None:
         """Draw (and write to ``log_file``) everything logged so far, now, on this thread.
@@ -280,15 +330,16 @@ class LossPlot(widgets.VBox):
         if suffix == ".html":
             from .report import render_report
 
-            page = render_report(self._export_frame(), self._store.snapshot(), title=self.title,
+            page = render_report(self._export_frame(), self._runs.snapshot(), title=self.title,
                                  settings=self._settings_dict(), findings=self.diagnose())
             return atomic_write(p, lambda f: f.write(page.encode("utf-8")))
-        data = RunData(self._store.snapshot(), self.title, self._settings_dict())
+        data = RunData(self._runs.snapshot(), self.title, self._settings_dict())
         return atomic_write(p, lambda f: write_data(f, suffix, data))
 
     @classmethod
     def load(cls, path: str | os.PathLike[str], **options: Any) -> LossPlot:
-        """A new plot holding the data of a ``.csv``/``.json``/``.npz`` export or a ``log_file``.
+        """A new plot holding the data (every run, in order) of a ``.csv``/``.json``/``.npz`` export or a
+        ``log_file``.
 
         Title and view settings come from the file (``.json``, ``.npz``, ``.jsonl``) unless
         given in ``options``. The plot is ready to keep logging; pass
@@ -306,12 +357,64 @@ class LossPlot(widgets.VBox):
         kwargs.update(options)
         log_file = kwargs.pop("log_file", None)
         plot = cls(**kwargs)
-        plot._store.load(data.metrics)
+        plot._runs.load(data.runs)
         if log_file is not None:
             same = Path(log_file).expanduser().resolve() == p.resolve()
             plot._open_log(log_file, resume=same)
         plot._request_frame()
         return plot
+
+    @classmethod
+    def from_logdir(cls, path: str | os.PathLike[str], **options: Any) -> LossPlot:
+        """A new plot holding every run of the logs at ``path``: a folder of runs or one log file.
+
+        Reads TensorBoard event files, Keras and Lightning ``CSVLogger`` files and this
+        package's ``log_file`` logs; runs are named after their subfolders (see
+        :mod:`lossviz_widget.readers`). ``options`` go to the constructor. Raises
+        ``FileNotFoundError`` for a missing path and ``ValueError`` if it holds no log.
+        To keep reading as the logs grow, use :meth:`follow`.
+        """
+        batches, _ = read_logs(path)
+        plot = cls(**options)
+        try:
+            plot._extend_batches(batches)
+        except ValueError:
+            plot.close()
+            raise
+        plot._request_frame()
+        return plot
+
+    def follow(self, *paths: str | os.PathLike[str], interval: float = 1.0) -> Follower:
+        """Show the points other processes append to the logs at ``paths``, as they arrive.
+
+        Each path is a log file or a folder of runs (formats as for :meth:`from_logdir`); it
+        need not exist yet, and runs that appear in a folder later are picked up. A
+        background thread polls every ``interval`` seconds and reads only what was appended;
+        records still being written wait for the next poll, and rewritten or replaced files
+        are read again without repeating points. Errors show in the status line (and
+        ``follower.last_error``). Stop with :meth:`unfollow` or :meth:`close`.
+        """
+        follower = Follower(paths, self._extend_batches, interval=interval,
+                            on_error=lambda exc: self._report_error(exc, "following logs"))
+        self._followers.append(follower)
+        follower.start()
+        return follower
+
+    def unfollow(self) -> None:
+        """Stop every :meth:`follow`: the polling threads end before this returns."""
+        while self._followers:
+            self._followers.pop().stop()
+
+    def _extend_batches(self, batches: list[Batch]) -> None:
+        """Append read log points; a batch that is rejected (say, steps going back) does not stop the others."""
+        errors = []
+        for b in batches:
+            try:
+                self.extend(b.metric, b.steps, b.values, b.wall_times, run=b.run)
+            except (TypeError, ValueError) as exc:
+                errors.append(f"run {b.run!r}: {exc}")
+        if errors:
+            raise ValueError("; ".join(errors))
 
     @property
     def last_snapshot(self) -> bytes | None:
@@ -338,7 +441,7 @@ class LossPlot(widgets.VBox):
         Empty when ``diagnostics`` is off. Rules and thresholds: :mod:`lossviz_widget.diagnostics`.
         """
         with self._render_lock:
-            return self._current_findings(self._store.snapshot())
+            return self._current_findings(self._runs.snapshot())
 
     def _current_findings(self, data: dict) -> list[Finding]:
         """Bring the detectors up to date with ``data`` (render lock held); all findings, or none when off."""
@@ -349,14 +452,22 @@ class LossPlot(widgets.VBox):
 
     @property
     def history(self) -> History:
-        """Full-resolution data: ``plot.history["loss"].steps / .values / .wall_time``."""
-        return History(self._store)
+        """Full-resolution data: ``plot.history["loss"].steps / .values / .wall_time``.
+
+        With one run (the usual case, whatever its name) that run's data; with several,
+        the default run's (what ``log()`` without ``run=`` records). Each run's own data:
+        ``plot.run(name).history``.
+        """
+        run, store = self._runs.primary()
+        return History(store, run, self.runs)
 
     def close(self) -> None:
         """Stop the render thread, write out ``log_file``, and close every widget.
 
         Displays of the plot keep its final static image and summary.
         """
+        if getattr(self, "_followers", None):
+            self.unfollow()
         scheduler = getattr(self, "_scheduler", None)
         if scheduler is not None:
             scheduler.stop()
@@ -380,7 +491,7 @@ class LossPlot(widgets.VBox):
 
     def _settings(self) -> ViewSettings:
         return ViewSettings(self.smoothing, self.log_y, self.ignore_outliers, self.x_axis, self.max_points,
-                            self.x_range, smoothing_mode=self.smoothing_mode)
+                            self.x_range, frozenset(self.hidden_runs), self.highlight_run, self.smoothing_mode)
 
     def _export_frame(self, max_points: int = 4000) -> Frame:
         """The current view (panels, colours, smoothing, scales) at export resolution.
@@ -389,9 +500,9 @@ class LossPlot(widgets.VBox):
         """
         settings = dataclasses.replace(self._settings(), max_points=max_points)
         with self._render_lock:
-            data = self._store.snapshot()
+            data = self._runs.snapshot()
             findings = self._current_findings(data)
-        return FrameBuilder().build(data, self._store.t0, settings, findings)
+        return FrameBuilder().build(data, self._runs.t0, settings, findings)
 
     def _request_frame(self) -> None:
         if getattr(self, "_live", False):
@@ -403,7 +514,7 @@ class LossPlot(widgets.VBox):
     def _open_log(self, path: str | os.PathLike[str], resume: bool = False) -> None:
         """Stream values to ``path`` from now on; the history already held is written first
         (or, with ``resume``, taken to be in the file already)."""
-        lengths = {name: len(h) for name, h in self._store.snapshot().items()}
+        lengths = {(run, name): len(h) for run, metrics in self._runs.snapshot().items() for name, h in metrics.items()}
         self._log_writer = LogWriter(path, title=self.title, settings=self._settings_dict(),
                                      already_written=lengths if resume else None)
         self._render(draw=False)
@@ -416,8 +527,10 @@ class LossPlot(widgets.VBox):
         if not rows:
             return f"{head}: no values logged yet"
         lines = [f"{head}: {len(rows)} metrics"]
+        several = len({r.run for r in rows}) > 1
         for r in rows:
-            lines.append(f"  {r.name}: {r.count:,} points, step {format_number(r.step)}, latest "
+            name = f"{r.run}: {r.name}" if several else r.name
+            lines.append(f"  {name}: {r.count:,} points, step {format_number(r.step)}, latest "
                          f"{format_number(r.latest)}, best {format_number(r.best)} (step {format_number(r.best_step)})")
         return "\n".join(lines)
 
@@ -455,7 +568,8 @@ class LossPlot(widgets.VBox):
             self._hook_cell_end()
 
     def _data_key(self) -> tuple:
-        return (tuple((n, len(h)) for n, h in self._store.snapshot().items()), self._settings(), self.title)
+        lengths = tuple((r, n, len(h)) for r, metrics in self._runs.snapshot().items() for n, h in metrics.items())
+        return lengths, self._settings(), self.title
 
     def _refresh_displays(self, live: bool = True) -> None:
         """Re-send the displays' data with a fresh static image, if the data changed since."""
@@ -502,14 +616,15 @@ class LossPlot(widgets.VBox):
     def _render(self, draw: bool = True) -> int:
         """Build and push one frame; returns the number of widget messages sent."""
         with self._render_lock:
-            data = self._store.snapshot()
+            data = self._runs.snapshot()
             if self._log_writer is not None:
                 self._log_writer.write_new(data)
             if not draw:
                 return 0
             findings = self._current_findings(data)
-            frame = self._builder.build(data, self._store.t0, self._settings(), findings)
+            frame = self._builder.build(data, self._runs.t0, self._settings(), findings)
             sent = self._grid.apply(frame)
+            sent += self._runs_table.update(frame.runs)
             listing = findings_html(findings)
             if listing != self._findings.value:
                 self._findings.value = listing
@@ -530,15 +645,17 @@ class LossPlot(widgets.VBox):
         nonfinite = sum(r.nonfinite for r in rows)
         last = max((r.step for r in rows), default=None)
         parts = [] if last is None else [f"step {format_number(last)}"]
-        parts.append(f"{len(rows)} metrics, {points:,} points")
+        runs = len({r.run for r in rows})
+        what = f"{runs} runs, {len(rows)} series" if runs > 1 else f"{len(rows)} metrics"
+        parts.append(f"{what}, {points:,} points")
         if nonfinite:
             parts.append(f'<span style="color:#d62728">&#9660; {nonfinite:,} non-finite (NaN/Inf) values</span>')
         if self._error:
-            parts.append(f'<span style="color:#d62728">rendering error: {html.escape(self._error)}</span>')
+            parts.append(f'<span style="color:#d62728">{html.escape(self._error)}</span>')
         return '<span style="font-size:11px;color:#555">' + " &middot; ".join(parts) + "</span>"
 
-    def _report_error(self, exc: BaseException) -> None:
-        self._error = f"{type(exc).__name__}: {exc}"
+    def _report_error(self, exc: BaseException, what: str = "rendering") -> None:
+        self._error = f"{what} error: {type(exc).__name__}: {exc}"
         with self._render_lock:
             self._status.value = self._status_html(self._last_rows)
 

@@ -170,7 +170,7 @@ def _umask() -> int:
         ("short.csv", b"run,metric,step,value,wall_time\ndefault,loss,1.0\n", "line 2: expected 5 fields"),
         ("text.csv", b"run,metric,step,value,wall_time\ndefault,loss,one,1.0,0\n", "could not convert"),
         ("back.csv", b"run,metric,step,value,wall_time\ndefault,loss,2,1,0\ndefault,loss,1,1,0\n", "non-decreasing"),
-        ("runs.csv", b"run,metric,step,value,wall_time\na,loss,1,1,0\nb,loss,1,1,0\n", "2 runs"),
+        ("norun.csv", b"run,metric,step,value,wall_time\na,loss,1,1,0\n,loss,1,1,0\n", "run name must be a non-empty"),
         ("binary.csv", b"\xff\xfe\x00garbage", "not a valid lossviz .csv file"),
     ],
 )

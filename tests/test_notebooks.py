@@ -214,3 +214,37 @@ def test_diagnostics_notebook_reports_overfitting_live(executed):
     assert any('data-code="overfitting"' in a for a in areas), areas
     train = run.code_cell("for step in")
     assert "final loss" in cell_text(run.nb.cells[train])
+
+
+def test_follow_notebook_receives_every_point(executed):
+    """The followed script's two runs arrive complete (60 steps, 6 validations each); read once,
+    runs come in folder-name order."""
+    run, *_ = executed(NOTEBOOK_DIR / "31_follow_tensorboard.ipynb")
+    text = cell_text(run.nb.cells[run.code_cell("plot.unfollow()")])
+    for name in ("lr=0.1", "lr=0.02"):
+        assert f"{name}: 60 loss points" in text and text.count("6 val_loss points") == 2, text
+    assert "('lr=0.02', 'lr=0.1')" in cell_text(run.nb.cells[run.code_cell("from_logdir")])
+
+
+# -- the loss landscape notebook ---------------------------------------------------------------
+
+LANDSCAPE = NOTEBOOK_DIR / "40_loss_landscape.ipynb"
+
+
+def test_landscape_views_show_once_and_fill_in_live(executed):
+    """Each one-call landscape shows exactly one view (shown before computing, not again as
+    the cell's value), and the trajectory's HeatMap receives its colours progressively."""
+    run, *_ = executed(LANDSCAPE)
+    for needle in ("ls.interpolate(", "seed=0, log_color=True", "ls.trajectory(", "run_in_background=True"):
+        cell = run.nb.cells[run.code_cell(needle)]
+        views = [o for o in cell.outputs if WIDGET_VIEW_MIME in o.get("data", {})]
+        assert len(views) == 1, f"{needle}: {len(views)} widget views"
+        model_id = views[0]["data"][WIDGET_VIEW_MIME]["model_id"]
+        assert "lossviz-landscape" in run.widget_state()[model_id]["state"].get("_dom_classes", [])
+    traj = run.code_cell("ls.trajectory(")
+    models = run.models()
+    heat = [e for e in run.events if e.cell_index == traj and e.msg_type == "comm_msg" and "color" in e.keys
+            and models.get(e.comm_id) == "bqplot:HeatMapModel"]
+    assert len(heat) >= 3, f"only {len(heat)} heat-map updates while the trajectory computed"
+    result = [o for o in run.nb.cells[run.code_cell("land = bg.wait()")].outputs if o.output_type == "execute_result"]
+    assert result and "121/121 points, done" in result[0]["data"]["text/plain"]

@@ -145,3 +145,20 @@ def test_images_mark_the_findings(plot):
     fig = render_figure(plot._export_frame(), title="")
     labels = [t.get_text() for ax in fig.axes if ax.get_legend() for t in ax.get_legend().get_texts()]
     assert "diagnostics finding" not in labels
+
+
+def test_several_runs_are_diagnosed_apart_and_findings_name_their_run(plot):
+    for i in range(3000):
+        for run, rising in (("good", 0.0), ("over<fit>", 0.3)):
+            plot.log(loss=2 * np.exp(-i / 300) + 0.02, step=i, run=run)
+            if i % 50 == 0:
+                plot.log(val_loss=0.4 + 2 * np.exp(-i / 300) + rising * max(0, i - 1200) / 1000, step=i, run=run)
+    plot.flush()
+    over = [f for f in plot.diagnose() if f.code == "overfitting"]
+    assert [f.run for f in over] == ["over<fit>"]
+    area = plot._findings.value
+    assert 'data-run="over&lt;fit&gt;"' in area and "[over&lt;fit&gt;]" in area and "<fit>" not in area
+    assert over[0].step in list(plot._grid.panels["loss"].findings.x)
+    plot.hidden_runs = ("over<fit>",)  # a hidden run's markers go with its lines
+    plot.flush()
+    assert over[0].step not in list(plot._grid.panels["loss"].findings.x)

@@ -10,9 +10,10 @@ series follows from its name: loss-like (``loss``, ``mse``, ``nll``...) or not, 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from ..buffers import MetricHistory
+from ..formats import DEFAULT_RUN, as_runs
 from ..grouping import family_of, higher_is_better
 from .findings import Finding, is_loss_like, is_validation, fmt
 from .generalization import Generalization
@@ -82,16 +83,29 @@ class Diagnostics:
         self.config = config or DiagnosticsConfig()
         self.findings: list[Finding] = []
         self.examined = 0  # points read by all detectors, cumulative
-        self._series: dict[str, _Series] = {}
+        self._series: dict[tuple[str, str], _Series] = {}  # (run, metric) -> its detectors
 
-    def update(self, data: Mapping[str, MetricHistory]) -> list[Finding]:
-        """Read the points appended since the last call; returns the new findings (also kept)."""
+    def update(self, data: Mapping[str, Mapping[str, MetricHistory]] | Mapping[str, MetricHistory]) -> list[Finding]:
+        """Read the points appended since the last call; returns the new findings (also kept).
+
+        ``data`` is ``run -> metric -> history`` (series are kept apart per run, and findings of
+        runs other than the default one carry ``run``) or one run's ``metric -> history``.
+        """
+        new: list[Finding] = []
+        for run, metrics in as_runs(data).items():
+            found = self._update_run(run, metrics)
+            new += found if run == DEFAULT_RUN else [replace(f, run=run) for f in found]
+        new.sort(key=lambda f: f.step)  # stable: the order does not depend on how the data arrived
+        self.findings += new
+        return new
+
+    def _update_run(self, run: str, data: Mapping[str, MetricHistory]) -> list[Finding]:
         new: list[Finding] = []
         starts: dict[str, int] = {}
         for name, hist in data.items():
-            st = self._series.get(name)
+            st = self._series.get((run, name))
             if st is None:
-                st = self._series[name] = _Series(name, self.config)
+                st = self._series[run, name] = _Series(name, self.config)
             start, n = st.seen, len(hist)
             if n <= start:
                 continue
@@ -104,15 +118,13 @@ class Diagnostics:
                 self.examined += n - start
                 new += self._plateau(name, st.plateau, hist, start)
         for name, start in starts.items():  # pairs last: the training partner is up to date
-            pair = self._series[name].pair
+            pair = self._series[run, name].pair
             partner = self._partner(name, data)
             if pair is None or partner is None:
                 continue
             before = pair.examined
             new += pair.feed(name, partner, data[name], data[partner], start)
             self.examined += pair.examined - before
-        new.sort(key=lambda f: f.step)  # stable: the order does not depend on how the data arrived
-        self.findings += new
         return new
 
     def _partner(self, name: str, data: Mapping[str, MetricHistory]) -> str | None:

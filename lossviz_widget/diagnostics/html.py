@@ -24,7 +24,7 @@ def findings_html(findings: Sequence[Finding]) -> str:
             f'<li class="lossviz-finding" data-code="{e(f.code)}" data-severity="{e(f.severity)}" '
             f'data-metric="{e(f.metric)}" data-step="{e(step)}"{run}>'
             f'<b style="color:{SEVERITY_COLORS.get(f.severity, "#555")}">{e(f.severity)}</b> '
-            f"{e(f.message)} <i>{e(f.suggestion)}</i></li>"
+            f"{'' if f.run is None else f'[{e(f.run)}] '}{e(f.message)} <i>{e(f.suggestion)}</i></li>"
         )
     return ('<ul class="lossviz-findings" style="margin:4px 0;padding-left:18px;font-size:12px">'
             + "".join(items) + "</ul>")

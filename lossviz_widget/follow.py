@@ -1,0 +1,103 @@
+"""Following logs that another process (or machine, via shared storage) is writing.
+
+A :class:`Follower` polls one or more :class:`~lossviz_widget.readers.LogSource` s on a
+daemon thread every ``interval`` seconds and hands the new points to a sink (for a
+``LossPlot``: its ``extend``). Each poll costs a ``stat`` per known file, a folder walk
+per followed folder, and reading only the bytes appended since the last poll.
+
+Errors (an unreadable file, a file in an unknown format, a sink that rejects points)
+are passed to ``on_error`` (by default logged to the ``lossviz_widget`` logger) once per
+distinct message, and polling goes on: a source that recovers is read again.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import threading
+from collections.abc import Callable, Sequence
+
+from .readers import Batch, LogSource
+
+__all__ = ["Follower"]
+
+log = logging.getLogger("lossviz_widget")
+
+
+def _log_error(exc: BaseException) -> None:
+    log.error("lossviz_widget: following logs failed: %s: %s", type(exc).__name__, exc)
+
+
+class Follower:
+    """Polls ``paths`` on a background thread; :meth:`start`, then :meth:`stop` (joins the thread)."""
+
+    def __init__(self, paths: Sequence[str | os.PathLike[str]], sink: Callable[[list[Batch]], None], *,
+                 interval: float = 1.0, on_error: Callable[[BaseException], None] | None = None) -> None:
+        if not paths:
+            raise TypeError("follow() needs at least one path: a log file or a folder of runs")
+        for p in paths:
+            if not isinstance(p, (str, os.PathLike)):
+                raise TypeError(f"follow() paths must be str or os.PathLike, got {type(p).__name__}")
+        if isinstance(interval, bool) or not isinstance(interval, (int, float)) or not (
+                math.isfinite(interval) and interval > 0):
+            raise ValueError(f"interval must be a positive number of seconds, got {interval!r}")
+        self.sources = [LogSource(p) for p in paths]
+        self.interval = float(interval)
+        self.polls = 0  # completed polling rounds
+        self.last_error: BaseException | None = None
+        self._sink = sink
+        self._on_error = on_error or _log_error
+        self._reported: dict[int, str] = {}  # source index (-1: the sink) -> last error message reported
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def start(self) -> None:
+        """Start polling (the first poll happens at once)."""
+        if self._thread is not None:
+            raise RuntimeError("this Follower was already started; create a new one")
+        self._thread = threading.Thread(target=self._run, name="lossviz-follow", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float | None = 10.0) -> None:
+        """Stop polling and wait for the thread to end (a poll under way finishes first)."""
+        self._stop.set()
+        thread = self._thread
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(timeout)
+            if thread.is_alive():
+                raise TimeoutError(f"the follow thread did not stop within {timeout} s")
+
+    def poll(self) -> int:
+        """One round: new points from every source go to the sink. Returns how many points."""
+        batches: list[Batch] = []
+        for i, source in enumerate(self.sources):
+            try:
+                batches.extend(source.poll())
+            except Exception as exc:  # noqa: BLE001 - reported, and the other sources go on
+                self._report(i, exc)
+            else:
+                self._reported.pop(i, None)
+        if batches:
+            try:
+                self._sink(batches)
+            except Exception as exc:  # noqa: BLE001
+                self._report(-1, exc)
+        self.polls += 1
+        return sum(len(b) for b in batches)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self.poll()
+            self._stop.wait(self.interval)
+
+    def _report(self, key: int, exc: BaseException) -> None:
+        self.last_error = exc
+        message = f"{type(exc).__name__}: {exc}"
+        if self._reported.get(key) != message:
+            self._reported[key] = message
+            self._on_error(exc)

@@ -1,0 +1,115 @@
+"""Several runs in one plot: one :class:`~lossviz_widget.store.MetricStore` per run name.
+
+A run is a named set of metrics (``"lr=1e-3"``, ``"seed 2"``). Each run has its own
+store, lock and implicit step counter, so logging to one run never waits for or
+reorders another, and the default run (``log()`` without ``run=``) keeps the
+single-run hot path exactly as it was: :attr:`RunStores.default` is a plain store.
+
+Runs are listed in the order their first metric appeared (not the order their
+names were first mentioned), so a run that was only looked up stays invisible.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from .buffers import MetricHistory
+from .formats import DEFAULT_RUN
+from .store import History, MetricStore
+
+if TYPE_CHECKING:
+    from .widget import LossPlot
+
+__all__ = ["DEFAULT_RUN", "RunStores", "Run", "check_run"]
+
+RunsData = dict[str, dict[str, MetricHistory]]  # run -> metric -> history
+
+
+def check_run(name: Any) -> str:
+    """Run names are non-empty strings (anything else is escaped where shown)."""
+    if not isinstance(name, str):
+        raise TypeError(f"run names must be str, got {type(name).__name__} {name!r}")
+    if not name:
+        raise ValueError("run name must not be empty")
+    return str(name)
+
+
+class RunStores:
+    """The stores of one plot's runs. Thread-safe: runs may be created from any thread."""
+
+    def __init__(self) -> None:
+        self.default = MetricStore()
+        self._stores: dict[str, MetricStore] = {DEFAULT_RUN: self.default}
+        self._lock = threading.Lock()
+
+    def get(self, run: Any) -> MetricStore:
+        """The store of ``run`` (created empty on first use); ``run`` is validated."""
+        store = self._stores.get(run) if type(run) is str else None
+        if store is None:
+            name = check_run(run)
+            with self._lock:
+                store = self._stores.get(name)
+                if store is None:
+                    store = self._stores[name] = MetricStore()
+        return store
+
+    def names(self) -> tuple[str, ...]:
+        """Runs holding at least one metric, in the order their first metric appeared."""
+        held = [(s.first_logged, name) for name, s in list(self._stores.items()) if s.first_logged is not None]
+        return tuple(name for _, name in sorted(held))
+
+    def snapshot(self) -> RunsData:
+        """Every run's :meth:`MetricStore.snapshot`, runs in :meth:`names` order."""
+        return {name: self._stores[name].snapshot() for name in self.names()}
+
+    @property
+    def t0(self) -> float | None:
+        """Wall time of the first value of any run (the origin of relative time)."""
+        starts = [s.t0 for s in list(self._stores.values()) if s.t0 is not None]
+        return min(starts, default=None)
+
+    def load(self, runs: Mapping[str, Mapping[str, MetricHistory]]) -> None:
+        """Fill empty stores from a file's runs (in the file's order)."""
+        if self.names():
+            raise ValueError("can only load into an empty plot")
+        for run, metrics in runs.items():
+            self.get(run).load(metrics)
+
+    def primary(self) -> tuple[str, MetricStore]:
+        """What ``LossPlot.history`` shows: the only run when exactly one holds data, else the default run."""
+        names = self.names()
+        run = names[0] if len(names) == 1 else DEFAULT_RUN
+        return run, self._stores[run]
+
+
+class Run:
+    """A handle that logs to one run of a :class:`~lossviz_widget.LossPlot`: ``plot.run("lr=1e-3")``.
+
+    ``run.log(...)`` and ``run.extend(...)`` are ``plot.log(..., run=name)`` and
+    ``plot.extend(..., run=name)``; ``run.history`` is that run's full-resolution data.
+    """
+
+    __slots__ = ("name", "_plot", "_store")
+
+    def __init__(self, plot: LossPlot, name: str, store: MetricStore) -> None:
+        self.name = name
+        self._plot = plot
+        self._store = store
+
+    def log(self, metrics: Mapping[str, Any] | None = None, /, *, step: float | None = None, **values: Any) -> None:
+        """:meth:`LossPlot.log` for this run (here ``run=`` is an ordinary metric name)."""
+        self._plot._log_into(self._store, metrics, step, values)
+
+    def extend(self, metric: str, steps: Any, values: Any, wall_time: Any = None) -> None:
+        """:meth:`LossPlot.extend` for this run."""
+        self._plot._extend_into(self._store, metric, steps, values, wall_time)
+
+    @property
+    def history(self) -> History:
+        """This run's data: ``run.history["loss"].steps / .values / .wall_time``."""
+        return History(self._store, self.name, self._plot.runs)
+
+    def __repr__(self) -> str:
+        return f"Run({self.name!r}, metrics={self._store.names()!r})"

@@ -1,0 +1,232 @@
+"""Several runs on screen and in files: colours, show/hide, highlight, exports, escaping."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import numpy as np
+import pytest
+
+from lossviz_widget import LossPlot
+from lossviz_widget.view import FADED, PALETTE
+
+HTML_NAME = "<b>x</b>&\"'"
+RUNS = ("lr=1e-3", "lr=1e-2", HTML_NAME)
+
+
+def three_runs(**view: object) -> LossPlot:
+    plot = LossPlot(**view)
+    for k, run in enumerate(RUNS):
+        r = plot.run(run)
+        for i in range(200):
+            r.log(loss=(k + 1) / (i + 1), acc=i / (200 + k), step=i)
+            if i % 50 == 0:
+                r.log(val_loss=(k + 1.5) / (i + 1), step=i)
+    plot.run(RUNS[1]).log(loss=float("nan"), step=200)
+    return plot
+
+
+@pytest.fixture
+def plot():
+    p = three_runs()
+    p.flush()
+    yield p
+    p.close()
+
+
+def main_line(plot, family, run, metric):
+    return plot._grid.panels[family].lines[run, metric][1]
+
+
+def test_one_colour_per_run_in_every_panel_and_frame(plot):
+    colours = {}
+    for k, run in enumerate(RUNS):
+        seen = {tuple(main_line(plot, fam, run, m).colors) for fam, m in
+                (("loss", "loss"), ("loss", "val_loss"), ("accuracy", "acc"))}
+        assert seen == {(PALETTE[k],)}  # the same hue in both panels
+        colours[run] = PALETTE[k]
+        assert main_line(plot, "loss", run, "loss").line_style == "solid"
+        assert main_line(plot, "loss", run, "val_loss").line_style == "dashed"  # val within the run's hue
+        assert main_line(plot, "loss", run, "loss").labels == [f"{run}: loss"]
+    assert len(set(colours.values())) == 3
+    for i in range(200, 260):  # more frames: colours stay
+        plot.run(RUNS[2]).log(loss=0.1, step=i)
+        plot.flush()
+    for k, run in enumerate(RUNS):
+        assert main_line(plot, "accuracy", run, "acc").colors == [PALETTE[k]]
+    rows = {(r.run, r.name): r.color for r in plot._builder.build(plot._runs.snapshot(), plot._runs.t0,
+                                                                   plot._settings()).readout}
+    assert rows[RUNS[1], "val_loss"] == PALETTE[1]
+
+
+def test_single_run_colours_by_metric_until_a_second_run_appears():
+    p = LossPlot()
+    try:
+        p.log(loss=1.0, val_loss=2.0, step=0)
+        p.flush()
+        loss, val = (p._grid.panels["loss"].lines[m][1] for m in ("loss", "val_loss"))
+        assert loss.colors != val.colors and loss.line_style == val.line_style == "solid"
+        assert loss.labels == ["loss"]
+        p.log(loss=1.5, val_loss=2.5, step=0, run="other")
+        p.flush()
+        assert loss.colors == val.colors == [PALETTE[0]]  # now by run
+        assert val.line_style == "dashed" and loss.labels == ["default: loss"]
+        assert p._grid.panels["loss"].lines["other", "loss"][1].colors == [PALETTE[1]]
+    finally:
+        p.close()
+
+
+def test_hidden_runs_are_not_drawn_and_not_sent(plot):
+    hidden = RUNS[0]
+    line = main_line(plot, "loss", hidden, "loss")
+    sent_x = line.x
+    plot.hidden_runs = (hidden,)
+    plot.run(hidden).log(loss=0.01, step=500)
+    plot.flush()
+    assert not line.visible and not line.display_legend
+    assert line.x is sent_x  # nothing new sent for it
+    assert main_line(plot, "loss", RUNS[1], "loss").visible
+    assert hidden not in plot._readout.value
+    assert "2 runs, 6 series" in plot._status.value  # the status line counts visible runs
+    table = plot._runs_table._rows
+    assert table[hidden].show.value is False and table[RUNS[1]].show.value is True
+    table[hidden].show.value = True  # the checkbox shows it again
+    assert plot.hidden_runs == ()
+    plot.flush()
+    assert line.visible and line.x[-1] == 500  # the points logged meanwhile arrive
+    table[RUNS[2]].show.value = False
+    assert plot.hidden_runs == (RUNS[2],)
+
+
+def test_highlight_fades_the_other_runs(plot):
+    plot.highlight_run = RUNS[1]
+    plot.flush()
+    for fam, m in (("loss", "loss"), ("accuracy", "acc")):
+        assert main_line(plot, fam, RUNS[1], m).opacities == [1.0]
+        assert main_line(plot, fam, RUNS[0], m).opacities == [FADED]
+        faint = plot._grid.panels[fam].lines[RUNS[0], m][0]
+        assert faint.opacities[0] < 0.25
+    table = plot._runs_table._rows
+    assert table[RUNS[1]].highlight.value is True
+    table[RUNS[0]].highlight.value = True  # the toggle moves the highlight
+    assert plot.highlight_run == RUNS[0]
+    table[RUNS[0]].highlight.value = False
+    assert plot.highlight_run is None
+    plot.flush()
+    assert main_line(plot, "loss", RUNS[1], "loss").opacities == [1.0]
+    assert all(r.highlight.value is False for r in table.values())
+
+
+def test_runs_table_shows_best_of_main_metric(plot):
+    rows = {r.name: r for r in plot._export_frame().runs}
+    assert list(rows) == list(RUNS)
+    assert rows[RUNS[0]].metric == "loss" and rows[RUNS[0]].best == pytest.approx(1 / 200)
+    assert rows[RUNS[1]].best == pytest.approx(2 / 200)  # NaN is not a best value
+    assert plot._runs_table.box.layout.display == "flex"
+    label = plot._runs_table._rows[RUNS[0]].label.value
+    assert "lr=1e-3" in label and "0.005" in label
+
+
+def test_runs_table_hidden_with_one_run():
+    p = LossPlot()
+    try:
+        p.log(loss=1.0, run="solo")
+        p.flush()
+        assert p._runs_table.box.layout.display == "none"
+    finally:
+        p.close()
+
+
+def test_bad_hidden_runs_rejected(plot):
+    with pytest.raises(TypeError, match="run names must be str"):
+        plot.hidden_runs = (3,)
+    assert plot.hidden_runs == ()
+
+
+def test_run_names_are_escaped_everywhere(plot, tmp_path):
+    escaped = "&lt;b&gt;x&lt;/b&gt;&amp;&quot;&#x27;"
+    readout = plot._readout.value
+    assert "<b>x</b>" not in readout and escaped in readout and "<th>run</th>" in readout
+    label = plot._runs_table._rows[HTML_NAME].label.value
+    assert "<b>x</b>" not in label and escaped in label
+    page = plot.export(tmp_path / "r.html").read_text(encoding="utf-8")
+    assert "<b>x</b>" not in page and escaped in page
+    svg = plot.export(tmp_path / "r.svg").read_text(encoding="utf-8")
+    assert "<b>x</b>" not in svg and "&lt;b&gt;x&lt;/b&gt;" in svg  # the legend label, as SVG text
+    assert "3 runs" in page
+    assert '<section id="lossviz-runs">' in page and page.count('<li><span data-run=') == 3
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".json", ".npz"])
+def test_three_runs_round_trip_exactly(plot, tmp_path, suffix):
+    loaded = LossPlot.load(plot.export(tmp_path / f"runs{suffix}"))
+    try:
+        assert loaded.runs == plot.runs == RUNS
+        for run in RUNS:
+            a, b = plot.run(run).history, loaded.run(run).history
+            assert list(a) == list(b)
+            for m in a:
+                for col in ("steps", "values", "wall_time"):
+                    np.testing.assert_array_equal(getattr(a[m], col), getattr(b[m], col))
+        loaded.run(RUNS[0]).log(loss=0.5)  # ready to go on, per run
+        assert loaded.run(RUNS[0]).history["loss"].steps[-1] == 200
+    finally:
+        loaded.close()
+
+
+def test_csv_and_json_layout(plot, tmp_path):
+    with plot.export(tmp_path / "r.csv").open(newline="", encoding="utf-8") as f:
+        rows = list(csv.reader(f))
+    assert list(dict.fromkeys(row[0] for row in rows[1:])) == list(RUNS)  # run column, runs in order
+    doc = json.loads(plot.export(tmp_path / "r.json").read_text(encoding="utf-8"))
+    assert list(doc["runs"]) == list(RUNS)
+    assert list(doc["runs"][RUNS[0]]) == ["loss", "acc", "val_loss"]
+
+
+def test_log_file_carries_runs(tmp_path):
+    path = tmp_path / "runs.jsonl"
+    p = LossPlot(log_file=path)
+    try:
+        p.log(loss=1.0, step=0)
+        p.run("b").log(loss=2.0, step=0)
+        p.extend("loss", [1, 2], [0.5, np.inf], run=HTML_NAME)
+        p.flush()
+        p.log(loss=0.9, step=1, run="b")
+    finally:
+        p.close()
+    lines = path.read_text(encoding="utf-8").splitlines()
+    assert '"r"' not in lines[1]  # default-run lines stay as before
+    loaded = LossPlot.load(path, log_file=path)  # resume appends per run
+    try:
+        assert loaded.runs == ("default", "b", HTML_NAME)
+        assert loaded.run("b").history["loss"].values.tolist() == [2.0, 0.9]
+        assert loaded.run(HTML_NAME).history["loss"].values.tolist() == [0.5, np.inf]
+        loaded.run("b").log(loss=0.8, step=2)
+        loaded.flush()
+    finally:
+        loaded.close()
+    again = LossPlot.load(path)
+    try:
+        assert again.run("b").history["loss"].values.tolist() == [2.0, 0.9, 0.8]
+        assert again.history["loss"].values.tolist() == [1.0]
+    finally:
+        again.close()
+
+
+def test_images_draw_each_run(tmp_path):
+    from lossviz_widget.images import render_figure
+
+    p = three_runs(smoothing=0.0)
+    try:
+        p.highlight_run = RUNS[0]
+        fig = render_figure(p._export_frame(), title="")
+        ax = fig.axes[0]  # the loss panel
+        drawn = {line.get_label(): line for line in ax.get_lines() if not line.get_label().startswith("_")}
+        assert {f"{r}: loss" for r in RUNS} <= set(drawn)
+        assert drawn[f"{RUNS[1]}: loss"].get_color() == PALETTE[1]
+        assert drawn[f"{RUNS[0]}: val_loss"].get_linestyle() == "--"
+        assert drawn[f"{RUNS[2]}: loss"].get_alpha() == FADED and drawn[f"{RUNS[0]}: loss"].get_alpha() == 1.0
+        assert p.export(tmp_path / "r.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    finally:
+        p.close()
