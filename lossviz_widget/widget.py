@@ -74,7 +74,9 @@ class LossPlot(widgets.VBox):
     Metrics group into one panel per family (``loss``/``val_loss``/``train/loss``
     share a panel). The browser receives at most ``max_points`` points per
     line per frame, chosen per x-bucket min/max so spikes survive; smoothing is
-    TensorBoard's debiased EMA on the full-resolution data.
+    TensorBoard's debiased EMA (or ``smoothing_mode``) on the full-resolution data.
+    Diagnostics (overfitting, divergence, plateaus, ...) show under the panels as they are
+    found, with a marker on the curve; :meth:`diagnose` returns them.
     """
 
     title = Unicode("", help="Heading shown above the panels.").tag(sync=True)
