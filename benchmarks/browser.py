@@ -11,7 +11,7 @@ In the page, an init script (:data:`INSTRUMENT_JS`, installed before JupyterLab 
   ``performance.now()`` on arrival, before JupyterLab handles it, and its header (type,
   kernel send ``date``) decoded from the ``v1.kernel.websocket.jupyter.org`` frame;
 * watches the whole document with a ``MutationObserver`` for changes of the ``d``
-  attribute of bqplot ``path.line`` elements (the drawn lines);
+  attribute of bqplot ``path.line`` elements outside legends (the drawn data lines);
 * after each batch of such mutations, requests an animation frame and, from it, posts a
   ``MessageChannel`` message: that task runs right after the frame that contains the new
   paths has been rendered, and its ``performance.now()`` is the paint time.
@@ -88,7 +88,8 @@ INSTRUMENT_JS = r"""
     let hit = 0;
     for (const r of records) {
       const el = r.target;
-      if (el.tagName === 'path' && el.classList.contains('line')) hit++;
+      // data lines only: bqplot redraws the legend's swatch paths too (in .g_legend)
+      if (el.tagName === 'path' && el.classList.contains('line') && !el.closest('.g_legend')) hit++;
     }
     if (!hit) return;
     const t = performance.now();

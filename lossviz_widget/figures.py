@@ -17,12 +17,20 @@ the series that changed; hidden runs add nothing.
 Only arrays that changed are assigned, always as fresh arrays and x with y
 under ``hold_sync`` (one message, no frame with mismatched lengths). Switching
 between linear/log y or step/date x replaces the scales and axes in place.
+
+Scale bounds are set from Python, not left to bqplot's auto-ranging: bqplot redraws
+every line of a scale on each change of its domain, and auto-ranging changes it as
+each line's new data arrives (the shared x scale once per frame, a panel's y scale
+up to once per line), so a frame drew each line 3-4 times. :func:`_held` bounds
+change only when the data leaves them or shrinks well inside them.
 """
 
 from __future__ import annotations
 
-import numpy as np
 import datetime as dt
+import math
+
+import numpy as np
 from collections.abc import Callable
 
 from bqplot import Axis, DateScale, Figure, LinearScale, Lines, LogScale, Scatter
@@ -37,6 +45,42 @@ __all__ = ["PanelGrid"]
 _EMPTY = np.empty(0)
 _FAINT = 0.25  # opacity of the raw line behind the smoothed one
 _SPARSE_MARKERS = 60  # a line with at most this many points also gets dots, so sparse metrics show
+
+
+_HEADROOM = 0.05  # auto-ranged bounds: margin (share of the data span) added when they move
+_MIN_FILL = 0.8  # ... and kept while the data, so widened, fills at least this share of them
+
+
+def _held(current: tuple, lo: float, hi: float, below: float, above: float, flat: float,
+          log: bool = False) -> tuple[float, float]:
+    """Bounds for data spanning ``[lo, hi]`` that change as rarely as possible.
+
+    ``current`` (numbers or None) is kept while it contains the data and the data, widened
+    by ``below``/``above`` of its span (``flat`` when the span is 0), fills at least
+    ``_MIN_FILL`` of it; otherwise that widened span is returned. On a log axis the
+    arithmetic is done on log10 values.
+    """
+    to, back = (math.log10, lambda v: 10.0**v) if log else (float, float)
+    a, b = to(lo), to(hi)
+    span = b - a
+    if span > 0:
+        t0, t1 = a - below * span, b + above * span
+    else:
+        t0, t1 = a - flat / 2, b + flat / 2
+    if current[0] is not None and current[1] is not None:
+        c0, c1 = to(current[0]), to(current[1])
+        if c0 <= a and b <= c1 and t1 - t0 >= _MIN_FILL * (c1 - c0):
+            return float(current[0]), float(current[1])
+    return back(t0), back(t1)
+
+
+def _extent(arrays: list) -> tuple[float, float] | None:
+    """The finite min and max over arrays (None where there is no finite value)."""
+    finite = [a[np.isfinite(a)] for a in arrays if a is not None and len(a)]
+    finite = [a for a in finite if len(a)]
+    if not finite:
+        return None
+    return float(min(a.min() for a in finite)), float(max(a.max() for a in finite))
 
 
 def _y_scale(log: bool) -> LinearScale | LogScale:
@@ -140,8 +184,9 @@ class _Panel:
                 faint.visible = False
                 sent += 2
         if pf.changed:
-            lo, hi = pf.y_range if pf.y_range else (None, None)
-            if (self.y_scale.min, self.y_scale.max) != (lo, hi):
+            current = (self.y_scale.min, self.y_scale.max)
+            lo, hi = pf.y_range if pf.y_range else self._auto_y(pf, current)
+            if current != (lo, hi):
                 with self.y_scale.hold_sync():
                     self.y_scale.min, self.y_scale.max = lo, hi
                 sent += 1
@@ -152,6 +197,13 @@ class _Panel:
             self.figure.title = title
             sent += 1
         return sent
+
+    def _auto_y(self, pf: PanelFrame, current: tuple) -> tuple:
+        extent = _extent([a for sf in pf.series for a in (sf.y, sf.raw_y)])
+        if extent is None:
+            return None, None
+        flat = abs(extent[0]) * 0.2 or 1.0  # a constant series: +-10% around it
+        return _held(current, *extent, _HEADROOM, _HEADROOM, math.log10(1.2) if pf.log_y else flat, pf.log_y)
 
     def close(self) -> None:
         for w in [*self._marks(), self.x_axis, self.y_axis, self.y_scale, self.panzoom, self.figure]:
@@ -228,7 +280,7 @@ class PanelGrid:
         self._on_zoom((_to_number(lo), _to_number(hi)))
 
     def _set_x_range(self, x_range: tuple[float, float] | None) -> int:
-        """Pin the shared x scale to ``x_range`` (None: auto-range, i.e. follow the data)."""
+        """Pin the shared x scale to ``x_range`` (None: no data yet, bqplot auto-ranges)."""
         if x_range is None:
             bounds: tuple = (None, None)
         elif self._x_is_date:
@@ -245,6 +297,19 @@ class PanelGrid:
             self._applying_range = False
         return 1
 
+    def _auto_x(self, frame: Frame) -> tuple[float, float] | None:
+        """Held bounds for all panels' x data (epoch s on a date axis), with room to grow on the right."""
+        xs = [x for pf in frame.panels for sf in pf.series for x in (sf.x, sf.raw_x) if x is not None]
+        if frame.x_is_date:
+            xs = [x.astype("datetime64[ms]").astype(np.int64) / 1000.0 for x in xs]
+        extent = _extent(xs)
+        if extent is None:
+            return None
+        current = (self.x_scale.min, self.x_scale.max)
+        if None not in current:
+            current = (_to_number(current[0]), _to_number(current[1]))
+        return _held(current, *extent, 0.0, _HEADROOM, 1.0)
+
     def apply(self, frame: Frame) -> int:
         sent = 0
         if frame.x_is_date != self._x_is_date:
@@ -254,7 +319,7 @@ class PanelGrid:
             for panel in self.panels.values():
                 panel.set_scales(self.x_scale, frame.x_label, panel.log_y)
             old.close()
-        sent += self._set_x_range(frame.x_range)
+        sent += self._set_x_range(frame.x_range if frame.x_range is not None else self._auto_x(frame))
         for pf in frame.panels:
             panel = self.panels.get(pf.family)
             if panel is None:

@@ -4,7 +4,8 @@ Metrics are grouped by *family*: the name with its split tokens (train, val,
 test...) and aggregation suffixes (step, epoch) removed. So ``loss``,
 ``val_loss``, ``train/loss``, ``loss/val``, ``loss_train`` and Lightning's
 ``train_loss_epoch`` share the ``loss`` panel; ``acc``, ``val_acc`` and Keras'
-``val_accuracy`` share ``accuracy``.
+``val_accuracy`` share ``accuracy``. A number right after a split token is part of the
+split (XGBoost's ``validation_0/logloss``, LightGBM's ``valid_1/l2``).
 """
 
 from __future__ import annotations
@@ -32,7 +33,8 @@ def _tokens(name: str) -> list[str]:
 def family_of(name: str) -> str:
     """The panel key of a metric name (``'val/loss' -> 'loss'``)."""
     tokens = _tokens(name)
-    kept = [t for t in tokens if t not in _ROLE_TOKENS]
+    kept = [t for i, t in enumerate(tokens)
+            if t not in _ROLE_TOKENS and not (t.isdigit() and i and tokens[i - 1] in _ROLE_TOKENS)]
     while len(kept) > 1 and kept[-1] in _SUFFIX_TOKENS:
         kept.pop()
     if not kept:  # e.g. a metric literally named "val" or "epoch"

@@ -29,6 +29,7 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
+from ._precision import fits_float32
 from .buffers import MetricHistory
 from .diagnostics.findings import SEVERITY_COLORS, Finding
 from .formats import DEFAULT_RUN, as_runs
@@ -196,7 +197,7 @@ class _MetricState:
         """
         key = (s.smoothing_mode, s.smoothing, s.x_axis if s.smoothing_mode == "time_ema" else None)
         if self.smoother_key != key:
-            self.smoother, self.smoother_key = make_smoother(s.smoothing_mode, s.smoothing), key
+            self.smoother, self.smoother_key = make_smoother(s.smoothing_mode, s.smoothing, compact=True), key
             self.smooth_pyramid = MinMaxPyramid()
         smooth = self.smoother.update(values, x)
         self.smooth_pyramid.truncate(self.smoother.changed_from)
@@ -220,12 +221,9 @@ def _wire_y(a: np.ndarray) -> np.ndarray:
     """y values for the browser: float32 (half the bytes) where that loses nothing visible.
 
     float32 keeps ~7 significant digits between 1e-30 and 1e30; outside that range
-    (underflow to 0, overflow to inf) the values go as float64.
+    (underflow to 0, overflow to inf) the values go as float64 (see :mod:`._precision`).
     """
-    mag = np.abs(a[np.isfinite(a) & (a != 0)])
-    if len(mag) and (mag.min() < 1e-30 or mag.max() > 1e30):
-        return _fresh(a)
-    return np.array(a, dtype=np.float32)
+    return np.array(a, dtype=np.float32) if fits_float32(a) else _fresh(a)
 
 
 def _x_values(x: np.ndarray, x_axis: str, t0: float, scale: float) -> np.ndarray:
@@ -355,7 +353,9 @@ class FrameBuilder:
             i0, i1 = _index_range(column, lo, hi)
         raw = hist.values
         state.raw_pyramid.update(raw)
-        raw_idx = state.raw_pyramid.select(column, raw, i0, i1, s.max_points)
+        # behind a smoothed line the faint raw line gets half the budget: half the path to draw
+        raw_budget = max(4, s.max_points // 2) if s.smoothing > 0 else s.max_points
+        raw_idx = state.raw_pyramid.select(column, raw, i0, i1, raw_budget)
         raw_y = raw[raw_idx]
         if s.smoothing > 0:
             smooth = state.smoothed(raw, column, s)

@@ -418,6 +418,23 @@ class LossPlot(widgets.VBox):
         if errors:
             raise ValueError("; ".join(errors))
 
+    @classmethod
+    def from_history(cls, history: Any, **options: Any) -> LossPlot:
+        """A new plot of results that already exist, at steps = epochs.
+
+        ``history`` is a ``keras.callbacks.History`` (what ``model.fit`` returns), its
+        ``.history`` dict, or any mapping of metric name -> equal-length list of per-epoch
+        values. ``options`` go to ``LossPlot``. Bad input (ragged lists, non-numeric values,
+        an empty mapping) raises ``TypeError``/``ValueError`` naming the metric.
+        """
+        from .integrations.history import history_rows
+
+        rows = history_rows(history)  # everything checked before a plot exists
+        plot = cls(**options)
+        for step, row in rows:
+            plot.log(row, step=step)
+        return plot
+
     @property
     def last_snapshot(self) -> bytes | None:
         """PNG bytes of the widget exactly as the browser last showed it.

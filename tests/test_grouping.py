@@ -8,6 +8,8 @@ from lossviz_widget.grouping import family_of, higher_is_better
     [
         (["loss", "val_loss", "train_loss", "test_loss", "train/loss", "val/loss", "loss_train", "loss/val",
           "Train Loss", "eval_loss", "train_loss_epoch", "train_loss_step", "validation-loss"], "loss"),
+        (["logloss", "validation_0/logloss", "validation_1-logloss", "train/logloss", "valid_0/logloss"],
+         "logloss"),
         (["acc", "val_acc", "accuracy", "val_accuracy", "train/acc"], "accuracy"),
         (["lr", "train/lr"], "lr"),
         (["learning_rate"], "learning_rate"),
@@ -28,6 +30,7 @@ def test_odd_names_get_a_non_empty_family(name):
 def test_distinct_families_stay_apart():
     assert family_of("loss") != family_of("acc") != family_of("lr")
     assert family_of("mean_loss") != family_of("loss")
+    assert family_of("loss_0") != family_of("loss")  # a number only joins a split token
 
 
 def test_direction():

@@ -71,7 +71,9 @@ def test_notebook_runs_clean(path, executed):
         assert idle - busy < CELL_BUDGET_S, f"cell {i} took {idle - busy:.1f} s (budget {CELL_BUDGET_S} s)"
     assert not run.clear_outputs, f"cells {sorted(set(run.clear_outputs))} cleared their output"
     # A kernel kept alive by a stuck (non-daemon) thread would sit out the 30 s shutdown wait.
-    assert run.shutdown_s < 10.0, f"kernel took {run.shutdown_s:.1f} s to shut down"
+    # A kernel that imported torch/keras/transformers needs seconds just to tear its modules
+    # down at exit (5.6 s for a bare `import torch, keras` process on a loaded 2-core machine).
+    assert run.shutdown_s < 20.0, f"kernel took {run.shutdown_s:.1f} s to shut down"
 
 
 # -- the quickstart --------------------------------------------------------------------------

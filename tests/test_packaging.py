@@ -15,8 +15,9 @@ def test_wheel_ships_package_and_js(tmp_path):
     )
     (wheel,) = tmp_path.glob("lossviz_widget-*.whl")
     names = set(zipfile.ZipFile(wheel).namelist())
-    modules = {f"lossviz_widget/{p.name}" for p in (ROOT / "lossviz_widget").glob("*.py")}
-    assert modules <= names
+    modules = {f"lossviz_widget/{p.relative_to(ROOT / 'lossviz_widget').as_posix()}"
+               for p in (ROOT / "lossviz_widget").rglob("*.py")}
+    assert "lossviz_widget/integrations/keras.py" in modules and modules <= names
     js_files = {f"lossviz_widget/js/{p.relative_to(ROOT / 'js').as_posix()}" for p in (ROOT / "js").rglob("*") if p.is_file()}
     assert js_files and js_files <= names
     assert not any(n.startswith(("tests/", "notebooks/", ".venv")) for n in names)

@@ -91,3 +91,20 @@ def test_small_series_and_empty_range():
     assert len(pyr.select(y, y, 5, 5, 100)) == 0
     with pytest.raises(ValueError, match="shrank"):
         pyr.update(y[:5])
+
+
+def test_level0_finds_every_kind_of_non_finite_block():
+    """argmin/argmax picks flag the blocks to mask: NaN, +inf, -inf, all non-finite, mixed."""
+    base = 64
+    y = np.random.default_rng(3).normal(size=base * 8)
+    y[0 * base + 5] = np.nan
+    y[1 * base + 7] = np.inf
+    y[2 * base + 9] = -np.inf
+    y[3 * base : 4 * base] = np.nan
+    y[4 * base : 5 * base] = np.inf
+    y[5 * base + 1], y[5 * base + 2], y[5 * base + 3] = -np.inf, np.nan, np.inf
+    pyr = MinMaxPyramid(base)
+    pyr.update(y)
+    rows = pyr.levels[0].rows(0, 8)
+    for j in range(8):
+        assert tuple(rows[:, j]) == brute(y, j * base, base), j

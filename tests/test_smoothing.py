@@ -83,3 +83,88 @@ def test_long_series_stays_accurate():
 def test_weight_out_of_range(bad):
     with pytest.raises(ValueError, match="smoothing weight"):
         EmaSmoother(bad)
+
+
+def runs_with_gaps(n, seed):
+    """A random walk with single NaN/+inf/-inf points and runs of them."""
+    rng = np.random.default_rng(seed)
+    y = np.cumsum(rng.normal(size=n)) + 3.0
+    for bad in (np.nan, np.inf, -np.inf):
+        y[rng.integers(0, n, n // 200)] = bad
+        start = int(rng.integers(0, n - 50))
+        y[start : start + int(rng.integers(1, 50))] = bad
+    return y
+
+
+@pytest.mark.parametrize("weight", [0.0, 0.3, 0.6, 0.9, 0.99, 0.999])
+def test_equal_to_the_tensorboard_port_within_1e_12_with_nan_inf_runs(weight):
+    y = runs_with_gaps(60_000, seed=int(weight * 1000))
+    got, ref = tensorboard_ema(y, weight), tensorboard_reference(y, weight)
+    np.testing.assert_array_equal(got[~np.isfinite(ref)], ref[~np.isfinite(ref)])  # passed through
+    # 1e-12 relative to the series' magnitude (near a zero crossing, relative to the value is ill-posed)
+    np.testing.assert_allclose(got, ref, rtol=1e-12, atol=1e-12 * np.abs(ref[np.isfinite(ref)]).max())
+
+
+def test_slices_and_increments_change_nothing(monkeypatch):
+    import lossviz_widget.smoothing as smoothing
+
+    monkeypatch.setattr(smoothing, "_SLICE", 1000)  # many slices, some starting inside the debias horizon
+    y = runs_with_gaps(20_000, seed=7)
+    s = EmaSmoother(0.99)
+    for c in (1, 999, 1000, 1001, 5000, 12_345, 20_000):
+        got = s.update(y[:c])
+    ref = tensorboard_reference(y, 0.99)
+    np.testing.assert_allclose(got, ref, rtol=1e-12, atol=1e-12 * np.abs(ref[np.isfinite(ref)]).max())
+    np.testing.assert_allclose(got, tensorboard_ema(y, 0.99), rtol=1e-13)  # as one shot
+
+
+def test_compact_storage_is_the_float64_result_rounded_to_float32():
+    y = runs_with_gaps(30_000, seed=11)
+    s = EmaSmoother(0.9, compact=True)
+    got = s.update(y)
+    assert got.dtype == np.float32
+    np.testing.assert_array_equal(got, tensorboard_ema(y, 0.9).astype(np.float32))  # what is drawn
+    # relative error bound: half a float32 ulp for the rounding, plus the float64 EMA's 1e-12
+    finite = np.isfinite(got)
+    ref = tensorboard_reference(y, 0.9)[finite]
+    assert np.max(np.abs(got[finite] - ref) / np.abs(ref)) <= 2.0**-24 + 1e-12
+
+
+@pytest.mark.parametrize("extreme", [1e-35, -1e-35, 1e35, -1e35])
+def test_compact_storage_switches_to_float64_for_values_float32_cannot_draw(extreme):
+    s = EmaSmoother(0.6, compact=True)
+    head = np.linspace(1.0, 2.0, 100)
+    assert s.update(head).dtype == np.float32
+    y = np.concatenate([head, np.full(50, extreme), np.full(2000, extreme * 3)])
+    got = s.update(y)
+    assert got.dtype == np.float64
+    ref = tensorboard_reference(y, 0.6)
+    full = tensorboard_ema(y, 0.6)
+    np.testing.assert_allclose(got[:100], full[:100].astype(np.float32), rtol=2.0**-23)  # kept as drawn
+    np.testing.assert_allclose(got[100:], ref[100:], rtol=1e-12)  # float64 from the switch on
+    assert got[-1] != 0 and np.isfinite(got[-1])
+
+
+def test_fits_float32():
+    from lossviz_widget._precision import fits_float32
+
+    assert fits_float32(np.array([]))
+    assert fits_float32(np.array([np.nan, np.inf, -np.inf]))
+    assert fits_float32(np.array([0.0, -1.0, 1e-30, 1e30, np.nan]))
+    assert fits_float32(np.array([1e-5, 3.0]))
+    for bad in ([1.0, 1e31], [-1e31, 0.0], [1e-31, 2.0], [-2.0, -1e-31], [-1.0, 1e-31, 1.0], [np.inf, 2e30]):
+        assert not fits_float32(np.array(bad)), bad
+
+
+def test_compact_storage_switch_inside_one_update_keeps_its_earlier_slices(monkeypatch):
+    """The switch to float64 can happen in a later slice of one update(): the slices already
+    stored in that update must survive it (only the uninitialised slack is dropped)."""
+    import lossviz_widget.smoothing as smoothing
+
+    monkeypatch.setattr(smoothing, "_SLICE", 64)
+    y = np.concatenate([np.linspace(1.0, 2.0, 100), np.full(60, 1e35)])
+    got = EmaSmoother(0.6, compact=True).update(y)
+    assert got.dtype == np.float64
+    full = tensorboard_ema(y, 0.6)
+    np.testing.assert_allclose(got[:64], full[:64].astype(np.float32), rtol=2.0**-23)  # first slice, as drawn
+    np.testing.assert_allclose(got[64:], tensorboard_reference(y, 0.6)[64:], rtol=1e-12)

@@ -154,14 +154,14 @@ def test_ignore_outliers_uses_5_95_percentile(plot):
         plot.log(loss=v, step=i)
     plot.flush()
     scale = plot._grid.panels["loss"].y_scale
-    assert scale.min is None and scale.max is None  # auto by default
+    assert scale.min < -1e4 and scale.max > 1e4  # auto by default: all the data, a margin around it
     plot.ignore_outliers = True
     plot.flush()
     lo, hi = np.percentile(y, [5, 95])
     assert lo - 0.2 * (hi - lo) < scale.min < lo and hi < scale.max < hi + 0.2 * (hi - lo)
     plot.ignore_outliers = False
     plot.flush()
-    assert scale.min is None and scale.max is None
+    assert scale.min < -1e4 and scale.max > 1e4
 
 
 def test_x_axis_modes(plot):
@@ -250,7 +250,8 @@ def test_zoom_from_python_and_the_browser_re_downsamples_and_follow_latest_reset
     plot.flush()
     main = lines(plot, "loss", "loss")[1]
     scale = plot._grid.x_scale
-    assert len(main.x) <= 200 and (scale.min, scale.max) == (None, None) and plot.follow_latest
+    auto = (scale.min, scale.max)
+    assert len(main.x) <= 200 and auto[0] == 0.0 and n - 1 < auto[1] < 1.1 * n and plot.follow_latest
     plot.x_range = (31_400.0, 31_430.0)  # zoom from Python: the raw points there
     plot.flush()
     main = lines(plot, "loss", "loss")[1]
@@ -265,7 +266,7 @@ def test_zoom_from_python_and_the_browser_re_downsamples_and_follow_latest_reset
     assert (scale.min, scale.max) == (60_000.0, 60_010.0)
     plot.follow_latest = True  # back to the whole run, auto-ranged
     plot.flush()
-    assert plot.x_range is None and (scale.min, scale.max) == (None, None)
+    assert plot.x_range is None and (scale.min, scale.max) == (0.0, pytest.approx(1.05 * n))
     assert lines(plot, "loss", "loss")[1].x[-1] == n
     with pytest.raises(Exception, match="x_range must be"):
         plot.x_range = (5.0, 1.0)
@@ -309,8 +310,9 @@ def test_live_mode_renders_from_a_background_thread_with_a_trailing_frame():
     seen = []
     while not done.is_set():
         panel = p._grid.panels.get("loss")
-        if panel:
-            seen.append(len(panel.lines["loss"][1].x))
+        pair = panel.lines.get("loss") if panel else None  # the render thread may be adding it right now
+        if pair:
+            seen.append(len(pair[1].x))
         time.sleep(0.05)
     t.join()
     end = time.monotonic() + 3
@@ -334,3 +336,35 @@ def test_close_stops_everything():
     p.close()
     assert not p._scheduler.running
     assert all(w.comm is None for w in widgets)  # nothing left open in the kernel or the browser
+
+
+def test_auto_ranged_bounds_hold_while_the_data_fills_them(plot):
+    """bqplot redraws every line of a scale whenever its domain changes: bounds move rarely."""
+    for i in range(1000):
+        plot.log(loss=2.0 - i / 1000, step=i)
+    plot.flush()
+    x_scale, y_scale = plot._grid.x_scale, plot._grid.panels["loss"].y_scale
+    x0, y0 = (x_scale.min, x_scale.max), (y_scale.min, y_scale.max)
+    assert x0 == (0.0, pytest.approx(999 * 1.05))
+    assert y0 == (pytest.approx(1.001 - 0.05 * 0.999), pytest.approx(2.0 + 0.05 * 0.999))
+    for i in range(1000, 1040):  # within the margins: no new bounds
+        plot.log(loss=1.0 - (i - 1000) / 1000, step=i)
+        plot.flush()
+        assert (x_scale.min, x_scale.max) == x0 and (y_scale.min, y_scale.max) == y0
+    plot.log(loss=0.5, step=1100)  # beyond both: new bounds, with new margins
+    plot.flush()
+    assert x_scale.max == pytest.approx(1100 * 1.05) and y_scale.min == pytest.approx(0.5 - 0.05 * 1.5)
+    plot.log_y = True  # log axis: margins in log10 units
+    plot.flush()
+    log_scale = plot._grid.panels["loss"].y_scale
+    span = np.log10(2.0 / 0.5)
+    assert np.log10(log_scale.min) == pytest.approx(np.log10(0.5) - 0.05 * span)
+
+
+def test_held_bounds_for_flat_and_shrinking_data():
+    from lossviz_widget.figures import _held
+
+    assert _held((None, None), 3.0, 3.0, 0.05, 0.05, flat=0.6) == (2.7, 3.3)
+    assert _held((2.7, 3.3), 3.0, 3.0, 0.05, 0.05, flat=0.6) == (2.7, 3.3)  # stays put
+    assert _held((0.0, 100.0), 40.0, 50.0, 0.05, 0.05, flat=1.0) == (39.5, 50.5)  # data shrank: refit
+    assert _held((0.0, 100.0), 0.0, 90.0, 0.0, 0.05, flat=1.0) == (0.0, 100.0)  # still fills 94.5%

@@ -1,0 +1,65 @@
+"""The Lightning logger, built once per Lightning package (``lightning.pytorch`` or ``pytorch_lightning``).
+
+Both packages ship the same ``Logger`` base class and ``rank_zero_only`` under different
+import names; :mod:`.lightning` and :mod:`.pytorch_lightning` each pass theirs in.
+"""
+
+from __future__ import annotations
+
+from argparse import Namespace
+from collections.abc import Mapping
+from typing import Any
+
+from ..widget import LossPlot
+from ._common import numeric, resolve_plot
+
+__all__ = ["logger_class"]
+
+
+def logger_class(base: type, rank_zero_only: Any) -> type:
+    """A ``LossPlotLogger`` subclassing ``base`` (a Lightning ``Logger``)."""
+
+    class LossPlotLogger(base):
+        """Lightning logger that streams every logged metric into a ``LossPlot``.
+
+        Use it alone or next to others: ``Trainer(logger=[LossPlotLogger(), CSVLogger("logs")])``.
+        Metrics keep Lightning's names (``train_loss_step``, ``train_loss_epoch``, ``val_loss``,
+        ``epoch``...) and its step (``trainer.global_step``-like batches that stepped), so
+        epoch and validation values sit at the step of the epoch's last batch. Rows may hold
+        any subset of metrics (validation comes in its own rows). Only global rank 0 logs.
+        Shows nothing unless ``display=True``: put ``logger.plot`` as a cell's last line.
+        """
+
+        def __init__(self, plot: LossPlot | None = None, *, display: bool = False, title: str = "") -> None:
+            super().__init__()
+            self.plot = resolve_plot(plot, display=display, title=title)
+            self.hparams: dict[str, Any] = {}
+
+        @property
+        def name(self) -> str:
+            return "lossviz"
+
+        @property
+        def version(self) -> int:
+            return 0
+
+        @property
+        def experiment(self) -> LossPlot:
+            return self.plot
+
+        @rank_zero_only
+        def log_hyperparams(self, params: Mapping[str, Any] | Namespace, *args: Any, **kwargs: Any) -> None:
+            """Kept in ``self.hparams`` (not plotted: they are constants)."""
+            self.hparams.update(vars(params) if isinstance(params, Namespace) else dict(params))
+
+        @rank_zero_only
+        def log_metrics(self, metrics: Mapping[str, float], step: int | None = None) -> None:
+            row = numeric(metrics)
+            if row:
+                self.plot.log(row, step=step)
+
+        @rank_zero_only
+        def finalize(self, status: str) -> None:
+            self.plot.flush()
+
+    return LossPlotLogger

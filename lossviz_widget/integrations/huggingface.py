@@ -1,0 +1,45 @@
+"""Hugging Face ``transformers.Trainer``: ``Trainer(..., callbacks=[LossPlotCallback()])``.
+
+Every numeric entry of each log row is plotted at ``state.global_step``: ``loss``,
+``grad_norm``, ``learning_rate``, ``epoch`` (fractional), ``eval_loss`` and the other
+``eval_*`` values. The summary row ``Trainer`` logs when training ends
+(``train_runtime``, ``train_loss`` as the mean over the whole run, ...) is not a point on
+a curve: it is kept in ``callback.summary`` instead. Only the main process logs.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from transformers import TrainerCallback, TrainerControl, TrainerState, TrainingArguments
+
+from ..widget import LossPlot
+from ._common import numeric, resolve_plot
+
+__all__ = ["LossPlotCallback"]
+
+
+class LossPlotCallback(TrainerCallback):
+    """Stream ``Trainer`` logs into ``plot`` (a new ``LossPlot`` if None).
+
+    Shows nothing unless ``display=True``: put ``callback.plot`` as a cell's last line.
+    """
+
+    def __init__(self, plot: LossPlot | None = None, *, display: bool = False, title: str = "") -> None:
+        self.plot = resolve_plot(plot, display=display, title=title)
+        self.summary: dict[str, float] = {}
+
+    def on_log(self, args: TrainingArguments, state: TrainerState, control: TrainerControl,
+               logs: dict[str, Any] | None = None, **kwargs: Any) -> None:
+        if not state.is_world_process_zero:
+            return
+        row = numeric(logs or {})
+        if "train_runtime" in row:
+            self.summary.update(row)
+        elif row:
+            self.plot.log(row, step=state.global_step)
+
+    def on_train_end(self, args: TrainingArguments, state: TrainerState, control: TrainerControl,
+                     **kwargs: Any) -> None:
+        if state.is_world_process_zero:
+            self.plot.flush()
