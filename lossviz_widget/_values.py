@@ -18,7 +18,7 @@ import numbers
 import sys
 import warnings
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -42,6 +42,24 @@ def check_name(name: Any) -> str:
     if not name:
         raise ValueError("metric name must not be empty")
     return name
+
+
+def merge_metrics(metrics: Mapping[str, Any] | None, values: dict[str, Any]) -> Mapping[str, Any]:
+    """One call's metrics, ``log(mapping, **keywords)``, as one mapping (names not yet checked)."""
+    if metrics is None:
+        merged: Mapping[str, Any] = values
+    elif not isinstance(metrics, Mapping):
+        raise TypeError(f"log() takes a mapping of metric values or keyword arguments, got {type(metrics).__name__}")
+    elif values:
+        clash = metrics.keys() & values.keys()
+        if clash:
+            raise ValueError(f"metric {sorted(clash)[0]!r} given both in the mapping and as a keyword")
+        merged = {**metrics, **values}
+    else:
+        merged = metrics
+    if not merged:
+        raise TypeError("log() needs at least one metric, e.g. log(loss=0.5)")
+    return merged
 
 
 def _describe(value: Any) -> str:

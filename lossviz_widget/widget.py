@@ -27,6 +27,7 @@ from typing import Any
 import ipywidgets as widgets
 from traitlets import Bool, Enum, Float, Int, TraitError, Tuple, Unicode, observe, validate
 
+from ._values import merge_metrics
 from .controls import control_bar, format_number, readout_html
 from .diagnostics import Diagnostics, DiagnosticsConfig, Finding, findings_html
 from .figures import PanelGrid
@@ -254,21 +255,7 @@ class LossPlot(widgets.VBox):
     def _log_into(self, store: MetricStore, metrics: Mapping[str, Any] | None, step: Any,
                   values: dict[str, Any]) -> None:
         """:meth:`log` into one run's store (also what :meth:`Run.log` calls)."""
-        if metrics is None:
-            merged: Mapping[str, Any] = values
-        elif not isinstance(metrics, Mapping):
-            raise TypeError(
-                f"log() takes a mapping of metric values or keyword arguments, got {type(metrics).__name__}"
-            )
-        elif values:
-            clash = metrics.keys() & values.keys()
-            if clash:
-                raise ValueError(f"metric {sorted(clash)[0]!r} given both in the mapping and as a keyword")
-            merged = {**metrics, **values}
-        else:
-            merged = metrics
-        if not merged:
-            raise TypeError("log() needs at least one metric, e.g. plot.log(loss=0.5)")
+        merged = merge_metrics(metrics, values)
         if store.log(merged, step) and self._background:
             self._scheduler.request()
 

@@ -8,6 +8,7 @@ and the snapshot files hold the full-resolution history.
 
 from __future__ import annotations
 
+import ast
 import math
 import time
 from pathlib import Path
@@ -250,3 +251,18 @@ def test_landscape_views_show_once_and_fill_in_live(executed):
     assert len(heat) >= 3, f"only {len(heat)} heat-map updates while the trajectory computed"
     result = [o for o in run.nb.cells[run.code_cell("land = bg.wait()")].outputs if o.output_type == "execute_result"]
     assert result and "121/121 points, done" in result[0]["data"]["text/plain"]
+
+
+def test_sweep_notebook_shows_every_trial_live(executed):
+    """Each Ray Tune trial becomes a run, and the plot's lines update while the sweep cell runs."""
+    run, *_ = executed(NOTEBOOK_DIR / "32_sweep_ray_tune.ipynb")
+    sweep = run.code_cell("tuner.fit()")
+    text = cell_text(run.nb.cells[sweep])
+    runs = next(line for line in text.splitlines() if line.startswith("runs: "))
+    # one run per trial, in the order their first results arrived
+    assert sorted(ast.literal_eval(runs[len("runs: "):])) == ["0_lr=0.0030", "1_lr=0.0300", "2_lr=0.3000", "3_lr=1.2000"]
+    models = run.models()
+    frames = {round(e.time, 2) for e in run.events
+              if e.cell_index == sweep and e.msg_type == "comm_msg" and models.get(e.comm_id, "").startswith("bqplot:")
+              and {"x", "y"} & set(e.keys)}
+    assert len(frames) >= 2, f"only {len(frames)} line-data frames while the sweep ran"

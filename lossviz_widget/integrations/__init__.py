@@ -15,6 +15,7 @@ module                                    what it gives
 :mod:`.sklearn`                           ``plot_mlp``, ``partial_fit_step``
 :mod:`.xgboost`                           ``LossPlotCallback`` (``xgboost.callback``)
 :mod:`.lightgbm`                          ``LossPlotCallback`` (a ``lightgbm.train`` callback)
+:mod:`.ray_tune`                          ``LossPlotCallback`` (``ray.tune``: one run per trial)
 ========================================  ==============================================
 
 Every integration takes an existing :class:`~lossviz_widget.LossPlot` (``plot=``) or
