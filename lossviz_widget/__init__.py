@@ -7,10 +7,14 @@
 
 from . import losses
 from .buffers import MetricHistory
+from .diagnostics import DiagnosticsConfig, Finding
 from .lr_finder import LRFindResult, lr_find
 from .runs import Run
-from .smoothing import tensorboard_ema
+from .smoothing import SMOOTHING_MODES, smooth, tensorboard_ema
 from .widget import LossPlot
 
-__all__ = ["LRFindResult", "LossPlot", "MetricHistory", "Run", "losses", "lr_find", "tensorboard_ema"]
+__all__ = [
+    "DiagnosticsConfig", "Finding", "LRFindResult", "LossPlot", "MetricHistory", "Run", "SMOOTHING_MODES", "losses",
+    "lr_find", "smooth", "tensorboard_ema",
+]
 __version__ = "0.1.0"

@@ -13,19 +13,26 @@ import math
 import ipywidgets as widgets
 from traitlets import HasTraits, link
 
+from ._format import format_number, step_attr
 from .view import ReadoutRow
 
 __all__ = ["control_bar", "readout_html", "format_number"]
 
 X_AXIS_LABELS = (("step", "step"), ("wall time", "wall_time"), ("relative time", "relative_time"))
+# The slider means the EMA weight in both EMA modes, and a window of (1+s)/(1-s) points (the
+# EMA's span) for the centered ones: see lossviz_widget.smoothing.
+SMOOTHING_MODE_LABELS = (("EMA", "ema"), ("time-weighted EMA", "time_ema"), ("moving average", "moving_average"),
+                         ("Gaussian", "gaussian"))
 
 
 def control_bar(plot: HasTraits) -> widgets.HBox:
-    """Widgets bound (both ways) to ``plot.smoothing/log_y/ignore_outliers/x_axis/follow_latest``."""
+    """Widgets bound (both ways) to ``plot.smoothing/smoothing_mode/log_y/ignore_outliers/x_axis/follow_latest``."""
     smoothing = widgets.FloatSlider(
         min=0.0, max=0.999, step=0.001, readout_format=".3f", continuous_update=False,
         description="smoothing", style={"description_width": "initial"}, layout=widgets.Layout(width="260px"),
     )
+    mode = widgets.Dropdown(options=SMOOTHING_MODE_LABELS, layout=widgets.Layout(width="160px"),
+                            tooltip="smoothing: EMA weight, or a centered window of (1+s)/(1-s) points")
     log_y = widgets.ToggleButton(description="log y", tooltip="logarithmic y axis", layout=widgets.Layout(width="80px"))
     outliers = widgets.ToggleButton(
         description="ignore outliers", tooltip="y range from the 5th to the 95th percentile",
@@ -37,27 +44,13 @@ def control_bar(plot: HasTraits) -> widgets.HBox:
         description="follow latest", tooltip="x axis follows all data; drag or scroll on a plot to zoom",
         layout=widgets.Layout(width="110px"),
     )
-    pairs = ((smoothing, "smoothing"), (log_y, "log_y"), (outliers, "ignore_outliers"), (x_axis, "x_axis"),
+    pairs = ((smoothing, "smoothing"), (mode, "smoothing_mode"), (log_y, "log_y"), (outliers, "ignore_outliers"), (x_axis, "x_axis"),
              (follow, "follow_latest"))
     for control, name in pairs:
         link((plot, name), (control, "value"))
     bar = widgets.HBox([c for c, _ in pairs], layout=widgets.Layout(flex_flow="row wrap", align_items="center"))
     bar.add_class("lossviz-controls")
     return bar
-
-
-def format_number(v: float) -> str:
-    if math.isnan(v):
-        return "nan"
-    if math.isinf(v):
-        return "inf" if v > 0 else "-inf"
-    if v == int(v) and abs(v) < 1e15:
-        return f"{int(v):,}"
-    return f"{v:.4g}"
-
-
-def _step(v: float) -> str:
-    return str(int(v)) if v == int(v) else repr(v)
 
 
 def readout_html(rows: list[ReadoutRow]) -> str:
@@ -77,7 +70,7 @@ def readout_html(rows: list[ReadoutRow]) -> str:
         arrow = "&#9650;" if r.higher_is_better else "&#9660;"  # which way is better
         bad = f' style="color:#d62728;font-weight:bold"' if r.nonfinite else ""
         body.append(
-            f'<tr data-run="{run}" data-metric="{name}" data-step="{_step(r.step)}" data-count="{r.count}" '
+            f'<tr data-run="{run}" data-metric="{name}" data-step="{step_attr(r.step)}" data-count="{r.count}" '
             f'data-nonfinite="{r.nonfinite}">'
             f'<td><span style="display:inline-block;width:12px;height:3px;background:{r.color}"></span></td>'
             f"{f'<td>{run}</td>' if several else ''}<td>{name}</td><td>{format_number(r.step)}</td><td>{format_number(r.latest)}</td>"

@@ -102,11 +102,15 @@ class _Panel:
             x=_EMPTY, y=_EMPTY, scales=self._scales(), marker="triangle-down", default_size=48,
             stroke="black", stroke_width=0.5, visible=False, display_legend=False,
         )
+        self.findings = Scatter(  # diagnostics findings, at the step on the curve
+            x=_EMPTY, y=_EMPTY, scales=self._scales(), marker="diamond", default_size=64,
+            stroke="white", stroke_width=1, visible=False, display_legend=False,
+        )
         self.lines: dict[str | tuple[str, str], tuple[Lines, Lines]] = {}  # SeriesFrame.key -> (faint, main)
         self.panzoom = PanZoom(scales={"x": [x_scale]})  # drag to pan, wheel to zoom, in x
         self.figure = Figure(
             interaction=self.panzoom,
-            marks=[self.markers], axes=[self.x_axis, self.y_axis], title=family, animation_duration=0,
+            marks=[self.markers, self.findings], axes=[self.x_axis, self.y_axis], title=family, animation_duration=0,
             # rising curves (accuracy) end top-right, falling ones (loss) bottom-right: keep the legend clear
             legend_location="bottom-right" if higher_is_better(family) else "top-right",
             fig_margin={"top": 40, "bottom": 45, "left": 60, "right": 40},
@@ -134,7 +138,7 @@ class _Panel:
             old.close()
 
     def _marks(self) -> list:
-        return [m for pair in self.lines.values() for m in pair] + [self.markers]
+        return [m for pair in self.lines.values() for m in pair] + [self.markers, self.findings]
 
     def _add_series(self, sf: SeriesFrame) -> None:
         faint = Lines(x=_EMPTY, y=_EMPTY, scales=self._scales(), colors=[sf.color], opacities=[_FAINT],
@@ -144,7 +148,7 @@ class _Panel:
         self.lines[sf.key] = (faint, main)
         faints = [p[0] for p in self.lines.values()]
         mains = [p[1] for p in self.lines.values()]
-        self.figure.marks = faints + mains + [self.markers]  # raw behind, markers on top
+        self.figure.marks = faints + mains + [self.markers, self.findings]  # raw behind, markers on top
 
     def apply(self, pf: PanelFrame) -> int:
         """Push one panel's frame; returns the number of widget updates sent."""
@@ -186,13 +190,8 @@ class _Panel:
                 with self.y_scale.hold_sync():
                     self.y_scale.min, self.y_scale.max = lo, hi
                 sent += 1
-            has_markers = len(pf.marker_x) > 0
-            if has_markers or self.markers.visible:
-                with self.markers.hold_sync():
-                    self.markers.x, self.markers.y = pf.marker_x, pf.marker_y
-                    self.markers.colors = pf.marker_colors or ["#d62728"]
-                    self.markers.visible = has_markers
-                sent += 1
+            sent += _set_points(self.markers, pf.marker_x, pf.marker_y, pf.marker_colors)
+            sent += _set_points(self.findings, pf.finding_x, pf.finding_y, pf.finding_colors)
         title = pf.family + (f"  ({pf.note})" if pf.note else "")
         if self.figure.title != title:
             self.figure.title = title
@@ -209,6 +208,18 @@ class _Panel:
     def close(self) -> None:
         for w in [*self._marks(), self.x_axis, self.y_axis, self.y_scale, self.panzoom, self.figure]:
             w.close()
+
+
+def _set_points(scatter: Scatter, x: np.ndarray, y: np.ndarray, colors: list[str]) -> int:
+    """Show ``x, y`` in ``scatter`` (hidden when empty); returns the updates sent (0 or 1)."""
+    shown = len(x) > 0
+    if not (shown or scatter.visible):
+        return 0
+    with scatter.hold_sync():
+        scatter.x, scatter.y = x, y
+        scatter.colors = colors or ["#d62728"]
+        scatter.visible = shown
+    return 1
 
 
 def _restyle(faint: Lines, main: Lines, sf: SeriesFrame) -> int:

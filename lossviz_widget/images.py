@@ -161,6 +161,12 @@ def _draw_panel(ax: Axes, pf: PanelFrame) -> None:
         handles.append(Line2D([], [], linestyle="none", marker="v", markersize=7, markerfacecolor="#999999",
                               markeredgecolor="black", markeredgewidth=0.5))
         labels.append("non-finite (NaN/Inf)")
+    if len(pf.finding_x):  # diagnostics findings: a diamond on the curve at the step, like the live view
+        ax.scatter(pf.finding_x, pf.finding_y, c=list(pf.finding_colors), marker="D", s=36, edgecolors="white",
+                   linewidths=0.8, zorder=5.5, label="_finding")
+        handles.append(Line2D([], [], linestyle="none", marker="D", markersize=6, markerfacecolor="#999999",
+                              markeredgecolor="white"))
+        labels.append("diagnostics finding")
     if pf.y_range is not None:
         ax.set_ylim(*pf.y_range)
     title = pf.family + (f"\n{pf.note}" if pf.note else "")

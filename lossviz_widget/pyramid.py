@@ -102,6 +102,15 @@ class MinMaxPyramid:
                 here.extend(imin, imax, nf)
             k += 1
 
+    def truncate(self, n: int) -> None:
+        """Forget every block that reaches index ``n`` or beyond (their points are about to
+        change: a centered smoother rewrites its tail). The next :meth:`update` redoes them."""
+        if n >= self.seen:
+            return
+        self.seen = n
+        for k, level in enumerate(self.levels):
+            level.n = min(level.n, n // (self.base << k))
+
     def select(self, x: np.ndarray, values: np.ndarray, i0: int, i1: int, max_points: int) -> np.ndarray:
         """Sorted indices in ``[i0, i1)`` to draw: at most ``max_points``, extremes kept.
 

@@ -28,12 +28,13 @@ import base64
 import html
 import json
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 
 import numpy as np
 
 from .buffers import MetricHistory
 from .controls import format_number, readout_html
+from .diagnostics import Finding, findings_html
 from .runs_table import run_label_html
 from .formats import CSV_HEADER, RunData, as_runs, csv_bytes, json_safe_floats
 from .images import image_bytes
@@ -122,12 +123,20 @@ def _size_text(n: int) -> str:
     return f"{n} bytes"
 
 
+def _findings_section(findings: Sequence[Finding]) -> str:
+    if not findings:
+        return ""
+    return (f'<section id="lossviz-diagnostics" class="lossviz-diagnostics">\n<h2>Diagnostics</h2>\n'
+            f"{findings_html(findings)}\n</section>\n")
+
+
 def render_report(
     frame: Frame,
     data: Mapping[str, Mapping[str, MetricHistory]] | Mapping[str, MetricHistory],
     *,
     title: str = "",
     settings: Mapping[str, object] | None = None,
+    findings: Sequence[Finding] = (),
 ) -> str:
     """A standalone HTML page of a run: curves, latest/best table, settings and all the data.
 
@@ -138,7 +147,8 @@ def render_report(
     no JavaScript: the chart is inline SVG, the data an embedded JSON block
     (``#lossviz-data``: ``{"metrics": [{"run", "name", "steps", "values", "wall_time"}], ...}``
     with NaN/±Inf as strings, see :func:`json_safe_floats`) plus a CSV ``data:``
-    link. Every user string is escaped. Returns the page as a ``str`` (write it
+    link. ``findings`` (diagnostics) are listed under the table. Every user string is escaped.
+    Returns the page as a ``str`` (write it
     with ``encoding="utf-8"``).
     """
     esc = html.escape
@@ -208,7 +218,7 @@ def render_report(
 <h2>Latest and best</h2>
 {readout_html(frame.readout)}
 </section>
-<section id="lossviz-settings" class="lossviz-settings">
+{_findings_section(findings)}<section id="lossviz-settings" class="lossviz-settings">
 <h2>View settings</h2>
 <table>{settings_rows}</table>
 </section>

@@ -24,7 +24,10 @@ import numpy as np
 
 from ._precision import fits_float32
 
-__all__ = ["EmaSmoother", "tensorboard_ema"]
+__all__ = [
+    "SMOOTHING_MODES", "EmaSmoother", "TimeEmaSmoother", "CenteredSmoother", "Smoother", "make_smoother", "smooth",
+    "tensorboard_ema", "half_window", "gaussian_kernel",
+]
 
 # Points smoothed per pass: bounds the temporaries (one float64 array of this size) and
 # keeps them cache-sized.
@@ -110,13 +113,15 @@ class EmaSmoother:
         self._count = 0  # finite points so far (TensorBoard's numAccum)
         self._first = math.nan  # first value, to track TensorBoard's "constant series" rule
         self._constant = True
-        self.resets = 0  # full recomputations (earlier outputs changed): consumers rebuild caches
+        self.changed_from = 0  # first output index the last update wrote (earlier ones are unchanged)
 
-    def update(self, values: np.ndarray) -> np.ndarray:
+    def update(self, values: np.ndarray, x: np.ndarray | None = None) -> np.ndarray:
+        """``x`` (the x column) is accepted for a uniform smoother interface and ignored."""
         n = len(values)
         if n < self._n:
             raise ValueError("series shrank; EmaSmoother only follows appended data")
         new = values[self._n : n]
+        self.changed_from = self._n
         if len(new):
             if self._n == 0:
                 self._first = float(new[0])
@@ -124,8 +129,8 @@ class EmaSmoother:
                 # TensorBoard decides constancy over the whole series: once it breaks,
                 # every earlier output changes from "as is" to the EMA. Redo from scratch.
                 self._constant = False
-                self.resets += 1
                 self._n, self._last, self._count = 0, 0.0, 0
+                self.changed_from = 0
                 new = values[:n]
             self._ensure_capacity(n)
             for a in range(0, len(new), _SLICE):  # slices bound the temporaries
@@ -166,3 +171,206 @@ class EmaSmoother:
             grown = np.empty(max(n, 2 * len(self._out), 256), dtype=self._out.dtype)
             grown[: self._n] = self._out[: self._n]
             self._out = grown
+
+
+# -- further modes -------------------------------------------------------------------------------
+#
+# One slider drives every mode. Its value ``s`` in [0, 1) is the EMA weight for both EMAs; the
+# centered windows use the same effective width: ``span = (1 + s) / (1 - s)`` points, the pandas
+# ``span`` of an EMA with weight ``s`` (0.6 -> 4, 0.9 -> 19, 0.99 -> 199, 0.999 -> 1999), so moving
+# the slider feels the same in every mode. Windows are counted in points (not as a fraction of the
+# run) so that they do not change as the run grows: that is what keeps a frame incremental.
+
+SMOOTHING_MODES = ("ema", "time_ema", "moving_average", "gaussian")
+_TIME_UNIT_SAMPLE = 32  # spacings that fix the time EMA's unit (their median)
+_LOG_BIN = 115.0  # max log-decay within one vectorized block: exp(±230) stays far from overflow
+_FFT_MIN_WORK = 200_000  # direct convolution below this many multiply-adds, FFT above
+
+
+def half_window(weight: float) -> int:
+    """Half-width ``h`` of the centered moving average (window ``2h + 1`` ~ the EMA span)."""
+    span = (1.0 + weight) / (1.0 - weight)
+    return int(round((span - 1.0) / 2.0))
+
+
+def gaussian_kernel(weight: float) -> np.ndarray:
+    """Gaussian weights with the variance of the moving average's box (sigma = (2h+1)/sqrt(12)),
+    truncated at 3 sigma; equals ``scipy.signal.windows.gaussian(2k+1, sigma)``."""
+    sigma = (2 * half_window(weight) + 1) / math.sqrt(12.0)
+    k = int(math.ceil(3.0 * sigma))
+    j = np.arange(-k, k + 1, dtype=np.float64)
+    return np.exp(-0.5 * (j / sigma) ** 2)
+
+
+class TimeEmaSmoother:
+    """Debiased EMA whose decay follows the x spacing (W&B's time-weighted EMA).
+
+    Each point's weight decays by ``w ** (dx / unit)`` over an x distance ``dx``, so a gap
+    of ten logging intervals forgets as much as ten points would; TensorBoard's EMA treats
+    every point as one step apart. ``unit`` is the median spacing of the first
+    ``_TIME_UNIT_SAMPLE`` intervals (fixed from then on, so evenly logged data smooths exactly
+    like :class:`EmaSmoother`). The output is ``sum(w_i y_i) / sum(w_i)`` over the finite points
+    so far, which is ``pandas ewm(times=x, halflife=unit * ln 0.5 / ln w, adjust=True)``.
+    W&B scales ``dx`` by the visible x range instead; a fixed unit keeps earlier outputs final,
+    so each frame costs O(new points). Non-finite values pass through and are skipped; x
+    steps backwards (clock changes) count as no distance.
+    """
+
+    mode = "time_ema"
+
+    def __init__(self, weight: float) -> None:
+        if not 0.0 <= weight < 1.0:
+            raise ValueError(f"smoothing weight must be in [0, 1), got {weight!r}")
+        self.weight = float(weight)
+        self._log_w = math.log(weight) if weight > 0 else -math.inf
+        self._out = np.empty(0)
+        self._n = 0
+        self._unit: float | None = None  # the unit used so far; final once the sample is complete
+        self._num = self._den = 0.0
+        self._t_last = math.nan  # x of the last finite point
+        self.changed_from = 0
+
+    @staticmethod
+    def _unit_of(x: np.ndarray) -> float:
+        d = np.diff(x[: _TIME_UNIT_SAMPLE + 1])
+        d = d[d > 0]
+        return float(np.median(d)) if len(d) else 1.0
+
+    def update(self, values: np.ndarray, x: np.ndarray) -> np.ndarray:
+        n = len(values)
+        if n < self._n:
+            raise ValueError("series shrank; TimeEmaSmoother only follows appended data")
+        if len(x) != n:
+            raise ValueError(f"x has {len(x)} points, values {n}")
+        start = self._n
+        if self._n <= _TIME_UNIT_SAMPLE:  # the unit is still being learnt: redo if it moved
+            unit = self._unit_of(x[:n])
+            if unit != self._unit:
+                self._unit, start = unit, 0
+                self._num = self._den = 0.0
+                self._t_last = math.nan
+        self.changed_from = start
+        if n > len(self._out):
+            grown = np.empty(max(n, 2 * len(self._out), 256))
+            grown[:start] = self._out[:start]
+            self._out = grown
+        if n > start:
+            self._out[start:n] = self._smooth(values[start:n], x[start:n])
+        self._n = n
+        return self._out[:n]
+
+    def _smooth(self, new: np.ndarray, t: np.ndarray) -> np.ndarray:
+        out = new.astype(np.float64, copy=True)
+        if self.weight == 0.0:
+            return out
+        finite = np.isfinite(new)
+        y, ty = new[finite], t[finite]
+        if not len(y):
+            return out
+        prev = np.concatenate(([ty[0] if math.isnan(self._t_last) else self._t_last], ty[:-1]))
+        # log decay per point, clamped: beyond e**-115 the past no longer shows in float64 anyway
+        step = np.maximum(np.maximum(ty - prev, 0.0) / self._unit * self._log_w, -_LOG_BIN)
+        cum = np.cumsum(step)
+        bins = np.floor(-cum / _LOG_BIN)
+        cuts = np.flatnonzero(np.diff(bins)) + 1
+        res = np.empty(len(y))
+        base = 0.0
+        for a, b in zip(np.concatenate(([0], cuts)), np.concatenate((cuts, [len(y)]))):
+            rel = cum[a:b] - base  # in [-230, 0]
+            inv = np.exp(-rel)
+            decay = np.exp(rel)
+            num = decay * (self._num + np.cumsum(y[a:b] * inv))
+            den = decay * (self._den + np.cumsum(inv))
+            res[a:b] = num / den
+            self._num, self._den, base = float(num[-1]), float(den[-1]), float(cum[b - 1])
+        self._t_last = float(ty[-1])
+        out[finite] = res
+        return out
+
+
+def _window_sums(a: np.ndarray, kernel: np.ndarray, box: bool) -> np.ndarray:
+    """``sum_j kernel[j + k] * a[i + j]`` for every i (zeros outside ``a``); kernel symmetric."""
+    k = len(kernel) // 2
+    n = len(a)
+    if box:
+        c = np.concatenate(([0.0], np.cumsum(a)))
+        i = np.arange(n)
+        return c[np.minimum(i + k + 1, n)] - c[np.maximum(i - k, 0)]
+    if n * len(kernel) <= _FFT_MIN_WORK:
+        return np.convolve(a, kernel, mode="same") if n >= len(kernel) else np.convolve(a, kernel)[k : k + n]
+    size = 1 << int(math.ceil(math.log2(n + 2 * k)))
+    full = np.fft.irfft(np.fft.rfft(a, size) * np.fft.rfft(kernel, size), size)
+    return full[k : k + n]
+
+
+class CenteredSmoother:
+    """Centered weighted window (moving average or Gaussian) over the finite neighbours.
+
+    ``out[i] = sum(K[j] * y[i+j]) / sum(K[j])`` over the finite ``y`` within ``i-k .. i+k``
+    (windows shrink at both ends: pandas ``rolling(center=True, min_periods=1)``); non-finite
+    points pass through as gaps. An appended point changes only the last ``k`` outputs, so
+    :meth:`update` recomputes ``new + k`` outputs from ``new + 2k`` inputs.
+    """
+
+    def __init__(self, mode: str, weight: float) -> None:
+        if not 0.0 <= weight < 1.0:
+            raise ValueError(f"smoothing weight must be in [0, 1), got {weight!r}")
+        if mode not in ("moving_average", "gaussian"):
+            raise ValueError(f"mode must be 'moving_average' or 'gaussian', got {mode!r}")
+        self.mode = mode
+        self.weight = float(weight)
+        self._box = mode == "moving_average"
+        self.kernel = np.ones(2 * half_window(weight) + 1) if self._box else gaussian_kernel(weight)
+        self.half = len(self.kernel) // 2
+        self._out = np.empty(0)
+        self._n = 0
+        self.changed_from = 0
+        self.examined = 0  # input points read so far (tests check the incremental cost)
+
+    def update(self, values: np.ndarray, x: np.ndarray | None = None) -> np.ndarray:
+        n = len(values)
+        if n < self._n:
+            raise ValueError("series shrank; CenteredSmoother only follows appended data")
+        k = self.half
+        start = max(0, self._n - k) if n > self._n else n
+        self.changed_from = start
+        if n > len(self._out):
+            grown = np.empty(max(n, 2 * len(self._out), 256))
+            grown[: self._n] = self._out[: self._n]
+            self._out = grown
+        if n > start:
+            lo = max(0, start - k)
+            seg = values[lo:n]
+            self.examined += len(seg)
+            finite = np.isfinite(seg)
+            num = _window_sums(np.where(finite, seg, 0.0), self.kernel, self._box)
+            den = _window_sums(finite.astype(np.float64), self.kernel, self._box)
+            with np.errstate(invalid="ignore", divide="ignore"):
+                smooth = np.where(finite, num / np.where(finite, den, 1.0), seg)
+            self._out[start:n] = smooth[start - lo :]
+        self._n = n
+        return self._out[:n]
+
+
+Smoother = EmaSmoother | TimeEmaSmoother | CenteredSmoother
+
+
+def make_smoother(mode: str, weight: float, compact: bool = False) -> Smoother:
+    """A fresh incremental smoother for ``mode`` (one of :data:`SMOOTHING_MODES`).
+
+    ``compact`` stores the EMA as float32 where that loses nothing drawn (see :class:`EmaSmoother`).
+    """
+    if mode == "ema":
+        return EmaSmoother(weight, compact=compact)
+    if mode == "time_ema":
+        return TimeEmaSmoother(weight)
+    if mode in ("moving_average", "gaussian"):
+        return CenteredSmoother(mode, weight)
+    raise ValueError(f"smoothing_mode must be one of {SMOOTHING_MODES}, got {mode!r}")
+
+
+def smooth(values: np.ndarray, weight: float, mode: str = "ema", x: np.ndarray | None = None) -> np.ndarray:
+    """Smooth a whole series at once; ``x`` (default: 0, 1, 2...) matters for ``time_ema`` only."""
+    v = np.asarray(values, dtype=np.float64)
+    xs = np.arange(len(v), dtype=np.float64) if x is None else np.asarray(x, dtype=np.float64)
+    return make_smoother(mode, weight).update(v, xs).copy()

@@ -24,17 +24,18 @@ not recomputed and is marked unchanged, and nothing is re-sent for it.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
 import numpy as np
 
 from ._precision import fits_float32
 from .buffers import MetricHistory
+from .diagnostics.findings import SEVERITY_COLORS, Finding
 from .formats import DEFAULT_RUN, as_runs
 from .grouping import family_of, higher_is_better
 from .pyramid import MinMaxPyramid
-from .smoothing import EmaSmoother
+from .smoothing import SMOOTHING_MODES, Smoother, make_smoother
 
 __all__ = ["X_AXIS_MODES", "ViewSettings", "SeriesFrame", "PanelFrame", "ReadoutRow", "RunRow", "Frame",
            "FrameBuilder"]
@@ -62,6 +63,7 @@ class ViewSettings:
     x_range: tuple[float, float] | None = None
     hidden_runs: frozenset[str] = frozenset()  # runs not drawn (nor sent)
     highlight_run: str | None = None  # the run drawn opaque while the others fade; None: all opaque
+    smoothing_mode: str = "ema"  # one of smoothing.SMOOTHING_MODES
 
     def data_part(self) -> ViewSettings:
         """These settings less the ones that only choose or restyle lines (they never recompute one)."""
@@ -108,6 +110,10 @@ class PanelFrame:
     marker_colors: list[str] = field(default_factory=list)
     note: str = ""
     changed: bool = True
+    # diagnostics findings on this panel's curves (see lossviz_widget.diagnostics)
+    finding_x: np.ndarray = field(default_factory=lambda: np.empty(0))
+    finding_y: np.ndarray = field(default_factory=lambda: np.empty(0))
+    finding_colors: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -159,7 +165,8 @@ class _MetricState:
         self.run = run
         self.name = name
         self.maximize = higher_is_better(name)
-        self.smoother: EmaSmoother | None = None
+        self.smoother: Smoother | None = None
+        self.smoother_key: tuple | None = None  # what the smoother (and its pyramid) were made for
         self.seen = 0
         self.nonfinite = 0
         self.best = math.nan
@@ -169,7 +176,6 @@ class _MetricState:
         self.values = np.empty(0)  # latest full-resolution raw values (a read-only view)
         self.raw_pyramid = MinMaxPyramid()
         self.smooth_pyramid = MinMaxPyramid()
-        self.smooth_source: tuple | None = None  # (smoother, its resets) the smooth pyramid was built on
 
     def update_stats(self, hist: MetricHistory) -> None:
         new = hist.values[self.seen :]
@@ -184,14 +190,17 @@ class _MetricState:
                     self.best, self.best_step = v, float(hist.steps[self.seen + i])
             self.seen = len(hist.values)
 
-    def smoothed(self, values: np.ndarray, weight: float) -> np.ndarray:
-        """The smoothed series, and its pyramid brought up to date (rebuilt if it was recomputed)."""
-        if self.smoother is None or self.smoother.weight != weight:
-            self.smoother = EmaSmoother(weight, compact=True)  # float32 where that is what gets drawn
-        smooth = self.smoother.update(values)
-        source = (self.smoother, self.smoother.resets)
-        if self.smooth_source != source:
-            self.smooth_pyramid, self.smooth_source = MinMaxPyramid(), source
+    def smoothed(self, values: np.ndarray, x: np.ndarray, s: ViewSettings) -> np.ndarray:
+        """The smoothed series, and its pyramid brought up to date from the first changed point.
+
+        ``x`` is the x column (the time-weighted EMA decays with its spacing).
+        """
+        key = (s.smoothing_mode, s.smoothing, s.x_axis if s.smoothing_mode == "time_ema" else None)
+        if self.smoother_key != key:
+            self.smoother, self.smoother_key = make_smoother(s.smoothing_mode, s.smoothing, compact=True), key
+            self.smooth_pyramid = MinMaxPyramid()
+        smooth = self.smoother.update(values, x)
+        self.smooth_pyramid.truncate(self.smoother.changed_from)
         self.smooth_pyramid.update(smooth)
         return smooth
 
@@ -217,6 +226,16 @@ def _wire_y(a: np.ndarray) -> np.ndarray:
     return np.array(a, dtype=np.float32) if fits_float32(a) else _fresh(a)
 
 
+def _x_values(x: np.ndarray, x_axis: str, t0: float, scale: float) -> np.ndarray:
+    """x column values as the axis shows them: steps, datetimes, or scaled time since start."""
+    if x_axis == "step":
+        return _fresh(x)
+    x = np.maximum.accumulate(x)  # clocks can step backwards; a line needs non-decreasing x
+    if x_axis == "wall_time":
+        return (x * 1000.0).astype("datetime64[ms]")
+    return (x - t0) / scale
+
+
 def _index_range(column: np.ndarray, lo: float, hi: float) -> tuple[int, int]:
     """Indices of the points within [lo, hi], plus one neighbour each side so lines reach the edges."""
     i0 = max(0, int(np.searchsorted(column, lo, side="left")) - 1)
@@ -239,10 +258,16 @@ class FrameBuilder:
         data: Mapping[str, Mapping[str, MetricHistory]] | Mapping[str, MetricHistory],
         t0: float | None,
         settings: ViewSettings,
+        findings: Sequence[Finding] = (),
     ) -> Frame:
-        """One frame of ``data``: ``run -> metric -> history`` (or ``metric -> history`` for one run)."""
+        """One frame of ``data``: ``run -> metric -> history`` (or ``metric -> history`` for one run).
+
+        ``findings`` (diagnostics) are marked on their series' curve.
+        """
         if settings.x_axis not in X_AXIS_MODES:
             raise ValueError(f"x_axis must be one of {X_AXIS_MODES}, got {settings.x_axis!r}")
+        if settings.smoothing_mode not in SMOOTHING_MODES:
+            raise ValueError(f"smoothing_mode must be one of {SMOOTHING_MODES}, got {settings.smoothing_mode!r}")
         runs = as_runs(data)
         everything = [h for metrics in runs.values() for h in metrics.values()]
         scale, unit = 1.0, "s"
@@ -289,7 +314,8 @@ class FrameBuilder:
                         ReadoutRow(name, color, float(hist.steps[-1]), float(hist.values[-1]), state.best,
                                    state.best_step, len(hist), state.nonfinite, state.maximize, run)
                     )
-        panels = [self._panel(fam, states, settings) for fam, states in families.items()]
+        marks = _finding_marks(findings, runs, settings, t0 or 0.0, scale)
+        panels = [self._panel(fam, states, settings, marks.get(fam)) for fam, states in families.items()]
         return Frame(panels, readout, x_label, settings.x_axis == "wall_time", settings.x_range,
                      self._run_rows(runs, settings))
 
@@ -332,7 +358,7 @@ class FrameBuilder:
         raw_idx = state.raw_pyramid.select(column, raw, i0, i1, raw_budget)
         raw_y = raw[raw_idx]
         if s.smoothing > 0:
-            smooth = state.smoothed(raw, s.smoothing)
+            smooth = state.smoothed(raw, column, s)
             idx = state.smooth_pyramid.select(column, smooth, i0, i1, s.max_points)
             main_idx, main_y = idx, smooth[idx]
             faint_idx, faint_y = raw_idx, raw_y
@@ -344,13 +370,7 @@ class FrameBuilder:
             faint_y = None if faint_y is None else np.where(faint_y > 0, faint_y, np.nan)
 
         def as_x(idx: np.ndarray) -> np.ndarray:
-            x = column[idx]
-            if s.x_axis == "step":
-                return _fresh(x)
-            x = np.maximum.accumulate(x)  # clocks can step backwards; a line needs non-decreasing x
-            if s.x_axis == "wall_time":
-                return (x * 1000.0).astype("datetime64[ms]")
-            return (x - t0) / scale
+            return _x_values(column[idx], s.x_axis, t0, scale)
 
         return SeriesFrame(
             state.name, "", as_x(main_idx), _wire_y(main_y),  # colour and style: set by build()
@@ -358,9 +378,10 @@ class FrameBuilder:
             as_x(raw_idx[~np.isfinite(raw_y)]), run=state.run,
         )
 
-    def _panel(self, family: str, states: list[_MetricState], s: ViewSettings) -> PanelFrame:
+    def _panel(self, family: str, states: list[_MetricState], s: ViewSettings,
+               marks: tuple[np.ndarray, np.ndarray, list[str]] | None) -> PanelFrame:
         series = [st.frame for st in states]
-        key = tuple((st.run, st.name, st.key) for st in states)
+        key = (tuple((st.run, st.name, st.key) for st in states), 0 if marks is None else len(marks[2]))
         changed = any(f.changed for f in series) or self._panel_keys.get(family) != key
         self._panel_keys[family] = key
         shown = [a for f in series for a in (f.y, f.raw_y) if a is not None]
@@ -375,8 +396,11 @@ class FrameBuilder:
         marker_x = [f.nonfinite_x for f in series if len(f.nonfinite_x)]
         colors = [f.color for f in series for _ in range(len(f.nonfinite_x))]
         mx = np.concatenate(marker_x) if marker_x else np.empty(0)
+        fx, fy, fcolors = marks if marks is not None else (np.empty(0), np.empty(0), [])
+        if len(fy):  # non-finite values, or <= 0 on a log axis, sit at the top like the NaN markers
+            fy = np.where(np.isfinite(fy) & ((fy > 0) | (not log_y)), fy, top)
         return PanelFrame(
-            family, series, log_y, y_range, mx, np.full(len(mx), top), colors, note, changed
+            family, series, log_y, y_range, mx, np.full(len(mx), top), colors, note, changed, fx, fy, fcolors
         )
 
     def _outlier_range(self, states: list[_MetricState], log_y: bool) -> tuple[float, float] | None:
@@ -399,3 +423,24 @@ class FrameBuilder:
         lo, hi = lo - pad, hi + pad
         return (float(10**lo), float(10**hi)) if log_y else (float(lo), float(hi))
 
+
+def _finding_marks(
+    findings: Sequence[Finding], runs: dict[str, dict[str, MetricHistory]], s: ViewSettings, t0: float, scale: float
+) -> dict[str, tuple[np.ndarray, np.ndarray, list[str]]]:
+    """Per family: x, y (the raw value at the finding's step) and colour of each shown finding's marker."""
+    points: dict[str, list[tuple[float, float, str]]] = {}
+    for f in findings:
+        run = DEFAULT_RUN if f.run is None else f.run
+        hist = runs.get(run, {}).get(f.metric)
+        if hist is None or not len(hist) or run in s.hidden_runs:
+            continue
+        i = min(int(np.searchsorted(hist.steps, f.step)), len(hist) - 1)
+        x = float(hist.steps[i] if s.x_axis == "step" else hist.wall_time[i])
+        points.setdefault(family_of(f.metric), []).append((x, float(hist.values[i]), SEVERITY_COLORS[f.severity]))
+    for pts in points.values():
+        pts.sort()  # by x: _x_values makes time columns non-decreasing
+    return {
+        fam: (_x_values(np.array([p[0] for p in pts]), s.x_axis, t0, scale), np.array([p[1] for p in pts]),
+              [p[2] for p in pts])
+        for fam, pts in points.items()
+    }

@@ -29,6 +29,7 @@ from traitlets import Bool, Enum, Float, Int, TraitError, Tuple, Unicode, observ
 
 from ._values import merge_metrics
 from .controls import control_bar, format_number, readout_html
+from .diagnostics import Diagnostics, DiagnosticsConfig, Finding, findings_html
 from .figures import PanelGrid
 from .files import atomic_write, check_suffix
 from .follow import Follower
@@ -38,15 +39,16 @@ from .readers import Batch, read_logs
 from .runs import Run, RunStores, check_run
 from .runs_table import RunsTable
 from .scheduler import FrameScheduler
+from .smoothing import SMOOTHING_MODES
 from .snapshot import SnapshotButton
 from .store import History, MetricStore
 from .view import X_AXIS_MODES, Frame, FrameBuilder, ReadoutRow, ViewSettings
 
 __all__ = ["LossPlot"]
 
-_VIEW_TRAITS = ("smoothing", "log_y", "ignore_outliers", "x_axis", "max_points", "x_range", "hidden_runs",
+_VIEW_TRAITS = ("smoothing", "smoothing_mode", "log_y", "ignore_outliers", "x_axis", "max_points", "x_range", "hidden_runs",
                 "highlight_run")
-_SETTINGS = ("smoothing", "log_y", "ignore_outliers", "x_axis", "max_points", "fps")  # kept in data files
+_SETTINGS = ("smoothing", "smoothing_mode", "log_y", "ignore_outliers", "x_axis", "max_points", "fps")  # kept in data files
 IMAGE_SUFFIXES = (".png", ".svg", ".pdf")
 EXPORT_SUFFIXES = (*IMAGE_SUFFIXES, ".html", ".csv", ".json", ".npz")
 _WIDGET_MIME = "application/vnd.jupyter.widget-view+json"
@@ -73,11 +75,16 @@ class LossPlot(widgets.VBox):
     Metrics group into one panel per family (``loss``/``val_loss``/``train/loss``
     share a panel). The browser receives at most ``max_points`` points per
     line per frame, chosen per x-bucket min/max so spikes survive; smoothing is
-    TensorBoard's debiased EMA on the full-resolution data.
+    TensorBoard's debiased EMA (or ``smoothing_mode``) on the full-resolution data.
+    Diagnostics (overfitting, divergence, plateaus, ...) show under the panels as they are
+    found, with a marker on the curve; :meth:`diagnose` returns them.
     """
 
     title = Unicode("", help="Heading shown above the panels.").tag(sync=True)
     smoothing = Float(0.6, help="TensorBoard EMA weight in [0, 1); 0 draws the raw data only.").tag(sync=True)
+    smoothing_mode = Enum(SMOOTHING_MODES, "ema", help=(
+        "ema (TensorBoard), time_ema (decay follows the x spacing), moving_average or gaussian "
+        "(centered windows of (1+s)/(1-s) points for slider value s).")).tag(sync=True)
     log_y = Bool(False, help="Logarithmic y axes; values <= 0 are drawn as gaps.").tag(sync=True)
     ignore_outliers = Bool(False, help="Fit y axes to the 5th-95th percentile of the data.").tag(sync=True)
     x_axis = Enum(X_AXIS_MODES, "step", help="x axis: step, wall_time or relative_time.").tag(sync=True)
@@ -87,6 +94,8 @@ class LossPlot(widgets.VBox):
                     help="Visible x range (zoom) in x axis units: steps, epoch seconds for wall time, "
                          "the shown unit for relative time. None: everything.").tag(sync=True)
     follow_latest = Bool(True, help="Auto-range x to all data as it grows; off while zoomed.").tag(sync=True)
+    diagnostics = Bool(True, help="Detect overfitting, divergence, plateaus... and show the findings; "
+                                  "False computes nothing.").tag(sync=True)
     hidden_runs = Tuple(help="Names of runs not drawn (the runs table's checkboxes).")
     highlight_run = Unicode(None, allow_none=True,
                             help="The run drawn opaque while the others fade; None: no highlight.")
@@ -96,16 +105,28 @@ class LossPlot(widgets.VBox):
         title: str = "",
         *,
         smoothing: float = 0.6,
+        smoothing_mode: str = "ema",
         log_y: bool = False,
         ignore_outliers: bool = False,
         x_axis: str = "step",
         fps: float = 10.0,
         max_points: int = 2000,
         log_file: str | os.PathLike[str] | None = None,
+        num_classes: int | None = None,
+        diagnostics_config: DiagnosticsConfig | None = None,
         **kwargs: Any,
     ) -> None:
+        """``num_classes`` enables the initial cross-entropy check (``ln C``);
+        ``diagnostics_config`` sets every diagnostics threshold (see :mod:`lossviz_widget.diagnostics`)."""
+        if diagnostics_config is not None and not isinstance(diagnostics_config, DiagnosticsConfig):
+            raise TypeError(f"diagnostics_config must be a DiagnosticsConfig, got {type(diagnostics_config).__name__}")
+        config = diagnostics_config or DiagnosticsConfig()
+        if num_classes is not None:
+            config = dataclasses.replace(config, num_classes=num_classes)
+        self._diag_config = config
+        self._diag = Diagnostics(config)
         super().__init__(
-            title=title, smoothing=smoothing, log_y=log_y, ignore_outliers=ignore_outliers,
+            title=title, smoothing=smoothing, smoothing_mode=smoothing_mode, log_y=log_y, ignore_outliers=ignore_outliers,
             x_axis=x_axis, fps=fps, max_points=max_points, **kwargs,
         )
         self._runs = RunStores()
@@ -115,6 +136,8 @@ class LossPlot(widgets.VBox):
         self._render_lock = threading.Lock()
         self._header = widgets.HTML()
         self._header.add_class("lossviz-title")
+        self._findings = widgets.HTML()
+        self._findings.add_class("lossviz-findings")
         self._readout = widgets.HTML(readout_html([]))
         self._readout.add_class("lossviz-readout")
         self._status = widgets.HTML()
@@ -127,7 +150,7 @@ class LossPlot(widgets.VBox):
         bar = control_bar(self)
         bar.children += (self._snapshot,)
         self._runs_table = RunsTable(self)
-        self.children = [self._header, bar, self._runs_table.box, self._grid.box, self._readout, self._status]
+        self.children = [self._header, bar, self._runs_table.box, self._grid.box, self._findings, self._readout, self._status]
         self.add_class("lossviz")
         self._live = _in_kernel()
         self._scheduler = FrameScheduler(self._frame_from_thread, fps=fps, on_error=self._report_error)
@@ -188,6 +211,15 @@ class LossPlot(widgets.VBox):
     def _on_browser_zoom(self, x_range: tuple[float, float]) -> None:
         """The user panned/zoomed: re-downsample for the visible range (full fidelity)."""
         self.x_range = x_range
+
+    @observe("diagnostics")
+    def _on_diagnostics(self, change: dict) -> None:
+        if not hasattr(self, "_render_lock"):
+            return
+        if not change["new"]:
+            with self._render_lock:
+                self._diag = Diagnostics(self._diag_config)  # drop all state; nothing runs while off
+        self._request_frame()
 
     @observe("fps")
     def _on_fps(self, change: dict) -> None:
@@ -288,7 +320,7 @@ class LossPlot(widgets.VBox):
             from .report import render_report
 
             page = render_report(self._export_frame(), self._runs.snapshot(), title=self.title,
-                                 settings=self._settings_dict())
+                                 settings=self._settings_dict(), findings=self.diagnose())
             return atomic_write(p, lambda f: f.write(page.encode("utf-8")))
         data = RunData(self._runs.snapshot(), self.title, self._settings_dict())
         return atomic_write(p, lambda f: write_data(f, suffix, data))
@@ -409,6 +441,21 @@ class LossPlot(widgets.VBox):
         """
         return self._snapshot.request(timeout)
 
+    def diagnose(self) -> list[Finding]:
+        """Every finding so far (oldest first), after reading the points logged since the last frame.
+
+        Empty when ``diagnostics`` is off. Rules and thresholds: :mod:`lossviz_widget.diagnostics`.
+        """
+        with self._render_lock:
+            return self._current_findings(self._runs.snapshot())
+
+    def _current_findings(self, data: dict) -> list[Finding]:
+        """Bring the detectors up to date with ``data`` (render lock held); all findings, or none when off."""
+        if not self.diagnostics:
+            return []
+        self._diag.update(data)
+        return list(self._diag.findings)
+
     @property
     def history(self) -> History:
         """Full-resolution data: ``plot.history["loss"].steps / .values / .wall_time``.
@@ -450,7 +497,7 @@ class LossPlot(widgets.VBox):
 
     def _settings(self) -> ViewSettings:
         return ViewSettings(self.smoothing, self.log_y, self.ignore_outliers, self.x_axis, self.max_points,
-                            self.x_range, frozenset(self.hidden_runs), self.highlight_run)
+                            self.x_range, frozenset(self.hidden_runs), self.highlight_run, self.smoothing_mode)
 
     def _export_frame(self, max_points: int = 4000) -> Frame:
         """The current view (panels, colours, smoothing, scales) at export resolution.
@@ -458,7 +505,10 @@ class LossPlot(widgets.VBox):
         Built by a fresh FrameBuilder, so the live view's incremental state is untouched.
         """
         settings = dataclasses.replace(self._settings(), max_points=max_points)
-        return FrameBuilder().build(self._runs.snapshot(), self._runs.t0, settings)
+        with self._render_lock:
+            data = self._runs.snapshot()
+            findings = self._current_findings(data)
+        return FrameBuilder().build(data, self._runs.t0, settings, findings)
 
     def _request_frame(self) -> None:
         if getattr(self, "_live", False):
@@ -577,9 +627,14 @@ class LossPlot(widgets.VBox):
                 self._log_writer.write_new(data)
             if not draw:
                 return 0
-            frame = self._builder.build(data, self._runs.t0, self._settings())
+            findings = self._current_findings(data)
+            frame = self._builder.build(data, self._runs.t0, self._settings(), findings)
             sent = self._grid.apply(frame)
             sent += self._runs_table.update(frame.runs)
+            listing = findings_html(findings)
+            if listing != self._findings.value:
+                self._findings.value = listing
+                sent += 1
             readout = readout_html(frame.readout)
             if readout != self._readout.value:
                 self._readout.value = readout

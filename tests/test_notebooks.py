@@ -202,6 +202,23 @@ def test_quickstart_snapshot_files(executed):
     assert list((tmp / "cwd").iterdir()) == []
 
 
+# -- the diagnostics notebook ---------------------------------------------------------------
+
+DIAGNOSTICS = NOTEBOOK_DIR / "30_diagnostics_overfitting.ipynb"
+
+
+def test_diagnostics_notebook_reports_overfitting_live(executed):
+    run, *_ = executed(DIAGNOSTICS)
+    listing = cell_text(run.nb.cells[run.code_cell("[{f.severity}]")])
+    assert "[warning] overfitting at step" in listing and "early stopping at step" in listing, listing
+    # the finding reached the widget's findings area (its HTML model) while the plot was live
+    areas = [s["state"].get("value", "") for s in run.widget_state().values()
+             if "lossviz-findings" in s["state"].get("_dom_classes", [])]
+    assert any('data-code="overfitting"' in a for a in areas), areas
+    train = run.code_cell("for step in")
+    assert "final loss" in cell_text(run.nb.cells[train])
+
+
 def test_follow_notebook_receives_every_point(executed):
     """The followed script's two runs arrive complete (60 steps, 6 validations each); read once,
     runs come in folder-name order."""

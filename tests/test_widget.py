@@ -223,10 +223,14 @@ def test_readout_latest_and_best(plot):
 
 def test_controls_are_linked_both_ways(plot):
     bar = plot.children[1]
-    slider, log_y, outliers, x_axis, follow, snapshot = bar.children
+    slider, mode, log_y, outliers, x_axis, follow, snapshot = bar.children
     assert snapshot is plot._snapshot
     plot.smoothing = 0.9
     assert slider.value == 0.9
+    plot.smoothing_mode = "gaussian"
+    assert mode.value == "gaussian"
+    mode.value = "time_ema"
+    assert plot.smoothing_mode == "time_ema"
     slider.value = 0.25
     log_y.value = True
     outliers.value = True

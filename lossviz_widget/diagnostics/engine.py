@@ -1,0 +1,148 @@
+"""Runs every detector over a growing history, incrementally, and collects the findings.
+
+:meth:`Diagnostics.update` takes a store snapshot (``name -> MetricHistory``) and feeds each
+detector only the points appended since the previous call, so a frame costs O(new points)
+(:attr:`Diagnostics.examined` counts the points read, for tests). Which detectors watch a
+series follows from its name: loss-like (``loss``, ``mse``, ``nll``...) or not, validation
+(``val``, ``eval``, ``test``...) or training, per-epoch (``..._epoch``) or per-step.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+
+from ..buffers import MetricHistory
+from ..formats import DEFAULT_RUN, as_runs
+from ..grouping import family_of, higher_is_better
+from .findings import Finding, is_loss_like, is_validation, fmt
+from .generalization import Generalization
+from .plateau import PlateauTracker
+from .series import BlockTrends, Divergence, InitialLoss, negative_rule, nonfinite_rule
+
+__all__ = ["DiagnosticsConfig", "Diagnostics"]
+
+
+@dataclass(frozen=True)
+class DiagnosticsConfig:
+    """Thresholds of every rule; the defaults and their sources are in the detector modules."""
+
+    num_classes: int | None = None  # enables the initial cross-entropy check (ln C)
+    initial_loss_band: tuple[float, float] = (0.5, 1.5)  # times ln C
+    clear_after: int = 20  # clean points that end a non-finite / negative episode
+    divergence_ratio: float = 4.0  # fastai lr_find
+    divergence_beta: float = 0.98  # fastai AvgSmoothLoss
+    divergence_warmup: int = 10
+    plateau_threshold: float = 1e-4  # torch ReduceLROnPlateau defaults
+    plateau_threshold_mode: str = "rel"
+    plateau_patience: int = 10
+    plateau_cooldown: int = 0
+    gl_alpha: float = 5.0  # Prechelt GL, percent
+    train_fall: float = 0.01  # AUTOTRAINER
+    gap_ratio: float = 2.0
+    persist: int = 3  # evaluations in a row for overfitting / gap
+    train_window: int = 20  # training points averaged at a validation step
+    block: int = 100  # points per block for noise / learning-rate / convergence rules
+    noise_ratio: float = 0.5
+    early_blocks: int = 20
+    converged_rel: float = 0.005
+
+    def __post_init__(self) -> None:
+        if self.num_classes is not None and (not isinstance(self.num_classes, int) or self.num_classes < 2):
+            raise ValueError(f"num_classes must be an int >= 2 or None, got {self.num_classes!r}")
+        if self.block < 10:
+            raise ValueError(f"block must be >= 10 points, got {self.block!r}")
+
+
+class _Series:
+    """The detectors watching one metric, and how far they have read."""
+
+    def __init__(self, name: str, cfg: DiagnosticsConfig) -> None:
+        self.seen = 0
+        loss, val = is_loss_like(name), is_validation(name)
+        self.detectors: list = [nonfinite_rule(cfg.clear_after)]
+        if loss:
+            self.detectors.append(negative_rule(cfg.clear_after))
+        if loss and not val:
+            self.detectors.append(Divergence(cfg.divergence_ratio, cfg.divergence_beta, cfg.divergence_warmup))
+            if cfg.num_classes is not None:
+                self.detectors.append(InitialLoss(cfg.num_classes, cfg.initial_loss_band))
+            self.detectors.append(BlockTrends(cfg.block, cfg.noise_ratio, cfg.early_blocks, cfg.converged_rel))
+        self.plateau = None
+        if val or name.lower().endswith("epoch"):
+            self.plateau = PlateauTracker("max" if higher_is_better(name) else "min", cfg.plateau_threshold,
+                                          cfg.plateau_threshold_mode, cfg.plateau_patience, cfg.plateau_cooldown)
+        self.pair = (Generalization(cfg.gl_alpha, cfg.train_fall, cfg.gap_ratio, cfg.persist, cfg.train_window)
+                     if loss and val else None)
+
+
+class Diagnostics:
+    """Incremental diagnosis of one plot's metrics. Not thread-safe: one caller at a time."""
+
+    def __init__(self, config: DiagnosticsConfig | None = None) -> None:
+        self.config = config or DiagnosticsConfig()
+        self.findings: list[Finding] = []
+        self.examined = 0  # points read by all detectors, cumulative
+        self._series: dict[tuple[str, str], _Series] = {}  # (run, metric) -> its detectors
+
+    def update(self, data: Mapping[str, Mapping[str, MetricHistory]] | Mapping[str, MetricHistory]) -> list[Finding]:
+        """Read the points appended since the last call; returns the new findings (also kept).
+
+        ``data`` is ``run -> metric -> history`` (series are kept apart per run, and findings of
+        runs other than the default one carry ``run``) or one run's ``metric -> history``.
+        """
+        new: list[Finding] = []
+        for run, metrics in as_runs(data).items():
+            found = self._update_run(run, metrics)
+            new += found if run == DEFAULT_RUN else [replace(f, run=run) for f in found]
+        new.sort(key=lambda f: f.step)  # stable: the order does not depend on how the data arrived
+        self.findings += new
+        return new
+
+    def _update_run(self, run: str, data: Mapping[str, MetricHistory]) -> list[Finding]:
+        new: list[Finding] = []
+        starts: dict[str, int] = {}
+        for name, hist in data.items():
+            st = self._series.get((run, name))
+            if st is None:
+                st = self._series[run, name] = _Series(name, self.config)
+            start, n = st.seen, len(hist)
+            if n <= start:
+                continue
+            starts[name] = start
+            st.seen = n
+            for det in st.detectors:
+                self.examined += n - start
+                new += det.feed(name, hist.steps, hist.values, start)
+            if st.plateau is not None:
+                self.examined += n - start
+                new += self._plateau(name, st.plateau, hist, start)
+        for name, start in starts.items():  # pairs last: the training partner is up to date
+            pair = self._series[run, name].pair
+            partner = self._partner(name, data)
+            if pair is None or partner is None:
+                continue
+            before = pair.examined
+            new += pair.feed(name, partner, data[name], data[partner], start)
+            self.examined += pair.examined - before
+        return new
+
+    def _partner(self, name: str, data: Mapping[str, MetricHistory]) -> str | None:
+        """The training series of a validation metric: same family, not validation."""
+        fam = family_of(name)
+        return next((m for m in data if not is_validation(m) and family_of(m) == fam), None)
+
+    def _plateau(self, name: str, tracker: PlateauTracker, hist: MetricHistory, start: int) -> list[Finding]:
+        out = []
+        thr = f"{tracker.threshold:.2%} (relative)" if tracker.threshold_mode == "rel" else fmt(tracker.threshold)
+        for i, best, best_index in tracker.feed(hist.values[start:]):
+            s = float(hist.steps[i])
+            best_step = float(hist.steps[best_index]) if best_index >= 0 else float("nan")
+            out.append(Finding(
+                "plateau", "info", name, s,
+                f"{name} has not improved on its best ({fmt(best)} at step {fmt(best_step)}) by more "
+                f"than {thr} for {tracker.patience + 1} evaluations (step {fmt(s)}): a plateau.",
+                "ReduceLROnPlateau would lower the learning rate now: lower it (e.g. 10x), or stop if it stays flat.",
+                {"best": best, "best_step": best_step, "patience": tracker.patience},
+            ))
+        return out

@@ -1,0 +1,94 @@
+"""What a detector reports (:class:`Finding`), episode bookkeeping, and which metrics are which.
+
+A finding is reported once per *episode*: the condition must first hold, and a new
+finding of the same kind on the same series needs the episode to end first, which
+takes a clearly stricter "all clear" condition (hysteresis), so a curve hovering at a
+threshold does not flap.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .._format import format_number
+from ..grouping import family_of, higher_is_better
+
+__all__ = ["Finding", "SEVERITIES", "SEVERITY_COLORS", "is_loss_like", "is_validation", "first_episode", "fmt", "pct"]
+
+SEVERITIES = ("info", "warning", "error")
+SEVERITY_COLORS = {"error": "#d62728", "warning": "#ff7f0e", "info": "#1f77b4"}
+_TOKENS = re.compile(r"[/_\-.:\s]+")
+_VALIDATION = frozenset({"val", "valid", "validation", "eval", "evaluation", "test", "dev", "holdout"})
+_LOSS_TOKENS = frozenset(
+    {"loss", "nll", "mse", "mae", "rmse", "ce", "xent", "crossentropy", "bce", "perplexity", "ppl", "error"}
+)
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One thing worth telling the user about a curve.
+
+    ``code`` is stable (``"overfitting"``, ``"divergence"``...), ``message`` says what was seen
+    and ``suggestion`` what to do; ``evidence`` holds the numbers behind it. ``step`` is where it
+    was detected (the marker's place on the curve).
+    """
+
+    code: str
+    severity: str
+    metric: str
+    step: float
+    message: str
+    suggestion: str
+    evidence: Mapping[str, float | str] = field(default_factory=dict)
+    run: str | None = None
+
+    @property
+    def text(self) -> str:
+        return f"{self.message} {self.suggestion}"
+
+
+def _tokens(name: str) -> list[str]:
+    return [t for t in _TOKENS.split(name.lower()) if t]
+
+
+def is_validation(name: str) -> bool:
+    """Evaluated on held-out data (``val_loss``, ``loss/valid``, ``eval/loss``...)."""
+    return any(t in _VALIDATION for t in _tokens(name))
+
+
+def is_loss_like(name: str) -> bool:
+    """A quantity that is lower-is-better and normally >= 0 (``loss``, ``mse``, ``val/nll``...)."""
+    return not higher_is_better(name) and any(t in _LOSS_TOKENS for t in _tokens(family_of(name)))
+
+
+def fmt(v: float) -> str:
+    return format_number(float(v))
+
+
+def pct(v: float) -> str:
+    return f"{v:.0%}" if abs(v) >= 0.095 else f"{v:.1%}"
+
+
+def first_episode(trigger: np.ndarray, clear: np.ndarray, active: bool) -> tuple[list[int], bool]:
+    """Indices where an episode starts, walking ``trigger``/``clear`` flags with hysteresis.
+
+    An inactive episode starts at the first ``trigger``; an active one ends at the first
+    ``clear`` after it. Costs O(len) NumPy work plus O(number of transitions) Python steps.
+    """
+    starts: list[int] = []
+    i, n = 0, len(trigger)
+    while i < n:
+        flags = clear if active else trigger
+        hits = np.flatnonzero(flags[i:])
+        if not len(hits):
+            break
+        i += int(hits[0])
+        if not active:
+            starts.append(i)
+        active = not active
+        i += 1
+    return starts, active

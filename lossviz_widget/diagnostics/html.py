@@ -1,0 +1,30 @@
+"""The findings list as HTML (the widget's findings area and the report), everything escaped."""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Sequence
+
+from .._format import step_attr
+from .findings import SEVERITY_COLORS, Finding
+
+__all__ = ["findings_html"]
+
+
+def findings_html(findings: Sequence[Finding]) -> str:
+    """One line per finding: severity mark, message, suggested action. Empty string for none."""
+    if not findings:
+        return ""
+    items = []
+    for f in findings:
+        e = lambda s: html.escape(str(s), quote=True)  # noqa: E731
+        step = step_attr(f.step) if f.step == f.step else "nan"
+        run = f' data-run="{e(f.run)}"' if f.run is not None else ""
+        items.append(
+            f'<li class="lossviz-finding" data-code="{e(f.code)}" data-severity="{e(f.severity)}" '
+            f'data-metric="{e(f.metric)}" data-step="{e(step)}"{run}>'
+            f'<b style="color:{SEVERITY_COLORS.get(f.severity, "#555")}">{e(f.severity)}</b> '
+            f"{'' if f.run is None else f'[{e(f.run)}] '}{e(f.message)} <i>{e(f.suggestion)}</i></li>"
+        )
+    return ('<ul class="lossviz-findings" style="margin:4px 0;padding-left:18px;font-size:12px">'
+            + "".join(items) + "</ul>")
