@@ -38,8 +38,10 @@ class Generalization:
         self.gl_alpha, self.train_fall, self.gap_ratio = gl_alpha, train_fall, gap_ratio
         self.persist, self.train_window = persist, train_window
         self.recent: deque[float] = deque(maxlen=persist)  # the last finite validation values
-        self.best = math.inf
+        self.best = math.inf  # lowest mean of `persist` recent values (what GL is measured from)
         self.best_step = math.nan
+        self.raw_best = math.inf  # lowest single value: the checkpoint to go back to
+        self.raw_best_step = math.nan
         self.train_at_best = math.nan
         self.over_run = self.gap_run = 0
         self.over_active = self.gap_active = False
@@ -96,6 +98,10 @@ class Generalization:
         atc = np.maximum(at, 0)
         best = np.where(have, means[atc], self.best)
         best_step = np.where(have, steps[atc], self.best_step)
+        raw_before = np.minimum.accumulate(np.concatenate([[self.raw_best], values]))[:-1]
+        raw_at = np.maximum.accumulate(np.where(values < raw_before, np.arange(n), -1))
+        raw_best = np.where(raw_at >= 0, values[np.maximum(raw_at, 0)], self.raw_best)
+        raw_best_step = np.where(raw_at >= 0, steps[np.maximum(raw_at, 0)], self.raw_best_step)
         train_at_best = np.where(have, levels[atc], self.train_at_best)
         with np.errstate(invalid="ignore", divide="ignore"):
             gl = np.where(best > 0, 100.0 * (means / best - 1.0), 0.0)
@@ -113,25 +119,30 @@ class Generalization:
         gap_at, self.gap_active = _episode_starts(gap_run >= self.persist, gap_release, self.gap_active)
         self.over_run, self.gap_run = int(over_run[-1]), int(gap_run[-1])
         out = [self._overfitting(val_name, train_name, float(steps[i]), float(values[i]), float(gl[i]),
-                                 float(best[i]), float(best_step[i]), float(levels[i]), float(train_at_best[i]))
+                                 float(best[i]), float(raw_best[i]), float(raw_best_step[i]),
+                                 float(levels[i]), float(train_at_best[i]))
                for i in over_at]
         out += [self._gap(val_name, train_name, float(steps[i]), float(values[i]), float(levels[i]), float(ratio[i]))
                 for i in gap_at]
         out.sort(key=lambda f: f.step)
         self.recent.extend(values[-self.persist :].tolist())
         self.best, self.best_step, self.train_at_best = float(best[-1]), float(best_step[-1]), float(train_at_best[-1])
+        self.raw_best, self.raw_best_step = float(raw_best[-1]), float(raw_best_step[-1])
         return out
 
-    def _overfitting(self, val_name: str, train_name: str, s: float, v: float, gl: float, best: float,
-                     best_step: float, tl: float, train_at_best: float) -> Finding:
+    def _overfitting(self, val_name: str, train_name: str, s: float, v: float, gl: float, best_mean: float,
+                     best: float, best_step: float, tl: float, train_at_best: float) -> Finding:
+        """GL compares means of the last ``persist`` values; the checkpoint to go back to is the
+        lowest single value (``best`` at ``best_step``)."""
         drop = 1.0 - tl / train_at_best
         return Finding(
             "overfitting", "warning", val_name, s,
-            f"{val_name} is {pct(gl / 100)} above its minimum at step {fmt(best_step)} while "
-            f"{train_name} keeps falling ({pct(drop)} lower since): overfitting.",
+            f"{val_name} is {pct(gl / 100)} above its minimum ({fmt(best)} at step {fmt(best_step)}; "
+            f"means of {self.persist} evaluations compared) while {train_name} keeps falling "
+            f"({pct(drop)} lower since): overfitting.",
             f"Consider early stopping at step {fmt(best_step)} (keep that checkpoint) or more "
             "regularization (weight decay, dropout, data augmentation, more data).",
-            {"gl": gl, "best": best, "best_step": best_step, "value": v,
+            {"gl": gl, "best": best, "best_step": best_step, "best_mean": best_mean, "value": v,
              "train": tl, "train_at_best": train_at_best, "train_metric": train_name},
         )
 
