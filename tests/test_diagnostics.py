@@ -298,3 +298,16 @@ def test_degenerate_series_raise_nothing_and_warn_nothing(kind):
         warnings.simplefilter("error")
         found = run({"loss": (s, v), "val_loss": (s[::10], v[::10]), "acc": (s, v)}, chunk=500)
     assert all(isinstance(f, Finding) for f in found)
+
+
+@pytest.mark.parametrize("field, value", [
+    ("plateau_threshold_mode", "foo"), ("plateau_patience", -1), ("plateau_cooldown", -1), ("plateau_threshold", -0.1),
+    ("divergence_beta", 1.0), ("divergence_ratio", 0.0), ("divergence_warmup", -1), ("clear_after", 0),
+    ("initial_loss_band", (1.5, 0.5)), ("initial_loss_band", "wide"), ("gl_alpha", float("nan")), ("train_fall", -1.0),
+    ("gap_ratio", 0.0), ("persist", 0), ("train_window", 0), ("noise_ratio", float("inf")), ("early_blocks", 0),
+    ("converged_rel", 0.0), ("persist", 2.5), ("persist", True),
+])
+def test_config_rejects_bad_thresholds_at_construction(field, value):
+    """A bad threshold fails where it is given, naming the field, not later on every frame of the render thread."""
+    with pytest.raises((TypeError, ValueError), match=field):
+        DiagnosticsConfig(**{field: value})
