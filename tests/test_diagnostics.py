@@ -311,3 +311,15 @@ def test_config_rejects_bad_thresholds_at_construction(field, value):
     """A bad threshold fails where it is given, naming the field, not later on every frame of the render thread."""
     with pytest.raises((TypeError, ValueError), match=field):
         DiagnosticsConfig(**{field: value})
+
+
+@pytest.mark.parametrize("train, val", [
+    ("train/logloss", "eval/logloss"),  # XGBoost (integrations.xgboost names <dataset>/<metric>)
+    ("training/binary_logloss", "valid_1/binary_logloss"),  # LightGBM
+    ("train/mlogloss", "validation/mlogloss"),
+])
+def test_boosting_logloss_names_are_losses(train, val):
+    """The boosting integrations log ``logloss``-style names: they get the loss rules (overfitting here)."""
+    series = overfit_series()
+    found = run({train: series["loss"], val: series["val_loss"]})
+    assert "overfitting" in codes(found)
