@@ -300,6 +300,31 @@ def test_degenerate_series_raise_nothing_and_warn_nothing(kind):
     assert all(isinstance(f, Finding) for f in found)
 
 
+def test_vectorized_episode_machine_matches_the_sequential_rule():
+    """generalization's NumPy run lengths and episode starts equal the per-value state machine
+    (run counter always updated; an open episode closes on a release value, which cannot
+    reopen it; a closed one opens when the run reaches ``persist``)."""
+    from lossviz_widget.diagnostics.generalization import _episode_starts, _run_lengths
+
+    rng = np.random.default_rng(7)
+    for _ in range(300):
+        n, persist = int(rng.integers(1, 60)), int(rng.integers(1, 5))
+        cond, release = rng.random(n) < 0.7, rng.random(n) < 0.2
+        carry, active = int(rng.integers(0, 4)), bool(rng.integers(0, 2))
+        run, act, starts, runs = carry, active, [], []
+        for i in range(n):
+            run = run + 1 if cond[i] else 0
+            runs.append(run)
+            if act:
+                act = not release[i]
+            elif run >= persist:
+                act = True
+                starts.append(i)
+        got_runs = _run_lengths(cond, carry)
+        assert got_runs.tolist() == runs
+        assert _episode_starts(got_runs >= persist, release, active) == (starts, act)
+
+
 @pytest.mark.parametrize("field, value", [
     ("plateau_threshold_mode", "foo"), ("plateau_patience", -1), ("plateau_cooldown", -1), ("plateau_threshold", -0.1),
     ("divergence_beta", 1.0), ("divergence_ratio", 0.0), ("divergence_warmup", -1), ("clear_after", 0),
