@@ -211,6 +211,8 @@ def lr_find(
     lrs = lr_schedule(start_lr, end_lr, num_it)
     monitor = DivergenceMonitor(beta, stop_div)
     suggest([], [], num_it, suggest_methods)  # reject unknown methods before training
+    if step_fn is None:
+        _check_torch_args(model, optimizer, loss_fn, data)  # bad arguments: an error, no plot shown
     plot = LRFinderPlot(title=title)
     if show:
         from IPython.display import display
@@ -220,7 +222,6 @@ def lr_find(
         if step_fn is not None:
             losses, smoothed, reason = _run(step_fn, lrs, monitor, plot)
         else:
-            _check_torch_args(model, optimizer, loss_fn, data)
             with preserved_training_state(model, optimizer):
                 model.train()
                 losses, smoothed, reason = _run(_torch_step_fn(model, optimizer, loss_fn, data, device), lrs,
