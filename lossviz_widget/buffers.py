@@ -130,10 +130,6 @@ class MetricBuffer:
         """Append one point of this metric alone (it leaves a shared timeline first)."""
         append_row((self,), step, wall, (value,))
 
-    def extend(self, history: MetricHistory) -> None:
-        """Bulk-append already validated points (loading a file)."""
-        self.extend_columns(history.steps, history.values, history.wall_time)
-
     def extend_columns(self, steps: np.ndarray, values: np.ndarray, wall: np.ndarray) -> None:
         """Bulk-append already validated float64 columns of equal length (possibly strided views)
         of this metric alone (it leaves a shared timeline first)."""

@@ -311,18 +311,33 @@ class MetricStore:
     # -- reading ------------------------------------------------------------------------------
 
     def load(self, metrics: Mapping[str, MetricHistory]) -> None:
-        """Append whole histories (from a file) to an empty store."""
+        """Append whole histories (from a file) to an empty store.
+
+        Metrics whose steps and wall times are identical (logged together) share one
+        timeline again, as they did when they were logged.
+        """
         with self.lock:
             if self._buffers:
                 raise ValueError("can only load into an empty plot")
+            together: list[tuple[MetricHistory, list[MetricBuffer], list[np.ndarray]]] = []
             for name, history in metrics.items():
                 check_name(name)
                 buf = self._new_buffer(name)
-                buf.extend(history)
+                for first, buffers, columns in together:
+                    if (np.array_equal(first.steps, history.steps)
+                            and np.array_equal(first.wall_time, history.wall_time)):
+                        break
+                else:
+                    first, buffers, columns = history, [], []
+                    together.append((first, buffers, columns))
+                buffers.append(buf)
+                columns.append(history.values)
                 if len(history):
                     self._last_step = max(self._last_step, float(history.steps[-1]))
-                    first = float(history.wall_time[0])
-                    self.t0 = first if self.t0 is None else min(self.t0, first)
+                    start = float(history.wall_time[0])
+                    self.t0 = start if self.t0 is None else min(self.t0, start)
+            for first, buffers, columns in together:
+                extend_rows(buffers, first.steps, first.wall_time, columns)
 
     def names(self) -> list[str]:
         with self.lock:

@@ -137,6 +137,29 @@ def test_loaded_histories_keep_exact_columns_and_take_new_logs(tmp_path):
     assert snap["loss"].steps.tolist() == [0, 1, 2, 3] and snap["loss"].values.tolist() == [3, 2, 1, 0.5]
     assert snap["acc"].steps.tolist() == [0, 2, 3] and snap["acc"].wall_time[:2].tolist() == [10, 12]
     assert snap["loss"].wall_time[3] == snap["acc"].wall_time[2]
+    assert store._buffers["loss"].timeline is not store._buffers["acc"].timeline  # different pasts
+
+
+def test_loading_metrics_logged_together_shares_their_timeline_again():
+    steps, wall = np.arange(1000.0), 1e9 + np.arange(1000.0)
+    store = MetricStore()
+    store.load({
+        "loss": MetricHistory(steps, np.sin(steps), wall),
+        "val_loss": MetricHistory(steps[::10], np.cos(steps[::10]), wall[::10]),
+        "acc": MetricHistory(steps.copy(), np.cos(steps), wall.copy()),
+        "val_acc": MetricHistory(steps[::10].copy(), np.sin(steps[::10]), wall[::10].copy()),
+    })
+    b = store._buffers
+    assert list(b) == ["loss", "val_loss", "acc", "val_acc"]
+    assert b["loss"].timeline is b["acc"].timeline and b["val_loss"].timeline is b["val_acc"].timeline
+    assert b["loss"].timeline is not b["val_loss"].timeline
+    snap = store.snapshot()
+    np.testing.assert_array_equal(snap["acc"].values, np.cos(steps))
+    np.testing.assert_array_equal(snap["val_acc"].wall_time, wall[::10])
+    store.log({"loss": 0.0}, step=1000)  # loss diverges: acc keeps its exact history
+    snap = store.snapshot()
+    assert len(snap["loss"]) == 1001 and len(snap["acc"]) == 1000
+    np.testing.assert_array_equal(snap["acc"].steps, steps)
 
 
 def test_plot_history_after_grouped_and_single_logs_and_export_round_trip(tmp_path):
