@@ -392,6 +392,7 @@ function render({ model, el }) {
   const button = document.createElement("button");
   button.type = "button";
   button.className = "jupyter-widgets jupyter-button widget-button";
+  button.style.width = "105px"; // stock buttons are 148 px: keep the control bar on one row
   button.textContent = LABEL;
   button.title = TOOLTIP;
   el.appendChild(button);

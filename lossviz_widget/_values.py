@@ -261,6 +261,9 @@ def coerce_array(name: str, what: str, value: Any) -> np.ndarray:
         value = detach()
         if not _on_cpu(value) and callable(getattr(value, "cpu", None)):
             value = value.cpu()
+        bfloat16 = getattr(sys.modules.get("torch"), "bfloat16", None)
+        if bfloat16 is not None and getattr(value, "dtype", None) is bfloat16:
+            value = value.float()  # NumPy has no bfloat16: widen (exactly) as log() does for a scalar
     try:
         arr = np.asarray(value)
     except Exception as exc:

@@ -21,7 +21,8 @@ __all__ = ["control_bar", "readout_html", "format_number"]
 X_AXIS_LABELS = (("step", "step"), ("wall time", "wall_time"), ("relative time", "relative_time"))
 # The slider means the EMA weight in both EMA modes, and a window of (1+s)/(1-s) points (the
 # EMA's span) for the centered ones: see lossviz_widget.smoothing.
-SMOOTHING_MODE_LABELS = (("EMA", "ema"), ("time-weighted EMA", "time_ema"), ("moving average", "moving_average"),
+# Short labels: the whole bar fits one row of a notebook's output area (~950 px).
+SMOOTHING_MODE_LABELS = (("EMA", "ema"), ("time EMA", "time_ema"), ("moving avg", "moving_average"),
                          ("Gaussian", "gaussian"))
 
 
@@ -29,17 +30,18 @@ def control_bar(plot: HasTraits) -> widgets.HBox:
     """Widgets bound (both ways) to ``plot.smoothing/smoothing_mode/log_y/ignore_outliers/x_axis/follow_latest``."""
     smoothing = widgets.FloatSlider(
         min=0.0, max=0.999, step=0.001, readout_format=".3f", continuous_update=False,
-        description="smoothing", style={"description_width": "initial"}, layout=widgets.Layout(width="260px"),
+        description="smoothing", style={"description_width": "initial"}, layout=widgets.Layout(width="230px"),
     )
-    mode = widgets.Dropdown(options=SMOOTHING_MODE_LABELS, layout=widgets.Layout(width="160px"),
-                            tooltip="smoothing: EMA weight, or a centered window of (1+s)/(1-s) points")
-    log_y = widgets.ToggleButton(description="log y", tooltip="logarithmic y axis", layout=widgets.Layout(width="80px"))
+    mode = widgets.Dropdown(options=SMOOTHING_MODE_LABELS, layout=widgets.Layout(width="110px"),
+                            tooltip="smoothing mode: EMA, time-weighted EMA (uneven steps), centered moving average "
+                                    "or Gaussian; the slider is the EMA weight, or a window of (1+s)/(1-s) points")
+    log_y = widgets.ToggleButton(description="log y", tooltip="logarithmic y axis", layout=widgets.Layout(width="70px"))
     outliers = widgets.ToggleButton(
         description="ignore outliers", tooltip="y range from the 5th to the 95th percentile",
-        layout=widgets.Layout(width="130px"),
+        layout=widgets.Layout(width="125px"),
     )
     x_axis = widgets.Dropdown(options=X_AXIS_LABELS, description="x", style={"description_width": "initial"},
-                              layout=widgets.Layout(width="170px"))
+                              layout=widgets.Layout(width="150px"))
     follow = widgets.ToggleButton(
         description="follow latest", tooltip="x axis follows all data; drag or scroll on a plot to zoom",
         layout=widgets.Layout(width="110px"),

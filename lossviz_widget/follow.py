@@ -51,6 +51,9 @@ class Follower:
         self._reported: dict[int, str] = {}  # source index (-1: the sink) -> last error message reported
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        # one poll at a time: a poll from the caller while the thread polls would otherwise read the
+        # next bytes and hand them to the sink before the earlier ones (which the plot then rejects)
+        self._poll_lock = threading.Lock()
 
     @property
     def running(self) -> bool:
@@ -73,7 +76,14 @@ class Follower:
                 raise TimeoutError(f"the follow thread did not stop within {timeout} s")
 
     def poll(self) -> int:
-        """One round: new points from every source go to the sink. Returns how many points."""
+        """One round: new points from every source go to the sink. Returns how many points.
+
+        Safe to call while the thread polls: rounds run one at a time, in order.
+        """
+        with self._poll_lock:
+            return self._poll()
+
+    def _poll(self) -> int:
         batches: list[Batch] = []
         for i, source in enumerate(self.sources):
             try:

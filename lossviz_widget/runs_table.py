@@ -64,17 +64,22 @@ class _Row:
         self.show.observe(on_show, names="value")
         self.highlight.observe(on_highlight, names="value")
 
-    def update(self, row: RunRow) -> int:
+    def update(self, row: RunRow, hidden: bool, highlighted: bool) -> int:
+        """Show ``row``'s label; the toggles follow ``hidden``/``highlighted``, the plot's traits now.
+
+        Not ``row.hidden``/``row.highlighted``: the frame may predate a click, and setting a
+        toggle back to the frame's state would undo that click (the toggles write the traits).
+        """
         sent = 0
         label = run_label_html(row)
         if self.label.value != label:
             self.label.value = label
             sent += 1
-        if self.show.value == row.hidden:
-            self.show.value = not row.hidden
+        if self.show.value == hidden:
+            self.show.value = not hidden
             sent += 1
-        if self.highlight.value != row.highlighted:
-            self.highlight.value = row.highlighted
+        if self.highlight.value != highlighted:
+            self.highlight.value = highlighted
             sent += 1
         return sent
 
@@ -91,11 +96,12 @@ class RunsTable:
     def update(self, rows: list[RunRow]) -> int:
         """Bring the table to a frame's runs; returns the number of widget updates sent."""
         sent = 0
+        hidden, highlight = set(self._plot.hidden_runs), self._plot.highlight_run
         for row in rows:
             r = self._rows.get(row.name)
             if r is None:
                 r = self._rows[row.name] = _Row(self._plot, row.name)
-            sent += r.update(row)
+            sent += r.update(row, row.name in hidden, row.name == highlight)
         boxes = tuple(self._rows[row.name].box for row in rows)
         if self.box.children != boxes:
             self.box.children = boxes

@@ -84,10 +84,21 @@ def _debias(weight: float, start: int, m: int) -> np.ndarray:
     return 1.0 - np.fromiter((weight**k for k in range(start + 1, start + m + 1)), dtype=np.float64, count=m)
 
 
+def _series(values: object, what: str = "values") -> np.ndarray:
+    """``values`` as a 1-D float64 array, or a ValueError naming ``what``."""
+    try:
+        a = np.asarray(values, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"{what} must be a 1-D array of numbers: {exc}") from None
+    if a.ndim != 1:
+        raise ValueError(f"{what} must be a 1-D array of numbers, got shape {a.shape}")
+    return a
+
+
 def tensorboard_ema(values: np.ndarray, weight: float) -> np.ndarray:
     """Smooth a whole series at once (see the module docstring for the exact rule)."""
     smoother = EmaSmoother(weight)
-    return smoother.update(np.asarray(values, dtype=np.float64)).copy()
+    return smoother.update(_series(values)).copy()
 
 
 class EmaSmoother:
@@ -371,6 +382,6 @@ def make_smoother(mode: str, weight: float, compact: bool = False) -> Smoother:
 
 def smooth(values: np.ndarray, weight: float, mode: str = "ema", x: np.ndarray | None = None) -> np.ndarray:
     """Smooth a whole series at once; ``x`` (default: 0, 1, 2...) matters for ``time_ema`` only."""
-    v = np.asarray(values, dtype=np.float64)
-    xs = np.arange(len(v), dtype=np.float64) if x is None else np.asarray(x, dtype=np.float64)
+    v = _series(values)
+    xs = np.arange(len(v), dtype=np.float64) if x is None else _series(x, "x")
     return make_smoother(mode, weight).update(v, xs).copy()

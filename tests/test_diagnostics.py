@@ -298,3 +298,53 @@ def test_degenerate_series_raise_nothing_and_warn_nothing(kind):
         warnings.simplefilter("error")
         found = run({"loss": (s, v), "val_loss": (s[::10], v[::10]), "acc": (s, v)}, chunk=500)
     assert all(isinstance(f, Finding) for f in found)
+
+
+def test_vectorized_episode_machine_matches_the_sequential_rule():
+    """generalization's NumPy run lengths and episode starts equal the per-value state machine
+    (run counter always updated; an open episode closes on a release value, which cannot
+    reopen it; a closed one opens when the run reaches ``persist``)."""
+    from lossviz_widget.diagnostics.generalization import _episode_starts, _run_lengths
+
+    rng = np.random.default_rng(7)
+    for _ in range(300):
+        n, persist = int(rng.integers(1, 60)), int(rng.integers(1, 5))
+        cond, release = rng.random(n) < 0.7, rng.random(n) < 0.2
+        carry, active = int(rng.integers(0, 4)), bool(rng.integers(0, 2))
+        run, act, starts, runs = carry, active, [], []
+        for i in range(n):
+            run = run + 1 if cond[i] else 0
+            runs.append(run)
+            if act:
+                act = not release[i]
+            elif run >= persist:
+                act = True
+                starts.append(i)
+        got_runs = _run_lengths(cond, carry)
+        assert got_runs.tolist() == runs
+        assert _episode_starts(got_runs >= persist, release, active) == (starts, act)
+
+
+@pytest.mark.parametrize("field, value", [
+    ("plateau_threshold_mode", "foo"), ("plateau_patience", -1), ("plateau_cooldown", -1), ("plateau_threshold", -0.1),
+    ("divergence_beta", 1.0), ("divergence_ratio", 0.0), ("divergence_warmup", -1), ("clear_after", 0),
+    ("initial_loss_band", (1.5, 0.5)), ("initial_loss_band", "wide"), ("gl_alpha", float("nan")), ("train_fall", -1.0),
+    ("gap_ratio", 0.0), ("persist", 0), ("train_window", 0), ("noise_ratio", float("inf")), ("early_blocks", 0),
+    ("converged_rel", 0.0), ("persist", 2.5), ("persist", True),
+])
+def test_config_rejects_bad_thresholds_at_construction(field, value):
+    """A bad threshold fails where it is given, naming the field, not later on every frame of the render thread."""
+    with pytest.raises((TypeError, ValueError), match=field):
+        DiagnosticsConfig(**{field: value})
+
+
+@pytest.mark.parametrize("train, val", [
+    ("train/logloss", "eval/logloss"),  # XGBoost (integrations.xgboost names <dataset>/<metric>)
+    ("training/binary_logloss", "valid_1/binary_logloss"),  # LightGBM
+    ("train/mlogloss", "validation/mlogloss"),
+])
+def test_boosting_logloss_names_are_losses(train, val):
+    """The boosting integrations log ``logloss``-style names: they get the loss rules (overfitting here)."""
+    series = overfit_series()
+    found = run({train: series["loss"], val: series["val_loss"]})
+    assert "overfitting" in codes(found)

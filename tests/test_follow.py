@@ -215,3 +215,32 @@ def test_bad_paths(tmp_path):
         plot.follow(3)
     assert not follow_threads()
     plot.close()
+
+
+def test_polls_from_two_threads_hand_points_over_in_order(tmp_path):
+    """``poll()`` is public and ``follow()``'s thread polls too: a second poll must wait for the
+    first one's sink, or later points reach the plot first and the earlier ones are rejected."""
+    log = tmp_path / "fit.csv"
+    log.write_text("epoch,loss\n" + _keras_rows(range(3)))
+    got: list[float] = []
+    calls: list[int] = []
+    second_done = threading.Event()
+
+    def sink(batches):
+        calls.append(len(calls))
+        first = len(calls) == 1
+        if first:
+            second_done.wait(0.5)  # without a poll lock, the second poll delivers meanwhile
+        got.extend(s for b in batches for s in b.steps.tolist())
+        if not first:
+            second_done.set()
+
+    follower = Follower([tmp_path], sink)
+    worker = threading.Thread(target=follower.poll)
+    worker.start()
+    time.sleep(0.1)  # the worker has read epochs 0-2 and sits in the sink
+    with log.open("a") as f:
+        f.write(_keras_rows(range(3, 6)))
+    follower.poll()
+    worker.join()
+    assert got == [0.0, 1.0, 2.0, 3.0, 4.0, 5.0]

@@ -83,3 +83,20 @@ def test_partial_fit_regressor_and_bad_estimator():
     assert plot.history["mse"].values[-1] == pytest.approx(mean_squared_error(X[:, 0], model.predict(X)), rel=1e-12)
     with pytest.raises(TypeError, match="estimator must have partial_fit"):
         partial_fit_step(object(), X, X[:, 0], plot)
+
+
+@pytest.mark.parametrize("loss", ["log_loss", "hinge"])
+def test_validation_labels_the_estimator_never_saw_are_an_error(loss):
+    """A label outside ``classes_`` must not be scored as a neighbouring class (a silently wrong loss)."""
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(40, 3))
+    y = np.where(X[:, 0] > 0, "c", "a")
+    est = SGDClassifier(loss=loss, random_state=0)
+    p = LossPlot()
+    try:
+        partial_fit_step(est, X, y, p, classes=np.array(["a", "c"]))
+        with pytest.raises(ValueError, match="'b'"):
+            partial_fit_step(est, X, y, p, validation=(X[:2], np.array(["a", "b"])))
+        assert "val_log_loss" not in p.history and "val_hinge_loss" not in p.history  # nothing logged
+    finally:
+        p.close()

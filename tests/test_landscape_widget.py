@@ -182,3 +182,9 @@ def test_export_errors(tmp_path):
         ls.load(tmp_path / "bad.json")
     with pytest.raises(TypeError, match="needs a Landscape"):
         ls.save("not a landscape", tmp_path / "x.npz")
+
+
+@pytest.mark.parametrize("steps", [(5,), (5, 5, 5), [], "55"])
+def test_plane_steps_pair_must_be_two_counts(steps):
+    with pytest.raises((TypeError, ValueError), match="steps"):
+        ls.plane(np.ones(3), lambda w: float(np.sum(w**2)), steps=steps, seed=0, compute=False, display=False)

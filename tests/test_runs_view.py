@@ -230,3 +230,16 @@ def test_images_draw_each_run(tmp_path):
         assert p.export(tmp_path / "r.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     finally:
         p.close()
+
+
+def test_a_frame_built_before_a_click_does_not_undo_it(plot):
+    """The render thread builds a frame, then the user clicks, then the table is updated from that
+    (stale) frame: the click must stand (the table follows the plot's traits, not the frame)."""
+    stale = plot._builder.build(plot._runs.snapshot(), plot._runs.t0, plot._settings()).runs
+    table = plot._runs_table._rows
+    table[RUNS[0]].show.value = False  # the click, after the frame was built
+    table[RUNS[1]].highlight.value = True
+    plot._runs_table.update(stale)  # what _render does next with its frame
+    assert plot.hidden_runs == (RUNS[0],)
+    assert plot.highlight_run == RUNS[1]
+    assert table[RUNS[0]].show.value is False and table[RUNS[1]].highlight.value is True

@@ -170,3 +170,20 @@ def test_unknown_mode_is_a_clear_error():
         make_smoother("median", 0.5)
     with pytest.raises(ValueError, match="smoothing weight must be in"):
         make_smoother("gaussian", 1.0)
+
+
+@pytest.mark.parametrize("values", [[[1.0, 2.0], [3.0, 4.0]], ["a", "b"], 3.0])
+@pytest.mark.parametrize("mode", SMOOTHING_MODES)
+def test_smooth_rejects_values_that_are_not_a_1d_series(values, mode):
+    with pytest.raises((TypeError, ValueError), match="values"):
+        smooth(values, 0.5, mode=mode)
+
+
+def test_smooth_rejects_x_that_does_not_match_values():
+    with pytest.raises(ValueError, match="x"):
+        smooth([1.0, 2.0, 3.0], 0.5, mode="time_ema", x=[[0.0, 1.0, 2.0]])
+
+
+def test_tensorboard_ema_rejects_2d_values():
+    with pytest.raises(ValueError, match="values"):
+        tensorboard_ema(np.ones((2, 2)), 0.5)

@@ -119,3 +119,17 @@ def test_cuda_graph_memory_is_freed_while_the_value_waits_for_a_frame(plot):
     assert torch.cuda.memory_allocated() - base < 2**20  # only the detached scalar remains
     plot.flush()
     assert np.isfinite(plot.history["loss"].values[0])
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_extend_takes_half_precision_tensors_as_log_does(dtype):
+    """``log()`` takes a bfloat16 scalar; ``extend()`` of a bfloat16 tensor (NumPy has no such dtype) too."""
+    p = LossPlot()
+    try:
+        values = torch.tensor([1.0, float("nan"), 0.5], dtype=dtype, requires_grad=True)
+        p.extend("loss", torch.arange(3, dtype=dtype), values, run="half")
+        h = p.run("half").history["loss"]
+        np.testing.assert_array_equal(h.values, [1.0, np.nan, 0.5])
+        np.testing.assert_array_equal(h.steps, [0.0, 1.0, 2.0])
+    finally:
+        p.close()

@@ -9,6 +9,8 @@ series follows from its name: loss-like (``loss``, ``mse``, ``nll``...) or not, 
 
 from __future__ import annotations
 
+import math
+import numbers
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 
@@ -48,10 +50,47 @@ class DiagnosticsConfig:
     converged_rel: float = 0.005
 
     def __post_init__(self) -> None:
-        if self.num_classes is not None and (not isinstance(self.num_classes, int) or self.num_classes < 2):
+        # checked here, so a bad value fails where it is given, not on every frame of the render thread
+        if self.num_classes is not None and (not _is_int(self.num_classes) or self.num_classes < 2):
             raise ValueError(f"num_classes must be an int >= 2 or None, got {self.num_classes!r}")
-        if self.block < 10:
-            raise ValueError(f"block must be >= 10 points, got {self.block!r}")
+        if not _is_int(self.block) or self.block < 10:
+            raise ValueError(f"block must be an int >= 10 points, got {self.block!r}")
+        for name, least in _COUNTS.items():
+            v = getattr(self, name)
+            if not _is_int(v) or v < least:
+                raise ValueError(f"{name} must be an int >= {least}, got {v!r}")
+        for name in _POSITIVE:
+            _check_float(name, getattr(self, name), positive=True)
+        for name in ("plateau_threshold", "train_fall"):
+            _check_float(name, getattr(self, name), positive=False)
+        if self.divergence_ratio <= 1.0:
+            raise ValueError(f"divergence_ratio must be > 1 (times the best smoothed loss), got {self.divergence_ratio!r}")
+        if not 0.0 <= self.divergence_beta < 1.0:
+            raise ValueError(f"divergence_beta must be in [0, 1), got {self.divergence_beta!r}")
+        if self.plateau_threshold_mode not in ("rel", "abs"):
+            raise ValueError(f"plateau_threshold_mode must be 'rel' or 'abs', got {self.plateau_threshold_mode!r}")
+        band = self.initial_loss_band
+        if not (isinstance(band, tuple) and len(band) == 2 and all(_is_real(b) and math.isfinite(b) for b in band)
+                and 0 < band[0] < band[1]):
+            raise ValueError(f"initial_loss_band must be (low, high) with 0 < low < high, got {band!r}")
+
+
+_COUNTS = {"clear_after": 1, "divergence_warmup": 0, "plateau_patience": 0, "plateau_cooldown": 0, "persist": 1,
+           "train_window": 1, "early_blocks": 1}  # int fields of DiagnosticsConfig and their least value
+_POSITIVE = ("divergence_ratio", "gl_alpha", "gap_ratio", "noise_ratio", "converged_rel")
+
+
+def _is_int(v: object) -> bool:
+    return isinstance(v, numbers.Integral) and not isinstance(v, bool)
+
+
+def _is_real(v: object) -> bool:
+    return isinstance(v, numbers.Real) and not isinstance(v, bool)
+
+
+def _check_float(name: str, v: object, positive: bool) -> None:
+    if not (_is_real(v) and math.isfinite(v) and (v > 0 if positive else v >= 0)):
+        raise ValueError(f"{name} must be a finite number {'> 0' if positive else '>= 0'}, got {v!r}")
 
 
 class _Series:

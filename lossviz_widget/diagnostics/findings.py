@@ -24,7 +24,8 @@ SEVERITY_COLORS = {"error": "#d62728", "warning": "#ff7f0e", "info": "#1f77b4"}
 _TOKENS = re.compile(r"[/_\-.:\s]+")
 _VALIDATION = frozenset({"val", "valid", "validation", "eval", "evaluation", "test", "dev", "holdout"})
 _LOSS_TOKENS = frozenset(
-    {"loss", "nll", "mse", "mae", "rmse", "ce", "xent", "crossentropy", "bce", "perplexity", "ppl", "error"}
+    {"loss", "nll", "mse", "mae", "rmse", "ce", "xent", "crossentropy", "bce", "perplexity", "ppl", "error",
+     "logloss", "mlogloss"}  # XGBoost's and LightGBM's names (integrations log them as is)
 )
 
 

@@ -1,8 +1,8 @@
 """Detectors on a validation series and its training partner (same family, e.g. loss/val_loss).
 
 For each new finite validation value ``v`` at step ``s`` the training level is the mean of the
-last ``train_window`` (20) finite training values logged at or before ``s`` (a binary search and
-a short slice: O(1) in the run length).
+finite values among the last ``train_window`` (20) training values logged at or before ``s`` (a
+binary search and a short gather: O(1) in the run length, vectorized over a frame's new values).
 
 * ``overfitting``: Prechelt (1998) generalization loss ``GL = 100 * (v / v_min - 1)``, computed on
   the mean of the last ``persist`` validation values (the minimum of single noisy values sits
@@ -28,6 +28,8 @@ from .findings import Finding, fmt, pct
 
 __all__ = ["Generalization"]
 
+_SLICE = 65536  # validation values per gather (bounds the (n, train_window) temporaries)
+
 
 class Generalization:
     """Overfitting and generalization-gap state for one (validation, training) pair."""
@@ -36,61 +38,147 @@ class Generalization:
         self.gl_alpha, self.train_fall, self.gap_ratio = gl_alpha, train_fall, gap_ratio
         self.persist, self.train_window = persist, train_window
         self.recent: deque[float] = deque(maxlen=persist)  # the last finite validation values
-        self.best = math.inf
+        self.best = math.inf  # lowest mean of `persist` recent values (what GL is measured from)
         self.best_step = math.nan
+        self.raw_best = math.inf  # lowest single value: the checkpoint to go back to
+        self.raw_best_step = math.nan
         self.train_at_best = math.nan
         self.over_run = self.gap_run = 0
         self.over_active = self.gap_active = False
         self.examined = 0
 
-    def _train_level(self, train: MetricHistory, step: float) -> float:
-        i = int(np.searchsorted(train.steps, step, side="right"))
-        seg = train.values[max(0, i - self.train_window) : i]
-        self.examined += len(seg)
-        seg = seg[np.isfinite(seg)]
-        return float(seg.mean()) if len(seg) else math.nan
+    def _train_levels(self, train: MetricHistory, steps: np.ndarray) -> np.ndarray:
+        """Per validation step: the mean of the finite values among the last ``train_window``
+        training values logged at or before it (NaN if none). One binary search per step and a
+        (len(steps), train_window) gather, in slices to bound the temporaries."""
+        w = self.train_window
+        out = np.empty(len(steps))
+        for a in range(0, len(steps), _SLICE):
+            ends = np.searchsorted(train.steps, steps[a : a + _SLICE], side="right")
+            idx = ends[:, None] - w + np.arange(w)  # window [end - w, end)
+            valid = idx >= 0
+            seg = train.values[np.maximum(idx, 0)]
+            ok = valid & np.isfinite(seg)
+            count = ok.sum(axis=1)
+            with np.errstate(invalid="ignore", divide="ignore"):
+                out[a : a + _SLICE] = np.where(ok, seg, 0.0).sum(axis=1) / count
+            self.examined += int(np.minimum(ends, w).sum())
+        return out
+
+    def _recent_means(self, values: np.ndarray) -> np.ndarray:
+        """Per new value: the mean of the last ``persist`` finite validation values (this one
+        included, older ones carried from earlier calls), summed oldest first."""
+        ext = np.concatenate([np.asarray(self.recent, dtype=np.float64), values])
+        pos = np.arange(len(self.recent), len(ext))
+        total, count = np.zeros(len(values)), np.zeros(len(values))
+        for back in range(self.persist - 1, -1, -1):
+            p = pos - back
+            ok = p >= 0
+            total = np.where(ok, total + ext[np.maximum(p, 0)], total)
+            count += ok
+        return total / count
 
     def feed(self, val_name: str, train_name: str, val: MetricHistory, train: MetricHistory,
              start: int) -> list[Finding]:
-        out: list[Finding] = []
-        for s, v in zip(val.steps[start:].tolist(), val.values[start:].tolist()):
-            self.examined += 1
-            if not math.isfinite(v):
-                continue
-            tl = self._train_level(train, s)
-            self.recent.append(v)
-            mean = sum(self.recent) / len(self.recent)
-            if mean < self.best:
-                self.best, self.best_step, self.train_at_best = mean, s, tl
-            gl = 100.0 * (mean / self.best - 1.0) if self.best > 0 else 0.0
+        """Take the validation values from index ``start`` on. Everything is computed with NumPy;
+        the episode state machines only visit the values where an episode opens or closes."""
+        steps, values = val.steps[start:], val.values[start:]
+        self.examined += len(values)
+        finite = np.isfinite(values)
+        steps, values = steps[finite], values[finite]
+        n = len(values)
+        if n == 0:
+            return []
+        levels = self._train_levels(train, steps)
+        means = self._recent_means(values)
+        # running best of the recent means (strict improvements), with where it was reached
+        before = np.minimum.accumulate(np.concatenate([[self.best], means]))[:-1]
+        at = np.maximum.accumulate(np.where(means < before, np.arange(n), -1))
+        have = at >= 0
+        atc = np.maximum(at, 0)
+        best = np.where(have, means[atc], self.best)
+        best_step = np.where(have, steps[atc], self.best_step)
+        raw_before = np.minimum.accumulate(np.concatenate([[self.raw_best], values]))[:-1]
+        raw_at = np.maximum.accumulate(np.where(values < raw_before, np.arange(n), -1))
+        raw_best = np.where(raw_at >= 0, values[np.maximum(raw_at, 0)], self.raw_best)
+        raw_best_step = np.where(raw_at >= 0, steps[np.maximum(raw_at, 0)], self.raw_best_step)
+        train_at_best = np.where(have, levels[atc], self.train_at_best)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            gl = np.where(best > 0, 100.0 * (means / best - 1.0), 0.0)
             # False when either is NaN; a relative fall needs a positive level
-            falling = self.train_at_best > 0 and tl < self.train_at_best * (1.0 - self.train_fall)
-            self.over_run = self.over_run + 1 if gl > self.gl_alpha and falling else 0
-            if self.over_active:
-                self.over_active = gl >= self.gl_alpha / 2
-            elif self.over_run >= self.persist:
-                self.over_active = True
-                drop = 1.0 - tl / self.train_at_best
-                out.append(Finding(
-                    "overfitting", "warning", val_name, s,
-                    f"{val_name} is {pct(gl / 100)} above its minimum at step {fmt(self.best_step)} while "
-                    f"{train_name} keeps falling ({pct(drop)} lower since): overfitting.",
-                    f"Consider early stopping at step {fmt(self.best_step)} (keep that checkpoint) or more "
-                    "regularization (weight decay, dropout, data augmentation, more data).",
-                    {"gl": gl, "best": self.best, "best_step": self.best_step, "value": v,
-                     "train": tl, "train_at_best": self.train_at_best, "train_metric": train_name},
-                ))
-            ratio = v / tl if tl > 0 else math.nan
-            self.gap_run = self.gap_run + 1 if ratio > self.gap_ratio else 0
-            if self.gap_active:
-                self.gap_active = not ratio < (1.0 + self.gap_ratio) / 2
-            elif self.gap_run >= self.persist:
-                self.gap_active = True
-                out.append(Finding(
-                    "generalization_gap", "info", val_name, s,
-                    f"{val_name} ({fmt(v)}) is {ratio:.1f}x {train_name} ({fmt(tl)}) at step {fmt(s)}: "
-                    "a large generalization gap.",
-                    "The model fits its training data much better than new data: add regularization or data, "
-                    "or use a smaller model.", {"value": v, "train": tl, "ratio": ratio, "train_metric": train_name},
-                ))
+            falling = (train_at_best > 0) & (levels < train_at_best * (1.0 - self.train_fall))
+            ratio = np.where(levels > 0, values / levels, np.nan)
+        over_cond = (gl > self.gl_alpha) & falling
+        over_release = gl < self.gl_alpha / 2
+        gap_cond = ratio > self.gap_ratio
+        gap_release = ratio < (1.0 + self.gap_ratio) / 2
+
+        over_run = _run_lengths(over_cond, self.over_run)
+        gap_run = _run_lengths(gap_cond, self.gap_run)
+        over_at, self.over_active = _episode_starts(over_run >= self.persist, over_release, self.over_active)
+        gap_at, self.gap_active = _episode_starts(gap_run >= self.persist, gap_release, self.gap_active)
+        self.over_run, self.gap_run = int(over_run[-1]), int(gap_run[-1])
+        out = [self._overfitting(val_name, train_name, float(steps[i]), float(values[i]), float(gl[i]),
+                                 float(best[i]), float(raw_best[i]), float(raw_best_step[i]),
+                                 float(levels[i]), float(train_at_best[i]))
+               for i in over_at]
+        out += [self._gap(val_name, train_name, float(steps[i]), float(values[i]), float(levels[i]), float(ratio[i]))
+                for i in gap_at]
+        out.sort(key=lambda f: f.step)
+        self.recent.extend(values[-self.persist :].tolist())
+        self.best, self.best_step, self.train_at_best = float(best[-1]), float(best_step[-1]), float(train_at_best[-1])
+        self.raw_best, self.raw_best_step = float(raw_best[-1]), float(raw_best_step[-1])
         return out
+
+    def _overfitting(self, val_name: str, train_name: str, s: float, v: float, gl: float, best_mean: float,
+                     best: float, best_step: float, tl: float, train_at_best: float) -> Finding:
+        """GL compares means of the last ``persist`` values; the checkpoint to go back to is the
+        lowest single value (``best`` at ``best_step``)."""
+        drop = 1.0 - tl / train_at_best
+        return Finding(
+            "overfitting", "warning", val_name, s,
+            f"{val_name} is {pct(gl / 100)} above its minimum ({fmt(best)} at step {fmt(best_step)}; "
+            f"means of {self.persist} evaluations compared) while {train_name} keeps falling "
+            f"({pct(drop)} lower since): overfitting.",
+            f"Consider early stopping at step {fmt(best_step)} (keep that checkpoint) or more "
+            "regularization (weight decay, dropout, data augmentation, more data).",
+            {"gl": gl, "best": best, "best_step": best_step, "best_mean": best_mean, "value": v,
+             "train": tl, "train_at_best": train_at_best, "train_metric": train_name},
+        )
+
+    @staticmethod
+    def _gap(val_name: str, train_name: str, s: float, v: float, tl: float, ratio: float) -> Finding:
+        return Finding(
+            "generalization_gap", "info", val_name, s,
+            f"{val_name} ({fmt(v)}) is {ratio:.1f}x {train_name} ({fmt(tl)}) at step {fmt(s)}: "
+            "a large generalization gap.",
+            "The model fits its training data much better than new data: add regularization or data, "
+            "or use a smaller model.", {"value": v, "train": tl, "ratio": ratio, "train_metric": train_name},
+        )
+
+
+def _run_lengths(cond: np.ndarray, carry: int) -> np.ndarray:
+    """How many values in a row, ending at each one, satisfy ``cond`` (``carry`` of them just
+    before the first)."""
+    idx = np.arange(len(cond))
+    last_false = np.maximum.accumulate(np.where(cond, -1, idx))
+    return np.where(last_false < 0, idx + 1 + carry, idx - last_false)
+
+
+def _episode_starts(trigger: np.ndarray, release: np.ndarray, active: bool) -> tuple[list[int], bool]:
+    """Indices where an episode opens: the first ``trigger`` while none is open; an open episode
+    closes at the next ``release`` (that value cannot open a new one). Returns them and whether
+    an episode is open after the last value. Cost: O(episodes * log n)."""
+    starts: list[int] = []
+    triggers, releases = np.flatnonzero(trigger), np.flatnonzero(release)
+    i = 0
+    while True:
+        pool = releases if active else triggers
+        k = int(np.searchsorted(pool, i))
+        if k == len(pool):
+            return starts, active
+        j = int(pool[k])
+        if not active:
+            starts.append(j)
+        active = not active
+        i = j + 1

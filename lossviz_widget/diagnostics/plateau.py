@@ -45,31 +45,41 @@ class PlateauTracker:
         self.reductions: list[int] = []
         self.in_plateau = False  # an episode is open (reported, no improvement since)
 
-    def _better(self, a: float) -> bool:
+    def _improvement_bound(self) -> tuple[float, float, bool]:
+        """``(scale, offset, minimize)``: ``a`` is better iff ``a < best * scale + offset`` (min)
+        or ``a > best * scale + offset`` (max), PyTorch's four threshold rules in one form."""
         rel = self.threshold_mode == "rel"
         if self.mode == "min":
-            return a < (self.best * (1.0 - self.threshold) if rel else self.best - self.threshold)
-        return a > (self.best * (1.0 + self.threshold) if rel else self.best + self.threshold)
+            return (1.0 - self.threshold, 0.0, True) if rel else (1.0, -self.threshold, True)
+        return (1.0 + self.threshold, 0.0, False) if rel else (1.0, self.threshold, False)
 
     def feed(self, values: np.ndarray) -> list[tuple[int, float, int]]:
         """Take new evaluations; returns ``(index, best, best_index)`` where an episode opens
-        (indices over the whole series, best as it stood then)."""
+        (indices over the whole series, best as it stood then).
+
+        The rule is sequential (each decision depends on the best so far), so this is a lean
+        Python loop over local variables: ~0.1 us per value."""
         opened = []
-        for a in values.tolist():
-            i = self.count
-            self.count += 1
-            if self._better(a):
-                self.best, self.best_index, self.num_bad = a, i, 0
-                self.in_plateau = False
+        scale, offset, minimize = self._improvement_bound()
+        best, best_index, num_bad = self.best, self.best_index, self.num_bad
+        cooldown_counter, in_plateau = self.cooldown_counter, self.in_plateau
+        patience, cooldown = self.patience, self.cooldown
+        for i, a in enumerate(values.tolist(), start=self.count):
+            bound = best * scale + offset
+            if (a < bound) if minimize else (a > bound):
+                best, best_index, num_bad, in_plateau = a, i, 0, False
             else:
-                self.num_bad += 1
-            if self.cooldown_counter > 0:
-                self.cooldown_counter -= 1
-                self.num_bad = 0
-            if self.num_bad > self.patience:
+                num_bad += 1
+            if cooldown_counter > 0:
+                cooldown_counter -= 1
+                num_bad = 0
+            if num_bad > patience:
                 self.reductions.append(i)
-                self.cooldown_counter, self.num_bad = self.cooldown, 0
-                if not self.in_plateau:
-                    self.in_plateau = True
-                    opened.append((i, self.best, self.best_index))
+                cooldown_counter, num_bad = cooldown, 0
+                if not in_plateau:
+                    in_plateau = True
+                    opened.append((i, best, best_index))
+        self.count += len(values)
+        self.best, self.best_index, self.num_bad = best, best_index, num_bad
+        self.cooldown_counter, self.in_plateau = cooldown_counter, in_plateau
         return opened

@@ -49,21 +49,32 @@ def plot_mlp(estimator: Any, plot: LossPlot | None = None, *, display: bool = Fa
     return target
 
 
+def _class_index(y: np.ndarray, classes: np.ndarray) -> np.ndarray:
+    """Column of each label of ``y`` in ``classes`` (sorted, as sklearn's ``classes_``); a label
+    outside them is a ValueError, not the neighbouring class ``searchsorted`` would give."""
+    index = np.minimum(np.searchsorted(classes, y), len(classes) - 1)
+    unknown = classes[index] != y
+    if unknown.any():
+        raise ValueError(f"y holds label {y[unknown][0]!r}, which is not among the estimator's "
+                         f"classes_ {classes.tolist()}")
+    return index
+
+
 def _log_loss(y: np.ndarray, proba: np.ndarray, classes: np.ndarray) -> float:
     """Mean cross-entropy of ``proba`` (columns in ``classes`` order), as ``sklearn.metrics.log_loss``:
     probabilities clipped to [eps, 1 - eps] and renormalized first."""
     proba = np.clip(np.asarray(proba, dtype=np.float64), _EPS, 1 - _EPS)
     proba = proba / proba.sum(axis=1, keepdims=True)
-    return float(cross_entropy(proba, np.searchsorted(classes, y), from_logits=False))
+    return float(cross_entropy(proba, _class_index(y, classes), from_logits=False))
 
 
 def _hinge_loss(y: np.ndarray, decision: np.ndarray, classes: np.ndarray) -> float:
     """Mean hinge loss of ``decision_function`` output, as ``sklearn.metrics.hinge_loss``."""
     decision = np.asarray(decision, dtype=np.float64)
+    index = _class_index(y, classes)
     if decision.ndim == 1:  # binary: the score of classes[1]; labels become -1/+1
-        margin = np.where(y == classes[1], 1.0, -1.0) * decision
+        margin = np.where(index == 1, 1.0, -1.0) * decision
     else:  # multi-class: true class score minus the best other score
-        index = np.searchsorted(classes, y)
         rows = np.arange(len(y))
         true = decision[rows, index]
         others = decision.copy()

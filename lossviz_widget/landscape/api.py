@@ -61,7 +61,12 @@ def _user_direction(target: Target, direction: Any, name: str) -> np.ndarray:
 
 
 def _steps_pair(steps: int | tuple[int, int]) -> tuple[int, int]:
-    return (steps, steps) if not isinstance(steps, (tuple, list)) else (steps[0], steps[1])
+    """``steps`` of :func:`plane`: one count for both axes or an ``(nx, ny)`` pair (counts checked by ``axis``)."""
+    if not isinstance(steps, (tuple, list)):
+        return steps, steps
+    if len(steps) != 2:
+        raise ValueError(f"steps must be an int or an (nx, ny) pair of ints, got {steps!r}")
+    return steps[0], steps[1]
 
 
 def interpolate(start: Any, end: Any, loss_fn: Callable[..., Any], data: Any = None, *,
@@ -142,9 +147,9 @@ def plane(model: Any, loss_fn: Callable[..., Any], data: Any = None, *, span: tu
     orthogonal to δ (Gram-Schmidt after normalization, keeping η's length). ``directions``:
     a pair (δ, η) given yourself. See :func:`line` for ``seed``, ``norm``, ``zero_1d``.
     """
+    nx, ny = _steps_pair(steps)
     target = make_target(model, loss_fn, data, batched=batched)
     dirs, info = _random(target, 2, seed, norm, zero_1d, orthogonal, directions)
-    nx, ny = _steps_pair(steps)
     land = Landscape("plane", axis(span, nx, "x"), axis(span, ny, "y"), x_label="δ", y_label="η", metric=metric,
                      title=title or "2-D landscape", info=info)
     return _launch(land, target, target.center(), dirs, batched=batched, log_color=log_color,
