@@ -17,7 +17,7 @@ alone, ``extend()`` of one series, a loaded file) gets private timelines, each
 copied out on first divergence, so every metric's history stays exact. Buffers
 that diverged never share again (that would need an O(n) comparison).
 
-Appends are O(1) amortized (capacity grows by half); reads return read-only
+Appends are O(1) amortized (capacity doubles); reads return read-only
 views of the filled prefix, so handing out history never copies: the steps and
 wall times of metrics that share a timeline are views of the same memory. A
 timeline is only ever written past its filled prefix, so views handed out stay
@@ -61,8 +61,9 @@ def _readonly(a: np.ndarray) -> np.ndarray:
 
 
 def _grown(a: np.ndarray, n: int, needed: int) -> np.ndarray:
-    """A copy of ``a[:n]`` with room for ``needed`` points (1.5x growth: less slack than doubling)."""
-    new = np.empty(max(len(a) + (len(a) >> 1), needed, _INITIAL_CAPACITY))
+    """A copy of ``a[:n]`` with room for ``needed`` points (doubling: the slack past ``n`` is never
+    written, so it takes address space, not resident memory)."""
+    new = np.empty(max(2 * len(a), needed, _INITIAL_CAPACITY))
     new[:n] = a[:n]
     return new
 
