@@ -33,7 +33,7 @@ from .diagnostics import Diagnostics, DiagnosticsConfig, Finding, findings_html
 from .figures import PanelGrid
 from .files import atomic_write, check_suffix
 from .follow import Follower
-from .formats import RunData, read_data, write_data
+from .formats import DEFAULT_RUN, RunData, read_data, write_data
 from .logfile import LogWriter
 from .readers import Batch, read_logs
 from .runs import Run, RunStores, check_run
@@ -390,9 +390,18 @@ class LossPlot(widgets.VBox):
         return follower
 
     def unfollow(self) -> None:
-        """Stop every :meth:`follow`: the polling threads end before this returns."""
+        """Stop every :meth:`follow`: the polling threads end before this returns.
+
+        Raises ``TimeoutError`` if a thread is stuck in a poll (say, on a hung network file
+        system) after asking every follower to stop."""
+        stuck: TimeoutError | None = None
         while self._followers:
-            self._followers.pop().stop()
+            try:
+                self._followers.pop().stop()
+            except TimeoutError as exc:
+                stuck = stuck or exc
+        if stuck is not None:
+            raise stuck
 
     def _extend_batches(self, batches: list[Batch]) -> None:
         """Append read log points; a batch that is rejected (say, steps going back) does not stop the others."""
@@ -472,8 +481,12 @@ class LossPlot(widgets.VBox):
 
         Displays of the plot keep its final static image and summary.
         """
+        unfollow_error: TimeoutError | None = None
         if getattr(self, "_followers", None):
-            self.unfollow()
+            try:
+                self.unfollow()
+            except TimeoutError as exc:  # a poll stuck on a slow file system: close the rest anyway
+                unfollow_error = exc
         scheduler = getattr(self, "_scheduler", None)
         if scheduler is not None:
             scheduler.stop()
@@ -492,6 +505,8 @@ class LossPlot(widgets.VBox):
             pending.extend(getattr(child, "children", ()))
             child.close()
         super().close()
+        if unfollow_error is not None:
+            raise unfollow_error
 
     # -- rendering ----------------------------------------------------------------------------
 
@@ -631,7 +646,8 @@ class LossPlot(widgets.VBox):
             frame = self._builder.build(data, self._runs.t0, self._settings(), findings)
             sent = self._grid.apply(frame)
             sent += self._runs_table.update(frame.runs)
-            listing = findings_html(findings)
+            hidden = frozenset(self.hidden_runs)  # a hidden run's findings go with its lines
+            listing = findings_html([f for f in findings if (f.run or DEFAULT_RUN) not in hidden])
             if listing != self._findings.value:
                 self._findings.value = listing
                 sent += 1

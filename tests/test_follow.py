@@ -244,3 +244,24 @@ def test_polls_from_two_threads_hand_points_over_in_order(tmp_path):
     follower.poll()
     worker.join()
     assert got == [0.0, 1.0, 2.0, 3.0, 4.0, 5.0]
+
+
+def test_close_finishes_even_when_a_follow_thread_is_stuck(tmp_path, monkeypatch):
+    """A follower that does not stop in time (a poll hung on a network file system) must not
+    leave the plot half closed: every widget is closed, then the TimeoutError is raised."""
+    from lossviz_widget import LossPlot
+    from lossviz_widget.follow import Follower
+
+    plot = LossPlot()
+    plot.follow(tmp_path / "not-yet", interval=0.05)
+    real_stop = Follower.stop
+
+    def stuck(self, timeout=10.0):
+        real_stop(self)  # the thread really ends (no thread left behind by the test) ...
+        raise TimeoutError("the follow thread did not stop within 10.0 s")  # ... but report it stuck
+
+    monkeypatch.setattr(Follower, "stop", stuck)
+    with pytest.raises(TimeoutError):
+        plot.close()
+    assert plot.comm is None and not plot._scheduler.running and not plot._followers
+    assert all(c.comm is None for c in plot._grid.box.children)

@@ -243,3 +243,22 @@ def test_a_frame_built_before_a_click_does_not_undo_it(plot):
     assert plot.hidden_runs == (RUNS[0],)
     assert plot.highlight_run == RUNS[1]
     assert table[RUNS[0]].show.value is False and table[RUNS[1]].highlight.value is True
+
+
+def test_a_hidden_runs_findings_leave_the_findings_list():
+    """Hiding a run hides its findings too (its lines, markers and readout rows already go)."""
+    from lossviz_widget import LossPlot
+
+    plot = LossPlot()
+    try:
+        for run in ("a", "b"):
+            for i in range(40):
+                plot.log(loss=float("nan") if i == 30 else 1.0 / (i + 1), step=i, run=run)
+        plot.flush()
+        assert 'data-run="a"' in plot._findings.value and 'data-run="b"' in plot._findings.value
+        plot.hidden_runs = ("b",)
+        plot.flush()
+        assert 'data-run="a"' in plot._findings.value and 'data-run="b"' not in plot._findings.value
+        assert {f.run for f in plot.diagnose()} >= {"a", "b"}  # diagnose() still reports every run
+    finally:
+        plot.close()
