@@ -23,6 +23,10 @@ Ordering: a metric's staged points live in exactly one group at a time (its
 ``_owner``); a call of another group that logs the same metric first moves the
 owner's rows into the columns. So each metric's points reach its columns in
 the order they were logged.
+
+Memory: a group's rows go to its metrics together (:func:`~.buffers.extend_rows`),
+so the metrics of a group share one step/wall-time timeline as long as they are
+always logged together; see :mod:`.buffers` for when they stop sharing.
 """
 
 from __future__ import annotations
@@ -37,7 +41,7 @@ from typing import Any
 import numpy as np
 
 from ._values import DeferredValue, check_name, coerce_array, coerce_step, coerce_value
-from .buffers import MetricBuffer, MetricHistory
+from .buffers import MetricBuffer, MetricHistory, append_row, columns_nbytes, extend_rows
 
 __all__ = ["MetricStore", "History"]
 
@@ -180,12 +184,11 @@ class MetricStore:
                         )
             if deferred:
                 # device tensors keep their buffer index (fetched at frame time): append directly
-                for name, value in zip(names, values):
+                for name in names:
                     self._move_metric(name)
-                    buf = buffers.get(name)
-                    if buf is None:
-                        buf = self._new_buffer(name)
-                    buf.append(s, value, wall)
+                key = tuple(names)
+                group = self._groups.get(key) or self._new_group(key)
+                append_row(group.buffers, s, wall, values)
             elif names:
                 key = tuple(names)
                 group = self._groups.get(key)
@@ -291,17 +294,14 @@ class MetricStore:
             return
         group.rows = []
         width = group.width
+        buffers = group.buffers
         if len(rows) <= _SMALL_MOVE * width:  # a few rows (groups taking turns): NumPy's per-call cost dominates
             for r in range(0, len(rows), width):
-                step, wall = rows[r], rows[r + 1]
-                for j, buf in enumerate(group.buffers, start=r + 2):
-                    buf.append(step, rows[j], wall)
+                append_row(buffers, rows[r], rows[r + 1], rows[r + 2 : r + width])
             return
         # struct unboxes exact floats directly: ~1.5x faster than np.fromiter/np.array on a list
         table = np.frombuffer(struct.pack(f"{len(rows)}d", *rows), dtype=np.float64).reshape(-1, width)
-        steps, wall = table[:, 0], table[:, 1]
-        for j, buf in enumerate(group.buffers, start=2):
-            buf.extend_columns(steps, table[:, j], wall)
+        extend_rows(buffers, table[:, 0], table[:, 1], [table[:, j] for j in range(2, width)])
 
     def _move_all(self) -> None:
         for group in self._staged:
@@ -311,18 +311,33 @@ class MetricStore:
     # -- reading ------------------------------------------------------------------------------
 
     def load(self, metrics: Mapping[str, MetricHistory]) -> None:
-        """Append whole histories (from a file) to an empty store."""
+        """Append whole histories (from a file) to an empty store.
+
+        Metrics whose steps and wall times are identical (logged together) share one
+        timeline again, as they did when they were logged.
+        """
         with self.lock:
             if self._buffers:
                 raise ValueError("can only load into an empty plot")
+            together: list[tuple[MetricHistory, list[MetricBuffer], list[np.ndarray]]] = []
             for name, history in metrics.items():
                 check_name(name)
                 buf = self._new_buffer(name)
-                buf.extend(history)
+                for first, buffers, columns in together:
+                    if (np.array_equal(first.steps, history.steps)
+                            and np.array_equal(first.wall_time, history.wall_time)):
+                        break
+                else:
+                    first, buffers, columns = history, [], []
+                    together.append((first, buffers, columns))
+                buffers.append(buf)
+                columns.append(history.values)
                 if len(history):
                     self._last_step = max(self._last_step, float(history.steps[-1]))
-                    first = float(history.wall_time[0])
-                    self.t0 = first if self.t0 is None else min(self.t0, first)
+                    start = float(history.wall_time[0])
+                    self.t0 = start if self.t0 is None else min(self.t0, start)
+            for first, buffers, columns in together:
+                extend_rows(buffers, first.steps, first.wall_time, columns)
 
     def names(self) -> list[str]:
         with self.lock:
@@ -342,6 +357,12 @@ class MetricStore:
 
     def __len__(self) -> int:
         return len(self._buffers)
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes held by the columns (values, and each shared step/wall-time timeline once)."""
+        with self.lock:
+            return columns_nbytes(list(self._buffers.values()))
 
     def __contains__(self, name: object) -> bool:
         return name in self._buffers

@@ -351,9 +351,10 @@ def test_memory_at_rest_is_the_float64_columns_only():
         held = tracemalloc.get_traced_memory()[0] - before
     finally:
         tracemalloc.stop()
-    buffers = store._buffers.values()
-    columns = sum(b.nbytes for b in buffers)
-    capacity = sum(len(b._steps) for b in buffers)
-    assert columns == 24 * capacity  # step, value and wall time as float64: 24 bytes per slot
-    assert capacity < 2 * 4 * n  # O(1) amortized growth: capacity below twice the points
+    buffers = list(store._buffers.values())
+    columns = store.nbytes
+    (timeline,) = {b.timeline for b in buffers}  # the 4 metrics logged together share steps and wall times
+    capacity = sum(len(b._values) for b in buffers)
+    assert columns == 8 * capacity + 16 * len(timeline.steps)  # float64 values + one float64 step/wall pair
+    assert capacity < 2 * 4 * n and len(timeline.steps) < 2 * n  # O(1) amortized growth: below twice the points
     assert held < columns + 256 * 1024  # no Python objects per point left behind
