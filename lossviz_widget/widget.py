@@ -52,6 +52,7 @@ _SETTINGS = ("smoothing", "smoothing_mode", "log_y", "ignore_outliers", "x_axis"
 IMAGE_SUFFIXES = (".png", ".svg", ".pdf")
 EXPORT_SUFFIXES = (*IMAGE_SUFFIXES, ".html", ".csv", ".json", ".npz")
 _WIDGET_MIME = "application/vnd.jupyter.widget-view+json"
+FINDINGS_SHOWN = 20  # latest findings listed under the plot (diagnose() returns all)
 log = logging.getLogger("lossviz_widget")
 
 
@@ -647,7 +648,7 @@ class LossPlot(widgets.VBox):
             sent = self._grid.apply(frame)
             sent += self._runs_table.update(frame.runs)
             hidden = frozenset(self.hidden_runs)  # a hidden run's findings go with its lines
-            listing = findings_html([f for f in findings if (f.run or DEFAULT_RUN) not in hidden])
+            listing = findings_html([f for f in findings if (f.run or DEFAULT_RUN) not in hidden], limit=FINDINGS_SHOWN)
             if listing != self._findings.value:
                 self._findings.value = listing
                 sent += 1

@@ -110,7 +110,8 @@ class _Series:
         self.plateau = None
         if val or name.lower().endswith("epoch"):
             self.plateau = PlateauTracker("max" if higher_is_better(name) else "min", cfg.plateau_threshold,
-                                          cfg.plateau_threshold_mode, cfg.plateau_patience, cfg.plateau_cooldown)
+                                          cfg.plateau_threshold_mode, cfg.plateau_patience, cfg.plateau_cooldown,
+                                          keep_reductions=False)
         self.pair = (Generalization(cfg.gl_alpha, cfg.train_fall, cfg.gap_ratio, cfg.persist, cfg.train_window)
                      if loss and val else None)
 

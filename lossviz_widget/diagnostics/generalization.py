@@ -9,7 +9,8 @@ binary search and a short gather: O(1) in the run length, vectorized over a fram
   low by about two noise deviations, which alone would read as GL of a few percent), above
   ``gl_alpha`` (5, in percent) while the training level is more than ``train_fall`` (1%,
   AUTOTRAINER) below what it was at the validation minimum, for ``persist`` (3) evaluations in a
-  row. Ends when GL falls under ``gl_alpha / 2`` (a new minimum makes it 0).
+  row. Ends when GL falls under ``gl_alpha / 2`` (a new minimum makes it 0); the next episode
+  needs a minimum ``gl_alpha`` % below the one of the last report (no flapping on noisy series).
 * ``generalization_gap``: ``v`` more than ``gap_ratio`` (2x) the training level for ``persist``
   evaluations in a row; ends under ``(1 + gap_ratio) / 2``.
 
@@ -45,6 +46,9 @@ class Generalization:
         self.train_at_best = math.nan
         self.over_run = self.gap_run = 0
         self.over_active = self.gap_active = False
+        # after an overfitting report at best B, the next needs a best below B * (1 - gl_alpha/100):
+        # a noisy validation series would otherwise open an episode at every chance new minimum
+        self.over_reopen = math.inf
         self.examined = 0
 
     def _train_levels(self, train: MetricHistory, steps: np.ndarray) -> np.ndarray:
@@ -115,8 +119,9 @@ class Generalization:
 
         over_run = _run_lengths(over_cond, self.over_run)
         gap_run = _run_lengths(gap_cond, self.gap_run)
-        over_at, self.over_active = _episode_starts(over_run >= self.persist, over_release, self.over_active)
-        gap_at, self.gap_active = _episode_starts(gap_run >= self.persist, gap_release, self.gap_active)
+        over_at, self.over_active, self.over_reopen = _episode_starts(
+            over_run >= self.persist, over_release, self.over_active, best, self.over_reopen, self.gl_alpha / 100)
+        gap_at, self.gap_active, _ = _episode_starts(gap_run >= self.persist, gap_release, self.gap_active)
         self.over_run, self.gap_run = int(over_run[-1]), int(gap_run[-1])
         out = [self._overfitting(val_name, train_name, float(steps[i]), float(values[i]), float(gl[i]),
                                  float(best[i]), float(raw_best[i]), float(raw_best_step[i]),
@@ -165,20 +170,27 @@ def _run_lengths(cond: np.ndarray, carry: int) -> np.ndarray:
     return np.where(last_false < 0, idx + 1 + carry, idx - last_false)
 
 
-def _episode_starts(trigger: np.ndarray, release: np.ndarray, active: bool) -> tuple[list[int], bool]:
+def _episode_starts(trigger: np.ndarray, release: np.ndarray, active: bool, best: np.ndarray | None = None,
+                    reopen: float = math.inf, margin: float = 0.0) -> tuple[list[int], bool, float]:
     """Indices where an episode opens: the first ``trigger`` while none is open; an open episode
-    closes at the next ``release`` (that value cannot open a new one). Returns them and whether
-    an episode is open after the last value. Cost: O(episodes * log n)."""
+    closes at the next ``release`` (that value cannot open a new one). With ``best`` (a
+    non-increasing running best), an episode may open only where ``best < reopen``, and each
+    opening sets ``reopen = best * (1 - margin)`` there. Returns the indices, whether an episode
+    is open after the last value, and ``reopen``. Cost: O(episodes * log n)."""
     starts: list[int] = []
     triggers, releases = np.flatnonzero(trigger), np.flatnonzero(release)
     i = 0
     while True:
+        if not active and best is not None:  # first index with best < reopen (best never rises)
+            i = max(i, int(np.searchsorted(-best, -reopen, side="right")))
         pool = releases if active else triggers
         k = int(np.searchsorted(pool, i))
         if k == len(pool):
-            return starts, active
+            return starts, active, reopen
         j = int(pool[k])
         if not active:
             starts.append(j)
+            if best is not None:
+                reopen = float(best[j]) * (1.0 - margin)
         active = not active
         i = j + 1

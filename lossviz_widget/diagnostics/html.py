@@ -11,12 +11,21 @@ from .findings import SEVERITY_COLORS, Finding
 __all__ = ["findings_html"]
 
 
-def findings_html(findings: Sequence[Finding]) -> str:
-    """One line per finding: severity mark, message, suggested action. Empty string for none."""
+def findings_html(findings: Sequence[Finding], limit: int | None = None) -> str:
+    """One line per finding: severity mark, message, suggested action. Empty string for none.
+
+    With ``limit``, only the latest ``limit`` findings (by step) and a line saying how many
+    earlier ones :meth:`LossPlot.diagnose` has: the widget's area stays short and its HTML
+    bounded however long the run."""
     if not findings:
         return ""
     items = []
-    for f in findings:
+    shown = list(findings)
+    if limit is not None and len(shown) > limit:
+        shown = sorted(shown, key=lambda f: f.step)[-limit:]
+        items.append(f'<li class="lossviz-findings-more" style="list-style:none;color:#777">'
+                     f"{len(findings) - limit} earlier findings: plot.diagnose() lists all</li>")
+    for f in shown:
         e = lambda s: html.escape(str(s), quote=True)  # noqa: E731
         step = step_attr(f.step) if f.step == f.step else "nan"
         run = f' data-run="{e(f.run)}"' if f.run is not None else ""

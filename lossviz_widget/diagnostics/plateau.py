@@ -11,7 +11,9 @@ Per evaluation ``a`` (one point of a validation or per-epoch series):
   count resets and cooldown starts.
 
 :attr:`PlateauTracker.reductions` lists the indices where PyTorch would reduce the learning rate;
-a finding is reported at the first reduction of an episode, which ends at the next improvement.
+a finding is reported at the first reduction of an episode, which ends once the best beats the
+best at the report by ``reopen`` (5% relative): on a noisy series PyTorch's threshold (1e-4) is
+met by chance every few evaluations, which would report a new plateau each time.
 Defaults are PyTorch's: patience 10, threshold 1e-4 relative, cooldown 0.
 """
 
@@ -28,7 +30,7 @@ class PlateauTracker:
     """Incremental ReduceLROnPlateau decisions over one series."""
 
     def __init__(self, mode: str = "min", threshold: float = 1e-4, threshold_mode: str = "rel",
-                 patience: int = 10, cooldown: int = 0) -> None:
+                 patience: int = 10, cooldown: int = 0, reopen: float = 0.05, keep_reductions: bool = True) -> None:
         if mode not in ("min", "max"):
             raise ValueError(f"plateau mode must be 'min' or 'max', got {mode!r}")
         if threshold_mode not in ("rel", "abs"):
@@ -42,8 +44,14 @@ class PlateauTracker:
         self.num_bad = 0
         self.cooldown_counter = 0
         self.count = 0
+        self.keep_reductions = keep_reductions  # the engine keeps only their count (memory)
         self.reductions: list[int] = []
+        self.num_reductions = 0
+        self.reopen = reopen
         self.in_plateau = False  # an episode is open (reported, no improvement since)
+        # an episode closes when the best beats the best at its report by `reopen` (relative; 5%):
+        # on a noisy series PyTorch's tiny threshold is met by chance every few evaluations
+        self.close_bound = math.inf if mode == "min" else -math.inf
 
     def _improvement_bound(self) -> tuple[float, float, bool]:
         """``(scale, offset, minimize)``: ``a`` is better iff ``a < best * scale + offset`` (min)
@@ -62,24 +70,31 @@ class PlateauTracker:
         opened = []
         scale, offset, minimize = self._improvement_bound()
         best, best_index, num_bad = self.best, self.best_index, self.num_bad
-        cooldown_counter, in_plateau = self.cooldown_counter, self.in_plateau
-        patience, cooldown = self.patience, self.cooldown
+        cooldown_counter, in_plateau, close_bound = self.cooldown_counter, self.in_plateau, self.close_bound
+        patience, cooldown, keep = self.patience, self.cooldown, self.keep_reductions
+        reopen = (1.0 - self.reopen) if minimize else (1.0 + self.reopen)
+        reductions = 0
         for i, a in enumerate(values.tolist(), start=self.count):
             bound = best * scale + offset
             if (a < bound) if minimize else (a > bound):
-                best, best_index, num_bad, in_plateau = a, i, 0, False
+                best, best_index, num_bad = a, i, 0
+                if in_plateau and ((a < close_bound) if minimize else (a > close_bound)):
+                    in_plateau = False
             else:
                 num_bad += 1
             if cooldown_counter > 0:
                 cooldown_counter -= 1
                 num_bad = 0
             if num_bad > patience:
-                self.reductions.append(i)
+                reductions += 1
+                if keep:
+                    self.reductions.append(i)
                 cooldown_counter, num_bad = cooldown, 0
                 if not in_plateau:
-                    in_plateau = True
+                    in_plateau, close_bound = True, best * reopen
                     opened.append((i, best, best_index))
         self.count += len(values)
+        self.num_reductions += reductions
         self.best, self.best_index, self.num_bad = best, best_index, num_bad
-        self.cooldown_counter, self.in_plateau = cooldown_counter, in_plateau
+        self.cooldown_counter, self.in_plateau, self.close_bound = cooldown_counter, in_plateau, close_bound
         return opened
