@@ -150,6 +150,18 @@ class EmaSmoother:
             self._n = n
         return self._out[:n]
 
+    def stream(self, new: np.ndarray) -> np.ndarray:
+        """Smooth the values that follow those fed so far and return them, keeping no output
+        (O(1) memory: for readers that see each value once, like the divergence detector).
+
+        Same EMA as :meth:`update`, without TensorBoard's constant-series rule (a constant series
+        smooths to itself up to rounding anyway). Don't mix with :meth:`update` on one smoother."""
+        new = np.asarray(new, dtype=np.float64)
+        out = np.empty(len(new))
+        for a in range(0, len(new), _SLICE):  # slices bound the temporaries
+            out[a : a + _SLICE] = self._smooth(new[a : a + _SLICE])
+        return out
+
     def _smooth(self, new: np.ndarray) -> np.ndarray:
         finite = np.isfinite(new)
         all_finite = bool(finite.all())

@@ -168,3 +168,13 @@ def test_compact_storage_switch_inside_one_update_keeps_its_earlier_slices(monke
     full = tensorboard_ema(y, 0.6)
     np.testing.assert_allclose(got[:64], full[:64].astype(np.float32), rtol=2.0**-23)  # first slice, as drawn
     np.testing.assert_allclose(got[64:], tensorboard_reference(y, 0.6)[64:], rtol=1e-12)
+
+
+def test_stream_equals_the_stored_ema_chunk_by_chunk_and_keeps_nothing():
+    rng = np.random.default_rng(3)
+    y = rng.normal(1.0, 0.3, 5000)
+    y[[10, 11, 400, 4999]] = [np.nan, np.inf, -np.inf, np.nan]
+    streamed = EmaSmoother(0.9)
+    parts = [streamed.stream(y[a:b]) for a, b in ((0, 1), (1, 7), (7, 4000), (4000, 5000))]
+    np.testing.assert_allclose(np.concatenate(parts), tensorboard_ema(y, 0.9), rtol=1e-12, equal_nan=True)
+    assert len(streamed._out) == 0  # nothing per point is kept

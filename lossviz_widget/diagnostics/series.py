@@ -95,7 +95,7 @@ class Divergence:
         self.active = False
 
     def feed(self, name: str, steps: np.ndarray, values: np.ndarray, start: int) -> list[Finding]:
-        sm = self._ema.update(values)[start:]
+        sm = self._ema.stream(values[start:])  # keeps no per-point output
         finite = np.isfinite(sm)
         k = self.count + np.cumsum(finite)
         self.count = int(k[-1]) if len(k) else self.count
