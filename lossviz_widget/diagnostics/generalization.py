@@ -40,7 +40,6 @@ class Generalization:
         self.persist, self.train_window = persist, train_window
         self.recent: deque[float] = deque(maxlen=persist)  # the last finite validation values
         self.best = math.inf  # lowest mean of `persist` recent values (what GL is measured from)
-        self.best_step = math.nan
         self.raw_best = math.inf  # lowest single value: the checkpoint to go back to
         self.raw_best_step = math.nan
         self.train_at_best = math.nan
@@ -95,18 +94,11 @@ class Generalization:
             return []
         levels = self._train_levels(train, steps)
         means = self._recent_means(values)
-        # running best of the recent means (strict improvements), with where it was reached
-        before = np.minimum.accumulate(np.concatenate([[self.best], means]))[:-1]
-        at = np.maximum.accumulate(np.where(means < before, np.arange(n), -1))
-        have = at >= 0
-        atc = np.maximum(at, 0)
-        best = np.where(have, means[atc], self.best)
-        best_step = np.where(have, steps[atc], self.best_step)
-        raw_before = np.minimum.accumulate(np.concatenate([[self.raw_best], values]))[:-1]
-        raw_at = np.maximum.accumulate(np.where(values < raw_before, np.arange(n), -1))
-        raw_best = np.where(raw_at >= 0, values[np.maximum(raw_at, 0)], self.raw_best)
+        # running bests: of the recent means (GL) and of single values (the checkpoint to keep)
+        best, at = _running_min(means, self.best)
+        train_at_best = np.where(at >= 0, levels[np.maximum(at, 0)], self.train_at_best)
+        raw_best, raw_at = _running_min(values, self.raw_best)
         raw_best_step = np.where(raw_at >= 0, steps[np.maximum(raw_at, 0)], self.raw_best_step)
-        train_at_best = np.where(have, levels[atc], self.train_at_best)
         with np.errstate(invalid="ignore", divide="ignore"):
             gl = np.where(best > 0, 100.0 * (means / best - 1.0), 0.0)
             # False when either is NaN; a relative fall needs a positive level
@@ -131,7 +123,7 @@ class Generalization:
                 for i in gap_at]
         out.sort(key=lambda f: f.step)
         self.recent.extend(values[-self.persist :].tolist())
-        self.best, self.best_step, self.train_at_best = float(best[-1]), float(best_step[-1]), float(train_at_best[-1])
+        self.best, self.train_at_best = float(best[-1]), float(train_at_best[-1])
         self.raw_best, self.raw_best_step = float(raw_best[-1]), float(raw_best_step[-1])
         return out
 
@@ -160,6 +152,14 @@ class Generalization:
             "The model fits its training data much better than new data: add regularization or data, "
             "or use a smaller model.", {"value": v, "train": tl, "ratio": ratio, "train_metric": train_name},
         )
+
+
+def _running_min(values: np.ndarray, prev: float) -> tuple[np.ndarray, np.ndarray]:
+    """The running minimum of ``values`` after ``prev`` (strict improvements), and per value the
+    index where that minimum was reached in ``values`` (-1 while it is still ``prev``)."""
+    before = np.minimum.accumulate(np.concatenate([[prev], values]))[:-1]
+    at = np.maximum.accumulate(np.where(values < before, np.arange(len(values)), -1))
+    return np.where(at >= 0, values[np.maximum(at, 0)], prev), at
 
 
 def _run_lengths(cond: np.ndarray, carry: int) -> np.ndarray:
