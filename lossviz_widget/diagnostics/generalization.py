@@ -29,7 +29,7 @@ from .findings import Finding, fmt, pct
 
 __all__ = ["Generalization"]
 
-_SLICE = 65536  # validation values per gather (bounds the (n, train_window) temporaries)
+_SLICE = 1 << 14  # validation values per binary search and window pass (bounds the temporaries)
 
 
 class Generalization:
@@ -52,19 +52,20 @@ class Generalization:
 
     def _train_levels(self, train: MetricHistory, steps: np.ndarray) -> np.ndarray:
         """Per validation step: the mean of the finite values among the last ``train_window``
-        training values logged at or before it (NaN if none). One binary search per step and a
-        (len(steps), train_window) gather, in slices to bound the temporaries."""
+        training values logged at or before it (NaN if none).
+
+        One binary search per step, then per slice of steps either windowed sums over the
+        training values the slice spans (:func:`_window_means`, O(span)) or, where validation is
+        sparse and that span is long, a ``(len(steps), train_window)`` gather (O(len * window))."""
         w = self.train_window
         out = np.empty(len(steps))
         for a in range(0, len(steps), _SLICE):
             ends = np.searchsorted(train.steps, steps[a : a + _SLICE], side="right")
-            idx = ends[:, None] - w + np.arange(w)  # window [end - w, end)
-            valid = idx >= 0
-            seg = train.values[np.maximum(idx, 0)]
-            ok = valid & np.isfinite(seg)
-            count = ok.sum(axis=1)
-            with np.errstate(invalid="ignore", divide="ignore"):
-                out[a : a + _SLICE] = np.where(ok, seg, 0.0).sum(axis=1) / count
+            lo = max(int(ends[0]) - w, 0)
+            if int(ends[-1]) - lo <= 4 * len(ends):
+                out[a : a + len(ends)] = _window_means(train.values[lo : int(ends[-1])], ends - lo, w, lo == 0)
+            else:
+                out[a : a + len(ends)] = _gathered_means(train.values, ends, w)
             self.examined += int(np.minimum(ends, w).sum())
         return out
 
@@ -152,6 +153,47 @@ class Generalization:
             "The model fits its training data much better than new data: add regularization or data, "
             "or use a smaller model.", {"value": v, "train": tl, "ratio": ratio, "train_metric": train_name},
         )
+
+
+def _window_means(x: np.ndarray, ends: np.ndarray, w: int, at_start: bool) -> np.ndarray:
+    """Per ``end``: the mean of the finite values among ``x[end - w : end]`` (among ``x[:end]``
+    where ``at_start`` and ``end < w``; the caller guarantees ``end >= w`` otherwise).
+
+    Van Herk / Gil-Werman: with ``x`` cut into blocks of ``w``, a window is a suffix of one block
+    plus a prefix of the next, so each window sum only ever adds values inside that window (a
+    cumulative sum difference would let one 1e30 spike wreck every later window). Counts of
+    finite values come from an exact integer cumulative sum. O(len(x) + len(ends))."""
+    finite = np.isfinite(x)
+    nb = len(x) // w + 1  # at least one block, also for an empty x
+    grid = np.zeros(nb * w)
+    np.copyto(grid[: len(x)], x, where=finite)
+    grid = grid.reshape(nb, w)
+    suffix = np.cumsum(grid[:, ::-1], axis=1)[:, ::-1].ravel()  # x[i] + ... to the end of i's block
+    prefix = np.zeros(nb * w + 1)  # x[start of i's block] + ... + x[i - 1]; 0 at block starts
+    np.cumsum(grid, axis=1, out=grid)
+    prefix[1:] = grid.ravel()
+    prefix[::w] = 0.0
+    count = np.concatenate(([0], np.cumsum(finite)))
+    first = ends - w
+    total = prefix[ends]
+    if at_start:
+        inside = first >= 0
+        total += np.where(inside, suffix[np.maximum(first, 0)], 0.0)
+        counted = count[ends] - count[np.maximum(first, 0)]
+    else:
+        total += suffix[first]
+        counted = count[ends] - count[first]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return total / counted
+
+
+def _gathered_means(values: np.ndarray, ends: np.ndarray, w: int) -> np.ndarray:
+    """:func:`_window_means` by a ``(len(ends), w)`` gather: cheaper where the ends are far apart."""
+    idx = ends[:, None] - w + np.arange(w)  # window [end - w, end)
+    seg = values[np.maximum(idx, 0)]
+    ok = (idx >= 0) & np.isfinite(seg)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(ok, seg, 0.0).sum(axis=1) / ok.sum(axis=1)
 
 
 def _running_min(values: np.ndarray, prev: float) -> tuple[np.ndarray, np.ndarray]:
