@@ -304,7 +304,8 @@ def test_vectorized_episode_machine_matches_the_sequential_rule():
     """generalization's NumPy run lengths and episode starts equal the per-value state machine
     (run counter always updated; an open episode closes on a release value, which cannot
     reopen it; a closed one opens when the run reaches ``persist``)."""
-    from lossviz_widget.diagnostics.generalization import _episode_starts, _run_lengths
+    from lossviz_widget.diagnostics.findings import run_lengths as _run_lengths
+    from lossviz_widget.diagnostics.generalization import _episode_starts
 
     rng = np.random.default_rng(7)
     for _ in range(300):

@@ -17,7 +17,7 @@ import numpy as np
 from .._format import format_number
 from ..grouping import family_of, higher_is_better
 
-__all__ = ["Finding", "SEVERITIES", "SEVERITY_COLORS", "is_loss_like", "is_validation", "first_episode", "fmt", "pct"]
+__all__ = ["Finding", "SEVERITIES", "SEVERITY_COLORS", "is_loss_like", "is_validation", "first_episode", "run_lengths", "fmt", "pct"]
 
 SEVERITIES = ("info", "warning", "error")
 SEVERITY_COLORS = {"error": "#d62728", "warning": "#ff7f0e", "info": "#1f77b4"}
@@ -93,3 +93,11 @@ def first_episode(trigger: np.ndarray, clear: np.ndarray, active: bool) -> tuple
         active = not active
         i += 1
     return starts, active
+
+
+def run_lengths(cond: np.ndarray, carry: int) -> np.ndarray:
+    """How many values in a row, ending at each one, satisfy ``cond`` (``carry`` of them just
+    before the first)."""
+    idx = np.arange(len(cond))
+    last_false = np.maximum.accumulate(np.where(cond, -1, idx))
+    return np.where(last_false < 0, idx + 1 + carry, idx - last_false)

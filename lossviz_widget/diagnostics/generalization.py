@@ -25,7 +25,7 @@ from collections import deque
 import numpy as np
 
 from ..buffers import MetricHistory
-from .findings import Finding, fmt, pct
+from .findings import Finding, fmt, pct, run_lengths
 
 __all__ = ["Generalization"]
 
@@ -110,8 +110,8 @@ class Generalization:
         gap_cond = ratio > self.gap_ratio
         gap_release = ratio < (1.0 + self.gap_ratio) / 2
 
-        over_run = _run_lengths(over_cond, self.over_run)
-        gap_run = _run_lengths(gap_cond, self.gap_run)
+        over_run = run_lengths(over_cond, self.over_run)
+        gap_run = run_lengths(gap_cond, self.gap_run)
         over_at, self.over_active, self.over_reopen = _episode_starts(
             over_run >= self.persist, over_release, self.over_active, best, self.over_reopen, self.gl_alpha / 100)
         gap_at, self.gap_active, _ = _episode_starts(gap_run >= self.persist, gap_release, self.gap_active)
@@ -202,14 +202,6 @@ def _running_min(values: np.ndarray, prev: float) -> tuple[np.ndarray, np.ndarra
     before = np.minimum.accumulate(np.concatenate([[prev], values]))[:-1]
     at = np.maximum.accumulate(np.where(values < before, np.arange(len(values)), -1))
     return np.where(at >= 0, values[np.maximum(at, 0)], prev), at
-
-
-def _run_lengths(cond: np.ndarray, carry: int) -> np.ndarray:
-    """How many values in a row, ending at each one, satisfy ``cond`` (``carry`` of them just
-    before the first)."""
-    idx = np.arange(len(cond))
-    last_false = np.maximum.accumulate(np.where(cond, -1, idx))
-    return np.where(last_false < 0, idx + 1 + carry, idx - last_false)
 
 
 def _episode_starts(trigger: np.ndarray, release: np.ndarray, active: bool, best: np.ndarray | None = None,
