@@ -17,7 +17,7 @@ import numpy as np
 from .._format import format_number
 from ..grouping import family_of, higher_is_better
 
-__all__ = ["Finding", "SEVERITIES", "SEVERITY_COLORS", "is_loss_like", "is_validation", "first_episode", "run_lengths", "fmt", "pct"]
+__all__ = ["Finding", "SEVERITIES", "SEVERITY_COLORS", "is_loss_like", "is_validation", "first_episode", "held", "fmt", "pct"]
 
 SEVERITIES = ("info", "warning", "error")
 SEVERITY_COLORS = {"error": "#d62728", "warning": "#ff7f0e", "info": "#1f77b4"}
@@ -95,9 +95,20 @@ def first_episode(trigger: np.ndarray, clear: np.ndarray, active: bool) -> tuple
     return starts, active
 
 
-def run_lengths(cond: np.ndarray, carry: int) -> np.ndarray:
-    """How many values in a row, ending at each one, satisfy ``cond`` (``carry`` of them just
-    before the first)."""
-    idx = np.arange(len(cond))
-    last_false = np.maximum.accumulate(np.where(cond, -1, idx))
-    return np.where(last_false < 0, idx + 1 + carry, idx - last_false)
+def held(cond: np.ndarray, carry: int, length: int) -> tuple[np.ndarray, int]:
+    """Per value: whether ``cond`` has held for at least ``length`` values in a row ending there
+    (``carry`` of them just before the first), and the run length after the last value.
+
+    Boolean windows that double in width: O(n log length) on bytes, no index arrays."""
+    n = len(cond)
+    if n == 0:
+        return cond.astype(bool), carry
+    c = min(carry, length - 1)
+    out = np.concatenate((np.zeros(length - 1 - c, bool), np.ones(c, bool), cond))  # windows of 1
+    width = 1
+    while width < length:  # out[k]: ext[k : k + width] all true
+        grow = min(width, length - width)
+        out = out[grow:] & out[:-grow]
+        width += grow
+    back = int(np.argmin(cond[::-1]))  # values since the last False
+    return out, (carry + n if cond[n - 1 - back] else back)

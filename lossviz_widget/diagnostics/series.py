@@ -34,7 +34,7 @@ import math
 import numpy as np
 
 from ..smoothing import EmaSmoother
-from .findings import Finding, first_episode, fmt, pct, run_lengths
+from .findings import Finding, first_episode, fmt, held, pct
 
 __all__ = ["RunRule", "nonfinite_rule", "negative_rule", "Divergence", "InitialLoss", "BlockTrends"]
 
@@ -273,9 +273,9 @@ class BlockTrends:
         idx = self.count + np.arange(len(level))
         with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
             rel = np.where(level != 0, noise / np.abs(level), math.inf)
-            hi = run_lengths(rel > self.noise_ratio, self._hi)
-            lo = run_lengths(rel < 0.7 * self.noise_ratio, self._lo)
-            noisy, self.active["noisy"] = first_episode(hi >= 2, lo >= 2, self.active["noisy"])
+            hi, self._hi = held(rel > self.noise_ratio, self._hi, 2)
+            lo, self._lo = held(rel < 0.7 * self.noise_ratio, self._lo, 2)
+            noisy, self.active["noisy"] = first_episode(hi, lo, self.active["noisy"])
             # over the 5 blocks ending at each: the same left-to-right sum of squares as _se
             late = idx >= 9
             j = np.arange(len(level)) + pad
@@ -291,7 +291,6 @@ class BlockTrends:
                                                                 self.active["converged"])
         if self.active["lr_too_high"] and bool((level < 0.9 * self.first_level).any()):
             self.active["lr_too_high"] = False
-        self._hi, self._lo = int(hi[-1]), int(lo[-1])
         found = [(k, 0, self._noisy(name, float(E[k]), float(ends[k]), float(noise[k]), float(level[k]), float(rel[k])))
                  for k in noisy]
         found += [(k, 1, self._converged(name, float(ends[k]), float(level[k]), float(moved[k]), float(thr[k])))
