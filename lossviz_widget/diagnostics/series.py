@@ -52,6 +52,10 @@ class RunRule:
     def feed(self, name: str, steps: np.ndarray, values: np.ndarray, start: int) -> list[Finding]:
         v = values[start:]
         bad = self._bad(v)
+        if not bad.any():  # the usual case: an open episode ends once `clear_after` clean points passed
+            if self.active and len(values) - 1 - self.last_bad >= self.clear_after:
+                self.active = False
+            return []
         idx = np.arange(start, len(values))
         last_bad = np.maximum.accumulate(np.where(bad, idx, self.last_bad))
         starts, self.active = first_episode(bad, (idx - last_bad) >= self.clear_after, self.active)
