@@ -62,9 +62,8 @@ class Generalization:
         out = np.empty(len(steps))
         for a in range(0, len(steps), _SLICE):
             ends = _ends(train.steps, steps[a : a + _SLICE])
-            lo = max(int(ends[0]) - w, 0)
-            if int(ends[-1]) - lo <= 4 * len(ends):
-                out[a : a + len(ends)] = _window_means(train.values[lo : int(ends[-1])], ends - lo, w, lo == 0)
+            if int(ends[-1]) - int(ends[0]) + w <= 4 * len(ends):
+                out[a : a + len(ends)] = _window_means(train.values, ends, w)
             else:
                 out[a : a + len(ends)] = _gathered_means(train.values, ends, w)
             self.examined += int(np.minimum(ends, w).sum())
@@ -159,14 +158,18 @@ class Generalization:
         )
 
 
-def _window_means(x: np.ndarray, ends: np.ndarray, w: int, at_start: bool) -> np.ndarray:
-    """Per ``end``: the mean of the finite values among ``x[end - w : end]`` (among ``x[:end]``
-    where ``at_start`` and ``end < w``; the caller guarantees ``end >= w`` otherwise).
+def _window_means(values: np.ndarray, ends: np.ndarray, w: int) -> np.ndarray:
+    """Per ``end`` (ascending): the mean of the finite values among ``values[end - w : end]``.
 
-    Van Herk / Gil-Werman: with ``x`` cut into blocks of ``w``, a window is a suffix of one block
-    plus a prefix of the next, so each window sum only ever adds values inside that window (a
-    cumulative sum difference would let one 1e30 spike wreck every later window). Counts of
-    finite values come from an exact integer cumulative sum. O(len(x) + len(ends))."""
+    Van Herk / Gil-Werman: with the values cut into blocks of ``w`` (at multiples of ``w``), a
+    window is a suffix of one block plus a prefix of the next, so each window sum only ever adds
+    values inside that window (a cumulative sum difference would let one 1e30 spike wreck every
+    later window). Non-finite values count as 0.0 in the sums and are left out of the counts,
+    which come from an exact integer cumulative sum. Reads only the blocks the ends span:
+    O(span + len(ends))."""
+    lo = max(int(ends[0]) - w, 0) // w * w
+    x = values[lo : int(ends[-1])]
+    ends = ends - lo
     finite = np.isfinite(x)
     nb = len(x) // w + 1  # at least one block, also for an empty x
     grid = np.zeros(nb * w)
@@ -179,25 +182,32 @@ def _window_means(x: np.ndarray, ends: np.ndarray, w: int, at_start: bool) -> np
     prefix[::w] = 0.0
     count = np.concatenate(([0], np.cumsum(finite)))
     first = ends - w
+    inside = first >= 0  # False only for the first windows of the series
     total = prefix[ends]
-    if at_start:
-        inside = first >= 0
-        total += np.where(inside, suffix[np.maximum(first, 0)], 0.0)
-        counted = count[ends] - count[np.maximum(first, 0)]
-    else:
-        total += suffix[first]
-        counted = count[ends] - count[first]
+    total += np.where(inside, suffix[np.maximum(first, 0)], 0.0)
     with np.errstate(invalid="ignore", divide="ignore"):
-        return total / counted
+        return total / (count[ends] - count[np.maximum(first, 0)])
 
 
 def _gathered_means(values: np.ndarray, ends: np.ndarray, w: int) -> np.ndarray:
-    """:func:`_window_means` by a ``(len(ends), w)`` gather: cheaper where the ends are far apart."""
-    idx = ends[:, None] - w + np.arange(w)  # window [end - w, end)
-    seg = values[np.maximum(idx, 0)]
-    ok = (idx >= 0) & np.isfinite(seg)
+    """:func:`_window_means` by gathering each window's values (O(len(ends) * w), cheaper where
+    the ends are far apart), adding them in the same order, so both give the same bits and the
+    levels do not depend on how a frame's steps were sliced."""
+    split = ends // w * w  # start of the block of `end`: the window is values[first:split] + values[split:end]
+    first = ends - w
+    head, tail = ends - split, split - np.maximum(first, 0)  # lengths of the prefix and the suffix part
+    prefix, suffix, count = np.zeros(len(ends)), np.zeros(len(ends)), np.zeros(len(ends), dtype=np.int64)
+    for j in range(w):
+        for total, length, at in ((prefix, head, split + j), (suffix, tail, split - 1 - j)):
+            use = j < length
+            x = values[np.where(use, at, 0)]
+            ok = use & np.isfinite(x)
+            x = np.where(ok, x, 0.0)
+            count += ok
+            total[:] = np.where(use, x if j == 0 else total + x, total)  # cumsum: the first is taken as is
+    total = prefix + np.where(first >= 0, suffix, 0.0)
     with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(ok, seg, 0.0).sum(axis=1) / ok.sum(axis=1)
+        return total / count
 
 
 def _ends(train_steps: np.ndarray, steps: np.ndarray) -> np.ndarray:
