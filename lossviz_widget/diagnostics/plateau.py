@@ -44,6 +44,7 @@ class PlateauTracker:
         self.num_bad = 0
         self.cooldown_counter = 0
         self.count = 0
+        self._limit = _DENSE  # bad values in a row before feed() scans (adapts to the gaps)
         self.keep_reductions = keep_reductions  # the engine keeps only their count (memory)
         self.reductions: list[int] = []
         self.num_reductions = 0
@@ -80,18 +81,17 @@ class PlateauTracker:
         reopen = (1.0 - self.reopen) if minimize else (1.0 + self.reopen)
         values = np.asarray(values, dtype=np.float64)
         n, base, pos, since = len(values), self.count, 0, 0
-        reductions = 0
+        reductions, limit = 0, self._limit
         while pos < n:
-            if since < _DENSE:  # sequential: exactly PyTorch's step()
-                for i, a in enumerate(values[pos : pos + _DENSE].tolist(), start=base + pos):
+            if since < limit:  # sequential: exactly PyTorch's step()
+                for i, a in enumerate(values[pos : pos + limit].tolist(), start=base + pos):
                     bound = best * scale + offset
                     if (a < bound) if minimize else (a > bound):
-                        best, best_index, num_bad, since = a, i, 0, 0
+                        best, best_index, num_bad = a, i, 0
                         if in_plateau and ((a < close_bound) if minimize else (a > close_bound)):
                             in_plateau = False
                     else:
                         num_bad += 1
-                        since += 1
                     if cooldown_counter > 0:
                         cooldown_counter -= 1
                         num_bad = 0
@@ -103,7 +103,10 @@ class PlateauTracker:
                         if not in_plateau:
                             in_plateau, close_bound = True, best * reopen
                             opened.append((i, best, best_index))
-                pos = min(pos + _DENSE, n)
+                pos += limit
+                since = base + pos - 1 - best_index  # bad values in a row so far
+                if since < limit:  # an improvement among them: dense, longer lists before a scan
+                    limit = min(2 * limit, _CHUNK)
                 continue
             stop = _next_better(values, pos, best * scale + offset, minimize)  # values[pos:stop] are all bad
             first, count, num_bad, cooldown_counter = _bad_stretch(stop - pos, num_bad, cooldown_counter,
@@ -123,17 +126,20 @@ class PlateauTracker:
             if in_plateau and ((a < close_bound) if minimize else (a > close_bound)):
                 in_plateau = False
             cooldown_counter = max(cooldown_counter - 1, 0)
-            # improvements far apart: scan on; close together: back to the loop
-            since = _DENSE if stop - pos >= _DENSE else 0
-            pos = stop + 1
+            # the scan's fixed cost pays off on long stretches: after one, scan on sooner
+            if stop - pos >= 8 * limit:
+                limit = max(limit // 2, _DENSE)
+            since, pos = 0, stop + 1
         self.count += n
+        self._limit = limit
         self.num_reductions += reductions
         self.best, self.best_index, self.num_bad = best, best_index, num_bad
         self.cooldown_counter, self.in_plateau, self.close_bound = cooldown_counter, in_plateau, close_bound
         return opened
 
 
-_DENSE = 32  # values without an improvement before the vectorized scan takes over
+_DENSE = 32  # least number of values without an improvement before the vectorized scan takes over
+_CHUNK = 1024  # the most values the loop walks at once (where improvements are dense)
 _SCAN = (256, 1 << 16)  # first and largest chunk of that scan
 
 
