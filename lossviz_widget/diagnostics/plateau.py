@@ -105,7 +105,7 @@ class PlateauTracker:
                             opened.append((i, best, best_index))
                 pos += limit
                 since = base + pos - 1 - best_index  # bad values in a row so far
-                if since < limit:  # an improvement among them: dense, longer lists before a scan
+                if since < _DENSE // 4:  # an improvement among the last few: dense, walk longer lists
                     limit = min(2 * limit, _CHUNK)
                 continue
             stop = _next_better(values, pos, best * scale + offset, minimize)  # values[pos:stop] are all bad
@@ -127,8 +127,10 @@ class PlateauTracker:
                 in_plateau = False
             cooldown_counter = max(cooldown_counter - 1, 0)
             # the scan's fixed cost pays off on long stretches: after one, scan on sooner
-            if stop - pos >= 8 * limit:
+            if stop - pos >= limit:  # the scan paid off: scan sooner
                 limit = max(limit // 2, _DENSE)
+            elif stop - pos < _DENSE:  # found at once: walk longer lists
+                limit = min(2 * limit, _CHUNK)
             since, pos = 0, stop + 1
         self.count += n
         self._limit = limit
