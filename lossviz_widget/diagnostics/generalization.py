@@ -1,8 +1,11 @@
 """Detectors on a validation series and its training partner (same family, e.g. loss/val_loss).
 
 For each new finite validation value ``v`` at step ``s`` the training level is the mean of the
-finite values among the last ``train_window`` (20) training values logged at or before ``s`` (a
-binary search and a short gather: O(1) in the run length, vectorized over a frame's new values).
+finite values among the last ``train_window`` (20) training values logged at or before ``s``:
+windowed sums over the training values a frame's validation steps span (van Herk / Gil-Werman,
+O(1) per point whatever the window), or a short gather per value where validation is sparse.
+Everything else is a few NumPy passes over the new values (no index arrays); the state machines
+visit only the values where an episode opens or closes.
 
 * ``overfitting``: Prechelt (1998) generalization loss ``GL = 100 * (v / v_min - 1)``, computed on
   the mean of the last ``persist`` validation values (the minimum of single noisy values sits

@@ -15,6 +15,10 @@ a finding is reported at the first reduction of an episode, which ends once the 
 best at the report by ``reopen`` (5% relative): on a noisy series PyTorch's threshold (1e-4) is
 met by chance every few evaluations, which would report a new plateau each time.
 Defaults are PyTorch's: patience 10, threshold 1e-4 relative, cooldown 0.
+
+Cost: the rule is sequential, but between two improvements nothing changes except counters, so
+long stretches without an improvement are found by vectorized scans and counted arithmetically
+(~1-2 ns per value); where improvements are dense a plain loop runs (~0.1 us per value).
 """
 
 from __future__ import annotations
