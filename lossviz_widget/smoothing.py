@@ -29,46 +29,84 @@ __all__ = [
     "tensorboard_ema", "half_window", "gaussian_kernel",
 ]
 
-# Points smoothed per pass: bounds the temporaries (one float64 array of this size) and
-# keeps them cache-sized.
+# Points smoothed per pass: bounds the temporaries (one float64 array of this size).
 _SLICE = 1 << 20
-# Within a chunk the recurrence is evaluated as w**(j+1) * cumsum(x * (1-w) / w**(i+1)).
-# The chunk length keeps w**K above 1e-100, far from float64 underflow/overflow.
-_MAX_CHUNK = 1024
+# _scan evaluates the recurrence in rows of _ROW points, a cache-sized _BLOCK of them at a time.
+_ROW = 8
+_BLOCK = 1 << 15  # 256 KiB of float64: stays in L2 while its columns are summed
+_SCALAR_MAX = 64  # up to this many points a plain loop is cheaper
+# Scaling by a**-(j+1) within a row needs a**_ROW far from float64 underflow.
+_MIN_SCALED = 1e-100
 
 
-def _chunk_len(weight: float) -> int:
-    return max(1, min(_MAX_CHUNK, int(100.0 / -math.log10(weight))))
+def _scan(x: np.ndarray, a: float, b: float, init: float, out: np.ndarray) -> float:
+    """``out[t] = a * out[t-1] + b * x[t]`` for every t, from ``out[-1] = init``; returns the last value.
 
+    The series is cut into rows of L = ``_ROW`` points, ``y[r, j] = a**(j+1) * (c[r-1] + S[r, j])``:
 
-def _ema_accumulate(x: np.ndarray, weight: float, last: float) -> np.ndarray:
-    """Biased accumulator ``last_t = w*last_{t-1} + (1-w)*x_t`` for every t, vectorized.
+    1. ``S``, each row's accumulator from a zero start, as a running sum of ``b * x / a**(j+1)``
+       that goes *down the L columns* of a cache-sized block: L - 1 vector adds, each over every
+       row at once. Along the series it would be ``cumsum``, a sequential loop (~4 ns a point,
+       several times what a vector pass costs).
+    2. ``c``, the accumulator at each row end: the same recurrence over the row ends with
+       coefficient ``a**L``, solved by this function on a series L times shorter.
+    3. ``out = (S + c) * a**(j+1)``.
 
-    Chunks of K points are independent cumulative sums (zero carry-in), joined by a
-    short scalar recurrence over the chunk ends; five in-place passes over one array.
-    Agrees with the step-by-step loop to ~1e-13 relative.
+    About four passes over ``out`` in all; agrees with the step-by-step loop to ~1e-14 relative.
+    ``x`` may be strided; ``out`` is float64 and contiguous. When ``a**L`` would underflow (``a``
+    below ~1e-12) the rows are accumulated unscaled instead (one more multiply per column).
     """
     m = len(x)
-    if weight == 0.0:
-        return x.astype(np.float64, copy=True)
-    k = _chunk_len(weight)
-    chunks = -(-m // k)
-    powers = weight ** np.arange(1, k + 1, dtype=np.float64)  # w**(j+1)
-    grid = np.empty((chunks, k))
-    flat = grid.reshape(-1)
-    flat[:m] = x
-    flat[m:] = 0.0
-    grid *= (1.0 - weight) / powers
-    np.cumsum(grid, axis=1, out=grid)  # times powers: each chunk's accumulator from a zero start
-    ends = (grid[:, -1] * powers[-1]).tolist()
-    carry = np.empty(chunks)
-    wk = float(powers[-1])
-    for c, end in enumerate(ends):  # carry between chunks: a short scalar recurrence
-        carry[c] = last
-        last = wk * last + end
-    grid += carry[:, None]
-    grid *= powers
-    return flat[:m]
+    if a == 0.0:
+        np.multiply(x, b, out=out)
+        return float(out[-1]) if m else init
+    if m <= _SCALAR_MAX:
+        last = init
+        for i, v in enumerate(x.tolist()):
+            last = a * last + b * v
+            out[i] = last
+        return last
+    L = _ROW
+    powers = a ** np.arange(1, L + 1, dtype=np.float64)  # a**(j+1)
+    scaled = powers[-1] >= _MIN_SCALED
+    rows = m // L
+    body = rows * L
+    tile = min(_BLOCK, body) // L
+    scale = np.tile(b / powers, tile) if scaled else None
+    tmp = None if scaled else np.empty(tile)
+    for lo in range(0, body, _BLOCK):  # 1. row accumulators from a zero start
+        hi = min(body, lo + _BLOCK)
+        if scaled:
+            np.multiply(x[lo:hi], scale[: hi - lo], out=out[lo:hi])
+        else:
+            np.multiply(x[lo:hi], b, out=out[lo:hi])
+        g = out[lo:hi].reshape(-1, L)
+        for j in range(1, L):
+            if scaled:
+                np.add(g[:, j], g[:, j - 1], out=g[:, j])
+            else:
+                t = tmp[: len(g)]
+                np.multiply(g[:, j - 1], a, out=t)
+                np.add(g[:, j], t, out=g[:, j])
+    carry = np.empty(rows + 1)  # carry[r]: the accumulator before row r
+    carry[0] = init
+    ends = out[:body].reshape(rows, L)[:, -1]
+    a_row = float(powers[-1])
+    last = _scan(ends, a_row, a_row if scaled else 1.0, init, carry[1:])  # 2. carries between rows
+    unscale = np.tile(powers, tile) if scaled else None
+    for lo in range(0, body, _BLOCK):  # 3. add the carries
+        hi = min(body, lo + _BLOCK)
+        g = out[lo:hi].reshape(-1, L)
+        c = carry[lo // L : hi // L, None]
+        if scaled:
+            np.add(g, c, out=g)
+            np.multiply(out[lo:hi], unscale[: hi - lo], out=out[lo:hi])
+        else:
+            g += c * powers
+    for i in range(body, m):  # the last partial row
+        last = a * last + b * float(x[i])
+        out[i] = last
+    return last
 
 
 def _debias_horizon(weight: float) -> int:
@@ -82,6 +120,12 @@ def _debias(weight: float, start: int, m: int) -> np.ndarray:
     Scalar ``pow``, as TensorBoard's ``Math.pow``: NumPy's vectorized power may differ in the last bit.
     """
     return 1.0 - np.fromiter((weight**k for k in range(start + 1, start + m + 1)), dtype=np.float64, count=m)
+
+
+def _all_equal(a: np.ndarray, v: float) -> bool:
+    """Whether every value of ``a`` equals ``v``; a differing value near the start (the usual
+    case) answers without a pass over all of ``a``."""
+    return bool(np.all(a[:64] == v)) and bool(np.all(a == v))
 
 
 def _series(values: object, what: str = "values") -> np.ndarray:
@@ -136,7 +180,7 @@ class EmaSmoother:
         if len(new):
             if self._n == 0:
                 self._first = float(new[0])
-            if self._constant and not bool(np.all(new == self._first)):
+            if self._constant and not _all_equal(new, self._first):
                 # TensorBoard decides constancy over the whole series: once it breaks,
                 # every earlier output changes from "as is" to the EMA. Redo from scratch.
                 self._constant = False
@@ -144,9 +188,20 @@ class EmaSmoother:
                 self.changed_from = 0
                 new = values[:n]
             self._ensure_capacity(n)
-            for a in range(0, len(new), _SLICE):  # slices bound the temporaries
-                part = new[a : a + _SLICE]
-                self._store(n - len(new) + a, part if self._constant else self._smooth(part))
+            start = n - len(new)
+            if self._constant:
+                self._store(start, new)
+            else:
+                # float64 cache: smooth straight into it; float32: into a float64 scratch, which
+                # _store judges and rounds on the copy (a scratch of one slice bounds the memory)
+                wide = self._out.dtype == np.float64
+                scratch = None if wide else np.empty(min(len(new), _SLICE))
+                for a in range(start, n, _SLICE):
+                    b = min(n, a + _SLICE)
+                    out = self._out[a:b] if wide else scratch[: b - a]
+                    bounds = self._smooth(values[a:b], out)
+                    if not wide:
+                        self._store(a, out, bounds)
             self._n = n
         return self._out[:n]
 
@@ -159,29 +214,44 @@ class EmaSmoother:
         new = np.asarray(new, dtype=np.float64)
         out = np.empty(len(new))
         for a in range(0, len(new), _SLICE):  # slices bound the temporaries
-            out[a : a + _SLICE] = self._smooth(new[a : a + _SLICE])
+            self._smooth(new[a : a + _SLICE], out[a : a + _SLICE])
         return out
 
-    def _smooth(self, new: np.ndarray) -> np.ndarray:
+    def _smooth(self, new: np.ndarray, out: np.ndarray) -> tuple[float, float] | None:
+        """Write ``new`` smoothed into ``out`` (float64); return its (min, max) when all finite.
+
+        All finite is the common case and is judged on the result (a non-finite input makes its
+        own output non-finite), so it costs no pass of its own; the min and max are what
+        :func:`fits_float32` needs. Otherwise the finite values are smoothed on their own and
+        the others passed through (TensorBoard's rule), and ``None`` is returned.
+        """
+        with np.errstate(invalid="ignore"):  # inf - inf, where +inf and -inf meet: redone below
+            last = _scan(new, self.weight, 1.0 - self.weight, self._last, out)
+            self._debias_next(out)
+        lo, hi = (float(out.min()), float(out.max())) if len(out) else (0.0, 0.0)
+        if math.isfinite(lo) and math.isfinite(hi):
+            self._last = last
+            self._count += len(new)
+            return lo, hi
         finite = np.isfinite(new)
-        all_finite = bool(finite.all())
-        xf = new if all_finite else new[finite]
-        if len(xf) == 0:
-            return new.astype(np.float64, copy=True)
-        acc = _ema_accumulate(xf, self.weight, self._last)
-        self._last = float(acc[-1])
-        j = min(len(xf), _debias_horizon(self.weight) - self._count)
+        out[:] = new
+        xf = new[finite]
+        if len(xf):
+            acc = np.empty(len(xf))
+            self._last = _scan(xf, self.weight, 1.0 - self.weight, self._last, acc)
+            self._debias_next(acc)
+            self._count += len(xf)
+            out[finite] = acc
+        return None
+
+    def _debias_next(self, acc: np.ndarray) -> None:
+        """Divide the accumulators of the finite points that follow ``self._count`` by 1 - w**k."""
+        j = min(len(acc), _debias_horizon(self.weight) - self._count)
         if j > 0:  # TensorBoard divides by 1 - w**k; past the horizon that is exactly 1
             acc[:j] /= _debias(self.weight, self._count, j)
-        self._count += len(xf)
-        if all_finite:
-            return acc
-        out = new.astype(np.float64, copy=True)
-        out[finite] = acc
-        return out
 
-    def _store(self, start: int, smoothed: np.ndarray) -> None:
-        if self._out.dtype != np.float64 and not fits_float32(smoothed):
+    def _store(self, start: int, smoothed: np.ndarray, bounds: tuple[float, float] | None = None) -> None:
+        if self._out.dtype != np.float64 and not fits_float32(smoothed, bounds):
             # from now on: float64 (earlier values stay as drawn). Only what is filled, [0, start),
             # is converted: the slack past it is uninitialised memory (a cast could warn on it).
             wide = np.empty(len(self._out), dtype=np.float64)

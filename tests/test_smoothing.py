@@ -70,7 +70,9 @@ def test_incremental_updates_equal_one_shot(weight):
     for c in cuts:
         part = s.update(y[:c])
         assert len(part) == c
-    np.testing.assert_allclose(part, tensorboard_reference(y, weight), rtol=1e-11, equal_nan=True)
+    ref = tensorboard_reference(y, weight)
+    # zero-mean data: near a zero crossing only an error relative to the series' magnitude is meaningful
+    np.testing.assert_allclose(part, ref, rtol=1e-11, atol=1e-14 * np.nanmax(np.abs(ref)), equal_nan=True)
 
 
 def test_long_series_stays_accurate():
