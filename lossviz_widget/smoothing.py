@@ -128,6 +128,24 @@ def _all_equal(a: np.ndarray, v: float) -> bool:
     return bool(np.all(a[:64] == v)) and bool(np.all(a == v))
 
 
+def _adopt(storage: np.ndarray | None, dtype: type) -> np.ndarray:
+    """``storage`` to write a smoothed series into, if it has the right dtype; else a fresh empty array."""
+    return storage if storage is not None and storage.dtype == dtype and storage.ndim == 1 else np.empty(0, dtype)
+
+
+class _Cache:
+    """What every smoother shares: the smoothed series lives in ``_out`` (with room to grow)."""
+
+    _out: np.ndarray
+
+    @property
+    def buffer(self) -> np.ndarray:
+        """The array the smoothed series lives in, room to grow included. Pass it as ``storage``
+        to the smoother that replaces this one: rewriting memory in place costs half of what
+        fresh memory does (its page faults), and the room to grow is kept."""
+        return self._out
+
+
 def _series(values: object, what: str = "values") -> np.ndarray:
     """``values`` as a 1-D float64 array, or a ValueError naming ``what``."""
     try:
@@ -145,7 +163,7 @@ def tensorboard_ema(values: np.ndarray, weight: float) -> np.ndarray:
     return smoother.update(_series(values)).copy()
 
 
-class EmaSmoother:
+class EmaSmoother(_Cache):
     """Keeps the smoothed copy of one growing series in step with its raw data.
 
     Call :meth:`update` with the full raw array (a prefix of which was seen
@@ -156,13 +174,14 @@ class EmaSmoother:
     every value fits float32 losslessly for drawing (see :func:`fits_float32`), and
     as float64 from the first value that does not. Values are computed in float64
     either way; only the stored copy is rounded, exactly as the browser receives it.
+    ``storage`` (any smoother's :attr:`buffer`) is reused for the output where its dtype fits.
     """
 
-    def __init__(self, weight: float, compact: bool = False) -> None:
+    def __init__(self, weight: float, compact: bool = False, storage: np.ndarray | None = None) -> None:
         if not 0.0 <= weight < 1.0:
             raise ValueError(f"smoothing weight must be in [0, 1), got {weight!r}")
         self.weight = float(weight)
-        self._out = np.empty(0, dtype=np.float32 if compact else np.float64)
+        self._out = _adopt(storage, np.float32 if compact else np.float64)
         self._n = 0
         self._last = 0.0  # biased accumulator
         self._count = 0  # finite points so far (TensorBoard's numAccum)
@@ -295,7 +314,7 @@ def gaussian_kernel(weight: float) -> np.ndarray:
     return np.exp(-0.5 * (j / sigma) ** 2)
 
 
-class TimeEmaSmoother:
+class TimeEmaSmoother(_Cache):
     """Debiased EMA whose decay follows the x spacing (W&B's time-weighted EMA).
 
     Each point's weight decays by ``w ** (dx / unit)`` over an x distance ``dx``, so a gap
@@ -311,12 +330,12 @@ class TimeEmaSmoother:
 
     mode = "time_ema"
 
-    def __init__(self, weight: float) -> None:
+    def __init__(self, weight: float, storage: np.ndarray | None = None) -> None:
         if not 0.0 <= weight < 1.0:
             raise ValueError(f"smoothing weight must be in [0, 1), got {weight!r}")
         self.weight = float(weight)
         self._log_w = math.log(weight) if weight > 0 else -math.inf
-        self._out = np.empty(0)
+        self._out = _adopt(storage, np.float64)
         self._n = 0
         self._unit: float | None = None  # the unit used so far; final once the sample is complete
         self._num = self._den = 0.0
@@ -396,7 +415,7 @@ def _window_sums(a: np.ndarray, kernel: np.ndarray, box: bool) -> np.ndarray:
     return full[k : k + n]
 
 
-class CenteredSmoother:
+class CenteredSmoother(_Cache):
     """Centered weighted window (moving average or Gaussian) over the finite neighbours.
 
     ``out[i] = sum(K[j] * y[i+j]) / sum(K[j])`` over the finite ``y`` within ``i-k .. i+k``
@@ -405,7 +424,7 @@ class CenteredSmoother:
     :meth:`update` recomputes ``new + k`` outputs from ``new + 2k`` inputs.
     """
 
-    def __init__(self, mode: str, weight: float) -> None:
+    def __init__(self, mode: str, weight: float, storage: np.ndarray | None = None) -> None:
         if not 0.0 <= weight < 1.0:
             raise ValueError(f"smoothing weight must be in [0, 1), got {weight!r}")
         if mode not in ("moving_average", "gaussian"):
@@ -415,7 +434,7 @@ class CenteredSmoother:
         self._box = mode == "moving_average"
         self.kernel = np.ones(2 * half_window(weight) + 1) if self._box else gaussian_kernel(weight)
         self.half = len(self.kernel) // 2
-        self._out = np.empty(0)
+        self._out = _adopt(storage, np.float64)
         self._n = 0
         self.changed_from = 0
         self.examined = 0  # input points read so far (tests check the incremental cost)
@@ -448,17 +467,18 @@ class CenteredSmoother:
 Smoother = EmaSmoother | TimeEmaSmoother | CenteredSmoother
 
 
-def make_smoother(mode: str, weight: float, compact: bool = False) -> Smoother:
+def make_smoother(mode: str, weight: float, compact: bool = False, storage: np.ndarray | None = None) -> Smoother:
     """A fresh incremental smoother for ``mode`` (one of :data:`SMOOTHING_MODES`).
 
     ``compact`` stores the EMA as float32 where that loses nothing drawn (see :class:`EmaSmoother`).
+    ``storage``: the :attr:`~_Cache.buffer` of the smoother this one replaces, to reuse its memory.
     """
     if mode == "ema":
-        return EmaSmoother(weight, compact=compact)
+        return EmaSmoother(weight, compact=compact, storage=storage)
     if mode == "time_ema":
-        return TimeEmaSmoother(weight)
+        return TimeEmaSmoother(weight, storage=storage)
     if mode in ("moving_average", "gaussian"):
-        return CenteredSmoother(mode, weight)
+        return CenteredSmoother(mode, weight, storage=storage)
     raise ValueError(f"smoothing_mode must be one of {SMOOTHING_MODES}, got {mode!r}")
 
 

@@ -216,7 +216,9 @@ class _MetricState:
         """
         key = _smoother_key(s)
         if self.smoother_key != key:
-            self.smoother, self.smoother_key = make_smoother(s.smoothing_mode, s.smoothing, compact=True), key
+            old = None if self.smoother is None else self.smoother.buffer  # its memory is reused
+            self.smoother = make_smoother(s.smoothing_mode, s.smoothing, compact=True, storage=old)
+            self.smoother_key = key
             self.smooth_pyramid = MinMaxPyramid()
         smooth = self.smoother.update(values, x)
         self.smooth_pyramid.truncate(self.smoother.changed_from)

@@ -187,3 +187,21 @@ def test_smooth_rejects_x_that_does_not_match_values():
 def test_tensorboard_ema_rejects_2d_values():
     with pytest.raises(ValueError, match="values"):
         tensorboard_ema(np.ones((2, 2)), 0.5)
+
+
+@pytest.mark.parametrize("mode", SMOOTHING_MODES)
+def test_a_replacing_smoother_reuses_the_buffer_and_computes_the_same(mode):
+    y = _with_gaps(5000, seed=21)
+    x = np.cumsum(np.random.default_rng(2).uniform(0.5, 2.0, len(y)))
+    old = make_smoother(mode, 0.6, compact=True)
+    old.update(y[:3000], x[:3000])
+    old.update(y, x)  # grown: room to spare
+    buffer = old.buffer
+    new = make_smoother(mode, 0.9, compact=True, storage=buffer)
+    got = new.update(y, x)
+    assert new.buffer is buffer  # same memory, no fresh allocation
+    want = make_smoother(mode, 0.9, compact=True).update(y, x)
+    assert got.dtype == want.dtype
+    np.testing.assert_array_equal(got, want)
+    other = "moving_average" if mode == "ema" else "ema"  # float64 vs float32 cache: not reused
+    assert make_smoother(other, 0.9, compact=True, storage=buffer).buffer is not buffer
