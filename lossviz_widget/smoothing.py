@@ -18,6 +18,7 @@ since its last call, so a frame costs O(new points), not O(all points).
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import numpy as np
@@ -39,9 +40,10 @@ _SCALAR_MAX = 64  # up to this many points a plain loop is cheaper
 _MIN_SCALED = 1e-100
 
 
-def _scan(x: np.ndarray, a: float, b: float, init: float, out: np.ndarray) -> float:
+def _scan(x: np.ndarray, a: float | np.ndarray, b: float, init: float, out: np.ndarray) -> float:
     """``out[t] = a * out[t-1] + b * x[t]`` for every t, from ``out[-1] = init``; returns the last value.
 
+    ``a`` is one coefficient, or an array of each point's own (then used as scratch: overwritten).
     The series is cut into rows of L = ``_ROW`` points, ``y[r, j] = a**(j+1) * (c[r-1] + S[r, j])``:
 
     1. ``S``, each row's accumulator from a zero start, as a running sum of ``b * x / a**(j+1)``
@@ -54,18 +56,69 @@ def _scan(x: np.ndarray, a: float, b: float, init: float, out: np.ndarray) -> fl
 
     About four passes over ``out`` in all; agrees with the step-by-step loop to ~1e-14 relative.
     ``x`` may be strided; ``out`` is float64 and contiguous. When ``a**L`` would underflow (``a``
-    below ~1e-12) the rows are accumulated unscaled instead (one more multiply per column).
+    below ~1e-12), and for varying coefficients, rows are accumulated unscaled instead: a
+    multiply and an add per column, and the carries enter as ``c[r-1] * prod(a[r, :j+1])``.
     """
     m = len(x)
-    if a == 0.0:
+    varying = isinstance(a, np.ndarray)
+    if not varying and a == 0.0:
         np.multiply(x, b, out=out)
         return float(out[-1]) if m else init
     if m <= _SCALAR_MAX:
         last = init
-        for i, v in enumerate(x.tolist()):
-            last = a * last + b * v
+        for i, (v, c) in enumerate(zip(x.tolist(), a.tolist() if varying else itertools.repeat(a))):
+            last = c * last + b * v
             out[i] = last
         return last
+    L = _ROW
+    powers = None if varying else a ** np.arange(1, L + 1, dtype=np.float64)  # a**(j+1)
+    scaled = not varying and powers[-1] >= _MIN_SCALED
+    rows = m // L
+    body = rows * L
+    tile = min(_BLOCK, body) // L
+    scale = np.tile(b / powers, tile) if scaled else b
+    tmp = np.empty(tile)
+    for lo in range(0, body, _BLOCK):  # 1. row accumulators from a zero start
+        hi = min(body, lo + _BLOCK)
+        np.multiply(x[lo:hi], scale[: hi - lo] if scaled else b, out=out[lo:hi])
+        g = out[lo:hi].reshape(-1, L)
+        p = a[lo:hi].reshape(-1, L) if varying else None
+        for j in range(1, L):
+            if scaled:
+                np.add(g[:, j], g[:, j - 1], out=g[:, j])
+                continue
+            t = tmp[: len(g)]
+            np.multiply(g[:, j - 1], p[:, j] if varying else a, out=t)
+            np.add(g[:, j], t, out=g[:, j])
+            if varying:  # a becomes the running product within the row
+                np.multiply(p[:, j], p[:, j - 1], out=p[:, j])
+    carry = np.empty(rows + 1)  # carry[r]: the accumulator before row r
+    carry[0] = init
+    ends = out[:body].reshape(rows, L)[:, -1]
+    if varying:  # a copy: the recursion overwrites its coefficients
+        a_row = np.ascontiguousarray(a[:body].reshape(rows, L)[:, -1])
+    else:
+        a_row = float(powers[-1])
+    _scan(ends, a_row, a_row if scaled else 1.0, init, carry[1:])  # 2. carries between rows
+    unscale = np.tile(powers, tile) if scaled else None
+    for lo in range(0, body, _BLOCK):  # 3. add the carries
+        hi = min(body, lo + _BLOCK)
+        g = out[lo:hi].reshape(-1, L)
+        c = carry[lo // L : hi // L, None]
+        if scaled:
+            np.add(g, c, out=g)
+            np.multiply(out[lo:hi], unscale[: hi - lo], out=out[lo:hi])
+        elif varying:
+            p = a[lo:hi].reshape(-1, L)
+            np.multiply(p, c, out=p)
+            np.add(g, p, out=g)
+        else:
+            g += c * powers
+    last = float(out[body - 1])
+    for i in range(body, m):  # the last partial row
+        last = (float(a[i]) if varying else a) * last + b * float(x[i])
+        out[i] = last
+    return last
     L = _ROW
     powers = a ** np.arange(1, L + 1, dtype=np.float64)  # a**(j+1)
     scaled = powers[-1] >= _MIN_SCALED
@@ -92,7 +145,7 @@ def _scan(x: np.ndarray, a: float, b: float, init: float, out: np.ndarray) -> fl
     carry[0] = init
     ends = out[:body].reshape(rows, L)[:, -1]
     a_row = float(powers[-1])
-    last = _scan(ends, a_row, a_row if scaled else 1.0, init, carry[1:])  # 2. carries between rows
+    _scan(ends, a_row, a_row if scaled else 1.0, init, carry[1:])  # 2. carries between rows
     unscale = np.tile(powers, tile) if scaled else None
     for lo in range(0, body, _BLOCK):  # 3. add the carries
         hi = min(body, lo + _BLOCK)
@@ -295,7 +348,7 @@ class EmaSmoother(_Cache):
 
 SMOOTHING_MODES = ("ema", "time_ema", "moving_average", "gaussian")
 _TIME_UNIT_SAMPLE = 32  # spacings that fix the time EMA's unit (their median)
-_LOG_BIN = 115.0  # max log-decay within one vectorized block: exp(±230) stays far from overflow
+_MAX_LOG_DECAY = 115.0  # between two points: e**-115 ~ 1e-50, the past no longer shows in float64
 # Gaussian window sums: direct convolution up to this many taps (or this much work), FFT
 # blocks (overlap-add) above: ~15 ms per 1e6 points whatever the width, where one FFT of the
 # whole series costs ~10x that and direct sums ~1.3 ns per point and tap.
@@ -385,22 +438,16 @@ class TimeEmaSmoother(_Cache):
             return out
         prev = np.concatenate(([ty[0] if math.isnan(self._t_last) else self._t_last], ty[:-1]))
         # log decay per point, clamped: beyond e**-115 the past no longer shows in float64 anyway
-        step = np.maximum(np.maximum(ty - prev, 0.0) / self._unit * self._log_w, -_LOG_BIN)
-        cum = np.cumsum(step)
-        bins = np.floor(-cum / _LOG_BIN)
-        cuts = np.flatnonzero(np.diff(bins)) + 1
-        res = np.empty(len(y))
-        base = 0.0
-        for a, b in zip(np.concatenate(([0], cuts)), np.concatenate((cuts, [len(y)]))):
-            rel = cum[a:b] - base  # in [-230, 0]
-            inv = np.exp(-rel)
-            decay = np.exp(rel)
-            num = decay * (self._num + np.cumsum(y[a:b] * inv))
-            den = decay * (self._den + np.cumsum(inv))
-            res[a:b] = num / den
-            self._num, self._den, base = float(num[-1]), float(den[-1]), float(cum[b - 1])
+        step = np.maximum(np.maximum(ty - prev, 0.0) / self._unit * self._log_w, -_MAX_LOG_DECAY)
+        decay = np.exp(step, out=step)
+        # num_t = decay_t * num_(t-1) + y_t and den_t = decay_t * den_(t-1) + 1: the EMA's scan
+        # with a coefficient per point (it overwrites them: the second scan gets a copy)
+        num, den = np.empty(len(y)), np.empty(len(y))
+        self._num = _scan(y, decay.copy(), 1.0, self._num, num)
+        self._den = _scan(np.ones(len(y)), decay, 1.0, self._den, den)
+        np.divide(num, den, out=num)
+        out[finite] = num
         self._t_last = float(ty[-1])
-        out[finite] = res
         return out
 
 

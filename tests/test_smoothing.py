@@ -180,3 +180,35 @@ def test_stream_equals_the_stored_ema_chunk_by_chunk_and_keeps_nothing():
     parts = [streamed.stream(y[a:b]) for a, b in ((0, 1), (1, 7), (7, 4000), (4000, 5000))]
     np.testing.assert_allclose(np.concatenate(parts), tensorboard_ema(y, 0.9), rtol=1e-12, equal_nan=True)
     assert len(streamed._out) == 0  # nothing per point is kept
+
+
+def step_by_step(x, a, b, init):
+    coef = np.broadcast_to(a, len(x))
+    out, last = np.empty(len(x)), init
+    for i, v in enumerate(x):
+        last = coef[i] * last + b * v
+        out[i] = last
+    return out
+
+
+@pytest.mark.parametrize("n", [1, 64, 65, 71, 8 * 4096, 8 * 4096 + 7, 100_003])
+def test_scan_equals_the_step_by_step_recurrence(n):
+    """Every path of the vectorized scan: scaled rows, unscaled rows (a**8 would underflow),
+    a coefficient per point (the time EMA), block and row remainders, a carried-in start."""
+    from lossviz_widget.smoothing import _scan
+
+    rng = np.random.default_rng(n)
+    x = rng.uniform(0.5, 2.0, n)
+    for a in (0.0, 1e-200, 1e-13, 0.01, 0.6, 0.999, 1.0):
+        out = np.empty(n)
+        last = _scan(x, a, 1.0 - a if a < 1 else 1.0, 0.7, out)
+        want = step_by_step(x, a, 1.0 - a if a < 1 else 1.0, 0.7)
+        np.testing.assert_allclose(out, want, rtol=1e-13 if a < 1 else 1e-11)
+        assert last == out[-1]
+    coef = np.exp(-rng.exponential(0.5, n))  # per-point coefficients, 0 and 1 among them
+    coef[rng.integers(0, n, 3)] = 0.0
+    coef[rng.integers(0, n, 3)] = 1.0
+    out = np.empty(n)
+    last = _scan(x, coef.copy(), 1.0, 0.7, out)
+    np.testing.assert_allclose(out, step_by_step(x, coef, 1.0, 0.7), rtol=1e-13)
+    assert last == out[-1]
