@@ -429,24 +429,28 @@ class TimeEmaSmoother(_Cache):
         return self._out[:n]
 
     def _smooth(self, new: np.ndarray, t: np.ndarray) -> np.ndarray:
-        out = new.astype(np.float64, copy=True)
         if self.weight == 0.0:
-            return out
+            return new.astype(np.float64, copy=True)
         finite = np.isfinite(new)
-        y, ty = new[finite], t[finite]
-        if not len(y):
-            return out
+        if finite.all():  # the usual case: no copies of the finite values, no scatter back
+            y, ty, out = new, t, np.empty(len(new))
+        else:
+            y, ty, out = new[finite], t[finite], new.astype(np.float64, copy=True)
+            if not len(y):
+                return out
         prev = np.concatenate(([ty[0] if math.isnan(self._t_last) else self._t_last], ty[:-1]))
         # log decay per point, clamped: beyond e**-115 the past no longer shows in float64 anyway
         step = np.maximum(np.maximum(ty - prev, 0.0) / self._unit * self._log_w, -_MAX_LOG_DECAY)
         decay = np.exp(step, out=step)
         # num_t = decay_t * num_(t-1) + y_t and den_t = decay_t * den_(t-1) + 1: the EMA's scan
-        # with a coefficient per point (it overwrites them: the second scan gets a copy)
-        num, den = np.empty(len(y)), np.empty(len(y))
+        # with a coefficient per point (it overwrites them: the first scan gets a copy)
+        num = out if len(y) == len(out) else np.empty(len(y))
+        den = np.empty(len(y))
         self._num = _scan(y, decay.copy(), 1.0, self._num, num)
-        self._den = _scan(np.ones(len(y)), decay, 1.0, self._den, den)
+        self._den = _scan(np.broadcast_to(1.0, len(y)), decay, 1.0, self._den, den)
         np.divide(num, den, out=num)
-        out[finite] = num
+        if num is not out:
+            out[finite] = num
         self._t_last = float(ty[-1])
         return out
 
