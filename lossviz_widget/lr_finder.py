@@ -178,7 +178,7 @@ def lr_find(
     beta: float = 0.98,
     suggest_methods: Sequence[str] = ("valley", "steep", "minimum", "slide"),
     device: Any = None,
-    show: bool = True,
+    display: bool = True,
     title: str = "learning-rate finder",
 ) -> LRFindResult:
     """Run the learning-rate range test and plot it live; returns an :class:`LRFindResult`.
@@ -196,7 +196,8 @@ def lr_find(
     smoothed loss = debiased EMA with ``beta``; stop when it exceeds 4x its best
     (``stop_div``) and always on a NaN/inf loss; ``suggest_methods`` from
     ``valley``, ``steep``, ``minimum``, ``slide``, on the smoothed curve
-    ``[num_it // 10 : -5]``. ``show=False`` builds the widget without displaying it.
+    ``[num_it // 10 : -5]``. ``display=False`` builds the widget without displaying it
+    (``result.widget``), as the integrations' ``display=`` does.
     """
     if step_fn is not None:
         if any(a is not None for a in (model, optimizer, loss_fn, data)):
@@ -214,10 +215,10 @@ def lr_find(
     if step_fn is None:
         _check_torch_args(model, optimizer, loss_fn, data)  # bad arguments: an error, no plot shown
     plot = LRFinderPlot(title=title)
-    if show:
-        from IPython.display import display
+    if display:
+        from IPython.display import display as show_output
 
-        display(plot)
+        show_output(plot)
     try:
         if step_fn is not None:
             losses, smoothed, reason = _run(step_fn, lrs, monitor, plot)
