@@ -8,8 +8,8 @@ per followed folder, and reading only the bytes appended since the last poll.
 Errors (an unreadable file, a file in an unknown format, a sink that rejects points)
 are logged to the ``lossviz_widget`` logger and passed to ``on_error`` once per distinct
 message, and polling goes on: a source that recovers is read again. An error stays
-:attr:`Follower.current_error` until its source (or the sink) succeeds again; then
-``on_recover`` is called.
+:attr:`Follower.current_error` until its source (or the sink) succeeds again or the
+follower stops; then ``on_recover`` is called.
 """
 
 from __future__ import annotations
@@ -74,6 +74,10 @@ class Follower:
             thread.join(timeout)
             if thread.is_alive():
                 raise TimeoutError(f"the follow thread did not stop within {timeout} s")
+        if self._failing:  # nothing is followed any more, so nothing is failing
+            self._failing.clear()
+            if self._on_recover is not None:
+                self._on_recover()
 
     def poll(self) -> int:
         """One round: new points from every source go to the sink. Returns how many points.

@@ -211,6 +211,11 @@ def test_a_follow_error_shows_while_current_and_clears_when_the_source_reads_aga
     assert "not a known log format" in str(follower.last_error)  # kept, and in the log record:
     assert [r.getMessage() for r in caplog.records if "not a known log format" in r.getMessage()]
     wait_until(lambda: len(plot.history["loss"]) == 3)
+    with log_file.open("a") as f:
+        f.write(_keras_rows(range(1, 2)))  # a step going back: rejected by the plot
+    wait_until(lambda: "goes backwards" in plot._status.value)
+    follower.stop()  # a stopped follower's error is no longer current
+    assert follower.current_error is None and "following logs error" not in plot._status.value
     plot.close()
 
 
