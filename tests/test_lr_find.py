@@ -13,8 +13,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from lossviz_widget import LRFindResult, lr_find
-from lossviz_widget.lr_finder_view import LRFinderPlot
-from lossviz_widget.lr_suggest import DivergenceMonitor, lr_schedule, minimum, slide, steep, suggest, valley
+from lossviz_widget.lr_finder import LRFinderPlot
+from lossviz_widget.lr_finder.suggest import DivergenceMonitor, lr_schedule, minimum, slide, steep, suggest, valley
 
 torch.set_num_threads(1)
 

@@ -25,6 +25,17 @@ def test_public_names():
         plot.close()
 
 
+def test_the_lr_finder_is_one_subpackage():
+    import lossviz_widget
+    from lossviz_widget.lr_finder import LRFinderPlot, LRFindResult, Suggestion, lr_find
+    from lossviz_widget.lr_finder.suggest import SUGGESTION_METHODS
+
+    assert lossviz_widget.lr_find is lr_find and lossviz_widget.LRFindResult is LRFindResult
+    assert LRFinderPlot.__module__ == "lossviz_widget.lr_finder.view" and Suggestion.__module__.endswith(".suggest")
+    assert "valley" in SUGGESTION_METHODS
+    assert not list((ROOT / "lossviz_widget").glob("lr_*.py"))  # no top-level lr_ modules left
+
+
 def test_wheel_ships_package_and_js(tmp_path):
     subprocess.run(
         [sys.executable, "-m", "hatchling", "build", "-t", "wheel", "-d", str(tmp_path)],

@@ -3,7 +3,7 @@
 Trains for up to ``num_it`` mini-batches while the learning rate grows
 exponentially from ``start_lr`` to ``end_lr``, records the loss, stops early when
 the smoothed loss diverges, and suggests learning rates. Schedule, smoothing,
-stopping rule and suggestions are fastai's (see :mod:`lossviz_widget.lr_suggest`).
+stopping rule and suggestions are fastai's (see :mod:`lossviz_widget.lr_finder.suggest`).
 
 Two ways in:
 
@@ -28,9 +28,9 @@ from typing import Any
 
 import numpy as np
 
-from ._values import DeferredValue, coerce_value, resolve_deferred
-from .lr_finder_view import LRFinderPlot
-from .lr_suggest import DivergenceMonitor, Suggestion, lr_schedule, suggest
+from .._values import DeferredValue, coerce_value, resolve_deferred
+from .suggest import DivergenceMonitor, Suggestion, lr_schedule, suggest
+from .view import LRFinderPlot
 
 __all__ = ["LRFindResult", "lr_find"]
 
@@ -41,7 +41,7 @@ class LRFindResult:
 
     ``lrs``/``losses``/``smoothed_losses`` hold one entry per step run (the step that
     triggered a stop included); ``suggestions`` maps method name to
-    :class:`~lossviz_widget.lr_suggest.Suggestion`; ``stop_reason`` is ``"num_it"``
+    :class:`~lossviz_widget.lr_finder.Suggestion`; ``stop_reason`` is ``"num_it"``
     (ran all steps), ``"diverged"`` (smoothed loss > 4x best) or ``"non-finite"``.
     """
 
