@@ -88,7 +88,9 @@ def run_all(jobs: Sequence[Callable[[], T]]) -> list[T]:
     try:
         drain()
     finally:
-        outcomes = [future.result() for future in futures]
+        # helpers still queued (the pool busy with another caller's) are not waited for: the
+        # queue is empty by now. So a job may itself call run_all without risk of deadlock.
+        outcomes = [future.result() for future in futures if not future.cancel()]
         _credit.seconds = getattr(_credit, "seconds", 0.0) + sum(spent for spent, _ in outcomes)
     for _, exc in outcomes:
         if exc is not None:

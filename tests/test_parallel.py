@@ -158,3 +158,21 @@ def test_live_frames_do_not_use_the_pool(monkeypatch, one_helper):
     assert calls == [4]
     builder.build(upto(n + 50), 1.7e9, ViewSettings(smoothing=0.8))  # slider moved: re-smooth all
     assert calls == [4, 4]
+
+
+def test_nested_and_concurrent_callers_finish(one_helper):
+    """Jobs that call run_all themselves, from several threads at once: the shared pool's
+    threads never wait on helpers queued behind them."""
+    def inner():
+        return sum(parallel.run_all([lambda i=i: i for i in range(4)]))
+
+    def outer():
+        return parallel.run_all([inner] * 6)
+
+    results = []
+    threads = [threading.Thread(target=lambda: results.append(outer())) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=30)
+    assert results == [[6] * 6] * 4
