@@ -212,3 +212,28 @@ def test_scan_equals_the_step_by_step_recurrence(n):
     last = _scan(x, coef.copy(), 1.0, 0.7, out)
     np.testing.assert_allclose(out, step_by_step(x, coef, 1.0, 0.7), rtol=1e-13)
     assert last == out[-1]
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_float32_cache_decisions_follow_the_rule_slice_by_slice(monkeypatch, seed):
+    """The compact cache stays float32 up to the first slice whose float64 result fails
+    fits_float32 (judged from the min/max the smoother computes anyway), and from there on holds
+    exactly the float64 result: the decision of the rule applied to each slice on its own."""
+    import lossviz_widget.smoothing as smoothing
+    from lossviz_widget._precision import fits_float32
+
+    monkeypatch.setattr(smoothing, "_SLICE", 1000)
+    rng = np.random.default_rng(seed)
+    y = rng.uniform(0.5, 2.0, 6000)
+    if seed % 3:  # values float32 cannot draw, in a random slice
+        at = int(rng.integers(0, 5000))  # long enough runs for the EMA to reach 1e-30 too
+        y[at : at + int(rng.integers(700, 1000))] = [1e35, 1e-35, -1e-35, 0.0][seed % 4]
+    if seed % 2:
+        y[rng.integers(0, len(y), 20)] = [np.nan, np.inf, -np.inf, 3.0][seed % 4]
+    wide = EmaSmoother(0.9).update(y)  # the float64 result
+    fits = [fits_float32(wide[a : a + 1000]) for a in range(0, len(y), 1000)]
+    switch = 1000 * fits.index(False) if False in fits else len(y)
+    got = EmaSmoother(0.9, compact=True).update(y)
+    assert got.dtype == (np.float32 if switch == len(y) else np.float64)
+    np.testing.assert_array_equal(got[:switch], wide[:switch].astype(np.float32))
+    np.testing.assert_array_equal(got[switch:], wide[switch:])
