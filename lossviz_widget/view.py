@@ -70,8 +70,9 @@ def palette_color(i: int) -> str:
 _TIME_UNITS = ((3 * 3600.0, 3600.0, "h"), (3 * 60.0, 60.0, "min"), (0.0, 1.0, "s"))
 # A frame whose series have at least this many points to (re)compute in all updates them on
 # several cores; below it (a few new points per series: every live frame) they go in turn here,
-# as the pool's hand-offs would cost more than they save.
-PARALLEL_MIN_POINTS = 1 << 18
+# as the pool's hand-offs would cost more than they save (measured on 2 cores: 4 series x 1e5
+# points were slower on the pool; 4 x 1e6 and more ~1.35x faster, for ~20% more CPU in all).
+PARALLEL_MIN_POINTS = 1 << 20
 
 
 @dataclass(frozen=True)
