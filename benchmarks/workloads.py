@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 __all__ = [
-    "METRICS", "generation_cost", "memory_reset_peak", "memory_now", "run_bare", "run_lossviz",
+    "METRICS", "TENSOR_POOL", "generation_cost", "memory_reset_peak", "memory_now", "run_bare", "run_lossviz", "run_lossviz_tensors",
     "run_livelossplot", "run_naive_bqplot", "NaiveBqplot", "serve_commands",
 ]  # fmt: skip
 
@@ -33,6 +33,7 @@ _HASH_MUL = 1103515245
 _HASH_MASK = 0x7FFFFFFF
 _HASH_SCALE = 1.0 / 0x7FFFFFFF
 _GEN_SAMPLE = 1_000_000  # steps used to measure the value-generation cost
+TENSOR_POOL = 1024  # distinct tensors per metric the CPU-tensor loop cycles through
 
 
 def values_at(i: int, inv_n: float) -> dict[str, float]:
@@ -220,6 +221,44 @@ def run_lossviz(n: int, steady_frames: int = 5, resmooth: tuple[float, ...] = (0
     plot.close()
     return {**res, "n": n, "gen_s": gen, "per_call_s": res["loop_s"] / n - gen, "rss0": rss0, **mem,
             "steady": steady, "resmooth": smooth}
+
+
+def run_lossviz_tensors(n: int) -> dict[str, Any]:
+    """``plot.log(loss=t1, ..., step=i)`` with 4 CPU tensors per step, frames rendering as usual.
+
+    The tensors are 0-d float32 torch tensors, what ``loss.detach()`` gives in a training loop,
+    taken in turn from a pool made before the timed loop (making them is the training loop's
+    cost, not the logger's). The loop that only fetches them from the pool is timed on its own
+    and subtracted, as the value generation is for the float loop.
+    """
+    import torch
+
+    from lossviz_widget import LossPlot
+
+    inv_n = 1.0 / n
+    pool = [tuple(torch.tensor(v, dtype=torch.float32) for v in values_at(i, inv_n).values())
+            for i in range(TENSOR_POOL)]
+    mask = TENSOR_POOL - 1
+    t = time.perf_counter()
+    for i in range(n):
+        a, b, c, d = pool[i & mask]
+    fetch_s = (time.perf_counter() - t) / n
+    warm = LossPlot(title="warm-up")  # the first tensor logged pays one-time imports: not per-call cost
+    warm.log(loss=pool[0][0])
+    warm.close()
+    plot = LossPlot(title="bench")
+    plog = plot.log
+    t = time.perf_counter()
+    for i in range(n):
+        a, b, c, d = pool[i & mask]
+        plog(loss=a, val_loss=b, acc=c, lr=d, step=i)
+    loop_s = time.perf_counter() - t
+    _wait_render_idle(plot)
+    loss = plot.history["loss"]
+    assert len(loss) == n and loss.values[n - 1] == float(pool[(n - 1) & mask][0])
+    plot.close()
+    return {"n": n, "loop_s": loop_s, "gen_s": fetch_s, "per_call_s": loop_s / n - fetch_s,
+            "torch": torch.__version__}
 
 
 # -- a naive bqplot loop ---------------------------------------------------------------------

@@ -23,6 +23,7 @@ not recomputed and is marked unchanged, and nothing is re-sent for it.
 
 from __future__ import annotations
 
+import colorsys
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -41,13 +42,29 @@ __all__ = ["X_AXIS_MODES", "ViewSettings", "SeriesFrame", "PanelFrame", "Readout
            "FrameBuilder"]
 
 X_AXIS_MODES = ("step", "wall_time", "relative_time")
-PALETTE = (
+PALETTE = (  # matplotlib's tab10, then tab20's light partner of each: 20 categorical colours
     "#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd",
     "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf",
+    "#aec7e8", "#ffbb78", "#98df8a", "#ff9896", "#c5b0d5",
+    "#c49c94", "#f7b6d2", "#c7c7c7", "#dbdb8d", "#9edae5",
 )
 DASHES = ("solid", "dashed", "dotted", "dash_dotted")  # metrics of one panel within one run's colour
 FADED = 0.15  # opacity of the runs that are not highlighted
 OUTLIER_PERCENTILES = (5.0, 95.0)
+
+
+def palette_color(i: int) -> str:
+    """Colour number ``i`` (a run's, or with one run a metric's): :data:`PALETTE`, then generated.
+
+    From 21 on, hues step by the golden angle (each new hue lands in the widest gap left) at
+    three lightness levels, so any number of runs get distinct colours; deterministic, so a run
+    has the same colour in every panel, image and report.
+    """
+    if i < len(PALETTE):
+        return PALETTE[i]
+    k = i - len(PALETTE)
+    r, g, b = colorsys.hls_to_rgb((0.04 + k * 0.381966) % 1.0, (0.58, 0.5, 0.42)[k % 3], 0.9)
+    return f"#{round(r * 255):02x}{round(g * 255):02x}{round(b * 255):02x}"
 _TIME_UNITS = ((3 * 3600.0, 3600.0, "h"), (3 * 60.0, 60.0, "min"), (0.0, 1.0, "s"))
 
 
@@ -305,7 +322,7 @@ class FrameBuilder:
                 family = families.setdefault(family_of(name), [])
                 if hidden:
                     continue
-                color = PALETTE[(run_index if by_run else self._metric_order[name]) % len(PALETTE)]
+                color = palette_color(run_index if by_run else self._metric_order[name])
                 key = (len(hist), data_settings, scale)
                 if state.key != key:
                     state.frame = self._series(state, hist, data_settings, t0 or 0.0, scale)
@@ -342,7 +359,7 @@ class FrameBuilder:
         for i, run in enumerate(runs):
             state = self._metrics.get((run, main)) if main in runs[run] else None
             rows.append(RunRow(
-                run, PALETTE[i % len(PALETTE)], main if state else "",
+                run, palette_color(i), main if state else "",
                 state.best if state else math.nan, state.best_step if state else math.nan,
                 higher_is_better(main), run in s.hidden_runs, run == s.highlight_run,
             ))

@@ -382,3 +382,27 @@ def test_held_bounds_for_flat_and_shrinking_data():
     assert _held((2.7, 3.3), 3.0, 3.0, 0.05, 0.05, flat=0.6) == (2.7, 3.3)  # stays put
     assert _held((0.0, 100.0), 40.0, 50.0, 0.05, 0.05, flat=1.0) == (39.5, 50.5)  # data shrank: refit
     assert _held((0.0, 100.0), 0.0, 90.0, 0.0, 0.05, flat=1.0) == (0.0, 100.0)  # still fills 94.5%
+
+
+def test_a_rendering_error_shows_until_the_next_frame_renders(plot, monkeypatch, caplog):
+    build, failures = plot._builder.build, []
+
+    def build_failing_once(*args, **kwargs):  # a frame that fails once (say, a transient bug)
+        if not failures:
+            failures.append(1)
+            raise RuntimeError("frame <boom>")
+        return build(*args, **kwargs)
+
+    monkeypatch.setattr(plot._builder, "build", build_failing_once)
+    monkeypatch.setattr(plot, "_live", True)  # frames on the render thread, as in a kernel
+    plot.log(loss=1.0, step=0)
+    deadline = time.monotonic() + 30
+    while "rendering error" not in plot._status.value and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert "rendering error: RuntimeError: frame &lt;boom&gt;" in plot._status.value  # shown, escaped
+    plot.log(loss=0.5, step=1)  # the next frame renders: the error is over
+    while "rendering error" in plot._status.value and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert "rendering error" not in plot._status.value and "2 points" in plot._status.value
+    assert any("rendering a frame failed" in r.getMessage() and "frame <boom>" in (r.exc_text or "")
+               for r in caplog.records)  # still in the log record

@@ -124,17 +124,25 @@ class Diagnostics:
         self.findings: list[Finding] = []
         self.examined = 0  # points read by all detectors, cumulative
         self._series: dict[tuple[str, str], _Series] = {}  # (run, metric) -> its detectors
+        self._several_runs = False  # more than one run has data: default-run findings name their run
 
     def update(self, data: Mapping[str, Mapping[str, MetricHistory]] | Mapping[str, MetricHistory]) -> list[Finding]:
         """Read the points appended since the last call; returns the new findings (also kept).
 
-        ``data`` is ``run -> metric -> history`` (series are kept apart per run, and findings of
-        runs other than the default one carry ``run``) or one run's ``metric -> history``.
+        ``data`` is ``run -> metric -> history`` (series are kept apart per run) or one run's
+        ``metric -> history``. Findings of runs other than the default one carry ``run``; once
+        more than one run has data, the default run's findings carry ``run="default"`` too
+        (those found earlier are relabelled), so a listing of several runs names every run.
         """
         new: list[Finding] = []
         for run, metrics in as_runs(data).items():
             found = self._update_run(run, metrics)
             new += found if run == DEFAULT_RUN else [replace(f, run=run) for f in found]
+        if not self._several_runs and len({run for run, _ in self._series}) > 1:
+            self._several_runs = True
+            self.findings = _label_default_run(self.findings)
+        if self._several_runs:
+            new = _label_default_run(new)
         new.sort(key=lambda f: f.step)  # stable: the order does not depend on how the data arrived
         self.findings += new
         return new
@@ -186,3 +194,8 @@ class Diagnostics:
                 {"best": best, "best_step": best_step, "patience": tracker.patience},
             ))
         return out
+
+
+def _label_default_run(findings: list[Finding]) -> list[Finding]:
+    """``findings`` with the default run's (``run`` None) named ``DEFAULT_RUN``."""
+    return [replace(f, run=DEFAULT_RUN) if f.run is None else f for f in findings]
