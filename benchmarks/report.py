@@ -384,7 +384,11 @@ Columns:
    paint) and the last step (last path change → paint). Sizes predicted (linearly from the
    previous size) to need more than {limit:.0f} s per frame get a single frame (§), more than
    {single_limit:.0f} s are skipped and extrapolated (‡). The frames that grow the run to N are not
-   measured; the first size of each tool starts with one unrecorded warm-up frame.
+   measured: the kernel acknowledges the grow only once lossviz's render thread has drawn its
+   last step (`FrameScheduler.wait_idle`; frames are throttled to 20% of the thread's CPU, so
+   after a fast loop the tail frame can come a second or more after the loop ends, and was
+   earlier measured as part of the first updates), then the driver waits until no line path
+   changed for 400 ms. The first size of each tool starts with one unrecorded warm-up frame.
 
 Extras: **`log()` with CPU tensors** is the lossviz loop with 4 0-d float32 torch tensors per
 call (as `loss.detach()` gives), cycled from a pool of {tensor_pool} made before the timed loop; the loop

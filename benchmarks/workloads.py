@@ -120,9 +120,16 @@ def _frames(plot: Any) -> int | None:
     return getattr(scheduler, "frames", None)
 
 
-def _wait_render_idle(plot: Any, quiet_s: float = 0.5, timeout: float = 30.0) -> None:
-    """Until the render thread has finished no frame for ``quiet_s`` (fixed 1 s pause if the
-    scheduler exposes no frame counter)."""
+def _wait_render_idle(plot: Any, quiet_s: float = 0.5, timeout: float = 60.0) -> None:
+    """Until the render thread has drawn everything logged so far: the scheduler's
+    ``wait_idle`` (no frame pending or in progress). Where it has none: until no frame
+    finished for ``quiet_s`` (which a throttled frame can outlast), or a fixed 1 s pause
+    if the scheduler exposes no frame counter either."""
+    wait_idle = getattr(getattr(plot, "_scheduler", None), "wait_idle", None)
+    if wait_idle is not None:
+        if not wait_idle(timeout):
+            raise TimeoutError(f"the render thread was still drawing {timeout:.0f} s after the loop")
+        return
     if _frames(plot) is None:
         time.sleep(1.0)
         return
@@ -364,8 +371,11 @@ def serve_commands(tool: str, folder: str, poll_s: float = 0.005, timeout_s: flo
     (``{"n", "t_a", "t_b"}``: kernel epoch times before the step was logged and after it was
     handed over for drawing) before watching the page. The cell keeps running throughout, as
     a training cell would. lossviz draws from its render thread, exactly as during training
-    (``flush()`` would also refresh the static image kept for saved notebooks); the naive
-    loop re-assigns its arrays right after logging.
+    (``flush()`` would also refresh the static image kept for saved notebooks); a "grow" is
+    acknowledged only once that thread has drawn its last step (throttled by the frames'
+    cost, the tail of a fast loop can be drawn a second or more after the loop ends, and
+    would otherwise be taken for the next update's frame). The naive loop re-assigns its
+    arrays right after logging (a grow draws nothing).
     """
     import json
 
@@ -373,6 +383,7 @@ def serve_commands(tool: str, folder: str, poll_s: float = 0.005, timeout_s: flo
 
     base = Path(folder)
     draw: Callable[[], None] = lambda: None  # noqa: E731
+    settle: Callable[[], None] = lambda: None  # noqa: E731
     log: Callable[..., None]
     if tool == "lossviz":
         from lossviz_widget import LossPlot
@@ -384,6 +395,7 @@ def serve_commands(tool: str, folder: str, poll_s: float = 0.005, timeout_s: flo
             plot.log(kw, step=i)
 
         log = log_lossviz
+        settle = lambda: _wait_render_idle(plot)  # noqa: E731
     elif tool == "naive":
         naive = NaiveBqplot()
         display(naive.figure)
@@ -410,6 +422,7 @@ def serve_commands(tool: str, folder: str, poll_s: float = 0.005, timeout_s: flo
             if target > n:
                 _timed_loop(log, target - n, start=n, total=total)
                 n = target
+            settle()
         else:
             log(n, **values_at(n, 1.0 / total))
             n += 1

@@ -275,10 +275,18 @@ def _wire_y(a: np.ndarray) -> np.ndarray:
     return np.array(a, dtype=np.float32) if fits_float32(a) else _fresh(a)
 
 
+def _wire_x(x: np.ndarray) -> np.ndarray:
+    """Steps for the browser: float32 (a third fewer bytes per point with float32 y) where
+    every value survives the round trip exactly (integer steps below 2**24, about 1.7e7);
+    float64 otherwise, so no step ever moves on the axis."""
+    x32 = np.array(x, dtype=np.float32)
+    return x32 if np.array_equal(x32, x) else _fresh(x)
+
+
 def _x_values(x: np.ndarray, x_axis: str, t0: float, scale: float) -> np.ndarray:
     """x column values as the axis shows them: steps, datetimes, or scaled time since start."""
     if x_axis == "step":
-        return _fresh(x)
+        return _wire_x(x)
     x = np.maximum.accumulate(x)  # clocks can step backwards; a line needs non-decreasing x
     if x_axis == "wall_time":
         return (x * 1000.0).astype("datetime64[ms]")
