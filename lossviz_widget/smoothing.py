@@ -427,35 +427,43 @@ class TimeEmaSmoother(_Cache):
             grown[:start] = self._out[:start]
             self._out = grown
         if n > start:
-            self._out[start:n] = self._smooth(values[start:n], x[start:n])
+            self._smooth(values[start:n], x[start:n], self._out[start:n])
         self._n = n
         return self._out[:n]
 
-    def _smooth(self, new: np.ndarray, t: np.ndarray) -> np.ndarray:
+    def _smooth(self, new: np.ndarray, t: np.ndarray, out: np.ndarray) -> None:
+        """Write ``new`` (at x ``t``) smoothed into ``out``; the temporaries are updated in place."""
         if self.weight == 0.0:
-            return new.astype(np.float64, copy=True)
+            out[:] = new
+            return
         finite = np.isfinite(new)
-        if finite.all():  # the usual case: no copies of the finite values, no scatter back
-            y, ty, out = new, t, np.empty(len(new))
+        all_finite = bool(finite.all())
+        if all_finite:  # the usual case: no copies of the finite values, no scatter back
+            y, ty = new, t
         else:
-            y, ty, out = new[finite], t[finite], new.astype(np.float64, copy=True)
+            out[:] = new  # non-finite values pass through
+            y, ty = new[finite], t[finite]
             if not len(y):
-                return out
-        prev = np.concatenate(([ty[0] if math.isnan(self._t_last) else self._t_last], ty[:-1]))
+                return
         # log decay per point, clamped: beyond e**-115 the past no longer shows in float64 anyway
-        step = np.maximum(np.maximum(ty - prev, 0.0) / self._unit * self._log_w, -_MAX_LOG_DECAY)
+        step = np.empty(len(y))
+        step[0] = 0.0 if math.isnan(self._t_last) else ty[0] - self._t_last
+        np.subtract(ty[1:], ty[:-1], out=step[1:])
+        np.maximum(step, 0.0, out=step)
+        np.divide(step, self._unit, out=step)
+        np.multiply(step, self._log_w, out=step)
+        np.maximum(step, -_MAX_LOG_DECAY, out=step)
         decay = np.exp(step, out=step)
         # num_t = decay_t * num_(t-1) + y_t and den_t = decay_t * den_(t-1) + 1: the EMA's scan
         # with a coefficient per point (it overwrites them: the first scan gets a copy)
-        num = out if len(y) == len(out) else np.empty(len(y))
+        num = out if all_finite else np.empty(len(y))
         den = np.empty(len(y))
         self._num = _scan(y, decay.copy(), 1.0, self._num, num)
         self._den = _scan(np.broadcast_to(1.0, len(y)), decay, 1.0, self._den, den)
         np.divide(num, den, out=num)
-        if num is not out:
+        if not all_finite:
             out[finite] = num
         self._t_last = float(ty[-1])
-        return out
 
 
 def _window_sums(a: np.ndarray, kernel: np.ndarray, box: bool) -> np.ndarray:
