@@ -9,8 +9,10 @@ widget messages it sent; the next frame waits long enough to keep the IOPub
 rate under ``max_messages_per_s`` (jupyter_server drops messages above 1000/s)
 and to keep rendering under ``max_busy_fraction`` of wall time, so slow frames
 never starve the training loop of the GIL. A frame's cost is the render thread's
-own CPU time: its wall time also counts the waits for the GIL that a busy
-training loop causes, which would throttle frames exactly when the run is live.
+own CPU time, plus the CPU that helper threads spent on its jobs (a full recompute
+of several series runs on a few cores, :mod:`._parallel`): its wall time also
+counts the waits for the GIL that a busy training loop causes, which would
+throttle frames exactly when the run is live.
 
 :meth:`FrameScheduler.wait_idle` blocks until every request so far has been drawn
 (nothing pending, no frame in progress): what a caller that must see the end of
@@ -28,6 +30,8 @@ import threading
 import time
 import weakref
 from collections.abc import Callable
+
+from ._parallel import cpu_time
 
 __all__ = ["FrameScheduler"]
 
@@ -69,6 +73,7 @@ class FrameScheduler:
         self._thread: threading.Thread | None = None
         self._start_lock = threading.Lock()
         self.frames = 0
+        self.last_cost = 0.0  # CPU seconds of the last frame, helper threads' share included
 
     def request(self) -> None:
         """Ask for a frame soon. Cheap when one is already pending."""
@@ -104,7 +109,7 @@ class FrameScheduler:
             if render is None:
                 return
             started = time.monotonic()
-            cpu_started = time.thread_time()
+            cpu_started = cpu_time()
             try:
                 messages = render() or 0
             except Exception as exc:  # keep the thread alive; report and go on
@@ -113,11 +118,11 @@ class FrameScheduler:
                 if self._on_error is not None:
                     self._on_error(exc)
             del render
+            self.last_cost = busy = cpu_time() - cpu_started
             self.frames += 1
             with self._idle_lock:
                 if not self._pending.is_set():
                     self._idle.set()
-            busy = time.thread_time() - cpu_started
             interval = max(1.0 / self.fps, messages / self.max_messages_per_s, busy / self.max_busy_fraction)
             next_allowed = started + interval
 
