@@ -2,8 +2,8 @@
 
 One notebook per tool runs :func:`workloads.serve_commands` in a cell that keeps running
 (as a training cell does) and obeys command files written by this driver: grow the run
-to N logged steps, then log one step and draw it, ``updates`` times, waiting in between
-until the page is quiet.
+to N logged steps (acknowledged once the plot's render thread has drawn the last of them),
+then log one step and draw it, ``updates`` times, waiting in between until the page is quiet.
 
 In the page, an init script (:data:`INSTRUMENT_JS`, installed before JupyterLab loads):
 

@@ -8,6 +8,7 @@ from typing import Any
 
 from browser import PaintResult
 from suite import Cell, Config, ToolRow
+from workloads import TENSOR_POOL
 
 __all__ = ["paint_cells", "render"]
 
@@ -21,6 +22,7 @@ ORDER = ("lossviz", "livelossplot", "naive", "bare")
 
 TARGETS = {
     "log_ratio": 2.0,  # log() <= 2x the minimal logger
+    "tensor_us": 10.0,  # log() of 4 CPU tensors, microseconds per call
     "msgs_per_s": 1000.0,  # jupyter_server's limit
     "paint_ms": 60.0,  # at 1e7
     "mem_bytes": 24.0,  # per point per metric
@@ -163,8 +165,8 @@ def _ratio(a: float | None, b: float | None) -> float | None:
     return a / b if a is not None and b else None
 
 
-def _targets(rows: dict[tuple[str, int], ToolRow], sizes: tuple[int, ...], paint: dict[tuple[str, int], Cell]
-             ) -> list[str]:
+def _targets(rows: dict[tuple[str, int], ToolRow], sizes: tuple[int, ...], paint: dict[tuple[str, int], Cell],
+             tensors: Cell, tensor_steps: int) -> list[str]:
     big = max(sizes)
     ratios = {n: r for n in sizes
               if (r := _ratio(rows["lossviz", n].cost_s.value, rows["bare", n].cost_s.value)) is not None}
@@ -194,6 +196,11 @@ def _targets(rows: dict[tuple[str, int], ToolRow], sizes: tuple[int, ...], paint
         "| target | measured (lossviz_widget) | verdict |",
         "|---|---|---|",
         f"| `log()` ≤ {TARGETS['log_ratio']:.0f}× the minimal logger | {ratio_txt} | {log_verdict} |",
+        f"| `log()` of 4 CPU tensors ≤ {TARGETS['tensor_us']:.0f} µs | "
+        + (tensors.note if tensors.value is None else
+           f"{fmt_s(tensors.value)} per call, median of {fmt_s(tensors.spread[0])}–{fmt_s(tensors.spread[1])} "
+           f"at {fmt_n(tensor_steps)} steps")
+        + f" | {_verdict(None if tensors.value is None else tensors.value * 1e6 <= TARGETS['tensor_us'])} |",
         f"| bytes per frame independent of run length (steady frame at the largest N ≤ "
         f"{TARGETS['bytes_growth']}× the largest at any smaller N ≥ 1e4) | {bytes_txt} | "
         f"{_verdict(None if growth is None else growth <= TARGETS['bytes_growth'])}"
@@ -377,9 +384,17 @@ Columns:
    paint) and the last step (last path change → paint). Sizes predicted (linearly from the
    previous size) to need more than {limit:.0f} s per frame get a single frame (§), more than
    {single_limit:.0f} s are skipped and extrapolated (‡). The frames that grow the run to N are not
-   measured; the first size of each tool starts with one unrecorded warm-up frame.
+   measured: the kernel acknowledges the grow only once lossviz's render thread has drawn its
+   last step (`FrameScheduler.wait_idle`; frames are throttled to 20% of the thread's CPU, so
+   after a fast loop the tail frame can come a second or more after the loop ends, and was
+   earlier measured as part of the first updates), then the driver waits until no line path
+   changed for 400 ms. The first size of each tool starts with one unrecorded warm-up frame.
 
-Extras: the **steady frame** is `plot.log(one step); plot.flush()` after N steps, with the
+Extras: **`log()` with CPU tensors** is the lossviz loop with 4 0-d float32 torch tensors per
+call (as `loss.detach()` gives), cycled from a pool of {tensor_pool} made before the timed loop; the loop
+that only fetches them is timed on its own and subtracted, and one tensor is logged to a throwaway
+plot first (one-time imports); {tensor_steps} steps, {repeats} fresh kernels,
+frames included as above. The **steady frame** is `plot.log(one step); plot.flush()` after N steps, with the
 render thread parked (`plot.fps = 0.001`), timed in the kernel (median of 5); **re-smoothing**
 is `plot.smoothing = w; plot.flush()` in the same kernel for w = 0.9, 0.95, 0.8 in turn (each
 is a new weight, so the whole history is re-smoothed); the plot is not displayed, so
@@ -391,7 +406,7 @@ how live the plot stays while a loop logs as fast as it can.
 
 
 def render(cfg: Config, rows: dict[tuple[str, int], ToolRow], paint: Mapping[str, PaintResult] | None,
-           env: dict[str, str], runtime_s: float, versions: dict[str, str]) -> str:
+           env: dict[str, str], runtime_s: float, versions: dict[str, str], tensors: Cell | None = None) -> str:
     sizes = cfg.sizes
     pcells = paint_cells(paint, sizes) if paint else {}
     browser_note = "not run" if paint is None else "—"
@@ -421,7 +436,7 @@ def render(cfg: Config, rows: dict[tuple[str, int], ToolRow], paint: Mapping[str
         "",
         "## Targets",
         "",
-        *_targets(rows, sizes, pcells),
+        *_targets(rows, sizes, pcells, tensors or Cell(None, "not measured"), cfg.tensor_steps),
         "",
         "## Details",
         "",
@@ -447,5 +462,6 @@ def render(cfg: Config, rows: dict[tuple[str, int], ToolRow], paint: Mapping[str
     parts.append(METHOD.format(repeats=cfg.repeats, small_repeats=cfg.repeats_for(1), updates=cfg.updates,
                                paint_updates=cfg.paint_updates, limit=cfg.paint_limit_s,
                                single_limit=cfg.paint_single_limit_s,
-                               llp_version=versions.get("livelossplot", "")))
+                               llp_version=versions.get("livelossplot", ""), tensor_steps=fmt_n(cfg.tensor_steps),
+                               tensor_pool=TENSOR_POOL))
     return "\n".join(parts) + "\n"

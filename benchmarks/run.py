@@ -119,12 +119,13 @@ def main(argv: list[str] | None = None) -> int:
                               cfg.paint_limit_s, cfg.paint_single_limit_s, args.out / "browser", log)
     runtime = time.monotonic() - start
     vers = versions()
-    text = report.render(cfg, kernel["rows"], paint, env, runtime, vers)
+    text = report.render(cfg, kernel["rows"], paint, env, runtime, vers, kernel["tensors"])
     results_md.parent.mkdir(parents=True, exist_ok=True)
     results_md.write_text(text)
     raw: dict[str, Any] = {
         "config": asdict(cfg), "env": env, "versions": vers, "runtime_s": runtime,
         "rows": suite.rows_to_json(kernel["rows"]),
+        "tensors": {**asdict(kernel["tensors"]), "runs": kernel["tensor_runs"]},
         "kernel_raw": {tool: {str(n): v for n, v in by_n.items()} for tool, by_n in kernel["raw"].items()},
         "paint": None if paint is None else {t: asdict(r) for t, r in paint.items()},
     }

@@ -39,6 +39,7 @@ class Config:
     paint_limit_s: float = 20.0  # a browser size predicted to take longer per frame: one frame only
     paint_single_limit_s: float = 120.0  # ... longer than this: skipped
     small_repeats: int = 5  # runs for N <= 1e5: short loops are noisier, and cheap
+    tensor_steps: int = 10**5  # steps of the CPU-tensor loop (its cost per call does not depend on N)
 
     def repeats_for(self, n: int) -> int:
         return self.repeats if n > 10**5 else max(self.repeats, self.small_repeats)
@@ -48,14 +49,14 @@ FULL = Config("full", (10**3, 10**4, 10**5, 10**6, 10**7), repeats=3, updates=3,
               livelossplot_max=10**6, naive_max=10**7, browser=True,
               paint_sizes={"lossviz": (10**3, 10**4, 10**5, 10**6, 10**7),
                            "naive": (10**3, 10**4, 10**5, 10**6, 10**7)},
-              paint_updates=5, paint_limit_s=20.0)
+              paint_updates=5, paint_limit_s=20.0, tensor_steps=10**6)
 QUICK = Config("quick", (10**3, 10**4, 10**5), repeats=3, updates=3, livelossplot_max=10**5,
                naive_max=10**5, browser=True,
                paint_sizes={"lossviz": (10**3, 10**4, 10**5), "naive": (10**3, 10**4, 10**5)},
                paint_updates=3, paint_limit_s=5.0, paint_single_limit_s=5.0, small_repeats=3)
 SMOKE = Config("smoke", (10**3,), repeats=1, updates=1, livelossplot_max=10**3, naive_max=10**3, browser=False,
                paint_sizes={"lossviz": (10**3,), "naive": (10**3,)}, paint_updates=1, paint_limit_s=5.0,
-               paint_single_limit_s=5.0, small_repeats=1)
+               paint_single_limit_s=5.0, small_repeats=1, tensor_steps=10**3)
 CONFIGS = {c.name: c for c in (FULL, QUICK, SMOKE)}
 
 
@@ -198,7 +199,31 @@ def run_kernel_suite(cfg: Config, logs: Path, log: Callable[[str], None] = print
                 raw["livelossplot"][n] = _peer_run(r, msgs)
                 log(f"  n={n:>10,} livelossplot "
                     f"{statistics.median(raw['livelossplot'][n]['update_s']) * 1e3:.1f} ms/update")
-    return {"rows": _rows(cfg, raw), "raw": raw}
+    tensor_runs = _tensor_runs(cfg, logs, log)
+    return {"rows": _rows(cfg, raw), "raw": raw, "tensor_runs": tensor_runs, "tensors": _tensor_cell(tensor_runs)}
+
+
+def _tensor_runs(cfg: Config, logs: Path, log: Callable[[str], None]) -> list[dict[str, Any]]:
+    """``log()`` with 4 CPU torch tensors per call, in fresh kernels (nothing if torch is missing)."""
+    runs = []
+    for rep in range(cfg.repeats):
+        try:
+            r, _ = _in_kernel("run_lossviz_tensors", logs, n=cfg.tensor_steps)
+        except Exception as exc:  # torch is an optional extra
+            if "No module named 'torch'" not in str(exc):
+                raise
+            log("  torch is not installed: the CPU-tensor target is not measured")
+            return [{"missing": True}]
+        runs.append(r)
+        log(f"  n={cfg.tensor_steps:>10,} run {rep + 1}/{cfg.repeats}: lossviz with CPU tensors "
+            f"{r['per_call_s'] * 1e6:.2f} us/log")
+    return runs
+
+
+def _tensor_cell(runs: list[dict[str, Any]]) -> Cell:
+    if runs and runs[0].get("missing"):
+        return Cell(None, "n/a: torch not installed")
+    return _median_cell([r["per_call_s"] for r in runs])
 
 
 def _rows(cfg: Config, raw: dict[str, Any]) -> dict[tuple[str, int], ToolRow]:

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 __all__ = [
-    "METRICS", "generation_cost", "memory_reset_peak", "memory_now", "run_bare", "run_lossviz",
+    "METRICS", "TENSOR_POOL", "generation_cost", "memory_reset_peak", "memory_now", "run_bare", "run_lossviz", "run_lossviz_tensors",
     "run_livelossplot", "run_naive_bqplot", "NaiveBqplot", "serve_commands",
 ]  # fmt: skip
 
@@ -33,6 +33,7 @@ _HASH_MUL = 1103515245
 _HASH_MASK = 0x7FFFFFFF
 _HASH_SCALE = 1.0 / 0x7FFFFFFF
 _GEN_SAMPLE = 1_000_000  # steps used to measure the value-generation cost
+TENSOR_POOL = 1024  # distinct tensors per metric the CPU-tensor loop cycles through
 
 
 def values_at(i: int, inv_n: float) -> dict[str, float]:
@@ -119,9 +120,16 @@ def _frames(plot: Any) -> int | None:
     return getattr(scheduler, "frames", None)
 
 
-def _wait_render_idle(plot: Any, quiet_s: float = 0.5, timeout: float = 30.0) -> None:
-    """Until the render thread has finished no frame for ``quiet_s`` (fixed 1 s pause if the
-    scheduler exposes no frame counter)."""
+def _wait_render_idle(plot: Any, quiet_s: float = 0.5, timeout: float = 60.0) -> None:
+    """Until the render thread has drawn everything logged so far: the scheduler's
+    ``wait_idle`` (no frame pending or in progress). Where it has none: until no frame
+    finished for ``quiet_s`` (which a throttled frame can outlast), or a fixed 1 s pause
+    if the scheduler exposes no frame counter either."""
+    wait_idle = getattr(getattr(plot, "_scheduler", None), "wait_idle", None)
+    if wait_idle is not None:
+        if not wait_idle(timeout):
+            raise TimeoutError(f"the render thread was still drawing {timeout:.0f} s after the loop")
+        return
     if _frames(plot) is None:
         time.sleep(1.0)
         return
@@ -213,6 +221,44 @@ def run_lossviz(n: int, steady_frames: int = 5, resmooth: tuple[float, ...] = (0
     plot.close()
     return {**res, "n": n, "gen_s": gen, "per_call_s": res["loop_s"] / n - gen, "rss0": rss0, **mem,
             "steady": steady, "resmooth": smooth}
+
+
+def run_lossviz_tensors(n: int) -> dict[str, Any]:
+    """``plot.log(loss=t1, ..., step=i)`` with 4 CPU tensors per step, frames rendering as usual.
+
+    The tensors are 0-d float32 torch tensors, what ``loss.detach()`` gives in a training loop,
+    taken in turn from a pool made before the timed loop (making them is the training loop's
+    cost, not the logger's). The loop that only fetches them from the pool is timed on its own
+    and subtracted, as the value generation is for the float loop.
+    """
+    import torch
+
+    from lossviz_widget import LossPlot
+
+    inv_n = 1.0 / n
+    pool = [tuple(torch.tensor(v, dtype=torch.float32) for v in values_at(i, inv_n).values())
+            for i in range(TENSOR_POOL)]
+    mask = TENSOR_POOL - 1
+    t = time.perf_counter()
+    for i in range(n):
+        a, b, c, d = pool[i & mask]
+    fetch_s = (time.perf_counter() - t) / n
+    warm = LossPlot(title="warm-up")  # the first tensor logged pays one-time imports: not per-call cost
+    warm.log(loss=pool[0][0])
+    warm.close()
+    plot = LossPlot(title="bench")
+    plog = plot.log
+    t = time.perf_counter()
+    for i in range(n):
+        a, b, c, d = pool[i & mask]
+        plog(loss=a, val_loss=b, acc=c, lr=d, step=i)
+    loop_s = time.perf_counter() - t
+    _wait_render_idle(plot)
+    loss = plot.history["loss"]
+    assert len(loss) == n and loss.values[n - 1] == float(pool[(n - 1) & mask][0])
+    plot.close()
+    return {"n": n, "loop_s": loop_s, "gen_s": fetch_s, "per_call_s": loop_s / n - fetch_s,
+            "torch": torch.__version__}
 
 
 # -- a naive bqplot loop ---------------------------------------------------------------------
@@ -325,8 +371,11 @@ def serve_commands(tool: str, folder: str, poll_s: float = 0.005, timeout_s: flo
     (``{"n", "t_a", "t_b"}``: kernel epoch times before the step was logged and after it was
     handed over for drawing) before watching the page. The cell keeps running throughout, as
     a training cell would. lossviz draws from its render thread, exactly as during training
-    (``flush()`` would also refresh the static image kept for saved notebooks); the naive
-    loop re-assigns its arrays right after logging.
+    (``flush()`` would also refresh the static image kept for saved notebooks); a "grow" is
+    acknowledged only once that thread has drawn its last step (throttled by the frames'
+    cost, the tail of a fast loop can be drawn a second or more after the loop ends, and
+    would otherwise be taken for the next update's frame). The naive loop re-assigns its
+    arrays right after logging (a grow draws nothing).
     """
     import json
 
@@ -334,6 +383,7 @@ def serve_commands(tool: str, folder: str, poll_s: float = 0.005, timeout_s: flo
 
     base = Path(folder)
     draw: Callable[[], None] = lambda: None  # noqa: E731
+    settle: Callable[[], None] = lambda: None  # noqa: E731
     log: Callable[..., None]
     if tool == "lossviz":
         from lossviz_widget import LossPlot
@@ -345,6 +395,7 @@ def serve_commands(tool: str, folder: str, poll_s: float = 0.005, timeout_s: flo
             plot.log(kw, step=i)
 
         log = log_lossviz
+        settle = lambda: _wait_render_idle(plot)  # noqa: E731
     elif tool == "naive":
         naive = NaiveBqplot()
         display(naive.figure)
@@ -371,6 +422,7 @@ def serve_commands(tool: str, folder: str, poll_s: float = 0.005, timeout_s: flo
             if target > n:
                 _timed_loop(log, target - n, start=n, total=total)
                 n = target
+            settle()
         else:
             log(n, **values_at(n, 1.0 / total))
             n += 1

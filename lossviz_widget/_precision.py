@@ -17,15 +17,16 @@ __all__ = ["fits_float32"]
 TINY, HUGE = 1e-30, 1e30
 
 
-def fits_float32(a: np.ndarray) -> bool:
+def fits_float32(a: np.ndarray, bounds: tuple[float, float] | None = None) -> bool:
     """True when every finite nonzero value of ``a`` has a magnitude within [1e-30, 1e30].
 
-    Costs two reductions for the usual one-signed, all-finite data; more only for
-    data with NaN/Inf or values of both signs.
+    Costs two reductions for the usual one-signed, all-finite data (none when the caller
+    passes ``bounds``, the min and max of ``a`` it already has); more only for data with
+    NaN/Inf or values of both signs.
     """
     if not len(a):
         return True
-    lo, hi = float(a.min()), float(a.max())
+    lo, hi = bounds if bounds is not None else (float(a.min()), float(a.max()))
     if not (math.isfinite(lo) and math.isfinite(hi)):  # NaN or +-inf present: judge the finite values
         a = a[np.isfinite(a)]
         if not len(a):

@@ -6,8 +6,10 @@ daemon thread every ``interval`` seconds and hands the new points to a sink (for
 per followed folder, and reading only the bytes appended since the last poll.
 
 Errors (an unreadable file, a file in an unknown format, a sink that rejects points)
-are passed to ``on_error`` (by default logged to the ``lossviz_widget`` logger) once per
-distinct message, and polling goes on: a source that recovers is read again.
+are logged to the ``lossviz_widget`` logger and passed to ``on_error`` once per distinct
+message, and polling goes on: a source that recovers is read again. An error stays
+:attr:`Follower.current_error` until its source (or the sink) succeeds again or the
+follower stops; then ``on_recover`` is called.
 """
 
 from __future__ import annotations
@@ -25,15 +27,12 @@ __all__ = ["Follower"]
 log = logging.getLogger("lossviz_widget")
 
 
-def _log_error(exc: BaseException) -> None:
-    log.error("lossviz_widget: following logs failed: %s: %s", type(exc).__name__, exc)
-
-
 class Follower:
     """Polls ``paths`` on a background thread; :meth:`start`, then :meth:`stop` (joins the thread)."""
 
     def __init__(self, paths: Sequence[str | os.PathLike[str]], sink: Callable[[list[Batch]], None], *,
-                 interval: float = 1.0, on_error: Callable[[BaseException], None] | None = None) -> None:
+                 interval: float = 1.0, on_error: Callable[[BaseException], None] | None = None,
+                 on_recover: Callable[[], None] | None = None) -> None:
         if not paths:
             raise TypeError("follow() needs at least one path: a log file or a folder of runs")
         for p in paths:
@@ -47,8 +46,9 @@ class Follower:
         self.polls = 0  # completed polling rounds
         self.last_error: BaseException | None = None
         self._sink = sink
-        self._on_error = on_error or _log_error
-        self._reported: dict[int, str] = {}  # source index (-1: the sink) -> last error message reported
+        self._on_error = on_error
+        self._on_recover = on_recover
+        self._failing: dict[int, BaseException] = {}  # source index (-1: the sink) -> error, until it succeeds
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         # one poll at a time: a poll from the caller while the thread polls would otherwise read the
@@ -74,6 +74,10 @@ class Follower:
             thread.join(timeout)
             if thread.is_alive():
                 raise TimeoutError(f"the follow thread did not stop within {timeout} s")
+        if self._failing:  # nothing is followed any more, so nothing is failing
+            self._failing.clear()
+            if self._on_recover is not None:
+                self._on_recover()
 
     def poll(self) -> int:
         """One round: new points from every source go to the sink. Returns how many points.
@@ -83,7 +87,14 @@ class Follower:
         with self._poll_lock:
             return self._poll()
 
+    @property
+    def current_error(self) -> BaseException | None:
+        """The latest error of a source (or the sink) that has not succeeded since; None when all is well."""
+        failing = list(self._failing.values())  # one atomic copy: the polling thread may change the dict
+        return failing[-1] if failing else None
+
     def _poll(self) -> int:
+        failed_before = bool(self._failing)
         batches: list[Batch] = []
         for i, source in enumerate(self.sources):
             try:
@@ -91,13 +102,17 @@ class Follower:
             except Exception as exc:  # noqa: BLE001 - reported, and the other sources go on
                 self._report(i, exc)
             else:
-                self._reported.pop(i, None)
+                self._failing.pop(i, None)
         if batches:
             try:
                 self._sink(batches)
             except Exception as exc:  # noqa: BLE001
                 self._report(-1, exc)
+            else:
+                self._failing.pop(-1, None)
         self.polls += 1
+        if failed_before and not self._failing and self._on_recover is not None:
+            self._on_recover()
         return sum(len(b) for b in batches)
 
     def _run(self) -> None:
@@ -107,7 +122,13 @@ class Follower:
 
     def _report(self, key: int, exc: BaseException) -> None:
         self.last_error = exc
-        message = f"{type(exc).__name__}: {exc}"
-        if self._reported.get(key) != message:
-            self._reported[key] = message
-            self._on_error(exc)
+        old = self._failing.pop(key, None)
+        self._failing[key] = exc  # last in the dict: the latest current error
+        if old is None or _message(old) != _message(exc):
+            log.error("lossviz_widget: following logs failed: %s", _message(exc))
+            if self._on_error is not None:
+                self._on_error(exc)
+
+
+def _message(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}"

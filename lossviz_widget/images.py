@@ -60,6 +60,9 @@ _AXIS_COLOR = "#666666"
 _TICK_SIZE = 9.0
 _LABEL_SIZE = 10.5
 _LEGEND_SIZE = 9.0
+_LEGEND_ROWS = 10  # a legend with more entries (runs x metrics) is set small, in columns of
+_LEGEND_ROWS_MANY = 16  # at most this many rows
+_LEGEND_SIZE_MANY = 6.0
 _PANEL_TITLE_SIZE = 12.0
 _TITLE_SIZE = 14.0
 _MAIN_WIDTH = 1.6
@@ -172,8 +175,11 @@ def _draw_panel(ax: Axes, pf: PanelFrame) -> None:
     title = pf.family + (f"\n{pf.note}" if pf.note else "")
     ax.set_title(title, **_literal(fontsize=_PANEL_TITLE_SIZE, color=_TEXT_COLOR, fontweight="bold"))
     if handles:
-        legend = ax.legend(handles, labels, loc="best", fontsize=_LEGEND_SIZE, frameon=True, framealpha=0.9,
-                           edgecolor="#dddddd", fancybox=False, borderaxespad=0.4)
+        many = len(handles) > _LEGEND_ROWS  # many runs: small type in columns, so the legend fits the panel
+        legend = ax.legend(handles, labels, loc="best", fontsize=_LEGEND_SIZE_MANY if many else _LEGEND_SIZE,
+                           ncols=math.ceil(len(handles) / _LEGEND_ROWS_MANY) if many else 1, frameon=True,
+                           framealpha=0.9, edgecolor="#dddddd", fancybox=False, borderaxespad=0.4,
+                           handlelength=1.2 if many else 2.0, columnspacing=0.8, labelspacing=0.2 if many else 0.5)
         for text in legend.get_texts():
             text.set_parse_math(False)
             text.set_usetex(False)

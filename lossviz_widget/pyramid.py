@@ -48,12 +48,40 @@ class _Columns:
         return self.data[:, a:b]
 
 
-def _pick(values: np.ndarray, a: np.ndarray, b: np.ndarray, better) -> np.ndarray:
-    """Per pair, the candidate index whose value is ``better`` (``-1`` candidates lose)."""
-    va = np.where(a >= 0, values[np.maximum(a, 0)], np.nan)
-    vb = np.where(b >= 0, values[np.maximum(b, 0)], np.nan)
+def _pick(a: np.ndarray, b: np.ndarray, va: np.ndarray, vb: np.ndarray, better) -> tuple[np.ndarray, np.ndarray]:
+    """Per pair, the candidate index whose value is ``better`` (``-1`` candidates lose), and its value."""
     take_b = (a < 0) | ((b >= 0) & better(vb, va))
-    return np.where(take_b, b, a)
+    return np.where(take_b, b, a), np.where(take_b, vb, va)
+
+
+def _values_at(values: np.ndarray, idx: np.ndarray) -> np.ndarray:
+    """``values[idx]``, NaN where ``idx`` is ``-1``."""
+    return np.where(idx >= 0, values[np.maximum(idx, 0)], np.nan)
+
+
+def _blocks(values: np.ndarray, start: int, seg: np.ndarray) -> tuple[np.ndarray, ...]:
+    """Level-0 columns of the blocks (rows) of ``seg``, which begins at index ``start`` of
+    ``values``, and the values at their extremes (NaN for blocks with no finite value)."""
+    row = np.arange(len(seg))
+    imin, imax = seg.argmin(axis=1), seg.argmax(axis=1)
+    vmin, vmax = seg[row, imin], seg[row, imax]
+    inf = np.full(len(seg), _NONE)
+    # argmin/argmax stop at a NaN and an infinity is an extreme: a block holds a non-finite
+    # value exactly when one of its two extremes is not finite (no pass over the block of its own)
+    bad = np.flatnonzero(~(np.isfinite(vmin) & np.isfinite(vmax)))
+    imin += start + row * seg.shape[1]
+    imax += start + row * seg.shape[1]
+    if len(bad):
+        sub = seg[bad]
+        finite = np.isfinite(sub)
+        has = finite.any(axis=1)
+        first = start + bad * seg.shape[1]
+        imin[bad] = np.where(has, first + np.where(finite, sub, np.inf).argmin(axis=1), _NONE)
+        imax[bad] = np.where(has, first + np.where(finite, sub, -np.inf).argmax(axis=1), _NONE)
+        inf[bad] = np.where((~finite).any(axis=1), first + (~finite).argmax(axis=1), _NONE)
+        vmin[bad] = _values_at(values, imin[bad])
+        vmax[bad] = _values_at(values, imax[bad])
+    return imin, imax, inf, vmin, vmax
 
 
 class MinMaxPyramid:
@@ -65,7 +93,12 @@ class MinMaxPyramid:
         self.seen = 0  # points of the series the pyramid has been updated with
 
     def update(self, values: np.ndarray) -> None:
-        """Take in the points appended since the last call (``values`` is the whole series)."""
+        """Take in the points appended since the last call (``values`` is the whole series).
+
+        Each level is built from the one below and the values at its extremes, which are
+        passed up, not looked up again (a gather from the whole series per level would cost
+        more than the level itself).
+        """
         n = len(values)
         if n < self.seen:
             raise ValueError("series shrank; a MinMaxPyramid only follows appended data")
@@ -74,32 +107,32 @@ class MinMaxPyramid:
             self.levels.append(_Columns())
         level0 = self.levels[0]
         done, full = level0.n, n // self.base
-        if full > done:
-            seg = values[done * self.base : full * self.base].reshape(-1, self.base)
-            start = np.arange(done, full, dtype=np.int64) * self.base
-            finite = np.isfinite(seg)
-            if finite.all():  # the common case: no masking needed
-                level0.extend(start + seg.argmin(axis=1), start + seg.argmax(axis=1), np.full(len(start), _NONE))
-            else:
-                has = finite.any(axis=1)
-                imin = np.where(has, start + np.where(finite, seg, np.inf).argmin(axis=1), _NONE)
-                imax = np.where(has, start + np.where(finite, seg, -np.inf).argmax(axis=1), _NONE)
-                bad = ~finite
-                inf = np.where(bad.any(axis=1), start + bad.argmax(axis=1), _NONE)
-                level0.extend(imin, imax, inf)
+        if full <= done:
+            return
+        seg = values[done * self.base : full * self.base].reshape(-1, self.base)
+        imin, imax, inf, vmin, vmax = _blocks(values, done * self.base, seg)
+        level0.extend(imin, imax, inf)
+        fresh = done  # the rows of the level below whose extreme values are vmin, vmax
         k = 1
         while self.levels[k - 1].n >= 2:
             if len(self.levels) == k:
                 self.levels.append(_Columns())
             below, here = self.levels[k - 1], self.levels[k]
             full = below.n // 2
-            if full > here.n:
-                pairs = below.rows(2 * here.n, 2 * full)
-                lo, hi = pairs[:, 0::2], pairs[:, 1::2]
-                imin = _pick(values, lo[0], hi[0], np.less)
-                imax = _pick(values, lo[1], hi[1], np.greater)
-                nf = np.where(lo[2] >= 0, lo[2], hi[2])
-                here.extend(imin, imax, nf)
+            if full <= here.n:
+                break  # nothing new here, so nothing new above
+            first = 2 * here.n
+            pairs = below.rows(first, 2 * full)
+            if first < fresh:  # a block left unpaired by an earlier update: look its values up
+                old = below.rows(first, fresh)
+                vmin = np.concatenate((_values_at(values, old[0]), vmin))
+                vmax = np.concatenate((_values_at(values, old[1]), vmax))
+            lo, hi = pairs[:, 0::2], pairs[:, 1::2]
+            m = 2 * (full - here.n)
+            imin, vmin = _pick(lo[0], hi[0], vmin[0:m:2], vmin[1:m:2], np.less)
+            imax, vmax = _pick(lo[1], hi[1], vmax[0:m:2], vmax[1:m:2], np.greater)
+            here.extend(imin, imax, np.where(lo[2] >= 0, lo[2], hi[2]))
+            fresh = here.n - len(imin)
             k += 1
 
     def truncate(self, n: int) -> None:

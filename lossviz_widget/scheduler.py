@@ -9,8 +9,14 @@ widget messages it sent; the next frame waits long enough to keep the IOPub
 rate under ``max_messages_per_s`` (jupyter_server drops messages above 1000/s)
 and to keep rendering under ``max_busy_fraction`` of wall time, so slow frames
 never starve the training loop of the GIL. A frame's cost is the render thread's
-own CPU time: its wall time also counts the waits for the GIL that a busy
-training loop causes, which would throttle frames exactly when the run is live.
+own CPU time, plus the CPU that helper threads spent on its jobs (a full recompute
+of several series runs on a few cores, :mod:`._parallel`): its wall time also
+counts the waits for the GIL that a busy training loop causes, which would
+throttle frames exactly when the run is live.
+
+:meth:`FrameScheduler.wait_idle` blocks until every request so far has been drawn
+(nothing pending, no frame in progress): what a caller that must see the end of
+a burst of logging drawn waits for, however long throttling delays the frame.
 
 The thread holds only a weak reference to the owner's render method, so a
 forgotten plot does not keep itself alive.
@@ -24,6 +30,8 @@ import threading
 import time
 import weakref
 from collections.abc import Callable
+
+from ._parallel import cpu_time
 
 __all__ = ["FrameScheduler"]
 
@@ -59,16 +67,22 @@ class FrameScheduler:
         self._on_error = on_error
         self._pending = threading.Event()
         self._stop = threading.Event()
+        self._idle = threading.Event()  # set while nothing is pending or being rendered
+        self._idle.set()
+        self._idle_lock = threading.Lock()  # makes "pending -> not idle" and "drawn -> idle" atomic
         self._thread: threading.Thread | None = None
         self._start_lock = threading.Lock()
         self.frames = 0
+        self.last_cost = 0.0  # CPU seconds of the last frame, helper threads' share included
 
     def request(self) -> None:
         """Ask for a frame soon. Cheap when one is already pending."""
         if not self._pending.is_set():
             if self._thread is None:
                 self._start()
-            self._pending.set()
+            with self._idle_lock:
+                self._idle.clear()
+                self._pending.set()
 
     def _start(self) -> None:
         with self._start_lock:
@@ -95,7 +109,7 @@ class FrameScheduler:
             if render is None:
                 return
             started = time.monotonic()
-            cpu_started = time.thread_time()
+            cpu_started = cpu_time()
             try:
                 messages = render() or 0
             except Exception as exc:  # keep the thread alive; report and go on
@@ -104,10 +118,27 @@ class FrameScheduler:
                 if self._on_error is not None:
                     self._on_error(exc)
             del render
+            self.last_cost = busy = cpu_time() - cpu_started
             self.frames += 1
-            busy = time.thread_time() - cpu_started
+            with self._idle_lock:
+                if not self._pending.is_set():
+                    self._idle.set()
             interval = max(1.0 / self.fps, messages / self.max_messages_per_s, busy / self.max_busy_fraction)
             next_allowed = started + interval
+
+    def wait_idle(self, timeout: float | None = None) -> bool:
+        """Block until every frame requested so far has been rendered; False on timeout.
+
+        True at once when nothing was ever requested or the thread has stopped (its
+        pending frames are dropped, so nothing more will be drawn).
+        """
+        end = None if timeout is None else time.monotonic() + timeout
+        while not self._idle.wait(0.05):
+            if not self.running:
+                return True
+            if end is not None and time.monotonic() >= end:
+                return False
+        return True
 
     def stop(self, timeout: float = 5.0) -> None:
         """Stop the thread (pending frames are dropped; call the owner's flush first)."""

@@ -13,11 +13,15 @@ On finite data this equals ``pandas.Series.ewm(alpha=1 - w, adjust=True).mean()`
 
 Smoothing runs on the full-resolution data before any downsampling
 (TensorBoard #1518), and :class:`EmaSmoother` only processes the points added
-since its last call, so a frame costs O(new points), not O(all points).
+since its last call, so a frame costs O(new points), not O(all points). A full
+re-smooth (a new weight) costs ~4 ns per point for the EMA with its float32 cache
+(:func:`_scan`: vector passes, no sequential ``cumsum``); the viewer re-smooths
+its series on several cores at once (:mod:`._parallel`).
 """
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import numpy as np
@@ -29,46 +33,136 @@ __all__ = [
     "tensorboard_ema", "half_window", "gaussian_kernel",
 ]
 
-# Points smoothed per pass: bounds the temporaries (one float64 array of this size) and
-# keeps them cache-sized.
+# Points smoothed per pass: bounds the temporaries (one float64 array of this size).
 _SLICE = 1 << 20
-# Within a chunk the recurrence is evaluated as w**(j+1) * cumsum(x * (1-w) / w**(i+1)).
-# The chunk length keeps w**K above 1e-100, far from float64 underflow/overflow.
-_MAX_CHUNK = 1024
+# _scan evaluates the recurrence in rows of _ROW points, a cache-sized _BLOCK of them at a time.
+_ROW = 8
+_BLOCK = 1 << 16  # 512 KiB of float64: stays in L2 while its columns are summed
+_SCALAR_MAX = 64  # up to this many points a plain loop is cheaper
+# Scaling by a**-(j+1) within a row needs a**_ROW far from float64 underflow.
+_MIN_SCALED = 1e-100
 
 
-def _chunk_len(weight: float) -> int:
-    return max(1, min(_MAX_CHUNK, int(100.0 / -math.log10(weight))))
+def _scan(x: np.ndarray, a: float | np.ndarray, b: float, init: float, out: np.ndarray) -> float:
+    """``out[t] = a * out[t-1] + b * x[t]`` for every t, from ``out[-1] = init``; returns the last value.
 
+    ``a`` is one coefficient, or an array of each point's own (then used as scratch: overwritten).
+    The series is cut into rows of L = ``_ROW`` points, ``y[r, j] = a**(j+1) * (c[r-1] + S[r, j])``:
 
-def _ema_accumulate(x: np.ndarray, weight: float, last: float) -> np.ndarray:
-    """Biased accumulator ``last_t = w*last_{t-1} + (1-w)*x_t`` for every t, vectorized.
+    1. ``S``, each row's accumulator from a zero start, as a running sum of ``b * x / a**(j+1)``
+       that goes *down the L columns* of a cache-sized block: L - 1 vector adds, each over every
+       row at once. Along the series it would be ``cumsum``, a sequential loop (~4 ns a point,
+       several times what a vector pass costs).
+    2. ``c``, the accumulator at each row end: the same recurrence over the row ends with
+       coefficient ``a**L``, solved by this function on a series L times shorter.
+    3. ``out = (S + c) * a**(j+1)``.
 
-    Chunks of K points are independent cumulative sums (zero carry-in), joined by a
-    short scalar recurrence over the chunk ends; five in-place passes over one array.
-    Agrees with the step-by-step loop to ~1e-13 relative.
+    About four passes over ``out`` in all; agrees with the step-by-step loop to ~1e-14 relative.
+    ``x`` may be strided; ``out`` is float64 and contiguous. When ``a**L`` would underflow (``a``
+    below ~1e-12), and for varying coefficients, rows are accumulated unscaled instead: a
+    multiply and an add per column, and the carries enter as ``c[r-1] * prod(a[r, :j+1])``.
     """
     m = len(x)
-    if weight == 0.0:
-        return x.astype(np.float64, copy=True)
-    k = _chunk_len(weight)
-    chunks = -(-m // k)
-    powers = weight ** np.arange(1, k + 1, dtype=np.float64)  # w**(j+1)
-    grid = np.empty((chunks, k))
-    flat = grid.reshape(-1)
-    flat[:m] = x
-    flat[m:] = 0.0
-    grid *= (1.0 - weight) / powers
-    np.cumsum(grid, axis=1, out=grid)  # times powers: each chunk's accumulator from a zero start
-    ends = (grid[:, -1] * powers[-1]).tolist()
-    carry = np.empty(chunks)
-    wk = float(powers[-1])
-    for c, end in enumerate(ends):  # carry between chunks: a short scalar recurrence
-        carry[c] = last
-        last = wk * last + end
-    grid += carry[:, None]
-    grid *= powers
-    return flat[:m]
+    varying = isinstance(a, np.ndarray)
+    if not varying and a == 0.0:
+        np.multiply(x, b, out=out)
+        return float(out[-1]) if m else init
+    if m <= _SCALAR_MAX:
+        last = init
+        for i, (v, c) in enumerate(zip(x.tolist(), a.tolist() if varying else itertools.repeat(a))):
+            last = c * last + b * v
+            out[i] = last
+        return last
+    L = _ROW
+    powers = None if varying else a ** np.arange(1, L + 1, dtype=np.float64)  # a**(j+1)
+    scaled = not varying and powers[-1] >= _MIN_SCALED
+    rows = m // L
+    body = rows * L
+    tile = min(_BLOCK, body) // L
+    scale = np.tile(b / powers, tile) if scaled else b
+    tmp = np.empty(tile)
+    for lo in range(0, body, _BLOCK):  # 1. row accumulators from a zero start
+        hi = min(body, lo + _BLOCK)
+        np.multiply(x[lo:hi], scale[: hi - lo] if scaled else b, out=out[lo:hi])
+        g = out[lo:hi].reshape(-1, L)
+        p = a[lo:hi].reshape(-1, L) if varying else None
+        for j in range(1, L):
+            if scaled:
+                np.add(g[:, j], g[:, j - 1], out=g[:, j])
+                continue
+            t = tmp[: len(g)]
+            np.multiply(g[:, j - 1], p[:, j] if varying else a, out=t)
+            np.add(g[:, j], t, out=g[:, j])
+            if varying:  # a becomes the running product within the row
+                np.multiply(p[:, j], p[:, j - 1], out=p[:, j])
+    carry = np.empty(rows + 1)  # carry[r]: the accumulator before row r
+    carry[0] = init
+    ends = out[:body].reshape(rows, L)[:, -1]
+    if varying:  # a copy: the recursion overwrites its coefficients
+        a_row = np.ascontiguousarray(a[:body].reshape(rows, L)[:, -1])
+    else:
+        a_row = float(powers[-1])
+    _scan(ends, a_row, a_row if scaled else 1.0, init, carry[1:])  # 2. carries between rows
+    unscale = np.tile(powers, tile) if scaled else None
+    for lo in range(0, body, _BLOCK):  # 3. add the carries
+        hi = min(body, lo + _BLOCK)
+        g = out[lo:hi].reshape(-1, L)
+        c = carry[lo // L : hi // L, None]
+        if scaled:
+            np.add(g, c, out=g)
+            np.multiply(out[lo:hi], unscale[: hi - lo], out=out[lo:hi])
+        elif varying:
+            p = a[lo:hi].reshape(-1, L)
+            np.multiply(p, c, out=p)
+            np.add(g, p, out=g)
+        else:
+            g += c * powers
+    last = float(out[body - 1])
+    for i in range(body, m):  # the last partial row
+        last = (float(a[i]) if varying else a) * last + b * float(x[i])
+        out[i] = last
+    return last
+    L = _ROW
+    powers = a ** np.arange(1, L + 1, dtype=np.float64)  # a**(j+1)
+    scaled = powers[-1] >= _MIN_SCALED
+    rows = m // L
+    body = rows * L
+    tile = min(_BLOCK, body) // L
+    scale = np.tile(b / powers, tile) if scaled else None
+    tmp = None if scaled else np.empty(tile)
+    for lo in range(0, body, _BLOCK):  # 1. row accumulators from a zero start
+        hi = min(body, lo + _BLOCK)
+        if scaled:
+            np.multiply(x[lo:hi], scale[: hi - lo], out=out[lo:hi])
+        else:
+            np.multiply(x[lo:hi], b, out=out[lo:hi])
+        g = out[lo:hi].reshape(-1, L)
+        for j in range(1, L):
+            if scaled:
+                np.add(g[:, j], g[:, j - 1], out=g[:, j])
+            else:
+                t = tmp[: len(g)]
+                np.multiply(g[:, j - 1], a, out=t)
+                np.add(g[:, j], t, out=g[:, j])
+    carry = np.empty(rows + 1)  # carry[r]: the accumulator before row r
+    carry[0] = init
+    ends = out[:body].reshape(rows, L)[:, -1]
+    a_row = float(powers[-1])
+    _scan(ends, a_row, a_row if scaled else 1.0, init, carry[1:])  # 2. carries between rows
+    unscale = np.tile(powers, tile) if scaled else None
+    for lo in range(0, body, _BLOCK):  # 3. add the carries
+        hi = min(body, lo + _BLOCK)
+        g = out[lo:hi].reshape(-1, L)
+        c = carry[lo // L : hi // L, None]
+        if scaled:
+            np.add(g, c, out=g)
+            np.multiply(out[lo:hi], unscale[: hi - lo], out=out[lo:hi])
+        else:
+            g += c * powers
+    for i in range(body, m):  # the last partial row
+        last = a * last + b * float(x[i])
+        out[i] = last
+    return last
 
 
 def _debias_horizon(weight: float) -> int:
@@ -82,6 +176,30 @@ def _debias(weight: float, start: int, m: int) -> np.ndarray:
     Scalar ``pow``, as TensorBoard's ``Math.pow``: NumPy's vectorized power may differ in the last bit.
     """
     return 1.0 - np.fromiter((weight**k for k in range(start + 1, start + m + 1)), dtype=np.float64, count=m)
+
+
+def _all_equal(a: np.ndarray, v: float) -> bool:
+    """Whether every value of ``a`` equals ``v``; a differing value near the start (the usual
+    case) answers without a pass over all of ``a``."""
+    return bool(np.all(a[:64] == v)) and bool(np.all(a == v))
+
+
+def _adopt(storage: np.ndarray | None, dtype: type) -> np.ndarray:
+    """``storage`` to write a smoothed series into, if it has the right dtype; else a fresh empty array."""
+    return storage if storage is not None and storage.dtype == dtype and storage.ndim == 1 else np.empty(0, dtype)
+
+
+class _Cache:
+    """What every smoother shares: the smoothed series lives in ``_out`` (with room to grow)."""
+
+    _out: np.ndarray
+
+    @property
+    def buffer(self) -> np.ndarray:
+        """The array the smoothed series lives in, room to grow included. Pass it as ``storage``
+        to the smoother that replaces this one: rewriting memory in place costs half of what
+        fresh memory does (its page faults), and the room to grow is kept."""
+        return self._out
 
 
 def _series(values: object, what: str = "values") -> np.ndarray:
@@ -101,7 +219,7 @@ def tensorboard_ema(values: np.ndarray, weight: float) -> np.ndarray:
     return smoother.update(_series(values)).copy()
 
 
-class EmaSmoother:
+class EmaSmoother(_Cache):
     """Keeps the smoothed copy of one growing series in step with its raw data.
 
     Call :meth:`update` with the full raw array (a prefix of which was seen
@@ -112,13 +230,14 @@ class EmaSmoother:
     every value fits float32 losslessly for drawing (see :func:`fits_float32`), and
     as float64 from the first value that does not. Values are computed in float64
     either way; only the stored copy is rounded, exactly as the browser receives it.
+    ``storage`` (any smoother's :attr:`buffer`) is reused for the output where its dtype fits.
     """
 
-    def __init__(self, weight: float, compact: bool = False) -> None:
+    def __init__(self, weight: float, compact: bool = False, storage: np.ndarray | None = None) -> None:
         if not 0.0 <= weight < 1.0:
             raise ValueError(f"smoothing weight must be in [0, 1), got {weight!r}")
         self.weight = float(weight)
-        self._out = np.empty(0, dtype=np.float32 if compact else np.float64)
+        self._out = _adopt(storage, np.float32 if compact else np.float64)
         self._n = 0
         self._last = 0.0  # biased accumulator
         self._count = 0  # finite points so far (TensorBoard's numAccum)
@@ -136,7 +255,7 @@ class EmaSmoother:
         if len(new):
             if self._n == 0:
                 self._first = float(new[0])
-            if self._constant and not bool(np.all(new == self._first)):
+            if self._constant and not _all_equal(new, self._first):
                 # TensorBoard decides constancy over the whole series: once it breaks,
                 # every earlier output changes from "as is" to the EMA. Redo from scratch.
                 self._constant = False
@@ -144,9 +263,20 @@ class EmaSmoother:
                 self.changed_from = 0
                 new = values[:n]
             self._ensure_capacity(n)
-            for a in range(0, len(new), _SLICE):  # slices bound the temporaries
-                part = new[a : a + _SLICE]
-                self._store(n - len(new) + a, part if self._constant else self._smooth(part))
+            start = n - len(new)
+            if self._constant:
+                self._store(start, new)
+            else:
+                # float64 cache: smooth straight into it; float32: into a float64 scratch, which
+                # _store judges and rounds on the copy (a scratch of one slice bounds the memory)
+                wide = self._out.dtype == np.float64
+                scratch = None if wide else np.empty(min(len(new), _SLICE))
+                for a in range(start, n, _SLICE):
+                    b = min(n, a + _SLICE)
+                    out = self._out[a:b] if wide else scratch[: b - a]
+                    bounds = self._smooth(values[a:b], out)
+                    if not wide:
+                        self._store(a, out, bounds)
             self._n = n
         return self._out[:n]
 
@@ -159,29 +289,44 @@ class EmaSmoother:
         new = np.asarray(new, dtype=np.float64)
         out = np.empty(len(new))
         for a in range(0, len(new), _SLICE):  # slices bound the temporaries
-            out[a : a + _SLICE] = self._smooth(new[a : a + _SLICE])
+            self._smooth(new[a : a + _SLICE], out[a : a + _SLICE])
         return out
 
-    def _smooth(self, new: np.ndarray) -> np.ndarray:
+    def _smooth(self, new: np.ndarray, out: np.ndarray) -> tuple[float, float] | None:
+        """Write ``new`` smoothed into ``out`` (float64); return its (min, max) when all finite.
+
+        All finite is the common case and is judged on the result (a non-finite input makes its
+        own output non-finite), so it costs no pass of its own; the min and max are what
+        :func:`fits_float32` needs. Otherwise the finite values are smoothed on their own and
+        the others passed through (TensorBoard's rule), and ``None`` is returned.
+        """
+        with np.errstate(invalid="ignore"):  # inf - inf, where +inf and -inf meet: redone below
+            last = _scan(new, self.weight, 1.0 - self.weight, self._last, out)
+            self._debias_next(out)
+        lo, hi = (float(out.min()), float(out.max())) if len(out) else (0.0, 0.0)
+        if math.isfinite(lo) and math.isfinite(hi):
+            self._last = last
+            self._count += len(new)
+            return lo, hi
         finite = np.isfinite(new)
-        all_finite = bool(finite.all())
-        xf = new if all_finite else new[finite]
-        if len(xf) == 0:
-            return new.astype(np.float64, copy=True)
-        acc = _ema_accumulate(xf, self.weight, self._last)
-        self._last = float(acc[-1])
-        j = min(len(xf), _debias_horizon(self.weight) - self._count)
+        out[:] = new
+        xf = new[finite]
+        if len(xf):
+            acc = np.empty(len(xf))
+            self._last = _scan(xf, self.weight, 1.0 - self.weight, self._last, acc)
+            self._debias_next(acc)
+            self._count += len(xf)
+            out[finite] = acc
+        return None
+
+    def _debias_next(self, acc: np.ndarray) -> None:
+        """Divide the accumulators of the finite points that follow ``self._count`` by 1 - w**k."""
+        j = min(len(acc), _debias_horizon(self.weight) - self._count)
         if j > 0:  # TensorBoard divides by 1 - w**k; past the horizon that is exactly 1
             acc[:j] /= _debias(self.weight, self._count, j)
-        self._count += len(xf)
-        if all_finite:
-            return acc
-        out = new.astype(np.float64, copy=True)
-        out[finite] = acc
-        return out
 
-    def _store(self, start: int, smoothed: np.ndarray) -> None:
-        if self._out.dtype != np.float64 and not fits_float32(smoothed):
+    def _store(self, start: int, smoothed: np.ndarray, bounds: tuple[float, float] | None = None) -> None:
+        if self._out.dtype != np.float64 and not fits_float32(smoothed, bounds):
             # from now on: float64 (earlier values stay as drawn). Only what is filled, [0, start),
             # is converted: the slack past it is uninitialised memory (a cast could warn on it).
             wide = np.empty(len(self._out), dtype=np.float64)
@@ -206,8 +351,12 @@ class EmaSmoother:
 
 SMOOTHING_MODES = ("ema", "time_ema", "moving_average", "gaussian")
 _TIME_UNIT_SAMPLE = 32  # spacings that fix the time EMA's unit (their median)
-_LOG_BIN = 115.0  # max log-decay within one vectorized block: exp(±230) stays far from overflow
-_FFT_MIN_WORK = 200_000  # direct convolution below this many multiply-adds, FFT above
+_MAX_LOG_DECAY = 115.0  # between two points: e**-115 ~ 1e-50, the past no longer shows in float64
+# Gaussian window sums: direct convolution up to this many taps (or this much work), FFT
+# blocks (overlap-add) above: ~15 ms per 1e6 points whatever the width, where one FFT of the
+# whole series costs ~10x that and direct sums ~1.3 ns per point and tap.
+_DIRECT_TAPS = 64
+_DIRECT_WORK = 200_000
 
 
 def half_window(weight: float) -> int:
@@ -225,7 +374,7 @@ def gaussian_kernel(weight: float) -> np.ndarray:
     return np.exp(-0.5 * (j / sigma) ** 2)
 
 
-class TimeEmaSmoother:
+class TimeEmaSmoother(_Cache):
     """Debiased EMA whose decay follows the x spacing (W&B's time-weighted EMA).
 
     Each point's weight decays by ``w ** (dx / unit)`` over an x distance ``dx``, so a gap
@@ -241,12 +390,12 @@ class TimeEmaSmoother:
 
     mode = "time_ema"
 
-    def __init__(self, weight: float) -> None:
+    def __init__(self, weight: float, storage: np.ndarray | None = None) -> None:
         if not 0.0 <= weight < 1.0:
             raise ValueError(f"smoothing weight must be in [0, 1), got {weight!r}")
         self.weight = float(weight)
         self._log_w = math.log(weight) if weight > 0 else -math.inf
-        self._out = np.empty(0)
+        self._out = _adopt(storage, np.float64)
         self._n = 0
         self._unit: float | None = None  # the unit used so far; final once the sample is complete
         self._num = self._den = 0.0
@@ -278,55 +427,84 @@ class TimeEmaSmoother:
             grown[:start] = self._out[:start]
             self._out = grown
         if n > start:
-            self._out[start:n] = self._smooth(values[start:n], x[start:n])
+            self._smooth(values[start:n], x[start:n], self._out[start:n])
         self._n = n
         return self._out[:n]
 
-    def _smooth(self, new: np.ndarray, t: np.ndarray) -> np.ndarray:
-        out = new.astype(np.float64, copy=True)
+    def _smooth(self, new: np.ndarray, t: np.ndarray, out: np.ndarray) -> None:
+        """Write ``new`` (at x ``t``) smoothed into ``out``; the temporaries are updated in place."""
         if self.weight == 0.0:
-            return out
+            out[:] = new
+            return
         finite = np.isfinite(new)
-        y, ty = new[finite], t[finite]
-        if not len(y):
-            return out
-        prev = np.concatenate(([ty[0] if math.isnan(self._t_last) else self._t_last], ty[:-1]))
+        all_finite = bool(finite.all())
+        if all_finite:  # the usual case: no copies of the finite values, no scatter back
+            y, ty = new, t
+        else:
+            out[:] = new  # non-finite values pass through
+            y, ty = new[finite], t[finite]
+            if not len(y):
+                return
         # log decay per point, clamped: beyond e**-115 the past no longer shows in float64 anyway
-        step = np.maximum(np.maximum(ty - prev, 0.0) / self._unit * self._log_w, -_LOG_BIN)
-        cum = np.cumsum(step)
-        bins = np.floor(-cum / _LOG_BIN)
-        cuts = np.flatnonzero(np.diff(bins)) + 1
-        res = np.empty(len(y))
-        base = 0.0
-        for a, b in zip(np.concatenate(([0], cuts)), np.concatenate((cuts, [len(y)]))):
-            rel = cum[a:b] - base  # in [-230, 0]
-            inv = np.exp(-rel)
-            decay = np.exp(rel)
-            num = decay * (self._num + np.cumsum(y[a:b] * inv))
-            den = decay * (self._den + np.cumsum(inv))
-            res[a:b] = num / den
-            self._num, self._den, base = float(num[-1]), float(den[-1]), float(cum[b - 1])
+        step = np.empty(len(y))
+        step[0] = 0.0 if math.isnan(self._t_last) else ty[0] - self._t_last
+        np.subtract(ty[1:], ty[:-1], out=step[1:])
+        np.maximum(step, 0.0, out=step)
+        np.divide(step, self._unit, out=step)
+        np.multiply(step, self._log_w, out=step)
+        np.maximum(step, -_MAX_LOG_DECAY, out=step)
+        decay = np.exp(step, out=step)
+        # num_t = decay_t * num_(t-1) + y_t and den_t = decay_t * den_(t-1) + 1: the EMA's scan
+        # with a coefficient per point (it overwrites them: the first scan gets a copy)
+        num = out if all_finite else np.empty(len(y))
+        den = np.empty(len(y))
+        self._num = _scan(y, decay.copy(), 1.0, self._num, num)
+        self._den = _scan(np.broadcast_to(1.0, len(y)), decay, 1.0, self._den, den)
+        np.divide(num, den, out=num)
+        if not all_finite:
+            out[finite] = num
         self._t_last = float(ty[-1])
-        out[finite] = res
-        return out
 
 
 def _window_sums(a: np.ndarray, kernel: np.ndarray, box: bool) -> np.ndarray:
     """``sum_j kernel[j + k] * a[i + j]`` for every i (zeros outside ``a``); kernel symmetric."""
     k = len(kernel) // 2
     n = len(a)
-    if box:
+    if box:  # c[min(i + k + 1, n)] - c[max(i - k, 0)] over the running sum c, by slices
         c = np.concatenate(([0.0], np.cumsum(a)))
-        i = np.arange(n)
-        return c[np.minimum(i + k + 1, n)] - c[np.maximum(i - k, 0)]
-    if n * len(kernel) <= _FFT_MIN_WORK:
+        out = np.empty(n)
+        m = max(0, n - k)
+        out[:m] = c[k + 1 : n + 1]
+        out[m:] = c[n]
+        out[k + 1 :] -= c[1 : max(1, n - k)]
+        return out
+    if len(kernel) <= _DIRECT_TAPS or n * len(kernel) <= _DIRECT_WORK:
         return np.convolve(a, kernel, mode="same") if n >= len(kernel) else np.convolve(a, kernel)[k : k + n]
-    size = 1 << int(math.ceil(math.log2(n + 2 * k)))
-    full = np.fft.irfft(np.fft.rfft(a, size) * np.fft.rfft(kernel, size), size)
+    size = 1 << max(12, int(math.ceil(math.log2(4 * len(kernel)))))  # FFT blocks of ~4 kernels
+    step = size - 2 * k
+    spectrum = np.fft.rfft(kernel, size)
+    full = np.zeros(n + 2 * k)
+    for lo in range(0, n, step):  # overlap-add: each block's full convolution, summed
+        part = np.fft.irfft(np.fft.rfft(a[lo : lo + step], size) * spectrum, size)
+        end = min(n, lo + step) - lo + 2 * k
+        full[lo : lo + end] += part[:end]
     return full[k : k + n]
 
 
-class CenteredSmoother:
+def _window_weights(n: int, kernel: np.ndarray, box: bool) -> np.ndarray:
+    """``_window_sums(np.ones(n), kernel, box)``: the whole kernel's sum except within ``k`` of
+    either end, so only a short stretch is convolved (the denominator of an all-finite series)."""
+    k = len(kernel) // 2
+    if n <= 4 * k + 2:
+        return _window_sums(np.ones(n), kernel, box)
+    edges = _window_sums(np.ones(4 * k + 2), kernel, box)
+    out = np.full(n, edges[2 * k + 1])
+    out[: 2 * k + 1] = edges[: 2 * k + 1]
+    out[n - 2 * k - 1 :] = edges[2 * k + 1 :]
+    return out
+
+
+class CenteredSmoother(_Cache):
     """Centered weighted window (moving average or Gaussian) over the finite neighbours.
 
     ``out[i] = sum(K[j] * y[i+j]) / sum(K[j])`` over the finite ``y`` within ``i-k .. i+k``
@@ -335,7 +513,7 @@ class CenteredSmoother:
     :meth:`update` recomputes ``new + k`` outputs from ``new + 2k`` inputs.
     """
 
-    def __init__(self, mode: str, weight: float) -> None:
+    def __init__(self, mode: str, weight: float, storage: np.ndarray | None = None) -> None:
         if not 0.0 <= weight < 1.0:
             raise ValueError(f"smoothing weight must be in [0, 1), got {weight!r}")
         if mode not in ("moving_average", "gaussian"):
@@ -345,7 +523,7 @@ class CenteredSmoother:
         self._box = mode == "moving_average"
         self.kernel = np.ones(2 * half_window(weight) + 1) if self._box else gaussian_kernel(weight)
         self.half = len(self.kernel) // 2
-        self._out = np.empty(0)
+        self._out = _adopt(storage, np.float64)
         self._n = 0
         self.changed_from = 0
         self.examined = 0  # input points read so far (tests check the incremental cost)
@@ -366,10 +544,14 @@ class CenteredSmoother:
             seg = values[lo:n]
             self.examined += len(seg)
             finite = np.isfinite(seg)
-            num = _window_sums(np.where(finite, seg, 0.0), self.kernel, self._box)
-            den = _window_sums(finite.astype(np.float64), self.kernel, self._box)
-            with np.errstate(invalid="ignore", divide="ignore"):
-                smooth = np.where(finite, num / np.where(finite, den, 1.0), seg)
+            if finite.all():  # the usual case: the denominator needs no convolution
+                smooth = _window_sums(seg, self.kernel, self._box)
+                smooth /= _window_weights(len(seg), self.kernel, self._box)
+            else:
+                num = _window_sums(np.where(finite, seg, 0.0), self.kernel, self._box)
+                den = _window_sums(finite.astype(np.float64), self.kernel, self._box)
+                with np.errstate(invalid="ignore", divide="ignore"):
+                    smooth = np.where(finite, num / np.where(finite, den, 1.0), seg)
             self._out[start:n] = smooth[start - lo :]
         self._n = n
         return self._out[:n]
@@ -378,17 +560,18 @@ class CenteredSmoother:
 Smoother = EmaSmoother | TimeEmaSmoother | CenteredSmoother
 
 
-def make_smoother(mode: str, weight: float, compact: bool = False) -> Smoother:
+def make_smoother(mode: str, weight: float, compact: bool = False, storage: np.ndarray | None = None) -> Smoother:
     """A fresh incremental smoother for ``mode`` (one of :data:`SMOOTHING_MODES`).
 
     ``compact`` stores the EMA as float32 where that loses nothing drawn (see :class:`EmaSmoother`).
+    ``storage``: the :attr:`~_Cache.buffer` of the smoother this one replaces, to reuse its memory.
     """
     if mode == "ema":
-        return EmaSmoother(weight, compact=compact)
+        return EmaSmoother(weight, compact=compact, storage=storage)
     if mode == "time_ema":
-        return TimeEmaSmoother(weight)
+        return TimeEmaSmoother(weight, storage=storage)
     if mode in ("moving_average", "gaussian"):
-        return CenteredSmoother(mode, weight)
+        return CenteredSmoother(mode, weight, storage=storage)
     raise ValueError(f"smoothing_mode must be one of {SMOOTHING_MODES}, got {mode!r}")
 
 

@@ -146,7 +146,7 @@ class LossPlot(widgets.VBox):
         self._readout.add_class("lossviz-readout")
         self._status = widgets.HTML()
         self._status.add_class("lossviz-status")
-        self._error = ""  # last rendering or follow error, shown in the status line
+        self._render_error = ""  # the last frame's error, in the status line until a frame renders again
         self._followers: list[Follower] = []
         self._last_rows: list[ReadoutRow] = []
         self._update_header()
@@ -384,11 +384,13 @@ class LossPlot(widgets.VBox):
         need not exist yet, and runs that appear in a folder later are picked up. A
         background thread polls every ``interval`` seconds and reads only what was appended;
         records still being written wait for the next poll, and rewritten or replaced files
-        are read again without repeating points. Errors show in the status line (and
-        ``follower.last_error``). Stop with :meth:`unfollow` or :meth:`close`.
+        are read again without repeating points. Errors are logged (``lossviz_widget``
+        logger) and show in the status line while they are current, that is until the source
+        is read cleanly again (``follower.current_error``; ``follower.last_error`` keeps the
+        last one). Stop with :meth:`unfollow` or :meth:`close`.
         """
         follower = Follower(paths, self._extend_batches, interval=interval,
-                            on_error=lambda exc: self._report_error(exc, "following logs"))
+                            on_error=lambda exc: self._refresh_status(), on_recover=self._refresh_status)
         self._followers.append(follower)
         follower.start()
         return follower
@@ -404,6 +406,7 @@ class LossPlot(widgets.VBox):
                 self._followers.pop().stop()
             except TimeoutError as exc:
                 stuck = stuck or exc
+        self._refresh_status()  # their errors are no longer current
         if stuck is not None:
             raise stuck
 
@@ -665,6 +668,7 @@ class LossPlot(widgets.VBox):
                 self._readout.value = readout
                 sent += 1
             self._last_rows = frame.readout
+            self._render_error = ""  # this frame rendered: an earlier rendering error is over (it stays logged)
             status = self._status_html(frame.readout)
             if status != self._status.value:
                 self._status.value = status
@@ -681,12 +685,19 @@ class LossPlot(widgets.VBox):
         parts.append(f"{what}, {points:,} points")
         if nonfinite:
             parts.append(f'<span style="color:#d62728">&#9660; {nonfinite:,} non-finite (NaN/Inf) values</span>')
-        if self._error:
-            parts.append(f'<span style="color:#d62728">{html.escape(self._error)}</span>')
+        errors = [self._render_error] if self._render_error else []
+        errors += [f"following logs error: {type(e).__name__}: {e}"
+                   for e in (f.current_error for f in list(self._followers)) if e is not None]
+        parts += [f'<span style="color:#d62728">{html.escape(e)}</span>' for e in errors]
         return '<span style="font-size:11px;color:#555">' + " &middot; ".join(parts) + "</span>"
 
-    def _report_error(self, exc: BaseException, what: str = "rendering") -> None:
-        self._error = f"{what} error: {type(exc).__name__}: {exc}"
+    def _report_error(self, exc: BaseException) -> None:
+        """A frame failed (the scheduler logged it): show it until a frame renders again."""
+        self._render_error = f"rendering error: {type(exc).__name__}: {exc}"
+        self._refresh_status()
+
+    def _refresh_status(self) -> None:
+        """Redraw the status line now (errors change between frames)."""
         with self._render_lock:
             self._status.value = self._status_html(self._last_rows)
 

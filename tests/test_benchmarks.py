@@ -36,6 +36,8 @@ def test_benchmark_smoke_writes_the_table(tmp_path: Path) -> None:
     assert "µs" in rows["**lossviz_widget**"] and "µs" in rows["bare Python loop"]
     assert "/update" in rows["naive bqplot loop"]
     assert "/update" in rows["livelossplot"] or "not installed" in rows["livelossplot"]
+    tensors = next(line for line in text.splitlines() if line.startswith("| `log()` of 4 CPU tensors"))
+    assert "µs per call" in tensors or "torch not installed" in tensors, tensors
     for section in ("## Targets", "## Method", "Machines are noisy"):
         assert section in text
     raw = json.loads((out / "results-smoke.json").read_text())

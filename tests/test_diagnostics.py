@@ -277,6 +277,21 @@ def test_per_frame_work_is_proportional_to_the_new_points():
     assert work[-1] <= work[0] + DiagnosticsConfig().train_window  # the last frame costs as much as the first
 
 
+def test_default_run_findings_name_their_run_once_there_are_several_runs():
+    s = np.arange(300, dtype=float)
+    v = np.abs(np.sin(s)) + 0.1
+    v[40] = np.nan
+    diag = Diagnostics()
+    alone = diag.update({"default": {"loss": H(s[:100], v[:100])}})
+    assert [f.run for f in alone] == [None]  # one run: findings stay as they were
+    both = diag.update({"default": {"loss": H(s, v)}, "b": {"loss": H(s, v)}})
+    assert [f.run for f in both] == ["b"]  # the default run's finding is not found again...
+    assert sorted(f.run for f in diag.findings) == ["b", "default"]  # ...but relabelled
+    v2 = np.r_[v, np.full(50, 0.5), np.full(50, np.inf)]  # a second episode, found with several runs
+    later = diag.update({"default": {"loss": H(np.arange(400.0), v2)}, "b": {"loss": H(s, v)}})
+    assert [f.run for f in later if f.code == "nonfinite"] == ["default"]
+
+
 def test_finding_text_and_fields():
     f = Finding("divergence", "error", "loss", 12.0, "m.", "s.", {"ratio": 5.0})
     assert f.text == "m. s." and f.run is None

@@ -194,7 +194,28 @@ def test_errors_are_reported_once_and_following_goes_on(tmp_path):
     wait_until(lambda: follower.last_error is not None)
     plot.unfollow()
     assert "run 'fit'" in str(follower.last_error) and "goes backwards" in str(follower.last_error)
-    assert "following logs error" in plot._status.value and "goes backwards" in plot._status.value
+    assert "following logs error" not in plot._status.value  # unfollowed: no longer current
+    plot.close()
+
+
+def test_a_follow_error_shows_while_current_and_clears_when_the_source_reads_again(tmp_path, caplog):
+    log_file = tmp_path / "fit.csv"
+    log_file.write_text("a,b\n1,2\n")  # not a known log format (yet)
+    plot = LossPlot()
+    follower = plot.follow(log_file, interval=0.05)
+    wait_until(lambda: "following logs error" in plot._status.value)
+    assert "not a known log format" in plot._status.value and follower.current_error is not None
+    log_file.write_text("epoch,loss\n" + _keras_rows(range(3)))  # fixed: read on the next poll
+    wait_until(lambda: follower.current_error is None)
+    wait_until(lambda: "following logs error" not in plot._status.value)
+    assert "not a known log format" in str(follower.last_error)  # kept, and in the log record:
+    assert [r.getMessage() for r in caplog.records if "not a known log format" in r.getMessage()]
+    wait_until(lambda: len(plot.history["loss"]) == 3)
+    with log_file.open("a") as f:
+        f.write(_keras_rows(range(1, 2)))  # a step going back: rejected by the plot
+    wait_until(lambda: "goes backwards" in plot._status.value)
+    follower.stop()  # a stopped follower's error is no longer current
+    assert follower.current_error is None and "following logs error" not in plot._status.value
     plot.close()
 
 

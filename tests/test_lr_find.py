@@ -13,8 +13,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from lossviz_widget import LRFindResult, lr_find
-from lossviz_widget.lr_finder_view import LRFinderPlot
-from lossviz_widget.lr_suggest import DivergenceMonitor, lr_schedule, minimum, slide, steep, suggest, valley
+from lossviz_widget.lr_finder import LRFinderPlot
+from lossviz_widget.lr_finder.suggest import DivergenceMonitor, lr_schedule, minimum, slide, steep, suggest, valley
 
 torch.set_num_threads(1)
 
@@ -73,7 +73,7 @@ def test_stops_when_smoothed_loss_exceeds_four_times_best():
         seen.append(lr)
         return losses[len(seen) - 1]
 
-    result = lr_find(step_fn=step, show=False)
+    result = lr_find(step_fn=step, display=False)
     stop = _stop_index(losses)
     assert result.stop_reason == "diverged"
     assert len(result.lrs) == len(seen) == stop + 1  # the triggering step is recorded
@@ -82,7 +82,7 @@ def test_stops_when_smoothed_loss_exceeds_four_times_best():
     np.testing.assert_array_equal(seen, lr_schedule()[: stop + 1])
     np.testing.assert_array_equal(result.losses, losses[: stop + 1])
 
-    no_stop = lr_find(step_fn=lambda lr: min(1e6, 1.5 ** (100 * lr)), stop_div=False, show=False)
+    no_stop = lr_find(step_fn=lambda lr: min(1e6, 1.5 ** (100 * lr)), stop_div=False, display=False)
     assert no_stop.stop_reason == "num_it" and len(no_stop.lrs) == 100
 
 
@@ -94,7 +94,7 @@ def test_stops_on_non_finite_loss(bad):
         calls.append(lr)
         return bad if len(calls) == 21 else 1.0
 
-    result = lr_find(step_fn=step, show=False)
+    result = lr_find(step_fn=step, display=False)
     assert result.stop_reason == "non-finite"
     assert len(calls) == len(result.losses) == 21
     assert not math.isfinite(result.losses[-1])  # kept, not dropped
@@ -197,7 +197,7 @@ def test_suggestions_are_sane_on_linear_regression():
     torch.manual_seed(1)
     model = torch.nn.Linear(8, 1)
     optimizer = torch.optim.SGD(model.parameters(), lr=0.01)
-    result = lr_find(model, optimizer, torch.nn.functional.mse_loss, loader, show=False)
+    result = lr_find(model, optimizer, torch.nn.functional.mse_loss, loader, display=False)
     assert isinstance(result, LRFindResult)
     assert result.stop_reason == "diverged" and result.lrs[-1] > lr_max
     assert set(result.suggestions) == {"valley", "steep", "minimum", "slide"}
@@ -276,7 +276,7 @@ def test_model_and_optimizer_are_restored_exactly_and_schedule_reaches_every_gro
         assert model.training
         return torch.nn.functional.mse_loss(out, target)
 
-    result = lr_find(model, optimizer, loss_fn, loader, num_it=12, show=False)  # cycles the 4 batches
+    result = lr_find(model, optimizer, loss_fn, loader, num_it=12, display=False)  # cycles the 4 batches
     assert len(result.lrs) == len(seen) == 12 and result.stop_reason == "num_it"
     expected = lr_schedule(num_it=12)
     np.testing.assert_array_equal(result.lrs, expected)
@@ -297,7 +297,7 @@ def test_restored_when_the_loss_raises(error):
         return torch.nn.functional.mse_loss(out, target)
 
     with pytest.raises(type(error)):
-        lr_find(model, optimizer, loss_fn, loader, show=False)
+        lr_find(model, optimizer, loss_fn, loader, display=False)
     assert len(calls) == 6  # five real steps changed the weights before the error
     _assert_restored(model, optimizer, before)
 
@@ -306,25 +306,36 @@ def test_bad_arguments_are_rejected_clearly():
     model, optimizer, loader = _trained_net_and_adam()
     mse = torch.nn.functional.mse_loss
     with pytest.raises(TypeError, match="missing: loss_fn, data"):
-        lr_find(model, optimizer, show=False)
+        lr_find(model, optimizer, display=False)
     with pytest.raises(TypeError, match="either step_fn or model"):
-        lr_find(model, step_fn=lambda lr: 1.0, show=False)
+        lr_find(model, step_fn=lambda lr: 1.0, display=False)
     with pytest.raises(TypeError, match="step_fn must be callable"):
-        lr_find(step_fn=3, show=False)
+        lr_find(step_fn=3, display=False)
     with pytest.raises(TypeError, match="model must be a torch.nn.Module"):
-        lr_find(object(), optimizer, mse, loader, show=False)
+        lr_find(object(), optimizer, mse, loader, display=False)
     with pytest.raises(TypeError, match="optimizer must be a torch.optim.Optimizer"):
-        lr_find(model, object(), mse, loader, show=False)
+        lr_find(model, object(), mse, loader, display=False)
     with pytest.raises(TypeError, match=r"data must yield \(inputs, target\) pairs"):
-        lr_find(model, optimizer, mse, [torch.zeros(4, 8)], show=False)
+        lr_find(model, optimizer, mse, [torch.zeros(4, 8)], display=False)
     with pytest.raises(ValueError, match="data yielded no batches"):
-        lr_find(model, optimizer, mse, [], show=False)
+        lr_find(model, optimizer, mse, [], display=False)
     with pytest.raises(ValueError, match="unknown method"):
-        lr_find(step_fn=lambda lr: 1.0, suggest_methods=("best",), show=False)
+        lr_find(step_fn=lambda lr: 1.0, suggest_methods=("best",), display=False)
     with pytest.raises(TypeError, match="'loss'"):
-        lr_find(step_fn=lambda lr: "low", show=False)
+        lr_find(step_fn=lambda lr: "low", display=False)
     with pytest.raises(ValueError, match="'loss': expected a scalar"):
-        lr_find(step_fn=lambda lr: np.ones(3), show=False)
+        lr_find(step_fn=lambda lr: np.ones(3), display=False)
+
+
+def test_display_is_named_as_in_the_integrations(capsys):
+    """``display=`` (the integrations' name) shows the widget or not; there is no ``show=``."""
+    quiet = lr_find(step_fn=lambda lr: 1.0, num_it=20, display=False)
+    assert capsys.readouterr().out == ""
+    shown = lr_find(step_fn=lambda lr: 1.0, num_it=20, display=True)
+    assert "LRFinderPlot" in capsys.readouterr().out  # IPython's display() outside a kernel prints the repr
+    assert len(quiet.losses) == len(shown.losses) == 20
+    with pytest.raises(TypeError, match="show"):
+        lr_find(step_fn=lambda lr: 1.0, show=False)
 
 
 # ------------------------------------------------------------------ any framework: step_fn
@@ -338,7 +349,7 @@ def test_generic_step_fn_on_a_quadratic():
         state["w"] -= lr * a * state["w"]
         return np.float32(0.5 * a * state["w"] ** 2)  # any scalar type: NumPy, tensors, floats
 
-    result = lr_find(step_fn=step, show=False)
+    result = lr_find(step_fn=step, display=False)
     assert result.stop_reason == "diverged"
     assert result.lrs[-1] > 2 / a
     for method in ("valley", "steep", "minimum"):  # slide's threshold is absolute: loss ~18 here is too big
@@ -355,7 +366,7 @@ def test_widget_holds_the_curve_and_the_suggestion_markers():
         calls.append(lr)
         return 1.0 / (1 + 1e3 * lr) + 50 * lr**2 + 0.01 * math.sin(len(calls))
 
-    result = lr_find(step_fn=step, show=False, title="<i>run</i>")
+    result = lr_find(step_fn=step, display=False, title="<i>run</i>")
     plot = result.widget
     assert isinstance(plot, LRFinderPlot) and isinstance(plot.x_scale, LogScale)
     np.testing.assert_array_equal(plot.raw.x, result.lrs)
@@ -397,7 +408,7 @@ def test_cuda_model_cpu_batches_are_moved_and_state_restored():
     model.cuda()
     optimizer.load_state_dict(optimizer.state_dict())  # moves Adam's state to the parameters' device
     before = _snapshot(model, optimizer)
-    result = lr_find(model, optimizer, torch.nn.functional.mse_loss, loader, num_it=20, show=False)
+    result = lr_find(model, optimizer, torch.nn.functional.mse_loss, loader, num_it=20, display=False)
     assert len(result.losses) == 20 and np.all(np.isfinite(result.losses))
     _assert_restored(model, optimizer, before)
 

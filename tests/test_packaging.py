@@ -1,4 +1,4 @@
-"""The wheel: every module, the js/ folder as lossviz_widget/js/, and the dependency pins."""
+"""The wheel: every module, the js/ folder as lossviz_widget/js/, and the dependency pins; the public names."""
 
 import subprocess
 import sys
@@ -6,6 +6,34 @@ import zipfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+
+PUBLIC = [  # `from lossviz_widget import *`: keep in step with the README
+    "DiagnosticsConfig", "Finding", "Follower", "LRFindResult", "LossPlot", "MetricHistory", "Run", "SMOOTHING_MODES",
+    "losses", "lr_find", "smooth", "tensorboard_ema",
+]
+
+
+def test_public_names():
+    import lossviz_widget
+
+    assert sorted(lossviz_widget.__all__) == sorted(PUBLIC)
+    assert all(getattr(lossviz_widget, name, None) is not None for name in PUBLIC)
+    plot = lossviz_widget.LossPlot()
+    try:  # the type that follow() returns, for annotations and to stop one follower
+        assert isinstance(plot.follow(ROOT / "no-such-logs", interval=60), lossviz_widget.Follower)
+    finally:
+        plot.close()
+
+
+def test_the_lr_finder_is_one_subpackage():
+    import lossviz_widget
+    from lossviz_widget.lr_finder import LRFinderPlot, LRFindResult, Suggestion, lr_find
+    from lossviz_widget.lr_finder.suggest import SUGGESTION_METHODS
+
+    assert lossviz_widget.lr_find is lr_find and lossviz_widget.LRFindResult is LRFindResult
+    assert LRFinderPlot.__module__ == "lossviz_widget.lr_finder.view" and Suggestion.__module__.endswith(".suggest")
+    assert "valley" in SUGGESTION_METHODS
+    assert not list((ROOT / "lossviz_widget").glob("lr_*.py"))  # no top-level lr_ modules left
 
 
 def test_wheel_ships_package_and_js(tmp_path):

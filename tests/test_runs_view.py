@@ -60,6 +60,40 @@ def test_one_colour_per_run_in_every_panel_and_frame(plot):
     assert rows[RUNS[1], "val_loss"] == PALETTE[1]
 
 
+def test_thirty_runs_get_thirty_distinct_colours_everywhere(tmp_path):
+    from lossviz_widget.images import render_figure
+
+    p = LossPlot(smoothing=0.0)
+    try:
+        runs = [f"seed {k}" for k in range(30)]
+        for k, run in enumerate(runs):
+            p.run(run).log(loss=1.0 + k, acc=0.5, step=0)
+            p.run(run).log(loss=0.5 + k, acc=0.6, step=1)
+        p.flush()
+        colours = [main_line(p, "loss", run, "loss").colors[0] for run in runs]
+        assert len(set(colours)) == 30 and colours[:20] == list(PALETTE)  # tab10, then tab20's light partners
+        rgb = np.array([[int(c[i:i + 2], 16) for i in (1, 3, 5)] for c in colours], dtype=float)
+        gaps = np.linalg.norm(rgb[:, None] - rgb[None], axis=-1)[np.triu_indices(30, 1)]
+        assert gaps.min() > 20  # no two runs nearly alike (tab20's closest pair is ~25 apart)
+        assert [main_line(p, "accuracy", run, "acc").colors[0] for run in runs] == colours  # every panel
+        fig = render_figure(p._export_frame(), title="")  # a 30-entry legend fits (small type, columns)
+        drawn = {line.get_label(): line.get_color() for line in fig.axes[0].get_lines()}
+        assert [drawn[f"{run}: loss"] for run in runs] == colours  # the image
+        page = p.export(tmp_path / "r.html").read_text(encoding="utf-8")
+        runs_list = page.split('id="lossviz-runs"')[1].split("</section>")[0]
+        assert all(f"background:{c}" in runs_list for c in colours)  # the report
+    finally:
+        p.close()
+    again = LossPlot()  # deterministic: the same run order gives the same colours
+    try:
+        for run in runs:
+            again.run(run).log(loss=1.0, step=0)
+        again.flush()
+        assert [again._grid.panels["loss"].lines[run, "loss"][1].colors[0] for run in runs] == colours
+    finally:
+        again.close()
+
+
 def test_single_run_colours_by_metric_until_a_second_run_appears():
     p = LossPlot()
     try:

@@ -67,6 +67,37 @@ def test_trailing_frame_shows_the_last_value():
     sched.stop()
 
 
+def test_wait_idle_returns_once_the_throttled_trailing_frame_is_drawn():
+    # 60 ms frames at a 20% budget: the trailing frame comes ~300 ms after the previous one,
+    # long after a "no frame finished lately" heuristic would have given up waiting
+    rec = Recorder(cost=0.06)
+    counter = [0]
+    rec.source = counter
+    sched = FrameScheduler(rec.render, fps=50, max_busy_fraction=0.2)
+    assert sched.wait_idle(timeout=0)  # nothing requested yet
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < 0.5:
+        counter[0] += 1
+        sched.request()
+    last = counter[0]
+    assert not sched.wait_idle(timeout=0.01)  # the tail is not drawn yet
+    assert sched.wait_idle(timeout=5)
+    assert rec.seen[-1] == last
+    frames = len(rec.times)
+    time.sleep(0.1)
+    assert len(rec.times) == frames and sched.wait_idle(timeout=0)
+    sched.stop()
+
+
+def test_wait_idle_returns_after_stop_and_for_a_failing_frame():
+    sched = FrameScheduler(lambda: 1 / 0, fps=50, on_error=lambda exc: None)
+    sched.request()
+    assert sched.wait_idle(timeout=3)  # a frame that raised still counts as drawn
+    sched.stop()
+    sched.request()  # ignored after stop: nothing will ever be drawn, so nothing to wait for
+    assert sched.wait_idle(timeout=0.5)
+
+
 def test_message_budget_slows_frames():
     rec = Recorder(messages=250)  # 250 msgs/frame at a 500 msg/s budget -> at most 2 frames/s
     gaps = frame_gaps(rec, 1.2, fps=50, max_messages_per_s=500)

@@ -187,3 +187,46 @@ def test_smooth_rejects_x_that_does_not_match_values():
 def test_tensorboard_ema_rejects_2d_values():
     with pytest.raises(ValueError, match="values"):
         tensorboard_ema(np.ones((2, 2)), 0.5)
+
+
+@pytest.mark.parametrize("mode", SMOOTHING_MODES)
+def test_a_replacing_smoother_reuses_the_buffer_and_computes_the_same(mode):
+    y = _with_gaps(5000, seed=21)
+    x = np.cumsum(np.random.default_rng(2).uniform(0.5, 2.0, len(y)))
+    old = make_smoother(mode, 0.6, compact=True)
+    old.update(y[:3000], x[:3000])
+    old.update(y, x)  # grown: room to spare
+    buffer = old.buffer
+    new = make_smoother(mode, 0.9, compact=True, storage=buffer)
+    got = new.update(y, x)
+    assert new.buffer is buffer  # same memory, no fresh allocation
+    want = make_smoother(mode, 0.9, compact=True).update(y, x)
+    assert got.dtype == want.dtype
+    np.testing.assert_array_equal(got, want)
+    other = "moving_average" if mode == "ema" else "ema"  # float64 vs float32 cache: not reused
+    assert make_smoother(other, 0.9, compact=True, storage=buffer).buffer is not buffer
+
+
+@pytest.mark.parametrize("box", [True, False])
+@pytest.mark.parametrize("fft", [False, True])
+def test_window_sums_and_weights_equal_brute_force(monkeypatch, box, fft):
+    """Every path of the window sums (running-sum slices; direct or overlap-add FFT convolution)
+    against the definition, short series and series shorter than the kernel included."""
+    import lossviz_widget.smoothing as smoothing
+
+    if fft:  # overlap-add for any kernel, blocks far shorter than the series
+        monkeypatch.setattr(smoothing, "_DIRECT_TAPS", 0)
+        monkeypatch.setattr(smoothing, "_DIRECT_WORK", 0)
+    rng = np.random.default_rng(5)
+    for weight in (0.6, 0.9, 0.99):
+        kernel = np.ones(2 * half_window(weight) + 1) if box else gaussian_kernel(weight)
+        k = len(kernel) // 2
+        for n in (1, 2, k, k + 1, 2 * k + 1, 4 * k + 3, 9000):
+            a = rng.normal(size=n)
+            padded = np.concatenate([np.zeros(k), a, np.zeros(k)])
+            want = np.array([padded[i : i + 2 * k + 1] @ kernel for i in range(n)])
+            got = smoothing._window_sums(a, kernel, box)
+            np.testing.assert_allclose(got, want, rtol=1e-9, atol=1e-11 * kernel.sum() * max(1.0, np.abs(a).max()))
+            ones = np.concatenate([np.zeros(k), np.ones(n), np.zeros(k)])
+            weights = np.array([ones[i : i + 2 * k + 1] @ kernel for i in range(n)])
+            np.testing.assert_allclose(smoothing._window_weights(n, kernel, box), weights, rtol=1e-12)

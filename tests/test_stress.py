@@ -54,7 +54,7 @@ def test_ten_million_points_with_settings_changing_underneath():
         worker.join(timeout=0.3)
     assert not errors, errors
     plot.flush()
-    assert plot._error == ""  # no frame failed in the render thread
+    assert plot._render_error == ""  # no frame failed in the render thread
     steps = np.arange(N_STEPS)
     for name in METRICS:
         h = plot.history[name]

@@ -61,7 +61,7 @@ def test_smoothing_draws_ema_over_faint_raw(plot):
     np.testing.assert_allclose(lines(plot, "loss", "loss")[1].y, tensorboard_ema(y, 0.95), rtol=1e-6)
 
 
-def test_bounded_view_keeps_spike_x_float64_y_float32(plot):
+def test_bounded_view_keeps_spike_x_y_float32(plot):
     plot.max_points = 500
     n = 100_000
     y = np.full(n, 0.5)
@@ -72,11 +72,25 @@ def test_bounded_view_keeps_spike_x_float64_y_float32(plot):
     faint, main = lines(plot, "loss", "loss")
     for m in (faint, main):
         assert len(m.x) <= 500 and len(m.x) == len(m.y)
-        assert m.x.dtype == np.float64 and m.y.dtype == np.float32  # exact steps; half the y bytes
+        assert m.x.dtype == m.y.dtype == np.float32  # steps below 2**24 are exact in float32; half the bytes
         assert m.x[0] == 0 and m.x[-1] == n - 1  # endpoints kept
     assert 50.0 in faint.y and 77_777 in faint.x  # the raw spike survives downsampling
     smooth_full = tensorboard_ema(y, 0.6)
     assert np.float32(smooth_full.max()) in main.y  # and so does the smoothed curve's peak
+
+
+def test_steps_float32_cannot_hold_keep_float64_on_the_wire(plot):
+    plot.smoothing = 0.0
+    big = [2**24, 2**24 + 1, 2**24 + 3]  # odd steps above 2**24 would round to even ones in float32
+    for i, step in enumerate(big):
+        plot.log(loss=0.5 + i, step=step)
+    plot.log(frac=0.5, step=1.5)  # fractional steps that float32 holds exactly
+    plot.log(frac=0.6, step=2.25)
+    plot.flush()
+    x = plot._grid.panels["loss"].lines["loss"][1].x
+    assert x.dtype == np.float64 and x.tolist() == big
+    x = plot._grid.panels["frac"].lines["frac"][1].x
+    assert x.dtype == np.float32 and x.tolist() == [1.5, 2.25]
 
 
 def test_tiny_or_huge_values_keep_float64_on_the_wire(plot):
@@ -368,3 +382,27 @@ def test_held_bounds_for_flat_and_shrinking_data():
     assert _held((2.7, 3.3), 3.0, 3.0, 0.05, 0.05, flat=0.6) == (2.7, 3.3)  # stays put
     assert _held((0.0, 100.0), 40.0, 50.0, 0.05, 0.05, flat=1.0) == (39.5, 50.5)  # data shrank: refit
     assert _held((0.0, 100.0), 0.0, 90.0, 0.0, 0.05, flat=1.0) == (0.0, 100.0)  # still fills 94.5%
+
+
+def test_a_rendering_error_shows_until_the_next_frame_renders(plot, monkeypatch, caplog):
+    build, failures = plot._builder.build, []
+
+    def build_failing_once(*args, **kwargs):  # a frame that fails once (say, a transient bug)
+        if not failures:
+            failures.append(1)
+            raise RuntimeError("frame <boom>")
+        return build(*args, **kwargs)
+
+    monkeypatch.setattr(plot._builder, "build", build_failing_once)
+    monkeypatch.setattr(plot, "_live", True)  # frames on the render thread, as in a kernel
+    plot.log(loss=1.0, step=0)
+    deadline = time.monotonic() + 30
+    while "rendering error" not in plot._status.value and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert "rendering error: RuntimeError: frame &lt;boom&gt;" in plot._status.value  # shown, escaped
+    plot.log(loss=0.5, step=1)  # the next frame renders: the error is over
+    while "rendering error" in plot._status.value and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert "rendering error" not in plot._status.value and "2 points" in plot._status.value
+    assert any("rendering a frame failed" in r.getMessage() and "frame <boom>" in (r.exc_text or "")
+               for r in caplog.records)  # still in the log record

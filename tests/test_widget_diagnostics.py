@@ -198,3 +198,18 @@ def test_live_frames_catch_up_on_a_backlog_within_a_budget(monkeypatch):
     finally:
         p._live = False
         p.close()
+
+
+def test_with_several_runs_the_default_runs_findings_say_default(plot, tmp_path):
+    log_diverging(plot)
+    plot.flush()
+    assert 'data-run=' not in plot._findings.value and "[default]" not in plot._findings.value  # one run: as before
+    plot.log(loss=1.0, step=0, run="b")  # a second run: the finding found earlier now names its run
+    plot.flush()
+    div = [f for f in plot.diagnose() if f.code == "divergence"]
+    assert [f.run for f in div] == ["default"]
+    area = plot._findings.value
+    assert 'data-run="default"' in area and "[default]" in area
+    assert div[0].step in list(plot._grid.panels["loss"].findings.x)  # its marker stays on the default curve
+    page = plot.export(tmp_path / "r.html").read_text(encoding="utf-8")
+    assert "[default]" in page.split('id="lossviz-diagnostics"')[1]

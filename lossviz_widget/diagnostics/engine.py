@@ -134,13 +134,16 @@ class Diagnostics:
         self.pending = 0  # points the last update left unread (its budget ran out)
         self._series: dict[tuple[str, str], _Series] = {}  # (run, metric) -> its detectors
         self._keys: list[tuple[float, int]] = []  # sort key of each finding
+        self._several_runs = False  # more than one run has data: default-run findings name their run
 
     def update(self, data: Mapping[str, Mapping[str, MetricHistory]] | Mapping[str, MetricHistory],
                budget: int | None = None) -> list[Finding]:
         """Read the points appended since the last call; returns the new findings (also kept).
 
-        ``data`` is ``run -> metric -> history`` (series are kept apart per run, and findings of
-        runs other than the default one carry ``run``) or one run's ``metric -> history``.
+        ``data`` is ``run -> metric -> history`` (series are kept apart per run) or one run's
+        ``metric -> history``. Findings of runs other than the default one carry ``run``; once
+        more than one run has data, the default run's findings carry ``run="default"`` too
+        (those found earlier are relabelled), so a listing of several runs names every run.
         ``budget`` (points, >= 1) caps what is read of each series in this call; the rest waits
         for the next calls (:attr:`pending` counts it). Once everything is read the findings are
         the same as without a budget.
@@ -152,8 +155,13 @@ class Diagnostics:
         for run, metrics in as_runs(data).items():
             for order, f in self._update_run(run, metrics, budget):
                 new.append(((f.step, order), f if run == DEFAULT_RUN else replace(f, run=run)))
+        if not self._several_runs and len({run for run, _ in self._series}) > 1:
+            self._several_runs = True
+            self.findings = _label_default_run(self.findings)
         if not new:
             return []
+        if self._several_runs:
+            new = list(zip([k for k, _ in new], _label_default_run([f for _, f in new])))
         new.sort(key=lambda t: t[0])  # stable: the order does not depend on how the data arrived
         merged = sorted([*zip(self._keys, self.findings), *new], key=lambda t: t[0])
         self._keys, self.findings = [k for k, _ in merged], [f for _, f in merged]
@@ -215,3 +223,8 @@ class Diagnostics:
                 {"best": best, "best_step": best_step, "patience": tracker.patience},
             ))
         return out
+
+
+def _label_default_run(findings: list[Finding]) -> list[Finding]:
+    """``findings`` with the default run's (``run`` None) named ``DEFAULT_RUN``."""
+    return [replace(f, run=DEFAULT_RUN) if f.run is None else f for f in findings]

@@ -35,7 +35,8 @@ class Finding:
 
     ``code`` is stable (``"overfitting"``, ``"divergence"``...), ``message`` says what was seen
     and ``suggestion`` what to do; ``evidence`` holds the numbers behind it. ``step`` is where it
-    was detected (the marker's place on the curve).
+    was detected (the marker's place on the curve). ``run`` names the run it is about; it is
+    None only while the plot's data is all in the default run (``log()`` without ``run=``).
     """
 
     code: str

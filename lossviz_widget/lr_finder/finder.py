@@ -3,7 +3,7 @@
 Trains for up to ``num_it`` mini-batches while the learning rate grows
 exponentially from ``start_lr`` to ``end_lr``, records the loss, stops early when
 the smoothed loss diverges, and suggests learning rates. Schedule, smoothing,
-stopping rule and suggestions are fastai's (see :mod:`lossviz_widget.lr_suggest`).
+stopping rule and suggestions are fastai's (see :mod:`lossviz_widget.lr_finder.suggest`).
 
 Two ways in:
 
@@ -28,9 +28,9 @@ from typing import Any
 
 import numpy as np
 
-from ._values import DeferredValue, coerce_value, resolve_deferred
-from .lr_finder_view import LRFinderPlot
-from .lr_suggest import DivergenceMonitor, Suggestion, lr_schedule, suggest
+from .._values import DeferredValue, coerce_value, resolve_deferred
+from .suggest import DivergenceMonitor, Suggestion, lr_schedule, suggest
+from .view import LRFinderPlot
 
 __all__ = ["LRFindResult", "lr_find"]
 
@@ -41,7 +41,7 @@ class LRFindResult:
 
     ``lrs``/``losses``/``smoothed_losses`` hold one entry per step run (the step that
     triggered a stop included); ``suggestions`` maps method name to
-    :class:`~lossviz_widget.lr_suggest.Suggestion`; ``stop_reason`` is ``"num_it"``
+    :class:`~lossviz_widget.lr_finder.Suggestion`; ``stop_reason`` is ``"num_it"``
     (ran all steps), ``"diverged"`` (smoothed loss > 4x best) or ``"non-finite"``.
     """
 
@@ -178,7 +178,7 @@ def lr_find(
     beta: float = 0.98,
     suggest_methods: Sequence[str] = ("valley", "steep", "minimum", "slide"),
     device: Any = None,
-    show: bool = True,
+    display: bool = True,
     title: str = "learning-rate finder",
 ) -> LRFindResult:
     """Run the learning-rate range test and plot it live; returns an :class:`LRFindResult`.
@@ -196,7 +196,8 @@ def lr_find(
     smoothed loss = debiased EMA with ``beta``; stop when it exceeds 4x its best
     (``stop_div``) and always on a NaN/inf loss; ``suggest_methods`` from
     ``valley``, ``steep``, ``minimum``, ``slide``, on the smoothed curve
-    ``[num_it // 10 : -5]``. ``show=False`` builds the widget without displaying it.
+    ``[num_it // 10 : -5]``. ``display=False`` builds the widget without displaying it
+    (``result.widget``), as the integrations' ``display=`` does.
     """
     if step_fn is not None:
         if any(a is not None for a in (model, optimizer, loss_fn, data)):
@@ -214,10 +215,10 @@ def lr_find(
     if step_fn is None:
         _check_torch_args(model, optimizer, loss_fn, data)  # bad arguments: an error, no plot shown
     plot = LRFinderPlot(title=title)
-    if show:
-        from IPython.display import display
+    if display:
+        from IPython.display import display as show_output
 
-        display(plot)
+        show_output(plot)
     try:
         if step_fn is not None:
             losses, smoothed, reason = _run(step_fn, lrs, monitor, plot)

@@ -1,6 +1,6 @@
 """The learning-rate range test's schedule, stopping rule and suggestions, as fastai has them.
 
-Pure NumPy, no framework: :mod:`lossviz_widget.lr_finder` drives a model with these.
+Pure NumPy, no framework: :mod:`lossviz_widget.lr_finder.finder` drives a model with these.
 Everything follows fastai ``fastai/callback/schedule.py`` (``LRFinder``, ``valley``,
 ``slide``, ``minimum``, ``steep``, ``Learner.lr_find``) and ``AvgSmoothLoss`` in
 ``fastai/learner.py``:

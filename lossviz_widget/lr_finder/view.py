@@ -19,8 +19,8 @@ import ipywidgets as widgets
 import numpy as np
 from bqplot import Axis, Figure, LinearScale, Lines, LogScale, Scatter
 
-from .controls import format_number
-from .lr_suggest import Suggestion
+from ..controls import format_number
+from .suggest import Suggestion
 
 __all__ = ["LRFinderPlot"]
 
