@@ -53,6 +53,9 @@ IMAGE_SUFFIXES = (".png", ".svg", ".pdf")
 EXPORT_SUFFIXES = (*IMAGE_SUFFIXES, ".html", ".csv", ".json", ".npz")
 _WIDGET_MIME = "application/vnd.jupyter.widget-view+json"
 FINDINGS_SHOWN = 20  # latest findings listed under the plot (diagnose() returns all)
+# points per series the diagnostics read in one live frame (~10 ms for 4 series); a backlog
+# (extend(), a fast loop) is caught up over the next frames while the curves keep updating
+LIVE_DIAGNOSTICS_BUDGET = 1 << 17
 log = logging.getLogger("lossviz_widget")
 
 
@@ -462,11 +465,12 @@ class LossPlot(widgets.VBox):
         with self._render_lock:
             return self._current_findings(self._runs.snapshot())
 
-    def _current_findings(self, data: dict) -> list[Finding]:
-        """Bring the detectors up to date with ``data`` (render lock held); all findings, or none when off."""
+    def _current_findings(self, data: dict, budget: int | None = None) -> list[Finding]:
+        """Bring the detectors up to date with ``data`` (render lock held), reading at most
+        ``budget`` points per series; all findings so far, or none when off."""
         if not self.diagnostics:
             return []
-        self._diag.update(data)
+        self._diag.update(data, budget)
         return list(self._diag.findings)
 
     @property
@@ -636,17 +640,21 @@ class LossPlot(widgets.VBox):
         return self._live or self._log_writer is not None
 
     def _frame_from_thread(self) -> int:
-        return self._render(draw=self._live)
+        return self._render(draw=self._live, budget=LIVE_DIAGNOSTICS_BUDGET)
 
-    def _render(self, draw: bool = True) -> int:
-        """Build and push one frame; returns the number of widget messages sent."""
+    def _render(self, draw: bool = True, budget: int | None = None) -> int:
+        """Build and push one frame; returns the number of widget messages sent. With ``budget``
+        (live frames) the diagnostics read at most that many new points per series, and while
+        they are behind the next frame is requested."""
         with self._render_lock:
             data = self._runs.snapshot()
             if self._log_writer is not None:
                 self._log_writer.write_new(data)
             if not draw:
                 return 0
-            findings = self._current_findings(data)
+            findings = self._current_findings(data, budget)
+            if self._diag.pending:
+                self._scheduler.request()
             frame = self._builder.build(data, self._runs.t0, self._settings(), findings)
             sent = self._grid.apply(frame)
             sent += self._runs_table.update(frame.runs)

@@ -316,10 +316,11 @@ def test_degenerate_series_raise_nothing_and_warn_nothing(kind):
 
 
 def test_vectorized_episode_machine_matches_the_sequential_rule():
-    """generalization's NumPy run lengths and episode starts equal the per-value state machine
+    """The NumPy run lengths (``held``) and episode starts equal the per-value state machine
     (run counter always updated; an open episode closes on a release value, which cannot
     reopen it; a closed one opens when the run reaches ``persist``)."""
-    from lossviz_widget.diagnostics.generalization import _episode_starts, _run_lengths
+    from lossviz_widget.diagnostics.findings import first_episode, held
+    from lossviz_widget.diagnostics.generalization import _episode_starts
 
     rng = np.random.default_rng(7)
     for _ in range(300):
@@ -335,9 +336,10 @@ def test_vectorized_episode_machine_matches_the_sequential_rule():
             elif run >= persist:
                 act = True
                 starts.append(i)
-        got_runs = _run_lengths(cond, carry)
-        assert got_runs.tolist() == runs
-        assert _episode_starts(got_runs >= persist, release, active)[:2] == (starts, act)
+        trigger, run_at_end = held(cond, carry, persist)
+        assert trigger.tolist() == [r >= persist for r in runs] and run_at_end == run
+        assert _episode_starts(trigger, release, active)[:2] == (starts, act)
+        assert first_episode(trigger, release, active) == (starts, act)
 
 
 @pytest.mark.parametrize("field, value", [

@@ -164,6 +164,42 @@ def test_several_runs_are_diagnosed_apart_and_findings_name_their_run(plot):
     assert over[0].step not in list(plot._grid.panels["loss"].findings.x)
 
 
+def test_live_frames_catch_up_on_a_backlog_within_a_budget(monkeypatch):
+    """After extend() of 1e6 steps one live frame reads at most the budget per series and asks
+    for the next frame; once caught up the findings are those of one unbudgeted pass."""
+    from lossviz_widget import widget
+    from lossviz_widget.diagnostics import Diagnostics
+
+    p = LossPlot()
+    try:
+        n = 1_000_000
+        s = np.arange(n, dtype=float)
+        p.extend("loss", s, 2 / (1 + s / 1e5) * (1 + 0.05 * np.sin(s)))
+        p.extend("val_loss", s[::10], 2.4 / (1 + s[::10] / 1e5) + np.maximum(0, s[::10] - 6e5) / 1e6)
+        requested = []
+        monkeypatch.setattr(p._scheduler, "request", lambda: requested.append(True))
+        p._live = True  # frames as the render thread draws them in a kernel
+        budget = widget.LIVE_DIAGNOSTICS_BUDGET
+        p._frame_from_thread()
+        seen = {name: st.seen for (_, name), st in p._diag._series.items()}
+        assert seen == {"loss": budget, "val_loss": min(budget, n // 10)}
+        assert p._diag.pending == n - budget and requested
+        frames = 1
+        while p._diag.pending:
+            p._frame_from_thread()
+            frames += 1
+        assert frames == -(-n // budget)
+        assert len(requested) == frames - 1  # none once caught up
+        whole = Diagnostics()
+        whole.update(p._runs.snapshot())
+        found = p.diagnose()
+        assert [repr(f) for f in found] == [repr(f) for f in whole.findings]
+        assert {"overfitting", "converged"} <= {f.code for f in found}
+    finally:
+        p._live = False
+        p.close()
+
+
 def test_with_several_runs_the_default_runs_findings_say_default(plot, tmp_path):
     log_diverging(plot)
     plot.flush()
@@ -177,4 +213,3 @@ def test_with_several_runs_the_default_runs_findings_say_default(plot, tmp_path)
     assert div[0].step in list(plot._grid.panels["loss"].findings.x)  # its marker stays on the default curve
     page = plot.export(tmp_path / "r.html").read_text(encoding="utf-8")
     assert "[default]" in page.split('id="lossviz-diagnostics"')[1]
-

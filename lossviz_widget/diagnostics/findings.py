@@ -17,7 +17,7 @@ import numpy as np
 from .._format import format_number
 from ..grouping import family_of, higher_is_better
 
-__all__ = ["Finding", "SEVERITIES", "SEVERITY_COLORS", "is_loss_like", "is_validation", "first_episode", "fmt", "pct"]
+__all__ = ["Finding", "SEVERITIES", "SEVERITY_COLORS", "is_loss_like", "is_validation", "first_episode", "held", "fmt", "pct"]
 
 SEVERITIES = ("info", "warning", "error")
 SEVERITY_COLORS = {"error": "#d62728", "warning": "#ff7f0e", "info": "#1f77b4"}
@@ -94,3 +94,22 @@ def first_episode(trigger: np.ndarray, clear: np.ndarray, active: bool) -> tuple
         active = not active
         i += 1
     return starts, active
+
+
+def held(cond: np.ndarray, carry: int, length: int) -> tuple[np.ndarray, int]:
+    """Per value: whether ``cond`` has held for at least ``length`` values in a row ending there
+    (``carry`` of them just before the first), and the run length after the last value.
+
+    Boolean windows that double in width: O(n log length) on bytes, no index arrays."""
+    n = len(cond)
+    if n == 0:
+        return cond.astype(bool), carry
+    c = min(carry, length - 1)
+    out = np.concatenate((np.zeros(length - 1 - c, bool), np.ones(c, bool), cond))  # windows of 1
+    width = 1
+    while width < length:  # out[k]: ext[k : k + width] all true
+        grow = min(width, length - width)
+        out = out[grow:] & out[:-grow]
+        width += grow
+    back = int(np.argmin(cond[::-1]))  # values since the last False
+    return out, (carry + n if cond[n - 1 - back] else back)

@@ -1,8 +1,11 @@
 """Detectors on a validation series and its training partner (same family, e.g. loss/val_loss).
 
 For each new finite validation value ``v`` at step ``s`` the training level is the mean of the
-finite values among the last ``train_window`` (20) training values logged at or before ``s`` (a
-binary search and a short gather: O(1) in the run length, vectorized over a frame's new values).
+finite values among the last ``train_window`` (20) training values logged at or before ``s``:
+windowed sums over the training values a frame's validation steps span (van Herk / Gil-Werman,
+O(1) per point whatever the window), or a short gather per value where validation is sparse.
+Everything else is a few NumPy passes over the new values (no index arrays); the state machines
+visit only the values where an episode opens or closes.
 
 * ``overfitting``: Prechelt (1998) generalization loss ``GL = 100 * (v / v_min - 1)``, computed on
   the mean of the last ``persist`` validation values (the minimum of single noisy values sits
@@ -25,11 +28,11 @@ from collections import deque
 import numpy as np
 
 from ..buffers import MetricHistory
-from .findings import Finding, fmt, pct
+from .findings import Finding, fmt, held, pct
 
 __all__ = ["Generalization"]
 
-_SLICE = 65536  # validation values per gather (bounds the (n, train_window) temporaries)
+_SLICE = 1 << 14  # validation values per binary search and window pass (bounds the temporaries)
 
 
 class Generalization:
@@ -52,33 +55,36 @@ class Generalization:
 
     def _train_levels(self, train: MetricHistory, steps: np.ndarray) -> np.ndarray:
         """Per validation step: the mean of the finite values among the last ``train_window``
-        training values logged at or before it (NaN if none). One binary search per step and a
-        (len(steps), train_window) gather, in slices to bound the temporaries."""
+        training values logged at or before it (NaN if none).
+
+        One binary search per step (or one comparison, when training is logged at the same steps),
+        then per slice of steps either windowed sums over the
+        training values the slice spans (:func:`_window_means`, O(span)) or, where validation is
+        sparse and that span is long, a ``(len(steps), train_window)`` gather (O(len * window))."""
         w = self.train_window
         out = np.empty(len(steps))
         for a in range(0, len(steps), _SLICE):
-            ends = np.searchsorted(train.steps, steps[a : a + _SLICE], side="right")
-            idx = ends[:, None] - w + np.arange(w)  # window [end - w, end)
-            valid = idx >= 0
-            seg = train.values[np.maximum(idx, 0)]
-            ok = valid & np.isfinite(seg)
-            count = ok.sum(axis=1)
-            with np.errstate(invalid="ignore", divide="ignore"):
-                out[a : a + _SLICE] = np.where(ok, seg, 0.0).sum(axis=1) / count
+            ends = _ends(train.steps, steps[a : a + _SLICE])
+            if int(ends[-1]) - int(ends[0]) + w <= 4 * len(ends):
+                out[a : a + len(ends)] = _window_means(train.values, ends, w)
+            else:
+                out[a : a + len(ends)] = _gathered_means(train.values, ends, w)
             self.examined += int(np.minimum(ends, w).sum())
         return out
 
     def _recent_means(self, values: np.ndarray) -> np.ndarray:
         """Per new value: the mean of the last ``persist`` finite validation values (this one
-        included, older ones carried from earlier calls), summed oldest first."""
-        ext = np.concatenate([np.asarray(self.recent, dtype=np.float64), values])
-        pos = np.arange(len(self.recent), len(ext))
-        total, count = np.zeros(len(values)), np.zeros(len(values))
-        for back in range(self.persist - 1, -1, -1):
-            p = pos - back
-            ok = p >= 0
-            total = np.where(ok, total + ext[np.maximum(p, 0)], total)
-            count += ok
+        included, older ones carried from earlier calls), summed oldest first (from 0.0)."""
+        p = self.persist
+        older = np.asarray(self.recent, dtype=np.float64)[max(len(self.recent) - (p - 1), 0) :] if p > 1 else np.empty(0)
+        ext = np.concatenate((np.zeros(p - 1 - len(older)), older, values))  # zeros add nothing
+        n = len(values)
+        total = ext[:n] + 0.0
+        for back in range(1, p):
+            total += ext[back : back + n]
+        count = np.full(n, float(p))
+        short = min(p - 1 - len(older), n)  # the first values of the series have fewer before them
+        count[:short] = np.arange(len(older) + 1, len(older) + 1 + short)
         return total / count
 
     def feed(self, val_name: str, train_name: str, val: MetricHistory, train: MetricHistory,
@@ -88,17 +94,17 @@ class Generalization:
         steps, values = val.steps[start:], val.values[start:]
         self.examined += len(values)
         finite = np.isfinite(values)
-        steps, values = steps[finite], values[finite]
+        if not finite.all():
+            steps, values = steps[finite], values[finite]
         n = len(values)
         if n == 0:
             return []
         levels = self._train_levels(train, steps)
         means = self._recent_means(values)
         # running bests: of the recent means (GL) and of single values (the checkpoint to keep)
-        best, at = _running_min(means, self.best)
-        train_at_best = np.where(at >= 0, levels[np.maximum(at, 0)], self.train_at_best)
-        raw_best, raw_at = _running_min(values, self.raw_best)
-        raw_best_step = np.where(raw_at >= 0, steps[np.maximum(raw_at, 0)], self.raw_best_step)
+        best, improved = _running_min(means, self.best)
+        train_at_best = _latest(improved, n, levels[improved], self.train_at_best)
+        raw_best, raw_improved = _running_min(values, self.raw_best)
         with np.errstate(invalid="ignore", divide="ignore"):
             gl = np.where(best > 0, 100.0 * (means / best - 1.0), 0.0)
             # False when either is NaN; a relative fall needs a positive level
@@ -109,16 +115,17 @@ class Generalization:
         gap_cond = ratio > self.gap_ratio
         gap_release = ratio < (1.0 + self.gap_ratio) / 2
 
-        over_run = _run_lengths(over_cond, self.over_run)
-        gap_run = _run_lengths(gap_cond, self.gap_run)
+        over_trigger, self.over_run = held(over_cond, self.over_run, self.persist)
+        gap_trigger, self.gap_run = held(gap_cond, self.gap_run, self.persist)
         over_at, self.over_active, self.over_reopen = _episode_starts(
-            over_run >= self.persist, over_release, self.over_active, best, self.over_reopen, self.gl_alpha / 100)
-        gap_at, self.gap_active, _ = _episode_starts(gap_run >= self.persist, gap_release, self.gap_active)
-        self.over_run, self.gap_run = int(over_run[-1]), int(gap_run[-1])
+            over_trigger, over_release, self.over_active, best, self.over_reopen, self.gl_alpha / 100)
+        gap_at, self.gap_active, _ = _episode_starts(gap_trigger, gap_release, self.gap_active)
+        # the step of the best single value, only where it is read
+        raw_best_step = _latest(raw_improved, n, steps[raw_improved], self.raw_best_step, at=[*over_at, n - 1])
         out = [self._overfitting(val_name, train_name, float(steps[i]), float(values[i]), float(gl[i]),
-                                 float(best[i]), float(raw_best[i]), float(raw_best_step[i]),
+                                 float(best[i]), float(raw_best[i]), float(raw_best_step[k]),
                                  float(levels[i]), float(train_at_best[i]))
-               for i in over_at]
+               for k, i in enumerate(over_at)]
         out += [self._gap(val_name, train_name, float(steps[i]), float(values[i]), float(levels[i]), float(ratio[i]))
                 for i in gap_at]
         out.sort(key=lambda f: f.step)
@@ -154,20 +161,84 @@ class Generalization:
         )
 
 
+def _window_means(values: np.ndarray, ends: np.ndarray, w: int) -> np.ndarray:
+    """Per ``end`` (ascending): the mean of the finite values among ``values[end - w : end]``.
+
+    Van Herk / Gil-Werman: with the values cut into blocks of ``w`` (at multiples of ``w``), a
+    window is a suffix of one block plus a prefix of the next, so each window sum only ever adds
+    values inside that window (a cumulative sum difference would let one 1e30 spike wreck every
+    later window). Non-finite values count as 0.0 in the sums and are left out of the counts,
+    which come from an exact integer cumulative sum. Reads only the blocks the ends span:
+    O(span + len(ends))."""
+    lo = max(int(ends[0]) - w, 0) // w * w
+    x = values[lo : int(ends[-1])]
+    ends = ends - lo
+    finite = np.isfinite(x)
+    nb = len(x) // w + 1  # at least one block, also for an empty x
+    grid = np.zeros(nb * w)
+    np.copyto(grid[: len(x)], x, where=finite)
+    grid = grid.reshape(nb, w)
+    suffix = np.cumsum(grid[:, ::-1], axis=1)[:, ::-1].ravel()  # x[i] + ... to the end of i's block
+    prefix = np.zeros(nb * w + 1)  # x[start of i's block] + ... + x[i - 1]; 0 at block starts
+    np.cumsum(grid, axis=1, out=grid)
+    prefix[1:] = grid.ravel()
+    prefix[::w] = 0.0
+    count = np.concatenate(([0], np.cumsum(finite)))
+    first = ends - w
+    inside = first >= 0  # False only for the first windows of the series
+    total = prefix[ends]
+    total += np.where(inside, suffix[np.maximum(first, 0)], 0.0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return total / (count[ends] - count[np.maximum(first, 0)])
+
+
+def _gathered_means(values: np.ndarray, ends: np.ndarray, w: int) -> np.ndarray:
+    """:func:`_window_means` by gathering each window's values (O(len(ends) * w), cheaper where
+    the ends are far apart), adding them in the same order, so both give the same bits and the
+    levels do not depend on how a frame's steps were sliced."""
+    split = ends // w * w  # start of the block of `end`: the window is values[first:split] + values[split:end]
+    first = ends - w
+    head, tail = ends - split, split - np.maximum(first, 0)  # lengths of the prefix and the suffix part
+    prefix, suffix, count = np.zeros(len(ends)), np.zeros(len(ends)), np.zeros(len(ends), dtype=np.int64)
+    for j in range(w):
+        for total, length, at in ((prefix, head, split + j), (suffix, tail, split - 1 - j)):
+            use = j < length
+            x = values[np.where(use, at, 0)]
+            ok = use & np.isfinite(x)
+            x = np.where(ok, x, 0.0)
+            count += ok
+            total[:] = np.where(use, x if j == 0 else total + x, total)  # cumsum: the first is taken as is
+    total = prefix + np.where(first >= 0, suffix, 0.0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return total / count
+
+
+def _ends(train_steps: np.ndarray, steps: np.ndarray) -> np.ndarray:
+    """Per step: how many training steps are at or before it (``searchsorted(side="right")``).
+    Where training was logged at exactly these steps (the usual dense case), one comparison
+    instead of a binary search per step."""
+    first, m = int(np.searchsorted(train_steps, steps[0], side="right")), len(steps)
+    if first >= 1 and first - 1 + m <= len(train_steps):
+        after = train_steps[first : first + m]  # one shorter at the end of the training series
+        if np.array_equal(train_steps[first - 1 : first - 1 + m], steps) and bool((after > steps[: len(after)]).all()):
+            return first + np.arange(m)
+    return np.searchsorted(train_steps, steps, side="right")
+
+
 def _running_min(values: np.ndarray, prev: float) -> tuple[np.ndarray, np.ndarray]:
-    """The running minimum of ``values`` after ``prev`` (strict improvements), and per value the
-    index where that minimum was reached in ``values`` (-1 while it is still ``prev``)."""
-    before = np.minimum.accumulate(np.concatenate([[prev], values]))[:-1]
-    at = np.maximum.accumulate(np.where(values < before, np.arange(len(values)), -1))
-    return np.where(at >= 0, values[np.maximum(at, 0)], prev), at
+    """The running minimum of ``values`` (no NaN) after ``prev``, and the indices where it
+    strictly improves."""
+    acc = np.minimum.accumulate(np.concatenate(([prev], values)))
+    return acc[1:], np.flatnonzero(values < acc[:-1])
 
 
-def _run_lengths(cond: np.ndarray, carry: int) -> np.ndarray:
-    """How many values in a row, ending at each one, satisfy ``cond`` (``carry`` of them just
-    before the first)."""
-    idx = np.arange(len(cond))
-    last_false = np.maximum.accumulate(np.where(cond, -1, idx))
-    return np.where(last_false < 0, idx + 1 + carry, idx - last_false)
+def _latest(improved: np.ndarray, n: int, there: np.ndarray, prev: float, at: list[int] | None = None) -> np.ndarray:
+    """Per index (of ``n``, or only those in ``at``): ``there[j]`` for the latest ``improved[j]``
+    at or before it, ``prev`` before the first."""
+    known = np.concatenate(([prev], there))
+    if at is not None:
+        return known[np.searchsorted(improved, at, side="right")]
+    return np.repeat(known, np.diff(improved, prepend=0, append=n))
 
 
 def _episode_starts(trigger: np.ndarray, release: np.ndarray, active: bool, best: np.ndarray | None = None,

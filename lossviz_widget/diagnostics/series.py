@@ -25,6 +25,9 @@ Rules (defaults in :class:`~lossviz_widget.diagnostics.engine.DiagnosticsConfig`
     1%, by more than twice their standard error in all, and less than 10% below the first block.
   - ``converged`` (from the 10th block): the level moved by less than the larger of 0.5% and two
     standard errors over the last 5 blocks. Ends when it drops by three times that again.
+
+Costs: a few NumPy passes per new point; :class:`RunRule` returns after one pass when a frame
+holds no bad value, and blocks past the early window are judged together (no Python per block).
 """
 
 from __future__ import annotations
@@ -34,7 +37,7 @@ import math
 import numpy as np
 
 from ..smoothing import EmaSmoother
-from .findings import Finding, first_episode, fmt, pct
+from .findings import Finding, first_episode, fmt, held, pct
 
 __all__ = ["RunRule", "nonfinite_rule", "negative_rule", "Divergence", "InitialLoss", "BlockTrends"]
 
@@ -52,6 +55,10 @@ class RunRule:
     def feed(self, name: str, steps: np.ndarray, values: np.ndarray, start: int) -> list[Finding]:
         v = values[start:]
         bad = self._bad(v)
+        if not bad.any():  # the usual case: an open episode ends once `clear_after` clean points passed
+            if self.active and len(values) - 1 - self.last_bad >= self.clear_after:
+                self.active = False
+            return []
         idx = np.arange(start, len(values))
         last_bad = np.maximum.accumulate(np.where(bad, idx, self.last_bad))
         starts, self.active = first_episode(bad, (idx - last_bad) >= self.clear_after, self.active)
@@ -152,15 +159,21 @@ class InitialLoss:
 
 
 class BlockTrends:
-    """Noise and learning-rate rules on per-block summaries (see the module docstring)."""
+    """Noise and learning-rate rules on per-block summaries (see the module docstring).
+
+    Blocks of the early window are judged one by one (all four rules, at most ``early_blocks``
+    of them); past it only ``noisy`` and ``converged`` can open, and those are judged for a
+    frame's blocks at once with NumPy. Only the first level and the last five blocks are kept."""
 
     def __init__(self, block: int, noise_ratio: float, early_blocks: int, converged_rel: float) -> None:
         self.block, self.noise_ratio, self.early_blocks, self.converged_rel = block, noise_ratio, early_blocks, converged_rel
         self._pend_v = np.empty(0)
         self._pend_s = np.empty(0)
-        self.levels: list[float] = []
+        self.count = 0  # blocks judged
+        self.first_level = math.nan
+        self.levels: list[float] = []  # of the last five blocks
         self.noises: list[float] = []
-        self.ends: list[float] = []  # last step of each block
+        self.ends: list[float] = []  # last step of each of the last two blocks
         self.active: dict[str, bool] = {c: False for c in ("noisy", "lr_too_high", "lr_too_low", "converged")}
         self._hi = self._lo = 0  # blocks in a row above / well below the noise threshold
 
@@ -182,13 +195,24 @@ class BlockTrends:
             npair = pair.sum(axis=1)
             dmean = np.where(pair, d, 0.0).sum(axis=1) / npair
             noise = np.sqrt(np.where(pair, (d - dmean[:, None]) ** 2, 0.0).sum(axis=1) / npair / 2.0)
-            ends = s[self.block - 1 : full : self.block]
-            for k in np.flatnonzero(count >= self.block // 2).tolist():
-                self.levels.append(float(level[k]))
-                self.noises.append(float(noise[k]))
-                self.ends.append(float(ends[k]))
-                out += self._judge(name)
+        ends = s[self.block - 1 : full : self.block]
+        kept = np.flatnonzero(count >= self.block // 2)
+        early = kept[: max(self.early_blocks - self.count, 0)].tolist()
+        for k in early:
+            self._push([float(level[k])], [float(noise[k])], [float(ends[k])])
+            out += self._judge(name)
+        late = kept[len(early) :]
+        if len(late):
+            out += self._judge_late(name, level[late], noise[late], ends[late])
         return out
+
+    def _push(self, levels: list[float], noises: list[float], ends: list[float]) -> None:
+        if not self.count:
+            self.first_level = levels[0]
+        self.count += len(levels)
+        self.levels = (self.levels + levels)[-5:]
+        self.noises = (self.noises + noises)[-5:]
+        self.ends = (self.ends + ends)[-2:]
 
     def _open(self, code: str, cond: bool, clear: bool) -> bool:
         if self.active[code]:
@@ -204,19 +228,15 @@ class BlockTrends:
         return math.sqrt(2.0 * sum(n * n for n in recent) / len(recent) / self.block)
 
     def _judge(self, name: str) -> list[Finding]:
-        L, i, step = self.levels, len(self.levels) - 1, self.ends[-1]
-        level, l0 = L[-1], L[0]
+        """All four rules on the latest block (early window)."""
+        L, i, step = self.levels, self.count - 1, self.ends[-1]
+        level, l0 = L[-1], self.first_level
         rel = self.noises[-1] / abs(level) if level else math.inf
         self._hi = self._hi + 1 if rel > self.noise_ratio else 0
         self._lo = self._lo + 1 if rel < 0.7 * self.noise_ratio else 0
         out: list[Finding] = []
         if self._open("noisy", self._hi >= 2, self._lo >= 2):
-            out.append(Finding(
-                "noisy", "info", name, step, f"{name} is noisy: point-to-point noise is {pct(rel)} of its level "
-                f"(steps {fmt(self.ends[-2] if i else step)}-{fmt(step)}).",
-                "A larger batch size or a lower learning rate steadies it; raise the smoothing to see the trend.",
-                {"noise": self.noises[-1], "level": level, "ratio": rel},
-            ))
+            out.append(self._noisy(name, self.ends[-2] if i else step, step, self.noises[-1], level, rel))
         early = 4 <= i < self.early_blocks and l0 > 0
         high = early and (level > 1.1 * l0 or (level > 0.98 * l0 and rel > 0.25))
         if self._open("lr_too_high", high, level < 0.9 * l0):
@@ -246,11 +266,60 @@ class BlockTrends:
             moved = L[-5] - level
             thr = max(self.converged_rel * abs(level), 2 * self._se(5))
             if self._open("converged", abs(moved) < thr, moved > 3 * thr):
-                out.append(Finding(
-                    "converged", "info", name, step,
-                    f"{name} moved by only {pct(abs(moved) / abs(level)) if level else fmt(moved)} over the last "
-                    f"{fmt(5 * self.block)} points (to step {fmt(step)}): it has converged or stalled.",
-                    "If validation is flat too you can stop here; otherwise lower the learning rate (a schedule or "
-                    "ReduceLROnPlateau) for a final gain.", {"level": level, "moved": moved, "threshold": thr},
-                ))
+                out.append(self._converged(name, step, level, moved, thr))
         return out
+
+    def _judge_late(self, name: str, level: np.ndarray, noise: np.ndarray, ends: np.ndarray) -> list[Finding]:
+        """:meth:`_judge` for blocks past the early window, vectorized: there ``lr_too_high`` and
+        ``lr_too_low`` cannot open (``lr_too_high`` may still close) and the others see the same
+        numbers, computed in the same order."""
+        L = np.concatenate((self.levels[-4:], level))  # with the 4 blocks before (fewer at the start)
+        N = np.concatenate((self.noises[-4:], noise))
+        pad = len(L) - len(level)
+        E = np.concatenate((self.ends[-1:], ends))
+        idx = self.count + np.arange(len(level))
+        with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+            rel = np.where(level != 0, noise / np.abs(level), math.inf)
+            hi, self._hi = held(rel > self.noise_ratio, self._hi, 2)
+            lo, self._lo = held(rel < 0.7 * self.noise_ratio, self._lo, 2)
+            noisy, self.active["noisy"] = first_episode(hi, lo, self.active["noisy"])
+            # over the 5 blocks ending at each: the same left-to-right sum of squares as _se
+            late = idx >= 9
+            j = np.arange(len(level)) + pad
+            window = [N[np.maximum(j - b, 0)] for b in (4, 3, 2, 1, 0)]
+            sq = window[0] * window[0]
+            for n in window[1:]:
+                sq = sq + n * n
+            se = np.sqrt(2.0 * sq / 5 / self.block)
+            moved = L[np.maximum(j - 4, 0)] - level
+            a, b = self.converged_rel * np.abs(level), 2 * se
+            thr = np.where(b > a, b, a)
+            converged, self.active["converged"] = first_episode(late & (np.abs(moved) < thr), late & (moved > 3 * thr),
+                                                                self.active["converged"])
+        if self.active["lr_too_high"] and bool((level < 0.9 * self.first_level).any()):
+            self.active["lr_too_high"] = False
+        found = [(k, 0, self._noisy(name, float(E[k]), float(ends[k]), float(noise[k]), float(level[k]), float(rel[k])))
+                 for k in noisy]
+        found += [(k, 1, self._converged(name, float(ends[k]), float(level[k]), float(moved[k]), float(thr[k])))
+                  for k in converged]
+        self._push(level[-5:].tolist(), noise[-5:].tolist(), ends[-2:].tolist())
+        self.count += len(level) - min(len(level), 5)
+        return [f for _, _, f in sorted(found, key=lambda t: t[:2])]
+
+    @staticmethod
+    def _noisy(name: str, prev_end: float, step: float, noise: float, level: float, rel: float) -> Finding:
+        return Finding(
+            "noisy", "info", name, step, f"{name} is noisy: point-to-point noise is {pct(rel)} of its level "
+            f"(steps {fmt(prev_end)}-{fmt(step)}).",
+            "A larger batch size or a lower learning rate steadies it; raise the smoothing to see the trend.",
+            {"noise": noise, "level": level, "ratio": rel},
+        )
+
+    def _converged(self, name: str, step: float, level: float, moved: float, thr: float) -> Finding:
+        return Finding(
+            "converged", "info", name, step,
+            f"{name} moved by only {pct(abs(moved) / abs(level)) if level else fmt(moved)} over the last "
+            f"{fmt(5 * self.block)} points (to step {fmt(step)}): it has converged or stalled.",
+            "If validation is flat too you can stop here; otherwise lower the learning rate (a schedule or "
+            "ReduceLROnPlateau) for a final gain.", {"level": level, "moved": moved, "threshold": thr},
+        )
