@@ -122,47 +122,6 @@ def _scan(x: np.ndarray, a: float | np.ndarray, b: float, init: float, out: np.n
         last = (float(a[i]) if varying else a) * last + b * float(x[i])
         out[i] = last
     return last
-    L = _ROW
-    powers = a ** np.arange(1, L + 1, dtype=np.float64)  # a**(j+1)
-    scaled = powers[-1] >= _MIN_SCALED
-    rows = m // L
-    body = rows * L
-    tile = min(_BLOCK, body) // L
-    scale = np.tile(b / powers, tile) if scaled else None
-    tmp = None if scaled else np.empty(tile)
-    for lo in range(0, body, _BLOCK):  # 1. row accumulators from a zero start
-        hi = min(body, lo + _BLOCK)
-        if scaled:
-            np.multiply(x[lo:hi], scale[: hi - lo], out=out[lo:hi])
-        else:
-            np.multiply(x[lo:hi], b, out=out[lo:hi])
-        g = out[lo:hi].reshape(-1, L)
-        for j in range(1, L):
-            if scaled:
-                np.add(g[:, j], g[:, j - 1], out=g[:, j])
-            else:
-                t = tmp[: len(g)]
-                np.multiply(g[:, j - 1], a, out=t)
-                np.add(g[:, j], t, out=g[:, j])
-    carry = np.empty(rows + 1)  # carry[r]: the accumulator before row r
-    carry[0] = init
-    ends = out[:body].reshape(rows, L)[:, -1]
-    a_row = float(powers[-1])
-    _scan(ends, a_row, a_row if scaled else 1.0, init, carry[1:])  # 2. carries between rows
-    unscale = np.tile(powers, tile) if scaled else None
-    for lo in range(0, body, _BLOCK):  # 3. add the carries
-        hi = min(body, lo + _BLOCK)
-        g = out[lo:hi].reshape(-1, L)
-        c = carry[lo // L : hi // L, None]
-        if scaled:
-            np.add(g, c, out=g)
-            np.multiply(out[lo:hi], unscale[: hi - lo], out=out[lo:hi])
-        else:
-            g += c * powers
-    for i in range(body, m):  # the last partial row
-        last = a * last + b * float(x[i])
-        out[i] = last
-    return last
 
 
 def _debias_horizon(weight: float) -> int:
