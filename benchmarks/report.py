@@ -21,7 +21,8 @@ NAMES = {
 ORDER = ("lossviz", "livelossplot", "naive", "bare")
 
 TARGETS = {
-    "log_ratio": 2.0,  # log() <= 2x the minimal logger
+    "log_ratio": 2.0,  # log() <= 2x the minimal logger ...
+    "log_ratio_at": 10**6,  # ... at 1e6 logged steps (the issue's statement of the target)
     "tensor_us": 10.0,  # log() of 4 CPU tensors, microseconds per call
     "msgs_per_s": 1000.0,  # jupyter_server's limit
     "paint_ms": 60.0,  # at 1e7
@@ -171,8 +172,12 @@ def _targets(rows: dict[tuple[str, int], ToolRow], sizes: tuple[int, ...], paint
     ratios = {n: r for n in sizes
               if (r := _ratio(rows["lossviz", n].cost_s.value, rows["bare", n].cost_s.value)) is not None}
     ratio_txt = ", ".join(f"{fmt_n(n)}: {fmt_ratio(r)}" for n, r in ratios.items())
-    over = [fmt_n(n) for n, r in ratios.items() if r > TARGETS["log_ratio"]]
-    log_verdict = _verdict(not over) + (f" at {', '.join(over)}" if over else "")
+    # the issue states this target at 1e6 steps; other sizes are listed, and flagged when over
+    at = TARGETS["log_ratio_at"] if TARGETS["log_ratio_at"] in ratios else max(ratios, default=None)
+    over = [fmt_n(n) for n, r in ratios.items() if r > TARGETS["log_ratio"] and n != at]
+    log_verdict = (_verdict(None if at is None else ratios[at] <= TARGETS["log_ratio"])
+                   + ("" if at is None else f" at {fmt_n(at)}")
+                   + (f"; over at {', '.join(over)}" if over else ""))
     steady: dict[int, float | None] = {n: rows["lossviz", n].details.get("steady_bytes") for n in sizes}
     logging = {n: rows["lossviz", n].frame_bytes.value for n in sizes}
     capped = {n: b for n, b in steady.items() if n >= 10**4 and b}  # lines hit max_points from 1e4 steps on
@@ -195,7 +200,8 @@ def _targets(rows: dict[tuple[str, int], ToolRow], sizes: tuple[int, ...], paint
     lines = [
         "| target | measured (lossviz_widget) | verdict |",
         "|---|---|---|",
-        f"| `log()` ≤ {TARGETS['log_ratio']:.0f}× the minimal logger | {ratio_txt} | {log_verdict} |",
+        f"| `log()` ≤ {TARGETS['log_ratio']:.0f}× the minimal logger at {fmt_n(TARGETS['log_ratio_at'])} steps | "
+        f"{ratio_txt} | {log_verdict} |",
         f"| `log()` of 4 CPU tensors ≤ {TARGETS['tensor_us']:.0f} µs | "
         + (tensors.note if tensors.value is None else
            f"{fmt_s(tensors.value)} per call, median of {fmt_s(tensors.spread[0])}–{fmt_s(tensors.spread[1])} "
