@@ -50,6 +50,11 @@ PALETTE = (  # matplotlib's tab10, then tab20's light partner of each: 20 catego
     "#aec7e8", "#ffbb78", "#98df8a", "#ff9896", "#c5b0d5",
     "#c49c94", "#f7b6d2", "#c7c7c7", "#dbdb8d", "#9edae5",
 )
+# Blocks of the smoothed line's pyramid, rebuilt whole when the smoothing changes. A
+# smoothed line has no lone spikes to keep, and 256-point blocks (vs the raw line's 64)
+# cost a quarter of the per-block work: ~9 instead of ~35 ms per 1e7 points. Only views of
+# 2^16-170k points read the finest level, and get 770-2000 points instead of up to 2000.
+SMOOTH_PYRAMID_BASE = 256
 DASHES = ("solid", "dashed", "dotted", "dash_dotted")  # metrics of one panel within one run's colour
 FADED = 0.15  # opacity of the runs that are not highlighted
 OUTLIER_PERCENTILES = (5.0, 95.0)
@@ -199,7 +204,7 @@ class _MetricState:
         self.frame: SeriesFrame | None = None
         self.values = np.empty(0)  # latest full-resolution raw values (a read-only view)
         self.raw_pyramid = MinMaxPyramid()
-        self.smooth_pyramid = MinMaxPyramid()
+        self.smooth_pyramid = MinMaxPyramid(SMOOTH_PYRAMID_BASE)
 
     def update_stats(self, hist: MetricHistory) -> None:
         new = hist.values[self.seen :]
@@ -237,7 +242,7 @@ class _MetricState:
             old = None if self.smoother is None else self.smoother.buffer  # its memory is reused
             self.smoother = make_smoother(s.smoothing_mode, s.smoothing, compact=True, storage=old)
             self.smoother_key = key
-            self.smooth_pyramid = MinMaxPyramid()
+            self.smooth_pyramid = MinMaxPyramid(SMOOTH_PYRAMID_BASE)
         smooth = self.smoother.update(values, x)
         self.smooth_pyramid.truncate(self.smoother.changed_from)
         self.smooth_pyramid.update(smooth)
