@@ -26,23 +26,42 @@ NOTEBOOK_DIR = ROOT / "notebooks"
 NOTEBOOKS = sorted(NOTEBOOK_DIR.glob("*.ipynb"))
 QUICKSTART = NOTEBOOK_DIR / "01_quickstart.ipynb"
 CELL_BUDGET_S = 60.0  # every cell of every notebook must finish within this
+_RAY_STARTUP_TIMEOUT = "timed out during startup"  # Ray's error when its raylet gives up waiting
 
 
 @pytest.fixture(scope="module")
 def executed(tmp_path_factory):
     """Run each notebook once per module (cwd and snapshot dir in a fresh tmp dir)."""
-    cache: dict[Path, tuple] = {}
+    cache: dict[Path, tuple | str] = {}
 
     def get(path: Path):
         if path not in cache:
-            tmp = tmp_path_factory.mktemp(path.stem)
-            snapshots = tmp / "snapshots"
-            started = time.time()
-            run = run_notebook(path, tmp, env={"LOSSVIZ_SNAPSHOT_DIR": str(snapshots)}, cell_timeout=2 * CELL_BUDGET_S)
-            cache[path] = (run, snapshots, started, time.time(), tmp)
+            cache[path] = _run_once_or_retry_ray(path, tmp_path_factory)
+        if isinstance(cache[path], str):
+            pytest.skip(cache[path])
         return cache[path]
 
     return get
+
+
+def _run_once_or_retry_ray(path: Path, tmp_path_factory) -> tuple | str:
+    """Execute ``path``; ``(run, snapshots, started, ended, tmp)``. Ray's own startup can time out
+    on a loaded machine (its raylet waits a fixed 15 s for its dashboard agent,
+    ray-project/ray#65983) before any of our code runs: then one more try, and if it times out
+    again, the reason to skip (as tests/test_integration_ray_tune.py does)."""
+    for _ in range(2):
+        tmp = tmp_path_factory.mktemp(path.stem)
+        snapshots = tmp / "snapshots"
+        started = time.time()
+        try:
+            run = run_notebook(path, tmp, env={"LOSSVIZ_SNAPSHOT_DIR": str(snapshots)}, cell_timeout=2 * CELL_BUDGET_S)
+        except Exception as exc:
+            if _RAY_STARTUP_TIMEOUT not in str(exc):
+                raise
+            continue
+        return run, snapshots, started, time.time(), tmp
+    return (f"{path.name}: Ray's own startup timed out twice on this machine (ray-project/ray#65983); "
+            "the sweep notebook needs a running Ray")
 
 
 def test_quickstart_is_shipped():
