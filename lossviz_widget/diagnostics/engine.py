@@ -133,7 +133,6 @@ class Diagnostics:
         self.examined = 0  # points read by all detectors, cumulative
         self.pending = 0  # points the last update left unread (its budget ran out)
         self._series: dict[tuple[str, str], _Series] = {}  # (run, metric) -> its detectors
-        self._keys: list[tuple[float, int]] = []  # sort key of each finding
         self._several_runs = False  # more than one run has data: default-run findings name their run
 
     def update(self, data: Mapping[str, Mapping[str, MetricHistory]] | Mapping[str, MetricHistory],
@@ -150,26 +149,29 @@ class Diagnostics:
         """
         if budget is not None and (not _is_int(budget) or budget < 1):
             raise ValueError(f"budget must be an int >= 1 (points per series) or None, got {budget!r}")
-        new: list[tuple[tuple[float, int], Finding]] = []
+        new: list[Finding] = []
         self.pending = 0
         for run, metrics in as_runs(data).items():
-            for order, f in self._update_run(run, metrics, budget):
-                new.append(((f.step, order), f if run == DEFAULT_RUN else replace(f, run=run)))
+            found = self._update_run(run, metrics, budget)
+            new += found if run == DEFAULT_RUN else [replace(f, run=run) for f in found]
         if not self._several_runs and len({run for run, _ in self._series}) > 1:
             self._several_runs = True
             self.findings = _label_default_run(self.findings)
         if not new:
             return []
         if self._several_runs:
-            new = list(zip([k for k, _ in new], _label_default_run([f for _, f in new])))
-        new.sort(key=lambda t: t[0])  # stable: the order does not depend on how the data arrived
-        merged = sorted([*zip(self._keys, self.findings), *new], key=lambda t: t[0])
-        self._keys, self.findings = [k for k, _ in merged], [f for _, f in merged]
-        return [f for _, f in new]
+            new = _label_default_run(new)
+        new.sort(key=self._order)  # stable: the order does not depend on how the data arrived
+        self.findings = sorted(self.findings + new, key=self._order)
+        return new
+
+    def _order(self, f: Finding) -> tuple[float, int]:
+        """Where ``f`` is listed: by step; at one step, by when its series was first seen."""
+        return f.step, self._series[f.run or DEFAULT_RUN, f.metric].order
 
     def _update_run(self, run: str, data: Mapping[str, MetricHistory],
-                    budget: int | None) -> list[tuple[int, Finding]]:
-        new: list[tuple[int, Finding]] = []
+                    budget: int | None) -> list[Finding]:
+        new: list[Finding] = []
         spans: dict[str, tuple[int, int]] = {}
         for name, hist in data.items():
             st = self._series.get((run, name))
@@ -187,10 +189,10 @@ class Diagnostics:
                 steps, values = hist.steps[:b], hist.values[:b]
                 for det in st.detectors:
                     self.examined += b - a
-                    new += [(st.order, f) for f in det.feed(name, steps, values, a)]
+                    new += det.feed(name, steps, values, a)
                 if st.plateau is not None:
                     self.examined += b - a
-                    new += [(st.order, f) for f in self._plateau(name, st.plateau, hist, a, b)]
+                    new += self._plateau(name, st.plateau, hist, a, b)
         for name, (start, stop) in spans.items():  # pairs last: the training partner is up to date
             st = self._series[run, name]
             partner = self._partner(name, data)
@@ -200,7 +202,7 @@ class Diagnostics:
             for a in range(start, stop, SLICE):
                 b = min(a + SLICE, stop)
                 val = MetricHistory(hist.steps[:b], hist.values[:b], hist.wall_time[:b])
-                new += [(st.order, f) for f in st.pair.feed(name, partner, val, data[partner], a)]
+                new += st.pair.feed(name, partner, val, data[partner], a)
             self.examined += st.pair.examined - before
         return new
 
