@@ -58,6 +58,12 @@ SMOOTH_PYRAMID_BASE = 256
 DASHES = ("solid", "dashed", "dotted", "dash_dotted")  # metrics of one panel within one run's colour
 FADED = 0.15  # opacity of the runs that are not highlighted
 OUTLIER_PERCENTILES = (5.0, 95.0)
+_TIME_UNITS = ((3 * 3600.0, 3600.0, "h"), (3 * 60.0, 60.0, "min"), (0.0, 1.0, "s"))
+# A frame whose series have at least this many points to (re)compute in all updates them on
+# several cores; below it (a few new points per series: every live frame) they go in turn here,
+# as the pool's hand-offs would cost more than they save (measured on 2 cores: 4 series x 1e5
+# points were slower on the pool; 4 x 1e6 and more ~1.35x faster, for ~20% more CPU in all).
+PARALLEL_MIN_POINTS = 1 << 20
 
 
 def palette_color(i: int) -> str:
@@ -72,12 +78,6 @@ def palette_color(i: int) -> str:
     k = i - len(PALETTE)
     r, g, b = colorsys.hls_to_rgb((0.04 + k * 0.381966) % 1.0, (0.58, 0.5, 0.42)[k % 3], 0.9)
     return f"#{round(r * 255):02x}{round(g * 255):02x}{round(b * 255):02x}"
-_TIME_UNITS = ((3 * 3600.0, 3600.0, "h"), (3 * 60.0, 60.0, "min"), (0.0, 1.0, "s"))
-# A frame whose series have at least this many points to (re)compute in all updates them on
-# several cores; below it (a few new points per series: every live frame) they go in turn here,
-# as the pool's hand-offs would cost more than they save (measured on 2 cores: 4 series x 1e5
-# points were slower on the pool; 4 x 1e6 and more ~1.35x faster, for ~20% more CPU in all).
-PARALLEL_MIN_POINTS = 1 << 20
 
 
 @dataclass(frozen=True)
