@@ -38,7 +38,7 @@ from jupyter_client.manager import KernelManager
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from notebook_harness import private_kernelspecs
 
-__all__ = ["IopubMessage", "KernelSession", "KernelError", "in_window", "server_rate", "frames_by_gap"]
+__all__ = ["IopubMessage", "KernelError", "KernelSession", "frames_by_gap", "in_window", "server_rate"]
 
 BENCH_DIR = Path(__file__).resolve().parent
 #: jupyter_server defaults (ServerApp.iopub_msg_rate_limit, rate_limit_window)
@@ -132,7 +132,7 @@ class KernelSession:
         self._log = None
         if log_path is not None:
             log_path.parent.mkdir(parents=True, exist_ok=True)
-            self._log = open(log_path, "ab")  # noqa: SIM115 - closed in close()
+            self._log = open(log_path, "ab")
         (self._tmp / "cwd").mkdir()
         env = {**os.environ, "IPYTHONDIR": str(self._tmp / "ipython"),
                "PYTHONPATH": os.pathsep.join(filter(None, [str(BENCH_DIR), os.environ.get("PYTHONPATH")]))}

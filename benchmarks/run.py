@@ -29,8 +29,8 @@ BENCH_DIR = Path(__file__).resolve().parent
 REPO = BENCH_DIR.parent
 sys.path.insert(0, str(BENCH_DIR))
 
-import report  # noqa: E402
-import suite  # noqa: E402
+import report
+import suite
 
 DISTRIBUTIONS = ("lossviz-widget", "livelossplot", "bqplot", "ipywidgets", "ipykernel", "jupyter_client",
                  "jupyter_server", "jupyterlab", "matplotlib", "numpy", "playwright")

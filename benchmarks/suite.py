@@ -16,7 +16,7 @@ from typing import Any
 
 from kernel import IopubMessage, KernelSession, frames_by_gap, in_window, server_rate
 
-__all__ = ["Config", "Cell", "ToolRow", "run_kernel_suite", "TOOLS"]
+__all__ = ["TOOLS", "Cell", "Config", "ToolRow", "run_kernel_suite"]
 
 TOOLS = ("lossviz", "livelossplot", "naive", "bare")
 N_METRICS = 4

@@ -24,8 +24,18 @@ from pathlib import Path
 from typing import Any
 
 __all__ = [
-    "METRICS", "TENSOR_POOL", "generation_cost", "memory_reset_peak", "memory_now", "run_bare", "run_lossviz", "run_lossviz_tensors",
-    "run_livelossplot", "run_naive_bqplot", "NaiveBqplot", "serve_commands",
+    "METRICS",
+    "TENSOR_POOL",
+    "NaiveBqplot",
+    "generation_cost",
+    "memory_now",
+    "memory_reset_peak",
+    "run_bare",
+    "run_livelossplot",
+    "run_lossviz",
+    "run_lossviz_tensors",
+    "run_naive_bqplot",
+    "serve_commands",
 ]  # fmt: skip
 
 METRICS = ("loss", "val_loss", "acc", "lr")
@@ -382,8 +392,8 @@ def serve_commands(tool: str, folder: str, poll_s: float = 0.005, timeout_s: flo
     from IPython.display import display
 
     base = Path(folder)
-    draw: Callable[[], None] = lambda: None  # noqa: E731
-    settle: Callable[[], None] = lambda: None  # noqa: E731
+    draw: Callable[[], None] = lambda: None
+    settle: Callable[[], None] = lambda: None
     log: Callable[..., None]
     if tool == "lossviz":
         from lossviz_widget import LossPlot
@@ -395,7 +405,7 @@ def serve_commands(tool: str, folder: str, poll_s: float = 0.005, timeout_s: flo
             plot.log(kw, step=i)
 
         log = log_lossviz
-        settle = lambda: _wait_render_idle(plot)  # noqa: E731
+        settle = lambda: _wait_render_idle(plot)
     elif tool == "naive":
         naive = NaiveBqplot()
         display(naive.figure)

@@ -6,16 +6,26 @@
 """
 
 from . import losses
-from .buffers import MetricHistory
+from ._core.runs import Run
+from ._core.smoothing import SMOOTHING_MODES, smooth, tensorboard_ema
+from ._model import MetricHistory
+from ._ui import LossPlot
 from .diagnostics import DiagnosticsConfig, Finding
 from .follow import Follower
 from .lr_finder import LRFindResult, lr_find
-from .runs import Run
-from .smoothing import SMOOTHING_MODES, smooth, tensorboard_ema
-from .widget import LossPlot
 
 __all__ = [
-    "DiagnosticsConfig", "Finding", "Follower", "LRFindResult", "LossPlot", "MetricHistory", "Run", "SMOOTHING_MODES", "losses",
-    "lr_find", "smooth", "tensorboard_ema",
+    "SMOOTHING_MODES",
+    "DiagnosticsConfig",
+    "Finding",
+    "Follower",
+    "LRFindResult",
+    "LossPlot",
+    "MetricHistory",
+    "Run",
+    "losses",
+    "lr_find",
+    "smooth",
+    "tensorboard_ema",
 ]
 __version__ = "0.1.0"

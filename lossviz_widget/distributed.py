@@ -41,12 +41,12 @@ import zlib
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from ._values import DeferredValue, check_name, coerce_step, coerce_value, merge_metrics
+from ._core.values import DeferredValue, check_name, coerce_step, coerce_value, merge_metrics
 
 if TYPE_CHECKING:
-    from .widget import LossPlot
+    from ._ui import LossPlot
 
-__all__ = ["DistributedLogger", "REDUCTIONS", "CHUNK"]
+__all__ = ["CHUNK", "REDUCTIONS", "DistributedLogger"]
 
 REDUCTIONS = ("mean", "sum", "max", "min")
 CHUNK = 64  # float64 slots in the one all_reduce of a call: header + values (+ NaN flags), zero padded
@@ -111,7 +111,7 @@ class DistributedLogger:
         """The plot of this rank, built now if needed; None on ranks that do not plot."""
         if self._plot is None and self.plotting:
             if self._make_plot is None:
-                from .widget import LossPlot
+                from ._ui import LossPlot
 
                 self._plot = LossPlot()
             else:

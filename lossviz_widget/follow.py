@@ -99,14 +99,14 @@ class Follower:
         for i, source in enumerate(self.sources):
             try:
                 batches.extend(source.poll())
-            except Exception as exc:  # noqa: BLE001 - reported, and the other sources go on
+            except Exception as exc:
                 self._report(i, exc)
             else:
                 self._failing.pop(i, None)
         if batches:
             try:
                 self._sink(batches)
-            except Exception as exc:  # noqa: BLE001
+            except Exception as exc:
                 self._report(-1, exc)
             else:
                 self._failing.pop(-1, None)

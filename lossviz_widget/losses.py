@@ -308,7 +308,7 @@ def _soft_target_loss(logp: np.ndarray, target: np.ndarray, w: np.ndarray, label
 def _log_softmax(x: np.ndarray) -> np.ndarray:
     """``x - logsumexp(x)`` along the last axis, with the row maximum subtracted first."""
     with np.errstate(invalid="ignore", over="ignore", divide="ignore"):
-        m = np.max(x, axis=-1, keepdims=True) if x.shape[-1] else np.zeros(x.shape[:-1] + (1,), x.dtype)
+        m = np.max(x, axis=-1, keepdims=True) if x.shape[-1] else np.zeros((*x.shape[:-1], 1), x.dtype)
         m = np.where(np.isfinite(m), m, 0)
         shifted = x - m
         return shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
@@ -427,7 +427,7 @@ def kl_div(
     ``mean`` averages over every element; ``batchmean`` (the true KL per sample)
     divides the sum by the batch size, ``input.shape[0]``.
     """
-    _check_reduction(reduction, _REDUCTIONS + ("batchmean",))
+    _check_reduction(reduction, (*_REDUCTIONS, "batchmean"))
     logq, t = _paired(input, target)
     with np.errstate(divide="ignore", invalid="ignore"):
         if log_target:  # like PyTorch, log p = -inf gives 0 * inf = NaN here

@@ -98,11 +98,29 @@ if TYPE_CHECKING:  # playwright is imported lazily so a missing package fails at
     from playwright.sync_api import Browser, BrowserContext, Locator, Page, Playwright
 
 __all__ = [
-    "ARTIFACTS_DIR", "CHROMIUM_ARGS", "HarnessError", "JupyterLabServer", "LAB_SETTINGS",
-    "LINE_VERTICES_JS", "NotebookPage", "artifacts_dir", "check_kernel_process", "check_kernelspec",
-    "chromium_browser", "free_port", "jupyterlab_server", "launch_chromium", "new_context",
-    "notebook_page", "page", "poll", "require_chromium", "running_jupyterlab", "start_jupyterlab",
-    "write_lab_settings", "write_notebook",
+    "ARTIFACTS_DIR",
+    "CHROMIUM_ARGS",
+    "LAB_SETTINGS",
+    "LINE_VERTICES_JS",
+    "HarnessError",
+    "JupyterLabServer",
+    "NotebookPage",
+    "artifacts_dir",
+    "check_kernel_process",
+    "check_kernelspec",
+    "chromium_browser",
+    "free_port",
+    "jupyterlab_server",
+    "launch_chromium",
+    "new_context",
+    "notebook_page",
+    "page",
+    "poll",
+    "require_chromium",
+    "running_jupyterlab",
+    "start_jupyterlab",
+    "write_lab_settings",
+    "write_notebook",
 ]  # fmt: skip
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -248,7 +266,7 @@ class JupyterLabServer:
         req = urllib.request.Request(
             f"{self.base_url}api/{path.lstrip('/')}", headers={"Authorization": f"token {self.token}"}
         )
-        with urllib.request.urlopen(req, timeout=timeout) as resp:  # noqa: S310 - localhost
+        with urllib.request.urlopen(req, timeout=timeout) as resp:
             return json.load(resp)
 
     def kernel_pids(self) -> dict[int, int]:
@@ -344,7 +362,7 @@ def start_jupyterlab(workdir: Path, log_path: Path, timeout: float = 90.0) -> Ju
         "--LabApp.extension_manager=readonly",  # never query PyPI
     ]  # fmt: skip
     log_path.parent.mkdir(parents=True, exist_ok=True)
-    log_file = open(log_path, "wb")  # noqa: SIM115 - closed by stop()
+    log_file = open(log_path, "wb")
     log_file.write(f"$ {' '.join(cmd)}\n".replace(token, "<token>").encode())
     log_file.flush()
     proc = subprocess.Popen(
@@ -507,7 +525,7 @@ class NotebookPage:
                     f"{self.server.base_url}api/sessions/{session['id']}", method="DELETE",
                     headers={"Authorization": f"token {self.server.token}"},
                 )
-                with contextlib.suppress(OSError), urllib.request.urlopen(req, timeout=10):  # noqa: S310 - localhost
+                with contextlib.suppress(OSError), urllib.request.urlopen(req, timeout=10):
                     pass
 
     def accept_dialog(self) -> bool:

@@ -3,7 +3,7 @@
 ``LossPlot.log`` for 50,000 steps: ``loss`` and ``lr`` every step, ``acc`` every 10
 steps, ``val_loss``/``val_acc`` every 1,000 steps (sparse: drawn with dots), with
 NaN/+Inf/-Inf in ``loss`` (and so in ``val_loss``) and one huge spike for the
-"ignore outliers" view. Frames come from ``LossPlot._export_frame()``.
+"ignore outliers" view. Frames come from ``LossPlot.frame()``.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from collections.abc import Iterator
 import numpy as np
 
 from lossviz_widget import LossPlot
-from lossviz_widget.view import Frame
+from lossviz_widget._core.frame import Frame
 
 N_STEPS = 50_000
 VAL_EVERY = 1_000
@@ -78,6 +78,6 @@ def view_settings(plot: LossPlot, **view: object) -> Iterator[LossPlot]:
 
 
 def frame_of(plot: LossPlot, **view: object) -> Frame:
-    """``plot._export_frame()`` under the given view settings."""
+    """``plot.frame()`` under the given view settings."""
     with view_settings(plot, **view):
-        return plot._export_frame()
+        return plot.frame()

@@ -33,8 +33,15 @@ from jupyter_client.kernelspec import KernelSpecManager
 from jupyter_client.manager import AsyncKernelManager
 from nbclient import NotebookClient
 
-__all__ = ["WIDGET_VIEW_MIME", "WIDGET_STATE_MIME", "CommEvent", "NotebookRun", "run_notebook", "cell_text",
-           "private_kernelspecs"]
+__all__ = [
+    "WIDGET_STATE_MIME",
+    "WIDGET_VIEW_MIME",
+    "CommEvent",
+    "NotebookRun",
+    "cell_text",
+    "private_kernelspecs",
+    "run_notebook",
+]
 
 WIDGET_VIEW_MIME = "application/vnd.jupyter.widget-view+json"
 WIDGET_STATE_MIME = "application/vnd.jupyter.widget-state+json"

@@ -9,7 +9,6 @@ carry a finding marker. Screenshots go to ``test-artifacts/browser/``.
 from __future__ import annotations
 
 import pytest
-
 from browser_harness import NotebookPage, opened_notebook, poll
 
 SETUP_CELL = """\

@@ -9,7 +9,6 @@ A callback sleeps a little per batch so the training lasts a few seconds.
 from __future__ import annotations
 
 import pytest
-
 from browser_harness import NotebookPage, opened_notebook, poll
 
 EPOCHS, BATCHES = 6, 20

@@ -11,7 +11,6 @@ from __future__ import annotations
 import re
 
 import pytest
-
 from browser_harness import NotebookPage, opened_notebook, poll
 
 N_STEPS = 150

@@ -16,19 +16,17 @@ saved), ``snapshot-request-2x.png`` (what ``request()`` got), ``snapshot-widget.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import io
 import re
 import time
-import urllib.request
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 import pytest
 
-from lossviz_widget.view import PALETTE
+from lossviz_widget._core.frame import PALETTE
 
 if TYPE_CHECKING:
     from PIL.Image import Image

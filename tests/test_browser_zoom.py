@@ -12,7 +12,6 @@ from __future__ import annotations
 import re
 
 import pytest
-
 from browser_harness import NotebookPage, opened_notebook, poll
 
 SETUP_CELL = """\

@@ -6,7 +6,7 @@ import math
 import numpy as np
 import pytest
 
-from lossviz_widget.buffers import MetricHistory
+from lossviz_widget import MetricHistory
 from lossviz_widget.diagnostics import Diagnostics, DiagnosticsConfig, Finding, PlateauTracker
 
 
@@ -373,7 +373,7 @@ def test_noisy_dense_series_do_not_flood_findings():
     their number grows with the log of the curve's range, not with the number of points; the
     widget lists only the latest findings."""
     from lossviz_widget import LossPlot
-    from lossviz_widget.widget import FINDINGS_SHOWN
+    from lossviz_widget._ui.widget import FINDINGS_SHOWN
 
     n = 200_000
     i = np.arange(n)

@@ -10,9 +10,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from lossviz_widget.buffers import MetricHistory
-from lossviz_widget.diagnostics import Diagnostics, DiagnosticsConfig, PlateauTracker
-from lossviz_widget.diagnostics import engine
+from lossviz_widget import MetricHistory
+from lossviz_widget.diagnostics import Diagnostics, PlateauTracker, engine
 from lossviz_widget.diagnostics.generalization import _gathered_means, _window_means
 from lossviz_widget.diagnostics.series import BlockTrends
 
@@ -135,7 +134,7 @@ def test_vectorized_blocks_match_judging_each_block(seed, n, block, noise_ratio,
     v = base * (1 + rng.choice([0.0, 0.01, 0.5, 2.0]) * rng.normal(size=n))
     if n and rng.random() < 0.4:
         k = rng.integers(0, n, size=int(rng.integers(1, 200)))
-        v[k] = rng.choice(SPECIALS + [0.0], size=len(k))
+        v[k] = rng.choice([*SPECIALS, 0.0], size=len(k))
     kw = dict(block=block, noise_ratio=noise_ratio, early_blocks=early, converged_rel=0.005)
     fast, slow = BlockTrends(**kw), SequentialBlocks(**kw)
     cuts = sorted(set(rng.integers(0, n + 1, size=4).tolist()) | {n})
@@ -156,7 +155,7 @@ def test_windowed_training_levels_match_the_gather(seed, m, w, integers):
     x = rng.integers(-50, 50, size=m).astype(float) if integers else rng.normal(size=m) * 10.0 ** rng.integers(-3, 4)
     if m:
         k = rng.integers(0, m, size=int(rng.integers(0, 6)))
-        x[k] = rng.choice(SPECIALS + [1e30], size=len(k))
+        x[k] = rng.choice([*SPECIALS, 1e+30], size=len(k))
     ends = np.sort(rng.integers(0, m + 1, size=int(rng.integers(1, 60))))
     fast = _window_means(x, ends, w)
     np.testing.assert_array_equal(fast, _gathered_means(x, ends, w))  # the same bits: same order of additions
@@ -222,7 +221,7 @@ def caught_up(data, budget, frames, seed):
     n = len(data["loss"][0])
     diag = Diagnostics()
     rng = np.random.default_rng(seed)
-    for upto in sorted(rng.integers(1, n, size=frames).tolist()) + [n]:  # data keeps arriving meanwhile
+    for upto in [*sorted(rng.integers(1, n, size=frames).tolist()), n]:  # data keeps arriving meanwhile
         h = histories(data, upto)
         diag.update(h, budget)
         assert diag.pending >= 0

@@ -22,7 +22,7 @@ import pytest
 torch = pytest.importorskip("torch")
 dist = pytest.importorskip("torch.distributed")
 
-from lossviz_widget.distributed import DistributedLogger  # noqa: E402
+from lossviz_widget.distributed import DistributedLogger
 
 WORKER = Path(__file__).with_name("ddp_worker.py")
 ROOT = WORKER.parents[1]

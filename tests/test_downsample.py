@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from lossviz_widget.downsample import minmax_indices
+from lossviz_widget._core.downsample import minmax_indices
 
 
 def test_small_series_untouched():

@@ -284,5 +284,5 @@ def test_close_finishes_even_when_a_follow_thread_is_stuck(tmp_path, monkeypatch
     monkeypatch.setattr(Follower, "stop", stuck)
     with pytest.raises(TimeoutError):
         plot.close()
-    assert plot.comm is None and not plot._scheduler.running and not plot._followers
+    assert plot.comm is None and not plot.recorder._scheduler.running and not plot.recorder._sources
     assert all(c.comm is None for c in plot._grid.box.children)

@@ -76,7 +76,7 @@ def test_csv_is_long_format_and_escapes_names(plot, tmp_path):
     assert rows[0] == ["run", "metric", "step", "value", "wall_time"]
     assert {r[1] for r in rows[1:]} == {"loss", "val/loss", EVIL, "lr"}
     assert len(rows) - 1 == sum(len(h) for h in plot.history.values())
-    assert ["default", "loss", "2.5", "nan"] == rows[6][:4]
+    assert rows[6][:4] == ["default", "loss", "2.5", "nan"]
 
 
 def test_json_is_strict_json(plot, tmp_path):
@@ -132,14 +132,14 @@ def test_read_only_location(plot, tmp_path):
 def test_failed_write_keeps_the_good_file(plot, tmp_path, monkeypatch):
     good = plot.export(tmp_path / "run.json")
     before = good.read_bytes()
-    import lossviz_widget.formats as formats
+    import lossviz_widget._io.data_files as formats
 
     def broken(f, suffix, data):
         f.write(b'{"half": ')
         raise RuntimeError("disk full")
 
     monkeypatch.setattr(formats, "write_data", broken)
-    monkeypatch.setattr("lossviz_widget.widget.write_data", broken)
+    monkeypatch.setattr("lossviz_widget._io.export.write_data", broken)
     with pytest.raises(RuntimeError, match="disk full"):
         plot.export(good)
     assert good.read_bytes() == before  # the good file is untouched
@@ -196,7 +196,7 @@ def _touch(p: Path) -> Path:
 
 
 def test_json_safe_floats_encodes_nonfinite_as_strings():
-    from lossviz_widget.formats import floats_from_json, json_safe_floats
+    from lossviz_widget._io.data_files import floats_from_json, json_safe_floats
 
     a = np.array([1.5, np.nan, np.inf, -np.inf, 0.1, 1e-300, -0.0])
     out = json_safe_floats(a)

@@ -1,6 +1,6 @@
 import pytest
 
-from lossviz_widget.grouping import family_of, higher_is_better
+from lossviz_widget._core.grouping import family_of, higher_is_better
 
 
 @pytest.mark.parametrize(

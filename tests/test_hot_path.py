@@ -11,17 +11,16 @@ import gc
 import math
 import random
 import threading
-import time
 import tracemalloc
 import types
 
 import numpy as np
 import pytest
-
-import lossviz_widget.store as store_module
-from lossviz_widget import LossPlot
-from lossviz_widget.store import MetricStore
 from waiting import wait_until
+
+import lossviz_widget._core.store as store_module
+from lossviz_widget import LossPlot
+from lossviz_widget._core.store import MetricStore
 
 try:
     import torch
@@ -251,7 +250,7 @@ def test_device_tensor_between_staged_calls_keeps_order(plot):
     plot.log(loss=2.0, step=1)  # staged
     plot.log(loss=torch.tensor(0.5, device="meta") * 2, step=2)  # deferred: appended directly, never read
     plot.log(loss=4.0, step=3)  # staged again
-    assert plot._store._buffers["loss"]._pending[0][0] == 2  # its place among the points
+    assert plot.recorder._store._buffers["loss"]._pending[0][0] == 2  # its place among the points
     with pytest.warns(RuntimeWarning, match="could not be copied"):
         h = plot.history["loss"]
     assert same(h.values, [1.0, 2.0, math.nan, 4.0]) and h.steps.tolist() == [0, 1, 2, 3]
@@ -320,13 +319,13 @@ def test_threads_logging_while_frames_read():
 @pytest.mark.parametrize("kind", [float, np.float32])  # the hot path, and the general path's staging
 def test_live_frames_show_every_staged_point(kind):
     p = LossPlot(smoothing=0.0, max_points=100_000)
-    p._live = True  # frames on the background thread, as in a kernel
+    p.recorder._live = p.recorder._background = True  # frames on the background thread, as in a kernel
     n = 30_000
     for i in range(n):
         p.log(loss=kind(i), acc=kind(0.5), step=i)
     # no flush(): the frames requested by the calls that started each batch cover all of it
     assert wait_until(lambda: p._last_rows and p._last_rows[0].count == n, timeout=30)
-    assert p._scheduler.frames >= 1
+    assert p.recorder._scheduler.frames >= 1
     main = p._grid.panels["loss"].lines["loss"][1]
     assert main.x[-1] == n - 1
     p.log(loss=kind(1.0), acc=kind(0.5), step=n)  # one more after a pause: a trailing frame again

@@ -1,9 +1,9 @@
-"""Kernel-side images (``lossviz_widget.images``): real matplotlib output, decoded and inspected.
+"""Kernel-side images (``lossviz_widget._io.images``): real matplotlib output, decoded and inspected.
 
 PNGs are decoded with Pillow and checked pixel by pixel (size, not blank, one
 axes frame per panel where the Figure says it is, the frame's series colours,
 the non-finite markers); SVG is parsed as XML; PDF is checked for its single page.
-Frames come from the public API (``LossPlot.log`` + ``_export_frame()``) on a
+Frames come from the public API (``LossPlot.log`` + ``frame()``) on a
 50,000-step run with NaN/Inf (tests/export_data.py).
 """
 
@@ -23,13 +23,22 @@ from pathlib import Path
 import matplotlib as mpl
 import numpy as np
 import pytest
+from export_data import (
+    FAMILIES,
+    METRICS,
+    N_STEPS,
+    NAN_STEPS,
+    NEGINF_STEP,
+    POSINF_STEP,
+    SPIKE,
+    frame_of,
+    make_run_plot,
+    small_plot,
+)
 from matplotlib import dates as mdates
 from PIL import Image
 
-from export_data import (
-    FAMILIES, METRICS, N_STEPS, NAN_STEPS, NEGINF_STEP, POSINF_STEP, SPIKE, frame_of, make_run_plot, small_plot,
-)
-from lossviz_widget.images import IMAGE_FORMATS, image_bytes, render_figure
+from lossviz_widget._io.images import IMAGE_FORMATS, image_bytes, render_figure
 
 ROOT = Path(__file__).resolve().parents[1]
 ARTIFACTS = ROOT / "test-artifacts" / "report"
@@ -105,16 +114,16 @@ HEADLESS_SCRIPT = textwrap.dedent(
     """
     import io, json, os, sys, threading
     import lossviz_widget
-    import lossviz_widget.images, lossviz_widget.report
+    import lossviz_widget._io.images, lossviz_widget._io.report
     after_import = sorted(m for m in sys.modules if m == "matplotlib" or m.startswith("matplotlib."))
     from lossviz_widget import LossPlot
-    from lossviz_widget.images import image_bytes
+    from lossviz_widget._io.images import image_bytes
     from PIL import Image
     plot = LossPlot(title="headless")
     for i in range(200):
         plot.log(loss=1.0 / (i + 1), step=i)
-    png = image_bytes(plot._export_frame(), "png", width=4, height=3, dpi=50)
-    svg = image_bytes(plot._export_frame(), "svg")
+    png = image_bytes(plot.frame(), "png", width=4, height=3, dpi=50)
+    svg = image_bytes(plot.frame(), "svg")
     print(json.dumps({
         "after_import": after_import,
         "pyplot": "matplotlib.pyplot" in sys.modules,
@@ -171,7 +180,7 @@ def test_height_follows_panel_rows():
     for n in (1, 2, 3):
         plot = small_plot(dict(list(metrics.items())[:n]))
         try:
-            figs.append(render_figure(plot._export_frame()))
+            figs.append(render_figure(plot.frame()))
         finally:
             plot.close()
     assert [len(f.axes) for f in figs] == [1, 2, 3]
@@ -206,7 +215,7 @@ def test_one_panel_per_family_in_order_on_a_two_column_grid(frame, default_png):
     # Pixels: a left axis line (spine) exactly where each axes is: 2 columns, then the
     # lone third panel spanning the row (the live view's flex row stretches it).
     boxes = axes_pixel_boxes(fig)
-    (l0, t0, r0, b0), (l1, t1, r1, b1), (l2, t2, r2, b2) = boxes
+    (_l0, t0, r0, b0), (l1, t1, r1, _b1), (_l2, t2, r2, _b2) = boxes
     assert abs(t0 - t1) < 1 and r0 < l1 and t2 > b0 and r2 == pytest.approx(r1, abs=1)
     px = decode(default_png)
     spine_grey = (np.ptp(px, axis=-1) <= 3) & (px.max(axis=-1) < 200)  # antialiased #666666, not the grid
@@ -264,12 +273,12 @@ def test_nonfinite_values_get_triangle_markers_at_the_top(frame):
     near = np.zeros_like(changed)
     for x in expected:
         px_x, px_y = ax.get_xaxis_transform().transform((x, 0.97))
-        row, col = int(round(height - px_y)), int(round(px_x))
+        row, col = round(height - px_y), round(px_x)
         near[max(0, row - 12) : row + 13, max(0, col - 12) : col + 13] = True
         patch = with_markers[max(0, row - 4) : row + 5, max(0, col - 4) : col + 5]
         assert colour_mask(patch, on_top[x], tol=10).sum() >= 4, f"no {on_top[x]} marker at step {x}"
     assert not (changed & ~near).any(), "hiding the markers changed pixels away from them"
-    ys, xs_px = np.nonzero(changed)
+    ys, _xs_px = np.nonzero(changed)
     assert ys.max() < height * 0.2  # top of the first row of panels
 
 
@@ -286,7 +295,7 @@ def test_log_scale_panels(run_plot):
 def test_log_y_without_positive_values_stays_linear_and_says_so():
     plot = small_plot({"delta": [-1.0, -0.5, -0.25, 0.0]}, log_y=True)
     try:
-        frame = plot._export_frame()
+        frame = plot.frame()
     finally:
         plot.close()
     (pf,) = frame.panels
@@ -325,7 +334,7 @@ def test_wall_time_gives_a_date_x_axis(run_plot):
 def test_empty_frame_says_nothing_was_logged():
     plot = small_plot({})
     try:
-        frame = plot._export_frame()
+        frame = plot.frame()
     finally:
         plot.close()
     assert frame.panels == []
@@ -357,7 +366,7 @@ HOSTILE = {
 def hostile_frame():
     plot = small_plot(HOSTILE)
     try:
-        return plot._export_frame()
+        return plot.frame()
     finally:
         plot.close()
 
@@ -413,7 +422,7 @@ def test_renders_from_background_threads(frame, default_png):
     def work(fmt: str) -> None:
         try:
             results[fmt] = image_bytes(frame, fmt, title="resnet18")
-        except BaseException as exc:  # noqa: BLE001 - reported below
+        except BaseException as exc:
             errors.append(exc)
 
     threads = [threading.Thread(target=work, args=(fmt,)) for fmt in ("png", "svg")]

@@ -10,7 +10,7 @@ import pytest
 import xgboost as xgb
 
 from lossviz_widget import LossPlot
-from lossviz_widget.grouping import family_of
+from lossviz_widget._core.grouping import family_of
 from lossviz_widget.integrations.lightgbm import LossPlotCallback as LightGBMCallback
 from lossviz_widget.integrations.xgboost import LossPlotCallback as XGBoostCallback
 

@@ -6,12 +6,12 @@ import os
 
 os.environ.setdefault("KERAS_BACKEND", "torch")
 
-import keras  # noqa: E402
-import numpy as np  # noqa: E402
-import pytest  # noqa: E402
+import keras
+import numpy as np
+import pytest
 
-from lossviz_widget import LossPlot  # noqa: E402
-from lossviz_widget.integrations.keras import LossPlotCallback  # noqa: E402
+from lossviz_widget import LossPlot
+from lossviz_widget.integrations.keras import LossPlotCallback
 
 N, BATCH, EPOCHS = 100, 32, 3
 SIZES = [32, 32, 32, 4]  # batches per epoch: the last one is smaller
@@ -57,7 +57,7 @@ def run():
 
 
 def test_names_steps_and_counts(run):
-    plot, history, _ = run
+    plot, _history, _ = run
     n = EPOCHS * len(SIZES)
     assert set(plot.history) == {"loss", "accuracy", "learning_rate", "loss_epoch", "accuracy_epoch",
                                  "val_loss", "val_accuracy"}

@@ -58,9 +58,8 @@ def test_track_flushes_on_break_and_takes_a_start():
 
 
 def test_live_flushes_on_error_and_keeps_nan():
-    with pytest.raises(ZeroDivisionError):
-        with live(title="run") as plot:
-            plot.log(loss=float("nan"), step=0)
-            1 / 0
+    with pytest.raises(ZeroDivisionError), live(title="run") as plot:
+        plot.log(loss=float("nan"), step=0)
+        1 / 0
     assert plot.title == "run" and np.isnan(plot.history["loss"].values[0])
     assert _drawn(plot, 1)

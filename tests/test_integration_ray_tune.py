@@ -16,8 +16,8 @@ import pytest
 ray = pytest.importorskip("ray")
 tune = pytest.importorskip("ray.tune")
 
-from lossviz_widget import LossPlot  # noqa: E402
-from lossviz_widget.integrations.ray_tune import SKIPPED_KEYS, LossPlotCallback, numeric_metrics  # noqa: E402
+from lossviz_widget import LossPlot
+from lossviz_widget.integrations.ray_tune import SKIPPED_KEYS, LossPlotCallback, numeric_metrics
 
 ITERATIONS = 4
 LRS = [0.1, 0.01, 0.5]  # 0.5 fails after its second result
@@ -87,7 +87,7 @@ def _expected(lr: float, n: int) -> dict[str, list[float]]:
 
 
 def test_each_trial_is_a_run_with_exactly_its_results(sweep):
-    plot, callback, results = sweep
+    plot, _callback, _results = sweep
     assert len(plot.runs) == len(LRS)
     by_lr = {}
     for run in plot.runs:

@@ -10,11 +10,11 @@ import numpy as np
 import pytest
 
 torch = pytest.importorskip("torch")
-from torch import nn  # noqa: E402
+from torch import nn
 
-from lossviz_widget import landscape as ls  # noqa: E402
-from lossviz_widget.landscape.directions import gaussian  # noqa: E402
-from lossviz_widget.landscape.torch_target import TorchTarget  # noqa: E402
+from lossviz_widget import landscape as ls
+from lossviz_widget.landscape.directions import gaussian
+from lossviz_widget.landscape.torch_target import TorchTarget
 
 torch.set_num_threads(1)
 

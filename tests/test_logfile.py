@@ -10,10 +10,10 @@ import time
 import numpy as np
 import pytest
 from jupyter_client.manager import KernelManager
-
-from lossviz_widget import LossPlot
 from notebook_harness import private_kernelspecs
 from waiting import wait_until
+
+from lossviz_widget import LossPlot
 
 
 def lines(path):

@@ -151,7 +151,7 @@ CE_CASES = list(itertools.product(REDUCTIONS, DTYPES, [False, True], [None, 2], 
 def test_cross_entropy_hard_targets_match_torch(rng, shape, reduction, dtype, weighted, ignore, smoothing):
     x = (rng.normal(size=shape) * 3).astype(dtype)
     x.reshape(-1)[:2] = [1000, -1000]
-    target_shape = (shape[0],) + shape[2:]
+    target_shape = (shape[0], *shape[2:])
     y = rng.integers(0, shape[1], size=target_shape)
     kw = {}
     if ignore is not None:
@@ -170,7 +170,7 @@ def test_cross_entropy_hard_targets_match_torch(rng, shape, reduction, dtype, we
 def test_cross_entropy_soft_targets_match_torch(rng, shape, reduction, dtype, weighted, smoothing):
     x = (rng.normal(size=shape) * 3).astype(dtype)
     x.reshape(-1)[:2] = [-1000, 1000]
-    t = np.moveaxis(rng.dirichlet(np.ones(shape[1]), size=(shape[0],) + shape[2:]), -1, 1).astype(dtype)
+    t = np.moveaxis(rng.dirichlet(np.ones(shape[1]), size=(shape[0], *shape[2:])), -1, 1).astype(dtype)
     w = rng.uniform(0.2, 3, size=shape[1]).astype(dtype) if weighted else None
     ours = L.cross_entropy(x, t, weight=w, reduction=reduction, label_smoothing=smoothing)
     check(ours, F.cross_entropy(_t(x), _t(t), weight=_t(w), reduction=reduction, label_smoothing=smoothing), dtype)
@@ -252,7 +252,7 @@ def test_nll_matches_torch(rng, reduction, dtype, weighted):
 
 # ------------------------------------------------------------------ KL
 
-@pytest.mark.parametrize("reduction", REDUCTIONS + ("batchmean",))
+@pytest.mark.parametrize("reduction", (*REDUCTIONS, "batchmean"))
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("log_target", [False, True])
 def test_kl_div_matches_torch(rng, reduction, dtype, log_target):

@@ -16,10 +16,10 @@ from pathlib import Path
 import nbformat
 import numpy as np
 import pytest
+from notebook_harness import WIDGET_VIEW_MIME, cell_text, run_notebook
 from PIL import Image
 
 from lossviz_widget import LossPlot
-from notebook_harness import WIDGET_VIEW_MIME, cell_text, run_notebook
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOK_DIR = ROOT / "notebooks"
@@ -170,7 +170,7 @@ def _read_history(path: Path) -> dict[str, dict[str, np.ndarray]]:
 
 
 def test_quickstart_snapshot_history(executed):
-    run, snapshots, started, finished, _ = executed(QUICKSTART)
+    _run, snapshots, started, finished, _ = executed(QUICKSTART)
     hist = _read_history(snapshots / "quickstart.csv")
     assert set(hist) == {"loss", "acc", "val_loss", "val_acc"}
 
@@ -204,7 +204,7 @@ def test_quickstart_snapshot_history(executed):
 
 
 def test_quickstart_snapshot_files(executed):
-    run, snapshots, _, _, tmp = executed(QUICKSTART)
+    _run, snapshots, _, _, tmp = executed(QUICKSTART)
     hist = _read_history(snapshots / "quickstart.csv")
     from_json = LossPlot.load(snapshots / "quickstart.json")
     assert from_json.title == "NumPy MLP on spirals"

@@ -6,14 +6,14 @@ import time
 
 import numpy as np
 import pytest
-
-import lossviz_widget._parallel as parallel
-import lossviz_widget.view as view
-from lossviz_widget.buffers import MetricHistory
-from lossviz_widget.scheduler import FrameScheduler
-from lossviz_widget.smoothing import SMOOTHING_MODES
-from lossviz_widget.view import FrameBuilder, ViewSettings
 from waiting import wait_until
+
+import lossviz_widget._core.frame as view
+import lossviz_widget._core.parallel as parallel
+from lossviz_widget import MetricHistory
+from lossviz_widget._core.frame import FrameBuilder, ViewSettings
+from lossviz_widget._core.scheduler import FrameScheduler
+from lossviz_widget._core.smoothing import SMOOTHING_MODES
 
 
 @pytest.fixture

@@ -4,7 +4,7 @@ selection bounded with every spike, gap and endpoint kept, raw points when zoome
 import numpy as np
 import pytest
 
-from lossviz_widget.pyramid import DIRECT_SCAN, MinMaxPyramid
+from lossviz_widget._core.pyramid import DIRECT_SCAN, MinMaxPyramid
 
 
 def noisy(n, seed=0, nonfinite=50):

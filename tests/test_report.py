@@ -1,4 +1,4 @@
-"""The HTML report (``lossviz_widget.report``), opened in headless Chromium with the network off.
+"""The HTML report (``lossviz_widget._io.report``), opened in headless Chromium with the network off.
 
 Every request other than the page itself is aborted and recorded (there must be
 none), the page's Content-Security-Policy is bypassed (so the escaping alone must
@@ -13,18 +13,18 @@ from __future__ import annotations
 import csv
 import io
 import json
-import math
 import re
 from pathlib import Path
 
 import numpy as np
 import pytest
+from export_data import METRICS, N_STEPS, make_run_plot, small_plot
 from PIL import Image
 
-from export_data import METRICS, N_STEPS, make_run_plot, small_plot
-from lossviz_widget.formats import CSV_HEADER, floats_from_json
-from lossviz_widget.report import (
-    DATA_ELEMENT_ID, render_report,
+from lossviz_widget._io.data_files import CSV_HEADER, floats_from_json
+from lossviz_widget._io.report import (
+    DATA_ELEMENT_ID,
+    render_report,
 )
 
 pytestmark = pytest.mark.browser  # needs /usr/bin/chromium (no JupyterLab)
@@ -47,7 +47,7 @@ SETTINGS = {"smoothing": 0.6, "log y": False, "ignore outliers": False, "x axis"
 def test_empty_report_says_nothing_was_logged():
     plot = small_plot({})
     try:
-        page = render_report(plot._export_frame(), plot.history)
+        page = render_report(plot.frame(), plot.history)
     finally:
         plot.close()
     assert "No values logged yet" in page and "<svg" in page
@@ -70,7 +70,7 @@ def run():
 
 @pytest.fixture(scope="module")
 def report(run, tmp_path_factory):
-    frame = run._export_frame()
+    frame = run.frame()
     page = render_report(frame, run.history, title=TITLE, settings=SETTINGS)
     path = tmp_path_factory.mktemp("report") / "report.html"
     path.write_text(page, encoding="utf-8")

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from lossviz_widget import LossPlot
-from lossviz_widget.view import FADED, PALETTE
+from lossviz_widget._core.frame import FADED, PALETTE
 
 HTML_NAME = "<b>x</b>&\"'"
 RUNS = ("lr=1e-3", "lr=1e-2", HTML_NAME)
@@ -55,13 +55,13 @@ def test_one_colour_per_run_in_every_panel_and_frame(plot):
         plot.flush()
     for k, run in enumerate(RUNS):
         assert main_line(plot, "accuracy", run, "acc").colors == [PALETTE[k]]
-    rows = {(r.run, r.name): r.color for r in plot._builder.build(plot._runs.snapshot(), plot._runs.t0,
-                                                                   plot._settings()).readout}
+    rows = {(r.run, r.name): r.color for r in plot.recorder._builder.build(plot.recorder._runs.snapshot(), plot.recorder._runs.t0,
+                                                                   plot.recorder.settings).readout}
     assert rows[RUNS[1], "val_loss"] == PALETTE[1]
 
 
 def test_thirty_runs_get_thirty_distinct_colours_everywhere(tmp_path):
-    from lossviz_widget.images import render_figure
+    from lossviz_widget._io.images import render_figure
 
     p = LossPlot(smoothing=0.0)
     try:
@@ -76,7 +76,7 @@ def test_thirty_runs_get_thirty_distinct_colours_everywhere(tmp_path):
         gaps = np.linalg.norm(rgb[:, None] - rgb[None], axis=-1)[np.triu_indices(30, 1)]
         assert gaps.min() > 20  # no two runs nearly alike (tab20's closest pair is ~25 apart)
         assert [main_line(p, "accuracy", run, "acc").colors[0] for run in runs] == colours  # every panel
-        fig = render_figure(p._export_frame(), title="")  # a 30-entry legend fits (small type, columns)
+        fig = render_figure(p.frame(), title="")  # a 30-entry legend fits (small type, columns)
         drawn = {line.get_label(): line.get_color() for line in fig.axes[0].get_lines()}
         assert [drawn[f"{run}: loss"] for run in runs] == colours  # the image
         page = p.export(tmp_path / "r.html").read_text(encoding="utf-8")
@@ -153,7 +153,7 @@ def test_highlight_fades_the_other_runs(plot):
 
 
 def test_runs_table_shows_best_of_main_metric(plot):
-    rows = {r.name: r for r in plot._export_frame().runs}
+    rows = {r.name: r for r in plot.frame().runs}
     assert list(rows) == list(RUNS)
     assert rows[RUNS[0]].metric == "loss" and rows[RUNS[0]].best == pytest.approx(1 / 200)
     assert rows[RUNS[1]].best == pytest.approx(2 / 200)  # NaN is not a best value
@@ -249,12 +249,12 @@ def test_log_file_carries_runs(tmp_path):
 
 
 def test_images_draw_each_run(tmp_path):
-    from lossviz_widget.images import render_figure
+    from lossviz_widget._io.images import render_figure
 
     p = three_runs(smoothing=0.0)
     try:
         p.highlight_run = RUNS[0]
-        fig = render_figure(p._export_frame(), title="")
+        fig = render_figure(p.frame(), title="")
         ax = fig.axes[0]  # the loss panel
         drawn = {line.get_label(): line for line in ax.get_lines() if not line.get_label().startswith("_")}
         assert {f"{r}: loss" for r in RUNS} <= set(drawn)
@@ -269,7 +269,7 @@ def test_images_draw_each_run(tmp_path):
 def test_a_frame_built_before_a_click_does_not_undo_it(plot):
     """The render thread builds a frame, then the user clicks, then the table is updated from that
     (stale) frame: the click must stand (the table follows the plot's traits, not the frame)."""
-    stale = plot._builder.build(plot._runs.snapshot(), plot._runs.t0, plot._settings()).runs
+    stale = plot.recorder._builder.build(plot.recorder._runs.snapshot(), plot.recorder._runs.t0, plot.recorder.settings).runs
     table = plot._runs_table._rows
     table[RUNS[0]].show.value = False  # the click, after the frame was built
     table[RUNS[1]].highlight.value = True

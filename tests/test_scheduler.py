@@ -4,8 +4,9 @@ import gc
 import threading
 import time
 
-from lossviz_widget.scheduler import FrameScheduler
 from waiting import wait_until
+
+from lossviz_widget._core.scheduler import FrameScheduler
 
 
 class Recorder:
@@ -172,7 +173,7 @@ def test_render_threads_are_stopped_at_interpreter_exit(tmp_path):
     script = tmp_path / "exit.py"
     script.write_text(
         "import time\n"
-        "import lossviz_widget.scheduler as m\n"
+        "import lossviz_widget._core.scheduler as m\n"
         "s = m.FrameScheduler(lambda: 0, fps=60)\n"
         "s.request(); time.sleep(0.2)\n"
         "assert s.running and s in m._running\n"

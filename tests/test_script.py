@@ -19,7 +19,6 @@ import time
 
 import nbformat
 import pytest
-
 from notebook_harness import cell_text, run_notebook
 
 EXIT_TIMEOUT_S = 60  # generous for a loaded CI box; a healthy run takes ~2 s

@@ -5,9 +5,9 @@ import random
 import numpy as np
 import pytest
 
-from lossviz_widget import LossPlot
-from lossviz_widget.buffers import MetricBuffer, MetricHistory, append_row, extend_rows
-from lossviz_widget.store import MetricStore
+from lossviz_widget import LossPlot, MetricHistory
+from lossviz_widget._core.buffers import MetricBuffer, append_row, extend_rows
+from lossviz_widget._core.store import MetricStore
 
 
 def _timelines(store):

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from lossviz_widget.smoothing import EmaSmoother, tensorboard_ema
+from lossviz_widget._core.smoothing import EmaSmoother, tensorboard_ema
 
 
 def tensorboard_reference(values, weight):
@@ -66,7 +66,7 @@ def test_incremental_updates_equal_one_shot(weight):
     y = rng.normal(size=20000)
     y[rng.integers(0, len(y), 40)] = np.nan
     s = EmaSmoother(weight)
-    cuts = sorted(rng.integers(0, len(y), 30)) + [len(y)]
+    cuts = [*sorted(rng.integers(0, len(y), 30)), len(y)]
     for c in cuts:
         part = s.update(y[:c])
         assert len(part) == c
@@ -108,7 +108,7 @@ def test_equal_to_the_tensorboard_port_within_1e_12_with_nan_inf_runs(weight):
 
 
 def test_slices_and_increments_change_nothing(monkeypatch):
-    import lossviz_widget.smoothing as smoothing
+    import lossviz_widget._core.smoothing as smoothing
 
     monkeypatch.setattr(smoothing, "_SLICE", 1000)  # many slices, some starting inside the debias horizon
     y = runs_with_gaps(20_000, seed=7)
@@ -148,7 +148,7 @@ def test_compact_storage_switches_to_float64_for_values_float32_cannot_draw(extr
 
 
 def test_fits_float32():
-    from lossviz_widget._precision import fits_float32
+    from lossviz_widget._core.precision import fits_float32
 
     assert fits_float32(np.array([]))
     assert fits_float32(np.array([np.nan, np.inf, -np.inf]))
@@ -161,7 +161,7 @@ def test_fits_float32():
 def test_compact_storage_switch_inside_one_update_keeps_its_earlier_slices(monkeypatch):
     """The switch to float64 can happen in a later slice of one update(): the slices already
     stored in that update must survive it (only the uninitialised slack is dropped)."""
-    import lossviz_widget.smoothing as smoothing
+    import lossviz_widget._core.smoothing as smoothing
 
     monkeypatch.setattr(smoothing, "_SLICE", 64)
     y = np.concatenate([np.linspace(1.0, 2.0, 100), np.full(60, 1e35)])
@@ -195,7 +195,7 @@ def step_by_step(x, a, b, init):
 def test_scan_equals_the_step_by_step_recurrence(n):
     """Every path of the vectorized scan: scaled rows, unscaled rows (a**8 would underflow),
     a coefficient per point (the time EMA), block and row remainders, a carried-in start."""
-    from lossviz_widget.smoothing import _scan
+    from lossviz_widget._core.smoothing import _scan
 
     rng = np.random.default_rng(n)
     x = rng.uniform(0.5, 2.0, n)
@@ -219,8 +219,8 @@ def test_float32_cache_decisions_follow_the_rule_slice_by_slice(monkeypatch, see
     """The compact cache stays float32 up to the first slice whose float64 result fails
     fits_float32 (judged from the min/max the smoother computes anyway), and from there on holds
     exactly the float64 result: the decision of the rule applied to each slice on its own."""
-    import lossviz_widget.smoothing as smoothing
-    from lossviz_widget._precision import fits_float32
+    import lossviz_widget._core.smoothing as smoothing
+    from lossviz_widget._core.precision import fits_float32
 
     monkeypatch.setattr(smoothing, "_SLICE", 1000)
     rng = np.random.default_rng(seed)

@@ -6,13 +6,19 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from lossviz_widget.buffers import MetricHistory
-from lossviz_widget.pyramid import MinMaxPyramid
-from lossviz_widget.smoothing import (
-    SMOOTHING_MODES, CenteredSmoother, TimeEmaSmoother, gaussian_kernel, half_window, make_smoother, smooth,
+from lossviz_widget import MetricHistory
+from lossviz_widget._core.frame import FrameBuilder, ViewSettings
+from lossviz_widget._core.pyramid import MinMaxPyramid
+from lossviz_widget._core.smoothing import (
+    SMOOTHING_MODES,
+    CenteredSmoother,
+    TimeEmaSmoother,
+    gaussian_kernel,
+    half_window,
+    make_smoother,
+    smooth,
     tensorboard_ema,
 )
-from lossviz_widget.view import FrameBuilder, ViewSettings
 
 pytest.importorskip("scipy")  # pandas' win_type="gaussian" needs it
 
@@ -212,7 +218,7 @@ def test_a_replacing_smoother_reuses_the_buffer_and_computes_the_same(mode):
 def test_window_sums_and_weights_equal_brute_force(monkeypatch, box, fft):
     """Every path of the window sums (running-sum slices; direct or overlap-add FFT convolution)
     against the definition, short series and series shorter than the kernel included."""
-    import lossviz_widget.smoothing as smoothing
+    import lossviz_widget._core.smoothing as smoothing
 
     if fft:  # overlap-add for any kernel, blocks far shorter than the series
         monkeypatch.setattr(smoothing, "_DIRECT_TAPS", 0)

@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 from traitlets import TraitError
 
-from lossviz_widget import snapshot as snapshot_module
-from lossviz_widget.snapshot import ESM_PATH, PNG_SIGNATURE, SnapshotButton, png_problem
+from lossviz_widget._ui import snapshot as snapshot_module
+from lossviz_widget._ui.snapshot import ESM_PATH, PNG_SIGNATURE, SnapshotButton, png_problem
 
 
 def make_png(width: int = 3, height: int = 2) -> bytes:
@@ -79,7 +79,7 @@ def test_esm_prefers_the_installed_package(tmp_path, monkeypatch):
     monkeypatch.setattr(snapshot_module.importlib.resources, "files", lambda _pkg: tmp_path)
     assert snapshot_module._esm_path() == tmp_path / "js" / "snapshot.js"
     monkeypatch.setattr(snapshot_module.importlib.resources, "files", lambda _pkg: tmp_path / "missing")
-    assert snapshot_module._esm_path() == Path(snapshot_module.__file__).resolve().parents[1] / "js" / "snapshot.js"
+    assert snapshot_module._esm_path() == Path(snapshot_module.__file__).resolve().parents[2] / "js" / "snapshot.js"
 
 
 def test_valid_reply_is_accepted_and_calls_back(btn):

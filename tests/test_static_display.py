@@ -8,10 +8,10 @@ import re
 import nbformat
 import pytest
 from nbconvert import HTMLExporter
+from notebook_harness import WIDGET_VIEW_MIME, run_notebook
 from PIL import Image
 
 from lossviz_widget import LossPlot
-from notebook_harness import WIDGET_VIEW_MIME, run_notebook
 
 CELLS = [
     'from lossviz_widget import LossPlot\nplot = LossPlot(title="saved <b>run</b>")\nplot',

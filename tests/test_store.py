@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 from lossviz_widget import LossPlot
-from lossviz_widget.buffers import MetricBuffer
-from lossviz_widget.store import MetricStore
+from lossviz_widget._core.buffers import MetricBuffer
+from lossviz_widget._core.store import MetricStore
 
 
 @pytest.fixture

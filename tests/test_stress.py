@@ -20,7 +20,7 @@ def expected(name: str, i: np.ndarray) -> np.ndarray:
 @pytest.mark.timeout(600)
 def test_ten_million_points_with_settings_changing_underneath():
     plot = LossPlot(max_points=1000, fps=20)
-    plot._live = True  # frames render on the background thread, as in a kernel
+    plot.recorder._live = plot.recorder._background = True  # frames render on the background thread, as in a kernel
     longest: list[int] = []
     watched: set[int] = set()
     errors: list[BaseException] = []
@@ -54,7 +54,7 @@ def test_ten_million_points_with_settings_changing_underneath():
         worker.join(timeout=0.3)
     assert not errors, errors
     plot.flush()
-    assert plot._render_error == ""  # no frame failed in the render thread
+    assert plot.recorder._render_error == ""  # no frame failed in the render thread
     steps = np.arange(N_STEPS)
     for name in METRICS:
         h = plot.history[name]

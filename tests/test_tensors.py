@@ -51,7 +51,7 @@ def test_device_tensors_are_never_read_in_log(plot):
     plot.log(loss=1.0, step=0)
     plot.log(loss=t, step=1)  # deferred, not read
     plot.log(loss=2.0, step=2)
-    assert plot._store._buffers["loss"]._pending[0][1].requires_grad is False  # graph dropped
+    assert plot.recorder._store._buffers["loss"]._pending[0][1].requires_grad is False  # graph dropped
     with pytest.warns(RuntimeWarning, match="1 logged tensor value.*could not be copied.*NaN"):
         values = plot.history["loss"].values  # fetch fails: a defined outcome, not an error per frame
     assert values[0] == 1.0 and np.isnan(values[1]) and values[2] == 2.0
@@ -60,8 +60,8 @@ def test_device_tensors_are_never_read_in_log(plot):
 
 
 def test_deferred_values_are_fetched_in_order_in_one_batch(plot):
-    from lossviz_widget._values import DeferredValue
-    from lossviz_widget.buffers import MetricBuffer
+    from lossviz_widget._core.buffers import MetricBuffer
+    from lossviz_widget._core.values import DeferredValue
 
     buf = MetricBuffer()
     for i in range(1000):  # CPU tensors exercise the same batching code as CUDA ones

@@ -105,14 +105,14 @@ def test_tiny_or_huge_values_keep_float64_on_the_wire(plot):
 
 
 def test_view_of_an_x_range_shows_raw_points_there():
-    from lossviz_widget.store import MetricStore
-    from lossviz_widget.view import FrameBuilder, ViewSettings
+    from lossviz_widget._core.frame import FrameBuilder, ViewSettings
+    from lossviz_widget._core.store import MetricStore
 
     store = MetricStore()
     n = 200_000
     y = np.ones(n)
     y[123_456] = 50.0
-    store.load({"loss": __import__("lossviz_widget.formats", fromlist=["make_history"]).make_history(
+    store.load({"loss": __import__("lossviz_widget._io.data_files", fromlist=["make_history"]).make_history(
         np.arange(n, dtype=float), y, np.linspace(1e9, 1e9 + 100, n), "loss")})
     builder = FrameBuilder()
     full = builder.build(store.snapshot(), store.t0, ViewSettings(smoothing=0.0, max_points=500))
@@ -129,14 +129,14 @@ def test_smoothed_line_of_a_mid_zoom_keeps_its_extremes_and_enough_points():
     """The smoothed line's pyramid has coarser blocks (SMOOTH_PYRAMID_BASE) than the raw one: a
     view in the band where its finest level is read still shows the smoothed extremes, with
     hundreds of points, and exactly the smoothed values."""
-    from lossviz_widget.store import MetricStore
-    from lossviz_widget.view import SMOOTH_PYRAMID_BASE, FrameBuilder, ViewSettings
+    from lossviz_widget._core.frame import SMOOTH_PYRAMID_BASE, FrameBuilder, ViewSettings
+    from lossviz_widget._core.store import MetricStore
 
     n = 400_000
     y = np.sin(np.arange(n) / 3000.0) + 0.3 * np.random.default_rng(5).standard_normal(n)
     y[250_000] = 40.0  # a spike: the smoothed line has a bump there
     store = MetricStore()
-    store.load({"loss": __import__("lossviz_widget.formats", fromlist=["make_history"]).make_history(
+    store.load({"loss": __import__("lossviz_widget._io.data_files", fromlist=["make_history"]).make_history(
         np.arange(n, dtype=float), y, np.linspace(1e9, 1e9 + 100, n), "loss")})
     lo, hi = 200_000.0, 300_000.0  # 100k points: more than a direct scan, under 664 coarse blocks
     assert 1 << 16 < hi - lo < SMOOTH_PYRAMID_BASE * 664
@@ -263,7 +263,7 @@ def test_readout_latest_and_best(plot):
 
 def test_controls_are_linked_both_ways(plot):
     bar = plot.children[1]
-    slider, mode, log_y, outliers, x_axis, follow, snapshot = bar.children
+    slider, mode, log_y, outliers, x_axis, _follow, snapshot = bar.children
     assert snapshot is plot._snapshot
     plot.smoothing = 0.9
     assert slider.value == 0.9
@@ -336,7 +336,7 @@ def test_invalid_settings_rejected():
 
 def test_live_mode_renders_from_a_background_thread_with_a_trailing_frame():
     p = LossPlot(smoothing=0.0, fps=20)
-    p._live = True  # as inside a kernel
+    p.recorder._live = p.recorder._background = True  # as inside a kernel
     done = threading.Event()
 
     def train():
@@ -361,20 +361,20 @@ def test_live_mode_renders_from_a_background_thread_with_a_trailing_frame():
     main = p._grid.panels["loss"].lines["loss"][1]
     assert main.x[-1] == 299 and len(main.x) == 300  # trailing frame delivered without flush()
     assert len(set(seen)) >= 3  # the plot moved while "training" ran
-    assert p._scheduler.frames <= 20 * 2  # ~0.6 s of logging at <= 20 fps
+    assert p.recorder._scheduler.frames <= 20 * 2  # ~0.6 s of logging at <= 20 fps
     p.close()
-    assert not p._scheduler.running
+    assert not p.recorder._scheduler.running
 
 
 def test_close_stops_everything():
     p = LossPlot()
-    p._live = True
+    p.recorder._live = p.recorder._background = True
     p.log(loss=1.0)
     time.sleep(0.2)
-    assert p._scheduler.running
+    assert p.recorder._scheduler.running
     widgets = [p, *p.children, *p.children[1].children, *(f for f in p._grid.box.children)]
     p.close()
-    assert not p._scheduler.running
+    assert not p.recorder._scheduler.running
     assert all(w.comm is None for w in widgets)  # nothing left open in the kernel or the browser
 
 
@@ -402,7 +402,7 @@ def test_auto_ranged_bounds_hold_while_the_data_fills_them(plot):
 
 
 def test_held_bounds_for_flat_and_shrinking_data():
-    from lossviz_widget.figures import _held
+    from lossviz_widget._ui.figures import _held
 
     assert _held((None, None), 3.0, 3.0, 0.05, 0.05, flat=0.6) == (2.7, 3.3)
     assert _held((2.7, 3.3), 3.0, 3.0, 0.05, 0.05, flat=0.6) == (2.7, 3.3)  # stays put
@@ -411,7 +411,7 @@ def test_held_bounds_for_flat_and_shrinking_data():
 
 
 def test_a_rendering_error_shows_until_the_next_frame_renders(plot, monkeypatch, caplog):
-    build, failures = plot._builder.build, []
+    build, failures = plot.recorder._builder.build, []
 
     def build_failing_once(*args, **kwargs):  # a frame that fails once (say, a transient bug)
         if not failures:
@@ -419,8 +419,9 @@ def test_a_rendering_error_shows_until_the_next_frame_renders(plot, monkeypatch,
             raise RuntimeError("frame <boom>")
         return build(*args, **kwargs)
 
-    monkeypatch.setattr(plot._builder, "build", build_failing_once)
-    monkeypatch.setattr(plot, "_live", True)  # frames on the render thread, as in a kernel
+    monkeypatch.setattr(plot.recorder._builder, "build", build_failing_once)
+    monkeypatch.setattr(plot.recorder, "_live", True)  # frames on the render thread, as in a kernel
+    monkeypatch.setattr(plot.recorder, "_background", True)
     plot.log(loss=1.0, step=0)
     deadline = time.monotonic() + 30
     while "rendering error" not in plot._status.value and time.monotonic() < deadline:

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from lossviz_widget import LossPlot
+from lossviz_widget._core.smoothing import smooth
 from lossviz_widget.diagnostics import DiagnosticsConfig
-from lossviz_widget.smoothing import smooth
 
 
 @pytest.fixture
@@ -38,7 +38,7 @@ def test_overfitting_shows_in_the_findings_area_with_a_marker(plot):
     f = over[0]
     area = plot._findings.value
     assert plot._findings in plot.children and plot.children.index(plot._findings) == plot.children.index(plot._grid.box) + 1
-    assert f'data-code="overfitting"' in area and f'data-step="{int(f.step)}"' in area
+    assert 'data-code="overfitting"' in area and f'data-step="{int(f.step)}"' in area
     assert "overfitting" in area and "early stopping at step" in area
     markers = plot._grid.panels["loss"].findings
     assert markers.visible and markers in plot._grid.panels["loss"].figure.marks
@@ -70,7 +70,7 @@ def test_switched_off_computes_nothing_and_shows_nothing():
     p = LossPlot(diagnostics=False)
     log_diverging(p)
     p.flush()
-    assert p.diagnose() == [] and p._findings.value == "" and p._diag.examined == 0
+    assert p.diagnose() == [] and p._findings.value == "" and p.recorder._diag.examined == 0
     assert not p._grid.panels["loss"].findings.visible
     p.diagnostics = True  # back on: catches up on the whole history
     p.flush()
@@ -114,7 +114,7 @@ def test_report_lists_findings_and_images_use_the_smoothing_mode(plot, tmp_path)
     page = plot.export(tmp_path / "r.html").read_text(encoding="utf-8")
     assert 'id="lossviz-diagnostics"' in page and 'data-code="overfitting"' in page
     assert "val loss &lt;b&gt; is" in page and "<b>" not in page.split('id="lossviz-data"')[0]
-    frame = plot._export_frame()
+    frame = plot.frame()
     main = next(sf for pf in frame.panels for sf in pf.series if sf.name == "loss <b>")
     hist = plot.history["loss <b>"]
     expected = smooth(hist.values, plot.smoothing, "gaussian")
@@ -135,14 +135,14 @@ def test_images_mark_the_findings(plot):
     import matplotlib
 
     matplotlib.use("Agg")
-    from lossviz_widget.images import render_figure
+    from lossviz_widget._io.images import render_figure
 
     log_diverging(plot)
-    fig = render_figure(plot._export_frame(), title="")
+    fig = render_figure(plot.frame(), title="")
     labels = [t.get_text() for ax in fig.axes if ax.get_legend() for t in ax.get_legend().get_texts()]
     assert "diagnostics finding" in labels
     plot.diagnostics = False
-    fig = render_figure(plot._export_frame(), title="")
+    fig = render_figure(plot.frame(), title="")
     labels = [t.get_text() for ax in fig.axes if ax.get_legend() for t in ax.get_legend().get_texts()]
     assert "diagnostics finding" not in labels
 
@@ -167,7 +167,7 @@ def test_several_runs_are_diagnosed_apart_and_findings_name_their_run(plot):
 def test_live_frames_catch_up_on_a_backlog_within_a_budget(monkeypatch):
     """After extend() of 1e6 steps one live frame reads at most the budget per series and asks
     for the next frame; once caught up the findings are those of one unbudgeted pass."""
-    from lossviz_widget import widget
+    from lossviz_widget._core import recorder as widget
     from lossviz_widget.diagnostics import Diagnostics
 
     p = LossPlot()
@@ -177,26 +177,26 @@ def test_live_frames_catch_up_on_a_backlog_within_a_budget(monkeypatch):
         p.extend("loss", s, 2 / (1 + s / 1e5) * (1 + 0.05 * np.sin(s)))
         p.extend("val_loss", s[::10], 2.4 / (1 + s[::10] / 1e5) + np.maximum(0, s[::10] - 6e5) / 1e6)
         requested = []
-        monkeypatch.setattr(p._scheduler, "request", lambda: requested.append(True))
-        p._live = True  # frames as the render thread draws them in a kernel
+        monkeypatch.setattr(p.recorder._scheduler, "request", lambda: requested.append(True))
+        p.recorder._live = p.recorder._background = True  # frames as the render thread draws them in a kernel
         budget = widget.LIVE_DIAGNOSTICS_BUDGET
-        p._frame_from_thread()
-        seen = {name: st.seen for (_, name), st in p._diag._series.items()}
+        p.recorder._frame_from_thread()
+        seen = {name: st.seen for (_, name), st in p.recorder._diag._series.items()}
         assert seen == {"loss": budget, "val_loss": min(budget, n // 10)}
-        assert p._diag.pending == n - budget and requested
+        assert p.recorder._diag.pending == n - budget and requested
         frames = 1
-        while p._diag.pending:
-            p._frame_from_thread()
+        while p.recorder._diag.pending:
+            p.recorder._frame_from_thread()
             frames += 1
         assert frames == -(-n // budget)
         assert len(requested) == frames - 1  # none once caught up
         whole = Diagnostics()
-        whole.update(p._runs.snapshot())
+        whole.update(p.recorder._runs.snapshot())
         found = p.diagnose()
         assert [repr(f) for f in found] == [repr(f) for f in whole.findings]
         assert {"overfitting", "converged"} <= {f.code for f in found}
     finally:
-        p._live = False
+        p.recorder._live = p.recorder._background = False
         p.close()
 
 

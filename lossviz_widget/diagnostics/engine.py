@@ -19,15 +19,14 @@ import numbers
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 
-from ..buffers import MetricHistory
-from ..formats import DEFAULT_RUN, as_runs
-from ..grouping import family_of, higher_is_better
-from .findings import Finding, is_loss_like, is_validation, fmt
+from .._core.grouping import family_of, higher_is_better
+from .._model import DEFAULT_RUN, MetricHistory, as_runs
+from .findings import Finding, fmt, is_loss_like, is_validation
 from .generalization import Generalization
 from .plateau import PlateauTracker
 from .series import BlockTrends, Divergence, InitialLoss, negative_rule, nonfinite_rule
 
-__all__ = ["DiagnosticsConfig", "Diagnostics", "SLICE"]
+__all__ = ["SLICE", "Diagnostics", "DiagnosticsConfig"]
 
 SLICE = 1 << 17  # points of one series fed to the detectors at once (bounds their temporaries)
 

@@ -27,7 +27,7 @@ from collections import deque
 
 import numpy as np
 
-from ..buffers import MetricHistory
+from .._model import MetricHistory
 from .findings import Finding, fmt, held, pct
 
 __all__ = ["Generalization"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import html
 from collections.abc import Sequence
 
-from .._format import step_attr
+from .._core.formatting import step_attr
 from .findings import SEVERITY_COLORS, Finding
 
 __all__ = ["findings_html"]
@@ -26,7 +26,7 @@ def findings_html(findings: Sequence[Finding], limit: int | None = None) -> str:
         items.append(f'<li class="lossviz-findings-more" style="list-style:none;color:#777">'
                      f"{len(findings) - limit} earlier findings: plot.diagnose() lists all</li>")
     for f in shown:
-        e = lambda s: html.escape(str(s), quote=True)  # noqa: E731
+        e = lambda s: html.escape(str(s), quote=True)
         step = step_attr(f.step) if f.step == f.step else "nan"
         run = f' data-run="{e(f.run)}"' if f.run is not None else ""
         items.append(

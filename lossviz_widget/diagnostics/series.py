@@ -36,10 +36,10 @@ import math
 
 import numpy as np
 
-from ..smoothing import EmaSmoother
+from .._core.smoothing import EmaSmoother
 from .findings import Finding, first_episode, fmt, held, pct
 
-__all__ = ["RunRule", "nonfinite_rule", "negative_rule", "Divergence", "InitialLoss", "BlockTrends"]
+__all__ = ["BlockTrends", "Divergence", "InitialLoss", "RunRule", "negative_rule", "nonfinite_rule"]
 
 _NEVER = -(1 << 62)
 

@@ -6,7 +6,7 @@ import numbers
 from collections.abc import Mapping
 from typing import Any
 
-from ..widget import LossPlot
+from .._ui import LossPlot
 
 __all__ = ["numeric", "resolve_plot"]
 

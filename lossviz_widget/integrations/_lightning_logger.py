@@ -10,7 +10,7 @@ from argparse import Namespace
 from collections.abc import Mapping
 from typing import Any
 
-from ..widget import LossPlot
+from .._ui import LossPlot
 from ._common import numeric, resolve_plot
 
 __all__ = ["logger_class"]

@@ -9,10 +9,12 @@ are ``0, 1, ...``).
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from .._values import check_name, coerce_step, coerce_value
-from ..widget import LossPlot
+if TYPE_CHECKING:
+    from .._ui import LossPlot
+
+from .._core.values import check_name, coerce_step, coerce_value
 
 __all__ = ["history_rows", "log_history"]
 

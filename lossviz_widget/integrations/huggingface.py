@@ -13,7 +13,7 @@ from typing import Any
 
 from transformers import TrainerCallback, TrainerControl, TrainerState, TrainingArguments
 
-from ..widget import LossPlot
+from .._ui import LossPlot
 from ._common import numeric, resolve_plot
 
 __all__ = ["LossPlotCallback"]

@@ -17,7 +17,7 @@ One step axis, the global batch index (0, 1, ... across epochs and ``fit`` calls
 * ``learning_rate``: ``optimizer.learning_rate`` as used by each batch (schedules included).
 
 The ``*_epoch``/``val_*`` names share a panel with their batch metric (see
-:mod:`lossviz_widget.grouping`).
+:mod:`lossviz_widget._core.grouping`).
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from typing import Any
 
 import keras
 
-from ..widget import LossPlot
+from .._ui import LossPlot
 from ._common import numeric, resolve_plot
 
 __all__ = ["LossPlotCallback"]

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from ..widget import LossPlot
+from .._ui import LossPlot
 from ._common import resolve_plot
 
 __all__ = ["LossPlotCallback"]

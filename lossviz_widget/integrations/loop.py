@@ -24,7 +24,7 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from typing import TypeVar
 
-from ..widget import LossPlot
+from .._ui import LossPlot
 from ._common import resolve_plot
 
 __all__ = ["live", "track"]
@@ -44,8 +44,7 @@ def track(iterable: Iterable[T], plot: LossPlot, *, start: int | None = None) ->
         last = [h.steps[-1] for h in plot.history.values() if len(h.steps)]
         start = int(max(last)) + 1 if last else 0
     try:
-        for step, item in enumerate(iterable, start):
-            yield step, item
+        yield from enumerate(iterable, start)
     finally:
         plot.flush()
 

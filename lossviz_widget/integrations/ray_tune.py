@@ -35,10 +35,10 @@ try:
 except ImportError as exc:  # pragma: no cover - exercised only without Ray
     raise ImportError("lossviz_widget.integrations.ray_tune needs Ray Tune: pip install 'lossviz-widget[ray]'") from exc
 
-from ..widget import LossPlot
+from .._ui import LossPlot
 from ._common import numeric, resolve_plot
 
-__all__ = ["LossPlotCallback", "SKIPPED_KEYS", "numeric_metrics"]
+__all__ = ["SKIPPED_KEYS", "LossPlotCallback", "numeric_metrics"]
 
 # Filled in by Ray for every result: time, host and bookkeeping, not metrics of the model.
 # ``training_iteration`` is the step; ``config`` holds the hyperparameters (the run's name).

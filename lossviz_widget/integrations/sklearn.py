@@ -18,8 +18,8 @@ from typing import Any
 import numpy as np
 from sklearn.base import is_classifier
 
+from .._ui import LossPlot
 from ..losses import cross_entropy, mse
-from ..widget import LossPlot
 from ._common import resolve_plot
 
 __all__ = ["partial_fit_step", "plot_mlp"]

@@ -15,7 +15,7 @@ from typing import Any
 
 import xgboost
 
-from ..widget import LossPlot
+from .._ui import LossPlot
 from ._common import resolve_plot
 
 __all__ = ["LossPlotCallback"]

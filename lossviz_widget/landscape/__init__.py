@@ -23,5 +23,20 @@ from .runner import Runner
 from .trajectory import TrajectoryRecorder
 from .view import LandscapeView
 
-__all__ = ["interpolate", "line", "plane", "trajectory", "TrajectoryRecorder", "Landscape", "TrajectoryPath",
-           "LandscapeView", "Runner", "save", "load", "normalize", "random_directions", "pca", "PCA"]
+__all__ = [
+           "PCA",
+           "Landscape",
+           "LandscapeView",
+           "Runner",
+           "TrajectoryPath",
+           "TrajectoryRecorder",
+           "interpolate",
+           "line",
+           "load",
+           "normalize",
+           "pca",
+           "plane",
+           "random_directions",
+           "save",
+           "trajectory",
+]

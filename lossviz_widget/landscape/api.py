@@ -32,7 +32,7 @@ _BATCH_CHUNK = 256  # points per call of a batched NumPy loss
 
 
 def _in_kernel() -> bool:
-    from ..widget import _in_kernel as in_kernel
+    from .._ui import in_kernel
 
     return in_kernel()
 

@@ -25,7 +25,7 @@ import numpy as np
 
 from .params import Layout
 
-__all__ = ["NORMS", "new_seed", "gaussian", "normalize", "orthogonalize", "random_directions", "PCA", "pca"]
+__all__ = ["NORMS", "PCA", "gaussian", "new_seed", "normalize", "orthogonalize", "pca", "random_directions"]
 
 NORMS = ("filter", "layer", None)
 _EPS = 1e-10  # as in the reference

@@ -24,13 +24,13 @@ from typing import IO, Any
 
 import numpy as np
 
-from ..files import atomic_write, check_suffix
-from ..formats import float_from_json, json_float
-from ..images import _literal, _save_rc, _style_axes
+from .._io.data_files import float_from_json, json_float
+from .._io.files import atomic_write, check_suffix
+from .._io.images import _literal, _save_rc, _style_axes
 from .grid import Landscape, TrajectoryPath
 from .picture import contour_levels, contour_lines, shown_values
 
-__all__ = ["LANDSCAPE_SUFFIXES", "save", "load", "image_bytes", "render_figure"]
+__all__ = ["LANDSCAPE_SUFFIXES", "image_bytes", "load", "render_figure", "save"]
 
 LANDSCAPE_SUFFIXES = (".png", ".svg", ".npz", ".json")
 FORMAT = "lossviz_widget.landscape"

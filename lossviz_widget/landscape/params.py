@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["Entry", "Layout", "layout_of_arrays", "flatten"]
+__all__ = ["Entry", "Layout", "flatten", "layout_of_arrays"]
 
 
 @dataclass(frozen=True)

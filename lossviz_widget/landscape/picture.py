@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["shown_values", "nearest_fill", "contour_levels", "contour_lines"]
+__all__ = ["contour_levels", "contour_lines", "nearest_fill", "shown_values"]
 
 
 def shown_values(values: np.ndarray, log: bool) -> np.ndarray:

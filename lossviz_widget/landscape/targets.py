@@ -22,7 +22,7 @@ import numpy as np
 
 from .params import Layout, layout_of_arrays
 
-__all__ = ["Target", "NumpyTarget", "make_target", "is_torch_module"]
+__all__ = ["NumpyTarget", "Target", "is_torch_module", "make_target"]
 
 Evaluate = Callable[[np.ndarray], np.ndarray]
 

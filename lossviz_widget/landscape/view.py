@@ -28,7 +28,7 @@ import numpy as np
 from bqplot import Axis, ColorAxis, ColorScale, Figure, HeatMap, LinearScale, Lines, LogScale, Scatter
 from traitlets import Bool
 
-from ..controls import format_number
+from .._core.formatting import format_number
 from .grid import Landscape
 from .picture import contour_levels, contour_lines, nearest_fill, shown_values
 from .runner import Runner
@@ -44,7 +44,7 @@ _FIG = {"fig_margin": {"top": 40, "bottom": 50, "left": 65, "right": 90}, "anima
 def _duration(seconds: float | None) -> str:
     if seconds is None:
         return "…"
-    s = int(round(seconds))
+    s = round(seconds)
     return f"{s // 60}:{s % 60:02d}" if s >= 60 else f"{s} s"
 
 

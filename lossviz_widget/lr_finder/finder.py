@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from .._values import DeferredValue, coerce_value, resolve_deferred
+from .._core.values import DeferredValue, coerce_value, resolve_deferred
 from .suggest import DivergenceMonitor, Suggestion, lr_schedule, suggest
 from .view import LRFinderPlot
 

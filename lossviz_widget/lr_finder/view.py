@@ -1,6 +1,6 @@
 """The learning-rate finder's live plot: loss against lr on a log-x bqplot panel.
 
-Same look as :class:`~lossviz_widget.figures.PanelGrid`: the raw loss faint behind
+Same look as :class:`~lossviz_widget._ui.figures.PanelGrid`: the raw loss faint behind
 the smoothed one, no animation, arrays assigned fresh and x with y under
 ``hold_sync``. Suggestions are a ``Scatter`` of labelled markers on the smoothed
 curve plus an HTML table below (escaped). Updates while the test runs are
@@ -19,7 +19,7 @@ import ipywidgets as widgets
 import numpy as np
 from bqplot import Axis, Figure, LinearScale, Lines, LogScale, Scatter
 
-from ..controls import format_number
+from .._core.formatting import format_number
 from .suggest import Suggestion
 
 __all__ = ["LRFinderPlot"]

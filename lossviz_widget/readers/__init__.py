@@ -26,7 +26,7 @@ from pathlib import Path
 
 from ._tail import Batch, Tail
 
-__all__ = ["Batch", "LogSource", "Tail", "detect_format", "read_logs", "FORMATS"]
+__all__ = ["FORMATS", "Batch", "LogSource", "Tail", "detect_format", "read_logs"]
 
 FORMATS = ("tensorboard", "keras_csv", "lightning_csv", "jsonl")
 _ONE_FOLDER_PER_RUN = ("tensorboard", "lightning_csv")
@@ -53,7 +53,7 @@ def detect_format(path: str | os.PathLike[str]) -> str:
         return "pending"
     line = first.decode("utf-8", errors="replace").strip()
     if suffix == ".jsonl":
-        from ..logfile import parse_header
+        from .._io.logfile import parse_header
 
         try:
             parse_header(line)

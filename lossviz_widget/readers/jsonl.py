@@ -1,7 +1,7 @@
-"""This package's own ``log_file=`` JSON lines (see :mod:`lossviz_widget.logfile`), read incrementally.
+"""This package's own ``log_file=`` JSON lines (see :mod:`lossviz_widget._io.logfile`), read incrementally.
 
-The line format is the log writer's: :func:`~lossviz_widget.logfile.parse_header` and
-:func:`~lossviz_widget.logfile.parse_point` are shared with ``LossPlot.load``. A line
+The line format is the log writer's: :func:`~lossviz_widget._io.logfile.parse_header` and
+:func:`~lossviz_widget._io.logfile.parse_point` are shared with ``LossPlot.load``. A line
 that is not a point (cut mid-write and then completed by a resumed log) is counted in
 ``skipped``. The log's default run is the file's run (``"fit"`` for ``fit.jsonl``); its
 named runs are ``"fit/<name>"``.
@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import os
 
-from ..formats import DEFAULT_RUN
-from ..logfile import parse_header, parse_point
+from .._io.logfile import parse_header, parse_point
+from .._model import DEFAULT_RUN
 from ._tail import LineTail, Points
 
 __all__ = ["JsonlTail"]

@@ -19,7 +19,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
 
-__all__ = ["run_all", "cpu_time", "helper_count"]
+__all__ = ["cpu_time", "helper_count", "run_all"]
 
 T = TypeVar("T")
 

@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["DeferredValue", "coerce_step", "coerce_value", "coerce_array", "resolve_deferred", "check_name"]
+__all__ = ["DeferredValue", "check_name", "coerce_array", "coerce_step", "coerce_value", "resolve_deferred"]
 
 
 class DeferredValue:

@@ -1,4 +1,4 @@
-"""Kernel-side images of a :class:`~lossviz_widget.view.Frame`: PNG, SVG and PDF with matplotlib.
+"""Kernel-side images of a :class:`~lossviz_widget._core.frame.Frame`: PNG, SVG and PDF with matplotlib.
 
 The image is drawn from the same :class:`Frame` the live bqplot view draws, so it
 shows the same thing: one panel per metric family in the same order (a grid of
@@ -38,13 +38,13 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .view import Frame, PanelFrame
+from .._core.frame import Frame, PanelFrame
 
 if TYPE_CHECKING:  # pragma: no cover - annotations only; matplotlib is imported lazily
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
 
-__all__ = ["IMAGE_FORMATS", "render_figure", "image_bytes"]
+__all__ = ["IMAGE_FORMATS", "image_bytes", "render_figure"]
 
 #: Formats :func:`image_bytes` can write.
 IMAGE_FORMATS = ("png", "svg", "pdf")

@@ -20,10 +20,10 @@ import os
 from pathlib import Path
 from typing import IO, Any
 
-from .buffers import MetricHistory
-from .formats import DEFAULT_RUN, RunData, RunsData, check_file_name, float_from_json, histories, json_float
+from .._model import DEFAULT_RUN, RunData, RunsData
+from .data_files import check_file_name, float_from_json, histories, json_float
 
-__all__ = ["LogWriter", "read_log", "parse_header", "parse_point"]
+__all__ = ["LogWriter", "parse_header", "parse_point", "read_log"]
 
 LOG_FORMAT = "lossviz_widget.jsonl"
 

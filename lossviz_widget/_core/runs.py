@@ -1,4 +1,4 @@
-"""Several runs in one plot: one :class:`~lossviz_widget.store.MetricStore` per run name.
+"""Several runs in one plot: one :class:`~lossviz_widget._core.store.MetricStore` per run name.
 
 A run is a named set of metrics (``"lr=1e-3"``, ``"seed 2"``). Each run has its own
 store, lock and implicit step counter, so logging to one run never waits for or
@@ -12,29 +12,14 @@ names were first mentioned), so a run that was only looked up stays invisible.
 from __future__ import annotations
 
 import threading
-from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Mapping
+from typing import Any
 
-from .buffers import MetricHistory
-from .formats import DEFAULT_RUN
+from .._model import DEFAULT_RUN, MetricHistory, RunsData
+from .settings import check_run
 from .store import History, MetricStore
 
-if TYPE_CHECKING:
-    from .widget import LossPlot
-
-__all__ = ["DEFAULT_RUN", "RunStores", "Run", "check_run"]
-
-RunsData = dict[str, dict[str, MetricHistory]]  # run -> metric -> history
-
-
-def check_run(name: Any) -> str:
-    """Run names are non-empty strings (anything else is escaped where shown)."""
-    if not isinstance(name, str):
-        raise TypeError(f"run names must be str, got {type(name).__name__} {name!r}")
-    if not name:
-        raise ValueError("run name must not be empty")
-    return str(name)
-
+__all__ = ["DEFAULT_RUN", "Run", "RunStores", "check_run"]
 
 class RunStores:
     """The stores of one plot's runs. Thread-safe: runs may be created from any thread."""
@@ -85,31 +70,37 @@ class RunStores:
 
 
 class Run:
-    """A handle that logs to one run of a :class:`~lossviz_widget.LossPlot`: ``plot.run("lr=1e-3")``.
+    """A handle that logs to one run: ``plot.run("lr=1e-3")`` (or ``recorder.run(...)``).
 
     ``run.log(...)`` and ``run.extend(...)`` are ``plot.log(..., run=name)`` and
-    ``plot.extend(..., run=name)``; ``run.history`` is that run's full-resolution data.
+    ``plot.extend(..., run=name)``; ``run.history`` is that run's full-resolution data. It holds
+    the run's store and the recorder's callbacks, not the plot.
     """
 
-    __slots__ = ("name", "_plot", "_store")
+    __slots__ = ("_changed", "_log_into", "_names", "_store", "name")
 
-    def __init__(self, plot: LossPlot, name: str, store: MetricStore) -> None:
+    def __init__(self, name: str, store: MetricStore,
+                 log_into: Callable[[MetricStore, Mapping[str, Any] | None, Any, dict[str, Any]], None],
+                 changed: Callable[[], None], names: Callable[[], tuple[str, ...]]) -> None:
         self.name = name
-        self._plot = plot
         self._store = store
+        self._log_into = log_into
+        self._changed = changed
+        self._names = names
 
     def log(self, metrics: Mapping[str, Any] | None = None, /, *, step: float | None = None, **values: Any) -> None:
         """:meth:`LossPlot.log` for this run (here ``run=`` is an ordinary metric name)."""
-        self._plot._log_into(self._store, metrics, step, values)
+        self._log_into(self._store, metrics, step, values)
 
     def extend(self, metric: str, steps: Any, values: Any, wall_time: Any = None) -> None:
         """:meth:`LossPlot.extend` for this run."""
-        self._plot._extend_into(self._store, metric, steps, values, wall_time)
+        self._store.extend(metric, steps, values, wall_time)
+        self._changed()
 
     @property
     def history(self) -> History:
         """This run's data: ``run.history["loss"].steps / .values / .wall_time``."""
-        return History(self._store, self.name, self._plot.runs)
+        return History(self._store, self.name, self._names())
 
     def __repr__(self) -> str:
         return f"Run({self.name!r}, metrics={self._store.names()!r})"

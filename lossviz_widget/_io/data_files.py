@@ -1,4 +1,5 @@
-"""Full-resolution data files: ``.csv``, ``.json``, ``.npz`` (and reading the ``.jsonl`` log).
+"""Full-resolution data files: ``.csv``, ``.json``, ``.npz`` (the ``.jsonl`` log is :mod:`.logfile`;
+which suffix goes where is :mod:`.export`).
 
 Every format keeps every logged value exactly (floats are written as their
 shortest round-trip text, or as raw float64 in ``.npz``), NaN and +/-Inf
@@ -6,7 +7,7 @@ included, and reads back to identical arrays. ``.json`` and ``.npz`` also keep
 the title and view settings. Nothing is pickled: ``.npz`` holds plain float64
 arrays plus a JSON string, and is read with ``allow_pickle=False``.
 
-Every format keeps the runs apart (see :mod:`lossviz_widget.runs`), in their
+Every format keeps the runs apart (see :mod:`lossviz_widget._core.runs`), in their
 order: CSV is long format, one row per point: ``run,metric,step,value,wall_time``;
 ``.json`` maps ``runs -> run -> metric -> columns``; ``.npz`` lists each run's
 metrics in its JSON ``meta`` (files written before runs existed, with one
@@ -19,38 +20,34 @@ import csv
 import io
 import json
 import math
-import zipfile
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Iterable
 from pathlib import Path
 from typing import IO, Any
 
 import numpy as np
 
-from .buffers import MetricHistory
+from .._model import DEFAULT_RUN, MetricHistory, RunData, RunsData
 
-__all__ = ["DATA_SUFFIXES", "CSV_HEADER", "DEFAULT_RUN", "RunData", "RunsData", "as_runs", "histories",
-           "check_file_name", "write_data", "read_data", "csv_bytes", "json_float", "float_from_json",
-           "json_safe_floats", "floats_from_json", "make_history"]
+__all__ = [
+    "CSV_HEADER",
+    "check_file_name",
+    "csv_bytes",
+    "float_from_json",
+    "floats_from_json",
+    "histories",
+    "json_float",
+    "json_safe_floats",
+    "make_history",
+    "read_csv",
+    "read_json",
+    "read_npz",
+    "write_data",
+]
 
-DATA_SUFFIXES = (".csv", ".json", ".npz", ".jsonl")
 FORMAT = "lossviz_widget"
 VERSION = 1
-DEFAULT_RUN = "default"
 CSV_HEADER = ["run", "metric", "step", "value", "wall_time"]
 
-
-RunsData = dict[str, dict[str, MetricHistory]]  # run -> metric -> history, in order
-
-
-@dataclass
-class RunData:
-    """What a data file holds: each run's metrics at full resolution, plus title and view settings."""
-
-    runs: RunsData
-    title: str = ""
-    settings: dict[str, Any] = field(default_factory=dict)
-    skipped_lines: int = 0  # JSON-lines only: incomplete or corrupt lines passed over
 
 
 _NONFINITE = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}
@@ -153,39 +150,11 @@ def write_data(f: IO[bytes], suffix: str, data: RunData) -> None:
         raise ValueError(f"no data writer for {suffix!r}")
 
 
-def as_runs(data: Mapping[str, Mapping[str, MetricHistory]] | Mapping[str, MetricHistory]) -> RunsData:
-    """``run -> metric -> history``; a bare ``metric -> history`` mapping (one run's) is the default run."""
-    first = next(iter(data.values()), None)
-    if first is None:
-        return {}
-    if isinstance(first, MetricHistory):
-        return {DEFAULT_RUN: dict(data)}  # type: ignore[arg-type]
-    return {run: dict(metrics) for run, metrics in data.items()}  # type: ignore[union-attr]
-
-
 def _series(data: RunData) -> Iterable[tuple[str, str, MetricHistory]]:
     return ((run, name, h) for run, metrics in data.runs.items() for name, h in metrics.items())
 
 
 # -- reading --------------------------------------------------------------------------------
-
-
-def read_data(path: Path) -> RunData:
-    """Read a ``.csv``/``.json``/``.npz``/``.jsonl`` file; ``ValueError`` naming the path if it is not valid."""
-    suffix = path.suffix.lower()
-    if not path.exists():
-        raise FileNotFoundError(f"cannot load {str(path)!r}: no such file")
-    if path.is_dir():
-        raise IsADirectoryError(f"cannot load {str(path)!r}: it is a folder")
-    readers = {".csv": _read_csv, ".json": _read_json, ".npz": _read_npz, ".jsonl": _read_jsonl}
-    if suffix not in readers:
-        raise ValueError(f"cannot load {str(path)!r}: unknown suffix {suffix or '(none)'!r}; use one of {', '.join(DATA_SUFFIXES)}")
-    try:
-        return readers[suffix](path)
-    except (ValueError, KeyError, TypeError, OSError, EOFError, zipfile.BadZipFile, UnicodeDecodeError) as exc:
-        if isinstance(exc, (FileNotFoundError, PermissionError)):
-            raise
-        raise ValueError(f"cannot load {str(path)!r}: not a valid lossviz {suffix} file ({type(exc).__name__}: {exc})") from exc
 
 
 def check_file_name(kind: str, name: Any) -> str:
@@ -203,7 +172,7 @@ def histories(columns: dict[tuple[str, str], tuple[list[float], list[float], lis
     return runs
 
 
-def _read_csv(path: Path) -> RunData:
+def read_csv(path: Path) -> RunData:
     with path.open(newline="", encoding="utf-8") as f:
         reader = csv.reader(f)
         header = next(reader, None)
@@ -225,7 +194,7 @@ def _read_csv(path: Path) -> RunData:
     return RunData(histories(columns))
 
 
-def _read_json(path: Path) -> RunData:
+def read_json(path: Path) -> RunData:
     doc = json.loads(path.read_text(encoding="utf-8"))
     if not isinstance(doc, dict) or doc.get("format") != FORMAT:
         raise ValueError(f"missing \"format\": \"{FORMAT}\"")
@@ -238,7 +207,7 @@ def _read_json(path: Path) -> RunData:
     return RunData(runs, str(doc.get("title", "")), dict(doc.get("settings", {})))
 
 
-def _read_npz(path: Path) -> RunData:
+def read_npz(path: Path) -> RunData:
     with np.load(path, allow_pickle=False) as z:
         meta = json.loads(str(z["meta"]))
         if meta.get("format") != FORMAT:
@@ -253,9 +222,3 @@ def _read_npz(path: Path) -> RunData:
                     z[f"m{i}_steps"], z[f"m{i}_values"], z[f"m{i}_wall_time"], name)
                 i += 1
     return RunData(runs, str(meta.get("title", "")), dict(meta.get("settings", {})))
-
-
-def _read_jsonl(path: Path) -> RunData:
-    from .logfile import read_log  # the log file's own reader knows its line format
-
-    return read_log(path)

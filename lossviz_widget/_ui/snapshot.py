@@ -42,7 +42,7 @@ def _esm_path() -> Path:
     packaged = importlib.resources.files("lossviz_widget") / "js" / "snapshot.js"
     if packaged.is_file():
         return Path(str(packaged))
-    return Path(__file__).resolve().parents[1] / "js" / "snapshot.js"
+    return Path(__file__).resolve().parents[2] / "js" / "snapshot.js"
 
 
 #: The front-end module loaded by anywidget.

@@ -23,14 +23,26 @@ from __future__ import annotations
 
 import itertools
 import math
+from collections.abc import Callable
+from dataclasses import dataclass
 
 import numpy as np
 
-from ._precision import fits_float32
+from .precision import fits_float32
 
 __all__ = [
-    "SMOOTHING_MODES", "EmaSmoother", "TimeEmaSmoother", "CenteredSmoother", "Smoother", "make_smoother", "smooth",
-    "tensorboard_ema", "half_window", "gaussian_kernel",
+    "MODES",
+    "SMOOTHING_MODES",
+    "CenteredSmoother",
+    "EmaSmoother",
+    "Smoother",
+    "SmoothingMode",
+    "TimeEmaSmoother",
+    "gaussian_kernel",
+    "half_window",
+    "make_smoother",
+    "smooth",
+    "tensorboard_ema",
 ]
 
 # Points smoothed per pass: bounds the temporaries (one float64 array of this size).
@@ -126,7 +138,7 @@ def _scan(x: np.ndarray, a: float | np.ndarray, b: float, init: float, out: np.n
 
 def _debias_horizon(weight: float) -> int:
     """Past this many finite points, ``1 - w**k`` is exactly 1.0 in float64 (w**k < 2**-60)."""
-    return 0 if weight == 0.0 else int(math.ceil(-60 * math.log(2) / math.log(weight))) + 1
+    return 0 if weight == 0.0 else math.ceil(-60 * math.log(2) / math.log(weight)) + 1
 
 
 def _debias(weight: float, start: int, m: int) -> np.ndarray:
@@ -308,7 +320,6 @@ class EmaSmoother(_Cache):
 # the slider feels the same in every mode. Windows are counted in points (not as a fraction of the
 # run) so that they do not change as the run grows: that is what keeps a frame incremental.
 
-SMOOTHING_MODES = ("ema", "time_ema", "moving_average", "gaussian")
 _TIME_UNIT_SAMPLE = 32  # spacings that fix the time EMA's unit (their median)
 _MAX_LOG_DECAY = 115.0  # between two points: e**-115 ~ 1e-50, the past no longer shows in float64
 # Gaussian window sums: direct convolution up to this many taps (or this much work), FFT
@@ -321,14 +332,14 @@ _DIRECT_WORK = 200_000
 def half_window(weight: float) -> int:
     """Half-width ``h`` of the centered moving average (window ``2h + 1`` ~ the EMA span)."""
     span = (1.0 + weight) / (1.0 - weight)
-    return int(round((span - 1.0) / 2.0))
+    return round((span - 1.0) / 2.0)
 
 
 def gaussian_kernel(weight: float) -> np.ndarray:
     """Gaussian weights with the variance of the moving average's box (sigma = (2h+1)/sqrt(12)),
     truncated at 3 sigma; equals ``scipy.signal.windows.gaussian(2k+1, sigma)``."""
     sigma = (2 * half_window(weight) + 1) / math.sqrt(12.0)
-    k = int(math.ceil(3.0 * sigma))
+    k = math.ceil(3.0 * sigma)
     j = np.arange(-k, k + 1, dtype=np.float64)
     return np.exp(-0.5 * (j / sigma) ** 2)
 
@@ -439,7 +450,7 @@ def _window_sums(a: np.ndarray, kernel: np.ndarray, box: bool) -> np.ndarray:
         return out
     if len(kernel) <= _DIRECT_TAPS or n * len(kernel) <= _DIRECT_WORK:
         return np.convolve(a, kernel, mode="same") if n >= len(kernel) else np.convolve(a, kernel)[k : k + n]
-    size = 1 << max(12, int(math.ceil(math.log2(4 * len(kernel)))))  # FFT blocks of ~4 kernels
+    size = 1 << max(12, math.ceil(math.log2(4 * len(kernel))))  # FFT blocks of ~4 kernels
     step = size - 2 * k
     spectrum = np.fft.rfft(kernel, size)
     full = np.zeros(n + 2 * k)
@@ -519,19 +530,46 @@ class CenteredSmoother(_Cache):
 Smoother = EmaSmoother | TimeEmaSmoother | CenteredSmoother
 
 
+@dataclass(frozen=True)
+class SmoothingMode:
+    """One smoothing mode, declared once: the ``smoothing_mode`` trait, the control bar's dropdown,
+    data files and the frame builder all read :data:`MODES`.
+
+    ``make(weight, compact, storage)`` returns a fresh incremental smoother; ``needs_x``: its result
+    depends on the x column (so switching the x axis recomputes it).
+    """
+
+    name: str
+    label: str  # the dropdown's short label (the whole control bar fits one row)
+    meaning: str  # what the slider value ``s`` means in this mode
+    make: Callable[[float, bool, np.ndarray | None], Smoother]
+    needs_x: bool = False
+
+
+#: Every smoothing mode, in the dropdown's order. Adding a mode is one entry here (plus its test).
+MODES: dict[str, SmoothingMode] = {m.name: m for m in (
+    SmoothingMode("ema", "EMA", "TensorBoard's debiased EMA with weight s",
+                  lambda w, compact, storage: EmaSmoother(w, compact=compact, storage=storage)),
+    SmoothingMode("time_ema", "time EMA", "W&B's time-weighted EMA: weight s per x unit (uneven spacing)",
+                  lambda w, compact, storage: TimeEmaSmoother(w, storage=storage), needs_x=True),
+    SmoothingMode("moving_average", "moving avg", "centered moving average of (1+s)/(1-s) points",
+                  lambda w, compact, storage: CenteredSmoother("moving_average", w, storage=storage)),
+    SmoothingMode("gaussian", "Gaussian", "centered Gaussian window with the moving average's variance",
+                  lambda w, compact, storage: CenteredSmoother("gaussian", w, storage=storage)),
+)}
+SMOOTHING_MODES = tuple(MODES)
+
+
 def make_smoother(mode: str, weight: float, compact: bool = False, storage: np.ndarray | None = None) -> Smoother:
     """A fresh incremental smoother for ``mode`` (one of :data:`SMOOTHING_MODES`).
 
     ``compact`` stores the EMA as float32 where that loses nothing drawn (see :class:`EmaSmoother`).
     ``storage``: the :attr:`~_Cache.buffer` of the smoother this one replaces, to reuse its memory.
     """
-    if mode == "ema":
-        return EmaSmoother(weight, compact=compact, storage=storage)
-    if mode == "time_ema":
-        return TimeEmaSmoother(weight, storage=storage)
-    if mode in ("moving_average", "gaussian"):
-        return CenteredSmoother(mode, weight, storage=storage)
-    raise ValueError(f"smoothing_mode must be one of {SMOOTHING_MODES}, got {mode!r}")
+    spec = MODES.get(mode)
+    if spec is None:
+        raise ValueError(f"smoothing_mode must be one of {SMOOTHING_MODES}, got {mode!r}")
+    return spec.make(weight, compact, storage)
 
 
 def smooth(values: np.ndarray, weight: float, mode: str = "ema", x: np.ndarray | None = None) -> np.ndarray:

@@ -1,4 +1,4 @@
-"""bqplot objects for a :class:`~lossviz_widget.view.Frame`: one Figure per metric family.
+"""bqplot objects for a :class:`~lossviz_widget._core.frame.Frame`: one Figure per metric family.
 
 All panels share one x scale, so sparse validation points line up with dense
 training points across panels. Each series (one metric of one run) is two
@@ -29,16 +29,15 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-
-import numpy as np
 from collections.abc import Callable
 
+import numpy as np
 from bqplot import Axis, DateScale, Figure, LinearScale, Lines, LogScale, Scatter
 from bqplot.interacts import PanZoom
 from ipywidgets import Box, Layout
 
-from .grouping import higher_is_better
-from .view import Frame, PanelFrame, SeriesFrame
+from .._core.frame import Frame, PanelFrame, SeriesFrame
+from .._core.grouping import higher_is_better
 
 __all__ = ["PanelGrid"]
 

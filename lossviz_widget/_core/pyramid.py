@@ -10,7 +10,7 @@ a direct scan of the two partial blocks at the range's edges: a frame costs
 O(new points + max_points), whatever the run length, and every spike survives.
 
 Blocks are equal in point count. Ranges small enough to scan outright
-(``DIRECT_SCAN`` points) use :func:`~lossviz_widget.downsample.minmax_indices`
+(``DIRECT_SCAN`` points) use :func:`~lossviz_widget._core.downsample.minmax_indices`
 instead, whose buckets are equal in x width; for evenly logged steps both agree.
 """
 
@@ -20,7 +20,7 @@ import numpy as np
 
 from .downsample import minmax_indices
 
-__all__ = ["MinMaxPyramid", "DIRECT_SCAN"]
+__all__ = ["DIRECT_SCAN", "MinMaxPyramid"]
 
 DIRECT_SCAN = 1 << 16  # ranges up to this many points are downsampled by a direct scan
 _NONE = -1

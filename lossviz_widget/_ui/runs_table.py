@@ -2,7 +2,7 @@
 
 One row per run (shown once a plot holds two or more runs): a checkbox bound to
 the plot's ``hidden_runs``, the run's colour swatch and name (escaped), the best
-value of the main metric (see :class:`~lossviz_widget.view.RunRow`) and a
+value of the main metric (see :class:`~lossviz_widget._core.frame.RunRow`) and a
 "highlight" toggle bound to ``highlight_run`` (the other runs fade). The rows are
 refreshed from each frame's ``runs``; a click changes the plot's traits, which
 request a new frame, so Python (``plot.hidden_runs = ("a",)``) and the table stay
@@ -11,30 +11,13 @@ in step either way.
 
 from __future__ import annotations
 
-import html
-import math
-
 import ipywidgets as widgets
 from traitlets import HasTraits
 
-from .controls import format_number
-from .view import RunRow
+from .._core.frame import RunRow
+from .._io.tables import run_label_html
 
-__all__ = ["RunsTable", "run_label_html"]
-
-
-def run_label_html(row: RunRow) -> str:
-    """Swatch, escaped name and best value of one run."""
-    name = html.escape(row.name, quote=True)
-    if row.metric and not math.isnan(row.best):
-        which = "max" if row.higher_is_better else "min"
-        best = (f'<span style="color:#555">best {html.escape(row.metric)} ({which}) '
-                f"<b>{format_number(row.best)}</b> at step {format_number(row.best_step)}</span>")
-    else:
-        best = '<span style="color:#999">no value yet</span>'
-    return (f'<span data-run="{name}" style="font-size:12px">'
-            f'<span style="display:inline-block;width:14px;height:4px;margin:0 6px 3px 0;background:{row.color}">'
-            f"</span><b>{name}</b> &nbsp; {best}</span>")
+__all__ = ["RunsTable"]
 
 
 class _Row:

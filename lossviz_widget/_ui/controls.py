@@ -7,20 +7,16 @@ user-provided that ends up in HTML (metric names, titles, errors) is escaped.
 
 from __future__ import annotations
 
-import html
-import math
-
 import ipywidgets as widgets
 from traitlets import HasTraits, link
 
-from ._format import format_number, step_attr
-from .view import ReadoutRow
+from .._core.smoothing import MODES
 
-__all__ = ["control_bar", "readout_html", "format_number"]
+__all__ = ["control_bar"]
 
 X_AXIS_LABELS = (("step", "step"), ("wall time", "wall_time"), ("relative time", "relative_time"))
 # The slider means the EMA weight in both EMA modes, and a window of (1+s)/(1-s) points (the
-# EMA's span) for the centered ones: see lossviz_widget.smoothing.
+# EMA's span) for the centered ones: see lossviz_widget._core.smoothing.
 # Short labels: the whole bar fits one row of a notebook's output area (~950 px).
 SMOOTHING_MODE_LABELS = (("EMA", "ema"), ("time EMA", "time_ema"), ("moving avg", "moving_average"),
                          ("Gaussian", "gaussian"))
@@ -32,7 +28,7 @@ def control_bar(plot: HasTraits) -> widgets.HBox:
         min=0.0, max=0.999, step=0.001, readout_format=".3f", continuous_update=False,
         description="smoothing", style={"description_width": "initial"}, layout=widgets.Layout(width="230px"),
     )
-    mode = widgets.Dropdown(options=SMOOTHING_MODE_LABELS, layout=widgets.Layout(width="110px"),
+    mode = widgets.Dropdown(options=[(m.label, m.name) for m in MODES.values()], layout=widgets.Layout(width="110px"),
                             tooltip="smoothing mode: EMA, time-weighted EMA (uneven steps), centered moving average "
                                     "or Gaussian; the slider is the EMA weight, or a window of (1+s)/(1-s) points")
     log_y = widgets.ToggleButton(description="log y", tooltip="logarithmic y axis", layout=widgets.Layout(width="70px"))
@@ -53,34 +49,3 @@ def control_bar(plot: HasTraits) -> widgets.HBox:
     bar = widgets.HBox([c for c, _ in pairs], layout=widgets.Layout(flex_flow="row wrap", align_items="center"))
     bar.add_class("lossviz-controls")
     return bar
-
-
-def readout_html(rows: list[ReadoutRow]) -> str:
-    """A table of the latest and best value of each metric (names escaped); with several runs, of each
-    (run, metric), with a run column."""
-    if not rows:
-        return '<div class="lossviz-empty" style="color:#777">No values logged yet: call plot.log(loss=...)</div>'
-    several = len({r.run for r in rows}) > 1
-    head = (
-        f"<tr><th></th>{'<th>run</th>' if several else ''}<th>metric</th><th>step</th><th>latest</th><th>best</th>"
-        "<th>at step</th><th>points</th><th>non-finite</th></tr>"
-    )
-    body = []
-    for r in rows:
-        name = html.escape(r.name, quote=True)
-        run = html.escape(r.run, quote=True)
-        arrow = "&#9650;" if r.higher_is_better else "&#9660;"  # which way is better
-        bad = f' style="color:#d62728;font-weight:bold"' if r.nonfinite else ""
-        body.append(
-            f'<tr data-run="{run}" data-metric="{name}" data-step="{step_attr(r.step)}" data-count="{r.count}" '
-            f'data-nonfinite="{r.nonfinite}">'
-            f'<td><span style="display:inline-block;width:12px;height:3px;background:{r.color}"></span></td>'
-            f"{f'<td>{run}</td>' if several else ''}<td>{name}</td><td>{format_number(r.step)}</td><td>{format_number(r.latest)}</td>"
-            f'<td title="best ({"max" if r.higher_is_better else "min"})">{format_number(r.best)} {arrow}</td>'
-            f"<td>{'' if math.isnan(r.best_step) else format_number(r.best_step)}</td>"
-            f"<td>{r.count:,}</td><td{bad}>{r.nonfinite:,}</td></tr>"
-        )
-    return (
-        '<table style="border-collapse:collapse;font-size:12px;font-variant-numeric:tabular-nums" '
-        'cellpadding="3">' + head + "".join(body) + "</table>"
-    )

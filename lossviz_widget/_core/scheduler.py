@@ -31,7 +31,7 @@ import time
 import weakref
 from collections.abc import Callable
 
-from ._parallel import cpu_time
+from .parallel import cpu_time
 
 __all__ = ["FrameScheduler"]
 

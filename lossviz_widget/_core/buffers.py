@@ -27,31 +27,16 @@ valid whatever is logged later.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from ._values import DeferredValue, resolve_deferred
+from .._model import MetricHistory
+from .values import DeferredValue, resolve_deferred
 
-__all__ = ["MetricBuffer", "MetricHistory", "Timeline", "append_row", "extend_rows", "columns_nbytes"]
+__all__ = ["MetricBuffer", "Timeline", "append_row", "columns_nbytes", "extend_rows"]
 
 _INITIAL_CAPACITY = 256
-
-
-@dataclass(frozen=True)
-class MetricHistory:
-    """Full-resolution data of one metric, as read-only NumPy arrays of equal length.
-
-    ``len(history)`` is the number of points.
-    """
-
-    steps: np.ndarray
-    values: np.ndarray
-    wall_time: np.ndarray
-
-    def __len__(self) -> int:
-        return len(self.steps)
 
 
 def _readonly(a: np.ndarray) -> np.ndarray:
@@ -71,7 +56,7 @@ def _grown(a: np.ndarray, n: int, needed: int) -> np.ndarray:
 class Timeline:
     """Step and wall-time columns shared by ``members`` buffers that hold the same points."""
 
-    __slots__ = ("steps", "wall", "n", "members")
+    __slots__ = ("members", "n", "steps", "wall")
 
     def __init__(self, members: int = 1, capacity: int = _INITIAL_CAPACITY) -> None:
         self.steps = np.empty(capacity)
@@ -117,7 +102,7 @@ class MetricBuffer:
     Not locked: the owning store serialises access.
     """
 
-    __slots__ = ("timeline", "_values", "n", "last_step", "_pending")
+    __slots__ = ("_pending", "_values", "last_step", "n", "timeline")
 
     def __init__(self) -> None:
         self.timeline = Timeline()

@@ -40,10 +40,11 @@ from typing import Any
 
 import numpy as np
 
-from ._values import DeferredValue, check_name, coerce_array, coerce_step, coerce_value
-from .buffers import MetricBuffer, MetricHistory, append_row, columns_nbytes, extend_rows
+from .._model import MetricHistory
+from .buffers import MetricBuffer, append_row, columns_nbytes, extend_rows
+from .values import DeferredValue, check_name, coerce_array, coerce_step, coerce_value
 
-__all__ = ["MetricStore", "History"]
+__all__ = ["History", "MetricStore"]
 
 _STAGE_ROWS = 1 << 13  # staged rows per group before they are moved into the columns inline
 _SMALL_MOVE = 4  # rows up to which a move appends point by point
@@ -56,7 +57,7 @@ _first_logged = itertools.count()  # orders stores (runs) by when their first me
 class _Group:
     """Calls that log the same metric names in the same order, staged as one flat list of floats."""
 
-    __slots__ = ("names", "buffers", "width", "rows", "limit")
+    __slots__ = ("buffers", "limit", "names", "rows", "width")
 
     def __init__(self, names: tuple[str, ...], buffers: list[MetricBuffer]) -> None:
         self.names = names

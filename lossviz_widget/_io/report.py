@@ -2,7 +2,7 @@
 
 :func:`render_report` returns one HTML page with, in order: the title, the
 curves as inline SVG (text stays text, so the page is searchable), the
-latest/best table (the live widget's own :func:`~lossviz_widget.controls.readout_html`),
+latest/best table (the live widget's own :func:`~lossviz_widget._io.tables.readout_html`),
 the view settings, and the full-resolution data of every metric, both as an
 embedded JSON block (``<script type="application/json" id="lossviz-data">``)
 and as a "Download CSV" link made from a ``data:`` URI.
@@ -28,17 +28,17 @@ import base64
 import html
 import json
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from .buffers import MetricHistory
-from .controls import format_number, readout_html
-from .diagnostics import Finding, findings_html
-from .runs_table import run_label_html
-from .formats import CSV_HEADER, RunData, as_runs, csv_bytes, json_safe_floats
+from .._core.formatting import format_number
+from .._core.frame import Frame
+from .._model import MetricHistory, RunData, as_runs
+from ..diagnostics import Finding, findings_html
+from .data_files import CSV_HEADER, csv_bytes, json_safe_floats
 from .images import image_bytes
-from .view import Frame
+from .tables import readout_html, run_label_html
 
 __all__ = ["DATA_ELEMENT_ID", "render_report"]
 

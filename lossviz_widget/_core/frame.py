@@ -26,24 +26,31 @@ from __future__ import annotations
 import colorsys
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from functools import partial
 
 import numpy as np
 
-from ._parallel import run_all
-from ._precision import fits_float32
-from .buffers import MetricHistory
-from .diagnostics.findings import SEVERITY_COLORS, Finding
-from .formats import DEFAULT_RUN, as_runs
+from .._model import DEFAULT_RUN, MetricHistory, as_runs
+from ..diagnostics.findings import SEVERITY_COLORS, Finding
 from .grouping import family_of, higher_is_better
+from .parallel import run_all
+from .precision import fits_float32
 from .pyramid import MinMaxPyramid
-from .smoothing import SMOOTHING_MODES, Smoother, make_smoother
+from .settings import X_AXIS_MODES, ViewSettings
+from .smoothing import MODES, Smoother, make_smoother
 
-__all__ = ["X_AXIS_MODES", "ViewSettings", "SeriesFrame", "PanelFrame", "ReadoutRow", "RunRow", "Frame",
-           "FrameBuilder"]
+__all__ = [
+    "X_AXIS_MODES",
+    "Frame",
+    "FrameBuilder",
+    "PanelFrame",
+    "ReadoutRow",
+    "RunRow",
+    "SeriesFrame",
+    "ViewSettings",
+]
 
-X_AXIS_MODES = ("step", "wall_time", "relative_time")
 PALETTE = (  # matplotlib's tab10, then tab20's light partner of each: 20 categorical colours
     "#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd",
     "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf",
@@ -78,27 +85,6 @@ def palette_color(i: int) -> str:
     k = i - len(PALETTE)
     r, g, b = colorsys.hls_to_rgb((0.04 + k * 0.381966) % 1.0, (0.58, 0.5, 0.42)[k % 3], 0.9)
     return f"#{round(r * 255):02x}{round(g * 255):02x}{round(b * 255):02x}"
-
-
-@dataclass(frozen=True)
-class ViewSettings:
-    smoothing: float = 0.6
-    log_y: bool = False
-    ignore_outliers: bool = False
-    x_axis: str = "step"
-    max_points: int = 2000
-    # visible x range (zoom), in the x axis' own units (steps; epoch seconds for wall time;
-    # the shown unit for relative time); None: everything
-    x_range: tuple[float, float] | None = None
-    hidden_runs: frozenset[str] = frozenset()  # runs not drawn (nor sent)
-    highlight_run: str | None = None  # the run drawn opaque while the others fade; None: all opaque
-    smoothing_mode: str = "ema"  # one of smoothing.SMOOTHING_MODES
-
-    def data_part(self) -> ViewSettings:
-        """These settings less the ones that only choose or restyle lines (they never recompute one)."""
-        if self.hidden_runs or self.highlight_run is not None:
-            return replace(self, hidden_runs=frozenset(), highlight_run=None)
-        return self
 
 
 @dataclass
@@ -251,7 +237,7 @@ class _MetricState:
 
 def _smoother_key(s: ViewSettings) -> tuple:
     """What a smoother (and its pyramid) is made for: a change means a recompute from scratch."""
-    return s.smoothing_mode, s.smoothing, s.x_axis if s.smoothing_mode == "time_ema" else None
+    return s.smoothing_mode, s.smoothing, s.x_axis if MODES[s.smoothing_mode].needs_x else None
 
 
 def _x_column(hist: MetricHistory, s: ViewSettings) -> np.ndarray:
@@ -326,10 +312,6 @@ class FrameBuilder:
 
         ``findings`` (diagnostics) are marked on their series' curve.
         """
-        if settings.x_axis not in X_AXIS_MODES:
-            raise ValueError(f"x_axis must be one of {X_AXIS_MODES}, got {settings.x_axis!r}")
-        if settings.smoothing_mode not in SMOOTHING_MODES:
-            raise ValueError(f"smoothing_mode must be one of {SMOOTHING_MODES}, got {settings.smoothing_mode!r}")
         runs = as_runs(data)
         everything = [h for metrics in runs.values() for h in metrics.values()]
         scale, unit = 1.0, "s"

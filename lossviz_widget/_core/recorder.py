@@ -1,0 +1,345 @@
+"""``Recorder``: everything a live plot is, without a widget.
+
+A recorder owns the runs and their stores, the frame builder, the diagnostics, the frame
+scheduler, the sinks that stream values to disk and the sources (followers) that feed it. It
+is what a script, a DDP rank or a test uses; :class:`~lossviz_widget.LossPlot` is a view over
+one (traits, layout, display).
+
+Data path: :meth:`Recorder.log` -> :class:`~lossviz_widget._core.runs.RunStores` (validated,
+buffered; the training loop's only cost) -> :class:`~lossviz_widget._core.scheduler.FrameScheduler`
+(at most ``fps`` frames per second, on a background thread) -> sinks (every new point) and, when
+a view is attached, :class:`~lossviz_widget._core.frame.FrameBuilder` (smoothing, downsampling,
+readout) -> the view's ``draw(frame, findings)``.
+
+Frames run in the background only when something consumes them: a live view (``attach_view``
+with ``live=True``, i.e. a browser may be showing it) or a sink. Otherwise :meth:`flush` renders
+on demand, on the calling thread.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import threading
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, Protocol
+
+from .._model import RunsData
+from ..diagnostics import Diagnostics, DiagnosticsConfig, Finding
+from .frame import Frame, FrameBuilder
+from .runs import Run, RunStores, check_run
+from .scheduler import FrameScheduler
+from .settings import ViewSettings
+from .store import History, MetricStore
+from .values import merge_metrics
+
+__all__ = ["LIVE_DIAGNOSTICS_BUDGET", "Batch", "Recorder", "Sink", "Source"]
+
+log = logging.getLogger("lossviz_widget")
+
+# points per series the diagnostics read in one live frame (~10 ms for 4 series); a backlog
+# (extend(), a fast loop) is caught up over the next frames while the curves keep updating
+LIVE_DIAGNOSTICS_BUDGET = 1 << 17
+
+
+class Sink(Protocol):
+    """Something that receives every point once, frame by frame (the ``log_file`` writer)."""
+
+    def write_new(self, data: RunsData) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class Source(Protocol):
+    """Something that feeds a recorder from elsewhere (a log follower) until stopped."""
+
+    @property
+    def current_error(self) -> BaseException | None: ...
+
+    def stop(self, timeout: float | None = 10.0) -> None: ...
+
+
+class Batch(Protocol):
+    """Points of one metric of one run, as sources deliver them."""
+
+    run: str
+    metric: str
+    steps: Any
+    values: Any
+    wall_times: Any
+
+
+Draw = Callable[[Frame, Sequence[Finding]], int]
+
+
+class Recorder:
+    """Runs, frames, diagnostics and streaming, with no widget.
+
+    >>> rec = Recorder()
+    >>> rec.log(loss=0.9, step=0)
+    >>> rec.frame().readout[0].latest
+    0.9
+
+    ``settings`` decides how frames are drawn (:class:`~lossviz_widget._core.settings.ViewSettings`);
+    ``diagnostics_config`` sets every diagnostics threshold, ``diagnostics=False`` turns them off;
+    ``num_classes`` enables the initial cross-entropy check (``ln C``).
+    """
+
+    def __init__(self, settings: ViewSettings | None = None, *, diagnostics: bool = True,
+                 diagnostics_config: DiagnosticsConfig | None = None, num_classes: int | None = None) -> None:
+        if diagnostics_config is not None and not isinstance(diagnostics_config, DiagnosticsConfig):
+            raise TypeError(f"diagnostics_config must be a DiagnosticsConfig, got {type(diagnostics_config).__name__}")
+        self._settings = settings or ViewSettings()
+        self._diag_config = diagnostics_config or DiagnosticsConfig()
+        if num_classes is not None:
+            self._diag_config = dataclasses.replace(self._diag_config, num_classes=num_classes)
+        self._diagnostics_on = diagnostics
+        self._diag = Diagnostics(self._diag_config)
+        self._runs = RunStores()
+        self._store = self._runs.default  # the default run: log() without run=
+        self._builder = FrameBuilder()
+        self._lock = threading.Lock()  # one frame at a time; guards builder, diagnostics and sinks
+        self._sinks: list[Sink] = []
+        self._sources: list[Source] = []
+        self._draw: Draw | None = None
+        self._live = False
+        self._background = False  # self._live or any sink: read by every log() call, so a plain attribute
+        self._on_status: Callable[[], None] | None = None
+        self._render_error = ""  # the last frame's error, until a frame renders again
+        self._scheduler = FrameScheduler(self._frame_from_thread, fps=self._settings.fps, on_error=self._report_error)
+
+    # -- taking in data ----------------------------------------------------------------------------
+
+    def log(self, metrics: Mapping[str, Any] | None = None, /, *, step: float | None = None,
+            run: str | None = None, **values: Any) -> None:
+        """Record one value per metric at ``step``; see :meth:`lossviz_widget.LossPlot.log`."""
+        store = self._store if run is None else self._runs.get(run)
+        if metrics is None and values:  # keywords only: the common case, and the hot path
+            # ``values`` is this call's own dict (str keys). False: a frame is already due.
+            if store.log_kwargs(values, step) and self._background:
+                self._scheduler.request()
+            return
+        self._log_into(store, metrics, step, values)
+
+    def _log_into(self, store: MetricStore, metrics: Mapping[str, Any] | None, step: Any,
+                  values: dict[str, Any]) -> None:
+        if store.log(merge_metrics(metrics, values), step):
+            self.changed()
+
+    def extend(self, metric: str, steps: Any, values: Any, wall_time: Any = None, *, run: str | None = None) -> None:
+        """Append many points of one metric at once; see :meth:`lossviz_widget.LossPlot.extend`."""
+        (self._store if run is None else self._runs.get(run)).extend(metric, steps, values, wall_time)
+        self.changed()
+
+    def extend_batches(self, batches: Sequence[Batch]) -> None:
+        """Append read log points; a batch that is rejected (say, steps going back) does not stop
+        the others, and ``ValueError`` then names each rejected run."""
+        errors = []
+        for b in batches:
+            try:
+                self.extend(b.metric, b.steps, b.values, b.wall_times, run=b.run)
+            except (TypeError, ValueError) as exc:
+                errors.append(f"run {b.run!r}: {exc}")
+        if errors:
+            raise ValueError("; ".join(errors))
+
+    def load(self, runs: Mapping[str, Mapping[str, Any]]) -> None:
+        """Fill an empty recorder with a data file's runs (in the file's order)."""
+        self._runs.load(runs)
+        self.changed()
+
+    def changed(self) -> None:
+        """New data arrived by another way than :meth:`log`: schedule a frame if anything consumes one."""
+        if self._background:
+            self._scheduler.request()
+
+    def run(self, name: str) -> Run:
+        """A handle that logs to run ``name``; see :meth:`lossviz_widget.LossPlot.run`."""
+        return Run(check_run(name), self._runs.get(name), self._log_into, self.changed, self._runs.names)
+
+    # -- reading -----------------------------------------------------------------------------------
+
+    @property
+    def runs(self) -> tuple[str, ...]:
+        """Names of the runs holding data, in the order their first value was logged."""
+        return self._runs.names()
+
+    @property
+    def history(self) -> History:
+        """Full-resolution data of the only run, or with several runs of the default run."""
+        run, store = self._runs.primary()
+        return History(store, run, self.runs)
+
+    def data(self) -> RunsData:
+        """Every run's full-resolution data now: ``run -> metric -> MetricHistory`` (read-only views)."""
+        return self._runs.snapshot()
+
+    @property
+    def t0(self) -> float | None:
+        """Wall time of the first value of any run (the origin of relative time)."""
+        return self._runs.t0
+
+    def frame(self, max_points: int = 4000) -> Frame:
+        """The current view (panels, colours, smoothing, scales, readout) at ``max_points`` per line.
+
+        What exports, reports and tests read. Built by a fresh :class:`FrameBuilder`, so the live
+        view's incremental state is untouched.
+        """
+        settings = dataclasses.replace(self._settings, max_points=max_points)
+        with self._lock:
+            data = self._runs.snapshot()
+            findings = self._current_findings(data)
+        return FrameBuilder().build(data, self._runs.t0, settings, findings)
+
+    def diagnose(self) -> list[Finding]:
+        """Every finding so far (oldest first), after reading the points logged since the last frame."""
+        with self._lock:
+            return self._current_findings(self._runs.snapshot())
+
+    def _current_findings(self, data: RunsData, budget: int | None = None) -> list[Finding]:
+        if not self._diagnostics_on:
+            return []
+        self._diag.update(data, budget)
+        return list(self._diag.findings)
+
+    # -- settings ----------------------------------------------------------------------------------
+
+    @property
+    def settings(self) -> ViewSettings:
+        """How frames are drawn; setting it schedules a frame."""
+        return self._settings
+
+    @settings.setter
+    def settings(self, value: ViewSettings) -> None:
+        self._settings = value
+        self._scheduler.fps = value.fps
+        self.request_frame()
+
+    @property
+    def diagnostics(self) -> bool:
+        """Whether diagnostics run; turning them off drops all their state (nothing runs while off)."""
+        return self._diagnostics_on
+
+    @diagnostics.setter
+    def diagnostics(self, on: bool) -> None:
+        with self._lock:
+            self._diagnostics_on = bool(on)
+            if not on:
+                self._diag = Diagnostics(self._diag_config)
+        self.request_frame()
+
+    # -- consumers and sources ---------------------------------------------------------------------
+
+    def attach_view(self, draw: Draw, *, live: bool, on_status: Callable[[], None] | None = None) -> None:
+        """Send each frame to ``draw(frame, findings)`` (returns the number of messages it sent).
+
+        ``live``: frames are drawn in the background as data arrives (a browser may show them);
+        otherwise only :meth:`flush` draws. ``on_status`` is called when :meth:`errors` change.
+        """
+        self._draw = draw
+        self._live = live
+        self._background = live or bool(self._sinks)
+        self._on_status = on_status
+
+    def add_sink(self, sink: Sink) -> None:
+        """Stream every point to ``sink`` from now on; what is held already goes in the next frame."""
+        with self._lock:
+            self._sinks.append(sink)
+            self._background = True
+        self._render(draw=False)
+        self._scheduler.request()
+
+    def add_source(self, source: Source) -> None:
+        """Keep ``source`` (a started follower) until :meth:`stop_sources` or :meth:`close`."""
+        self._sources.append(source)
+
+    def stop_sources(self) -> None:
+        """Stop every source; their threads end before this returns.
+
+        Raises ``TimeoutError`` if one is stuck (say, on a hung network file system), after
+        asking every source to stop."""
+        stuck: TimeoutError | None = None
+        while self._sources:
+            try:
+                self._sources.pop().stop()
+            except TimeoutError as exc:
+                stuck = stuck or exc
+        self.status_changed()  # their errors are no longer current
+        if stuck is not None:
+            raise stuck
+
+    def errors(self) -> list[str]:
+        """What is wrong on the plotting side right now (shown in a view's status line)."""
+        errors = [self._render_error] if self._render_error else []
+        errors += [f"following logs error: {type(e).__name__}: {e}"
+                   for e in (s.current_error for s in list(self._sources)) if e is not None]
+        return errors
+
+    def status_changed(self) -> None:
+        """Tell the view that :meth:`errors` changed (sources call this from their threads)."""
+        if self._on_status is not None:
+            self._on_status()
+
+    # -- frames ------------------------------------------------------------------------------------
+
+    @property
+    def background(self) -> bool:
+        """Whether frames run on the background thread: to draw live or to feed a sink."""
+        return self._background
+
+    def request_frame(self) -> None:
+        """Schedule a frame (throttled to ``fps``) if a live view shows them."""
+        if self._live:
+            self._scheduler.request()
+
+    def flush(self) -> None:
+        """Draw (and write to the sinks) everything logged so far, now, on this thread."""
+        self._render()
+
+    def wait_idle(self, timeout: float | None = None) -> bool:
+        """Block until every frame requested so far is drawn; False on timeout."""
+        return self._scheduler.wait_idle(timeout)
+
+    def _frame_from_thread(self) -> int:
+        return self._render(draw=self._live, budget=LIVE_DIAGNOSTICS_BUDGET)
+
+    def _render(self, draw: bool = True, budget: int | None = None) -> int:
+        """Write new points to the sinks and, with ``draw``, build and draw one frame; returns the
+        number of widget messages sent. With ``budget`` (live frames) the diagnostics read at most
+        that many new points per series, and while they are behind the next frame is requested."""
+        with self._lock:
+            data = self._runs.snapshot()
+            for sink in self._sinks:
+                sink.write_new(data)
+            if not draw or self._draw is None:
+                return 0
+            findings = self._current_findings(data, budget)
+            if self._diag.pending:
+                self._scheduler.request()
+            frame = self._builder.build(data, self._runs.t0, self._settings, findings)
+            self._render_error = ""  # this frame renders: an earlier error is over (it stays logged)
+            return self._draw(frame, findings)
+
+    def _report_error(self, exc: BaseException) -> None:
+        """A frame failed (the scheduler logged it): show it until a frame renders again."""
+        self._render_error = f"rendering error: {type(exc).__name__}: {exc}"
+        self.status_changed()
+
+    def close(self) -> None:
+        """Stop the sources and the frame thread, write the last points to the sinks, close them.
+
+        Raises ``TimeoutError`` (after closing everything else) if a source was stuck."""
+        stuck: TimeoutError | None = None
+        try:
+            self.stop_sources()
+        except TimeoutError as exc:  # a poll stuck on a slow file system: close the rest anyway
+            stuck = exc
+        self._scheduler.stop()
+        self._render(draw=False)  # the last points reach the sinks
+        with self._lock:
+            sinks, self._sinks = self._sinks, []
+            self._background = self._live
+        for sink in sinks:
+            sink.close()
+        if stuck is not None:
+            raise stuck

@@ -1,0 +1,130 @@
+"""View settings, declared once.
+
+:class:`ViewSettings` is the single place a view setting is defined: its type, default, help
+text, whether data files keep it, and its check. Everything else is derived from it:
+
+* the widget's traits (``LossPlot.smoothing`` ...) and constructor keywords (:mod:`lossviz_widget._ui.traits`),
+* the settings kept in data files and log headers, and restored by ``LossPlot.load`` (:data:`SAVED`),
+* what the frame builder reads (:class:`~lossviz_widget._core.frame.FrameBuilder` takes the dataclass).
+
+Adding a view setting is one field here plus its test; ``tests/core/test_settings.py`` checks that
+every field has a trait, and that saved settings round-trip through every data file format.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import Field, dataclass, field, fields, replace
+from typing import Any
+
+from .smoothing import SMOOTHING_MODES
+
+__all__ = ["SAVED", "X_AXIS_MODES", "Setting", "ViewSettings", "check_run"]
+
+#: What the x axis shows: steps, wall-clock time (a date axis), or time since the first value.
+X_AXIS_MODES = ("step", "wall_time", "relative_time")
+
+
+@dataclass(frozen=True)
+class Setting:
+    """How a :class:`ViewSettings` field is exposed (kept in the field's metadata)."""
+
+    help: str
+    saved: bool = False  # kept in data files and log headers (run-independent look of the plot)
+    choices: tuple[str, ...] | None = None  # the allowed values of a string setting
+    check: Callable[[Any], Any] | None = None  # returns the normalized value or raises ValueError
+
+
+def _setting(default: Any, help: str, **kwargs: Any) -> Any:
+    if isinstance(default, (frozenset, tuple)):
+        return field(default_factory=lambda: default, metadata={"setting": Setting(help, **kwargs)})
+    return field(default=default, metadata={"setting": Setting(help, **kwargs)})
+
+
+def check_run(name: Any) -> str:
+    """Run names are non-empty strings (anything else is escaped where shown)."""
+    if not isinstance(name, str):
+        raise TypeError(f"run names must be str, got {type(name).__name__} {name!r}")
+    if not name:
+        raise ValueError("run name must not be empty")
+    return str(name)
+
+
+def _smoothing(v: float) -> float:
+    if not 0.0 <= v < 1.0:
+        raise ValueError(f"smoothing must be in [0, 1), got {v!r}")
+    return v
+
+
+def _fps(v: float) -> float:
+    if not 0.0 < v <= 60.0:
+        raise ValueError(f"fps must be in (0, 60], got {v!r}")
+    return v
+
+
+def _max_points(v: int) -> int:
+    if not 16 <= v <= 1_000_000:
+        raise ValueError(f"max_points must be in [16, 1000000], got {v!r}")
+    return v
+
+
+def _x_range(v: tuple[float, float] | None) -> tuple[float, float] | None:
+    if v is not None and not (math.isfinite(v[0]) and math.isfinite(v[1]) and v[0] < v[1]):
+        raise ValueError(f"x_range must be (low, high) with finite low < high, or None; got {v!r}")
+    return None if v is None else (float(v[0]), float(v[1]))
+
+
+def _runs(v: Any) -> frozenset[str]:
+    return frozenset(check_run(name) for name in v)
+
+
+@dataclass(frozen=True)
+class ViewSettings:
+    """How the curves are drawn: everything a frame depends on besides the data."""
+
+    smoothing: float = _setting(0.6, "TensorBoard EMA weight in [0, 1); 0 draws the raw data only.",
+                                saved=True, check=_smoothing)
+    smoothing_mode: str = _setting("ema", "ema (TensorBoard), time_ema (decay follows the x spacing), "
+                                   "moving_average or gaussian (centered windows of (1+s)/(1-s) points).",
+                                   saved=True, choices=SMOOTHING_MODES)
+    log_y: bool = _setting(False, "Logarithmic y axes; values <= 0 are drawn as gaps.", saved=True)
+    ignore_outliers: bool = _setting(False, "Fit y axes to the 5th-95th percentile of the data.", saved=True)
+    x_axis: str = _setting("step", "x axis: step, wall_time or relative_time.", saved=True, choices=X_AXIS_MODES)
+    max_points: int = _setting(2000, "Maximum points per line per frame.", saved=True, check=_max_points)
+    fps: float = _setting(10.0, "Maximum frames per second sent to the browser.", saved=True, check=_fps)
+    x_range: tuple[float, float] | None = _setting(
+        None, "Visible x range (zoom) in x axis units: steps, epoch seconds for wall time, the shown unit "
+              "for relative time. None: everything.", check=_x_range)
+    hidden_runs: frozenset[str] = _setting(frozenset(), "Names of runs not drawn (nor sent).", check=_runs)
+    highlight_run: str | None = _setting(None, "The run drawn opaque while the others fade; None: no highlight.")
+
+    def __post_init__(self) -> None:
+        for f in fields(self):
+            spec = setting_of(f)
+            value = getattr(self, f.name)
+            if spec.choices is not None and value not in spec.choices:
+                raise ValueError(f"{f.name} must be one of {spec.choices}, got {value!r}")
+            if spec.check is not None:
+                object.__setattr__(self, f.name, spec.check(value))
+
+    def data_part(self) -> ViewSettings:
+        """These settings less the ones that never recompute a line (they only choose, restyle or pace)."""
+        default = ViewSettings()
+        if self.hidden_runs or self.highlight_run is not None or self.fps != default.fps:
+            return replace(self, hidden_runs=frozenset(), highlight_run=None, fps=default.fps)
+        return self
+
+    def saved(self) -> dict[str, Any]:
+        """The settings that data files keep (:data:`SAVED`), as plain values."""
+        return {name: getattr(self, name) for name in SAVED}
+
+
+def setting_of(f: Field[Any]) -> Setting:
+    """The :class:`Setting` of a :class:`ViewSettings` field."""
+    spec: Setting = f.metadata["setting"]
+    return spec
+
+
+#: Names of the settings data files keep, in declaration order.
+SAVED: tuple[str, ...] = tuple(f.name for f in fields(ViewSettings) if setting_of(f).saved)

@@ -1,0 +1,450 @@
+"""``LossPlot``: the widget users display and log to, a view over a :class:`~lossviz_widget.Recorder`.
+
+The recorder holds the data and makes the frames (no widgets there); this class is the traits
+(one per view setting, derived from :class:`~lossviz_widget._core.settings.ViewSettings`), the
+layout (title, control bar, runs table, panels, findings, readout, status line) and the notebook
+display. ``log()`` itself never touches a widget.
+
+Outside a Jupyter kernel (a plain script) nothing is drawn in the background: logging, history
+and exports work the same, and :meth:`LossPlot.flush` renders on demand. With ``log_file=`` the
+frame thread runs anyway, to stream values to disk.
+"""
+
+from __future__ import annotations
+
+import html
+import os
+import threading
+import warnings
+from collections.abc import Hashable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import ipywidgets as widgets
+from traitlets import Bool, Unicode, observe, validate
+
+from .._core.frame import Frame, ReadoutRow
+from .._core.recorder import Recorder
+from .._core.runs import Run
+from .._core.settings import SAVED
+from .._core.store import History
+from .._io.export import ExportOptions, export, read_file
+from .._io.logfile import LogWriter
+from .._io.tables import readout_html
+from .._model import DEFAULT_RUN
+from ..diagnostics import DiagnosticsConfig, Finding, findings_html
+from ..follow import Follower
+from ..readers import read_logs
+from .controls import control_bar
+from .display import Displays, in_kernel, static_bundle
+from .figures import PanelGrid
+from .runs_table import RunsTable
+from .snapshot import SnapshotButton
+from .status import status_html
+from .traits import SETTING_NAMES, check_options, setting_traits, validate_setting, view_settings
+
+__all__ = ["FINDINGS_SHOWN", "LossPlot"]
+
+FINDINGS_SHOWN = 20  # latest findings listed under the plot (diagnose() returns all)
+_OWN_KEYWORDS = ("log_file", "num_classes", "diagnostics_config")  # constructor keywords that are not traits
+
+
+class LossPlot(widgets.VBox):
+    """Live loss curves for a training loop.
+
+    >>> plot = LossPlot(title="resnet18")      # display it: `plot` as the cell's last line
+    >>> plot.log(loss=0.93, step=0)             # any number of metrics per call
+    >>> plot.log({"val/loss": 1.02}, step=0)    # or a mapping
+
+    Metrics group into one panel per family (``loss``/``val_loss``/``train/loss``
+    share a panel). The browser receives at most ``max_points`` points per
+    line per frame, chosen per x-bucket min/max so spikes survive; smoothing is
+    TensorBoard's debiased EMA (or ``smoothing_mode``) on the full-resolution data.
+    Diagnostics (overfitting, divergence, plateaus, ...) show under the panels as they are
+    found, with a marker on the curve; :meth:`diagnose` returns them.
+
+    Every view setting (``smoothing``, ``smoothing_mode``, ``log_y``, ``ignore_outliers``,
+    ``x_axis``, ``max_points``, ``fps``, ``x_range``, ``hidden_runs``, ``highlight_run``; see
+    :class:`~lossviz_widget._core.settings.ViewSettings`) is a constructor keyword and a trait.
+    ``log_file`` streams every value to a JSON-lines file as it is logged; ``num_classes``
+    enables the initial cross-entropy check (``ln C``); ``diagnostics_config`` sets every
+    diagnostics threshold (see :mod:`lossviz_widget.diagnostics`). A misspelled keyword raises
+    ``TypeError`` naming the closest valid one.
+    """
+
+    title = Unicode("", help="Heading shown above the panels.").tag(sync=True)
+    follow_latest = Bool(True, help="Auto-range x to all data as it grows; off while zoomed.").tag(sync=True)
+    diagnostics = Bool(True, help="Detect overfitting, divergence, plateaus... and show the findings; "
+                                  "False computes nothing.").tag(sync=True)
+    vars().update(setting_traits())  # smoothing, smoothing_mode, log_y, ... (one per ViewSettings field)
+
+    def __init__(self, title: str = "", *, log_file: str | os.PathLike[str] | None = None,
+                 num_classes: int | None = None, diagnostics_config: DiagnosticsConfig | None = None,
+                 **options: Any) -> None:
+        check_options(type(self), options, _OWN_KEYWORDS)
+        # Everything the observers touch exists before the traits are set (super().__init__ sets them).
+        self._recorder = Recorder(diagnostics_config=diagnostics_config, num_classes=num_classes)
+        # The hot path: log() is the recorder's own bound method (no extra call per step).
+        self.log = self._recorder.log  # type: ignore[method-assign]
+        self._draw_lock = threading.Lock()  # widgets are written from the frame thread and followers
+        self._grid = PanelGrid(on_zoom=self._on_browser_zoom)
+        self._header = widgets.HTML()
+        self._header.add_class("lossviz-title")
+        self._findings = widgets.HTML()
+        self._findings.add_class("lossviz-findings")
+        self._readout = widgets.HTML(readout_html([]))
+        self._readout.add_class("lossviz-readout")
+        self._status = widgets.HTML()
+        self._status.add_class("lossviz-status")
+        self._last_rows: list[ReadoutRow] = []
+        self._snapshot = SnapshotButton()
+        self._displays = Displays(self._bundle, self._display_key)
+        super().__init__(title=title, **options)
+        self._recorder.settings = view_settings(self)
+        self._update_header()
+        bar = control_bar(self)
+        bar.children += (self._snapshot,)
+        self._runs_table = RunsTable(self)
+        self.children = [self._header, bar, self._runs_table.box, self._grid.box, self._findings, self._readout,
+                         self._status]
+        self.add_class("lossviz")
+        self._recorder.attach_view(self._draw, live=in_kernel(), on_status=self._refresh_status)
+        if log_file is not None:
+            self._open_log(log_file)
+
+    # -- traits ---------------------------------------------------------------------------------
+
+    @validate(*SETTING_NAMES)
+    def _check_setting(self, proposal: dict[str, Any]) -> Any:
+        return validate_setting(proposal["trait"].name, proposal["value"])
+
+    @observe(*SETTING_NAMES)
+    def _on_setting(self, change: dict[str, Any]) -> None:
+        self._recorder.settings = view_settings(self)
+        if change["name"] == "x_range" and change["new"] is not None:
+            self.follow_latest = False
+
+    @observe("follow_latest")
+    def _on_follow(self, change: dict[str, Any]) -> None:
+        if change["new"]:
+            self.x_range = None
+
+    def _on_browser_zoom(self, x_range: tuple[float, float]) -> None:
+        """The user panned/zoomed: re-downsample for the visible range (full fidelity)."""
+        self.x_range = x_range
+
+    @observe("diagnostics")
+    def _on_diagnostics(self, change: dict[str, Any]) -> None:
+        self._recorder.diagnostics = change["new"]
+
+    @observe("title")
+    def _on_title(self, change: dict[str, Any]) -> None:
+        self._update_header()
+
+    # -- taking in data -------------------------------------------------------------------------
+
+    def log(self, metrics: Mapping[str, Any] | None = None, /, *, step: float | None = None,
+            run: str | None = None, **values: Any) -> None:
+        """Record one value per metric at ``step``; returns immediately (drawing happens later).
+
+        ``step`` defaults to one more than the largest step logged so far in that run (so it
+        counts calls when never given). Values may be Python or NumPy numbers, 0-d/size-1
+        arrays or tensors; GPU tensors are fetched in batches at frame time. ``run`` names
+        the run the values belong to (None: the default run, ``"default"``); see
+        :meth:`run`. Raises ``TypeError``/``ValueError`` naming the metric for bad input,
+        in which case nothing from this call is recorded.
+        """
+        self._recorder.log(metrics, step=step, run=run, **values)  # instances call the recorder's directly
+
+    def extend(self, metric: str, steps: Any, values: Any, wall_time: Any = None, *, run: str | None = None) -> None:
+        """Append many points of one metric at once (reading a log, replaying a run): O(len).
+
+        ``steps`` and ``values`` (and ``wall_time``, epoch seconds; None: now) are 1-D
+        array-likes of equal length: lists, NumPy arrays or tensors. Steps must be finite,
+        non-decreasing and not below the metric's last step; NaN/Inf values are kept. Bad
+        input raises an error naming the metric, and then nothing is appended.
+        """
+        self._recorder.extend(metric, steps, values, wall_time, run=run)
+
+    def run(self, name: str) -> Run:
+        """A handle that logs to run ``name``: ``r = plot.run("lr=1e-3"); r.log(loss=0.5)``.
+
+        Runs appear in the plot once they hold a value; each keeps one colour in every panel.
+        """
+        return self._recorder.run(name)
+
+    @property
+    def runs(self) -> tuple[str, ...]:
+        """Names of the runs holding data, in the order their first value was logged."""
+        return self._recorder.runs
+
+    @property
+    def recorder(self) -> Recorder:
+        """The widget-free recorder behind this plot (data, frames, diagnostics, streaming)."""
+        return self._recorder
+
+    # -- reading --------------------------------------------------------------------------------
+
+    @property
+    def history(self) -> History:
+        """Full-resolution data: ``plot.history["loss"].steps / .values / .wall_time``.
+
+        With one run (the usual case, whatever its name) that run's data; with several,
+        the default run's (what ``log()`` without ``run=`` records). Each run's own data:
+        ``plot.run(name).history``.
+        """
+        return self._recorder.history
+
+    def frame(self, max_points: int = 4000) -> Frame:
+        """The current view as data: panels, their lines (x/y arrays as drawn), colours, y ranges
+        and the readout, at ``max_points`` points per line.
+
+        What the kernel-side images and the HTML report draw; also the way to check in a test what
+        the plot shows. Built apart from the live view, so calling it never disturbs a frame.
+        """
+        return self._recorder.frame(max_points)
+
+    def diagnose(self) -> list[Finding]:
+        """Every finding so far (oldest first), after reading the points logged since the last frame.
+
+        Empty when ``diagnostics`` is off. Rules and thresholds: :mod:`lossviz_widget.diagnostics`.
+        """
+        return self._recorder.diagnose()
+
+    def flush(self) -> None:
+        """Draw (and write to ``log_file``) everything logged so far, now, on this thread.
+
+        Also refreshes the static image that saved notebooks show. Works without a browser.
+        """
+        self._recorder.flush()
+        self._displays.refresh()
+
+    # -- files ----------------------------------------------------------------------------------
+
+    def export(self, path: str | os.PathLike[str], *, width: float = 10.0, height: float | None = None,
+               dpi: float = 150) -> Path:
+        """Write a snapshot of the run; the format follows the suffix. Returns the path.
+
+        * ``.png``/``.svg``/``.pdf``: an image of the current view (panels, colours, smoothing,
+          log scale, outlier range, x axis, title) rendered in the kernel, so it works
+          mid-training, in scripts and in CI. ``width``/``height`` in inches, ``dpi`` for PNG.
+        * ``.html``: a self-contained report page (curves, latest/best values, all data) that
+          opens offline.
+        * ``.csv``/``.json``/``.npz``: every logged value at full resolution; read them back with
+          :meth:`LossPlot.load`.
+
+        The file is written to a temporary name and renamed into place, so a failure never
+        leaves a half-written file where a good one was.
+        """
+        options = ExportOptions(title=self.title, settings=self._recorder.settings.saved(), width=width,
+                                height=height, dpi=dpi)
+        return export(self._recorder, path, options)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str], **options: Any) -> LossPlot:
+        """A new plot holding the data (every run, in order) of a ``.csv``/``.json``/``.npz`` export or a
+        ``log_file``.
+
+        Title and view settings come from the file (``.json``, ``.npz``, ``.jsonl``) unless
+        given in ``options``. The plot is ready to keep logging; pass
+        ``log_file=path`` with the log file itself to keep appending to it. A log whose last
+        line was cut mid-write (a killed kernel) loads with a ``RuntimeWarning`` saying how
+        many lines were skipped.
+        """
+        check_options(cls, options, _OWN_KEYWORDS)
+        p = Path(path).expanduser()
+        data = read_file(p)
+        if data.skipped_lines:
+            warnings.warn(f"{str(p)!r}: skipped {data.skipped_lines} incomplete or corrupt line(s)",
+                          RuntimeWarning, stacklevel=2)
+        kwargs: dict[str, Any] = {k: v for k, v in data.settings.items() if k in SAVED}
+        kwargs["title"] = data.title
+        kwargs.update(options)
+        log_file = kwargs.pop("log_file", None)
+        plot = cls(**kwargs)
+        plot._recorder.load(data.runs)
+        if log_file is not None:
+            same = Path(log_file).expanduser().resolve() == p.resolve()
+            plot._open_log(log_file, resume=same)
+        plot._recorder.request_frame()
+        return plot
+
+    def _open_log(self, path: str | os.PathLike[str], resume: bool = False) -> None:
+        """Stream values to ``path`` from now on; the history already held is written first
+        (or, with ``resume``, taken to be in the file already)."""
+        data = self._recorder.data()
+        lengths = {(run, name): len(h) for run, metrics in data.items() for name, h in metrics.items()}
+        writer = LogWriter(path, title=self.title, settings=self._recorder.settings.saved(),
+                           already_written=lengths if resume else None)
+        self._recorder.add_sink(writer)
+
+    # -- inputs ---------------------------------------------------------------------------------
+
+    @classmethod
+    def from_logdir(cls, path: str | os.PathLike[str], **options: Any) -> LossPlot:
+        """A new plot holding every run of the logs at ``path``: a folder of runs or one log file.
+
+        Reads TensorBoard event files, Keras and Lightning ``CSVLogger`` files and this
+        package's ``log_file`` logs; runs are named after their subfolders (see
+        :mod:`lossviz_widget.readers`). ``options`` go to the constructor. Raises
+        ``FileNotFoundError`` for a missing path and ``ValueError`` if it holds no log.
+        To keep reading as the logs grow, use :meth:`follow`.
+        """
+        batches, _ = read_logs(path)
+        plot = cls(**options)
+        try:
+            plot._recorder.extend_batches(batches)
+        except ValueError:
+            plot.close()
+            raise
+        plot._recorder.request_frame()
+        return plot
+
+    def follow(self, *paths: str | os.PathLike[str], interval: float = 1.0) -> Follower:
+        """Show the points other processes append to the logs at ``paths``, as they arrive.
+
+        Each path is a log file or a folder of runs (formats as for :meth:`from_logdir`); it
+        need not exist yet, and runs that appear in a folder later are picked up. A
+        background thread polls every ``interval`` seconds and reads only what was appended;
+        records still being written wait for the next poll, and rewritten or replaced files
+        are read again without repeating points. Errors are logged (``lossviz_widget``
+        logger) and show in the status line while they are current, that is until the source
+        is read cleanly again (``follower.current_error``; ``follower.last_error`` keeps the
+        last one). Stop with :meth:`unfollow` or :meth:`close`.
+        """
+        rec = self._recorder
+        follower = Follower(paths, rec.extend_batches, interval=interval,
+                            on_error=lambda exc: rec.status_changed(), on_recover=rec.status_changed)
+        rec.add_source(follower)
+        follower.start()
+        return follower
+
+    def unfollow(self) -> None:
+        """Stop every :meth:`follow`: the polling threads end before this returns.
+
+        Raises ``TimeoutError`` if a thread is stuck in a poll (say, on a hung network file
+        system) after asking every follower to stop."""
+        self._recorder.stop_sources()
+
+    @classmethod
+    def from_history(cls, history: Any, **options: Any) -> LossPlot:
+        """A new plot of results that already exist, at steps = epochs.
+
+        ``history`` is a ``keras.callbacks.History`` (what ``model.fit`` returns), its
+        ``.history`` dict, or any mapping of metric name -> equal-length list of per-epoch
+        values. ``options`` go to ``LossPlot``. Bad input (ragged lists, non-numeric values,
+        an empty mapping) raises ``TypeError``/``ValueError`` naming the metric.
+        """
+        from ..integrations.history import history_rows
+
+        rows = history_rows(history)  # everything checked before a plot exists
+        plot = cls(**options)
+        for step, row in rows:
+            plot.log(row, step=step)
+        return plot
+
+    # -- browser snapshot -----------------------------------------------------------------------
+
+    @property
+    def last_snapshot(self) -> bytes | None:
+        """PNG bytes of the widget exactly as the browser last showed it.
+
+        Set by the control bar's snapshot button (which also downloads the PNG) or by
+        :meth:`request_snapshot`. Browser replies are handled when the kernel is idle, so this
+        fills in after the current cell, never during it.
+        """
+        return self._snapshot.last_snapshot
+
+    def request_snapshot(self, timeout: float = 10.0) -> str:
+        """Ask the browser for a PNG of the widget as shown; returns at once (a request id).
+
+        :attr:`last_snapshot` holds the image once the kernel is idle; if no view answers
+        within ``timeout`` seconds (not displayed, browser closed), ``last_snapshot_error``
+        says so. For an image *during* training, in scripts or CI, use ``export("x.png")``.
+        """
+        return self._snapshot.request(timeout)
+
+    @property
+    def last_snapshot_error(self) -> str:
+        """Why the last :meth:`request_snapshot` got no image ("" when it did, or none was asked)."""
+        return self._snapshot.last_error
+
+    # -- lifecycle ------------------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Stop following, stop the render thread, write out ``log_file``, and close every widget.
+
+        Displays of the plot keep its final static image and summary.
+        """
+        recorder = getattr(self, "_recorder", None)
+        if recorder is None:  # __init__ failed before there was anything to close
+            super().close()
+            return
+        stuck: TimeoutError | None = None
+        try:
+            recorder.close()
+        except TimeoutError as exc:  # a poll stuck on a slow file system: close the rest anyway
+            stuck = exc
+        self._displays.close()
+        self._grid.close()
+        pending = list(self.children)
+        while pending:  # the control bar's slider, toggles and dropdown too
+            child = pending.pop()
+            pending.extend(getattr(child, "children", ()))
+            child.close()
+        super().close()
+        if stuck is not None:
+            raise stuck
+
+    # -- display: the live widget plus a static image for saved notebooks -----------------------
+
+    def _bundle(self, live: bool) -> dict[str, Any]:
+        bundle = super()._repr_mimebundle_() if live and self.comm is not None else {}
+        bundle.update(static_bundle(self._recorder.frame(), self.title))
+        return bundle
+
+    def _display_key(self) -> Hashable:
+        data = self._recorder.data()
+        lengths = tuple((r, n, len(h)) for r, metrics in data.items() for n, h in metrics.items())
+        return lengths, self._recorder.settings, self.title
+
+    def _repr_mimebundle_(self, **kwargs: Any) -> dict[str, Any]:
+        """The live widget, plus a static PNG and text summary for viewers without widget state
+        (GitHub, nbviewer, nbconvert; ipympl's precedent)."""
+        return self._bundle(live=True)
+
+    def _ipython_display_(self) -> None:
+        self._displays.show()
+
+    # -- drawing (called by the recorder, on its frame thread or in flush()) ---------------------
+
+    def _draw(self, frame: Frame, findings: Sequence[Finding]) -> int:
+        """Push one frame to the widgets; returns the number of widget messages sent."""
+        with self._draw_lock:
+            sent = self._grid.apply(frame)
+            sent += self._runs_table.update(frame.runs)
+            hidden = frozenset(self.hidden_runs)  # a hidden run's findings go with its lines
+            listing = findings_html([f for f in findings if (f.run or DEFAULT_RUN) not in hidden],
+                                    limit=FINDINGS_SHOWN)
+            sent += _set(self._findings, listing)
+            sent += _set(self._readout, readout_html(frame.readout))
+            self._last_rows = frame.readout
+            sent += _set(self._status, status_html(frame.readout, self._recorder.errors()))
+            return sent
+
+    def _refresh_status(self) -> None:
+        """Redraw the status line now (errors change between frames)."""
+        with self._draw_lock:
+            self._status.value = status_html(self._last_rows, self._recorder.errors())
+
+    def _update_header(self) -> None:
+        text = html.escape(self.title)
+        self._header.value = f'<b style="font-size:14px">{text}</b>' if text else ""
+
+
+def _set(w: widgets.HTML, value: str) -> int:
+    """Set an HTML widget's value if it changed; the number of messages that sent (0 or 1)."""
+    if value == w.value:
+        return 0
+    w.value = value
+    return 1
