@@ -6,6 +6,7 @@
 """
 
 from . import losses
+from ._core.recorder import Recorder
 from ._core.runs import Run
 from ._core.smoothing import SMOOTHING_MODES, smooth, tensorboard_ema
 from ._model import MetricHistory
@@ -22,6 +23,7 @@ __all__ = [
     "LRFindResult",
     "LossPlot",
     "MetricHistory",
+    "Recorder",
     "Run",
     "losses",
     "lr_find",
