@@ -42,7 +42,8 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Path:
     result = subprocess.run(
         [sys.executable, "-m", "mkdocs", "build", "--strict", "--config-file", str(ROOT / "mkdocs.yml"),
          "--site-dir", str(out)],
-        cwd=ROOT, capture_output=True, text=True, timeout=240,
+        cwd=tmp_path_factory.mktemp("elsewhere"),  # no path in mkdocs.yml may depend on the working folder
+        capture_output=True, text=True, timeout=240,
         env={**os.environ, "NO_MKDOCS_2_WARNING": "1"},  # mkdocs-material's notice about MkDocs 2
     )
     assert result.returncode == 0, f"mkdocs build --strict failed:\n{result.stdout}\n{result.stderr}"
