@@ -60,6 +60,12 @@ def test_every_page_is_built_and_loads_nothing_from_the_network(site: Path) -> N
     assert first_heading in _plain((site / "benchmarks" / "index.html").read_text(encoding="utf-8"))
 
 
+def test_each_api_object_is_documented_once_per_page(site: Path) -> None:
+    for page in (site / "api").glob("*/index.html"):
+        ids = re.findall(r'id="(lossviz_widget[^"]*)"', page.read_text(encoding="utf-8"))
+        assert len(ids) == len(set(ids)), f"{page.parent.name}: {sorted({i for i in ids if ids.count(i) > 1})}"
+
+
 def test_the_api_page_documents_log_with_its_real_signature(site: Path) -> None:
     page = (site / "api" / "lossplot" / "index.html").read_text(encoding="utf-8")
     assert 'id="lossviz_widget.LossPlot.log"' in page
