@@ -7,8 +7,14 @@
 #   lab   JupyterLab, to run the notebooks (scripts/quickstart.sh)
 #   test  the test suite (scripts/test.sh); first installs torch==2.13.0 (CPU) for the
 #         tensor and framework tests.
+#   docs  mkdocs-material + mkdocstrings, to build the documentation site (mkdocs.yml)
 # Default: test. Safe to run again: an existing .venv is reused and only updated.
 # The interpreter used to create .venv is $PYTHON (default python3, 3.10 or newer).
+#
+# A re-run takes well under a second: after a successful install, .venv/.lossviz-setup
+# records a hash of pyproject.toml and of this script, and the extras installed with
+# them. While both files are unchanged and the requested extras are among those
+# recorded, pip is not run at all. LOSSVIZ_SETUP_FORCE=1 installs anyway.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -44,6 +50,26 @@ unknown = [e for e in sys.argv[2].split(",") if e not in known]
 if unknown:
     sys.exit(f"==> [setup] ERROR: unknown extra(s) {', '.join(unknown)}; pyproject.toml defines: {', '.join(known)}")
 PY
+
+# Fast path: the environment was set up by this script, from these same files, with
+# these extras (or more). Nothing below (not even pip) runs.
+STAMP="$VENV/.lossviz-setup"
+fingerprint="$(cat "$ROOT/pyproject.toml" "${BASH_SOURCE[0]}" | sha256sum | cut -d' ' -f1)"
+recorded=""   # extras installed from the current files, as "a,b,c" (empty: none known)
+if [[ -f "$STAMP" ]] && "$VENV/bin/python" -c '' 2>/dev/null; then
+    read -r stamp_fingerprint stamp_extras <"$STAMP" || true
+    [[ "${stamp_fingerprint:-}" == "$fingerprint" ]] && recorded="${stamp_extras:-}"
+fi
+IFS=',' read -r -a requested <<<"$EXTRAS"
+up_to_date=1
+for extra in "${requested[@]}"; do
+    [[ ",$recorded," == *",$extra,"* ]] || up_to_date=0
+done
+if [[ $up_to_date -eq 1 && -z "${LOSSVIZ_SETUP_FORCE:-}" ]]; then
+    say "$VENV is up to date for [$EXTRAS] (pyproject.toml and this script unchanged since it was set up); skipping pip"
+    exit 0
+fi
+rm -f "$STAMP"  # written again only once the install below has succeeded
 
 venv_ok() { [[ -x "$VENV/bin/python" ]] && "$VENV/bin/python" -m pip --version >/dev/null 2>&1; }
 
@@ -86,3 +112,7 @@ cd "$ROOT"
 "${PIP[@]}" install --quiet -e ".[$EXTRAS]"
 
 say "done: $("$VENV/bin/python" -c 'import lossviz_widget, sys; print(f"lossviz_widget {lossviz_widget.__version__} in {sys.prefix}")')"
+
+# What is installed now: the requested extras, plus those recorded for the same files.
+installed="$(printf '%s\n' ${recorded//,/ } "${requested[@]}" | sort -u | paste -sd, -)"
+printf '%s %s\n' "$fingerprint" "$installed" >"$STAMP"
