@@ -8,6 +8,7 @@
 from . import losses
 from ._core.recorder import Recorder
 from ._core.runs import Run
+from ._core.settings import ViewSettings
 from ._core.smoothing import SMOOTHING_MODES, smooth, tensorboard_ema
 from ._model import MetricHistory
 from ._ui import LossPlot
@@ -25,6 +26,7 @@ __all__ = [
     "MetricHistory",
     "Recorder",
     "Run",
+    "ViewSettings",
     "losses",
     "lr_find",
     "smooth",

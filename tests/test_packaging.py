@@ -8,7 +8,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 PUBLIC = [  # `from lossviz_widget import *`: keep in step with the README
-    "DiagnosticsConfig", "Finding", "Follower", "LRFindResult", "LossPlot", "MetricHistory", "Recorder", "Run", "SMOOTHING_MODES",
+    "DiagnosticsConfig", "Finding", "Follower", "LRFindResult", "LossPlot", "MetricHistory", "Recorder", "Run", "SMOOTHING_MODES", "ViewSettings",
     "losses", "lr_find", "smooth", "tensorboard_ema",
 ]
 
