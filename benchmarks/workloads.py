@@ -125,9 +125,15 @@ def run_bare(n: int) -> dict[str, Any]:
 # -- lossviz_widget --------------------------------------------------------------------------
 
 
+def _scheduler(plot: Any) -> Any:
+    """The plot's frame scheduler: the recorder's since the layered layout, the plot's own before
+    (so the same workloads measure older commits for before/after tables)."""
+    recorder = getattr(plot, "recorder", None)
+    return getattr(recorder if recorder is not None else plot, "_scheduler", None)
+
+
 def _frames(plot: Any) -> int | None:
-    scheduler = getattr(plot, "_scheduler", None)
-    return getattr(scheduler, "frames", None)
+    return getattr(_scheduler(plot), "frames", None)
 
 
 def _wait_render_idle(plot: Any, quiet_s: float = 0.5, timeout: float = 60.0) -> None:
@@ -135,7 +141,7 @@ def _wait_render_idle(plot: Any, quiet_s: float = 0.5, timeout: float = 60.0) ->
     ``wait_idle`` (no frame pending or in progress). Where it has none: until no frame
     finished for ``quiet_s`` (which a throttled frame can outlast), or a fixed 1 s pause
     if the scheduler exposes no frame counter either."""
-    wait_idle = getattr(getattr(plot, "_scheduler", None), "wait_idle", None)
+    wait_idle = getattr(_scheduler(plot), "wait_idle", None)
     if wait_idle is not None:
         if not wait_idle(timeout):
             raise TimeoutError(f"the render thread was still drawing {timeout:.0f} s after the loop")
@@ -392,8 +398,10 @@ def serve_commands(tool: str, folder: str, poll_s: float = 0.005, timeout_s: flo
     from IPython.display import display
 
     base = Path(folder)
-    draw: Callable[[], None] = lambda: None
-    settle: Callable[[], None] = lambda: None
+    def draw() -> None:
+        return None
+    def settle() -> None:
+        return None
     log: Callable[..., None]
     if tool == "lossviz":
         from lossviz_widget import LossPlot
@@ -405,7 +413,8 @@ def serve_commands(tool: str, folder: str, poll_s: float = 0.005, timeout_s: flo
             plot.log(kw, step=i)
 
         log = log_lossviz
-        settle = lambda: _wait_render_idle(plot)
+        def settle():
+            return _wait_render_idle(plot)
     elif tool == "naive":
         naive = NaiveBqplot()
         display(naive.figure)

@@ -1,0 +1,139 @@
+"""The widget-free Recorder: what a script, a DDP rank or a test uses, with no widget at all."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import threading
+
+import numpy as np
+import pytest
+
+from lossviz_widget import Recorder, ViewSettings
+from lossviz_widget._io.logfile import LogWriter
+
+
+def test_importing_the_recorder_loads_no_widget_library():
+    code = ("import sys, lossviz_widget._core.recorder as r; r.Recorder().log(loss=1.0); "
+            "print([m for m in ('ipywidgets', 'bqplot', 'traitlets', 'IPython', 'anywidget', 'matplotlib') "
+            "if m in sys.modules])")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
+
+
+def test_log_extend_runs_and_history_without_a_view():
+    rec = Recorder()
+    rec.log(loss=1.0, step=0)
+    rec.log({"loss": 0.5, "acc": 0.7}, step=1)
+    rec.extend("val_loss", [0, 10], [1.2, 0.9])
+    rec.run("b").log(loss=2.0, step=0)
+    assert rec.runs == ("default", "b")
+    assert list(rec.history["loss"].values) == [1.0, 0.5]
+    assert list(rec.run("b").history["loss"].values) == [2.0]
+    data = rec.data()
+    assert set(data) == {"default", "b"} and set(data["default"]) == {"loss", "acc", "val_loss"}
+    with pytest.raises(TypeError, match="'acc'"):
+        rec.log(loss=0.1, acc="high", step=2)  # a bad value: nothing of the call is kept
+    assert list(rec.history["loss"].steps) == [0, 1]
+    rec.close()
+
+
+def test_frame_is_the_current_view_at_the_asked_resolution():
+    rec = Recorder(ViewSettings(smoothing=0.0))
+    steps = np.arange(100_000.0)
+    rec.extend("loss", steps, np.exp(-steps / 3e4))
+    frame = rec.frame(max_points=500)
+    (panel,) = frame.panels
+    (series,) = panel.series
+    assert len(series.x) <= 500 and series.x[0] == 0 and series.x[-1] == 99_999
+    assert frame.readout[0].latest == pytest.approx(np.exp(-99_999 / 3e4))
+    rec.settings = ViewSettings(smoothing=0.9, log_y=True)
+    assert rec.frame().panels[0].log_y
+
+
+def test_a_live_view_gets_frames_in_the_background_and_a_trailing_one():
+    rec = Recorder(ViewSettings(fps=50.0))
+    drawn: list[float] = []
+    done = threading.Event()
+
+    def draw(frame, findings):
+        drawn.append(frame.readout[0].latest)
+        if frame.readout[0].latest == 99.0:
+            done.set()
+        return 1
+
+    rec.attach_view(draw, live=True)
+    for i in range(100):
+        rec.log(loss=float(i), step=i)
+    assert done.wait(10), "the trailing frame never came"
+    assert rec.wait_idle(10)
+    assert drawn[-1] == 99.0 and 1 <= len(drawn) < 100  # throttled, never one per log()
+    rec.close()
+
+
+def test_without_a_live_view_only_flush_draws():
+    rec = Recorder()
+    drawn = []
+    rec.attach_view(lambda frame, findings: drawn.append(frame) or 0, live=False)
+    rec.log(loss=1.0, step=0)
+    assert not rec.background and drawn == []
+    rec.flush()
+    assert len(drawn) == 1
+    rec.close()
+
+
+def test_a_failing_view_shows_in_errors_and_recovers(caplog):
+    rec = Recorder(ViewSettings(fps=50.0))
+    calls, statuses = [], []
+
+    def draw(frame, findings):
+        calls.append(1)
+        if len(calls) == 1:
+            raise RuntimeError("boom")
+        return 0
+
+    rec.attach_view(draw, live=True, on_status=lambda: statuses.append(list(rec.errors())))
+    rec.log(loss=1.0, step=0)
+    assert rec.wait_idle(10)
+    assert rec.errors() == ["rendering error: RuntimeError: boom"]
+    assert statuses and statuses[-1] == rec.errors()
+    rec.log(loss=0.5, step=1)  # the next frame renders: the error is over
+    assert rec.wait_idle(10)
+    assert rec.errors() == [] and len(calls) == 2
+    rec.close()
+
+
+def test_a_sink_gets_every_point_once_and_is_closed(tmp_path):
+    rec = Recorder()
+    rec.log(loss=1.0, step=0)  # held before the sink is added: written first
+    path = tmp_path / "run.jsonl"
+    rec.add_sink(LogWriter(path, title="t", settings={}))
+    assert rec.background
+    for i in range(1, 50):
+        rec.log(loss=1.0 / i, step=i)
+    rec.close()
+    lines = path.read_text().splitlines()
+    points = [json.loads(line) for line in lines[1:]]
+    assert [p["s"] for p in points] == list(range(50))
+    assert not rec.background
+
+
+def test_diagnostics_can_be_turned_off_and_on():
+    rec = Recorder()
+    rec.extend("loss", np.arange(10.0), [1, 2, float("nan"), 4, 5, 6, 7, 8, 9, 10])
+    assert any(f.code == "nonfinite" for f in rec.diagnose())
+    rec.diagnostics = False
+    assert rec.diagnose() == []
+    rec.diagnostics = True
+    assert any(f.code == "nonfinite" for f in rec.diagnose())
+    rec.close()
+
+
+def test_a_run_handle_holds_no_plot():
+    rec = Recorder()
+    run = rec.run("seed=1")
+    run.log(loss=1.0)
+    run.extend("val_loss", [0], [2.0])
+    assert rec.runs == ("seed=1",) and "Recorder" not in repr(run)
+    assert set(run.history) == {"loss", "val_loss"}
