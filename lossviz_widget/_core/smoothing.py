@@ -110,10 +110,8 @@ def _scan(x: np.ndarray, a: float | np.ndarray, b: float, init: float, out: np.n
     carry = np.empty(rows + 1)  # carry[r]: the accumulator before row r
     carry[0] = init
     ends = out[:body].reshape(rows, L)[:, -1]
-    if varying:  # a copy: the recursion overwrites its coefficients
-        a_row = np.ascontiguousarray(a[:body].reshape(rows, L)[:, -1])
-    else:
-        a_row = float(powers[-1])
+    # varying: a copy (the recursion overwrites its coefficients)
+    a_row = np.ascontiguousarray(a[:body].reshape(rows, L)[:, -1]) if varying else float(powers[-1])
     _scan(ends, a_row, a_row if scaled else 1.0, init, carry[1:])  # 2. carries between rows
     unscale = np.tile(powers, tile) if scaled else None
     for lo in range(0, body, _BLOCK):  # 3. add the carries

@@ -224,10 +224,7 @@ class MetricStore:
         name = check_name(name)
         s = coerce_array(name, "steps", steps)
         v = coerce_array(name, "values", values)
-        if wall_time is None:
-            w = np.full(len(s), time.time())
-        else:
-            w = coerce_array(name, "wall_time", wall_time)
+        w = np.full(len(s), time.time()) if wall_time is None else coerce_array(name, "wall_time", wall_time)
         if not len(s) == len(v) == len(w):
             raise ValueError(
                 f"metric {name!r}: steps, values and wall_time must have the same length, got "
@@ -324,15 +321,13 @@ class MetricStore:
             for name, history in metrics.items():
                 check_name(name)
                 buf = self._new_buffer(name)
-                for first, buffers, columns in together:
-                    if (np.array_equal(first.steps, history.steps)
-                            and np.array_equal(first.wall_time, history.wall_time)):
-                        break
-                else:
-                    first, buffers, columns = history, [], []
-                    together.append((first, buffers, columns))
-                buffers.append(buf)
-                columns.append(history.values)
+                group = next((g for g in together if np.array_equal(g[0].steps, history.steps)
+                              and np.array_equal(g[0].wall_time, history.wall_time)), None)
+                if group is None:
+                    group = (history, [], [])
+                    together.append(group)
+                group[1].append(buf)
+                group[2].append(history.values)
                 if len(history):
                     self._last_step = max(self._last_step, float(history.steps[-1]))
                     start = float(history.wall_time[0])

@@ -201,7 +201,8 @@ def read_json(path: Path) -> RunData:
     runs: RunsData = {}
     for run, metrics in doc["runs"].items():
         runs[check_file_name("run", run)] = {
-            check_file_name("metric", name): make_history(m["steps"], floats_from_json(m["values"]), m["wall_time"], name)
+            check_file_name("metric", name): make_history(m["steps"], floats_from_json(m["values"]),
+                                                          m["wall_time"], name)
             for name, m in metrics.items()
         }
     return RunData(runs, str(doc.get("title", "")), dict(doc.get("settings", {})))

@@ -21,7 +21,8 @@ def check_suffix(path: str | os.PathLike[str], allowed: tuple[str, ...], what: s
     p = Path(path).expanduser()
     suffix = p.suffix.lower()
     if suffix not in allowed:
-        raise ValueError(f"cannot {what} {str(p)!r}: unknown suffix {suffix or '(none)'!r}; use one of {', '.join(allowed)}")
+        raise ValueError(f"cannot {what} {str(p)!r}: unknown suffix {suffix or '(none)'!r}; "
+                         f"use one of {', '.join(allowed)}")
     return p, suffix
 
 

@@ -3,9 +3,10 @@
 The image is drawn from the same :class:`Frame` the live bqplot view draws, so it
 shows the same thing: one panel per metric family in the same order (a grid of
 up to two columns; a lone last panel spans the row, as the live view's wrapping
-row stretches it), the same colours and dashes (several runs: one colour per run), the smoothed main line over the faint raw
-line, dots on sparse lines, a downward triangle at the top of the panel for each
-non-finite value, log y and explicit y ranges, and one shared x axis.
+row stretches it), the same colours and dashes (several runs: one colour per run), the
+smoothed main line over the faint raw line, dots on sparse lines, a downward triangle at
+the top of the panel for each non-finite value, log y and explicit y ranges, and one
+shared x axis.
 
 Why matplotlib's object-oriented API and never ``pyplot``: pyplot keeps global
 state (current figure, a GUI backend chosen from ``MPLBACKEND``/``DISPLAY``) that

@@ -70,7 +70,8 @@ class DiagnosticsConfig:
         for name in ("plateau_threshold", "train_fall"):
             _check_float(name, getattr(self, name), positive=False)
         if self.divergence_ratio <= 1.0:
-            raise ValueError(f"divergence_ratio must be > 1 (times the best smoothed loss), got {self.divergence_ratio!r}")
+            raise ValueError("divergence_ratio must be > 1 (times the best smoothed loss), "
+                             f"got {self.divergence_ratio!r}")
         if not 0.0 <= self.divergence_beta < 1.0:
             raise ValueError(f"divergence_beta must be in [0, 1), got {self.divergence_beta!r}")
         if self.plateau_threshold_mode not in ("rel", "abs"):

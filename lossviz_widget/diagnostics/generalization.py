@@ -76,7 +76,8 @@ class Generalization:
         """Per new value: the mean of the last ``persist`` finite validation values (this one
         included, older ones carried from earlier calls), summed oldest first (from 0.0)."""
         p = self.persist
-        older = np.asarray(self.recent, dtype=np.float64)[max(len(self.recent) - (p - 1), 0) :] if p > 1 else np.empty(0)
+        older = (np.asarray(self.recent, dtype=np.float64)[max(len(self.recent) - (p - 1), 0) :]
+                 if p > 1 else np.empty(0))
         ext = np.concatenate((np.zeros(p - 1 - len(older)), older, values))  # zeros add nothing
         n = len(values)
         total = ext[:n] + 0.0

@@ -73,7 +73,8 @@ def _document(land: Landscape) -> dict[str, Any]:
 
 def _from_document(doc: dict[str, Any], arrays: dict[str, np.ndarray] | None = None) -> Landscape:
     if not isinstance(doc, dict) or doc.get("format") != FORMAT:
-        raise ValueError(f"not a lossviz_widget landscape file (format {doc.get('format') if isinstance(doc, dict) else None!r})")
+        found = doc.get("format") if isinstance(doc, dict) else None
+        raise ValueError(f"not a lossviz_widget landscape file (format {found!r})")
     get = (lambda k: arrays[k]) if arrays is not None else (lambda k: _floats(doc[k]))
     y = None if doc.get("y") is None and (arrays is None or "y" not in arrays) else get("y")
     land = Landscape(kind=doc["kind"], x=get("x"), y=y, x_label=doc["x_label"], y_label=doc["y_label"],
