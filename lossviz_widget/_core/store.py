@@ -157,7 +157,9 @@ class MetricStore:
         """
         wall = time.time()
         names: list[str] = []
-        values: list[float | DeferredValue] = []
+        # floats, and DeferredValues only when ``deferred``: the branches below rely on that flag, which
+        # the element type cannot express (the staged rows take floats only)
+        values: list[Any] = []
         deferred = False
         for k, v in metrics.items():
             names.append(k if type(k) is str and k else check_name(k))
@@ -192,9 +194,7 @@ class MetricStore:
                 append_row(group.buffers, s, wall, values)
             elif names:
                 key = tuple(names)
-                group = self._groups.get(key)
-                if group is None:
-                    group = self._new_group(key)
+                group = self._groups.get(key) or self._new_group(key)
                 rows = group.rows
                 if rows:
                     request = False  # a frame is due already (see log_kwargs)

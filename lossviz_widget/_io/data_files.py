@@ -145,7 +145,8 @@ def write_data(f: IO[bytes], suffix: str, data: RunData) -> None:
         arrays: dict[str, np.ndarray] = {"meta": np.array(json.dumps(meta, ensure_ascii=False))}
         for i, (_, _, h) in enumerate(_series(data)):
             arrays[f"m{i}_steps"], arrays[f"m{i}_values"], arrays[f"m{i}_wall_time"] = h.steps, h.values, h.wall_time
-        np.savez_compressed(f, **arrays)
+        # mypy matches **arrays against savez_compressed's own ``allow_pickle: bool`` keyword too
+        np.savez_compressed(f, **arrays)  # type: ignore[arg-type]
     else:
         raise ValueError(f"no data writer for {suffix!r}")
 

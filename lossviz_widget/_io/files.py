@@ -35,7 +35,7 @@ def _default_mode(target: Path) -> int:
         return 0o666 & ~umask
 
 
-def atomic_write(path: Path, write: Callable[[IO[bytes]], None]) -> Path:
+def atomic_write(path: Path, write: Callable[[IO[bytes]], object]) -> Path:
     """Call ``write(file)`` on a temporary file next to ``path``, then rename it into place."""
     folder = path.parent
     if not folder.is_dir():

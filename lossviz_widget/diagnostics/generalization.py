@@ -178,11 +178,11 @@ def _window_means(values: np.ndarray, ends: np.ndarray, w: int) -> np.ndarray:
     nb = len(x) // w + 1  # at least one block, also for an empty x
     grid = np.zeros(nb * w)
     np.copyto(grid[: len(x)], x, where=finite)
-    grid = grid.reshape(nb, w)
-    suffix = np.cumsum(grid[:, ::-1], axis=1)[:, ::-1].ravel()  # x[i] + ... to the end of i's block
+    blocks = grid.reshape(nb, w)
+    suffix = np.cumsum(blocks[:, ::-1], axis=1)[:, ::-1].ravel()  # x[i] + ... to the end of i's block
     prefix = np.zeros(nb * w + 1)  # x[start of i's block] + ... + x[i - 1]; 0 at block starts
-    np.cumsum(grid, axis=1, out=grid)
-    prefix[1:] = grid.ravel()
+    np.cumsum(blocks, axis=1, out=blocks)
+    prefix[1:] = blocks.ravel()
     prefix[::w] = 0.0
     count = np.concatenate(([0], np.cumsum(finite)))
     first = ends - w

@@ -59,7 +59,7 @@ def _floats(value: Any) -> np.ndarray:
     """A nested JSON list of numbers/"NaN" strings back to a float64 array."""
     if isinstance(value, list):
         return np.array([_floats(v) for v in value], dtype=np.float64) if value else np.empty(0)
-    return np.float64(float_from_json(value))
+    return np.asarray(float_from_json(value), dtype=np.float64)
 
 
 def _document(land: Landscape) -> dict[str, Any]:
@@ -101,7 +101,7 @@ def _write_npz(land: Landscape, f: IO[bytes]) -> None:
     if land.path is not None:
         p = land.path
         arrays.update(path_coords=p.coords, path_steps=p.steps, path_losses=p.losses, path_residual=p.residual)
-    np.savez(f, **arrays)
+    np.savez(f, **arrays)  # type: ignore[arg-type]  # mypy matches **arrays against savez's allow_pickle: bool
 
 
 def _read_npz(path: Path) -> Landscape:
@@ -124,7 +124,7 @@ def render_figure(land: Landscape, *, log_color: bool = False, width: float = 6.
     ax = fig.add_subplot()
     _style_axes(ax)
     label = f"log10 {land.metric}" if log_color else land.metric
-    if land.ndim == 1:
+    if land.y is None:  # a 1-D landscape
         y = np.where(land.computed, shown_values(land.values, False), np.nan)
         if log_color:
             ax.set_yscale("log")
