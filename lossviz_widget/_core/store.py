@@ -326,8 +326,9 @@ class MetricStore:
                 if group is None:
                     group = (history, [], [])
                     together.append(group)
-                group[1].append(buf)
-                group[2].append(history.values)
+                _, buffers, columns = group
+                buffers.append(buf)
+                columns.append(history.values)
                 if len(history):
                     self._last_step = max(self._last_step, float(history.steps[-1]))
                     start = float(history.wall_time[0])
