@@ -124,14 +124,18 @@ class LossPlot(widgets.VBox):
         if change["name"] == "x_range" and change["new"] is not None:
             self.follow_latest = False
 
+    # The setting traits are made from ViewSettings at class creation, so mypy does not see them as
+    # attributes: they are read through self._recorder.settings and written with set_trait (what
+    # ``self.x_range = ...`` does: validate, notify, sync).
+
     @observe("follow_latest")
     def _on_follow(self, change: dict[str, Any]) -> None:
         if change["new"]:
-            self.x_range = None
+            self.set_trait("x_range", None)
 
     def _on_browser_zoom(self, x_range: tuple[float, float]) -> None:
         """The user panned/zoomed: re-downsample for the visible range (full fidelity)."""
-        self.x_range = x_range
+        self.set_trait("x_range", x_range)
 
     @observe("diagnostics")
     def _on_diagnostics(self, change: dict[str, Any]) -> None:
@@ -365,8 +369,8 @@ class LossPlot(widgets.VBox):
         return self._snapshot.request(timeout)
 
     @property
-    def last_snapshot_error(self) -> str:
-        """Why the last :meth:`request_snapshot` got no image ("" when it did, or none was asked)."""
+    def last_snapshot_error(self) -> str | None:
+        """Why the last :meth:`request_snapshot` got no image (None when it did, or none was asked)."""
         return self._snapshot.last_error
 
     # -- lifecycle ------------------------------------------------------------------------------
@@ -423,7 +427,7 @@ class LossPlot(widgets.VBox):
         with self._draw_lock:
             sent = self._grid.apply(frame)
             sent += self._runs_table.update(frame.runs)
-            hidden = frozenset(self.hidden_runs)  # a hidden run's findings go with its lines
+            hidden = self._recorder.settings.hidden_runs  # a hidden run's findings go with its lines
             listing = findings_html([f for f in findings if (f.run or DEFAULT_RUN) not in hidden],
                                     limit=FINDINGS_SHOWN)
             sent += _set(self._findings, listing)

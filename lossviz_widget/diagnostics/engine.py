@@ -18,6 +18,7 @@ import math
 import numbers
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
+from typing import TypeGuard
 
 from .._core.grouping import family_of, higher_is_better
 from .._model import DEFAULT_RUN, MetricHistory, as_runs
@@ -70,7 +71,8 @@ class DiagnosticsConfig:
         for name in ("plateau_threshold", "train_fall"):
             _check_float(name, getattr(self, name), positive=False)
         if self.divergence_ratio <= 1.0:
-            raise ValueError(f"divergence_ratio must be > 1 (times the best smoothed loss), got {self.divergence_ratio!r}")
+            raise ValueError("divergence_ratio must be > 1 (times the best smoothed loss), "
+                             f"got {self.divergence_ratio!r}")
         if not 0.0 <= self.divergence_beta < 1.0:
             raise ValueError(f"divergence_beta must be in [0, 1), got {self.divergence_beta!r}")
         if self.plateau_threshold_mode not in ("rel", "abs"):
@@ -90,12 +92,12 @@ def _is_int(v: object) -> bool:
     return isinstance(v, numbers.Integral) and not isinstance(v, bool)
 
 
-def _is_real(v: object) -> bool:
+def _is_real(v: object) -> TypeGuard[numbers.Real]:
     return isinstance(v, numbers.Real) and not isinstance(v, bool)
 
 
 def _check_float(name: str, v: object, positive: bool) -> None:
-    if not (_is_real(v) and math.isfinite(v) and (v > 0 if positive else v >= 0)):
+    if not (_is_real(v) and math.isfinite(x := float(v)) and (x > 0 if positive else x >= 0)):
         raise ValueError(f"{name} must be a finite number {'> 0' if positive else '>= 0'}, got {v!r}")
 
 

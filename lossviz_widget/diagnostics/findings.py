@@ -17,7 +17,8 @@ import numpy as np
 from .._core.formatting import format_number
 from .._core.grouping import family_of, higher_is_better
 
-__all__ = ["SEVERITIES", "SEVERITY_COLORS", "Finding", "first_episode", "fmt", "held", "is_loss_like", "is_validation", "pct"]
+__all__ = ["SEVERITIES", "SEVERITY_COLORS", "Finding", "first_episode", "fmt", "held", "is_loss_like", "is_validation",
+           "pct"]
 
 SEVERITIES = ("info", "warning", "error")
 SEVERITY_COLORS = {"error": "#d62728", "warning": "#ff7f0e", "info": "#1f77b4"}

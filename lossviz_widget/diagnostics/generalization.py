@@ -76,7 +76,8 @@ class Generalization:
         """Per new value: the mean of the last ``persist`` finite validation values (this one
         included, older ones carried from earlier calls), summed oldest first (from 0.0)."""
         p = self.persist
-        older = np.asarray(self.recent, dtype=np.float64)[max(len(self.recent) - (p - 1), 0) :] if p > 1 else np.empty(0)
+        older = (np.asarray(self.recent, dtype=np.float64)[max(len(self.recent) - (p - 1), 0) :]
+                 if p > 1 else np.empty(0))
         ext = np.concatenate((np.zeros(p - 1 - len(older)), older, values))  # zeros add nothing
         n = len(values)
         total = ext[:n] + 0.0
@@ -177,11 +178,11 @@ def _window_means(values: np.ndarray, ends: np.ndarray, w: int) -> np.ndarray:
     nb = len(x) // w + 1  # at least one block, also for an empty x
     grid = np.zeros(nb * w)
     np.copyto(grid[: len(x)], x, where=finite)
-    grid = grid.reshape(nb, w)
-    suffix = np.cumsum(grid[:, ::-1], axis=1)[:, ::-1].ravel()  # x[i] + ... to the end of i's block
+    blocks = grid.reshape(nb, w)
+    suffix = np.cumsum(blocks[:, ::-1], axis=1)[:, ::-1].ravel()  # x[i] + ... to the end of i's block
     prefix = np.zeros(nb * w + 1)  # x[start of i's block] + ... + x[i - 1]; 0 at block starts
-    np.cumsum(grid, axis=1, out=grid)
-    prefix[1:] = grid.ravel()
+    np.cumsum(blocks, axis=1, out=blocks)
+    prefix[1:] = blocks.ravel()
     prefix[::w] = 0.0
     count = np.concatenate(([0], np.cumsum(finite)))
     first = ends - w

@@ -26,14 +26,19 @@ def findings_html(findings: Sequence[Finding], limit: int | None = None) -> str:
         items.append(f'<li class="lossviz-findings-more" style="list-style:none;color:#777">'
                      f"{len(findings) - limit} earlier findings: plot.diagnose() lists all</li>")
     for f in shown:
-        e = lambda s: html.escape(str(s), quote=True)
         step = step_attr(f.step) if f.step == f.step else "nan"
-        run = f' data-run="{e(f.run)}"' if f.run is not None else ""
+        run = f' data-run="{_escape(f.run)}"' if f.run is not None else ""
         items.append(
-            f'<li class="lossviz-finding" data-code="{e(f.code)}" data-severity="{e(f.severity)}" '
-            f'data-metric="{e(f.metric)}" data-step="{e(step)}"{run}>'
-            f'<b style="color:{SEVERITY_COLORS.get(f.severity, "#555")}">{e(f.severity)}</b> '
-            f"{'' if f.run is None else f'[{e(f.run)}] '}{e(f.message)} <i>{e(f.suggestion)}</i></li>"
+            f'<li class="lossviz-finding" data-code="{_escape(f.code)}" data-severity="{_escape(f.severity)}" '
+            f'data-metric="{_escape(f.metric)}" data-step="{_escape(step)}"{run}>'
+            f'<b style="color:{SEVERITY_COLORS.get(f.severity, "#555")}">{_escape(f.severity)}</b> '
+            f"{'' if f.run is None else f'[{_escape(f.run)}] '}{_escape(f.message)} "
+            f"<i>{_escape(f.suggestion)}</i></li>"
         )
     return ('<ul class="lossviz-findings" style="margin:4px 0;padding-left:18px;font-size:12px">'
             + "".join(items) + "</ul>")
+
+
+def _escape(value: object) -> str:
+    """``value`` as text, safe in HTML content and in quoted attribute values."""
+    return html.escape(str(value), quote=True)

@@ -15,7 +15,8 @@ Rules (defaults in :class:`~lossviz_widget.diagnostics.engine.DiagnosticsConfig`
   no expected value to compare with, so nothing is said.
 * Block rules (training loss-like series): the series is cut into blocks of ``block`` (100)
   points; per block its finite mean (level) and noise ``std(diff(y)) / sqrt(2)`` over pairs of
-  neighbouring finite points (the trend cancels in first differences) are kept, and the rules read only those block summaries:
+  neighbouring finite points (the trend cancels in first differences) are kept, and the rules
+  read only those block summaries:
 
   - ``noisy``: noise above ``noise_ratio`` (50%) of the level in 2 blocks in a row; ends after 2
     blocks under 70% of that.
@@ -32,6 +33,7 @@ holds no bad value, and blocks past the early window are judged together (no Pyt
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import numpy as np
@@ -166,7 +168,8 @@ class BlockTrends:
     frame's blocks at once with NumPy. Only the first level and the last five blocks are kept."""
 
     def __init__(self, block: int, noise_ratio: float, early_blocks: int, converged_rel: float) -> None:
-        self.block, self.noise_ratio, self.early_blocks, self.converged_rel = block, noise_ratio, early_blocks, converged_rel
+        self.block, self.noise_ratio = block, noise_ratio
+        self.early_blocks, self.converged_rel = early_blocks, converged_rel
         self._pend_v = np.empty(0)
         self._pend_s = np.empty(0)
         self.count = 0  # blocks judged
@@ -249,7 +252,7 @@ class BlockTrends:
             ))
         if early and min(L[-5:]) > 0:
             last = L[-5:]
-            drops = [(a - b) / a for a, b in zip(last, last[1:])]
+            drops = [(a - b) / a for a, b in itertools.pairwise(last)]
             low = (all(0 < d < 0.01 for d in drops) and last[0] - last[-1] > 2 * self._se(5)
                    and (l0 - level) / l0 < 0.1)
         else:
