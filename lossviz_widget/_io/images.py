@@ -191,7 +191,7 @@ def _draw_panel(ax: Axes, pf: PanelFrame) -> None:
 def render_figure(
     frame: Frame, *, title: str = "", width: float = 10.0, height: float | None = None, dpi: float = 150
 ) -> Figure:
-    """Draw ``frame`` (e.g. ``plot._export_frame()``) as a matplotlib Figure that matches the live view.
+    """Draw ``frame`` (e.g. ``plot.frame()``) as a matplotlib Figure that matches the live view.
 
     One panel per metric family, in the frame's order, on a grid of up to two
     columns sharing one x axis; each metric's main line (smoothed when smoothing
