@@ -29,7 +29,7 @@ from lossviz_widget._io.report import (
 
 pytestmark = pytest.mark.browser  # needs /usr/bin/chromium (no JupyterLab)
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "test-artifacts" / "report"
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [

@@ -40,7 +40,7 @@ from PIL import Image
 
 from lossviz_widget._io.images import IMAGE_FORMATS, image_bytes, render_figure
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "test-artifacts" / "report"
 SVG_NS = "{http://www.w3.org/2000/svg}"
 

@@ -25,7 +25,7 @@ dist = pytest.importorskip("torch.distributed")
 from lossviz_widget.distributed import DistributedLogger
 
 WORKER = Path(__file__).with_name("ddp_worker.py")
-ROOT = WORKER.parents[1]
+ROOT = WORKER.parents[2]
 WORLD = 2
 
 

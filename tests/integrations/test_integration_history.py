@@ -14,7 +14,7 @@ import pytest
 from lossviz_widget import LossPlot
 from lossviz_widget.integrations.history import log_history
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 FRAMEWORKS = ["keras", "torch", "lightning", "pytorch_lightning", "transformers", "sklearn", "xgboost",
               "lightgbm", "tensorflow", "jax"]
 

@@ -54,7 +54,7 @@ def sweep(tmp_path_factory):
     """Run the sweep once with the callback attached; Ray is shut down afterwards."""
     # Ray's workers import `trainable` from this module: they inherit PYTHONPATH from here
     saved = os.environ.get("PYTHONPATH")
-    os.environ["PYTHONPATH"] = os.pathsep.join([str(Path(__file__).parent), str(Path(__file__).parents[1]),
+    os.environ["PYTHONPATH"] = os.pathsep.join([str(Path(__file__).parent), str(Path(__file__).parents[2]),
                                                 saved or ""])
     try:
         _start_ray()

@@ -420,7 +420,7 @@ def test_notebook_shows_the_finder_live_and_trains_with_its_suggestion(tmp_path)
 
     from notebook_harness import WIDGET_VIEW_MIME, cell_text, run_notebook
 
-    run = run_notebook(Path(__file__).resolve().parents[1] / "notebooks" / "06_lr_finder.ipynb", tmp_path)
+    run = run_notebook(Path(__file__).resolve().parents[2] / "notebooks" / "06_lr_finder.ipynb", tmp_path)
     find = run.code_cell("lr_find(model")
     for i, cell in enumerate(run.nb.cells):
         assert not [o for o in cell.get("outputs", []) if o.output_type == "error"], f"cell {i} raised"
