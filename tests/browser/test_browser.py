@@ -8,6 +8,7 @@ Screenshots go to ``test-artifacts/browser/``.
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
 import time
@@ -91,7 +92,7 @@ def test_loss_plot_updates_live_while_cell_runs(request: pytest.FixtureRequest) 
         visible = [c["vertices"] for c in curves if not c["hidden"]]
         if len(visible) == 1 and running():
             samples.append((round(time.monotonic() - t0, 2), visible[0]))
-            increases = sum(b[1] > a[1] for a, b in zip(samples, samples[1:]))
+            increases = sum(b[1] > a[1] for a, b in itertools.pairwise(samples))
             if increases >= 2 and not mid_shot and 50 < visible[0] < N_STEPS:
                 nb.screenshot("live_loss-mid-training")
                 nb.screenshot("live_loss-mid-training-widget", widget)
@@ -100,7 +101,7 @@ def test_loss_plot_updates_live_while_cell_runs(request: pytest.FixtureRequest) 
 
     counts = [v for _, v in samples]
     (nb.artifacts / "live_loss-samples.json").write_text(json.dumps({"t_s_vertices": samples}))
-    increases = sum(b > a for a, b in zip(counts, counts[1:]))
+    increases = sum(b > a for a, b in itertools.pairwise(counts))
     assert increases >= 2, f"loss line did not grow at least twice while the cell ran; samples={samples}"
     assert counts == sorted(counts), f"loss line lost points during training: {samples}"
     assert mid_shot, f"no mid-training screenshot taken; samples={samples}"

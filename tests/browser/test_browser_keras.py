@@ -8,6 +8,8 @@ A callback sleeps a little per batch so the training lasts a few seconds.
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 from browser_harness import NotebookPage, opened_notebook, poll
 
@@ -63,7 +65,7 @@ def _check(nb: NotebookPage) -> None:
         if n and nb.is_executing(1):
             samples.append(n)
         nb.page.wait_for_timeout(200)
-    grew = sum(b > a for a, b in zip(samples, samples[1:]))
+    grew = sum(b > a for a, b in itertools.pairwise(samples))
     assert grew >= 2 and samples[0] < EPOCHS * BATCHES, f"loss line did not grow while fit ran: {samples}"
     nb.screenshot("keras-live-widget", widget)
 

@@ -235,7 +235,8 @@ def _check_snapshots(nb: NotebookPage, request_png: Path) -> None:
     _run_cell(nb, 3)
     rid = re.search(r"REQUESTED (\w+)", nb.wait_output_text(3, "REQUESTED", timeout=20))[1]
     nb.wait_cell_done(3)
-    poll(lambda: [v.locator(".lossviz-snapshot").get_attribute("data-last-request-id") for v in views.all()] == [rid, rid],
+    poll(lambda: [v.locator(".lossviz-snapshot").get_attribute("data-last-request-id")
+                  for v in views.all()] == [rid, rid],
          15, "both views did not answer the request")
     _run_cell(nb, 4)
     text = nb.wait_output_text(4, "REQ", timeout=20)

@@ -61,7 +61,8 @@ def _zoom_and_follow(nb: NotebookPage) -> None:
     # The kernel is idle: it takes in the new range and redraws it from the raw data.
     nb.run_all_cells()
     nb.wait_cell_done(1, timeout=60)
-    poll(lambda: _state(nb) is not None and _state(nb)[0] != "None", 20, lambda: f"no zoom reached the kernel: {_state(nb)}")
+    poll(lambda: _state(nb) is not None and _state(nb)[0] != "None", 20,
+         lambda: f"no zoom reached the kernel: {_state(nb)}")
     x_range, follow, n_points = _state(nb)
     lo, hi = (float(v) for v in re.findall(r"[-\d.e+]+", x_range)[:2])
     assert follow == "False" and 0 < hi - lo < 200_000 / 4, x_range

@@ -155,9 +155,12 @@ def test_thread_ends_when_owner_is_garbage_collected():
             self.frames += 1
             return 0
 
+    def drawn_once(owner: Owner) -> bool:
+        owner.sched.request()
+        return wait_until(lambda: owner.frames == 1)
+
     owner = Owner()
-    owner.sched.request()
-    assert wait_until(lambda: owner.frames == 1)
+    assert drawn_once(owner)
     thread = owner.sched._thread
     del owner
     gc.collect()

@@ -56,7 +56,8 @@ def test_omitted_step_counts_calls(plot):
 
 
 def test_accepted_number_types(plot):
-    plot.log(a=1, b=np.float32(0.5), c=np.int64(7), d=np.array(2.5), e=np.array([3.5]), f=np.float16(1.5), step=np.int64(3))
+    plot.log(a=1, b=np.float32(0.5), c=np.int64(7), d=np.array(2.5), e=np.array([3.5]), f=np.float16(1.5),
+             step=np.int64(3))
     got = {k: plot.history[k].values[0] for k in "abcdef"}
     assert got == {"a": 1.0, "b": 0.5, "c": 7.0, "d": 2.5, "e": 3.5, "f": 1.5}
     assert plot.history["a"].steps[0] == 3.0

@@ -9,7 +9,8 @@ import copy
 import numpy as np
 import pytest
 
-torch = pytest.importorskip("torch")
+pytest.importorskip("torch")
+import torch
 from torch import nn
 
 from lossviz_widget import landscape as ls

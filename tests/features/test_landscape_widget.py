@@ -30,8 +30,8 @@ def test_grid_fills_coarse_to_fine_in_the_marks():
     view.min_interval = 0.0  # redraw after every point
     land = view.landscape
     seen = []
-    view.runner.listeners.append(lambda l: seen.append((int(l.computed.sum()), np.array(view.heat.color),
-                                                        l.computed.copy(), len(view.contours.x))))
+    view.runner.listeners.append(lambda land: seen.append((int(land.computed.sum()), np.array(view.heat.color),
+                                                           land.computed.copy(), len(view.contours.x))))
     assert np.isnan(np.asarray(view.heat.color, dtype=float)).all()  # nothing yet
     view.run()
     truth = np.array([[bowl(np.array([x, y])) for x in land.x] for y in land.y])

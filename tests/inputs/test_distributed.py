@@ -19,8 +19,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-torch = pytest.importorskip("torch")
-dist = pytest.importorskip("torch.distributed")
+pytest.importorskip("torch")
+pytest.importorskip("torch.distributed")
+import torch
+import torch.distributed as dist
 
 from lossviz_widget.distributed import DistributedLogger
 
@@ -110,7 +112,8 @@ def test_mismatched_names_raise_on_every_rank(ranks):
 
 
 def test_a_bad_value_on_one_rank_raises_on_every_rank(ranks):
-    assert ranks[1]["errors"]["value"] == "TypeError: metric 'loss': expected a number or a scalar tensor, got str 'oops'"
+    assert ranks[1]["errors"]["value"] == ("TypeError: metric 'loss': expected a number or a scalar tensor, "
+                                           "got str 'oops'")
     assert ranks[0]["errors"]["value"].startswith("RuntimeError: DistributedLogger.log:")
 
 

@@ -72,7 +72,7 @@ def test_follow_a_training_subprocess(tmp_path):
     try:
         for chunk in range(4):
             n = 25 * (chunk + 1)
-            wait_until(lambda: count(plot, "a", "acc") >= n and count(plot, "b", "loss") >= n - 50)
+            wait_until(lambda n=n: count(plot, "a", "acc") >= n and count(plot, "b", "loss") >= n - 50)
             assert proc.poll() is None  # the points arrived while the writer was still running
             time.sleep(0.15)  # a few more polls: nothing beyond what was written may show up
             assert count(plot, "a", "loss") == count(plot, "a", "acc") == n

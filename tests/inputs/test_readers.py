@@ -149,7 +149,7 @@ def test_keras_csv_logger(keras_csv):
     assert set(data) == {("fit", m) for m in ("accuracy", "loss", "val_accuracy", "val_loss")}
     rows = keras_csv.read_text().splitlines()
     header = rows[0].split(",")
-    for (run, metric), (steps, values, walls) in data.items():
+    for (_run, metric), (steps, values, walls) in data.items():
         assert steps == [0.0, 1.0] and walls == []  # epochs; Keras records no wall time
         assert values == [float(r.split(",")[header.index(metric)]) for r in rows[1:]]
 

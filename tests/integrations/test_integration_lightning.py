@@ -96,7 +96,8 @@ def test_final_values_equal_callback_metrics(run):
         assert plot_logger.plot.history[name].values[-1] == pytest.approx(float(metrics[name]), rel=1e-7)
     assert plot_logger.hparams == {"lr": 0.1}
     assert plot_logger.experiment is plot_logger.plot
-    assert plot_logger.plot.history["train_loss_epoch"].values[-1] < plot_logger.plot.history["train_loss_epoch"].values[0]
+    epoch_loss = plot_logger.plot.history["train_loss_epoch"].values
+    assert epoch_loss[-1] < epoch_loss[0]
 
 
 def test_only_global_rank_zero_plots():

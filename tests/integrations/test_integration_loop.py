@@ -28,7 +28,7 @@ def test_track_a_real_training_loop_with_tqdm():
     model = torch.nn.Linear(3, 1)
     opt = torch.optim.SGD(model.parameters(), lr=0.1)
     plot, bar_output, losses = LossPlot(), io.StringIO(), []
-    for epoch in range(2):
+    for _epoch in range(2):
         for step, (xb, yb) in track(tqdm(loader, file=bar_output), plot):
             loss = torch.nn.functional.mse_loss(model(xb).squeeze(-1), yb)
             opt.zero_grad()
@@ -60,6 +60,6 @@ def test_track_flushes_on_break_and_takes_a_start():
 def test_live_flushes_on_error_and_keeps_nan():
     with pytest.raises(ZeroDivisionError), live(title="run") as plot:
         plot.log(loss=float("nan"), step=0)
-        1 / 0
+        raise ZeroDivisionError("the training loop failed")
     assert plot.title == "run" and np.isnan(plot.history["loss"].values[0])
     assert _drawn(plot, 1)

@@ -13,8 +13,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-ray = pytest.importorskip("ray")
-tune = pytest.importorskip("ray.tune")
+pytest.importorskip("ray")
+pytest.importorskip("ray.tune")
+import ray
+from ray import tune
 
 from lossviz_widget import LossPlot
 from lossviz_widget.integrations.ray_tune import SKIPPED_KEYS, LossPlotCallback, numeric_metrics

@@ -220,7 +220,7 @@ def test_one_panel_per_family_in_order_on_a_two_column_grid(frame, default_png):
     px = decode(default_png)
     spine_grey = (np.ptp(px, axis=-1) <= 3) & (px.max(axis=-1) < 200)  # antialiased #666666, not the grid
     runs = vertical_runs(spine_grey, min_len=150)
-    for left, top, right, bottom in boxes:
+    for left, top, _right, bottom in boxes:
         hits = [r for r in runs if abs(r[0] - left) <= 2 and r[1] <= top + 4 and r[2] >= bottom - 4]
         assert hits, f"no axis line at x={left:.0f} from y={top:.0f} to {bottom:.0f}: {runs}"
     clusters: list[tuple[int, int]] = []  # distinct long vertical axis lines (x, top)

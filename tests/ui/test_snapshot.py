@@ -149,7 +149,8 @@ def test_duplicate_replies_for_one_request_are_ignored(btn):
 def test_a_failing_view_does_not_block_a_working_one(btn):
     rid = btn.request(timeout=0.2)
     reply(btn, rid, ok=False, error="the plot is not visible in this view (zero size or detached)")
-    assert btn.last_error == "snapshot failed in the browser: the plot is not visible in this view (zero size or detached)"
+    assert btn.last_error == ("snapshot failed in the browser: "
+                              "the plot is not visible in this view (zero size or detached)")
     time.sleep(0.3)  # the timeout must not overwrite the browser's error
     assert btn.last_error.startswith("snapshot failed in the browser")
     png = make_png()

@@ -7,6 +7,7 @@ import time
 import numpy as np
 import pytest
 from bqplot import DateScale, LinearScale, LogScale
+from traitlets import TraitError
 
 from lossviz_widget import LossPlot, tensorboard_ema
 
@@ -121,7 +122,8 @@ def test_view_of_an_x_range_shows_raw_points_there():
     zoom = builder.build(store.snapshot(), store.t0, ViewSettings(smoothing=0.0, max_points=500,
                                                                   x_range=(123_400.0, 123_500.0)))
     (series,) = zoom.panels[0].series
-    np.testing.assert_array_equal(series.x, np.arange(123_399, 123_502))  # every raw point, plus one neighbour each side
+    # every raw point, plus one neighbour each side
+    np.testing.assert_array_equal(series.x, np.arange(123_399, 123_502))
     assert series.y.max() == 50.0
 
 
@@ -221,7 +223,7 @@ def test_x_axis_modes(plot):
     main = lines(plot, "loss", "loss")[1]
     assert isinstance(main.scales["x"], LinearScale) and panel.x_axis.label == "time since start (s)"
     assert main.x[0] == pytest.approx(0.0, abs=0.01) and main.x[-1] == pytest.approx(wall[-1] - wall[0])
-    with pytest.raises(Exception):
+    with pytest.raises(TraitError, match="epochs"):
         plot.x_axis = "epochs"
 
 
@@ -252,8 +254,8 @@ def test_metric_names_and_title_are_escaped():
 
 
 def test_readout_latest_and_best(plot):
-    for i, (l, a) in enumerate([(1.0, 0.1), (0.5, 0.7), (0.7, 0.6)]):
-        plot.log(loss=l, acc=a, step=i)
+    for i, (loss, acc) in enumerate([(1.0, 0.1), (0.5, 0.7), (0.7, 0.6)]):
+        plot.log(loss=loss, acc=acc, step=i)
     plot.flush()
     rows = plot._readout.value
     assert 'data-metric="loss" data-step="2" data-count="3"' in rows
