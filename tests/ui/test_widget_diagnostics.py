@@ -4,10 +4,11 @@ import html
 
 import numpy as np
 import pytest
+from drawn import finding_markers
 
 from lossviz_widget import LossPlot
 from lossviz_widget._core.smoothing import smooth
-from lossviz_widget.diagnostics import DiagnosticsConfig
+from lossviz_widget.diagnostics import Diagnostics, DiagnosticsConfig
 
 
 @pytest.fixture
@@ -36,12 +37,14 @@ def test_overfitting_shows_in_the_findings_area_with_a_marker(plot):
     over = [f for f in found if f.code == "overfitting"]
     assert len(over) == 1
     f = over[0]
-    area = plot._findings.value
-    assert plot._findings in plot.children and plot.children.index(plot._findings) == plot.children.index(plot._grid.box) + 1
+    area = plot.shown_html["findings"]
+    kids = plot.children
+    panels = next(i for i, w in enumerate(kids) if tuple(getattr(w, "children", ())) == tuple(plot.figures.values()))
+    assert kids[panels + 1].value == area  # the findings area sits right under the panels
     assert 'data-code="overfitting"' in area and f'data-step="{int(f.step)}"' in area
     assert "overfitting" in area and "early stopping at step" in area
-    markers = plot._grid.panels["loss"].findings
-    assert markers.visible and markers in plot._grid.panels["loss"].figure.marks
+    markers = finding_markers(plot, "loss")
+    assert markers.visible
     i = list(markers.x).index(f.step)
     hist = plot.history["val_loss"]
     assert markers.y[i] == hist.values[list(hist.steps).index(f.step)]  # on the validation curve
@@ -53,8 +56,8 @@ def test_divergence_live_marker_and_error_finding(plot):
     plot.flush()
     div = [f for f in plot.diagnose() if f.code == "divergence"]
     assert len(div) == 1 and div[0].severity == "error"
-    assert 'data-code="divergence"' in plot._findings.value
-    assert div[0].step in list(plot._grid.panels["loss"].findings.x)
+    assert 'data-code="divergence"' in plot.shown_html["findings"]
+    assert div[0].step in list(finding_markers(plot, "loss").x)
 
 
 def test_findings_appear_as_training_runs_once_each(plot):
@@ -62,22 +65,24 @@ def test_findings_appear_as_training_runs_once_each(plot):
         for j in range(i, i + 100):
             plot.log(loss=2 * np.exp(-j / 200) + 0.1 if j < 800 else 0.13 * np.exp((j - 800) / 60), step=j)
         plot.flush()
-    assert plot._findings.value.count('data-code="divergence"') == 1
+    assert plot.shown_html["findings"].count('data-code="divergence"') == 1
     assert [f.code for f in plot.diagnose()].count("divergence") == 1
 
 
-def test_switched_off_computes_nothing_and_shows_nothing():
+def test_switched_off_computes_nothing_and_shows_nothing(monkeypatch):
+    reads, update = [], Diagnostics.update
+    monkeypatch.setattr(Diagnostics, "update", lambda *a, **kw: reads.append(1) or update(*a, **kw))
     p = LossPlot(diagnostics=False)
     log_diverging(p)
     p.flush()
-    assert p.diagnose() == [] and p._findings.value == "" and p.recorder._diag.examined == 0
-    assert not p._grid.panels["loss"].findings.visible
+    assert p.diagnose() == [] and p.shown_html["findings"] == "" and reads == []  # not a point read
+    assert not finding_markers(p, "loss").visible
     p.diagnostics = True  # back on: catches up on the whole history
     p.flush()
-    assert "divergence" in [f.code for f in p.diagnose()] and p._grid.panels["loss"].findings.visible
+    assert "divergence" in [f.code for f in p.diagnose()] and finding_markers(p, "loss").visible
     p.diagnostics = False
     p.flush()
-    assert p._findings.value == "" and not p._grid.panels["loss"].findings.visible
+    assert p.shown_html["findings"] == "" and not finding_markers(p, "loss").visible
     p.close()
 
 
@@ -86,7 +91,7 @@ def test_metric_names_are_escaped_in_messages(plot):
     for i in range(100):
         plot.log({evil: float("nan") if i == 30 else 1.0}, step=i)
     plot.flush()
-    area = plot._findings.value
+    area = plot.shown_html["findings"]
     assert "<img" not in area and html.escape(evil, quote=True) in area
     assert 'data-code="nonfinite"' in area and 'data-step="30"' in area
 
@@ -156,60 +161,25 @@ def test_several_runs_are_diagnosed_apart_and_findings_name_their_run(plot):
     plot.flush()
     over = [f for f in plot.diagnose() if f.code == "overfitting"]
     assert [f.run for f in over] == ["over<fit>"]
-    area = plot._findings.value
+    area = plot.shown_html["findings"]
     assert 'data-run="over&lt;fit&gt;"' in area and "[over&lt;fit&gt;]" in area and "<fit>" not in area
-    assert over[0].step in list(plot._grid.panels["loss"].findings.x)
+    assert over[0].step in list(finding_markers(plot, "loss").x)
     plot.hidden_runs = ("over<fit>",)  # a hidden run's markers go with its lines
     plot.flush()
-    assert over[0].step not in list(plot._grid.panels["loss"].findings.x)
-
-
-def test_live_frames_catch_up_on_a_backlog_within_a_budget(monkeypatch):
-    """After extend() of 1e6 steps one live frame reads at most the budget per series and asks
-    for the next frame; once caught up the findings are those of one unbudgeted pass."""
-    from lossviz_widget._core import recorder as widget
-    from lossviz_widget.diagnostics import Diagnostics
-
-    p = LossPlot()
-    try:
-        n = 1_000_000
-        s = np.arange(n, dtype=float)
-        p.extend("loss", s, 2 / (1 + s / 1e5) * (1 + 0.05 * np.sin(s)))
-        p.extend("val_loss", s[::10], 2.4 / (1 + s[::10] / 1e5) + np.maximum(0, s[::10] - 6e5) / 1e6)
-        requested = []
-        monkeypatch.setattr(p.recorder._scheduler, "request", lambda: requested.append(True))
-        p.recorder._live = p.recorder._background = True  # frames as the render thread draws them in a kernel
-        budget = widget.LIVE_DIAGNOSTICS_BUDGET
-        p.recorder._frame_from_thread()
-        seen = {name: st.seen for (_, name), st in p.recorder._diag._series.items()}
-        assert seen == {"loss": budget, "val_loss": min(budget, n // 10)}
-        assert p.recorder._diag.pending == n - budget and requested
-        frames = 1
-        while p.recorder._diag.pending:
-            p.recorder._frame_from_thread()
-            frames += 1
-        assert frames == -(-n // budget)
-        assert len(requested) == frames - 1  # none once caught up
-        whole = Diagnostics()
-        whole.update(p.recorder._runs.snapshot())
-        found = p.diagnose()
-        assert [repr(f) for f in found] == [repr(f) for f in whole.findings]
-        assert {"overfitting", "converged"} <= {f.code for f in found}
-    finally:
-        p.recorder._live = p.recorder._background = False
-        p.close()
+    assert over[0].step not in list(finding_markers(plot, "loss").x)
 
 
 def test_with_several_runs_the_default_runs_findings_say_default(plot, tmp_path):
     log_diverging(plot)
     plot.flush()
-    assert 'data-run=' not in plot._findings.value and "[default]" not in plot._findings.value  # one run: as before
+    assert 'data-run=' not in plot.shown_html["findings"]  # one run: as before
+    assert "[default]" not in plot.shown_html["findings"]
     plot.log(loss=1.0, step=0, run="b")  # a second run: the finding found earlier now names its run
     plot.flush()
     div = [f for f in plot.diagnose() if f.code == "divergence"]
     assert [f.run for f in div] == ["default"]
-    area = plot._findings.value
+    area = plot.shown_html["findings"]
     assert 'data-run="default"' in area and "[default]" in area
-    assert div[0].step in list(plot._grid.panels["loss"].findings.x)  # its marker stays on the default curve
+    assert div[0].step in list(finding_markers(plot, "loss").x)  # its marker stays on the default curve
     page = plot.export(tmp_path / "r.html").read_text(encoding="utf-8")
     assert "[default]" in page.split('id="lossviz-diagnostics"')[1]
