@@ -7,9 +7,10 @@ import json
 
 import numpy as np
 import pytest
+from drawn import labels, lines, main_line
 
 from lossviz_widget import LossPlot
-from lossviz_widget._core.frame import FADED, PALETTE
+from lossviz_widget._core.frame import FADED, PALETTE, FrameBuilder
 
 HTML_NAME = "<b>x</b>&\"'"
 RUNS = ("lr=1e-3", "lr=1e-2", HTML_NAME)
@@ -35,28 +36,34 @@ def plot():
     p.close()
 
 
-def main_line(plot, family, run, metric):
-    return plot._grid.panels[family].lines[run, metric][1]
+def run_line(plot, family, run, metric):
+    return main_line(plot, family, f"{run}: {metric}")
+
+
+def table_rows(plot):
+    """The runs table's rows, by run: (show checkbox, highlight toggle, label), as the plot lays them out
+    (title, control bar, runs table, ...) in the order of the frame's runs."""
+    box = plot.children[2]
+    return {run.name: row.children for run, row in zip(plot.frame().runs, box.children, strict=True)}
 
 
 def test_one_colour_per_run_in_every_panel_and_frame(plot):
     colours = {}
     for k, run in enumerate(RUNS):
-        seen = {tuple(main_line(plot, fam, run, m).colors) for fam, m in
+        seen = {tuple(run_line(plot, fam, run, m).colors) for fam, m in
                 (("loss", "loss"), ("loss", "val_loss"), ("accuracy", "acc"))}
         assert seen == {(PALETTE[k],)}  # the same hue in both panels
         colours[run] = PALETTE[k]
-        assert main_line(plot, "loss", run, "loss").line_style == "solid"
-        assert main_line(plot, "loss", run, "val_loss").line_style == "dashed"  # val within the run's hue
-        assert main_line(plot, "loss", run, "loss").labels == [f"{run}: loss"]
+        assert run_line(plot, "loss", run, "loss").line_style == "solid"
+        assert run_line(plot, "loss", run, "val_loss").line_style == "dashed"  # val within the run's hue
     assert len(set(colours.values())) == 3
+    assert labels(plot, "loss") == {f"{run}: {m}" for run in RUNS for m in ("loss", "val_loss")}
     for i in range(200, 260):  # more frames: colours stay
         plot.run(RUNS[2]).log(loss=0.1, step=i)
         plot.flush()
     for k, run in enumerate(RUNS):
-        assert main_line(plot, "accuracy", run, "acc").colors == [PALETTE[k]]
-    rows = {(r.run, r.name): r.color for r in plot.recorder._builder.build(plot.recorder._runs.snapshot(), plot.recorder._runs.t0,
-                                                                   plot.recorder.settings).readout}
+        assert run_line(plot, "accuracy", run, "acc").colors == [PALETTE[k]]
+    rows = {(r.run, r.name): r.color for r in plot.frame().readout}
     assert rows[RUNS[1], "val_loss"] == PALETTE[1]
 
 
@@ -70,12 +77,12 @@ def test_thirty_runs_get_thirty_distinct_colours_everywhere(tmp_path):
             p.run(run).log(loss=1.0 + k, acc=0.5, step=0)
             p.run(run).log(loss=0.5 + k, acc=0.6, step=1)
         p.flush()
-        colours = [main_line(p, "loss", run, "loss").colors[0] for run in runs]
+        colours = [run_line(p, "loss", run, "loss").colors[0] for run in runs]
         assert len(set(colours)) == 30 and colours[:20] == list(PALETTE)  # tab10, then tab20's light partners
         rgb = np.array([[int(c[i:i + 2], 16) for i in (1, 3, 5)] for c in colours], dtype=float)
         gaps = np.linalg.norm(rgb[:, None] - rgb[None], axis=-1)[np.triu_indices(30, 1)]
         assert gaps.min() > 20  # no two runs nearly alike (tab20's closest pair is ~25 apart)
-        assert [main_line(p, "accuracy", run, "acc").colors[0] for run in runs] == colours  # every panel
+        assert [run_line(p, "accuracy", run, "acc").colors[0] for run in runs] == colours  # every panel
         fig = render_figure(p.frame(), title="")  # a 30-entry legend fits (small type, columns)
         drawn = {line.get_label(): line.get_color() for line in fig.axes[0].get_lines()}
         assert [drawn[f"{run}: loss"] for run in runs] == colours  # the image
@@ -89,7 +96,7 @@ def test_thirty_runs_get_thirty_distinct_colours_everywhere(tmp_path):
         for run in runs:
             again.run(run).log(loss=1.0, step=0)
         again.flush()
-        assert [again._grid.panels["loss"].lines[run, "loss"][1].colors[0] for run in runs] == colours
+        assert [run_line(again, "loss", run, "loss").colors[0] for run in runs] == colours
     finally:
         again.close()
 
@@ -99,37 +106,37 @@ def test_single_run_colours_by_metric_until_a_second_run_appears():
     try:
         p.log(loss=1.0, val_loss=2.0, step=0)
         p.flush()
-        loss, val = (p._grid.panels["loss"].lines[m][1] for m in ("loss", "val_loss"))
+        loss, val = (main_line(p, "loss", m) for m in ("loss", "val_loss"))
         assert loss.colors != val.colors and loss.line_style == val.line_style == "solid"
         assert loss.labels == ["loss"]
         p.log(loss=1.5, val_loss=2.5, step=0, run="other")
         p.flush()
         assert loss.colors == val.colors == [PALETTE[0]]  # now by run
         assert val.line_style == "dashed" and loss.labels == ["default: loss"]
-        assert p._grid.panels["loss"].lines["other", "loss"][1].colors == [PALETTE[1]]
+        assert run_line(p, "loss", "other", "loss").colors == [PALETTE[1]]
     finally:
         p.close()
 
 
 def test_hidden_runs_are_not_drawn_and_not_sent(plot):
     hidden = RUNS[0]
-    line = main_line(plot, "loss", hidden, "loss")
+    line = run_line(plot, "loss", hidden, "loss")
     sent_x = line.x
     plot.hidden_runs = (hidden,)
     plot.run(hidden).log(loss=0.01, step=500)
     plot.flush()
     assert not line.visible and not line.display_legend
     assert line.x is sent_x  # nothing new sent for it
-    assert main_line(plot, "loss", RUNS[1], "loss").visible
-    assert hidden not in plot._readout.value
-    assert "2 runs, 6 series" in plot._status.value  # the status line counts visible runs
-    table = plot._runs_table._rows
-    assert table[hidden].show.value is False and table[RUNS[1]].show.value is True
-    table[hidden].show.value = True  # the checkbox shows it again
+    assert run_line(plot, "loss", RUNS[1], "loss").visible
+    assert hidden not in plot.shown_html["readout"]
+    assert "2 runs, 6 series" in plot.shown_html["status"]  # the status line counts visible runs
+    show = {run: row[0] for run, row in table_rows(plot).items()}
+    assert show[hidden].value is False and show[RUNS[1]].value is True
+    show[hidden].value = True  # the checkbox shows it again
     assert plot.hidden_runs == ()
     plot.flush()
     assert line.visible and line.x[-1] == 500  # the points logged meanwhile arrive
-    table[RUNS[2]].show.value = False
+    show[RUNS[2]].value = False
     assert plot.hidden_runs == (RUNS[2],)
 
 
@@ -137,19 +144,19 @@ def test_highlight_fades_the_other_runs(plot):
     plot.highlight_run = RUNS[1]
     plot.flush()
     for fam, m in (("loss", "loss"), ("accuracy", "acc")):
-        assert main_line(plot, fam, RUNS[1], m).opacities == [1.0]
-        assert main_line(plot, fam, RUNS[0], m).opacities == [FADED]
-        faint = plot._grid.panels[fam].lines[RUNS[0], m][0]
+        assert run_line(plot, fam, RUNS[1], m).opacities == [1.0]
+        assert run_line(plot, fam, RUNS[0], m).opacities == [FADED]
+        faint = lines(plot, fam, f"{RUNS[0]}: {m}")[0]
         assert faint.opacities[0] < 0.25
-    table = plot._runs_table._rows
-    assert table[RUNS[1]].highlight.value is True
-    table[RUNS[0]].highlight.value = True  # the toggle moves the highlight
+    highlight = {run: row[1] for run, row in table_rows(plot).items()}
+    assert highlight[RUNS[1]].value is True
+    highlight[RUNS[0]].value = True  # the toggle moves the highlight
     assert plot.highlight_run == RUNS[0]
-    table[RUNS[0]].highlight.value = False
+    highlight[RUNS[0]].value = False
     assert plot.highlight_run is None
     plot.flush()
-    assert main_line(plot, "loss", RUNS[1], "loss").opacities == [1.0]
-    assert all(r.highlight.value is False for r in table.values())
+    assert run_line(plot, "loss", RUNS[1], "loss").opacities == [1.0]
+    assert all(toggle.value is False for toggle in highlight.values())
 
 
 def test_runs_table_shows_best_of_main_metric(plot):
@@ -157,8 +164,8 @@ def test_runs_table_shows_best_of_main_metric(plot):
     assert list(rows) == list(RUNS)
     assert rows[RUNS[0]].metric == "loss" and rows[RUNS[0]].best == pytest.approx(1 / 200)
     assert rows[RUNS[1]].best == pytest.approx(2 / 200)  # NaN is not a best value
-    assert plot._runs_table.box.layout.display == "flex"
-    label = plot._runs_table._rows[RUNS[0]].label.value
+    assert plot.children[2].layout.display == "flex"  # the runs table, under the control bar
+    label = table_rows(plot)[RUNS[0]][2].value
     assert "lr=1e-3" in label and "0.005" in label
 
 
@@ -167,7 +174,7 @@ def test_runs_table_hidden_with_one_run():
     try:
         p.log(loss=1.0, run="solo")
         p.flush()
-        assert p._runs_table.box.layout.display == "none"
+        assert p.children[2].layout.display == "none"  # the runs table, under the control bar
     finally:
         p.close()
 
@@ -180,9 +187,9 @@ def test_bad_hidden_runs_rejected(plot):
 
 def test_run_names_are_escaped_everywhere(plot, tmp_path):
     escaped = "&lt;b&gt;x&lt;/b&gt;&amp;&quot;&#x27;"
-    readout = plot._readout.value
+    readout = plot.shown_html["readout"]
     assert "<b>x</b>" not in readout and escaped in readout and "<th>run</th>" in readout
-    label = plot._runs_table._rows[HTML_NAME].label.value
+    label = table_rows(plot)[HTML_NAME][2].value
     assert "<b>x</b>" not in label and escaped in label
     page = plot.export(tmp_path / "r.html").read_text(encoding="utf-8")
     assert "<b>x</b>" not in page and escaped in page
@@ -266,17 +273,24 @@ def test_images_draw_each_run(tmp_path):
         p.close()
 
 
-def test_a_frame_built_before_a_click_does_not_undo_it(plot):
+def test_a_frame_built_before_a_click_does_not_undo_it(plot, monkeypatch):
     """The render thread builds a frame, then the user clicks, then the table is updated from that
     (stale) frame: the click must stand (the table follows the plot's traits, not the frame)."""
-    stale = plot.recorder._builder.build(plot.recorder._runs.snapshot(), plot.recorder._runs.t0, plot.recorder.settings).runs
-    table = plot._runs_table._rows
-    table[RUNS[0]].show.value = False  # the click, after the frame was built
-    table[RUNS[1]].highlight.value = True
-    plot._runs_table.update(stale)  # what _render does next with its frame
+    table, build = table_rows(plot), FrameBuilder.build
+
+    def build_then_click(*args, **kwargs):
+        frame = build(*args, **kwargs)
+        table[RUNS[0]][0].value = False  # the click, after the frame was built
+        table[RUNS[1]][1].value = True
+        return frame
+
+    monkeypatch.setattr(FrameBuilder, "build", build_then_click)
+    plot.run(RUNS[0]).log(loss=0.5, step=300)
+    plot.flush()  # draws the frame built before the click
+    monkeypatch.undo()
     assert plot.hidden_runs == (RUNS[0],)
     assert plot.highlight_run == RUNS[1]
-    assert table[RUNS[0]].show.value is False and table[RUNS[1]].highlight.value is True
+    assert table[RUNS[0]][0].value is False and table[RUNS[1]][1].value is True
 
 
 def test_a_hidden_runs_findings_leave_the_findings_list():
@@ -289,10 +303,10 @@ def test_a_hidden_runs_findings_leave_the_findings_list():
             for i in range(40):
                 plot.log(loss=float("nan") if i == 30 else 1.0 / (i + 1), step=i, run=run)
         plot.flush()
-        assert 'data-run="a"' in plot._findings.value and 'data-run="b"' in plot._findings.value
+        assert 'data-run="a"' in plot.shown_html["findings"] and 'data-run="b"' in plot.shown_html["findings"]
         plot.hidden_runs = ("b",)
         plot.flush()
-        assert 'data-run="a"' in plot._findings.value and 'data-run="b"' not in plot._findings.value
+        assert 'data-run="a"' in plot.shown_html["findings"] and 'data-run="b"' not in plot.shown_html["findings"]
         assert {f.run for f in plot.diagnose()} >= {"a", "b"}  # diagnose() still reports every run
     finally:
         plot.close()
