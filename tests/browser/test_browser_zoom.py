@@ -24,7 +24,7 @@ if "plot" not in globals():  # re-running all cells keeps the plot (and its zoom
 plot"""
 
 STATE_CELL = """\
-main = plot._grid.panels["loss"].lines["loss"][1]
+main = [m for m in plot.figures["loss"].marks if getattr(m, "labels", None) == ["loss"]][0]
 print("STATE", plot.x_range, plot.follow_latest, len(main.x))"""
 
 

@@ -138,8 +138,8 @@ def test_nan_inf_kept_and_counted(plot):
     v = plot.history["loss"].values
     assert v[0] == 1.0 and math.isnan(v[1]) and v[2] == np.inf and v[3] == -np.inf and v[4] == 0.5
     plot.flush()
-    assert 'data-nonfinite="3"' in plot._readout.value
-    assert "3 non-finite" in plot._status.value
+    assert 'data-nonfinite="3"' in plot.shown_html["readout"]
+    assert "3 non-finite" in plot.shown_html["status"]
 
 
 def test_concurrent_logging_from_threads_loses_nothing():

@@ -1,7 +1,11 @@
 """Tensors as values: PyTorch on CPU here, CUDA where a GPU exists (no sync per log())."""
 
+import gc
+import weakref
+
 import numpy as np
 import pytest
+from drawn import main_line
 
 from lossviz_widget import LossPlot
 
@@ -47,16 +51,19 @@ def test_bad_tensors(plot, value, exc, message):
 
 def test_device_tensors_are_never_read_in_log(plot):
     """A meta tensor has no data: any attempt to read it raises. log() must not try."""
-    t = torch.tensor(0.5, device="meta", requires_grad=True) * 2
+    leaf = torch.tensor(0.5, device="meta", requires_grad=True)
     plot.log(loss=1.0, step=0)
-    plot.log(loss=t, step=1)  # deferred, not read
+    plot.log(loss=leaf * 2, step=1)  # deferred, not read
     plot.log(loss=2.0, step=2)
-    assert plot.recorder._store._buffers["loss"]._pending[0][1].requires_grad is False  # graph dropped
+    held = weakref.ref(leaf)
+    del leaf
+    gc.collect()
+    assert held() is None  # graph dropped: the value kept does not hold the autograd graph (and its leaves)
     with pytest.warns(RuntimeWarning, match="1 logged tensor value.*could not be copied.*NaN"):
         values = plot.history["loss"].values  # fetch fails: a defined outcome, not an error per frame
     assert values[0] == 1.0 and np.isnan(values[1]) and values[2] == 2.0
     plot.flush()  # nothing pending any more: frames work
-    assert plot._readout.value.count('data-nonfinite="1"') == 1
+    assert plot.shown_html["readout"].count('data-nonfinite="1"') == 1
 
 
 def test_deferred_values_are_fetched_in_order_in_one_batch(plot):
@@ -93,7 +100,7 @@ def test_cuda_tensors_never_sync_in_log_and_arrive_at_frame_time(plot):
     np.testing.assert_allclose(plot.history["loss"].values, want, rtol=1e-12)
     np.testing.assert_allclose(plot.history["half"].values, want, rtol=2e-3)
     assert plot.history["loss"].steps.tolist() == list(range(500))
-    line = plot._grid.panels["loss"].lines["loss"][1]
+    line = main_line(plot, "loss", "loss")
     assert np.isfinite(line.y).all() and len(line.y) == 500
 
 

@@ -389,6 +389,6 @@ def test_noisy_dense_series_do_not_flood_findings():
         per_code = {c: sum(f.code == c for f in found) for c in {f.code for f in found}}
         bound = int(np.log(loss.max() / loss.min()) / np.log(1 / 0.95)) + 2  # 5% new minima in the range
         assert per_code.get("overfitting", 0) <= bound and per_code.get("plateau", 0) <= bound, per_code
-        assert plot._findings.value.count('class="lossviz-finding"') <= FINDINGS_SHOWN
+        assert plot.shown_html["findings"].count('class="lossviz-finding"') <= FINDINGS_SHOWN
     finally:
         plot.close()

@@ -12,6 +12,7 @@ import time
 
 import numpy as np
 import pytest
+from drawn import render_threads_since
 
 from lossviz_widget import LossPlot
 from lossviz_widget.follow import Follower
@@ -194,7 +195,7 @@ def test_errors_are_reported_once_and_following_goes_on(tmp_path):
     wait_until(lambda: follower.last_error is not None)
     plot.unfollow()
     assert "run 'fit'" in str(follower.last_error) and "goes backwards" in str(follower.last_error)
-    assert "following logs error" not in plot._status.value  # unfollowed: no longer current
+    assert "following logs error" not in plot.shown_html["status"]  # unfollowed: no longer current
     plot.close()
 
 
@@ -203,19 +204,19 @@ def test_a_follow_error_shows_while_current_and_clears_when_the_source_reads_aga
     log_file.write_text("a,b\n1,2\n")  # not a known log format (yet)
     plot = LossPlot()
     follower = plot.follow(log_file, interval=0.05)
-    wait_until(lambda: "following logs error" in plot._status.value)
-    assert "not a known log format" in plot._status.value and follower.current_error is not None
+    wait_until(lambda: "following logs error" in plot.shown_html["status"])
+    assert "not a known log format" in plot.shown_html["status"] and follower.current_error is not None
     log_file.write_text("epoch,loss\n" + _keras_rows(range(3)))  # fixed: read on the next poll
     wait_until(lambda: follower.current_error is None)
-    wait_until(lambda: "following logs error" not in plot._status.value)
+    wait_until(lambda: "following logs error" not in plot.shown_html["status"])
     assert "not a known log format" in str(follower.last_error)  # kept, and in the log record:
     assert [r.getMessage() for r in caplog.records if "not a known log format" in r.getMessage()]
     wait_until(lambda: len(plot.history["loss"]) == 3)
     with log_file.open("a") as f:
         f.write(_keras_rows(range(1, 2)))  # a step going back: rejected by the plot
-    wait_until(lambda: "goes backwards" in plot._status.value)
+    wait_until(lambda: "goes backwards" in plot.shown_html["status"])
     follower.stop()  # a stopped follower's error is no longer current
-    assert follower.current_error is None and "following logs error" not in plot._status.value
+    assert follower.current_error is None and "following logs error" not in plot.shown_html["status"]
     plot.close()
 
 
@@ -273,8 +274,9 @@ def test_close_finishes_even_when_a_follow_thread_is_stuck(tmp_path, monkeypatch
     from lossviz_widget import LossPlot
     from lossviz_widget.follow import Follower
 
+    threads = set(threading.enumerate())
     plot = LossPlot()
-    plot.follow(tmp_path / "not-yet", interval=0.05)
+    follower = plot.follow(tmp_path / "not-yet", interval=0.05)
     real_stop = Follower.stop
 
     def stuck(self, timeout=10.0):
@@ -284,5 +286,5 @@ def test_close_finishes_even_when_a_follow_thread_is_stuck(tmp_path, monkeypatch
     monkeypatch.setattr(Follower, "stop", stuck)
     with pytest.raises(TimeoutError):
         plot.close()
-    assert plot.comm is None and not plot.recorder._scheduler.running and not plot.recorder._sources
-    assert all(c.comm is None for c in plot._grid.box.children)
+    assert plot.comm is None and not follower.running and not any(t.is_alive() for t in render_threads_since(threads))
+    assert all(f.comm is None for f in plot.figures.values())

@@ -17,7 +17,7 @@ torch.set_num_threads(1)
 
 def _drawn(plot: LossPlot, points: int) -> bool:
     """True once a frame of ``points`` points has been rendered (flush() writes the status line)."""
-    return f"{points} points" in plot._status.value
+    return f"{points} points" in plot.shown_html["status"]
 
 
 def test_track_a_real_training_loop_with_tqdm():
