@@ -1,5 +1,6 @@
 """What a ``LossPlot`` has drawn, read through its public ``figures``: the bqplot marks the
-browser receives. (For the same view as plain data, tests read ``plot.frame()``.)
+browser receives. (For the same view as plain data, tests read ``plot.frame()``.) And the parts
+of a ``LandscapeView``, from its public widget tree.
 
 The layout of a figure's marks is documented on ``LossPlot.figures``: the faint raw lines,
 the main lines in the same order (``labels`` is the legend label), then the non-finite
@@ -9,8 +10,10 @@ markers and the findings markers.
 from __future__ import annotations
 
 import threading
+from types import SimpleNamespace
 
-from bqplot import Axis, Figure, Lines, Scale, Scatter
+import ipywidgets as widgets
+from bqplot import Axis, ColorAxis, Figure, Lines, Scale, Scatter
 
 from lossviz_widget import LossPlot
 
@@ -74,3 +77,15 @@ def labels(plot: LossPlot, family: str) -> set[str]:
 def render_threads_since(before: set[threading.Thread]) -> list[threading.Thread]:
     """The frame threads (``lossviz-render``) started since ``before = set(threading.enumerate())``."""
     return [t for t in threading.enumerate() if t not in before and t.name == "lossviz-render"]
+
+
+def landscape_parts(view: widgets.VBox) -> SimpleNamespace:
+    """A ``LandscapeView``'s widgets as it lays them out (``view.children``): the header, the cost
+    line, the bar (progress, status, cancel button, log toggle) and the figure, plus the figure's
+    colour axis (2-D) and y axis."""
+    header, cost, bar, figure = view.children
+    progress, status, cancel, log = bar.children
+    color_axis = next((a for a in figure.axes if isinstance(a, ColorAxis)), None)
+    y = next(a for a in figure.axes if a.orientation == "vertical" and not isinstance(a, ColorAxis))
+    return SimpleNamespace(header=header, cost=cost, progress=progress, status=status, cancel=cancel, log=log,
+                           color_axis=color_axis, y_axis=y)

@@ -8,6 +8,7 @@ import sys
 
 import numpy as np
 import pytest
+from drawn import landscape_parts
 from sklearn.decomposition import PCA as SkPCA
 
 from lossviz_widget import landscape as ls
@@ -161,7 +162,7 @@ def test_trajectory_numpy_path_losses_are_true_losses():
         point = theta + land.x[ix] * d1 + land.y[iy] * d2
         assert land.values[iy, ix] == pytest.approx(0.5 * point @ B @ point, rel=1e-12)
     assert land.x[0] < 0 < land.x[-1] or land.x[0] <= 0 <= land.x[-1]
-    assert "residual" in view._status.value
+    assert "residual" in landscape_parts(view).status.value
 
 
 # -- order and recorder -------------------------------------------------------------------------

@@ -8,6 +8,7 @@ import copy
 
 import numpy as np
 import pytest
+from drawn import landscape_parts
 
 pytest.importorskip("torch")
 import torch
@@ -140,7 +141,7 @@ def test_restored_after_background_error_and_kept_points():
         view.wait(30)
     land = view.landscape
     assert land.status == "failed" and "ValueError: bad batch" in land.error
-    assert land.computed.sum() == 9 and "bad batch" in view._status.value
+    assert land.computed.sum() == 9 and "bad batch" in landscape_parts(view).status.value
     assert_same_state(model, before)
 
 
@@ -154,7 +155,7 @@ def test_cost_counts_forward_passes_over_a_loader():
     land = view.landscape
     assert land.cost == 5 * 3 * 3
     assert land.cost_text() == "15 grid points (5×3) × 3 batches = 45 forward passes"
-    assert "45 forward passes" in view._cost.value
+    assert "45 forward passes" in landscape_parts(view).cost.value
     assert view.runner.done == 0 and not land.computed.any()  # nothing ran before start
     view.run()
     assert len(forwards) == 45

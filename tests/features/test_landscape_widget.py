@@ -11,6 +11,7 @@ import xml.etree.ElementTree as ET
 import numpy as np
 import pytest
 from bqplot import LogScale
+from drawn import landscape_parts
 
 from lossviz_widget import landscape as ls
 from lossviz_widget.landscape.picture import nearest_fill
@@ -51,8 +52,9 @@ def test_grid_fills_coarse_to_fine_in_the_marks():
     np.testing.assert_array_equal(color[medium], truth[medium])
     color, computed, _ = by_count[81]
     np.testing.assert_array_equal(color, truth)
-    assert view._progress.value == 81 and "81/81 points, done" in view._status.value
-    assert view._cancel.disabled
+    parts = landscape_parts(view)
+    assert parts.progress.value == 81 and "81/81 points, done" in parts.status.value
+    assert parts.cancel.disabled
 
 
 def test_log_colour_and_nonfinite_gaps():
@@ -65,9 +67,9 @@ def test_log_colour_and_nonfinite_gaps():
     assert land.computed.all() and np.isnan(land.values[:, -1]).all()
     assert np.isnan(color[:, -1]).all() and not np.isnan(color[:, :-1]).any()  # NaN losses are gaps
     view.log_color = True
-    assert view._log.value is True
+    assert landscape_parts(view).log.value is True
     np.testing.assert_allclose(np.asarray(view.heat.color, dtype=float)[:, :-1], 3 * land.x[:-1][None, :].repeat(5, 0))
-    assert view._color_axis.label == "log10 loss"
+    assert landscape_parts(view).color_axis.label == "log10 loss"
 
 
 def test_cancel_button_stops_a_background_run():
@@ -79,17 +81,18 @@ def test_cancel_button_stops_a_background_run():
         return bowl(t)
 
     view = ls.plane(np.ones(2), slow, seed=0, steps=15, compute=False, display=False)
-    assert not view._cancel.disabled
+    cancel = landscape_parts(view).cancel
+    assert not cancel.disabled
     view.start()
     assert started.wait(10)
     time.sleep(0.1)
-    view._cancel.click()
+    cancel.click()
     land = view.wait(10)
     done = int(land.computed.sum())
     assert land.status == "cancelled" and 0 < done < 225
     time.sleep(0.1)
     assert int(land.computed.sum()) == done == view.runner.done  # nothing more after cancelling
-    assert view._cancel.disabled and "cancelled" in view._status.value
+    assert cancel.disabled and "cancelled" in landscape_parts(view).status.value
     with pytest.raises(RuntimeError, match="already computed"):
         view.start()
     heat = view.heat
@@ -115,8 +118,9 @@ def test_keyboard_interrupt_keeps_points_and_reraises():
     np.testing.assert_array_equal(view.curve.x, land.x[[0, 4, 8]])
     np.testing.assert_array_equal(view.curve.y, land.values[[0, 4, 8]])
     view.log_color = True  # 1-D: a log y axis
-    assert isinstance(view.curve.scales["y"], LogScale) and view._y_axis.scale is view.curve.scales["y"]
-    assert "interrupted" in view._status.value
+    parts = landscape_parts(view)
+    assert isinstance(view.curve.scales["y"], LogScale) and parts.y_axis.scale is view.curve.scales["y"]
+    assert "interrupted" in parts.status.value
 
 
 def _trajectory_view():
