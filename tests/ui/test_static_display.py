@@ -62,7 +62,7 @@ def test_nbconvert_html_shows_the_static_image(executed):
 
 def test_repr_in_a_script_has_no_image_until_data_exists():
     plot = LossPlot()
-    bundle = plot._repr_mimebundle_()
+    bundle = plot._repr_mimebundle_()  # IPython's display protocol: what a front end asks a kernel for
     assert bundle["text/plain"] == "LossPlot: no values logged yet" and "image/png" not in bundle
     plot.log(loss=1.0)
     assert bundle != (bundle := plot._repr_mimebundle_()) and bundle["image/png"].startswith(b"\x89PNG")
