@@ -4,6 +4,7 @@ import gc
 import threading
 import time
 
+from drawn import render_threads_since
 from waiting import wait_until
 
 from lossviz_widget._core.scheduler import FrameScheduler
@@ -159,9 +160,10 @@ def test_thread_ends_when_owner_is_garbage_collected():
         owner.sched.request()
         return wait_until(lambda: owner.frames == 1)
 
+    before = set(threading.enumerate())
     owner = Owner()
     assert drawn_once(owner)
-    thread = owner.sched._thread
+    (thread,) = render_threads_since(before)
     del owner
     gc.collect()
     thread.join(timeout=3)
@@ -175,14 +177,17 @@ def test_render_threads_are_stopped_at_interpreter_exit(tmp_path):
 
     script = tmp_path / "exit.py"
     script.write_text(
-        "import time\n"
-        "import lossviz_widget._core.scheduler as m\n"
-        "s = m.FrameScheduler(lambda: 0, fps=60)\n"
-        "s.request(); time.sleep(0.2)\n"
-        "assert s.running and s in m._running\n"
-        "m._stop_all()\n"
-        "print('ALIVE', s.running, 'REGISTERED', s in m._running)\n"
+        "import atexit, time\n"
+        "made = []\n"
+        "# registered before the scheduler module's own hook, so it runs after it (atexit is LIFO)\n"
+        "atexit.register(lambda: print('AT EXIT', [s.running for s in made]))\n"
+        "from lossviz_widget._core.scheduler import FrameScheduler\n"
+        "made += [FrameScheduler(lambda: 0, fps=60), FrameScheduler(lambda: 0, fps=60)]\n"
+        "for s in made:\n"
+        "    s.request()\n"
+        "time.sleep(0.2)\n"
+        "print('RUNNING', [s.running for s in made])\n"
     )
     out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=30)
     assert out.returncode == 0, out.stderr
-    assert "ALIVE False REGISTERED False" in out.stdout
+    assert "RUNNING [True, True]" in out.stdout and "AT EXIT [False, False]" in out.stdout, out.stdout
