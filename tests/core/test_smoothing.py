@@ -1,6 +1,8 @@
 """TensorBoard-exact EMA: pandas oracle on finite data, TensorBoard's NaN/constant rules."""
 
+import gc
 import math
+import tracemalloc
 
 import numpy as np
 import pandas as pd
@@ -179,7 +181,20 @@ def test_stream_equals_the_stored_ema_chunk_by_chunk_and_keeps_nothing():
     streamed = EmaSmoother(0.9)
     parts = [streamed.stream(y[a:b]) for a, b in ((0, 1), (1, 7), (7, 4000), (4000, 5000))]
     np.testing.assert_allclose(np.concatenate(parts), tensorboard_ema(y, 0.9), rtol=1e-12, equal_nan=True)
-    assert len(streamed._out) == 0  # nothing per point is kept
+    big = np.ones(1_000_000)
+    gc.collect()
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        for _ in range(3):
+            del parts
+            parts = streamed.stream(big)  # 8 MB out, handed over
+        del parts
+        gc.collect()
+        kept = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    assert kept < 64 * 1024  # nothing per point is kept
 
 
 def step_by_step(x, a, b, init):
