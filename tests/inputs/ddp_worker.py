@@ -14,6 +14,7 @@ import os
 import sys
 from datetime import timedelta
 
+import ipywidgets
 import torch
 import torch.distributed as dist
 
@@ -35,6 +36,8 @@ def history(logger: DistributedLogger) -> dict | None:
 def main() -> None:
     rank, world, port, out = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3], sys.argv[4]
     made: list[str] = []
+    widgets: list[str] = []  # every ipywidgets widget this rank constructs
+    ipywidgets.Widget.on_widget_constructed(lambda w: widgets.append(type(w).__name__))
 
     def make_plot(title: str):
         return lambda: made.append(title) or LossPlot(title=title)
@@ -71,10 +74,8 @@ def main() -> None:
     many = DistributedLogger(make_plot("many"))
     many.log({f"m{i:02d}": 100.0 * rank + i for i in range(70)}, step=0)
 
-    import ipywidgets
-
     result.update(mean=history(mean), checked=history(checked), many=history(many), made=made,
-                  widgets=len(ipywidgets.widgets.widget._instances), rank=mean.rank,
+                  widgets=len(widgets), rank=mean.rank,
                   world_size=mean.world_size, plotting=mean.plotting)
     dist.destroy_process_group()
     with open(os.path.join(out, f"rank{rank}.json"), "w", encoding="utf-8") as f:
