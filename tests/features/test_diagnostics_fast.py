@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 from lossviz_widget import MetricHistory
 from lossviz_widget.diagnostics import Diagnostics, PlateauTracker, engine
+# private on purpose: the fast windowed means and the gather they replace, pinned bit for bit
 from lossviz_widget.diagnostics.generalization import _gathered_means, _window_means
 from lossviz_widget.diagnostics.series import BlockTrends
 
@@ -22,7 +23,9 @@ SPECIALS = [math.nan, math.inf, -math.inf]
 
 
 class SequentialPlateau(PlateauTracker):
-    """PyTorch's step() once per value, as the tracker did before its vectorized scans."""
+    """PyTorch's step() once per value, as the tracker did before its vectorized scans.
+
+    A subclass, so it shares the tracker's own threshold rule (``_improvement_bound``)."""
 
     def feed(self, values):
         opened = []
@@ -110,6 +113,8 @@ def test_plateau_long_flat_stretch_with_cooldown_counts_every_reduction():
 
 
 class SequentialBlocks(BlockTrends):
+    """Judges each block in turn through the class's own steps (``_push``, ``_judge``)."""
+
     def _judge_late(self, name, level, noise, ends):
         out = []
         for lv, nz, e in zip(level.tolist(), noise.tolist(), ends.tolist()):
@@ -119,6 +124,7 @@ class SequentialBlocks(BlockTrends):
 
 
 def block_state(b):
+    # _hi/_lo (private on purpose): the trend band carried to the next block is state too; equal states, equal futures
     return (b.count, b.first_level, b.levels, b.noises, b.ends, b.active, b._hi, b._lo)
 
 
@@ -241,6 +247,7 @@ def test_a_budgeted_update_reads_at_most_the_budget_per_series():
     diag = Diagnostics()
     diag.update(histories(data), budget=1000)
     assert diag.pending == 3 * 9000 + (len(data["loss_epoch"][0]) - 1000 if len(data["loss_epoch"][0]) > 1000 else 0)
+    # private on purpose: points read per series (pending above is their sum; this is each one's bound)
     assert all(st.seen <= 1000 for st in diag._series.values())
     with pytest.raises(ValueError, match="budget must be an int >= 1"):
         diag.update(histories(data), budget=0)
