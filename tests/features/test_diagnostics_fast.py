@@ -12,8 +12,7 @@ from hypothesis import strategies as st
 
 from lossviz_widget import MetricHistory
 from lossviz_widget.diagnostics import Diagnostics, PlateauTracker, engine
-# private on purpose: the fast windowed means and the gather they replace, pinned bit for bit
-from lossviz_widget.diagnostics.generalization import _gathered_means, _window_means
+from lossviz_widget.diagnostics.generalization import _gathered_means, _window_means  # private: pinned bit for bit
 from lossviz_widget.diagnostics.series import BlockTrends
 
 SPECIALS = [math.nan, math.inf, -math.inf]
