@@ -112,6 +112,7 @@ def test_equal_to_the_tensorboard_port_within_1e_12_with_nan_inf_runs(weight):
 def test_slices_and_increments_change_nothing(monkeypatch):
     import lossviz_widget._core.smoothing as smoothing
 
+    # private on purpose (here and below): the slice size is a tuning constant; small, one update spans many slices
     monkeypatch.setattr(smoothing, "_SLICE", 1000)  # many slices, some starting inside the debias horizon
     y = runs_with_gaps(20_000, seed=7)
     s = EmaSmoother(0.99)
@@ -210,7 +211,7 @@ def step_by_step(x, a, b, init):
 def test_scan_equals_the_step_by_step_recurrence(n):
     """Every path of the vectorized scan: scaled rows, unscaled rows (a**8 would underflow),
     a coefficient per point (the time EMA), block and row remainders, a carried-in start."""
-    from lossviz_widget._core.smoothing import _scan
+    from lossviz_widget._core.smoothing import _scan  # private on purpose: each path of the kernel all smoothers share
 
     rng = np.random.default_rng(n)
     x = rng.uniform(0.5, 2.0, n)

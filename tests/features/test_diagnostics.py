@@ -320,7 +320,7 @@ def test_vectorized_episode_machine_matches_the_sequential_rule():
     (run counter always updated; an open episode closes on a release value, which cannot
     reopen it; a closed one opens when the run reaches ``persist``)."""
     from lossviz_widget.diagnostics.findings import first_episode, held
-    from lossviz_widget.diagnostics.generalization import _episode_starts
+    from lossviz_widget.diagnostics.generalization import _episode_starts  # private on purpose: vs its reference
 
     rng = np.random.default_rng(7)
     for _ in range(300):

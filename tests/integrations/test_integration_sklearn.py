@@ -10,7 +10,12 @@ from sklearn.metrics import hinge_loss, log_loss, mean_squared_error
 from sklearn.neural_network import MLPClassifier, MLPRegressor
 
 from lossviz_widget import LossPlot
-from lossviz_widget.integrations.sklearn import _hinge_loss, _log_loss, partial_fit_step, plot_mlp
+from lossviz_widget.integrations.sklearn import (  # the two private ones: checked against sklearn.metrics
+    _hinge_loss,
+    _log_loss,
+    partial_fit_step,
+    plot_mlp,
+)
 
 RNG = np.random.default_rng(0)
 X = RNG.normal(size=(300, 5))

@@ -34,7 +34,7 @@ def make_png(width: int = 3, height: int = 2) -> bytes:
 
 def reply(btn: SnapshotButton, request_id: str, data: bytes | None = None, *, ok: bool = True,
           error: str | None = None, width: int | None = 3, height: int | None = 2) -> None:
-    """Deliver a ``snapshot`` reply the way the comm does (``Widget._handle_msg``)."""
+    """Deliver a ``snapshot`` reply the way the comm does (see :func:`deliver`)."""
     content: dict = {"type": "snapshot", "ok": ok, "request_id": request_id}
     if ok:
         content.update(width=width, height=height)
