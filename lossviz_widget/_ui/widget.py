@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import ipywidgets as widgets
+from bqplot import Figure
 from traitlets import Bool, Unicode, observe, validate
 
 from .._core.frame import Frame, ReadoutRow
@@ -372,6 +373,28 @@ class LossPlot(widgets.VBox):
     def last_snapshot_error(self) -> str | None:
         """Why the last :meth:`request_snapshot` got no image (None when it did, or none was asked)."""
         return self._snapshot.last_error
+
+    # -- what the widget shows, read-only (for tests and tools) ---------------------------------
+
+    @property
+    def figures(self) -> dict[str, Figure]:
+        """The bqplot ``Figure`` of each panel, by family in display order: what the browser draws.
+
+        A figure's ``marks`` are the faint raw lines (one per series), the main lines in the same
+        order (``labels`` is the legend label: the metric, or ``"run: metric"`` with several runs),
+        then two ``Scatter`` marks: non-finite values (``marker="triangle-down"``) and diagnostics findings
+        (``marker="diamond"``). Every frame writes to them: read them, don't keep state in them.
+        The same view as plain data: :meth:`frame`.
+        """
+        return {family: panel.figure for family, panel in tuple(self._grid.panels.items())}
+
+    @property
+    def shown_html(self) -> dict[str, str]:
+        """The HTML the text parts show now: ``"title"``, ``"findings"`` (the diagnostics listing
+        under the panels), ``"readout"`` (latest and best of each series) and ``"status"`` (the
+        status line: points, series, errors on the plotting side)."""
+        return {"title": self._header.value, "findings": self._findings.value, "readout": self._readout.value,
+                "status": self._status.value}
 
     # -- lifecycle ------------------------------------------------------------------------------
 
