@@ -407,21 +407,17 @@ class LossPlot(widgets.VBox):
         if recorder is None:  # __init__ failed before there was anything to close
             super().close()
             return
-        stuck: TimeoutError | None = None
         try:
-            recorder.close()
-        except TimeoutError as exc:  # a poll stuck on a slow file system: close the rest anyway
-            stuck = exc
-        self._displays.close()
-        self._grid.close()
-        pending = list(self.children)
-        while pending:  # the control bar's slider, toggles and dropdown too
-            child = pending.pop()
-            pending.extend(getattr(child, "children", ()))
-            child.close()
-        super().close()
-        if stuck is not None:
-            raise stuck
+            recorder.close()  # a TimeoutError (a follower stuck on a slow file system) comes after the rest
+        finally:
+            self._displays.close()
+            self._grid.close()
+            pending = list(self.children)
+            while pending:  # the control bar's slider, toggles and dropdown too
+                child = pending.pop()
+                pending.extend(getattr(child, "children", ()))
+                child.close()
+            super().close()
 
     # -- display: the live widget plus a static image for saved notebooks -----------------------
 
