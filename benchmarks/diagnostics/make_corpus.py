@@ -37,6 +37,7 @@ import numpy as np
 
 HERE = Path(__file__).resolve().parent
 GL_ALPHA = 5.0  # percent: the overfitting threshold the labels use (DiagnosticsConfig.gl_alpha)
+WEIGHT_DECAY = 5e-3  # every run but the overfitting ones: keeps a healthy run's validation loss from rising
 DENSE_BLOCK = 20  # a validation loss logged every step is judged on means of this many values
 
 
@@ -88,8 +89,9 @@ class NumpyModel:
     """Softmax regression (``hidden == 0``) or a one-hidden-layer ReLU MLP, plain SGD with
     momentum, gradients written out by hand."""
 
-    def __init__(self, d: int, c: int, hidden: int, seed: int, momentum: float) -> None:
+    def __init__(self, d: int, c: int, hidden: int, seed: int, momentum: float, weight_decay: float) -> None:
         rng = np.random.default_rng(seed)
+        self.weight_decay = weight_decay  # L2 on the weight matrices (biases apart)
         if hidden:
             self.params = [rng.normal(0, math.sqrt(2 / d), (d, hidden)), np.zeros(hidden),
                            rng.normal(0, math.sqrt(1 / hidden), (hidden, c)), np.zeros(c)]
@@ -113,6 +115,8 @@ class NumpyModel:
             gh = (g @ self.params[2].T) * (h > 0)
             grads = [x.T @ gh, gh.sum(0), h.T @ g, g.sum(0)]
         norm = math.sqrt(sum(float(np.sum(q * q)) for q in grads))
+        for k in range(0, len(grads), 2):
+            grads[k] = grads[k] + self.weight_decay * self.params[k]
         for p, v, q in zip(self.params, self.velocity, grads):
             v *= self.momentum
             v += q
@@ -126,7 +130,7 @@ class NumpyModel:
 class TorchModel:
     """A PyTorch MLP (``kind="mlp"``) or a small CNN on 8x8 digit images (``kind="cnn"``), SGD."""
 
-    def __init__(self, kind: str, d: int, c: int, hidden: int, seed: int, momentum: float) -> None:
+    def __init__(self, kind: str, d: int, c: int, hidden: int, seed: int, momentum: float, weight_decay: float) -> None:
         import torch
         from torch import nn
 
@@ -139,7 +143,7 @@ class TorchModel:
             self.net = nn.Sequential(nn.Conv2d(1, 16, 3, padding=1), nn.ReLU(), nn.Conv2d(16, 32, 3, padding=1),
                                      nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(), nn.Linear(32 * 16, hidden),
                                      nn.ReLU(), nn.Linear(hidden, c))
-        self.opt = torch.optim.SGD(self.net.parameters(), lr=0.1, momentum=momentum)
+        self.opt = torch.optim.SGD(self.net.parameters(), lr=0.1, momentum=momentum, weight_decay=weight_decay)
         self.loss = nn.CrossEntropyLoss()
 
     def _x(self, x: np.ndarray) -> Any:
@@ -179,6 +183,7 @@ class Spec:
     lr: float = 0.05
     momentum: float = 0.9
     hidden: int = 64
+    weight_decay: float = WEIGHT_DECAY  # L2; the overfitting runs have none
     schedule: str = "constant"  # constant, step, cosine, warmup_cosine
     val_every: int | str = 50  # an int (steps; 1 = a validation minibatch every step) or "epoch"
     train_every: int = 1  # training loss: every step, or the mean over this many steps
@@ -192,7 +197,7 @@ class Spec:
 def specs() -> list[Spec]:
     S: list[Spec] = []
     # healthy: logging densities, batch sizes, schedules, families, seeds
-    for seed, (val, sched, batch) in enumerate([(50, "constant", 32), ("epoch", "step", 64), (1, "cosine", 32),
+    for seed, (val, sched, batch) in enumerate([(50, "step", 32), ("epoch", "step", 64), (1, "cosine", 32),
                                                 (20, "warmup_cosine", 128), (100, "constant", 16)]):
         S.append(Spec(f"healthy-np-mlp-{seed}", "healthy", "numpy", "mlp", seed=seed, val_every=val, schedule=sched,
                       batch=batch, lr=0.05, grad_norm=seed % 2 == 0))
@@ -206,12 +211,13 @@ def specs() -> list[Spec]:
                   steps=3000))
     for seed, (model, val, sched, batch) in enumerate([("mlp", 50, "constant", 32), ("mlp", "epoch", "step", 64),
                                                        ("mlp", 1, "warmup_cosine", 32), ("cnn", 25, "cosine", 32),
-                                                       ("cnn", "epoch", "constant", 64), ("cnn", 1, "step", 16)]):
+                                                       ("cnn", "epoch", "cosine", 64), ("cnn", 1, "step", 16)]):
         S.append(Spec(f"healthy-torch-{model}-{seed}", "healthy", "torch", model, seed=seed, val_every=val,
+                      steps=2000 if model == "mlp" else 1200,
                       schedule=sched, batch=batch, lr=0.05 if model == "mlp" else 0.02, hidden=64, grad_norm=True,
                       names=("train/loss", "val/loss") if seed == 2 else ("loss", "val_loss")))
     S.append(Spec("healthy-torch-mlp-blobs", "healthy", "torch", "mlp", data="blobs", val_every=50, lr=0.05,
-                  steps=2500, grad_norm=True))
+                  steps=2500, grad_norm=True, schedule="cosine"))
     # learning rate too high from the start: NaN, divergence, a dead network
     for seed, (fw, model, lr, data) in enumerate([("numpy", "mlp", 60.0, "digits"), ("numpy", "mlp", 3.0, "blobs"),
                                                   ("numpy", "softmax", 50.0, "blobs"), ("torch", "mlp", 3.0, "digits"),
@@ -242,15 +248,15 @@ def specs() -> list[Spec]:
                                                         ("numpy", "mlp", 80, 100, 256), ("torch", "mlp", 150, "epoch", 512),
                                                         ("numpy", "mlp", 100, 1, 256), ("torch", "mlp", 120, 1, 256)]):
         S.append(Spec(f"overfit-{fw}-{model}-{seed}", "overfitting", fw, model, seed=seed, train_size=n, hidden=hidden,
-                      val_every=val, steps=3000, batch=16, lr=0.05, grad_norm=fw == "torch"))
+                      val_every=val, steps=3000, batch=16, lr=0.05, grad_norm=fw == "torch", weight_decay=0.0))
     # a plateau that a learning-rate drop fixes (PyTorch's ReduceLROnPlateau decides the drop)
     for seed, (fw, model, lr, batch) in enumerate([("numpy", "mlp", 0.3, 16), ("torch", "mlp", 0.3, 16),
-                                                   ("torch", "cnn", 0.1, 16), ("numpy", "softmax", 1.0, 16),
+                                                   ("torch", "cnn", 0.1, 16), ("torch", "mlp", 0.3, 32),
                                                    ("torch", "mlp", 0.2, 8)]):
         S.append(Spec(f"plateau-{fw}-{model}-{seed}", "plateau", fw, model, seed=seed, lr=lr, batch=batch, steps=6000,
                       val_every="epoch", reduce_on_plateau=True, momentum=0.0, grad_norm=fw == "torch"))
     # loss spikes: a few steps at a huge learning rate, or a corrupted batch; some recover, some not
-    spikes = [("numpy", "mlp", "lr", 30.0, 2), ("torch", "mlp", "lr", 40.0, 2), ("torch", "cnn", "lr", 30.0, 1),
+    spikes = [("numpy", "mlp", "lr", 30.0, 2), ("torch", "mlp", "lr", 100.0, 2), ("torch", "cnn", "lr", 100.0, 2),
               ("numpy", "mlp", "corrupt", 30.0, 1), ("torch", "mlp", "corrupt", 40.0, 1), ("torch", "cnn", "corrupt", 20.0, 2),
               ("numpy", "softmax", "lr", 200.0, 2), ("numpy", "mlp", "lr", 300.0, 3), ("torch", "mlp", "lr", 500.0, 3),
               ("torch", "cnn", "lr", 2000.0, 3), ("numpy", "mlp", "lr", 2000.0, 3)]
@@ -289,9 +295,9 @@ def train(spec: Spec) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     Xtr, ytr, Xva, yva, c = dataset(spec.data, spec.seed, spec.train_size)
     if spec.framework == "numpy":
         model: NumpyModel | TorchModel = NumpyModel(Xtr.shape[1], c, 0 if spec.model == "softmax" else spec.hidden,
-                                                    spec.seed, spec.momentum)
+                                                    spec.seed, spec.momentum, spec.weight_decay)
     else:
-        model = TorchModel(spec.model, Xtr.shape[1], c, spec.hidden, spec.seed, spec.momentum)
+        model = TorchModel(spec.model, Xtr.shape[1], c, spec.hidden, spec.seed, spec.momentum, spec.weight_decay)
     rng = np.random.default_rng(1000 + spec.seed)
     per_epoch = max(len(ytr) // spec.batch, 1)
     plateau = _torch_plateau(spec.lr) if spec.reduce_on_plateau else None
@@ -314,8 +320,8 @@ def train(spec: Spec) -> dict[str, tuple[np.ndarray, np.ndarray]]:
             elif inj["at"] <= t < inj["at"] + inj.get("steps", 1):
                 if inj["kind"] == "lr":
                     lr *= inj["factor"]
-                else:  # a corrupted batch: features off by a large factor (a unit or scaling bug)
-                    x = x * inj["factor"]
+                else:  # a corrupted batch: features off by a large factor, labels misaligned (a loader bug)
+                    x, y = x * inj["factor"], (y + 1) % c
         with np.errstate(all="ignore"):
             loss, norm = model.step(x, y, lr * raised)
         acc.append(loss)
@@ -367,8 +373,9 @@ def evaluations(steps: np.ndarray, values: np.ndarray, dense: bool) -> tuple[np.
 
 
 def overfitting_onset(steps: np.ndarray, values: np.ndarray) -> float | None:
-    """The first evaluation after the curve's global minimum where GL > ``GL_ALPHA``, if GL stays
-    above half of it from there to the end (the run did overfit)."""
+    """The first evaluation after the curve's global minimum where Prechelt's GL > ``GL_ALPHA``,
+    if GL stays above half of it from there to the end and at least 3 evaluations follow (the
+    run did overfit; at the last evaluations nothing can tell a rise from noise)."""
     ok = np.isfinite(values)
     steps, values = steps[ok], values[ok]
     if len(values) < 5:
@@ -376,7 +383,7 @@ def overfitting_onset(steps: np.ndarray, values: np.ndarray) -> float | None:
     k = int(np.argmin(values))
     gl = 100.0 * (values[k:] / values[k] - 1.0)
     above = np.flatnonzero(gl > GL_ALPHA)
-    if not len(above) or (gl[above[0] :] < GL_ALPHA / 2).any():
+    if not len(above) or (gl[above[0] :] < GL_ALPHA / 2).any() or len(gl) - above[0] < 4:
         return None
     return float(steps[k + above[0]])
 
@@ -427,22 +434,27 @@ def labels(spec: Spec, series: dict[str, tuple[np.ndarray, np.ndarray]]) -> list
     elif spec.condition == "lr_too_low":
         out.append({"condition": "lr_too_low", "codes": ["lr_too_low"], "series": train, "step": float(ts[0]),
                     "also": ["not_learning"]})
-    elif spec.condition == "noisy":
-        out.append({"condition": "noisy", "codes": ["noisy"], "series": train, "step": float(ts[0]), "also": []})
-    elif spec.condition == "loss_spike":
+    if spec.condition == "noisy" or spec.batch <= 8:  # batches of 8 or fewer: noisy by construction
+        out.append({"condition": "noisy" if spec.condition == "noisy" else "noisy:batch", "codes": ["noisy"],
+                    "series": train, "step": float(ts[0]), "also": [], "scored": spec.condition == "noisy"})
+    if spec.condition == "loss_spike":
         at = float(spec.inject[0]["at"])
         rec, when = spike_recovered(ts, tv, int(at))
+        slow = not rec or when - at >= 50  # high for 50 steps or more: a divergence by the 70-point level too
         out.append({"condition": "loss_spike:" + ("recovered" if rec else "not_recovered"), "codes": ["loss_spike"],
                     "series": train, "step": at, "recovered_at": when,
-                    "also": [] if rec else ["divergence", "nonfinite", "not_learning"]})
+                    "also": (["divergence"] if slow else []) + ([] if rec else ["nonfinite", "not_learning"])})
     vs, vv = series[val]
     dense = spec.val_every == 1
     es, ev = evaluations(vs, vv, dense)
-    if spec.condition == "overfitting":
-        onset = overfitting_onset(es, ev)
-        out.append({"condition": "overfitting", "codes": ["overfitting"], "series": val,
-                    "step": onset, "also": ["generalization_gap"],
-                    "evaluations": "means of %d" % DENSE_BLOCK if dense else "each value"})
+    onset = overfitting_onset(es, ev)
+    if spec.condition == "overfitting" or onset is not None:  # other runs may overfit too: then it is true
+        out.append({"condition": "overfitting" if spec.condition == "overfitting" else "overfitting:rule",
+                    "codes": ["overfitting"], "series": val, "step": onset, "also": ["generalization_gap"],
+                    "evaluations": "means of %d" % DENSE_BLOCK if dense else "each value",
+                    "scored": spec.condition == "overfitting"})
+        if spec.condition == "healthy":
+            print(f"  corpus check: healthy run {spec.id} overfits by the label rule from step {onset}")
     if np.isfinite(ev).all():
         for k, s in enumerate(plateau_onsets(es, ev)):
             if spec.condition == "plateau" and k == 0:
@@ -462,6 +474,7 @@ def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", type=Path, default=HERE / "corpus")
     ap.add_argument("--only", nargs="*", help="parts of run ids (prints a summary, writes nothing)")
+    ap.add_argument("--relabel", action="store_true", help="recompute the labels of the corpus in --out (no training)")
     args = ap.parse_args(argv)
     try:
         import torch
@@ -469,6 +482,9 @@ def main(argv: list[str] | None = None) -> None:
         torch.set_num_threads(1)
     except ImportError as e:
         raise SystemExit("the corpus needs torch (CPU is enough)") from e
+    if args.relabel:
+        relabel(args.out)
+        return
     todo = [s for s in specs() if not args.only or any(k in s.id for k in args.only)]
     arrays: dict[str, np.ndarray] = {}
     runs = []
@@ -493,6 +509,19 @@ def main(argv: list[str] | None = None) -> None:
     np.savez_compressed(args.out / "corpus.npz", **arrays)
     (args.out / "labels.json").write_text(json.dumps({"gl_alpha": GL_ALPHA, "dense_block": DENSE_BLOCK, "runs": runs},
                                                      indent=1, default=_json) + "\n")
+
+
+def relabel(out: Path) -> None:
+    """Recompute the labels of a written corpus from its curves and builds (no training)."""
+    meta = json.loads((out / "labels.json").read_text())
+    arrays = np.load(out / "corpus.npz")
+    for run in meta["runs"]:
+        b = dict(run["build"])
+        b["names"] = tuple(b["names"])
+        spec = Spec(**b)
+        series = {n: (arrays[f"{run['id']}__{n}__steps"], arrays[f"{run['id']}__{n}__values"]) for n in run["series"]}
+        run["labels"] = labels(spec, series)
+    (out / "labels.json").write_text(json.dumps(meta, indent=1, default=_json) + "\n")
 
 
 def _json(o: object) -> object:

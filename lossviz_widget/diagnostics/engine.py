@@ -55,10 +55,10 @@ class DiagnosticsConfig:
     gl_alpha: float = 5.0  # Prechelt GL, percent
     train_fall: float = 0.01  # AUTOTRAINER
     gap_ratio: float = 2.0
-    persist: int = 3  # evaluations in a row for overfitting / gap
+    persist: int = 2  # evaluations in a row for overfitting / gap
     train_window: int = 20  # training points averaged at a validation step
     block: int = 100  # points per block for noise / learning-rate / convergence rules
-    noise_ratio: float = 0.5
+    noise_ratio: float = 0.8
     early_blocks: int = 20
     converged_rel: float = 0.005
 

@@ -11,8 +11,11 @@ The validation values here are *evaluations* (:mod:`.evaluations`): each value o
 loss logged every N steps or epochs, or means of 20 values (with their standard error ``se``)
 of one logged at every step.
 
-* ``overfitting``: Prechelt (1998) generalization loss ``GL = 100 * ((v - 2 se) / v_min - 1)``
-  (``se`` 0 for single evaluations, so Prechelt's GL as written) above ``gl_alpha`` (5, in
+* ``overfitting``: Prechelt (1998) generalization loss ``GL = 100 * ((v - 2 s) / v_min - 1)``
+  where ``s`` is the noise of the evaluations: the larger of a block mean's standard error and
+  the robust spread of the last 10 evaluations' second differences (0 on a smooth curve, so
+  Prechelt's GL as written; on a validation loss that bounces +-20% between evaluations at a
+  constant learning rate a chance low is not taken for the minimum to beat) above ``gl_alpha`` (5, in
   percent) while the training level is more than ``train_fall`` (1%, AUTOTRAINER) below what
   it was at the validation minimum, for ``persist`` (3) evaluations in a row: reported at the
   third evaluation over the threshold, within 3 evaluations of the first. Ends when GL falls
@@ -35,6 +38,7 @@ from .findings import Finding, fmt, held, pct
 
 __all__ = ["Generalization"]
 
+NOISE_WINDOW = 10  # evaluations whose second differences give the noise GL must exceed
 _SLICE = 1 << 14  # validation values per binary search and window pass (bounds the temporaries)
 
 
@@ -45,6 +49,8 @@ class Generalization:
         self.gl_alpha, self.train_fall, self.gap_ratio = gl_alpha, train_fall, gap_ratio
         self.persist, self.train_window = persist, train_window
         self.best = math.inf  # lowest evaluation so far (what GL is measured from)
+        self.tail = np.empty(0)  # the last two finite evaluations
+        self.curv = np.empty(0)  # |second differences| of the last NOISE_WINDOW - 1 evaluations
         self.best_step = math.nan
         self.train_at_best = math.nan
         self.over_run = self.gap_run = 0
@@ -87,6 +93,7 @@ class Generalization:
         n = len(values)
         if n == 0:
             return []
+        margin = 2.0 * np.maximum(margin / 2.0, self._noise(values))
         levels = self._train_levels(train, steps)
         best, improved = _running_min(values, self.best)
         train_at_best = _latest(improved, n, levels[improved], self.train_at_best)
@@ -114,6 +121,24 @@ class Generalization:
         out.sort(key=lambda f: f.step)
         self.best, self.train_at_best, self.best_step = float(best[-1]), float(train_at_best[-1]), float(best_step[-1])
         return out
+
+    def _noise(self, values: np.ndarray) -> np.ndarray:
+        """Per evaluation, the noise of the evaluations around it: 1.4826 x the median of the
+        last ``NOISE_WINDOW`` absolute second differences / sqrt 6 (a straight trend cancels, so a
+        steady rise is not taken for noise); 0 until there are three evaluations."""
+        ext = np.concatenate((self.tail, values))
+        d2 = np.abs(ext[2:] - 2 * ext[1:-1] + ext[:-2])
+        pad = max(len(values) - len(d2), 0)  # the first evaluations of the series have none
+        curv = np.concatenate((self.curv, d2))
+        k = len(self.curv)
+        sigma = np.zeros(len(values))
+        if len(d2):
+            w = np.lib.stride_tricks.sliding_window_view(np.concatenate((np.full(NOISE_WINDOW - 1, np.nan), curv)),
+                                                         NOISE_WINDOW)[k:]
+            with np.errstate(invalid="ignore"):
+                sigma[pad:] = np.nanmedian(w, axis=1) * 1.4826 / math.sqrt(6.0)
+        self.tail, self.curv = ext[-2:], curv[-(NOISE_WINDOW - 1) :]
+        return sigma
 
     def _overfitting(self, val_name: str, train_name: str, s: float, v: float, gl: float, best: float,
                      best_step: float, tl: float, train_at_best: float) -> Finding:

@@ -129,14 +129,17 @@ class Divergence:
     a spike of a few points moves no block median, and the level moves only once more than
     half of the last 70 points are high, so a spike that recovers within ~40 points is a
     ``loss_spike``, not a divergence (fastai's ``lr_find`` stop rule, 4x the best smoothed loss,
-    judged on this level instead of an EMA, which one huge value drags up). Non-finite values
-    count as +inf. Ends once the level is back under half the threshold."""
+    judged on this level instead of an EMA, which one huge value drags up). The rise must also
+    give back more than a quarter of the progress from the first level to the best: with a
+    batch of one, a loss near 0 moves by 4x and more without meaning anything. Non-finite
+    values count as +inf. Ends once the level is back under half the threshold."""
 
     def __init__(self, ratio: float, warmup: int, size: int = 10, window: int = 7) -> None:
         self.ratio, self.warmup, self.size, self.window = ratio, warmup, size, window
         self.blocks = 0  # complete blocks read
         self.recent = np.empty(0)  # medians of the last window - 1 blocks
         self.best = math.inf
+        self.first = math.nan  # the first level: what "a quarter of the progress" is measured on
         self.active = False
 
     def feed(self, name: str, steps: np.ndarray, values: np.ndarray, start: int) -> list[Finding]:
@@ -154,8 +157,13 @@ class Divergence:
         self.blocks, self.recent = stop, ext[-(self.window - 1) :] if self.window > 1 else np.empty(0)
         best = np.minimum(self.best, np.minimum.accumulate(np.where(eligible, level, np.inf)))
         self.best = float(best[-1])
+        if math.isnan(self.first) and eligible.any():
+            self.first = float(level[int(np.argmax(eligible))])
         with np.errstate(invalid="ignore"):
-            trigger = eligible & (best > 0) & (level > self.ratio * best)
+            # material: the level gave back more than a quarter of the progress made from the first
+            # level (a per-sample loss near 0 jitters by large factors without meaning anything)
+            material = level - best > 0.25 * np.maximum(self.first - best, 0.0)
+            trigger = eligible & (best > 0) & (level > self.ratio * best) & material
             clear = eligible & (level < 0.5 * self.ratio * best)
         starts, self.active = first_episode(trigger, clear, self.active)
         out = []
@@ -401,7 +409,7 @@ class BlockTrends:
         if self._open("noisy", self._hi >= 2, self._lo >= 2):
             out.append(self._noisy(name, self.ends[-2] if i else step, step, self.noises[-1], level, rel))
         out += self._not_learning(name, i, step, level, l0)
-        early = 4 <= i < self.early_blocks and l0 > 0
+        early = 4 <= i < self.early_blocks and l0 > 0 and min(L) > 0.9 * l0  # it never came down
         high = early and (level > 1.1 * l0 or (level > 0.98 * l0 and rel > 0.25))
         if self._open("lr_too_high", high, level < 0.9 * l0):
             out.append(Finding(
