@@ -120,7 +120,7 @@ class SequentialBlocks(BlockTrends):
 
 
 def block_state(b):
-    return (b.count, b.first_level, b.levels, b.noises, b.ends, b.active, b._hi, b._lo)
+    return (b.count, b.levels, b.noises, b.ends, b.active, b.learned, b._hi, b._lo)
 
 
 @settings(max_examples=60, deadline=None)

@@ -211,7 +211,7 @@ def specs() -> list[Spec]:
                   steps=3000))
     for seed, (model, val, sched, batch) in enumerate([("mlp", 50, "constant", 32), ("mlp", "epoch", "step", 64),
                                                        ("mlp", 1, "warmup_cosine", 32), ("cnn", 25, "cosine", 32),
-                                                       ("cnn", "epoch", "cosine", 64), ("cnn", 1, "step", 16)]):
+                                                       ("cnn", "epoch", "cosine", 64), ("cnn", 10, "cosine", 32)]):
         S.append(Spec(f"healthy-torch-{model}-{seed}", "healthy", "torch", model, seed=seed, val_every=val,
                       steps=2000 if model == "mlp" else 1200,
                       schedule=sched, batch=batch, lr=0.05 if model == "mlp" else 0.02, hidden=64, grad_norm=True,
@@ -256,8 +256,8 @@ def specs() -> list[Spec]:
         S.append(Spec(f"plateau-{fw}-{model}-{seed}", "plateau", fw, model, seed=seed, lr=lr, batch=batch, steps=6000,
                       val_every="epoch", reduce_on_plateau=True, momentum=0.0, grad_norm=fw == "torch"))
     # loss spikes: a few steps at a huge learning rate, or a corrupted batch; some recover, some not
-    spikes = [("numpy", "mlp", "lr", 30.0, 2), ("torch", "mlp", "lr", 100.0, 2), ("torch", "cnn", "lr", 100.0, 2),
-              ("numpy", "mlp", "corrupt", 30.0, 1), ("torch", "mlp", "corrupt", 40.0, 1), ("torch", "cnn", "corrupt", 20.0, 2),
+    spikes = [("numpy", "mlp", "lr", 30.0, 2), ("torch", "mlp", "lr", 20.0, 1), ("torch", "cnn", "lr", 10.0, 1),
+              ("numpy", "mlp", "corrupt", 30.0, 1), ("torch", "mlp", "corrupt", 5.0, 1), ("torch", "cnn", "corrupt", 3.0, 1),
               ("numpy", "softmax", "lr", 200.0, 2), ("numpy", "mlp", "lr", 300.0, 3), ("torch", "mlp", "lr", 500.0, 3),
               ("torch", "cnn", "lr", 2000.0, 3), ("numpy", "mlp", "lr", 2000.0, 3)]
     for seed, (fw, model, kind, factor, n) in enumerate(spikes):
@@ -428,6 +428,8 @@ def labels(spec: Spec, series: dict[str, tuple[np.ndarray, np.ndarray]]) -> list
             kind, codes = "dead", ["not_learning"] if not spec.inject else ["divergence", "not_learning"]
         else:
             kind, codes = "diverging", ["divergence"]
+        if not spec.inject:  # too high from the first step: no good level to diverge from, and this rule's case
+            codes = codes + ["lr_too_high"]
         out.append({"condition": f"lr_too_high:{kind}", "codes": codes, "series": train, "step": at,
                     "also": ["nonfinite", "divergence", "lr_too_high", "loss_spike", "not_learning", "plateau",
                              "overfitting", "initial_loss", "generalization_gap", "noisy"]})

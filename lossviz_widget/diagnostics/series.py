@@ -369,7 +369,7 @@ class BlockTrends:
             return out
         count, level, noise = _block_summaries(v[:full].reshape(-1, self.block))
         ends = s[self.block - 1 : full : self.block]
-        kept = np.flatnonzero(count >= self.block // 2)
+        kept = np.flatnonzero((count >= self.block // 2) & np.isfinite(noise))  # enough finite values and pairs
         early = kept[: max(self.early_blocks - self.count, 0)].tolist()
         for k in early:
             self._push([float(level[k])], [float(noise[k])], [float(ends[k])])
@@ -402,7 +402,8 @@ class BlockTrends:
         """Every rule on the latest block (early window)."""
         L, i, step = self.levels, self.count - 1, self.ends[-1]
         level, l0 = L[-1], L[0]
-        rel = self.noises[-1] / abs(level) if level else math.inf
+        noise = self.noises[-1]
+        rel = noise / abs(level) if level else (math.inf if noise > 0 else 0.0)  # NaN noise: NaN, judged as quiet
         self._hi = self._hi + 1 if rel > self.noise_ratio else 0
         self._lo = self._lo + 1 if rel < 0.7 * self.noise_ratio else 0
         out: list[Finding] = []
@@ -450,7 +451,7 @@ class BlockTrends:
         """``not_learning``: after 3 blocks still at an untrained classifier's loss (>= 0.9 ln C,
         with ``num_classes``), or, without it, after 5 blocks no block level 5% (and 3 standard
         errors) away from the first. Once the loss leaves that level it can no longer open."""
-        if self.learned:
+        if self.learned or i >= self.early_blocks:
             return []
         L = self.levels
         if self.expected is not None:
@@ -482,7 +483,7 @@ class BlockTrends:
         E = np.concatenate((self.ends[-1:], ends))
         idx = self.count + np.arange(len(level))
         with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
-            rel = np.where(level != 0, noise / np.abs(level), math.inf)
+            rel = np.where(level != 0, noise / np.abs(level), np.where(noise > 0, math.inf, 0.0))
             hi, self._hi = held(rel > self.noise_ratio, self._hi, 2)
             lo, self._lo = held(rel < 0.7 * self.noise_ratio, self._lo, 2)
             noisy, self.active["noisy"] = first_episode(hi, lo, self.active["noisy"])
