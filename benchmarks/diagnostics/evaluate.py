@@ -95,7 +95,7 @@ def score_run(run: dict[str, Any], findings: list[Any], series: dict[str, tuple[
         entry: dict[str, Any] = {"condition": lab["condition"], "codes": lab["codes"], "step": lab["step"],
                                  "detected": first is not None, "by": first.code if first else None,
                                  "delay": reported_at(first) - lab["step"] if first else None,
-                                 "count": sum(1 for f in hits if f.code == (first.code if first else None))}
+                                 "count": _episode_count(lab, hits, first)}
         if first is not None and lab["condition"] == "overfitting":
             steps = series[lab["series"]][0]
             if lab.get("evaluations", "each value") != "each value":
@@ -105,6 +105,20 @@ def score_run(run: dict[str, Any], findings: list[Any], series: dict[str, tuple[
             entry["found"] = sorted({(f.code, f.metric) for f in findings})
         out_labels.append(entry)
     return {"labels": out_labels, "verdicts": verdicts}
+
+
+def _episode_count(lab: dict[str, Any], hits: list[Any], first: Any) -> int:
+    """Findings of the detecting code in the labelled episode: at the very step for a plateau
+    (each ReduceLROnPlateau cut is its own episode), within 300 steps for a spike (each
+    injected spike is one), after the onset otherwise (one condition per run)."""
+    if first is None:
+        return 0
+    same = [f for f in hits if f.code == first.code]
+    if first.code == "plateau":
+        return sum(1 for f in same if f.step == lab["step"])
+    if first.code == "loss_spike":
+        return sum(1 for f in same if f.step <= lab["step"] + 300)
+    return len(same)
 
 
 def cost(items: list[tuple[dict[str, Any], dict[str, tuple[np.ndarray, np.ndarray]]]], frame: int = 200) -> dict[str, float]:

@@ -17,8 +17,8 @@ the learning rate at step S. Three are read off the run's own curves, as the bri
 the rule written here: overfitting begins where Prechelt's GL on the validation curve first
 exceeds 5% after the curve's global minimum; a plateau where PyTorch's ``ReduceLROnPlateau``
 (default settings) would cut the learning rate, run over the validation curve (every run); and
-whether an injected spike recovered (the median of 20 training losses within 300 steps of it
-is back under twice the median before it).
+whether an injected spike recovered (10 training losses in a row within 300 steps of it with a
+median back under the larger of twice the median and the largest of the 100 losses before).
 
 Everything is seeded; one core runs it in a few minutes (``nice -n 10``).
 """
@@ -401,14 +401,16 @@ def plateau_onsets(steps: np.ndarray, values: np.ndarray) -> list[float]:
 
 
 def spike_recovered(steps: np.ndarray, values: np.ndarray, at: int) -> tuple[bool, float | None]:
-    """Whether the training loss came back after a spike at step ``at``: some 20 consecutive
-    values within 300 steps have a median under twice the median of the 100 values before."""
+    """Whether the training loss came back after a spike at step ``at``: within 300 steps, 10
+    consecutive finite values whose median is back under the larger of twice the median and the
+    largest of the 100 values before (where the loss was before); the step of the 10th."""
     i = int(np.searchsorted(steps, at))
-    before = float(np.median(values[max(i - 100, 0) : i]))
-    after = values[i : i + 300]
-    for j in range(0, max(len(after) - 20, 0) + 1):
-        if np.isfinite(after[j : j + 20]).all() and np.median(after[j : j + 20]) < 2 * before:
-            return True, float(steps[i + j])
+    before = values[max(i - 100, 0) : i]
+    bound = max(2 * float(np.median(before)), float(before.max()))
+    after = values[i + 1 : i + 300]
+    for j in range(0, max(len(after) - 10, 0) + 1):
+        if np.isfinite(after[j : j + 10]).all() and np.median(after[j : j + 10]) <= bound:
+            return True, float(steps[i + 1 + j + 9])
     return False, None
 
 
@@ -453,7 +455,7 @@ def labels(spec: Spec, series: dict[str, tuple[np.ndarray, np.ndarray]]) -> list
     if spec.condition == "overfitting" or onset is not None:  # other runs may overfit too: then it is true
         out.append({"condition": "overfitting" if spec.condition == "overfitting" else "overfitting:rule",
                     "codes": ["overfitting"], "series": val, "step": onset, "also": ["generalization_gap"],
-                    "evaluations": "means of %d" % DENSE_BLOCK if dense else "each value",
+                    "evaluations": f"means of {DENSE_BLOCK}" if dense else "each value",
                     "scored": spec.condition == "overfitting"})
         if spec.condition == "healthy":
             print(f"  corpus check: healthy run {spec.id} overfits by the label rule from step {onset}")

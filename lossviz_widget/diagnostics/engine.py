@@ -45,7 +45,7 @@ class DiagnosticsConfig:
     clear_after: int = 20  # clean points that end a non-finite episode
     divergence_ratio: float = 4.0  # fastai lr_find
     divergence_warmup: int = 10
-    spike_ratio: float = 8.0  # times the last ~100 points' spread above their median
+    spike_ratio: float = 4.0  # times the last ~100 points' spread (largest - median) above their median
     spike_recover: int = 300  # points a spike has to come back before it is reported as not recovered
     val_block: int = 20  # values per evaluation of a validation loss logged at every step
     plateau_threshold: float = 1e-4  # torch ReduceLROnPlateau defaults
