@@ -34,7 +34,7 @@ import math
 import numpy as np
 
 from ..buffers import MetricHistory
-from .findings import Finding, fmt, held, pct
+from .findings import Finding, fmt, held, pct, row_medians
 
 __all__ = ["Generalization"]
 
@@ -135,8 +135,7 @@ class Generalization:
         if len(d2):
             w = np.lib.stride_tricks.sliding_window_view(np.concatenate((np.full(NOISE_WINDOW - 1, np.nan), curv)),
                                                          NOISE_WINDOW)[k:]
-            with np.errstate(invalid="ignore"):
-                sigma[pad:] = np.nanmedian(w, axis=1) * 1.4826 / math.sqrt(6.0)
+            sigma[pad:] = row_medians(w) * 1.4826 / math.sqrt(6.0)
         self.tail, self.curv = ext[-2:], curv[-(NOISE_WINDOW - 1) :]
         return sigma
 
