@@ -52,7 +52,7 @@ _SETTINGS = ("smoothing", "smoothing_mode", "log_y", "ignore_outliers", "x_axis"
 IMAGE_SUFFIXES = (".png", ".svg", ".pdf")
 EXPORT_SUFFIXES = (*IMAGE_SUFFIXES, ".html", ".csv", ".json", ".npz")
 _WIDGET_MIME = "application/vnd.jupyter.widget-view+json"
-FINDINGS_SHOWN = 20  # latest findings listed under the plot (diagnose() returns all)
+FINDINGS_SHOWN = 20  # rows (one per run, code and series) listed under the plot at most (diagnose() returns all)
 # points per series the diagnostics read in one live frame (~10 ms for 4 series); a backlog
 # (extend(), a fast loop) is caught up over the next frames while the curves keep updating
 LIVE_DIAGNOSTICS_BUDGET = 1 << 17

@@ -2,14 +2,15 @@
 
 :meth:`Diagnostics.update` takes a store snapshot (``name -> MetricHistory``) and feeds each
 detector only the points appended since the previous call, so a frame costs O(new points),
-about 20 ns per point on a typical loop (:attr:`Diagnostics.examined` counts the points read,
-for tests). Detectors take at most ``SLICE`` points of a series at a time, which bounds their
+~80 ns per point of CPU time on a long noisy run (``benchmarks/DIAGNOSTICS.md``;
+:attr:`Diagnostics.examined` counts the points read, for tests). Detectors take at most ``SLICE`` points of a series at a time, which bounds their
 NumPy temporaries (a few MB) whatever the backlog; with a ``budget`` a call reads at most that
 many points per series and :attr:`Diagnostics.pending` says what is left, so a live view's
 frames stay short while diagnostics catch up over the next frames. The findings do not depend
 on how the points arrive: in one call, in many, or budgeted. Which detectors watch a
 series follows from its name: loss-like (``loss``, ``mse``, ``nll``...) or not, validation
-(``val``, ``eval``, ``test``...) or training, per-epoch (``..._epoch``) or per-step.
+(``val``, ``eval``, ``test``...) or training, per-epoch (``..._epoch``) or per-step. Validation
+and per-epoch series are judged on *evaluations* (:mod:`.evaluations`).
 """
 
 from __future__ import annotations

@@ -1,30 +1,37 @@
 """Detectors that look at one series at a time; each keeps running state and reads only new points.
 
-Rules (defaults in :class:`~lossviz_widget.diagnostics.engine.DiagnosticsConfig`):
+Rules (defaults in :class:`~lossviz_widget.diagnostics.engine.DiagnosticsConfig`; the table with
+sources is ``docs/diagnostics.md``, the scores on real curves ``benchmarks/DIAGNOSTICS.md``):
 
 * ``nonfinite`` (any metric; Keras ``TerminateOnNaN``, Lightning ``check_finite``): a NaN/Inf
   value. Episode ends after ``clear_after`` finite points in a row.
-* ``negative_loss`` (loss-like names): a finite value below 0. Ends after ``clear_after``
-  non-negative points in a row.
-* ``divergence`` (training loss-like series): fastai's ``lr_find`` stop rule. The loss smoothed
-  by fastai's debiased EMA (beta 0.98) exceeds ``divergence_ratio`` (4) times its best smoothed
-  value (after ``divergence_warmup`` points). Ends once it is back under half that (2x best).
-* ``initial_loss`` (training loss-like series, only when ``num_classes`` is given): cs231n's
-  check that cross-entropy starts near ``ln C``; the first finite value outside
-  ``initial_loss_band`` (0.5-1.5) times ``ln C`` is reported. Without ``num_classes`` there is
-  no expected value to compare with, so nothing is said.
-* Block rules (training loss-like series): the series is cut into blocks of ``block`` (100)
-  points; per block its finite mean (level) and noise ``std(diff(y)) / sqrt(2)`` over pairs of
-  neighbouring finite points (the trend cancels in first differences) are kept, and the rules read only those block summaries:
+* ``negative_loss`` (loss-like names): the first finite value below 0, once per series (some
+  losses are log-likelihoods: said once, not per point).
+* ``divergence`` (training losses, :class:`Divergence`): fastai's ``lr_find`` stop rule (4x the
+  best) on a robust level, the median of the last 7 medians of 10-point blocks.
+* ``loss_spike`` (training losses, :class:`LossSpike`): a jump above the local level and
+  spread, reported once it is known whether the loss recovered; :func:`with_grad_norm` adds
+  whether a logged gradient norm spiked first.
+* ``initial_loss`` (training losses, only with ``num_classes``): cs231n's check that
+  cross-entropy starts near ``ln C``; the first finite value outside ``initial_loss_band``
+  (0.5-1.5) times ``ln C`` is reported.
+* Block rules (training losses, :class:`BlockTrends`): the series is cut into blocks of
+  ``block`` (100) points; per block its median (level) and a robust noise (the interquartile
+  range of first differences / (1.349 sqrt 2): the trend cancels, one huge value does not
+  count) are kept, and the rules read only those summaries:
 
-  - ``noisy``: noise above ``noise_ratio`` (50%) of the level in 2 blocks in a row; ends after 2
+  - ``noisy``: noise above ``noise_ratio`` (80%) of the level in 2 blocks in a row; ends after 2
     blocks under 70% of that.
-  - ``lr_too_high`` (first ``early_blocks`` = 20 blocks, from the 5th): the level is 10% above
-    the first block's, or has not come down 2% while the noise is over 25% of the level.
-  - ``lr_too_low`` (same early window): the last 5 block levels fall every time, each by under
-    1%, by more than twice their standard error in all, and less than 10% below the first block.
+  - ``not_learning`` (first ``early_blocks`` = 20 blocks, from the 8th): still at an untrained
+    classifier's loss (>= 0.9 ln C, with ``num_classes``) or, without it, never 5% away from
+    the first level.
+  - ``lr_too_high`` (same window, from the 5th block, while the loss never came 10% down): the
+    level is 10% above the first block's, or has not come down 2% while the noise is over 25%.
+  - ``lr_too_low`` (same window, from the 10th block): under 50% down from the first level,
+    falling significantly and steadily (the second half 0.4-2x the first).
   - ``converged`` (from the 10th block): the level moved by less than the larger of 0.5% and two
-    standard errors over the last 5 blocks. Ends when it drops by three times that again.
+    standard errors over the last 5 blocks and by less than 10% since the block half as far
+    into the run. Ends when it drops by three times that again.
 
 Costs: a few NumPy passes per new point; :class:`RunRule` returns after one pass when a frame
 holds no bad value, and blocks past the early window are judged together (no Python per block).
@@ -324,8 +331,12 @@ def with_grad_norm(f: Finding, name: str, grad: MetricHistory, lead: int = 50) -
     else:
         at = float(grad.steps[int(a) + int(over[0])])
         peak = float(np.nanmax(np.where(np.isfinite(near), near, np.nan))) if np.isfinite(near).any() else math.inf
-        when = "first, at step " + fmt(at) if at < s else "at the same step"
-        text = f" {name} spiked {when} ({fmt(peak / base)}x its median): an unstable update, not a bad batch alone."
+        if at < s:
+            text = (f" {name} spiked first, at step {fmt(at)} ({fmt(peak / base)}x its median): the update blew up "
+                    "before the loss did (an unstable step, not just a bad batch).")
+        else:
+            text = (f" {name} spiked at the same step ({fmt(peak / base)}x its median), as a bad batch or a "
+                    "too-large step does.")
         ev["grad_spiked_first"] = float(at < s)
         ev["grad_spike_step"] = at
     return replace(f, message=f.message + text, evidence=ev)
