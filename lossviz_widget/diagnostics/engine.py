@@ -54,9 +54,10 @@ class DiagnosticsConfig:
     plateau_patience: int = 10
     plateau_cooldown: int = 0
     gl_alpha: float = 5.0  # Prechelt GL, percent
+    gl_noise_z: float = 2.0  # GL is measured on (value - gl_noise_z x the evaluations' noise)
     train_fall: float = 0.01  # AUTOTRAINER
     gap_ratio: float = 2.0
-    persist: int = 2  # evaluations in a row for overfitting / gap
+    persist: int = 3  # evaluations in a row for overfitting / gap
     train_window: int = 20  # training points averaged at a validation step
     block: int = 100  # points per block for noise / learning-rate / convergence rules
     noise_ratio: float = 0.8
@@ -75,7 +76,7 @@ class DiagnosticsConfig:
                 raise ValueError(f"{name} must be an int >= {least}, got {v!r}")
         for name in _POSITIVE:
             _check_float(name, getattr(self, name), positive=True)
-        for name in ("plateau_threshold", "train_fall"):
+        for name in ("plateau_threshold", "train_fall", "gl_noise_z"):
             _check_float(name, getattr(self, name), positive=False)
         if self.divergence_ratio <= 1.0:
             raise ValueError(f"divergence_ratio must be > 1 (times the best smoothed loss), got {self.divergence_ratio!r}")
@@ -129,8 +130,8 @@ class _Series:
                                           keep_reductions=False)
             self.evals = Evaluations(cfg.val_block, each=not val)
         self.best_step = (-1, math.nan)  # the plateau tracker's best evaluation: (index, step)
-        self.pair = (Generalization(cfg.gl_alpha, cfg.train_fall, cfg.gap_ratio, cfg.persist, cfg.train_window)
-                     if loss and val else None)
+        self.pair = (Generalization(cfg.gl_alpha, cfg.train_fall, cfg.gap_ratio, cfg.persist, cfg.train_window,
+                                    cfg.gl_noise_z) if loss and val else None)
 
 
 class Diagnostics:

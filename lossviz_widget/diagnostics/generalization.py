@@ -11,14 +11,16 @@ The validation values here are *evaluations* (:mod:`.evaluations`): each value o
 loss logged every N steps or epochs, or means of 20 values (with their standard error ``se``)
 of one logged at every step.
 
-* ``overfitting``: Prechelt (1998) generalization loss ``GL = 100 * ((v - 2 s) / v_min - 1)``
+* ``overfitting``: Prechelt (1998) generalization loss ``GL = 100 * ((v - z s) / v_min - 1)``
+  (``z`` = ``gl_noise_z``, 2)
   where ``s`` is the noise of the evaluations: the larger of a block mean's standard error and
   the robust spread of the last 10 evaluations' second differences (0 on a smooth curve, so
   Prechelt's GL as written; on a validation loss that bounces +-20% between evaluations at a
   constant learning rate a chance low is not taken for the minimum to beat) above ``gl_alpha`` (5, in
   percent) while the training level is more than ``train_fall`` (1%, AUTOTRAINER) below what
-  it was at the validation minimum, for ``persist`` (3) evaluations in a row: reported at the
-  third evaluation over the threshold, within 3 evaluations of the first. Ends when GL falls
+  it was at the validation minimum, for ``persist`` (3) evaluations in a row (on a smooth curve,
+  noise 0: at the third evaluation over the threshold; later where evaluations bounce, which is
+  what keeps a healthy constant-LR run free of false warnings). Ends when GL falls
   under ``gl_alpha / 2`` (a new minimum makes it 0); the next episode needs a minimum
   ``gl_alpha`` % below the one of the last report (no flapping on noisy series).
 * ``generalization_gap``: ``v`` more than ``gap_ratio`` (2x) the training level for ``persist``
@@ -45,8 +47,9 @@ _SLICE = 1 << 14  # validation values per binary search and window pass (bounds 
 class Generalization:
     """Overfitting and generalization-gap state for one (validation, training) pair."""
 
-    def __init__(self, gl_alpha: float, train_fall: float, gap_ratio: float, persist: int, train_window: int) -> None:
-        self.gl_alpha, self.train_fall, self.gap_ratio = gl_alpha, train_fall, gap_ratio
+    def __init__(self, gl_alpha: float, train_fall: float, gap_ratio: float, persist: int, train_window: int,
+                 noise_z: float = 2.0) -> None:
+        self.gl_alpha, self.train_fall, self.gap_ratio, self.noise_z = gl_alpha, train_fall, gap_ratio, noise_z
         self.persist, self.train_window = persist, train_window
         self.best = math.inf  # lowest evaluation so far (what GL is measured from)
         self.tail = np.empty(0)  # the last two finite evaluations
@@ -93,7 +96,7 @@ class Generalization:
         n = len(values)
         if n == 0:
             return []
-        margin = 2.0 * np.maximum(margin / 2.0, self._noise(values))
+        margin = self.noise_z * np.maximum(margin / 2.0, self._noise(values))
         levels = self._train_levels(train, steps)
         best, improved = _running_min(values, self.best)
         train_at_best = _latest(improved, n, levels[improved], self.train_at_best)

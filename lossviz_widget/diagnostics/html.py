@@ -67,8 +67,8 @@ def findings_html(findings: Sequence[Finding], limit: int | None = None) -> str:
     if hidden:
         items.append(f'<li class="lossviz-findings-hidden" style="list-style:none;color:#777">'
                      f"{hidden} more kinds of findings: plot.diagnose() lists all</li>")
-    return ('<ul class="lossviz-findings" style="margin:4px 0;padding-left:18px;font-size:12px;'
-            'max-height:9em;overflow-y:auto">' + "".join(items) + "</ul>")
+    return ('<ul class="lossviz-findings" style="margin:4px 0;padding-left:18px;font-size:12px;line-height:1.4;'
+            'max-height:11em;overflow-y:auto">' + "".join(items) + "</ul>")
 
 
 def _worst(group: list[Finding]) -> int:
