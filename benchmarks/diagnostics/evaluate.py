@@ -310,10 +310,11 @@ def markdown(res: dict[str, Any], meta: dict[str, Any]) -> str:
         lines += ["## Overfitting: noise margin and persistence", "",
                   "The delay target is the one not met. Where a run's evaluations bounce (a constant learning rate, "
                   "evaluations every 25-50 steps or every epoch of a small model), the rule waits until the rise clears "
-                  "twice their noise. Every setting below that finds overfitting sooner either warns on healthy runs "
+                  "their noise. Every setting below that finds overfitting sooner either warns on healthy runs "
                   "(whose validation loss bounces as much without overfitting) or misses an overfitting run.", "",
-                  "`GL = 100 ((v - z s) / v_min - 1)` with `s` the noise of the evaluations, over `gl_alpha` for `persist` "
-                  "evaluations in a row (`docs/diagnostics.md`); the defaults are `z = 2`, `persist = 3`.", "",
+                  "`GL = 100 ((v - z s) / (v_min (1 + z sqrt(2 ln k) s / v)) - 1)` with `s` the noise of the evaluations "
+                  "and `k` their number, over `gl_alpha` for "
+                  "`persist` evaluations in a row (`docs/diagnostics.md`); the defaults are `z = 1`, `persist = 3`.", "",
                   "| z (`gl_noise_z`) | persist | overfitting warnings on healthy runs | recall | precision | "
                   "delays (evaluations after GL first > 5%) |", "|---|---|---|---|---|---|"]
         for t in res["tradeoff"]:
@@ -344,9 +345,9 @@ def markdown(res: dict[str, Any], meta: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-# overfitting thresholds scored against each other (the defaults: gl_noise_z 2, persist 3)
-TRADEOFF = [{"gl_noise_z": 0.0, "persist": 3}, {"gl_noise_z": 1.0, "persist": 3}, {"gl_noise_z": 1.5, "persist": 3},
-            {"gl_noise_z": 2.0, "persist": 3}, {"gl_noise_z": 1.5, "persist": 2}, {"gl_noise_z": 2.0, "persist": 2}]
+# overfitting thresholds scored against each other (the defaults: gl_noise_z 1, persist 3)
+TRADEOFF = [{"gl_noise_z": 0.0, "persist": 3}, {"gl_noise_z": 0.5, "persist": 3}, {"gl_noise_z": 1.0, "persist": 3},
+            {"gl_noise_z": 2.0, "persist": 3}, {"gl_noise_z": 0.5, "persist": 2}, {"gl_noise_z": 1.0, "persist": 2}]
 
 
 def tradeoff(corpus: Path) -> list[dict[str, Any]]:

@@ -54,7 +54,7 @@ class DiagnosticsConfig:
     plateau_patience: int = 10
     plateau_cooldown: int = 0
     gl_alpha: float = 5.0  # Prechelt GL, percent
-    gl_noise_z: float = 2.0  # GL is measured on (value - gl_noise_z x the evaluations' noise)
+    gl_noise_z: float = 1.0  # GL compares value - z noise with minimum + z noise (both are noisy)
     train_fall: float = 0.01  # AUTOTRAINER
     gap_ratio: float = 2.0
     persist: int = 3  # evaluations in a row for overfitting / gap

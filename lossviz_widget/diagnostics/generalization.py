@@ -11,12 +11,15 @@ The validation values here are *evaluations* (:mod:`.evaluations`): each value o
 loss logged every N steps or epochs, or means of 20 values (with their standard error ``se``)
 of one logged at every step.
 
-* ``overfitting``: Prechelt (1998) generalization loss ``GL = 100 * ((v - z s) / v_min - 1)``
-  (``z`` = ``gl_noise_z``, 2)
-  where ``s`` is the noise of the evaluations: the larger of a block mean's standard error and
-  the robust spread of the last 10 evaluations' second differences (0 on a smooth curve, so
-  Prechelt's GL as written; on a validation loss that bounces +-20% between evaluations at a
-  constant learning rate a chance low is not taken for the minimum to beat) above ``gl_alpha`` (5, in
+* ``overfitting``: Prechelt (1998) generalization loss, made noise-aware:
+  ``GL = 100 * ((v - z s) / (v_min * (1 + z sqrt(2 ln k) s / v)) - 1)`` with ``z`` =
+  ``gl_noise_z`` (1) and ``k`` the evaluations so far: the value may sit high by its noise
+  ``s``, and the lowest of ``k`` noisy evaluations sits about ``sqrt(2 ln k)`` noise deviations
+  low (a loss's noise scales with it, so the minimum's is the same fraction ``s / v``);
+  ``s`` is the larger of a block mean's standard error and the robust spread of the last 10
+  evaluations' second differences (0 on a smooth curve, so Prechelt's GL as written; on a
+  validation loss that bounces +-20% between evaluations at a constant learning rate a chance
+  low is not taken for the minimum to beat). Over ``gl_alpha`` (5, in
   percent) while the training level is more than ``train_fall`` (1%, AUTOTRAINER) below what
   it was at the validation minimum, for ``persist`` (3) evaluations in a row (on a smooth curve,
   noise 0: at the third evaluation over the threshold; later where evaluations bounce, which is
@@ -48,10 +51,11 @@ class Generalization:
     """Overfitting and generalization-gap state for one (validation, training) pair."""
 
     def __init__(self, gl_alpha: float, train_fall: float, gap_ratio: float, persist: int, train_window: int,
-                 noise_z: float = 2.0) -> None:
+                 noise_z: float = 1.0) -> None:
         self.gl_alpha, self.train_fall, self.gap_ratio, self.noise_z = gl_alpha, train_fall, gap_ratio, noise_z
         self.persist, self.train_window = persist, train_window
         self.best = math.inf  # lowest evaluation so far (what GL is measured from)
+        self.evaluations = 0  # finite evaluations so far
         self.tail = np.empty(0)  # the last two finite evaluations
         self.curv = np.empty(0)  # |second differences| of the last NOISE_WINDOW - 1 evaluations
         self.best_step = math.nan
@@ -88,20 +92,27 @@ class Generalization:
         of ``val``; None for exact evaluations). Everything is computed with NumPy; the episode
         state machines only visit the values where an episode opens or closes."""
         steps, values = val.steps[start:], val.values[start:]
-        margin = np.zeros(len(values)) if se is None else 2.0 * np.asarray(se, dtype=np.float64)[start:]
+        se_all = np.zeros(len(values)) if se is None else np.asarray(se, dtype=np.float64)[start:]
         self.examined += len(values)
         finite = np.isfinite(values)
         if not finite.all():
-            steps, values, margin = steps[finite], values[finite], margin[finite]
+            steps, values, se_all = steps[finite], values[finite], se_all[finite]
         n = len(values)
         if n == 0:
             return []
-        margin = self.noise_z * np.maximum(margin / 2.0, self._noise(values))
+        noise = np.maximum(se_all, self._noise(values))
+        # the lowest of k noisy evaluations sits about sqrt(2 ln k) noise deviations under their level
+        k = self.evaluations + 1 + np.arange(n)
+        self.evaluations += n
+        low_bias = np.sqrt(2.0 * np.log(np.maximum(k, 2)))
         levels = self._train_levels(train, steps)
         best, improved = _running_min(values, self.best)
         train_at_best = _latest(improved, n, levels[improved], self.train_at_best)
         with np.errstate(invalid="ignore", divide="ignore"):
-            gl = np.where(best > 0, 100.0 * ((values - margin) / best - 1.0), 0.0)
+            # loss noise scales with the loss: the minimum's noise is the same fraction of it
+            rel = np.where(values > 0, noise / values, 0.0)
+            gl = np.where(best > 0, 100.0 * ((values - self.noise_z * noise) / (best * (1.0 + self.noise_z * low_bias * rel))
+                                             - 1.0), 0.0)
             # False when either is NaN; a relative fall needs a positive level
             falling = (train_at_best > 0) & (levels < train_at_best * (1.0 - self.train_fall))
             ratio = np.where(levels > 0, values / levels, np.nan)

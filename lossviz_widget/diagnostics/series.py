@@ -128,7 +128,8 @@ class Divergence:
     judged on this level instead of an EMA, which one huge value drags up). The rise must also
     give back more than a quarter of the progress from the first level to the best: with a
     batch of one, a loss near 0 moves by 4x and more without meaning anything. Non-finite
-    values count as +inf. Ends once the level is back under half the threshold."""
+    values count as +inf in a block's median; a block whose median is not finite is left out of
+    the level (``nonfinite`` reports it). Ends once the level is back under half the threshold."""
 
     def __init__(self, ratio: float, warmup: int, size: int = 10, window: int = 7) -> None:
         self.ratio, self.warmup, self.size, self.window = ratio, warmup, size, window
