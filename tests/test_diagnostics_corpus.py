@@ -212,3 +212,25 @@ def test_findings_do_not_depend_on_how_a_real_run_arrives(run_id: str) -> None:
         framed.update({n: MetricHistory(s.astype(float), v, s.astype(float)) for n, (s, v) in data.items()}, budget=50)
     assert [(f.code, f.metric, f.step) for f in framed.findings] == [(f.code, f.metric, f.step) for f in whole.findings]
     assert not any(math.isnan(f.step) for f in whole.findings)
+
+
+def test_the_issues_dead_network_600_steps_at_ln_10_is_not_learning() -> None:
+    """A real network killed by a far too high learning rate (corpus), cut to 600 steps: with
+    ``num_classes`` it is reported as not learning within them."""
+    run_id = next(r for r, run in RUNS.items() if run["build"]["condition"] == "lr_too_high"
+                  and not run["build"]["inject"] and run["num_classes"] == 10
+                  and label(r, "lr_too_high")["condition"] == "lr_too_high:dead")
+    data = {n: (s[s < 600], v[s < 600]) for n, (s, v) in series(run_id).items()}
+    found = [f for f in diagnose(data, 10) if f.code == "not_learning"]
+    assert len(found) == 1 and found[0].step < 600 and "ln C = 2.3" in found[0].message
+
+
+def test_the_issues_overfitting_curve_is_reported_sooner_than_before() -> None:
+    """The issue's shape: validation bottoms at step 100, +7% at 200, +10% at 300, +12% at 400,
+    +39% by 3,000, training falling to 0; reported at step 700 before (GL on 3-value means)."""
+    s = np.arange(3001.0)
+    train = 2 * np.exp(-s / 200) + 0.001 * (3000 - s) / 3000
+    vs = np.arange(0, 3001, 100.0)
+    val = 0.3 * np.interp(vs, [0, 100, 200, 300, 400, 3000], [2.0, 1.0, 1.07, 1.10, 1.12, 1.39])
+    found = [f for f in diagnose({"loss": (s, train), "val_loss": (vs, val)}, None) if f.code == "overfitting"]
+    assert len(found) == 1 and found[0].step < 700 and found[0].evidence["best_step"] == 100

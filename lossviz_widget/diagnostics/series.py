@@ -22,9 +22,9 @@ sources is ``docs/diagnostics.md``, the scores on real curves ``benchmarks/DIAGN
 
   - ``noisy``: noise above ``noise_ratio`` (80%) of the level in 2 blocks in a row; ends after 2
     blocks under 70% of that.
-  - ``not_learning`` (first ``early_blocks`` = 20 blocks, from the 8th): still at an untrained
-    classifier's loss (>= 0.9 ln C, with ``num_classes``) or, without it, never 5% away from
-    the first level.
+  - ``not_learning`` (first ``early_blocks`` = 20 blocks): from the 5th block still at an
+    untrained classifier's loss (>= 0.9 ln C, with ``num_classes``) or, without it, from the 8th
+    never 5% away from the first level.
   - ``lr_too_high`` (same window, from the 5th block, while the loss never came 10% down): the
     level is 10% above the first block's, or has not come down 2% while the noise is over 25%.
   - ``lr_too_low`` (same window, from the 10th block): under 50% down from the first level,
@@ -461,16 +461,17 @@ class BlockTrends:
         return L[-5] - level, thr, L[i // 2] - level
 
     def _not_learning(self, name: str, i: int, step: float, level: float, l0: float) -> list[Finding]:
-        """``not_learning``: after ``FLAT_BLOCKS`` (8) blocks still at an untrained classifier's loss
-        (the last 3 levels >= 0.9 ln C, with ``num_classes``), or, without it, no block level 5%
-        (and 3 standard errors) away from the first. Once the loss leaves that level it can no
-        longer open. 8 blocks, not fewer: the quickstart's MLP sits at its initial loss for ~600
-        steps before it falls 50x (a saddle, not a dead network)."""
+        """``not_learning``: with ``num_classes``, after 5 blocks still at an untrained classifier's
+        loss (the last 3 levels >= 0.9 ln C: a network killed by a too-high learning rate sits
+        there); without it, after ``FLAT_BLOCKS`` (8) blocks no block level 5% (and 3 standard
+        errors) away from the first: 8, not fewer, because the quickstart's MLP sits at its
+        initial loss for ~600 steps before it falls 50x (a saddle, not a dead network). Once the
+        loss leaves that level it can no longer open."""
         if self.learned or i >= self.early_blocks:
             return []
         L = self.levels.tolist()
         if self.expected is not None:
-            stuck = i >= FLAT_BLOCKS - 1 and min(L[-3:]) >= 0.9 * self.expected
+            stuck = i >= 4 and min(L[-3:]) >= 0.9 * self.expected
             self.learned = level < 0.7 * self.expected
             what = f"near ln C = {self.expected:.3g}, the loss of an untrained classifier"
         else:
@@ -551,7 +552,7 @@ class BlockTrends:
         )
 
 
-FLAT_BLOCKS = 8  # blocks at the initial level before a loss is "not learning"
+FLAT_BLOCKS = 8  # blocks at the initial level before a loss is "not learning" (without num_classes)
 _BLOCK_CODES = ("noisy", "lr_too_high", "lr_too_low", "converged", "not_learning")
 
 
