@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from lossviz_widget.buffers import MetricHistory
-from lossviz_widget.diagnostics import Diagnostics, DiagnosticsConfig, PlateauTracker
+from lossviz_widget.diagnostics import Diagnostics, PlateauTracker
 from lossviz_widget.diagnostics import engine
 from lossviz_widget.diagnostics.generalization import _gathered_means, _window_means
 from lossviz_widget.diagnostics.series import BlockTrends

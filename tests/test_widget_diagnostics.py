@@ -38,7 +38,7 @@ def test_overfitting_shows_in_the_findings_area_with_a_marker(plot):
     f = over[0]
     area = plot._findings.value
     assert plot._findings in plot.children and plot.children.index(plot._findings) == plot.children.index(plot._grid.box) + 1
-    assert f'data-code="overfitting"' in area and f'data-step="{int(f.step)}"' in area
+    assert 'data-code="overfitting"' in area and f'data-step="{int(f.step)}"' in area
     assert "overfitting" in area and "early stopping at step" in area
     markers = plot._grid.panels["loss"].findings
     assert markers.visible and markers in plot._grid.panels["loss"].figure.marks

@@ -77,7 +77,7 @@ def score_run(run: dict[str, Any], findings: list[Any], series: dict[str, tuple[
     """Per label: detected, delay, duplicates; per finding: true or not."""
     labels = run["labels"]
     plateau_steps = {(lab["series"], lab["step"]) for lab in labels if "plateau" in lab["codes"]}
-    verdicts = []
+    verdicts: list[bool | None] = []
     for f in findings:
         if f.code in UNSCORED:
             verdicts.append(None)

@@ -31,7 +31,7 @@ import math
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -44,7 +44,7 @@ DENSE_BLOCK = 20  # a validation loss logged every step is judged on means of th
 # -- data -------------------------------------------------------------------------------------
 
 
-def dataset(name: str, seed: int, train_size: int | None) -> tuple[np.ndarray, ...]:
+def dataset(name: str, seed: int, train_size: int | None) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, int]:
     """Standardized ``(Xtr, ytr, Xva, yva, num_classes)``: a fixed 70/30 split, the training part
     optionally cut to ``train_size`` samples (overfitting runs)."""
     from sklearn.datasets import load_breast_cancer, load_digits, make_classification
@@ -194,15 +194,22 @@ class Spec:
     names: tuple[str, str] = ("loss", "val_loss")
 
 
+def _every(v: object) -> int | str:
+    """A validation interval as the specs below write it: steps (an int) or ``"epoch"``."""
+    if isinstance(v, (int, str)):
+        return v
+    raise TypeError(f"val_every must be an int or 'epoch', got {v!r}")
+
+
 def specs() -> list[Spec]:
     S: list[Spec] = []
     # healthy: logging densities, batch sizes, schedules, families, seeds
     for seed, (val, sched, batch) in enumerate([(50, "step", 32), ("epoch", "step", 64), (1, "cosine", 32),
                                                 (20, "warmup_cosine", 128), (100, "constant", 16)]):
-        S.append(Spec(f"healthy-np-mlp-{seed}", "healthy", "numpy", "mlp", seed=seed, val_every=val, schedule=sched,
+        S.append(Spec(f"healthy-np-mlp-{seed}", "healthy", "numpy", "mlp", seed=seed, val_every=_every(val), schedule=sched,
                       batch=batch, lr=0.05, grad_norm=seed % 2 == 0))
     for seed, (val, sched) in enumerate([(50, "constant"), (1, "step"), ("epoch", "cosine")]):
-        S.append(Spec(f"healthy-np-softmax-{seed}", "healthy", "numpy", "softmax", seed=seed, val_every=val,
+        S.append(Spec(f"healthy-np-softmax-{seed}", "healthy", "numpy", "softmax", seed=seed, val_every=_every(val),
                       schedule=sched, lr=0.1, steps=1500))
     S.append(Spec("healthy-np-mlp-cancer", "healthy", "numpy", "mlp", data="cancer", lr=0.02, steps=1200, val_every=25))
     S.append(Spec("healthy-np-mlp-blobs", "healthy", "numpy", "mlp", data="blobs", lr=0.05, steps=3000, val_every=100,
@@ -212,7 +219,7 @@ def specs() -> list[Spec]:
     for seed, (model, val, sched, batch) in enumerate([("mlp", 50, "constant", 32), ("mlp", "epoch", "step", 64),
                                                        ("mlp", 1, "warmup_cosine", 32), ("cnn", 25, "cosine", 32),
                                                        ("cnn", "epoch", "cosine", 64), ("cnn", 10, "cosine", 32)]):
-        S.append(Spec(f"healthy-torch-{model}-{seed}", "healthy", "torch", model, seed=seed, val_every=val,
+        S.append(Spec(f"healthy-torch-{model}-{seed}", "healthy", "torch", model, seed=seed, val_every=_every(val),
                       steps=2000 if model == "mlp" else 1200,
                       schedule=sched, batch=batch, lr=0.05 if model == "mlp" else 0.02, hidden=64, grad_norm=True,
                       names=("train/loss", "val/loss") if seed == 2 else ("loss", "val_loss")))
@@ -248,7 +255,7 @@ def specs() -> list[Spec]:
                                                         ("numpy", "mlp", 80, 100, 256), ("torch", "mlp", 150, "epoch", 512),
                                                         ("numpy", "mlp", 100, 1, 256), ("torch", "mlp", 120, 1, 256)]):
         S.append(Spec(f"overfit-{fw}-{model}-{seed}", "overfitting", fw, model, seed=seed, train_size=n, hidden=hidden,
-                      val_every=val, steps=3000, batch=16, lr=0.05, grad_norm=fw == "torch", weight_decay=0.0))
+                      val_every=_every(val), steps=3000, batch=16, lr=0.05, grad_norm=fw == "torch", weight_decay=0.0))
     # a plateau that a learning-rate drop fixes (PyTorch's ReduceLROnPlateau decides the drop)
     for seed, (fw, model, lr, batch) in enumerate([("numpy", "mlp", 0.3, 16), ("torch", "mlp", 0.3, 16),
                                                    ("torch", "cnn", 0.1, 16), ("torch", "mlp", 0.3, 32),
@@ -444,7 +451,7 @@ def labels(spec: Spec, series: dict[str, tuple[np.ndarray, np.ndarray]]) -> list
     if spec.condition == "loss_spike":
         at = float(spec.inject[0]["at"])
         rec, when = spike_recovered(ts, tv, int(at))
-        slow = not rec or when - at >= 50  # high for 50 steps or more: a divergence by the 70-point level too
+        slow = when is None or when - at >= 50  # high for 50 steps or more: a divergence by the 70-point level too
         out.append({"condition": "loss_spike:" + ("recovered" if rec else "not_recovered"), "codes": ["loss_spike"],
                     "series": train, "step": at, "recovered_at": when,
                     "also": (["divergence"] if slow else []) + ([] if rec else ["nonfinite", "not_learning"])})
@@ -510,7 +517,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.only:
         return
     args.out.mkdir(parents=True, exist_ok=True)
-    np.savez_compressed(args.out / "corpus.npz", **arrays)
+    np.savez_compressed(args.out / "corpus.npz", **cast(Any, arrays))  # keyword names are the array names
     (args.out / "labels.json").write_text(json.dumps({"gl_alpha": GL_ALPHA, "dense_block": DENSE_BLOCK, "runs": runs},
                                                      indent=1, default=_json) + "\n")
 

@@ -215,7 +215,9 @@ class Diagnostics:
                 if not len(steps):
                     continue
                 self.examined += b - a
-                new += self._plateau(name, st, steps, values)
+                if st.plateau is not None:
+                    per = "evaluations" if st.evals.mode == "each" else f"evaluations (means of {st.evals.block} values)"
+                    new += self._plateau(name, st, st.plateau, per, steps, values)
                 if st.pair is not None and partner is not None:
                     before = st.pair.examined
                     new += st.pair.feed(name, partner, MetricHistory(steps, values, steps), data[partner], 0, se)
@@ -227,13 +229,13 @@ class Diagnostics:
         fam = family_of(name)
         return next((m for m in data if not is_validation(m) and family_of(m) == fam), None)
 
-    def _plateau(self, name: str, st: _Series, steps: np.ndarray, values: np.ndarray) -> list[Finding]:
-        """ReduceLROnPlateau over new evaluations; a finding where an episode opens."""
-        tracker = st.plateau
+    def _plateau(self, name: str, st: _Series, tracker: PlateauTracker, per: str, steps: np.ndarray,
+                 values: np.ndarray) -> list[Finding]:
+        """ReduceLROnPlateau over new evaluations (``per`` says what they are); a finding where an
+        episode opens."""
         base = tracker.count
         out = []
         thr = f"{tracker.threshold:.2%} (relative)" if tracker.threshold_mode == "rel" else fmt(tracker.threshold)
-        per = "evaluations" if st.evals.mode == "each" else f"evaluations (means of {st.evals.block} values)"
         for i, best, best_index in tracker.feed(values):
             s = float(steps[i - base])
             best_step = float(steps[best_index - base]) if best_index >= base else st.best_step[1]
