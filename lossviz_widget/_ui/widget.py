@@ -46,7 +46,7 @@ from .traits import SETTING_NAMES, check_options, setting_traits, validate_setti
 
 __all__ = ["FINDINGS_SHOWN", "LossPlot"]
 
-FINDINGS_SHOWN = 20  # latest findings listed under the plot (diagnose() returns all)
+FINDINGS_SHOWN = 20  # rows (one per run, code and series) listed under the plot at most (diagnose() returns all)
 _OWN_KEYWORDS = ("log_file", "num_classes", "diagnostics_config")  # constructor keywords that are not traits
 
 

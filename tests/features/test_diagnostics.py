@@ -231,17 +231,18 @@ def test_noisy_loss():
     assert "noisy" not in codes(run({"loss": (s, v)}))
 
 
-def test_learning_rate_too_high_stuck_and_jumpy():
+def test_learning_rate_too_high_rising_and_jumpy_flat_is_not_learning():
+    s, v = curve(2000, level=lambda s: 1.5 + s / 2000, noise=0.4, seed=2)
+    assert "lr_too_high" in codes(run({"loss": (s, np.abs(v))}))  # rising from the start, jumpy
     s, v = curve(2000, level=lambda s: 1.5 + 0 * s, noise=0.4, seed=2)
-    found = run({"loss": (s, np.abs(v))})
-    assert "lr_too_high" in codes(found)
-    assert "lr_too_high" not in codes(run({"loss": curve(2000, noise=0.4)}))  # jumpy but coming down
+    assert "not_learning" in codes(run({"loss": (s, np.abs(v))}))  # flat from the start: not learning
+    assert not {"lr_too_high", "not_learning"} & set(codes(run({"loss": curve(2000, noise=0.4)})))  # coming down
 
 
 def test_learning_rate_too_low_steady_slow_fall():
     s, v = curve(3000, level=lambda s: 2.3 - 2e-5 * s, noise=0.002, seed=4)
     found = [f for f in run({"loss": (s, v)}) if f.code == "lr_too_low"]
-    assert len(found) == 1 and found[0].step == 499.0
+    assert len(found) == 1 and found[0].step == 999.0  # judged from the 10th block of 100 points
     assert "lr_too_low" not in codes(run({"loss": curve(3000, noise=0.002)}))  # a healthy fast fall
     for seed in range(4):  # flat noise: block means fall 4x in a row by chance, but not significantly
         assert "lr_too_low" not in codes(run({"loss": curve(3000, level=lambda s: 2.3 + 0 * s, noise=0.05, seed=seed)}))
@@ -392,3 +393,54 @@ def test_noisy_dense_series_do_not_flood_findings():
         assert plot.shown_html["findings"].count('class="lossviz-finding"') <= FINDINGS_SHOWN
     finally:
         plot.close()
+
+
+# -- evaluations: what the validation rules count as one ------------------------------------------
+
+
+def test_validation_every_step_is_judged_on_block_means_and_sparse_or_smooth_on_each_value():
+    from lossviz_widget.diagnostics.evaluations import Evaluations
+
+    s = np.arange(2000, dtype=float)
+    train = H(s, 2 * np.exp(-s / 300) + 0.1)
+    rng = np.random.default_rng(0)
+    noisy = H(s, (2 * np.exp(-s / 300) + 0.2) * (1 + 0.3 * rng.normal(size=2000)))  # a minibatch per step
+    ev = Evaluations(block=20)
+    steps, values, se = ev.take(noisy, 2000, train)
+    assert ev.mode == "blocks" and len(steps) == 100 and steps[0] == 19 and (se > 0).all()
+    np.testing.assert_allclose(values[0], noisy.values[:20].mean())
+    sparse = H(s[::50], 2 * np.exp(-s[::50] / 300) + 0.2)
+    ev = Evaluations(block=20)
+    assert len(ev.take(sparse, 2, train)[0]) == 2 and ev.mode == "each"  # decided at the 2nd value
+    epochs = np.arange(60, dtype=float)  # per-epoch train and validation logged at the same steps: smooth
+    ev = Evaluations(block=20)
+    e_train, e_val = H(epochs, 2 * np.exp(-epochs / 10) + 0.1), H(epochs, 2 * np.exp(-epochs / 10) + 0.3)
+    assert len(ev.take(e_val, 30, e_train)[0]) == 0 and ev.mode is None  # waits for 50 values
+    assert len(ev.take(e_val, 60, e_train)[0]) == 60 and ev.mode == "each"
+
+
+@pytest.mark.parametrize("seed", range(10))
+def test_a_minibatch_validation_loss_on_a_healthy_curve_gives_no_overfitting_and_few_plateaus(seed):
+    """A validation minibatch per step (+-30%) on a curve that falls, then stays flat: the lowest
+    of many noisy block means is a chance low, not a minimum to beat (docs/diagnostics.md)."""
+    s, train = curve(6000, noise=0.2, seed=seed)
+    rng = np.random.default_rng(seed + 100)
+    val = np.abs((2 * np.exp(-s / 300) + 0.15) * (1 + 0.3 * rng.normal(size=len(s))))
+    found = run({"loss": (s, train), "val_loss": (s, val)})
+    assert "overfitting" not in codes(found) and codes(found).count("plateau") <= 3, codes(found)
+
+
+def test_not_learning_without_num_classes_is_a_loss_flat_from_the_start():
+    s, v = curve(2000, level=lambda s: 0.7 + 0 * s, noise=0.02, seed=6)
+    found = [f for f in run({"loss": (s, v)}) if f.code == "not_learning"]
+    assert len(found) == 1 and found[0].step == 799.0 and found[0].severity == "warning"
+    assert "not_learning" not in codes(run({"loss": curve(2000, noise=0.02)}))
+
+
+def test_a_spike_without_a_gradient_norm_spike_says_so():
+    s, v = curve(3000, noise=0.05, seed=7)
+    v[2000] = 50.0
+    g = np.abs(1 + 0.05 * np.random.default_rng(8).normal(size=len(s)))
+    f = next(f for f in run({"loss": (s, v), "train/grad_norm": (s, g)}) if f.code == "loss_spike")
+    assert "train/grad_norm did not spike before it" in f.message and f.evidence["grad_spiked_first"] == 0.0
+    assert f.severity == "info" and f.evidence["reported_at"] > f.step

@@ -124,7 +124,7 @@ class SequentialBlocks(BlockTrends):
 
 def block_state(b):
     # _hi/_lo (private on purpose): the trend band carried to the next block is state too; equal states, equal futures
-    return (b.count, b.first_level, b.levels, b.noises, b.ends, b.active, b._hi, b._lo)
+    return (b.count, b.levels, b.noises, b.ends, b.active, b.learned, b._hi, b._lo)
 
 
 @settings(max_examples=60, deadline=None)

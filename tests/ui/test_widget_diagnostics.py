@@ -183,3 +183,56 @@ def test_with_several_runs_the_default_runs_findings_say_default(plot, tmp_path)
     assert div[0].step in list(finding_markers(plot, "loss").x)  # its marker stays on the default curve
     page = plot.export(tmp_path / "r.html").read_text(encoding="utf-8")
     assert "[default]" in page.split('id="lossviz-diagnostics"')[1]
+
+
+# -- the findings list: one row per (code, series), folded past a few rows ------------------------
+
+
+def _finding(code, step, metric="loss", severity="info", run=None):
+    from lossviz_widget.diagnostics import Finding
+
+    return Finding(code, severity, metric, float(step), f"{metric} {code} at {step}", f"do something about {code}",
+                   run=run)
+
+
+def test_findings_list_one_row_per_code_and_series_with_count_and_latest_step():
+    from lossviz_widget.diagnostics import findings_html
+
+    found = [_finding("loss_spike", s) for s in (100, 500, 900)] + [_finding("plateau", 300, "val_loss")]
+    page = findings_html(found)
+    rows = page.split('<li class="lossviz-finding" ')[1:]
+    assert len(rows) == 2
+    spike = next(r for r in rows if 'data-code="loss_spike"' in r)
+    assert 'data-count="3"' in spike and 'data-step="900"' in spike
+    assert "loss loss_spike at 900" in spike and "(3 times, latest at step 900)" in spike
+    assert "do something about loss_spike" in spike  # what to do
+    assert "lossviz-findings-more" not in page and "max-height" in page and "overflow-y:auto" in page
+
+
+def test_findings_list_folds_past_three_rows_errors_first():
+    from lossviz_widget.diagnostics import findings_html
+
+    found = [_finding(c, i * 10, f"m{i}") for i, c in enumerate(["noisy", "converged", "plateau", "lr_too_low"])]
+    found.append(_finding("divergence", 999, severity="error"))
+    page = findings_html(found)
+    head, fold = page.split("<details>")
+    assert head.index('data-code="divergence"') < head.index('data-code="noisy"')  # the error on top
+    assert head.count('class="lossviz-finding"') == 3 and fold.count('class="lossviz-finding"') == 2
+    assert "<summary>2 more (2 info)</summary>" in fold
+    assert findings_html(found, limit=2).count('class="lossviz-finding"') == 2
+    assert "3 more kinds of findings" in findings_html(found, limit=2)
+
+
+def test_widget_findings_area_stays_short_on_a_long_spiky_run(plot):
+    rng = np.random.default_rng(3)
+    n = 20_000
+    v = 0.1 + 0.01 * rng.random(n)
+    v[np.arange(1000, n, 1000)] = 50.0  # 19 single-step spikes, each its own episode
+    plot.extend("loss", np.arange(n), v)
+    plot.flush()
+    spikes = [f for f in plot.diagnose() if f.code == "loss_spike"]
+    assert len(spikes) == 19  # diagnose() keeps every episode
+    area = plot.shown_html["findings"]
+    assert area.count('data-code="loss_spike"') == 1 and 'data-count="19"' in area
+    markers = finding_markers(plot, "loss").x
+    assert len(markers) == len(plot.diagnose()) and {f.step for f in spikes} <= set(markers.tolist())  # one per episode
