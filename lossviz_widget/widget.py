@@ -20,7 +20,7 @@ import math
 import os
 import threading
 import warnings
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -148,6 +148,7 @@ class LossPlot(widgets.VBox):
         self._status.add_class("lossviz-status")
         self._render_error = ""  # the last frame's error, in the status line until a frame renders again
         self._followers: list[Follower] = []
+        self._param_sources: list[Any] = []  # tracking-server sources read: their ``params`` (run -> params)
         self._last_rows: list[ReadoutRow] = []
         self._update_header()
         self._snapshot = SnapshotButton()
@@ -368,7 +369,14 @@ class LossPlot(widgets.VBox):
         To keep reading as the logs grow, use :meth:`follow`.
         """
         batches, _ = read_logs(path)
+        return cls._from_batches(batches, options)
+
+    @classmethod
+    def _from_batches(cls, batches: list[Batch], options: dict[str, Any], source: Any = None) -> LossPlot:
+        """A new plot (``options`` to the constructor) holding ``batches``, read from ``source``."""
         plot = cls(**options)
+        if source is not None:
+            plot._param_sources.append(source)
         try:
             plot._extend_batches(batches)
         except ValueError:
@@ -376,6 +384,57 @@ class LossPlot(widgets.VBox):
             raise
         plot._request_frame()
         return plot
+
+    @classmethod
+    def from_mlflow(cls, tracking_uri: str, experiment: str | None = None, *, experiment_id: str | None = None,
+                    filter_string: str = "", **options: Any) -> LossPlot:
+        """A new plot holding every point of every run of an MLflow experiment (name or ``experiment_id``).
+
+        ``tracking_uri`` is a tracking server (``"http://host:5000"``) or any URI MLflow's client
+        takes (``"sqlite:///mlflow.db"``); ``filter_string`` is MLflow's run search syntax
+        (``"params.lr = '0.1'"``). Runs are labelled by their names; their params are kept for
+        :meth:`group_runs`. Needs ``mlflow`` or ``mlflow-skinny``. Details (several values per
+        step, deleted runs): :mod:`lossviz_widget.readers.mlflow`. To keep reading, :meth:`follow_mlflow`.
+        """
+        from .readers.mlflow import MlflowSource
+
+        source = MlflowSource(tracking_uri, experiment, experiment_id=experiment_id, filter_string=filter_string)
+        return cls._from_batches(source.poll(), options, source)
+
+    def follow_mlflow(self, tracking_uri: str, experiment: str | None = None, *, experiment_id: str | None = None,
+                      filter_string: str = "", interval: float = 5.0) -> Follower:
+        """Show an MLflow experiment's runs live: new points and new runs, every ``interval`` seconds.
+
+        Each poll asks only for what changed (see :mod:`lossviz_widget.readers.mlflow`); a
+        server that is down, or an experiment not created yet, shows in the status line
+        until a poll succeeds. Stop with :meth:`unfollow` or :meth:`close`.
+        """
+        from .readers.mlflow import MlflowSource
+
+        source = MlflowSource(tracking_uri, experiment, experiment_id=experiment_id, filter_string=filter_string)
+        return self._follow_sources([source], interval)
+
+    @classmethod
+    def from_trackio(cls, project: str | None = None, *, db_path: str | os.PathLike[str] | None = None,
+                     **options: Any) -> LossPlot:
+        """A new plot holding every run of a trackio project (its local database, read-only).
+
+        ``project`` is found where trackio keeps it (``TRACKIO_DIR``; needs ``trackio``), or give
+        the database file as ``db_path``. See :mod:`lossviz_widget.readers.trackio`.
+        """
+        from .readers.trackio import TrackioSource
+
+        source = TrackioSource(project, db_path=db_path)
+        if not source.path.exists():
+            raise FileNotFoundError(f"no trackio database at {str(source.path)!r}")
+        return cls._from_batches(source.poll(), options, source)
+
+    def follow_trackio(self, project: str | None = None, *, db_path: str | os.PathLike[str] | None = None,
+                       interval: float = 2.0) -> Follower:
+        """Show a trackio project's runs live, reading only the rows written since the last poll."""
+        from .readers.trackio import TrackioSource
+
+        return self._follow_sources([TrackioSource(project, db_path=db_path)], interval)
 
     def follow(self, *paths: str | os.PathLike[str], interval: float = 1.0) -> Follower:
         """Show the points other processes append to the logs at ``paths``, as they arrive.
@@ -389,8 +448,12 @@ class LossPlot(widgets.VBox):
         is read cleanly again (``follower.current_error``; ``follower.last_error`` keeps the
         last one). Stop with :meth:`unfollow` or :meth:`close`.
         """
-        follower = Follower(paths, self._extend_batches, interval=interval,
+        return self._follow_sources(paths, interval)
+
+    def _follow_sources(self, sources: Sequence[Any], interval: float) -> Follower:
+        follower = Follower(sources, self._extend_batches, interval=interval,
                             on_error=lambda exc: self._refresh_status(), on_recover=self._refresh_status)
+        self._param_sources.extend(s for s in follower.sources if hasattr(s, "params"))
         self._followers.append(follower)
         follower.start()
         return follower
@@ -689,6 +752,7 @@ class LossPlot(widgets.VBox):
         errors += [f"following logs error: {type(e).__name__}: {e}"
                    for e in (f.current_error for f in list(self._followers)) if e is not None]
         parts += [f'<span style="color:#d62728">{html.escape(e)}</span>' for e in errors]
+        parts += [html.escape(note) for f in list(self._followers) for note in f.notes]
         return '<span style="font-size:11px;color:#555">' + " &middot; ".join(parts) + "</span>"
 
     def _report_error(self, exc: BaseException) -> None:

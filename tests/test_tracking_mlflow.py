@@ -1,0 +1,217 @@
+"""MLflow runs, read and followed from a real ``mlflow server`` (SQLite backend) that the tests start.
+
+Runs are logged by MLflow's own client (``mlflow.log_metric`` in subprocesses, ``MlflowClient``
+in the test): every point arrives exactly once and in order, a run added mid-way appears,
+a server that goes away shows in the status line and recovery resumes where it stopped.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import subprocess
+import sys
+import textwrap
+import time
+import uuid
+
+import numpy as np
+import pytest
+
+pytest.importorskip("mlflow")
+
+from mlflow.entities import Metric  # noqa: E402
+from mlflow.tracking import MlflowClient  # noqa: E402
+from mlflow_server import MlflowServer  # noqa: E402
+
+from lossviz_widget import LossPlot  # noqa: E402
+from lossviz_widget.readers.mlflow import PAGE_SIZE, MlflowSource  # noqa: E402
+
+pytestmark = pytest.mark.timeout(600)
+
+LOGGER = textwrap.dedent("""
+    import sys, time
+    import mlflow
+
+    uri, experiment, name, seed, n = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]), int(sys.argv[5])
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_experiment(experiment)
+    with mlflow.start_run(run_name=name):
+        mlflow.log_params({"lr": "0.1", "seed": seed})
+        for step in range(n):
+            mlflow.log_metric("loss", 1.0 / (step + 1) + seed, step=step)
+            if step % 10 == 9:
+                mlflow.log_metric("val_loss", 2.0 / (step + 1) + seed, step=step)
+            time.sleep(0.005)
+""")
+N = 120  # points per logged run
+
+
+@pytest.fixture(scope="session")
+def mlflow_server(tmp_path_factory):
+    server = MlflowServer(tmp_path_factory.mktemp("mlflow")).start()
+    yield server
+    server.stop()
+
+
+def new_experiment(server: MlflowServer) -> tuple[MlflowClient, str, str]:
+    client = MlflowClient(server.url)
+    name = f"exp-{uuid.uuid4().hex[:8]}"
+    return client, name, client.create_experiment(name)
+
+
+def wait_until(condition, timeout: float = 120.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.05)
+
+
+def points(plot: LossPlot, run: str, metric: str = "loss") -> int:
+    if run not in plot.runs:
+        return 0
+    history = plot.run(run).history
+    return len(history[metric]) if metric in history else 0
+
+
+def start_logger(server: MlflowServer, experiment: str, name: str, seed: int) -> subprocess.Popen:
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    return subprocess.Popen([sys.executable, "-c", LOGGER, server.url, experiment, name, str(seed), str(N)], env=env)
+
+
+def test_follow_two_logging_subprocesses_and_a_run_added_midway(mlflow_server):
+    name = f"exp-{uuid.uuid4().hex[:8]}"
+    plot = LossPlot()
+    follower = plot.follow_mlflow(mlflow_server.url, name, interval=0.2)
+    wait_until(lambda: "no MLflow experiment named" in plot._status.value)  # not created yet: said, and retried
+    MlflowClient(mlflow_server.url).create_experiment(name)
+    procs = [start_logger(mlflow_server, name, f"lr=0.1 seed={seed}", seed) for seed in (0, 1)]
+    try:
+        wait_until(lambda: points(plot, "lr=0.1 seed=0") >= 20)
+        seen_while_logging = procs[0].poll() is None
+        procs.append(start_logger(mlflow_server, name, "lr=0.1 seed=2", 2))  # a run added mid-way
+        wait_until(lambda: points(plot, "lr=0.1 seed=2") > 0)
+        for p in procs:
+            assert p.wait(180) == 0
+        wait_until(lambda: all(points(plot, f"lr=0.1 seed={s}") == N for s in range(3)))
+        time.sleep(0.6)  # a few more polls: nothing may arrive twice
+    finally:
+        for p in procs:
+            p.kill()
+    assert seen_while_logging
+    assert "following logs error" not in plot._status.value  # the experiment exists now: recovered
+    assert set(plot.runs) == {f"lr=0.1 seed={s}" for s in range(3)}
+    for seed in range(3):
+        h = plot.run(f"lr=0.1 seed={seed}").history
+        np.testing.assert_array_equal(h["loss"].steps, np.arange(N))  # every point exactly once, in order
+        np.testing.assert_allclose(h["loss"].values, 1.0 / (np.arange(N) + 1) + seed, rtol=1e-12)
+        np.testing.assert_array_equal(h["val_loss"].steps, np.arange(9, N, 10))
+        assert np.all(np.diff(h["loss"].wall_time) >= 0) and h["loss"].wall_time[0] > 1.6e9  # MLflow's timestamps
+    source = follower.sources[0]
+    assert source.params["lr=0.1 seed=1"] == {"lr": "0.1", "seed": "1"}
+    requests = source.requests
+    follower.poll()  # nothing changed: no history is asked for
+    assert source.requests == requests
+    plot.close()
+
+
+def test_from_mlflow_reads_every_point_of_every_run(mlflow_server):
+    client, name, exp = new_experiment(mlflow_server)
+    t = int(time.time() * 1000)
+    big = client.create_run(exp, run_name="big").info.run_id
+    n = PAGE_SIZE + 1500  # more than one page of get_metric_history
+    for start in range(0, n, 1000):
+        stop = min(n, start + 1000)
+        client.log_batch(big, metrics=[Metric("loss", math.sin(i) + (50.0 if i == 7777 else 0.0), t + i, i)
+                                       for i in range(start, stop)])
+    client.set_terminated(big)
+    odd = client.create_run(exp, run_name="odd").info.run_id
+    entries = [(0, 1.0), (1, 2.0), (1, 3.0), (2, float("nan")), (3, float("inf")), (4, -float("inf"))]
+    client.log_batch(odd, metrics=[Metric("loss", v, t + i, s) for i, (s, v) in enumerate(entries)])
+    plot = LossPlot.from_mlflow(mlflow_server.url, name)
+    h = plot.run("big").history["loss"]
+    np.testing.assert_array_equal(h.steps, np.arange(n))
+    np.testing.assert_array_equal(h.values, np.sin(np.arange(n)) + np.where(np.arange(n) == 7777, 50.0, 0.0))
+    np.testing.assert_allclose(h.wall_time, (t + np.arange(n)) / 1000.0)
+    o = plot.run("odd").history["loss"]
+    np.testing.assert_array_equal(o.steps, [0, 1, 1, 2, 3, 4])  # several values per step: kept, in logged order
+    np.testing.assert_array_equal(o.values, [1.0, 2.0, 3.0, np.nan, np.inf, -np.inf])  # MLflow's +-max back to +-inf
+    assert plot.runs == ("big", "odd")  # in start order
+    plot.close()
+    filtered = LossPlot.from_mlflow(mlflow_server.url, name, filter_string="attributes.run_name = 'odd'")
+    assert filtered.runs == ("odd",)
+    filtered.close()
+
+
+def test_same_names_are_told_apart_by_params_and_deleted_runs_stop(mlflow_server):
+    client, name, exp = new_experiment(mlflow_server)
+    ids = []
+    for lr in ("0.1", "0.2"):
+        run = client.create_run(exp, run_name="resnet").info.run_id
+        client.log_param(run, "lr", lr)
+        client.log_param(run, "epochs", "3")
+        client.log_metric(run, "loss", 1.0, step=0)
+        ids.append(run)
+    source = MlflowSource(mlflow_server.url, name)
+    batches = source.poll()
+    assert sorted(b.run for b in batches) == ["resnet", "resnet (lr=0.2)"]
+    assert source.params["resnet (lr=0.2)"] == {"lr": "0.2", "epochs": "3"}
+    client.delete_run(ids[1])
+    client.log_metric(ids[0], "loss", 0.5, step=1)
+    batches = source.poll()
+    assert [(b.run, b.steps.tolist()) for b in batches] == [("resnet", [1.0])]
+    assert source.notes == ["MLflow run 'resnet (lr=0.2)' was deleted: no longer followed"]
+    client.log_metric(ids[0], "loss", 0.4, step=0)  # a step below the last one shown: cannot be drawn
+    client.log_metric(ids[0], "loss", 0.3, step=2)
+    assert [b.steps.tolist() for b in source.poll()] == [[2.0]]
+    assert source.skipped == 1
+
+
+def test_a_late_entry_before_the_held_ones_is_found(mlflow_server):
+    """An entry with an older timestamp lands before the held ones in MLflow's order: the
+    offset check notices, and the entries beyond the last step shown are still delivered."""
+    client, name, exp = new_experiment(mlflow_server)
+    run = client.create_run(exp, run_name="r").info.run_id
+    t = int(time.time() * 1000)
+    client.log_batch(run, metrics=[Metric("loss", float(i), t + 1000 * i, i) for i in range(5)])
+    source = MlflowSource(mlflow_server.url, name)
+    assert source.poll()[0].steps.tolist() == [0, 1, 2, 3, 4]
+    client.log_batch(run, metrics=[Metric("loss", 5.0, t + 500, 5), Metric("loss", 6.0, t + 9000, 6)])
+    assert source.poll()[0].steps.tolist() == [5.0, 6.0]
+    client.log_metric(run, "loss", 7.0, timestamp=t + 10_000, step=7)
+    assert source.poll()[0].steps.tolist() == [7.0]  # and the offsets line up again
+
+
+def test_server_that_goes_away_shows_in_the_status_line_and_recovers(tmp_path):
+    server = MlflowServer(tmp_path / "server").start()
+    try:
+        client, name, exp = new_experiment(server)
+        run = client.create_run(exp, run_name="r").info.run_id
+        client.log_batch(run, metrics=[Metric("loss", float(i), 1_700_000_000_000 + i, i) for i in range(10)])
+        plot = LossPlot()
+        plot.follow_mlflow(server.url, name, interval=0.2)
+        wait_until(lambda: points(plot, "r") == 10)
+        server.stop()
+        wait_until(lambda: "not reachable" in plot._status.value)
+        server.start()
+        client.log_batch(run, metrics=[Metric("loss", float(i), 1_700_000_000_000 + i, i) for i in range(10, 15)])
+        wait_until(lambda: points(plot, "r") == 15)
+        wait_until(lambda: "not reachable" not in plot._status.value)
+        np.testing.assert_array_equal(plot.run("r").history["loss"].steps, np.arange(15))
+        plot.close()
+    finally:
+        server.stop()
+
+
+def test_bad_arguments_raise_before_any_request():
+    with pytest.raises(TypeError, match="exactly one"):
+        MlflowSource("http://127.0.0.1:1")
+    with pytest.raises(TypeError, match="experiment must be a str"):
+        MlflowSource("http://127.0.0.1:1", 3)  # type: ignore[arg-type]
+
+
+def test_a_server_that_is_not_there_fails_fast():
+    start = time.monotonic()
+    with pytest.raises(ConnectionError, match="not reachable"):
+        LossPlot.from_mlflow("http://127.0.0.1:9", "x")
+    assert time.monotonic() - start < 10  # not MLflow's minutes of retries
