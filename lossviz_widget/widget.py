@@ -37,6 +37,7 @@ from .formats import DEFAULT_RUN, RunData, read_data, write_data
 from .logfile import LogWriter
 from .readers import Batch, read_logs
 from .runs import Run, RunStores, check_run
+from .run_groups import GroupBuilder, GroupSpec
 from .runs_table import RunsTable
 from .scheduler import FrameScheduler
 from .smoothing import SMOOTHING_MODES
@@ -149,6 +150,7 @@ class LossPlot(widgets.VBox):
         self._render_error = ""  # the last frame's error, in the status line until a frame renders again
         self._followers: list[Follower] = []
         self._param_sources: list[Any] = []  # tracking-server sources read: their ``params`` (run -> params)
+        self._groups: GroupBuilder | None = None  # run groups (group_runs), drawn as a line with a band
         self._last_rows: list[ReadoutRow] = []
         self._update_header()
         self._snapshot = SnapshotButton()
@@ -501,6 +503,47 @@ class LossPlot(widgets.VBox):
             plot.log(row, step=step)
         return plot
 
+    def group_runs(self, by: Any, *, stat: str = "mean", band: str = "minmax", show_members: bool = False) -> None:
+        r"""Draw runs that differ only by seed (say) as one ``stat`` line with a shaded ``band``.
+
+        ``by`` is a regex whose match in a run's name is what differs between members
+        (``r"seed=\d+"``: ``"lr=0.1 seed=0"`` and ``"lr=0.1 seed=1"`` form group ``"lr=0.1"``)
+        or a function ``(name, params) -> key`` (params: a tracking server's, else ``{}``;
+        ``None`` leaves a run alone). ``stat``: ``"mean"`` or ``"median"``; ``band``: ``"minmax"`` or
+        ``"std"`` (± one standard deviation). Members are hidden unless ``show_members``; runs that
+        arrive later join their group. Also in exported images and reports. How unequal steps are
+        aligned: :mod:`lossviz_widget.run_groups`. :meth:`ungroup_runs` undoes it.
+        """
+        spec = GroupSpec.make(by, stat, band, show_members)
+        with self._render_lock:
+            self._groups = GroupBuilder(spec)
+        self._request_frame()
+
+    def ungroup_runs(self) -> None:
+        """Draw every run on its own again (undoes :meth:`group_runs`)."""
+        with self._render_lock:
+            self._groups = None
+        self._request_frame()
+
+    def _run_params(self) -> dict[str, dict[str, str]]:
+        """Run -> params, from the tracking servers read (for :meth:`group_runs` with a function)."""
+        params: dict[str, dict[str, str]] = {}
+        for source in self._param_sources:
+            params.update(source.params)
+        return params
+
+    def _build_frame(self, builder: FrameBuilder, data: dict, settings: ViewSettings, findings: list[Finding],
+                     groups: GroupBuilder | None) -> Frame:
+        """A frame of ``data``; with run groups, their members left out (unless shown) and their bands added."""
+        if groups is None:
+            return builder.build(data, self._runs.t0, settings, findings)
+        params = self._run_params()
+        members = groups.hidden_members(list(data), params)
+        frame = builder.build(data, self._runs.t0, dataclasses.replace(
+            settings, hidden_runs=settings.hidden_runs | members), findings)
+        groups.add_to(frame, data, settings, params)
+        return frame
+
     @property
     def last_snapshot(self) -> bytes | None:
         """PNG bytes of the widget exactly as the browser last showed it.
@@ -594,7 +637,8 @@ class LossPlot(widgets.VBox):
         with self._render_lock:
             data = self._runs.snapshot()
             findings = self._current_findings(data)
-        return FrameBuilder().build(data, self._runs.t0, settings, findings)
+            groups = None if self._groups is None else GroupBuilder(self._groups.spec)
+        return self._build_frame(FrameBuilder(), data, settings, findings, groups)
 
     def _request_frame(self) -> None:
         if getattr(self, "_live", False):
@@ -718,7 +762,7 @@ class LossPlot(widgets.VBox):
             findings = self._current_findings(data, budget)
             if self._diag.pending:
                 self._scheduler.request()
-            frame = self._builder.build(data, self._runs.t0, self._settings(), findings)
+            frame = self._build_frame(self._builder, data, self._settings(), findings, self._groups)
             sent = self._grid.apply(frame)
             sent += self._runs_table.update(frame.runs)
             hidden = frozenset(self.hidden_runs)  # a hidden run's findings go with its lines
