@@ -37,11 +37,11 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
-from mlflow.tracking import MlflowClient  # noqa: E402
-from mlflow_server import MlflowServer  # noqa: E402
+from mlflow.tracking import MlflowClient
+from mlflow_server import MlflowServer
 
-from lossviz_widget import LossPlot  # noqa: E402
-from lossviz_widget.readers.mlflow import PAGE_SIZE  # noqa: E402
+from lossviz_widget import LossPlot
+from lossviz_widget.readers.mlflow import PAGE_SIZE
 
 T0_MS = 1_700_000_000_000
 
@@ -85,7 +85,7 @@ def main() -> None:
     result: dict = {"runs": args.runs, "points_per_run": args.points, "load_average_before": os.getloadavg()[0]}
     with tempfile.TemporaryDirectory() as tmp:
         t = time.perf_counter()
-        exp, ids = write_fixture(Path(tmp) / "mlflow.db", args.runs, args.points)
+        _, ids = write_fixture(Path(tmp) / "mlflow.db", args.runs, args.points)
         result["fixture_s"] = round(time.perf_counter() - t, 1)
         server = MlflowServer(Path(tmp), port=None)
         # the server uses the fixture's database: MlflowServer puts it at root/mlflow.db

@@ -42,6 +42,7 @@ import re
 import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+
 import numpy as np
 
 from .buffers import MetricHistory
@@ -50,7 +51,7 @@ from .grouping import family_of
 from .smoothing import smooth
 from .view import Frame, PanelFrame, ViewSettings, palette_color
 
-__all__ = ["STATS", "BANDS", "GroupSpec", "Aggregate", "BandFrame", "GroupBuilder", "aggregate", "group_members"]
+__all__ = ["BANDS", "STATS", "Aggregate", "BandFrame", "GroupBuilder", "GroupSpec", "aggregate", "group_members"]
 
 STATS = ("mean", "median")
 BANDS = ("minmax", "std")

@@ -37,13 +37,13 @@ class MlflowServer:
         self.proc: subprocess.Popen | None = None
 
     def start(self) -> MlflowServer:
-        log = open(self.root / "server.log", "ab")
-        self.proc = subprocess.Popen(
-            [_mlflow_cli(), "server", "--backend-store-uri", f"sqlite:///{self.root / 'mlflow.db'}",
-             "--default-artifact-root", str(self.root / "artifacts"), "--host", "127.0.0.1",
-             "--port", str(self.port), "--workers", "1"],
-            stdout=log, stderr=subprocess.STDOUT, start_new_session=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
-        log.close()
+        with open(self.root / "server.log", "ab") as log:  # the server keeps its own copy of the descriptor
+            self.proc = subprocess.Popen(
+                [_mlflow_cli(), "server", "--backend-store-uri", f"sqlite:///{self.root / 'mlflow.db'}",
+                 "--default-artifact-root", str(self.root / "artifacts"), "--host", "127.0.0.1",
+                 "--port", str(self.port), "--workers", "1"],
+                stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+                env={**os.environ, "OMP_NUM_THREADS": "1"})
         deadline = time.monotonic() + STARTUP_TIMEOUT_S
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:

@@ -20,12 +20,12 @@ import pytest
 
 pytest.importorskip("mlflow")
 
-from mlflow.entities import Metric  # noqa: E402
-from mlflow.tracking import MlflowClient  # noqa: E402
-from mlflow_server import MlflowServer  # noqa: E402
+from mlflow.entities import Metric
+from mlflow.tracking import MlflowClient
+from mlflow_server import MlflowServer
 
-from lossviz_widget import LossPlot  # noqa: E402
-from lossviz_widget.readers.mlflow import PAGE_SIZE, MlflowSource  # noqa: E402
+from lossviz_widget import LossPlot
+from lossviz_widget.readers.mlflow import PAGE_SIZE, MlflowSource
 
 pytestmark = pytest.mark.timeout(600)
 

@@ -61,7 +61,7 @@ import numpy as np
 
 from ._tail import Batch, forward_mask
 
-__all__ = ["MlflowSource", "PAGE_SIZE"]
+__all__ = ["PAGE_SIZE", "MlflowSource"]
 
 PAGE_SIZE = 25_000  # get_metric_history page (MLflow's own client uses 25,000)
 RUNS_PAGE_SIZE = 1000  # search_runs page
