@@ -204,21 +204,20 @@ class GroupBuilder:
 
     spec: GroupSpec
     _cache: dict[tuple[str, str], _Cached] = field(default_factory=dict)
-
-    def hidden_members(self, runs: Sequence[str], params: Mapping[str, Mapping[str, str]]) -> frozenset[str]:
-        """The runs to leave out of the frame's own lines (the members, unless shown)."""
-        if self.spec.show_members:
-            return frozenset()
-        return frozenset(r for members in group_members(runs, self.spec, params).values() for r in members)
+    _left_out: frozenset[str] = frozenset()  # the member runs whose lines the last frame left out
 
     def add_to(self, frame: Frame, data: Mapping[str, Mapping[str, MetricHistory]], settings: ViewSettings,
                params: Mapping[str, Mapping[str, str]]) -> None:
-        """Put each group's :class:`BandFrame` s in ``frame``'s panels (panels are added for new families).
-
-        ``settings`` are the user's (their ``hidden_runs`` without the members hidden for the groups)."""
+        """Put each group's :class:`BandFrame` s in ``frame``'s panels (panels are added for new families)
+        and, unless ``show_members``, take the members' own lines out of them."""
         runs = list(data)
         groups = group_members(runs, self.spec, params)
         panels = {pf.family: pf for pf in frame.panels}
+        left_out = frozenset() if self.spec.show_members else frozenset(r for g in groups.values() for r in g)
+        for pf in frame.panels:  # the members' lines give way to their group's (their readout rows stay)
+            pf.series = [sf for sf in pf.series if sf.run not in left_out]
+            pf.changed = pf.changed or left_out != self._left_out
+        self._left_out = left_out
         for group, members in groups.items():
             shown = [m for m in members if m not in settings.hidden_runs]  # a run hidden by the user leaves its group
             if not shown:

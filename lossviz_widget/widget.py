@@ -534,14 +534,11 @@ class LossPlot(widgets.VBox):
 
     def _build_frame(self, builder: FrameBuilder, data: dict, settings: ViewSettings, findings: list[Finding],
                      groups: GroupBuilder | None) -> Frame:
-        """A frame of ``data``; with run groups, their members left out (unless shown) and their bands added."""
-        if groups is None:
-            return builder.build(data, self._runs.t0, settings, findings)
-        params = self._run_params()
-        members = groups.hidden_members(list(data), params)
-        frame = builder.build(data, self._runs.t0, dataclasses.replace(
-            settings, hidden_runs=settings.hidden_runs | members), findings)
-        groups.add_to(frame, data, settings, params)
+        """A frame of ``data``; with run groups, their bands added and their members' lines left out
+        (unless shown; their readout rows stay)."""
+        frame = builder.build(data, self._runs.t0, settings, findings)
+        if groups is not None:
+            groups.add_to(frame, data, settings, self._run_params())
         return frame
 
     @property

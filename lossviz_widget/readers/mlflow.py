@@ -136,12 +136,12 @@ class MlflowSource:
     @property
     def params(self) -> dict[str, dict[str, str]]:
         """Run label -> that run's MLflow params."""
-        return {state.label: dict(state.params) for state in self._runs.values()}
+        return {state.label: dict(state.params) for state in list(self._runs.values())}  # (polled on another thread)
 
     @property
     def labels(self) -> dict[str, str]:
         """Run label -> MLflow run id."""
-        return dict(self._labels)
+        return dict(list(self._labels.items()))
 
     def poll(self) -> list[Batch]:
         """The points logged since the last poll, for every run of the experiment."""

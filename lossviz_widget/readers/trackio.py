@@ -87,7 +87,7 @@ class TrackioSource:
     @property
     def params(self) -> dict[str, dict[str, str]]:
         """Run name -> its trackio config (as strings)."""
-        return {k: dict(v) for k, v in self._params.items()}
+        return {k: dict(v) for k, v in list(self._params.items())}  # (polled on another thread)
 
     def poll(self) -> list[Batch]:
         """The rows written since the last poll (nothing while the database does not exist)."""
