@@ -215,3 +215,20 @@ def test_a_server_that_is_not_there_fails_fast():
     with pytest.raises(ConnectionError, match="not reachable"):
         LossPlot.from_mlflow("http://127.0.0.1:9", "x")
     assert time.monotonic() - start < 10  # not MLflow's minutes of retries
+
+
+def test_a_local_sqlite_store_without_a_server(tmp_path):
+    """Any tracking URI MLflow's client takes: here its SQL store, read through the store's own paged call."""
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    client = MlflowClient(uri)
+    exp = client.create_experiment("local")
+    run = client.create_run(exp, run_name="r").info.run_id
+    client.log_batch(run, metrics=[Metric("loss", 1.0 / (i + 1), 1_700_000_000_000 + i, i) for i in range(50)]
+                     + [Metric("loss", float("nan"), 1_700_000_000_050, 50)])
+    source = MlflowSource(uri, "local")
+    (batch,) = source.poll()
+    np.testing.assert_array_equal(batch.steps, np.arange(51))
+    np.testing.assert_array_equal(batch.values[:50], 1.0 / (np.arange(50) + 1))
+    assert np.isnan(batch.values[50])
+    client.log_metric(run, "loss", 0.5, timestamp=1_700_000_000_100, step=51)
+    assert [b.steps.tolist() for b in source.poll()] == [[51.0]]
