@@ -1,11 +1,12 @@
 """Following logs that another process (or machine, via shared storage) is writing.
 
-A :class:`Follower` polls one or more sources on a daemon thread: a path (a
-:class:`~lossviz_widget.readers.LogSource` is made for it) or any object with a
-``poll() -> list[Batch]`` method (the tracking-server readers,
-:class:`~lossviz_widget.readers.mlflow.MlflowSource` and
-:class:`~lossviz_widget.readers.trackio.TrackioSource`), polled every ``interval`` seconds and hands the new points to a sink (for a
-``LossPlot``: its ``extend``). Each poll costs a ``stat`` per known file, a folder walk
+A :class:`Follower` polls one or more sources on a daemon thread every ``interval``
+seconds and hands the new points to a sink (for a ``LossPlot``: its ``extend``). A
+source is a path (a :class:`~lossviz_widget.readers.LogSource` is made for it) or any
+object with a ``poll() -> list[Batch]`` method (:class:`Source`: the tracking-server
+readers :class:`~lossviz_widget.readers.mlflow.MlflowSource` and
+:class:`~lossviz_widget.readers.trackio.TrackioSource`, whose ``notes`` the follower
+passes on). Each poll costs a ``stat`` per known file, a folder walk
 per followed folder, and reading only the bytes appended since the last poll.
 
 Errors (an unreadable file, a file in an unknown format, a sink that rejects points)
