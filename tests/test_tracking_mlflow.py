@@ -161,25 +161,46 @@ def test_same_names_are_told_apart_by_params_and_deleted_runs_stop(mlflow_server
     batches = source.poll()
     assert [(b.run, b.steps.tolist()) for b in batches] == [("resnet", [1.0])]
     assert source.notes == ["MLflow run 'resnet (lr=0.2)' was deleted: no longer followed"]
-    client.log_metric(ids[0], "loss", 0.4, step=0)  # a step below the last one shown: cannot be drawn
-    client.log_metric(ids[0], "loss", 0.3, step=2)
-    assert [b.steps.tolist() for b in source.poll()] == [[2.0]]
-    assert source.skipped == 1
+    client.restore_run(ids[1])
+    client.log_metric(ids[1], "loss", 0.7, step=1)
+    assert [(b.run, b.steps.tolist()) for b in source.poll()] == [("resnet (lr=0.2)", [1.0])]
+    assert source.notes[-1] == "MLflow run 'resnet (lr=0.2)' was restored: followed again"
 
 
-def test_a_late_entry_before_the_held_ones_is_found(mlflow_server):
-    """An entry with an older timestamp lands before the held ones in MLflow's order: the
-    offset check notices, and the entries beyond the last step shown are still delivered."""
+def test_incremental_reads_ask_for_new_steps_only_and_find_late_values_at_the_last_step(mlflow_server):
+    """After the first read, a poll asks for the steps from the last one shown on, for every changed
+    run in one request; values logged later at the last step shown still arrive, once."""
     client, name, exp = new_experiment(mlflow_server)
-    run = client.create_run(exp, run_name="r").info.run_id
     t = int(time.time() * 1000)
-    client.log_batch(run, metrics=[Metric("loss", float(i), t + 1000 * i, i) for i in range(5)])
+    runs = [client.create_run(exp, run_name=f"r{i}").info.run_id for i in range(3)]
+    for run in runs:
+        client.log_batch(run, metrics=[Metric("loss", float(i), t + i, i) for i in range(5000)])
     source = MlflowSource(mlflow_server.url, name)
-    assert source.poll()[0].steps.tolist() == [0, 1, 2, 3, 4]
-    client.log_batch(run, metrics=[Metric("loss", 5.0, t + 500, 5), Metric("loss", 6.0, t + 9000, 6)])
-    assert source.poll()[0].steps.tolist() == [5.0, 6.0]
-    client.log_metric(run, "loss", 7.0, timestamp=t + 10_000, step=7)
-    assert source.poll()[0].steps.tolist() == [7.0]  # and the offsets line up again
+    assert [len(b) for b in source.poll()] == [5000] * 3
+    requests = source.requests
+    for run in runs:
+        client.log_batch(run, metrics=[Metric("loss", 7.0, t + 9000, 4999), Metric("loss", 1.0, t + 9001, 5000)])
+    batches = source.poll()
+    assert source.requests == requests + 1  # three runs, one request
+    assert [(b.steps.tolist(), b.values.tolist()) for b in batches] == [([4999.0, 5000.0], [7.0, 1.0])] * 3
+    client.log_metric(runs[0], "loss", 2.0, timestamp=t + 9500, step=4000)  # below the last step shown
+    client.log_metric(runs[0], "loss", 3.0, timestamp=t + 9600, step=5001)
+    assert [(b.run, b.steps.tolist()) for b in source.poll()] == [("r0", [5001.0])]
+    assert source.poll() == []
+
+
+def test_a_run_far_ahead_is_read_whole_rather_than_sampled(mlflow_server):
+    """More new entries than the range endpoint returns unsampled (2,500 per run): read whole instead."""
+    client, name, exp = new_experiment(mlflow_server)
+    t = int(time.time() * 1000)
+    run = client.create_run(exp, run_name="fast").info.run_id
+    client.log_metric(run, "loss", 0.0, timestamp=t, step=0)
+    source = MlflowSource(mlflow_server.url, name)
+    assert len(source.poll()[0]) == 1
+    for start in range(1, 3001, 1000):
+        client.log_batch(run, metrics=[Metric("loss", float(i), t + i, i) for i in range(start, start + 1000)])
+    (batch,) = source.poll()
+    np.testing.assert_array_equal(batch.steps, np.arange(1, 3001))
 
 
 def test_server_that_goes_away_shows_in_the_status_line_and_recovers(tmp_path):

@@ -15,21 +15,24 @@ What one poll does:
   not asked for, so a poll where nothing changed costs the ``search_runs`` request(s)
   alone. Finished runs (``FINISHED``, ``FAILED``, ``KILLED``) stop changing, so they cost
   nothing after their last points are read.
-* **New points**: ``get_metric_history`` paged with ``max_results`` from the number of
-  points already held, minus one: the first point returned must be the last one held,
-  which proves the server's offset still lines up. MLflow orders a metric's history by
-  ``(timestamp, step, value)``; a point inserted before the held ones (a late write with
-  an older timestamp) breaks that check, and then the whole history is read again; new
-  are the entries after the last held one in that order, and those at a step beyond the
-  last one shown. The page tokens are
-  made by MLflow's own ``SearchUtils.create_page_token`` (its REST server and SQL store
-  both page by offset); should a server not honour them, the check above fails and the
-  history is read whole, which is slower but still exact.
+* **New points**: a metric read for the first time is read whole with
+  ``get_metric_history`` (MLflow's REST API), paged with ``max_results`` (25,000). After
+  that, only its steps from the last one shown to the run's latest are asked for, with
+  ``get-history-bulk-interval`` (the endpoint MLflow's own charts use; on a SQL store its
+  ``get_metric_history_bulk_interval``): an index range on the server, where
+  ``get_metric_history`` would sort the run's whole history by timestamp at every request
+  (measured: 1 s per request for 100k-point runs on a busy 2-core machine; see
+  ``benchmarks/TRACKING.md``). Runs whose last steps are close are asked for in one request
+  (up to 100). That endpoint samples a range holding more than 2,500 entries per run; an
+  answer of 2,500 entries or more for a run is therefore not trusted, and that metric is
+  read whole again instead (as it is where the endpoint does not exist). Of what comes
+  back, new are the entries at a step beyond the last one shown, and those at that step
+  not delivered yet (several values per step).
 * **Order**: MLflow allows several values per step and logging steps out of order. Each
   poll's new points of a metric are sorted by step, stably, so several values at one
-  step stay in the order they were logged (by timestamp); a point whose step is below the
-  last step already shown cannot be drawn on a line that only grows to the right, and is
-  counted in :attr:`MlflowSource.skipped` instead.
+  step stay in the order they were logged (MLflow's order within a step: timestamp). A
+  point logged at a step below the last one shown cannot be drawn on a line that only
+  grows to the right, and is not read (MLflow's UI still shows it).
 * **Values**: NaN stays NaN; MLflow stores ``±inf`` as ``±1.7976931348623157e308`` (the
   largest double), which is turned back into ``±inf``. Timestamps (ms) become wall times
   (epoch seconds).
@@ -59,34 +62,46 @@ from typing import Any
 
 import numpy as np
 
-from ._tail import Batch, forward_mask
+from ._tail import Batch
 
 __all__ = ["PAGE_SIZE", "MlflowSource"]
 
 PAGE_SIZE = 25_000  # get_metric_history page (MLflow's own client uses 25,000)
+BULK_MAX = 2500  # get-history-bulk-interval: entries per run (the server's maximum; more are sampled)
+BULK_RUNS = 100  # ... and runs per request (the server's maximum)
 RUNS_PAGE_SIZE = 1000  # search_runs page
 HEALTH_TIMEOUT_S = 5.0
 _HISTORY = "/api/2.0/mlflow/metrics/get-history"  # MLflow's REST API (GetMetricHistory)
+_BULK = "/ajax-api/2.0/mlflow/metrics/get-history-bulk-interval"  # GetMetricHistoryBulkInterval
 _FINISHED = frozenset({"FINISHED", "FAILED", "KILLED"})
 _MAX = sys.float_info.max
 
 Entry = tuple[int, float, float]  # one logged value: (timestamp ms, step, value)
-Key = tuple[int, float, float]  # (timestamp ms, step, value with NaN as 0): MLflow's order of a history
 
 
-def _order_key(e: Entry) -> Key:
-    """Where MLflow's SQL store puts an entry: by timestamp, step, value (NaN stored as 0)."""
-    return e[0], e[1], 0.0 if math.isnan(e[2]) else e[2]
+def _identity(e: Entry) -> tuple[int, float]:
+    """What tells apart entries at one step (MLflow's key: timestamp and value; NaN equal to NaN)."""
+    return e[0], 0.0 if math.isnan(e[2]) else e[2]
+
+
+def _entry(m: Any) -> Entry:
+    """An entry from REST JSON (int64 may come as strings, non-finite doubles as "NaN"/"Infinity":
+    ``float`` reads both) or from an MLflow ``Metric``."""
+    if isinstance(m, dict):
+        return int(m.get("timestamp", 0)), float(m.get("step", 0)), float(m.get("value", 0.0))
+    return int(m.timestamp), float(m.step), float(m.value)
 
 
 @dataclass
 class _Series:
     """What is held of one metric of one run."""
 
-    count: int = 0  # entries read, in MLflow's order
-    last: Key | None = None  # the last of them
+    run_id: str
+    label: str
+    key: str
     latest: tuple | None = None  # the run's latest (step, timestamp, value) when last read
-    last_step: float = -math.inf  # the last step delivered
+    last_step: float = -math.inf  # the last step delivered (-inf: nothing read yet)
+    at_last: set[tuple[int, float]] = field(default_factory=set)  # _identity of the entries delivered there
 
 
 @dataclass
@@ -127,12 +142,12 @@ class MlflowSource:
         self.experiment = experiment
         self.filter_string = filter_string
         self.client = client_class(tracking_uri=tracking_uri)
-        self.skipped = 0  # points passed over: a step below the last one shown (see the module docstring)
-        self.requests = 0  # get_metric_history requests made (a measure of the follow cost)
+        self.requests = 0  # history requests made (a measure of the follow cost)
         self.notes: list[str] = []  # what happened to followed runs (deleted)
         self._experiment_id = experiment_id
         self._runs: dict[str, _RunState] = {}  # run id -> state, in the order runs were first seen
         self._labels: dict[str, str] = {}  # label -> run id
+        self._bulk_missing = False  # the store or server has no get-history-bulk-interval
 
     @property
     def params(self) -> dict[str, dict[str, str]]:
@@ -147,7 +162,7 @@ class MlflowSource:
     def poll(self) -> list[Batch]:
         """The points logged since the last poll, for every run of the experiment."""
         self._check_server()
-        batches: list[Batch] = []
+        changed: list[tuple[_Series, tuple]] = []
         for run in self._search_runs():
             run_id = run.info.run_id
             state = self._runs.get(run_id)
@@ -162,16 +177,83 @@ class MlflowSource:
             elif state.deleted:  # restored
                 state.deleted = False
                 self.notes.append(f"MLflow run {state.label!r} was restored: followed again")
+            state.params = dict(run.data.params)  # params may be logged after the run's first metrics
             for m in run.data.to_proto().metrics:
                 latest = (m.step, m.timestamp, m.value)
-                series = state.series.setdefault(m.key, _Series())
-                if series.latest == latest:
-                    continue
-                batch = self._read_new(run_id, state.label, m.key, series)
-                series.latest = latest
-                if batch is not None:
-                    batches.append(batch)
+                series = state.series.get(m.key)
+                if series is None:
+                    series = state.series[m.key] = _Series(run_id, state.label, m.key)
+                if series.latest != latest:
+                    changed.append((series, latest))
+        batches = []
+        for series, latest, entries in self._read(changed):  # every request succeeded: now the state moves
+            series.latest = latest
+            batch = self._deliver(series, entries)
+            if batch is not None:
+                batches.append(batch)
         return batches
+
+    def _read(self, changed: list[tuple[_Series, tuple]]) -> list[tuple[_Series, tuple, list[Entry]]]:
+        """Entries of each changed series from its last step shown on (all of them when none is)."""
+        out = []
+        ranges: dict[str, list[tuple[_Series, tuple]]] = {}  # metric -> series read by step range
+        for series, latest in changed:
+            if series.last_step == -math.inf or self._bulk_missing:
+                out.append((series, latest, self._history(series.run_id, series.key)))
+            else:
+                ranges.setdefault(series.key, []).append((series, latest))
+        for key, items in ranges.items():
+            items.sort(key=lambda item: item[0].last_step)
+            batch: list[tuple[_Series, tuple]] = []
+            for item in items:  # runs whose ranges are close share a request
+                if batch and (len(batch) == BULK_RUNS or item[1][0] - batch[0][0].last_step >= BULK_MAX):
+                    out += self._read_range(key, batch)
+                    batch = []
+                batch.append(item)
+            out += self._read_range(key, batch)
+        return out
+
+    def _read_range(self, key: str, items: list[tuple[_Series, tuple]]) -> list[tuple[_Series, tuple, list[Entry]]]:
+        start = int(min(s.last_step for s, _ in items))
+        end = int(max(latest[0] for _, latest in items))
+        found = self._bulk([s.run_id for s, _ in items], key, start, max(start, end))
+        out = []
+        for series, latest in items:
+            entries = None if found is None else found.get(series.run_id, [])
+            if entries is None or len(entries) >= BULK_MAX:  # no such endpoint, or sampled: read it whole
+                entries = self._history(series.run_id, key)
+            out.append((series, latest, entries))
+        return out
+
+    def _bulk(self, run_ids: list[str], key: str, start: int, end: int) -> dict[str, list[Entry]] | None:
+        """Each run's entries of ``key`` at steps ``start..end`` (sampled past ``BULK_MAX``), or None
+        where the store or server has no such call."""
+        from mlflow.store.tracking.rest_store import RestStore
+
+        store = self.client._tracking_client.store
+        self.requests += 1
+        if isinstance(store, RestStore):
+            from mlflow.utils.rest_utils import http_request, verify_rest_response
+
+            params = {"run_ids": run_ids, "metric_key": key, "start_step": start, "end_step": end,
+                      "max_results": BULK_MAX}
+            response = http_request(store.get_host_creds(), _BULK, "GET", params=params)
+            if response.status_code == 404:  # an MLflow server older than the endpoint
+                self._bulk_missing = True
+                return None
+            rows = verify_rest_response(response, _BULK).json().get("metrics", ())
+            pairs = [(m.get("run_id", ""), _entry(m)) for m in rows]
+        elif hasattr(store, "get_metric_history_bulk_interval"):
+            rows = store.get_metric_history_bulk_interval(run_ids=run_ids, metric_key=key, max_results=BULK_MAX,
+                                                          start_step=start, end_step=end)
+            pairs = [(m.run_id, _entry(m)) for m in rows]
+        else:
+            self._bulk_missing = True
+            return None
+        found: dict[str, list[Entry]] = {}
+        for run_id, e in pairs:
+            found.setdefault(run_id, []).append(e)
+        return found
 
     def _check_server(self) -> None:
         """Fail fast when an http(s) tracking server does not answer (MLflow's client retries for minutes)."""
@@ -217,11 +299,9 @@ class MlflowSource:
         label = f"{name} ({', '.join(f'{k}={params[k]}' for k in differing)})" if differing else ""
         return label if label and label not in self._labels else f"{name} ({run.info.run_id[:8]})"
 
-    def _history(self, run_id: str, key: str, start: int) -> list[Entry]:
-        """The entries of one metric from position ``start`` on (MLflow's order), all pages."""
-        from mlflow.utils.search_utils import SearchUtils
-
-        token = SearchUtils.create_page_token(start).decode("ascii") if start else None
+    def _history(self, run_id: str, key: str) -> list[Entry]:
+        """Every entry of one metric (MLflow's order: timestamp, step, value), all pages."""
+        token = None
         out: list[Entry] = []
         while True:
             entries, token = self._page(run_id, key, token)
@@ -250,40 +330,22 @@ class MlflowSource:
             response = verify_rest_response(http_request(store.get_host_creds(), _HISTORY, "GET", params=params),
                                             _HISTORY)
             body = response.json()
-            # proto JSON: int64 may come as strings, non-finite doubles as "NaN"/"Infinity"; float() reads both
-            entries = [(int(m.get("timestamp", 0)), float(m.get("step", 0)), float(m.get("value", 0.0)))
-                       for m in body.get("metrics", ())]
-            return entries, body.get("next_page_token") or None
+            return [_entry(m) for m in body.get("metrics", ())], body.get("next_page_token") or None
         page = store.get_metric_history(run_id, key, max_results=PAGE_SIZE, page_token=token)
-        return [(int(m.timestamp), float(m.step), float(m.value)) for m in page], getattr(page, "token", None)
+        return [_entry(m) for m in page], getattr(page, "token", None)
 
-    def _read_new(self, run_id: str, label: str, key: str, series: _Series) -> Batch | None:
-        """Entries of one metric after the held ones, as a batch sorted by step (None: nothing new to draw)."""
-        start = max(series.count - 1, 0)
-        entries = self._history(run_id, key, start)
-        new = entries
-        if series.last is not None:
-            if entries and _order_key(entries[0]) == series.last:
-                new = entries[1:]
-            else:  # something was inserted before the held entries: read it all, keep what is after
-                start, entries = 0, self._history(run_id, key, 0)
-                last, last_step = series.last, series.last_step  # no entry beyond either was delivered
-                new = [e for e in entries if _order_key(e) > last or e[1] > last_step]
-        series.count = start + len(entries)
-        if entries:
-            series.last = _order_key(entries[-1])  # the entry at position count - 1
+    def _deliver(self, series: _Series, entries: list[Entry]) -> Batch | None:
+        """The entries not delivered yet (see the module docstring), as a batch sorted by step."""
+        last, seen = series.last_step, series.at_last
+        new = [e for e in entries if e[1] > last or (e[1] == last and _identity(e) not in seen)]
         if not new:
             return None
         columns = np.array(new, dtype=np.float64)  # timestamps in ms are exact in float64 until the year 287,000
-        steps, values, walls = columns[:, 1], columns[:, 2], columns[:, 0] / 1000.0
-        order = np.argsort(steps, kind="stable")
-        steps, values, walls = steps[order], values[order], walls[order]
-        keep = forward_mask(steps, series.last_step)
-        if not keep.all():
-            self.skipped += int(len(keep) - np.count_nonzero(keep))
-            steps, values, walls = steps[keep], values[keep], walls[keep]
-        if not len(steps):
-            return None
-        series.last_step = float(steps[-1])
+        order = np.argsort(columns[:, 1], kind="stable")
+        steps, values, walls = columns[order, 1], columns[order, 2], columns[order, 0] / 1000.0
+        top = float(steps[-1])
+        at_top = {_identity(e) for e in new if e[1] == top}
+        series.at_last = seen | at_top if top == last else at_top
+        series.last_step = top
         values[np.abs(values) == _MAX] *= math.inf  # MLflow's stored +-inf
-        return Batch(label, key, steps, values, walls)
+        return Batch(series.label, series.key, steps, values, walls)
