@@ -214,9 +214,9 @@ class GroupBuilder:
         groups = group_members(runs, self.spec, params)
         panels = {pf.family: pf for pf in frame.panels}
         left_out = frozenset() if self.spec.show_members else frozenset(r for g in groups.values() for r in g)
-        for pf in frame.panels:  # the members' lines give way to their group's (their readout rows stay)
-            pf.series = [sf for sf in pf.series if sf.run not in left_out]
-            pf.changed = pf.changed or left_out != self._left_out
+        for panel in frame.panels:  # the members' lines give way to their group's (their readout rows stay)
+            panel.series = [sf for sf in panel.series if sf.run not in left_out]
+            panel.changed = panel.changed or left_out != self._left_out
         self._left_out = left_out
         for group, members in groups.items():
             shown = [m for m in members if m not in settings.hidden_runs]  # a run hidden by the user leaves its group
