@@ -27,6 +27,7 @@ from typing import Any, Protocol
 from .._model import RunsData
 from ..diagnostics import Diagnostics, DiagnosticsConfig, Finding
 from .frame import Frame, FrameBuilder
+from .parallel import cpu_time
 from .rewind import Rewind, RewindCursor
 from .runs import Run, RunStores, check_run
 from .scheduler import FrameScheduler
@@ -343,12 +344,15 @@ class Recorder:
         number of widget messages sent. With ``budget`` (live frames) the diagnostics read at most
         that many new points per series, and while they are behind the next frame is requested."""
         with self._lock:
+            started = cpu_time()
             data, rewinds = self._snapshot()
-            failing = [sink.error for sink, _ in self._sinks]
-            for sink, cursor in self._sinks:
-                sink.write_new(data, cursor.take(rewinds))
-            if failing != [sink.error for sink, _ in self._sinks]:
-                self.status_changed()  # a write failed, or works again
+            if self._sinks:
+                failing = [sink.error for sink, _ in self._sinks]
+                for sink, cursor in self._sinks:
+                    sink.write_new(data, cursor.take(rewinds))
+                if failing != [sink.error for sink, _ in self._sinks]:
+                    self.status_changed()  # a write failed, or works again
+                self._scheduler.exempt = cpu_time() - started  # the log keeps up: see FrameScheduler
             if not draw or self._draw is None:
                 return 0
             findings = self._current_findings(data, budget)

@@ -43,7 +43,7 @@ import numpy as np
 from .._model import DEFAULT_RUN, MetricHistory
 from .buffers import MetricBuffer, append_row, columns_nbytes, extend_rows, truncate_at
 from .rewind import Rewind, check_on_rewind
-from .values import DeferredValue, check_name, coerce_array, coerce_step, coerce_value
+from .values import EXACT_STEP_MAX, DeferredValue, check_name, coerce_array, coerce_step, coerce_value
 
 __all__ = ["History", "MetricStore"]
 
@@ -51,6 +51,7 @@ _STAGE_ROWS = 1 << 13  # staged rows per group before they are moved into the co
 _SMALL_MOVE = 4  # rows up to which a move appends point by point
 _f64 = np.float64  # a float subclass: staged as is (NumPy converts it exactly)
 _INF = float("inf")
+_EXACT = EXACT_STEP_MAX
 _time = time.time
 _first_logged = itertools.count()  # orders stores (runs) by when their first metric appeared
 
@@ -133,6 +134,8 @@ class MetricStore:
                     s = float(s)
                 except OverflowError:
                     return self._log_general(values, step)
+                if not -_EXACT < s < _EXACT:  # maybe rounded: the general path refuses inexact steps
+                    return self._log_general(values, step)
             elif kind is not float or not -_INF < s < _INF:
                 return self._log_general(values, step)
         wall = _time()
@@ -174,7 +177,7 @@ class MetricStore:
         values: list[float | DeferredValue] = []
         deferred = False
         for k, v in metrics.items():
-            names.append(k if type(k) is str and k else check_name(k))
+            names.append(k if type(k) is str and k in self._buffers else check_name(k))
             value = coerce_value(k, v)
             if type(value) is DeferredValue:
                 deferred = True
@@ -264,7 +267,7 @@ class MetricStore:
         naming the metric, and nothing is appended.
         """
         name = check_name(name)
-        s = coerce_array(name, "steps", steps)
+        s = coerce_array(name, "steps", steps, exact=True)
         v = coerce_array(name, "values", values)
         if wall_time is None:
             w = np.full(len(s), time.time())
