@@ -40,6 +40,7 @@ from .display import Displays, in_kernel, static_bundle
 from .figures import PanelGrid
 from .runs_table import RunsTable
 from .snapshot import SnapshotButton
+from .reruns import close_tree, replace_previous
 from .status import status_html
 from .traits import SETTING_NAMES, check_options, setting_traits, validate_setting, view_settings
 
@@ -120,6 +121,7 @@ class LossPlot(widgets.VBox):
         self._recorder.attach_view(self._draw, live=in_kernel(), on_status=self._refresh_status)
         if log_file is not None:
             self._open_log(log_file)
+        replace_previous(self)  # a re-run cell's earlier plots stop (see _ui.reruns)
 
     # -- traits ---------------------------------------------------------------------------------
 
@@ -396,11 +398,7 @@ class LossPlot(widgets.VBox):
             stuck = exc
         self._displays.close()
         self._grid.close()
-        pending = list(self.children)
-        while pending:  # the control bar's slider, toggles and dropdown too
-            child = pending.pop()
-            pending.extend(getattr(child, "children", ()))
-            child.close()
+        close_tree(self)  # every child, and their layouts, styles, scales... (each a comm)
         super().close()
         if stuck is not None:
             raise stuck
