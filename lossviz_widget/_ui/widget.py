@@ -38,9 +38,9 @@ from ..readers import read_logs
 from .controls import control_bar
 from .display import Displays, in_kernel, static_bundle
 from .figures import PanelGrid
+from .reruns import close_tree, replace_previous
 from .runs_table import RunsTable
 from .snapshot import SnapshotButton
-from .reruns import close_tree, replace_previous
 from .status import status_html
 from .traits import SETTING_NAMES, check_options, setting_traits, validate_setting, view_settings
 

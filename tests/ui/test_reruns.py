@@ -29,7 +29,8 @@ PROBE = """
 import json, os, threading, ipywidgets
 print("PROBE", json.dumps({{"threads": threading.active_count(), "widgets": len(ipywidgets.Widget.widgets),
        "fds": sorted(os.readlink(f"/proc/self/fd/{{fd}}") for fd in os.listdir("/proc/self/fd")
-                     if os.path.exists(f"/proc/self/fd/{{fd}}")), "points": len(plot.history["loss"]), "errors": plot.recorder.errors()}}))
+                     if os.path.exists(f"/proc/self/fd/{{fd}}")),
+       "points": len(plot.history["loss"]), "errors": plot.recorder.errors()}}))
 """
 
 
