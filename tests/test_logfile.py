@@ -9,8 +9,7 @@ import time
 
 import numpy as np
 import pytest
-from jupyter_client.manager import KernelManager
-from notebook_harness import private_kernelspecs
+from notebook_harness import started_kernel
 from waiting import wait_until
 
 from lossviz_widget import LossPlot
@@ -115,12 +114,7 @@ while True:
 @pytest.mark.timeout(120)
 def test_killed_kernel_loses_at_most_the_last_frame(tmp_path):
     path = tmp_path / "run.jsonl"
-    km = KernelManager(kernel_name="python3", kernel_spec_manager=private_kernelspecs(tmp_path / "spec"))
-    km.start_kernel(cwd=str(tmp_path))
-    kc = km.client()
-    kc.start_channels()
-    try:
-        kc.wait_for_ready(timeout=60)
+    with started_kernel(tmp_path) as (km, kc):
         kc.execute(textwrap.dedent(TRAIN.format(path=str(path))))
         last_printed = -1
         while last_printed < 500:  # training for real, in the kernel
@@ -133,9 +127,6 @@ def test_killed_kernel_loses_at_most_the_last_frame(tmp_path):
         time.sleep(0.5)  # several frames (10 fps) after that step was logged
         os.kill(km.provisioner.process.pid, signal.SIGKILL)  # no chance to flush or close
         km.provisioner.process.wait(timeout=10)
-    finally:
-        kc.stop_channels()
-        km.cleanup_resources()
     cut = not path.read_bytes().endswith(b"\n")  # killed mid-line or between lines
     with pytest.warns(RuntimeWarning, match="skipped 1") if cut else contextlib.nullcontext():
         loaded = LossPlot.load(path)

@@ -12,8 +12,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from jupyter_client.manager import KernelManager
-from notebook_harness import private_kernelspecs
+from notebook_harness import started_kernel
 
 MAKE = """
 from lossviz_widget import LossPlot
@@ -57,22 +56,14 @@ def _probe(kc, folder: Path) -> dict:
 def test_fifty_reruns_leak_nothing(tmp_path: Path) -> None:
     folder = tmp_path / "logs"
     folder.mkdir()
-    km = KernelManager(kernel_name="python3", kernel_spec_manager=private_kernelspecs(tmp_path / "spec"))
-    km.start_kernel(cwd=str(tmp_path))
-    kc = km.client()
-    kc.start_channels()
-    try:
-        kc.wait_for_ready(timeout=60)
-        counts = []
+    counts = []
+    with started_kernel(tmp_path) as (_, kc):
         for i in range(50):
             _run(kc, MAKE.format(folder=folder))
             _run(kc, TRAIN)
             _run(kc, TRAIN)  # the training cell again: steps restart at 0 (a purge, no exception)
             if i in (4, 49):
                 counts.append(_probe(kc, folder))
-    finally:
-        kc.stop_channels()
-        km.shutdown_kernel(now=True)
     after5, after50 = counts
     assert after50["points"] == 200 and after50["errors"] == []
     assert after50["threads"] <= after5["threads"]  # one plot's threads, however many re-runs
