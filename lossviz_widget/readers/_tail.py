@@ -15,6 +15,7 @@ rewind, handled by its ``on_rewind``.
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
@@ -61,6 +62,15 @@ class Points:
         cols[0].append(step)
         cols[1].append(value)
         cols[2].append(wall_time)
+
+    def add_many(self, metric: str, steps: Sequence[float] | np.ndarray, values: Sequence[float] | np.ndarray,
+                 wall_times: Sequence[float] | np.ndarray, run: str = "") -> None:
+        """:meth:`add` for many points of one series (a chunk line of a ``log_file``)."""
+        cols = self._cols.get((run, metric))
+        if cols is None:
+            cols = self._cols[run, metric] = ([], [], [])
+        for col, new in zip(cols, (steps, values, wall_times)):
+            col.extend(new.tolist() if isinstance(new, np.ndarray) else new)
 
     def items(self):
         """``((run, metric), steps, values, wall_times or None)`` per series."""

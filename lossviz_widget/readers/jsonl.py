@@ -45,5 +45,4 @@ class JsonlTail(LineTail):
             self.skipped += 1
             return
         run, metric, steps, values, wall_times, _ = record
-        for step, value, wall_time in zip(steps, values, wall_times):
-            points.add(metric, float(step), float(value), float(wall_time), "" if run == DEFAULT_RUN else run)
+        points.add_many(metric, steps, values, wall_times, "" if run == DEFAULT_RUN else run)

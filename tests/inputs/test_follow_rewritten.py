@@ -49,3 +49,21 @@ def test_a_vanished_file_is_not_an_error_and_is_picked_up_again(tmp_path: Path) 
     assert _loss(plot) == [1.0, 0.9, 0.8]
     assert follower.current_error is None and plot.recorder.errors() == []
     plot.close()
+
+
+def test_following_a_rewound_log_file_shows_the_same_history(tmp_path: Path) -> None:
+    """A ``log_file`` holding chunk lines and a purge (a resumed run) reads as the writer's history."""
+    path = tmp_path / "run.jsonl"
+    writer = LossPlot(log_file=path)
+    for i in range(5000):
+        writer.log(loss=1.0 / (i + 1), step=i)
+    writer.flush()
+    for i in range(500, 600):
+        writer.log(loss=3.0, step=i)
+    writer.close()
+    plot = LossPlot()
+    plot.follow(path, interval=0.05)
+    wait_until(lambda: "loss" in plot.run("run").history and len(plot.run("run").history["loss"]) == 600)
+    assert plot.run("run").history["loss"].values.tolist() == writer.history["loss"].values.tolist()
+    assert plot.recorder.errors() == []
+    plot.close()
