@@ -43,7 +43,7 @@ import numpy as np
 from .._model import DEFAULT_RUN, MetricHistory
 from .buffers import MetricBuffer, append_row, columns_nbytes, extend_rows, truncate_at
 from .rewind import Rewind, check_on_rewind
-from .values import EXACT_STEP_MAX, DeferredValue, check_name, coerce_array, coerce_step, coerce_value
+from .values import DeferredValue, check_name, coerce_array, coerce_step, coerce_value
 
 __all__ = ["History", "MetricStore"]
 
@@ -51,7 +51,6 @@ _STAGE_ROWS = 1 << 13  # staged rows per group before they are moved into the co
 _SMALL_MOVE = 4  # rows up to which a move appends point by point
 _f64 = np.float64  # a float subclass: staged as is (NumPy converts it exactly)
 _INF = float("inf")
-_EXACT = EXACT_STEP_MAX
 _time = time.time
 _first_logged = itertools.count()  # orders stores (runs) by when their first metric appeared
 
@@ -59,14 +58,18 @@ _first_logged = itertools.count()  # orders stores (runs) by when their first me
 class _Group:
     """Calls that log the same metric names in the same order, staged as one flat list of floats."""
 
-    __slots__ = ("buffers", "limit", "names", "rows", "width")
+    __slots__ = ("buffers", "exclusive", "limit", "names", "rows", "width")
 
-    def __init__(self, names: tuple[str, ...], buffers: list[MetricBuffer]) -> None:
+    def __init__(self, names: tuple[str, ...], buffers: list[MetricBuffer], exclusive: bool) -> None:
         self.names = names
         self.buffers = buffers
         self.width = len(names) + 2  # step, wall, one value per metric
         self.rows: list[float] = []
         self.limit = _STAGE_ROWS * self.width
+        # its metrics were never logged any other way (no other group, extend, load or purge): their
+        # last step is the group's own, so a call below the store's largest step (another thread's
+        # loop ahead of this one) is checked here, without the general path
+        self.exclusive = exclusive
 
 
 class MetricStore:
@@ -113,8 +116,11 @@ class MetricStore:
         """:meth:`log` for a dict with ``str`` keys that belongs to this call alone (``**kwargs``).
 
         The hot path: a call of known names whose values are all floats and whose step is
-        an int, a finite float or None, and not below the largest step so far, is staged
-        here; anything else goes to the general path, which raises the proper errors.
+        an int, a finite float or None, below 2**53 (so an int step is exact) and not below the
+        largest step so far (or, for a group whose metrics no other call logs, not below the
+        group's own last step: threads logging their own metrics with their own step counters),
+        is staged here; anything else goes to the general path, which raises the proper errors
+        and handles rewinds.
 
         Returns whether the caller must ask for a frame: False when the call only added
         rows to a group that already held some, because the call that staged the first of
@@ -134,8 +140,6 @@ class MetricStore:
                     s = float(s)
                 except OverflowError:
                     return self._log_general(values, step)
-                if not -_EXACT < s < _EXACT:  # maybe rounded: the general path refuses inexact steps
-                    return self._log_general(values, step)
             elif kind is not float or not -_INF < s < _INF:
                 return self._log_general(values, step)
         wall = _time()
@@ -143,10 +147,15 @@ class MetricStore:
         lock = self.lock
         lock.acquire()
         try:
-            last = self._last_step
+            last = top = self._last_step
             if s is None:
-                s = last + 1.0
-            elif s < last:  # may go backwards for some metric: the general path checks each one
+                s = top = last + 1.0
+            elif last <= s < 9007199254740992.0:  # 2**53: a larger int step may have been rounded
+                top = s
+            elif (s >= last or s <= -9007199254740992.0 or not group.exclusive
+                  or s < (group.rows[-group.width] if group.rows else group.buffers[0].last_step)):
+                # a huge step (the general path refuses an inexact one), or one that may go backwards
+                # for some metric (the general path checks each one)
                 group = None
             if group is not None:
                 rows = group.rows
@@ -156,7 +165,7 @@ class MetricStore:
                 rows.append(s)
                 rows.append(wall)
                 rows.extend(values.values())
-                self._last_step = s
+                self._last_step = top
                 if len(rows) >= group.limit:
                     self._move(group)
         finally:
@@ -252,6 +261,7 @@ class MetricStore:
                 self.rewinds.append(Rewind(self.run, names[0], step, new_run=self.successor.run))
             return False
         self._move_all()
+        self._share(names)
         buffers = [self._buffers[name] for name in names]
         for name, buf, dropped in zip(names, buffers, truncate_at(buffers, step)):
             self.rewinds.append(Rewind(self.run, name, step, replaced=dropped, kept=buf.n))
@@ -295,6 +305,7 @@ class MetricStore:
                 buf = self._buffers.get(name)
                 if buf is not None:
                     self._move_metric(name)  # staged points come first
+                    self._share([name])
                     if s[a] < buf.last_step and not self._rewind([name], float(s[a]), "of this array"):
                         break
                 else:
@@ -318,11 +329,21 @@ class MetricStore:
 
     def _new_group(self, names: tuple[str, ...]) -> _Group:
         buffers = self._buffers
+        exclusive = not any(name in buffers for name in names)
+        if not exclusive:
+            self._share(names)
         for name in names:  # new metrics appear in order of first appearance
             if name not in buffers:
                 self._new_buffer(name)
-        group = self._groups[names] = _Group(names, [buffers[name] for name in names])
+        group = self._groups[names] = _Group(names, [buffers[name] for name in names], exclusive)
         return group
+
+    def _share(self, names: tuple[str, ...] | list[str]) -> None:
+        """``names`` are logged some other way than by their first group: no group holding one of
+        them is :attr:`_Group.exclusive` any more."""
+        for group in self._groups.values():
+            if group.exclusive and not set(names).isdisjoint(group.names):
+                group.exclusive = False
 
     def _claim(self, group: _Group) -> None:
         """``group`` is about to stage rows: metrics staged elsewhere move to their columns first."""
