@@ -19,18 +19,21 @@ cell with nbclient and returns a :class:`NotebookRun`:
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import json
 import os
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import nbformat
+from jupyter_client.blocking import BlockingKernelClient
 from jupyter_client.kernelspec import KernelSpecManager
-from jupyter_client.manager import AsyncKernelManager
+from jupyter_client.manager import AsyncKernelManager, KernelManager
 from nbclient import NotebookClient
 
 __all__ = [
@@ -41,6 +44,7 @@ __all__ = [
     "cell_text",
     "private_kernelspecs",
     "run_notebook",
+    "started_kernel",
 ]
 
 WIDGET_VIEW_MIME = "application/vnd.jupyter.widget-view+json"
@@ -130,6 +134,22 @@ def private_kernelspecs(spec_root: Path) -> KernelSpecManager:
     }
     (spec_dir / "kernel.json").write_text(json.dumps(spec))
     return KernelSpecManager(kernel_dirs=[str(spec_root / "kernels")])
+
+
+@contextlib.contextmanager
+def started_kernel(folder: Path) -> Iterator[tuple[KernelManager, BlockingKernelClient]]:
+    """A real kernel of this interpreter, working in ``folder``, and a ready client; shut down after
+    (a kernel the test killed is cleaned up)."""
+    km = KernelManager(kernel_name="python3", kernel_spec_manager=private_kernelspecs(folder / "spec"))
+    km.start_kernel(cwd=str(folder))
+    kc = km.client()
+    kc.start_channels()
+    try:
+        kc.wait_for_ready(timeout=60)
+        yield km, kc
+    finally:
+        kc.stop_channels()
+        km.shutdown_kernel(now=True)
 
 
 def _kernel_manager(spec_root: Path) -> AsyncKernelManager:

@@ -34,7 +34,7 @@ import numpy as np
 from .._model import MetricHistory
 from .values import DeferredValue, resolve_deferred
 
-__all__ = ["MetricBuffer", "Timeline", "append_row", "columns_nbytes", "extend_rows"]
+__all__ = ["MetricBuffer", "Timeline", "append_row", "columns_nbytes", "extend_rows", "truncate_at"]
 
 _INITIAL_CAPACITY = 256
 
@@ -213,3 +213,33 @@ def extend_rows(buffers: Sequence[MetricBuffer], steps: np.ndarray, wall: np.nda
     for buf, values in zip(buffers, columns):
         buf._put_many(values)
         buf.last_step = last
+
+
+def truncate_at(buffers: Sequence[MetricBuffer], step: float) -> list[int]:
+    """Drop the points at or after ``step`` of each of ``buffers`` (a rewind's purge); returns how
+    many each lost.
+
+    The kept prefix is copied into new columns, so views handed out earlier stay exactly as they
+    were (the module's promise: filled memory is never written again). Buffers that shared a
+    timeline keep sharing one (a copy of its prefix), so a run resumed from a checkpoint goes on
+    storing one step/wall-time column for the metrics it logs together. O(kept points); rewinds
+    are rare.
+    """
+    by_timeline: dict[int, list[MetricBuffer]] = {}
+    for buf in buffers:
+        by_timeline.setdefault(id(buf.timeline), []).append(buf)
+    dropped: dict[int, int] = {}
+    for members in by_timeline.values():
+        old = members[0].timeline
+        keep = int(np.searchsorted(old.steps[: members[0].n], step, side="left"))
+        new = Timeline(len(members), max(keep + (keep >> 2), _INITIAL_CAPACITY))
+        new.extend(old.steps[:keep], old.wall[:keep])
+        old.members -= len(members)
+        for buf in members:
+            values = np.empty(len(new.steps))
+            values[:keep] = buf._values[:keep]
+            dropped[id(buf)] = buf.n - keep
+            buf._values, buf.timeline, buf.n = values, new, keep
+            buf._pending = [(i, t) for i, t in buf._pending if i < keep]
+            buf.last_step = float(new.steps[keep - 1]) if keep else -np.inf
+    return [dropped[id(buf)] for buf in buffers]

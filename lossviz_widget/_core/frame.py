@@ -34,10 +34,12 @@ import numpy as np
 
 from .._model import DEFAULT_RUN, MetricHistory, as_runs
 from ..diagnostics.findings import SEVERITY_COLORS, Finding
+from .formatting import format_number
 from .grouping import family_of, higher_is_better
 from .parallel import run_all
 from .precision import fits_float32
 from .pyramid import MinMaxPyramid
+from .rewind import Rewind
 from .settings import X_AXIS_MODES, ViewSettings
 from .smoothing import MODES, Smoother, make_smoother
 
@@ -61,6 +63,7 @@ PALETTE = (  # matplotlib's tab10, then tab20's light partner of each: 20 catego
     "#aec7e8", "#ffbb78", "#98df8a", "#ff9896", "#c5b0d5",
     "#c49c94", "#f7b6d2", "#c7c7c7", "#dbdb8d", "#9edae5",
 )
+REWIND_COLOR = "#17becf"  # the marker where a series was resumed (a step rewind)
 # Blocks of the smoothed line's pyramid, rebuilt whole when the smoothing changes. A
 # smoothed line has no lone spikes to keep, and 256-point blocks (vs the raw line's 64)
 # cost a quarter of the per-block work: ~9 instead of ~35 ms per 1e7 points. Only views of
@@ -134,6 +137,8 @@ class PanelFrame:
     finding_y: np.ndarray = field(default_factory=lambda: np.empty(0))
     finding_colors: list[str] = field(default_factory=list)
     bands: list[BandFrame] = field(default_factory=list)  # run groups' lines and bands (see run_groups)
+    # steps where a shown series of this panel was resumed (a step rewind); marked among the findings
+    rewind_steps: list[float] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -148,6 +153,7 @@ class ReadoutRow:
     nonfinite: int
     higher_is_better: bool
     run: str = DEFAULT_RUN
+    note: str = ""  # the series' last step rewind: "resumed at step 50, 50 points replaced"
 
 
 @dataclass(frozen=True)
@@ -172,6 +178,7 @@ class Frame:
     x_is_date: bool
     x_range: tuple[float, float] | None = None  # the zoom, in x axis units (epoch s on a date axis)
     runs: list[RunRow] = field(default_factory=list)  # every run holding data, hidden ones included
+    notes: list[str] = field(default_factory=list)  # the last step rewind of each series, for the status line
 
     @property
     def several_runs(self) -> bool:
@@ -316,10 +323,14 @@ class FrameBuilder:
         t0: float | None,
         settings: ViewSettings,
         findings: Sequence[Finding] = (),
+        rewinds: Sequence[Rewind] = (),
     ) -> Frame:
         """One frame of ``data``: ``run -> metric -> history`` (or ``metric -> history`` for one run).
 
-        ``findings`` (diagnostics) are marked on their series' curve.
+        ``findings`` (diagnostics) are marked on their series' curve; so is each series' last
+        step rewind of ``rewinds`` (all of them so far, in order), also noted in its readout row,
+        its panel's title and :attr:`Frame.notes`. A rewound series must have been
+        :meth:`forget`-ten first.
         """
         runs = as_runs(data)
         everything = [h for metrics in runs.values() for h in metrics.values()]
@@ -339,6 +350,7 @@ class FrameBuilder:
         self._refresh_caches(runs, settings.hidden_runs, data_settings)
         families: dict[str, list[_MetricState]] = {}
         readout: list[ReadoutRow] = []
+        last_rewind = {(r.new_run or r.run, r.metric): r for r in rewinds}  # the last one of each series
         for run_index, (run, metrics) in enumerate(runs.items()):
             hidden = run in settings.hidden_runs
             opacity = FADED if settings.highlight_run in runs and settings.highlight_run != run else 1.0
@@ -362,14 +374,27 @@ class FrameBuilder:
                 sf.dash = self._dashes[name] if by_run else "solid"
                 family.append(state)
                 if len(hist):
+                    rewind = last_rewind.get((run, name))
                     readout.append(
                         ReadoutRow(name, color, float(hist.steps[-1]), float(hist.values[-1]), state.best,
-                                   state.best_step, len(hist), state.nonfinite, state.maximize, run)
+                                   state.best_step, len(hist), state.nonfinite, state.maximize, run,
+                                   "" if rewind is None else rewind.describe())
                     )
-        marks = _finding_marks(findings, runs, settings, t0 or 0.0, scale)
+        shown = [r for key, r in last_rewind.items() if key[0] in runs and key[0] not in settings.hidden_runs]
+        marks = _finding_marks(findings, runs, settings, t0 or 0.0, scale, shown)
         panels = [self._panel(fam, states, settings, marks.get(fam)) for fam, states in families.items()]
+        for panel in panels:
+            panel.rewind_steps = [r.step for r in shown if family_of(r.metric) == panel.family]
+            if panel.rewind_steps:
+                at = ", ".join(format_number(step) for step in panel.rewind_steps)
+                panel.note = "; ".join(filter(None, [panel.note, f"resumed at step {at}"]))
         return Frame(panels, readout, x_label, settings.x_axis == "wall_time", settings.x_range,
-                     self._run_rows(runs, settings))
+                     self._run_rows(runs, settings), [r.describe() for r in shown])
+
+    def forget(self, run: str, name: str) -> None:
+        """Drop the caches of one series (smoother, pyramids, stats): its points changed other than
+        by appending (a step rewind purged some), so the next frame computes it from scratch."""
+        self._metrics.pop((run, name), None)
 
     def _state(self, run: str, name: str) -> _MetricState:
         state = self._metrics.get((run, name))
@@ -507,18 +532,22 @@ class FrameBuilder:
 
 
 def _finding_marks(
-    findings: Sequence[Finding], runs: dict[str, dict[str, MetricHistory]], s: ViewSettings, t0: float, scale: float
+    findings: Sequence[Finding], runs: dict[str, dict[str, MetricHistory]], s: ViewSettings, t0: float, scale: float,
+    rewinds: Sequence[Rewind] = (),
 ) -> dict[str, tuple[np.ndarray, np.ndarray, list[str]]]:
-    """Per family: x, y (the raw value at the finding's step) and colour of each shown finding's marker."""
+    """Per family: x, y (the raw value at the finding's step) and colour of each shown finding's
+    marker, and of each rewind's (at the resumed point, in :data:`REWIND_COLOR`)."""
     points: dict[str, list[tuple[float, float, str]]] = {}
-    for f in findings:
-        run = DEFAULT_RUN if f.run is None else f.run
-        hist = runs.get(run, {}).get(f.metric)
+    wanted = [(DEFAULT_RUN if f.run is None else f.run, f.metric, f.step, SEVERITY_COLORS[f.severity])
+              for f in findings]
+    wanted += [(r.new_run or r.run, r.metric, r.step, REWIND_COLOR) for r in rewinds]
+    for run, metric, step, color in wanted:
+        hist = runs.get(run, {}).get(metric)
         if hist is None or not len(hist) or run in s.hidden_runs:
             continue
-        i = min(int(np.searchsorted(hist.steps, f.step)), len(hist) - 1)
+        i = min(int(np.searchsorted(hist.steps, step)), len(hist) - 1)
         x = float(hist.steps[i] if s.x_axis == "step" else hist.wall_time[i])
-        points.setdefault(family_of(f.metric), []).append((x, float(hist.values[i]), SEVERITY_COLORS[f.severity]))
+        points.setdefault(family_of(metric), []).append((x, float(hist.values[i]), color))
     for pts in points.values():
         pts.sort()  # by x: _x_values makes time columns non-decreasing
     return {

@@ -27,6 +27,8 @@ from typing import Any, Protocol
 from .._model import RunsData
 from ..diagnostics import Diagnostics, DiagnosticsConfig, Finding
 from .frame import Frame, FrameBuilder
+from .parallel import cpu_time
+from .rewind import Rewind, RewindCursor
 from .run_groups import GroupBuilder, GroupSpec
 from .runs import Run, RunStores, check_run
 from .scheduler import FrameScheduler
@@ -44,9 +46,17 @@ LIVE_DIAGNOSTICS_BUDGET = 1 << 17
 
 
 class Sink(Protocol):
-    """Something that receives every point once, frame by frame (the ``log_file`` writer)."""
+    """Something that receives every point once, frame by frame (the ``log_file`` writer).
 
-    def write_new(self, data: RunsData) -> None: ...
+    ``rewinds`` are the step rewinds (:mod:`.rewind`) that happened before ``data`` was taken and
+    were not given to this sink yet: the sink applies them before it reads ``data``.
+    """
+
+    def write_new(self, data: RunsData, rewinds: Sequence[Rewind]) -> None: ...
+
+    @property
+    def error(self) -> str:
+        """Why the last write failed ("" when it worked); shown in :meth:`Recorder.errors`."""
 
     def close(self) -> None: ...
 
@@ -95,11 +105,14 @@ class Recorder:
 
     ``settings`` decides how frames are drawn (:class:`~lossviz_widget._core.settings.ViewSettings`);
     ``diagnostics_config`` sets every diagnostics threshold, ``diagnostics=False`` turns them off;
-    ``num_classes`` enables the initial cross-entropy check (``ln C``).
+    ``num_classes`` enables the initial cross-entropy check (``ln C``); ``on_rewind`` is what a
+    metric logged below its last step does: ``"purge"`` its later points, go on as a ``"new_run"``,
+    or ``"raise"`` (see :mod:`lossviz_widget._core.rewind`).
     """
 
     def __init__(self, settings: ViewSettings | None = None, *, diagnostics: bool = True,
-                 diagnostics_config: DiagnosticsConfig | None = None, num_classes: int | None = None) -> None:
+                 diagnostics_config: DiagnosticsConfig | None = None, num_classes: int | None = None,
+                 on_rewind: str = "purge") -> None:
         if diagnostics_config is not None and not isinstance(diagnostics_config, DiagnosticsConfig):
             raise TypeError(f"diagnostics_config must be a DiagnosticsConfig, got {type(diagnostics_config).__name__}")
         self._settings = settings or ViewSettings()
@@ -108,11 +121,12 @@ class Recorder:
             self._diag_config = dataclasses.replace(self._diag_config, num_classes=num_classes)
         self._diagnostics_on = diagnostics
         self._diag = Diagnostics(self._diag_config)
-        self._runs = RunStores()
+        self._runs = RunStores(on_rewind, on_new_default=self._set_default)
         self._store = self._runs.default  # the default run: log() without run=
         self._builder = FrameBuilder()
         self._lock = threading.Lock()  # one frame at a time; guards builder, diagnostics and sinks
-        self._sinks: list[Sink] = []
+        self._replayed = RewindCursor()  # rewinds the builder and the diagnostics have forgotten
+        self._sinks: list[tuple[Sink, RewindCursor]] = []
         self._sources: list[Source] = []
         self._draw: Draw | None = None
         self._live = False
@@ -135,6 +149,15 @@ class Recorder:
                 self._scheduler.request()
             return
         self._log_into(store, metrics, step, values)
+
+    def _set_default(self, store: MetricStore) -> None:
+        """A rewind continued the default run as a new run (``on_rewind="new_run"``)."""
+        self._store = store
+
+    @property
+    def on_rewind(self) -> str:
+        """What a step rewind does: ``"purge"``, ``"new_run"`` or ``"raise"``."""
+        return self._runs.on_rewind
 
     def _log_into(self, store: MetricStore, metrics: Mapping[str, Any] | None, step: Any,
                   values: dict[str, Any]) -> None:
@@ -202,16 +225,16 @@ class Recorder:
         """
         settings = dataclasses.replace(self._settings, max_points=max_points)
         with self._lock:
-            data = self._runs.snapshot()
+            data, rewinds = self._snapshot()
             findings = self._current_findings(data)
             groups = None if self._groups is None else GroupBuilder(self._groups.spec)
-        return self._build_frame(FrameBuilder(), data, settings, findings, groups)
+        return self._build_frame(FrameBuilder(), data, settings, findings, groups, _in_order(rewinds))
 
     def _build_frame(self, builder: FrameBuilder, data: RunsData, settings: ViewSettings,
-                     findings: Sequence[Finding], groups: GroupBuilder | None) -> Frame:
+                     findings: Sequence[Finding], groups: GroupBuilder | None, rewinds: Sequence[Rewind]) -> Frame:
         """A frame of ``data``; with run groups, their bands added and their members' lines left out
         (unless shown; their readout rows stay)."""
-        frame = builder.build(data, self._runs.t0, settings, findings)
+        frame = builder.build(data, self._runs.t0, settings, findings, rewinds)
         if groups is not None:
             groups.add_to(frame, data, settings, self.run_params())
         return frame
@@ -219,7 +242,17 @@ class Recorder:
     def diagnose(self) -> list[Finding]:
         """Every finding so far (oldest first), after reading the points logged since the last frame."""
         with self._lock:
-            return self._current_findings(self._runs.snapshot())
+            return self._current_findings(self._snapshot()[0])
+
+    def _snapshot(self) -> tuple[RunsData, dict[str, tuple[Rewind, ...]]]:
+        """Every run's data and every rewind so far (under ``_lock``). The series rewound since the
+        last call are forgotten by the frame builder and the diagnostics first (recomputed from
+        their data), so no cache built from purged points survives."""
+        data, rewinds = self._runs.snapshot_with_rewinds()
+        for rewind in self._replayed.take(rewinds):
+            self._builder.forget(rewind.run, rewind.metric)
+            self._diag.forget_run(rewind.run)
+        return data, rewinds
 
     def _current_findings(self, data: RunsData, budget: int | None = None) -> list[Finding]:
         if not self._diagnostics_on:
@@ -291,13 +324,15 @@ class Recorder:
         """
         self._draw = draw
         self._live = live
-        self._background = live or bool(self._sinks)
+        self._background = live or bool(self._sinks)  # (sinks: a list of pairs)
         self._on_status = on_status
 
     def add_sink(self, sink: Sink) -> None:
         """Stream every point to ``sink`` from now on; what is held already goes in the next frame."""
         with self._lock:
-            self._sinks.append(sink)
+            cursor = RewindCursor()  # the rewinds before now are in the data the sink starts from
+            cursor.take(self._runs.snapshot_with_rewinds()[1])
+            self._sinks.append((sink, cursor))
             self._background = True
         self._render(draw=False)
         self._scheduler.request()
@@ -324,6 +359,7 @@ class Recorder:
     def errors(self) -> list[str]:
         """What is wrong on the plotting side right now (shown in a view's status line)."""
         errors = [self._render_error] if self._render_error else []
+        errors += [sink.error for sink, _ in list(self._sinks) if sink.error]
         errors += [f"following logs error: {type(e).__name__}: {e}"
                    for e in (s.current_error for s in list(self._sources)) if e is not None]
         return errors
@@ -365,15 +401,22 @@ class Recorder:
         number of widget messages sent. With ``budget`` (live frames) the diagnostics read at most
         that many new points per series, and while they are behind the next frame is requested."""
         with self._lock:
-            data = self._runs.snapshot()
-            for sink in self._sinks:
-                sink.write_new(data)
+            started = cpu_time()
+            data, rewinds = self._snapshot()
+            if self._sinks:
+                failing = [sink.error for sink, _ in self._sinks]
+                for sink, cursor in self._sinks:
+                    sink.write_new(data, cursor.take(rewinds))
+                if failing != [sink.error for sink, _ in self._sinks]:
+                    self.status_changed()  # a write failed, or works again
+                self._scheduler.exempt = cpu_time() - started  # the log keeps up: see FrameScheduler
             if not draw or self._draw is None:
                 return 0
             findings = self._current_findings(data, budget)
             if self._diag.pending:
                 self._scheduler.request()
-            frame = self._build_frame(self._builder, data, self._settings, findings, self._groups)
+            frame = self._build_frame(self._builder, data, self._settings, findings, self._groups,
+                                      _in_order(rewinds))
             self._render_error = ""  # this frame renders: an earlier error is over (it stays logged)
             return self._draw(frame, findings)
 
@@ -396,7 +439,12 @@ class Recorder:
         with self._lock:
             sinks, self._sinks = self._sinks, []
             self._background = self._live
-        for sink in sinks:
+        for sink, _ in sinks:
             sink.close()
         if stuck is not None:
             raise stuck
+
+
+def _in_order(rewinds: Mapping[str, Sequence[Rewind]]) -> list[Rewind]:
+    """Every run's rewinds in one list (each run's in the order they happened)."""
+    return [r for events in rewinds.values() for r in events]

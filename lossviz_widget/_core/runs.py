@@ -16,28 +16,62 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from .._model import DEFAULT_RUN, MetricHistory, RunsData
+from .rewind import Rewind, check_on_rewind
 from .settings import check_run
 from .store import History, MetricStore
 
 __all__ = ["DEFAULT_RUN", "Run", "RunStores", "check_run"]
 
 class RunStores:
-    """The stores of one plot's runs. Thread-safe: runs may be created from any thread."""
+    """The stores of one plot's runs. Thread-safe: runs may be created from any thread.
 
-    def __init__(self) -> None:
-        self.default = MetricStore()
-        self._stores: dict[str, MetricStore] = {DEFAULT_RUN: self.default}
+    ``on_rewind`` is what a step rewind does in every run (:mod:`.rewind`). With ``"new_run"``
+    a rewound run goes on as ``"<run> (resumed k)"``: logging to ``<run>`` goes there from then
+    on (:meth:`get` follows), and ``on_new_default(store)`` is told when that happens to the
+    default run (the recorder's hot path holds the default store).
+    """
+
+    def __init__(self, on_rewind: str = "purge", on_new_default: Callable[[MetricStore], None] | None = None) -> None:
+        self.on_rewind = check_on_rewind(on_rewind)
+        self._on_new_default = on_new_default
         self._lock = threading.Lock()
+        self._resumed_from: dict[str, str] = {}  # "<run> (resumed k)" -> "<run>"
+        self.default = self._new_store(DEFAULT_RUN)
+        self._stores: dict[str, MetricStore] = {DEFAULT_RUN: self.default}
+
+    def _new_store(self, run: str) -> MetricStore:
+        return MetricStore(run, self.on_rewind, self._successor)
+
+    def _successor(self, old: MetricStore) -> MetricStore:
+        """The new run a rewound run ``old`` goes on in: ``"<run> (resumed k)"``, k from 1."""
+        root = old.run
+        while (base := self._resumed_from.get(root)) is not None:
+            root = base
+        with self._lock:
+            k = 1
+            while f"{root} (resumed {k})" in self._stores:
+                k += 1
+            name = f"{root} (resumed {k})"
+            store = self._stores[name] = self._new_store(name)
+            self._resumed_from[name] = root
+        if old is self.default:
+            self.default = store
+            if self._on_new_default is not None:
+                self._on_new_default(store)
+        return store
 
     def get(self, run: Any) -> MetricStore:
-        """The store of ``run`` (created empty on first use); ``run`` is validated."""
+        """The store ``run`` logs to (created empty on first use; after a rewind with
+        ``on_rewind="new_run"``, the run it goes on in); ``run`` is validated."""
         store = self._stores.get(run) if type(run) is str else None
         if store is None:
             name = check_run(run)
             with self._lock:
                 store = self._stores.get(name)
                 if store is None:
-                    store = self._stores[name] = MetricStore()
+                    store = self._stores[name] = self._new_store(name)
+        while store.successor is not None:
+            store = store.successor
         return store
 
     def names(self) -> tuple[str, ...]:
@@ -47,7 +81,15 @@ class RunStores:
 
     def snapshot(self) -> RunsData:
         """Every run's :meth:`MetricStore.snapshot`, runs in :meth:`names` order."""
-        return {name: self._stores[name].snapshot() for name in self.names()}
+        return self.snapshot_with_rewinds()[0]
+
+    def snapshot_with_rewinds(self) -> tuple[RunsData, dict[str, tuple[Rewind, ...]]]:
+        """:meth:`snapshot`, and each run's rewinds up to its snapshot (consistent per run)."""
+        data: RunsData = {}
+        rewinds: dict[str, tuple[Rewind, ...]] = {}
+        for name in self.names():
+            data[name], rewinds[name] = self._stores[name].snapshot_with_rewinds()
+        return data, rewinds
 
     @property
     def t0(self) -> float | None:

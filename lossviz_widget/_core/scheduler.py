@@ -12,7 +12,10 @@ never starve the training loop of the GIL. A frame's cost is the render thread's
 own CPU time, plus the CPU that helper threads spent on its jobs (a full recompute
 of several series runs on a few cores, :mod:`._parallel`): its wall time also
 counts the waits for the GIL that a busy training loop causes, which would
-throttle frames exactly when the run is live.
+throttle frames exactly when the run is live. CPU the render reports as
+:attr:`FrameScheduler.exempt` (writing ``log_file``) does not throttle: a log
+must keep up with the loop (a kill loses at most the last frame), and its cost per
+point is the same whether it is written in many frames or few.
 
 :meth:`FrameScheduler.wait_idle` blocks until every request so far has been drawn
 (nothing pending, no frame in progress): what a caller that must see the end of
@@ -74,6 +77,7 @@ class FrameScheduler:
         self._start_lock = threading.Lock()
         self.frames = 0
         self.last_cost = 0.0  # CPU seconds of the last frame, helper threads' share included
+        self.exempt = 0.0  # CPU seconds of the current frame that do not count towards throttling
 
     def request(self) -> None:
         """Ask for a frame soon. Cheap when one is already pending."""
@@ -110,6 +114,7 @@ class FrameScheduler:
                 return
             started = time.monotonic()
             cpu_started = cpu_time()
+            self.exempt = 0.0
             try:
                 messages = render() or 0
             except Exception as exc:  # keep the thread alive; report and go on
@@ -123,7 +128,8 @@ class FrameScheduler:
             with self._idle_lock:
                 if not self._pending.is_set():
                     self._idle.set()
-            interval = max(1.0 / self.fps, messages / self.max_messages_per_s, busy / self.max_busy_fraction)
+            throttled = max(0.0, busy - self.exempt)
+            interval = max(1.0 / self.fps, messages / self.max_messages_per_s, throttled / self.max_busy_fraction)
             next_allowed = started + interval
 
     def wait_idle(self, timeout: float | None = None) -> bool:

@@ -19,6 +19,7 @@ from dataclasses import Field, dataclass, field, fields, replace
 from typing import Any
 
 from .smoothing import SMOOTHING_MODES
+from .values import check_encodable
 
 __all__ = ["SAVED", "X_AXIS_MODES", "Setting", "ViewSettings", "check_run"]
 
@@ -48,7 +49,7 @@ def check_run(name: Any) -> str:
         raise TypeError(f"run names must be str, got {type(name).__name__} {name!r}")
     if not name:
         raise ValueError("run name must not be empty")
-    return str(name)
+    return check_encodable("run", str(name))
 
 
 def _smoothing(v: float) -> float:

@@ -35,13 +35,14 @@ import itertools
 import struct
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 import numpy as np
 
-from .._model import MetricHistory
-from .buffers import MetricBuffer, append_row, columns_nbytes, extend_rows
+from .._model import DEFAULT_RUN, MetricHistory
+from .buffers import MetricBuffer, append_row, columns_nbytes, extend_rows, truncate_at
+from .rewind import Rewind, check_on_rewind
 from .values import DeferredValue, check_name, coerce_array, coerce_step, coerce_value
 
 __all__ = ["History", "MetricStore"]
@@ -57,20 +58,35 @@ _first_logged = itertools.count()  # orders stores (runs) by when their first me
 class _Group:
     """Calls that log the same metric names in the same order, staged as one flat list of floats."""
 
-    __slots__ = ("buffers", "limit", "names", "rows", "width")
+    __slots__ = ("buffers", "exclusive", "limit", "names", "rows", "width")
 
-    def __init__(self, names: tuple[str, ...], buffers: list[MetricBuffer]) -> None:
+    def __init__(self, names: tuple[str, ...], buffers: list[MetricBuffer], exclusive: bool) -> None:
         self.names = names
         self.buffers = buffers
         self.width = len(names) + 2  # step, wall, one value per metric
         self.rows: list[float] = []
         self.limit = _STAGE_ROWS * self.width
+        # its metrics were never logged any other way (no other group, extend, load or purge): their
+        # last step is the group's own, so a call below the store's largest step (another thread's
+        # loop ahead of this one) is checked here, without the general path
+        self.exclusive = exclusive
 
 
 class MetricStore:
-    """Per-metric buffers in order of first appearance, plus the implicit step counter."""
+    """Per-metric buffers in order of first appearance, plus the implicit step counter.
 
-    def __init__(self) -> None:
+    ``run`` names the run (in :class:`~.rewind.Rewind` records); ``on_rewind`` is what a step
+    rewind does (:mod:`.rewind`); with ``"new_run"``, ``successor(self)`` makes the store the run
+    continues in, and from then on this store forwards every call to it.
+    """
+
+    def __init__(self, run: str = DEFAULT_RUN, on_rewind: str = "purge",
+                 successor: Callable[[MetricStore], MetricStore] | None = None) -> None:
+        self.run = run
+        self.on_rewind = check_on_rewind(on_rewind)
+        self._make_successor = successor
+        self.successor: MetricStore | None = None  # set once a rewind made a new run of this one
+        self.rewinds: list[Rewind] = []  # in order; appended under the lock (see snapshot_with_rewinds)
         self.lock = threading.Lock()
         self._buffers: dict[str, MetricBuffer] = {}
         self._last_step = -1.0  # the largest step logged so far, for implicit steps
@@ -100,8 +116,11 @@ class MetricStore:
         """:meth:`log` for a dict with ``str`` keys that belongs to this call alone (``**kwargs``).
 
         The hot path: a call of known names whose values are all floats and whose step is
-        an int, a finite float or None, and not below the largest step so far, is staged
-        here; anything else goes to the general path, which raises the proper errors.
+        an int, a finite float or None, below 2**53 (so an int step is exact) and not below the
+        largest step so far (or, for a group whose metrics no other call logs, not below the
+        group's own last step: threads logging their own metrics with their own step counters),
+        is staged here; anything else goes to the general path, which raises the proper errors
+        and handles rewinds.
 
         Returns whether the caller must ask for a frame: False when the call only added
         rows to a group that already held some, because the call that staged the first of
@@ -128,10 +147,15 @@ class MetricStore:
         lock = self.lock
         lock.acquire()
         try:
-            last = self._last_step
+            last = top = self._last_step
             if s is None:
-                s = last + 1.0
-            elif s < last:  # may go backwards for some metric: the general path checks each one
+                s = top = last + 1.0
+            elif last <= s < 9007199254740992.0:  # 2**53: a larger int step may have been rounded
+                top = s
+            elif (s >= last or s <= -9007199254740992.0 or not group.exclusive
+                  or s < (group.rows[-group.width] if group.rows else group.buffers[0].last_step)):
+                # a huge step (the general path refuses an inexact one), or one that may go backwards
+                # for some metric (the general path checks each one)
                 group = None
             if group is not None:
                 rows = group.rows
@@ -141,7 +165,7 @@ class MetricStore:
                 rows.append(s)
                 rows.append(wall)
                 rows.extend(values.values())
-                self._last_step = s
+                self._last_step = top
                 if len(rows) >= group.limit:
                     self._move(group)
         finally:
@@ -155,6 +179,8 @@ class MetricStore:
 
         Returns whether the caller must ask for a frame (as :meth:`log_kwargs`).
         """
+        if self.successor is not None:  # a rewind continued this run as a new one
+            return self.successor.log(metrics, step)
         wall = time.time()
         names: list[str] = []
         # floats, and DeferredValues only when ``deferred``: the branches below rely on that flag, which
@@ -162,30 +188,31 @@ class MetricStore:
         values: list[Any] = []
         deferred = False
         for k, v in metrics.items():
-            names.append(k if type(k) is str and k else check_name(k))
+            names.append(k if type(k) is str and k in self._buffers else check_name(k))
             value = coerce_value(k, v)
             if type(value) is DeferredValue:
                 deferred = True
             values.append(value)
         explicit = None if step is None else coerce_step(step)
         request = True
+        forward = False
         lock = self.lock
         lock.acquire()
         try:
             s = self._last_step + 1.0 if explicit is None else explicit
-            buffers = self._buffers
             if s < self._last_step:
+                behind = []
                 for name in names:
-                    buf = buffers.get(name)
+                    buf = self._buffers.get(name)
                     if buf is None:
                         continue
                     self._move_metric(name)  # its last step may still be staged
                     if s < buf.last_step:
-                        raise ValueError(
-                            f"metric {name!r}: step {s:g} goes backwards (last logged step is {buf.last_step:g}); "
-                            "steps must be non-decreasing per metric. Nothing from this call was logged."
-                        )
-            if deferred:
+                        behind.append(name)
+                forward = bool(behind) and not self._rewind(behind, s, "from this call")
+            if forward:
+                pass  # to the new run, once the lock is released
+            elif deferred:
                 # device tensors keep their buffer index (fetched at frame time): append directly
                 for name in names:
                     self._move_metric(name)
@@ -205,13 +232,41 @@ class MetricStore:
                 rows.extend(values)
                 if len(rows) >= group.limit:
                     self._move(group)
-            if s > self._last_step:
+            if s > self._last_step and not forward:
                 self._last_step = s
-            if self.t0 is None and names:
+            if self.t0 is None and names and not forward:
                 self.t0 = wall
         finally:
             lock.release()
+        if forward:
+            assert self.successor is not None
+            return self.successor.log(metrics, step)
         return request
+
+    def _rewind(self, names: list[str], step: float, what: str) -> bool:
+        """``names`` were logged at ``step``, below their last step: apply ``on_rewind`` (under the
+        lock). True: the call goes on here (their later points were purged); False: it goes to
+        the successor (a new run, made now); ``ValueError`` with ``"raise"``."""
+        if self.on_rewind == "raise":
+            buf = self._buffers[names[0]]
+            raise ValueError(
+                f"metric {names[0]!r}: step {step:g} goes backwards (last logged step is {buf.last_step:g}); "
+                f"steps must be non-decreasing per metric (on_rewind='raise'). Nothing {what} was logged."
+            )
+        if self.on_rewind == "new_run":
+            if self.successor is None:
+                assert self._make_successor is not None, "new_run needs a successor factory"
+                self.successor = self._make_successor(self)
+                self._groups.clear()  # the hot path finds no group: every call takes the forwarding path
+                self.rewinds.append(Rewind(self.run, names[0], step, new_run=self.successor.run))
+            return False
+        self._move_all()
+        self._share(names)
+        buffers = [self._buffers[name] for name in names]
+        for name, buf, dropped in zip(names, buffers, truncate_at(buffers, step)):
+            self.rewinds.append(Rewind(self.run, name, step, replaced=dropped, kept=buf.n))
+        self._last_step = max([-1.0] + [b.last_step for b in self._buffers.values()])
+        return True
 
     def extend(self, name: Any, steps: Any, values: Any, wall_time: Any = None) -> None:
         """Append many points of one metric at once: O(len), validated in full before anything is kept.
@@ -222,7 +277,7 @@ class MetricStore:
         naming the metric, and nothing is appended.
         """
         name = check_name(name)
-        s = coerce_array(name, "steps", steps)
+        s = coerce_array(name, "steps", steps, exact=True)
         v = coerce_array(name, "values", values)
         w = np.full(len(s), time.time()) if wall_time is None else coerce_array(name, "wall_time", wall_time)
         if not len(s) == len(v) == len(w):
@@ -232,25 +287,34 @@ class MetricStore:
             )
         if not (np.isfinite(s).all() and np.isfinite(w).all()):
             raise ValueError(f"metric {name!r}: steps and wall_time must be finite. Nothing was logged.")
-        if len(s) > 1 and (np.diff(s) < 0).any():
-            raise ValueError(f"metric {name!r}: steps must be non-decreasing. Nothing was logged.")
+        # where the steps go back (a log that was resumed): each part is a rewind of the one before
+        cuts = np.flatnonzero(np.diff(s) < 0) + 1 if len(s) > 1 else np.empty(0, dtype=np.intp)
+        if len(cuts) and self.on_rewind == "raise":
+            raise ValueError(f"metric {name!r}: steps must be non-decreasing (on_rewind='raise'). Nothing was logged.")
         if not len(s):
             return
+        if self.successor is not None:
+            self.successor.extend(name, s, v, w)
+            return
+        bounds = [0, *cuts.tolist(), len(s)]
         with self.lock:
-            buf = self._buffers.get(name)
-            if buf is not None:
-                self._move_metric(name)  # staged points come first
-                if s[0] < buf.last_step:
-                    raise ValueError(
-                        f"metric {name!r}: step {s[0]:g} goes backwards (last logged step is {buf.last_step:g}); "
-                        "steps must be non-decreasing per metric. Nothing was logged."
-                    )
+            for a, b in itertools.pairwise(bounds):
+                buf = self._buffers.get(name)
+                if buf is not None:
+                    self._move_metric(name)  # staged points come first
+                    self._share([name])
+                    if s[a] < buf.last_step and not self._rewind([name], float(s[a]), "of this array"):
+                        break
+                else:
+                    buf = self._new_buffer(name)
+                buf.extend_columns(s[a:b], v[a:b], w[a:b])
+                self._last_step = max(self._last_step, float(s[b - 1]))
+                first = float(w[a:b].min())
+                self.t0 = first if self.t0 is None else min(self.t0, first)
             else:
-                buf = self._new_buffer(name)
-            buf.extend_columns(s, v, w)
-            self._last_step = max(self._last_step, float(s[-1]))
-            first = float(w.min())
-            self.t0 = first if self.t0 is None else min(self.t0, first)
+                return
+        assert self.successor is not None
+        self.successor.extend(name, s[a:], v[a:], w[a:])
 
     # -- staging (all under the lock) -----------------------------------------------------------
 
@@ -262,11 +326,21 @@ class MetricStore:
 
     def _new_group(self, names: tuple[str, ...]) -> _Group:
         buffers = self._buffers
+        exclusive = not any(name in buffers for name in names)
+        if not exclusive:
+            self._share(names)
         for name in names:  # new metrics appear in order of first appearance
             if name not in buffers:
                 self._new_buffer(name)
-        group = self._groups[names] = _Group(names, [buffers[name] for name in names])
+        group = self._groups[names] = _Group(names, [buffers[name] for name in names], exclusive)
         return group
+
+    def _share(self, names: tuple[str, ...] | list[str]) -> None:
+        """``names`` are logged some other way than by their first group: no group holding one of
+        them is :attr:`_Group.exclusive` any more."""
+        for group in self._groups.values():
+            if group.exclusive and not set(names).isdisjoint(group.names):
+                group.exclusive = False
 
     def _claim(self, group: _Group) -> None:
         """``group`` is about to stage rows: metrics staged elsewhere move to their columns first."""
@@ -342,9 +416,13 @@ class MetricStore:
 
     def snapshot(self) -> dict[str, MetricHistory]:
         """Consistent read-only views of every metric (staged points moved, device values fetched first)."""
+        return self.snapshot_with_rewinds()[0]
+
+    def snapshot_with_rewinds(self) -> tuple[dict[str, MetricHistory], tuple[Rewind, ...]]:
+        """:meth:`snapshot` and every rewind that happened before it (taken together, under the lock)."""
         with self.lock:
             self._move_all()
-            return {name: buf.snapshot() for name, buf in self._buffers.items()}
+            return {name: buf.snapshot() for name, buf in self._buffers.items()}, tuple(self.rewinds)
 
     def get(self, name: str) -> MetricHistory:
         with self.lock:

@@ -37,11 +37,25 @@ class DeferredValue:
 
 
 def check_name(name: Any) -> str:
-    """Metric names are non-empty strings (they may contain anything; every view escapes them)."""
+    """Metric names are non-empty strings that UTF-8 can encode (they may contain anything else;
+    every view escapes them)."""
     if type(name) is not str:
         raise TypeError(f"metric names must be str, got {type(name).__name__} {name!r}")
     if not name:
         raise ValueError("metric name must not be empty")
+    return check_encodable("metric", name)
+
+
+def check_encodable(kind: str, name: str) -> str:
+    """``name`` if UTF-8 can encode it; a lone surrogate (say, from a badly decoded file name) would
+    break every file and export later, so it is refused now, naming the character."""
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise ValueError(
+            f"{kind} name {name!r} cannot be encoded as UTF-8 (character {name[exc.start]!r} at position "
+            f"{exc.start} is a lone surrogate); pass a valid string"
+        ) from None
     return name
 
 
@@ -142,6 +156,18 @@ def coerce_value(name: str, value: Any) -> float | DeferredValue:
     if kind is float:
         exact: float = value  # the type check for mypy is ``kind is float`` (a name binding, no call: hot path)
         return exact
+    try:
+        return _coerce_other(name, value, kind)
+    except (TypeError, ValueError, OverflowError) as exc:
+        if str(exc).startswith("metric "):
+            raise
+        # a conversion inside NumPy or a number type failed (np.datetime64, a Decimal NaN...)
+        raise (TypeError if isinstance(exc, TypeError) else ValueError)(
+            f"metric {name!r}: cannot log {kind.__name__} {_describe(value)} as a number ({exc})") from None
+
+
+def _coerce_other(name: str, value: Any, kind: type) -> float | DeferredValue:
+    """:func:`coerce_value` for anything but a ``float``."""
     if kind is int:
         return _int_to_float(name, value)
     if kind is _Torch.tensor or (_Torch.tensor is None and kind is _Torch.tensor_type()):
@@ -186,15 +212,18 @@ def _int_to_float(name: str, value: int) -> float:
 
 
 def coerce_step(step: Any) -> float:
-    """Validate a step: a finite real number (int, float, NumPy scalar, size-1 array/tensor)."""
+    """Validate a step: a finite real number (int, float, NumPy scalar, size-1 array/tensor) that
+    float64 holds exactly (an integer beyond 2**53 that would be rounded is refused)."""
     kind = type(step)
     if kind is float and math.isfinite(step):
         exact: float = step  # the type check for mypy is ``kind is float`` (a name binding, no call)
         return exact
     if kind is int and -_FLOAT_INT_MAX <= step <= _FLOAT_INT_MAX:
-        return float(step)
+        return _exact_step(step)
     if isinstance(step, (bool, np.bool_)):
         raise TypeError(f"step must be a number, got a boolean {step!r}")
+    if isinstance(step, (numbers.Integral, np.integer)):
+        return _exact_step(int(step))
     try:
         value = coerce_value("step", step)
     except TypeError:
@@ -207,6 +236,18 @@ def coerce_step(step: Any) -> float:
 
 
 _FLOAT_INT_MAX = 2**1023  # ints up to here convert to a finite float without OverflowError
+EXACT_STEP_MAX = float(2**53)  # every integer step up to here (in magnitude) is exact in float64
+
+
+def _exact_step(step: int) -> float:
+    try:
+        f = float(step)
+    except OverflowError:
+        raise ValueError(f"step {step} is too large for a float") from None
+    if f != step:
+        raise ValueError(f"step {step} cannot be stored exactly as a float64 (integers beyond 2**53 = "
+                         f"{2**53} are rounded: it would become {int(f)}); use smaller steps")
+    return f
 
 
 def resolve_deferred(tensors: Sequence[Any]) -> np.ndarray:
@@ -249,7 +290,7 @@ def resolve_deferred(tensors: Sequence[Any]) -> np.ndarray:
     return out
 
 
-def coerce_array(name: str, what: str, value: Any) -> np.ndarray:
+def coerce_array(name: str, what: str, value: Any, exact: bool = False) -> np.ndarray:
     """A 1-D float64 copy of an array-like of real numbers (a list, NumPy array or tensor).
 
     For bulk appends (:meth:`LossPlot.extend`): ``what`` says which argument it is
@@ -277,4 +318,10 @@ def coerce_array(name: str, what: str, value: Any) -> np.ndarray:
         raise TypeError(f"metric {name!r}: {what} must hold real numbers, got {kind} in {_describe(value)}")
     if arr.ndim != 1:
         raise ValueError(f"metric {name!r}: {what} must be 1-D, got shape {arr.shape}")
-    return np.array(arr, dtype=np.float64)
+    out = np.array(arr, dtype=np.float64)
+    if exact and arr.dtype.kind in "iu":
+        bad = [i for i in arr[np.abs(out) >= EXACT_STEP_MAX].tolist() if float(i) != i]
+        if bad:
+            raise ValueError(f"metric {name!r}: {what} such as {bad[0]} cannot be stored exactly as float64 "
+                             "(integers beyond 2**53 are rounded). Nothing was logged.")
+    return out

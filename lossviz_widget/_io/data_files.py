@@ -176,22 +176,29 @@ def histories(columns: dict[tuple[str, str], tuple[list[float], list[float], lis
 def read_csv(path: Path) -> RunData:
     with path.open(newline="", encoding="utf-8") as f:
         reader = csv.reader(f)
-        header = next(reader, None)
-        if header != CSV_HEADER:
-            raise ValueError(f"header must be {','.join(CSV_HEADER)}, got {header}")
+        header = next(reader, None) or []
+        # columns are matched by name: a table that went through pandas (an index column first)
+        # or a spreadsheet (columns reordered, one added) still loads; other columns are ignored
+        missing = [name for name in CSV_HEADER if name not in header]
+        if missing:
+            raise ValueError(f"header must be {','.join(CSV_HEADER)} (in any order, other columns ignored; "
+                             f"missing: {','.join(missing)}), got {header}")
+        at = [header.index(name) for name in CSV_HEADER]
+        width = len(header)
         columns: dict[tuple[str, str], tuple[list[float], list[float], list[float]]] = {}
         for line, row in enumerate(reader, start=2):
-            if len(row) != 5:
-                raise ValueError(f"line {line}: expected 5 fields, got {len(row)}")
-            key = (row[0], row[1])
+            if len(row) != width:
+                raise ValueError(f"line {line}: expected {width} fields, got {len(row)}")
+            run, metric, step, value, wall = (row[i] for i in at)
+            key = (run, metric)
             cols = columns.get(key)
             if cols is None:
-                check_file_name("run", row[0])
-                check_file_name("metric", row[1])
+                check_file_name("run", run)
+                check_file_name("metric", metric)
                 cols = columns[key] = ([], [], [])
-            cols[0].append(float(row[2]))
-            cols[1].append(float(row[3]))
-            cols[2].append(float(row[4]))
+            cols[0].append(float(step))
+            cols[1].append(float(value))
+            cols[2].append(float(wall))
     return RunData(histories(columns))
 
 

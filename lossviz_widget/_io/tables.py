@@ -47,7 +47,7 @@ def readout_html(rows: list[ReadoutRow]) -> str:
             f'data-nonfinite="{r.nonfinite}">'
             f'<td><span style="display:inline-block;width:12px;height:3px;background:{r.color}"></span></td>'
             f"{f'<td>{run}</td>' if several else ''}<td>{name}</td>"
-            f"<td>{format_number(r.step)}</td><td>{format_number(r.latest)}</td>"
+            f"<td>{format_number(r.step)}{_rewound(r.note)}</td><td>{format_number(r.latest)}</td>"
             f'<td title="best ({"max" if r.higher_is_better else "min"})">{format_number(r.best)} {arrow}</td>'
             f"<td>{'' if math.isnan(r.best_step) else format_number(r.best_step)}</td>"
             f"<td>{r.count:,}</td><td{bad}>{r.nonfinite:,}</td></tr>"
@@ -56,3 +56,8 @@ def readout_html(rows: list[ReadoutRow]) -> str:
         '<table style="border-collapse:collapse;font-size:12px;font-variant-numeric:tabular-nums" '
         'cellpadding="3">' + head + "".join(body) + "</table>"
     )
+
+
+def _rewound(note: str) -> str:
+    """A mark after the step of a series that was resumed (a step rewind), the note as its tooltip."""
+    return f' <span title="{html.escape(note, quote=True)}" style="color:#17becf">&#8634;</span>' if note else ""

@@ -30,7 +30,7 @@ from .._core.runs import Run
 from .._core.settings import SAVED
 from .._core.store import History
 from .._io.export import ExportOptions, export, read_file
-from .._io.logfile import LogWriter
+from .._io.logfile import LogWriter, check_log_path
 from .._io.tables import readout_html
 from .._model import DEFAULT_RUN
 from ..diagnostics import DiagnosticsConfig, Finding, findings_html
@@ -39,6 +39,7 @@ from ..readers import Batch, read_logs
 from .controls import control_bar
 from .display import Displays, in_kernel, static_bundle
 from .figures import PanelGrid
+from .reruns import close_tree, replace_previous
 from .runs_table import RunsTable
 from .snapshot import SnapshotButton
 from .status import status_html
@@ -47,7 +48,8 @@ from .traits import SETTING_NAMES, check_options, setting_traits, validate_setti
 __all__ = ["FINDINGS_SHOWN", "LossPlot"]
 
 FINDINGS_SHOWN = 20  # rows (one per run, code and series) listed under the plot at most (diagnose() returns all)
-_OWN_KEYWORDS = ("log_file", "num_classes", "diagnostics_config")  # constructor keywords that are not traits
+# constructor keywords that are not traits
+_OWN_KEYWORDS = ("log_file", "num_classes", "diagnostics_config", "on_rewind")
 
 
 class LossPlot(widgets.VBox):
@@ -69,7 +71,11 @@ class LossPlot(widgets.VBox):
     :class:`~lossviz_widget._core.settings.ViewSettings`) is a constructor keyword and a trait.
     ``log_file`` streams every value to a JSON-lines file as it is logged; ``num_classes``
     enables the initial cross-entropy check (``ln C``); ``diagnostics_config`` sets every
-    diagnostics threshold (see :mod:`lossviz_widget.diagnostics`). A misspelled keyword raises
+    diagnostics threshold (see :mod:`lossviz_widget.diagnostics`). ``on_rewind`` is what a
+    metric logged at a step below its last one does (a run resumed from a checkpoint, a re-run
+    training cell): ``"purge"`` (default) drops its points at or after that step, as TensorBoard
+    does, and marks "resumed at step N, k points replaced"; ``"new_run"`` goes on as a new run
+    ``"<run> (resumed 1)"``; ``"raise"`` raises ``ValueError``. A misspelled keyword raises
     ``TypeError`` naming the closest valid one.
     """
 
@@ -81,10 +87,13 @@ class LossPlot(widgets.VBox):
 
     def __init__(self, title: str = "", *, log_file: str | os.PathLike[str] | None = None,
                  num_classes: int | None = None, diagnostics_config: DiagnosticsConfig | None = None,
-                 **options: Any) -> None:
+                 on_rewind: str = "purge", **options: Any) -> None:
         check_options(type(self), options, _OWN_KEYWORDS)
+        if log_file is not None:
+            check_log_path(log_file)  # a wrong suffix is refused before anything starts
         # Everything the observers touch exists before the traits are set (super().__init__ sets them).
-        self._recorder = Recorder(diagnostics_config=diagnostics_config, num_classes=num_classes)
+        self._recorder = Recorder(diagnostics_config=diagnostics_config, num_classes=num_classes,
+                                  on_rewind=on_rewind)
         # The hot path: log() is the recorder's own bound method (no extra call per step).
         self.log = self._recorder.log  # type: ignore[method-assign]
         self._draw_lock = threading.Lock()  # widgets are written from the frame thread and followers
@@ -98,6 +107,7 @@ class LossPlot(widgets.VBox):
         self._status = widgets.HTML()
         self._status.add_class("lossviz-status")
         self._last_rows: list[ReadoutRow] = []
+        self._last_notes: list[str] = []
         self._snapshot = SnapshotButton()
         self._displays = Displays(self._bundle, self._display_key)
         super().__init__(title=title, **options)
@@ -112,6 +122,7 @@ class LossPlot(widgets.VBox):
         self._recorder.attach_view(self._draw, live=in_kernel(), on_status=self._refresh_status)
         if log_file is not None:
             self._open_log(log_file)
+        replace_previous(self)  # a re-run cell's earlier plots stop (see _ui.reruns)
 
     # -- traits ---------------------------------------------------------------------------------
 
@@ -496,11 +507,7 @@ class LossPlot(widgets.VBox):
         finally:
             self._displays.close()
             self._grid.close()
-            pending = list(self.children)
-            while pending:  # the control bar's slider, toggles and dropdown too
-                child = pending.pop()
-                pending.extend(getattr(child, "children", ()))
-                child.close()
+            close_tree(self)  # every child, and their layouts, styles, scales... (each a comm)
             super().close()
 
     # -- display: the live widget plus a static image for saved notebooks -----------------------
@@ -535,14 +542,16 @@ class LossPlot(widgets.VBox):
                                     limit=FINDINGS_SHOWN)
             sent += _set(self._findings, listing)
             sent += _set(self._readout, readout_html(frame.readout))
-            self._last_rows = frame.readout
-            sent += _set(self._status, status_html(frame.readout, self._recorder.errors(), self._recorder.notes()))
+            self._last_rows, self._last_notes = frame.readout, frame.notes
+            sent += _set(self._status, status_html(frame.readout, self._recorder.errors(), self._recorder.notes(),
+                                                   frame.notes))
             return sent
 
     def _refresh_status(self) -> None:
         """Redraw the status line now (errors change between frames)."""
         with self._draw_lock:
-            self._status.value = status_html(self._last_rows, self._recorder.errors(), self._recorder.notes())
+            self._status.value = status_html(self._last_rows, self._recorder.errors(), self._recorder.notes(),
+                                             self._last_notes)
 
     def _update_header(self) -> None:
         text = html.escape(self.title)

@@ -146,6 +146,7 @@ class Diagnostics:
         self.examined = 0  # points read by all detectors, cumulative
         self.pending = 0  # points the last update left unread (its budget ran out)
         self._series: dict[tuple[str, str], _Series] = {}  # (run, metric) -> its detectors
+        self._orders: dict[tuple[str, str], int] = {}  # (run, metric) -> its listing order (kept by forget_run)
         self._several_runs = False  # more than one run has data: default-run findings name their run
 
     def update(self, data: Mapping[str, Mapping[str, MetricHistory]] | Mapping[str, MetricHistory],
@@ -178,6 +179,16 @@ class Diagnostics:
         self.findings = sorted(self.findings + new, key=self._order)
         return new
 
+    def forget_run(self, run: str) -> None:
+        """Drop every series of ``run`` and its findings: its points changed other than by
+        appending (a step rewind purged some), so the next :meth:`update` reads it from the start.
+
+        The series keep their listing order."""
+        for key in [k for k in self._series if k[0] == run]:
+            old = self._series.pop(key)
+            self._orders[key] = old.order
+        self.findings = [f for f in self.findings if (f.run or DEFAULT_RUN) != run]
+
     def _order(self, f: Finding) -> tuple[float, int]:
         """Where ``f`` is listed: by step; at one step, by when its series was first seen."""
         return f.step, self._series[f.run or DEFAULT_RUN, f.metric].order
@@ -189,7 +200,8 @@ class Diagnostics:
         for name, hist in data.items():
             st = self._series.get((run, name))
             if st is None:
-                st = self._series[run, name] = _Series(name, self.config, len(self._series))
+                order = self._orders.setdefault((run, name), len(self._orders))
+                st = self._series[run, name] = _Series(name, self.config, order)
             start, n = st.seen, len(hist)
             if n <= start:
                 continue

@@ -6,6 +6,7 @@ import names; :mod:`.lightning` and :mod:`.pytorch_lightning` each pass theirs i
 
 from __future__ import annotations
 
+import os
 from argparse import Namespace
 from collections.abc import Mapping
 from typing import Any
@@ -13,7 +14,18 @@ from typing import Any
 from .._ui import LossPlot
 from ._common import numeric, resolve_plot
 
-__all__ = ["logger_class"]
+__all__ = ["logger_class", "next_version"]
+
+
+def next_version(root: str) -> int:
+    """The first free ``version_N`` in ``root`` (0 when there is none), as Lightning's own loggers number runs."""
+    try:
+        names = os.listdir(root)
+    except OSError:
+        return 0
+    taken = [int(n[8:]) for n in names if n.startswith("version_") and n[8:].isdigit()
+             and os.path.isdir(os.path.join(root, n))]
+    return max(taken, default=-1) + 1
 
 
 def logger_class(base: type, rank_zero_only: Any) -> type:
@@ -28,20 +40,44 @@ def logger_class(base: type, rank_zero_only: Any) -> type:
         epoch and validation values sit at the step of the epoch's last batch. Rows may hold
         any subset of metrics (validation comes in its own rows). Only global rank 0 logs.
         Shows nothing unless ``display=True``: put ``logger.plot`` as a cell's last line.
+
+        Versioned like Lightning's own loggers: ``version`` (None: the first free ``version_N``
+        under ``save_dir/name``, fixed on first use) names ``log_dir``; when this logger is the
+        first of the Trainer's, checkpoints go to ``<save_dir or default_root_dir>/<name>/version_N``,
+        so each run keeps its own. Another ``Trainer`` with the same logger goes on in the same
+        version and plot: its steps restart, which the plot's ``on_rewind`` handles (the default
+        purges the previous attempt's later points; ``LossPlot(on_rewind="new_run")`` keeps both).
         """
 
-        def __init__(self, plot: LossPlot | None = None, *, display: bool = False, title: str = "") -> None:
+        def __init__(self, plot: LossPlot | None = None, *, display: bool = False, title: str = "",
+                     save_dir: str | os.PathLike[str] | None = None, name: str = "lossviz",
+                     version: int | str | None = None) -> None:
             super().__init__()
             self.plot = resolve_plot(plot, display=display, title=title)
             self.hparams: dict[str, Any] = {}
+            self._save_dir = None if save_dir is None else os.fspath(save_dir)
+            self._name = name
+            self._version = version
 
         @property
         def name(self) -> str:
-            return "lossviz"
+            return self._name
 
         @property
-        def version(self) -> int:
-            return 0
+        def save_dir(self) -> str | None:
+            return self._save_dir
+
+        @property
+        def version(self) -> int | str:
+            if self._version is None:
+                self._version = next_version(os.path.join(self._save_dir or os.getcwd(), self._name))
+            return self._version
+
+        @property
+        def log_dir(self) -> str:
+            """``<save_dir>/<name>/version_N`` (``save_dir`` None: the current folder)."""
+            version = self.version if isinstance(self.version, str) else f"version_{self.version}"
+            return os.path.join(self._save_dir or os.getcwd(), self._name, version)
 
         @property
         def experiment(self) -> LossPlot:

@@ -14,12 +14,12 @@ from typing import Any
 from transformers import TrainerCallback, TrainerControl, TrainerState, TrainingArguments
 
 from .._ui import LossPlot
-from ._common import numeric, resolve_plot
+from ._common import SharedPlot, numeric, resolve_plot
 
 __all__ = ["LossPlotCallback"]
 
 
-class LossPlotCallback(TrainerCallback):
+class LossPlotCallback(SharedPlot, TrainerCallback):
     """Stream ``Trainer`` logs into ``plot`` (a new ``LossPlot`` if None).
 
     Shows nothing unless ``display=True``: put ``callback.plot`` as a cell's last line.

@@ -14,12 +14,12 @@ from collections.abc import Mapping
 from typing import Any
 
 from .._ui import LossPlot
-from ._common import resolve_plot
+from ._common import SharedPlot, resolve_plot
 
 __all__ = ["LossPlotCallback"]
 
 
-class LossPlotCallback:
+class LossPlotCallback(SharedPlot):
     """A LightGBM callback streaming evaluation results into ``plot`` (a new ``LossPlot`` if None)."""
 
     def __init__(self, plot: LossPlot | None = None, *, datasets: Mapping[str, str] | None = None,

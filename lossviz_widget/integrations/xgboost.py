@@ -16,12 +16,12 @@ from typing import Any
 import xgboost
 
 from .._ui import LossPlot
-from ._common import resolve_plot
+from ._common import SharedPlot, resolve_plot
 
 __all__ = ["LossPlotCallback"]
 
 
-class LossPlotCallback(xgboost.callback.TrainingCallback):
+class LossPlotCallback(SharedPlot, xgboost.callback.TrainingCallback):
     """Stream ``evals_log`` into ``plot`` (a new ``LossPlot`` if None), one row per round."""
 
     def __init__(self, plot: LossPlot | None = None, *, datasets: Mapping[str, str] | None = None,

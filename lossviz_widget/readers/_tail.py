@@ -4,14 +4,18 @@ A tail remembers where it stopped and, at each :meth:`Tail.poll`, reads only wha
 appended since. It stats the file first, so an unchanged file costs one ``stat``. A
 file that was rewritten or replaced since the last poll (it shrank, its inode
 changed, or its first bytes differ: a writer that started over, ``rsync``, Lightning
-rewriting ``metrics.csv`` with a wider header) is read again from the start, and the
-points already delivered are dropped: a rewritten file is taken to begin with the
-points it held before (per run and metric, by count), so each point is delivered once.
+rewriting ``metrics.csv`` with a wider header) is read again from the start. Per run and
+metric, its points are compared with those delivered before, by content: the ones it still
+holds (a copy, a rewrite with a wider header) are not delivered again, so each point is
+delivered once; from the first point that differs (``CSVLogger(append=False)`` started a new
+run in the same file) everything is delivered, and the plot sees the steps go back: a step
+rewind, handled by its ``on_rewind``.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
@@ -67,6 +71,15 @@ class Points:
         cols[1].append(value)
         cols[2].append(wall_time)
 
+    def add_many(self, metric: str, steps: Sequence[float] | np.ndarray, values: Sequence[float] | np.ndarray,
+                 wall_times: Sequence[float] | np.ndarray, run: str = "") -> None:
+        """:meth:`add` for many points of one series (a chunk line of a ``log_file``)."""
+        cols = self._cols.get((run, metric))
+        if cols is None:
+            cols = self._cols[run, metric] = ([], [], [])
+        for col, new in zip(cols, (steps, values, wall_times)):
+            col.extend(new.tolist() if isinstance(new, np.ndarray) else new)
+
     def items(self):
         """``((run, metric), steps, values, wall_times or None)`` per series."""
         for key, (s, v, w) in self._cols.items():
@@ -90,7 +103,7 @@ class Tail:
         self._key: tuple[int, int, int, int] | None = None  # (dev, inode, size, mtime) at the last read
         self._head = b""
         self._seen: dict[tuple[str, str], int] = {}  # points per series read from the file's current version
-        self._sent: dict[tuple[str, str], int] = {}  # points per series delivered, over all versions
+        self._sent: dict[tuple[str, str], list[tuple[np.ndarray, np.ndarray]]] = {}  # delivered (steps, values)
 
     def poll(self) -> list[Batch]:
         """The points appended since the last poll (nothing while the file is missing)."""
@@ -123,10 +136,21 @@ class Tail:
         for key, steps, values, walls in points.items():
             start = self._seen.get(key, 0)
             self._seen[key] = start + len(steps)
-            drop = max(0, self._sent.get(key, 0) - start)
+            sent = self._sent.setdefault(key, [])
+            delivered = sum(len(s) for s, _ in sent)
+            drop = max(0, delivered - start)
+            if drop:  # a rewritten file: is its start what was delivered? (by content, not by count)
+                if len(sent) > 1:
+                    sent[:] = [(np.concatenate([s for s, _ in sent]), np.concatenate([v for _, v in sent]))]
+                old_steps, old_values = sent[0] if sent else (steps[:0], values[:0])
+                k = min(drop, len(steps))
+                if not (np.array_equal(steps[:k], old_steps[start:start + k])
+                        and np.array_equal(values[:k], old_values[start:start + k], equal_nan=True)):
+                    sent[:] = [(old_steps[:start], old_values[:start])]  # new content from here: all of it is new
+                    drop = 0
             if drop >= len(steps):
                 continue
-            self._sent[key] = start + len(steps)
+            sent.append((steps[drop:], values[drop:]))
             run = f"{self.run}/{key[0]}" if key[0] else self.run
             out.append(Batch(run, key[1], steps[drop:], values[drop:], None if walls is None else walls[drop:]))
         return out

@@ -1,9 +1,11 @@
 """This package's own ``log_file=`` JSON lines (see :mod:`lossviz_widget._io.logfile`), read incrementally.
 
 The line format is the log writer's: :func:`~lossviz_widget._io.logfile.parse_header` and
-:func:`~lossviz_widget._io.logfile.parse_point` are shared with ``LossPlot.load``. A line
-that is not a point (cut mid-write and then completed by a resumed log) is counted in
-``skipped``. The log's default run is the file's run (``"fit"`` for ``fit.jsonl``); its
+:func:`~lossviz_widget._io.logfile.parse_record` are shared with ``LossPlot.load``. A line
+that is not a record (cut mid-write and then completed by a resumed log) is counted in
+``skipped``. A purge line (a step rewind) needs no action here: the points after it go back in
+steps, which the plot handles as the same rewind (its ``on_rewind``). The log's default run
+is the file's run (``"fit"`` for ``fit.jsonl``); its
 named runs are ``"fit/<name>"``.
 """
 
@@ -11,7 +13,7 @@ from __future__ import annotations
 
 import os
 
-from .._io.logfile import parse_header, parse_point
+from .._io.logfile import parse_header, parse_record
 from .._model import DEFAULT_RUN
 from ._tail import LineTail, Points
 
@@ -38,9 +40,9 @@ class JsonlTail(LineTail):
                 raise ValueError(f"{str(self.path)!r}: {exc}") from None
             self._header_read = True
             return
-        point = parse_point(line)
-        if point is None:
+        record = parse_record(line)
+        if record is None:
             self.skipped += 1
-        else:
-            run, metric, step, value, wall_time = point
-            points.add(metric, step, value, wall_time, "" if run == DEFAULT_RUN else run)
+            return
+        run, metric, steps, values, wall_times, _ = record
+        points.add_many(metric, steps, values, wall_times, "" if run == DEFAULT_RUN else run)

@@ -31,7 +31,7 @@ except ImportError:  # pragma: no cover - torch is a test dependency here
 
 @pytest.fixture
 def plot():
-    p = LossPlot()
+    p = LossPlot(on_rewind="raise")  # these tests check the errors of steps going back
     yield p
     p.close()
 
@@ -96,7 +96,7 @@ def test_random_calls_match_the_model(monkeypatch, stage_rows):
     # private on purpose: the staging size is a tuning constant; tiny, it moves rows inline on nearly every call
     monkeypatch.setattr(store_module, "_STAGE_ROWS", stage_rows)
     rng = random.Random(stage_rows)
-    plot, model = LossPlot(), Model()
+    plot, model = LossPlot(on_rewind="raise"), Model()
     for i in range(4000):
         names = rng.choice(SIGNATURES)
         if i > 2000 and rng.random() < 0.002:

@@ -104,7 +104,8 @@ def test_bad_steps(plot, step, exc, message):
     assert plot.history["loss"].values.tolist() == [1.0]
 
 
-def test_step_going_backwards_names_the_metric_and_keeps_data(plot):
+def test_step_going_backwards_names_the_metric_and_keeps_data():
+    plot = LossPlot(on_rewind="raise")  # (the default purges: tests/core/test_rewind.py)
     plot.log(loss=1.0, val_loss=1.5, step=10)
     plot.log(loss=0.9, step=20)
     with pytest.raises(ValueError, match=r"metric 'loss': step 15 goes backwards \(last logged step is 20\)"):
@@ -113,6 +114,7 @@ def test_step_going_backwards_names_the_metric_and_keeps_data(plot):
     plot.log(val_loss=1.2, step=15)  # per-metric monotonic: fine for val_loss
     plot.log(loss=0.85, step=20)  # equal steps are allowed
     assert plot.history["loss"].steps.tolist() == [10, 20, 20]
+    plot.close()
 
 
 def test_bad_names_and_calls(plot):

@@ -189,7 +189,7 @@ def test_errors_are_reported_once_and_following_goes_on(tmp_path):
     assert len(errors) == 1 and "table.csv" in str(errors[0]) and "not a known log format" in str(errors[0])
     assert [(b.run, b.metric) for b in got] == [("fit", "loss")]  # the good source was read anyway
 
-    plot = LossPlot()
+    plot = LossPlot(on_rewind="raise")
     plot.log(loss=0.1, step=100, run="fit")
     follower = plot.follow(tmp_path / "runs", interval=0.05)  # its steps go back: rejected, reported
     wait_until(lambda: follower.last_error is not None)
@@ -202,7 +202,7 @@ def test_errors_are_reported_once_and_following_goes_on(tmp_path):
 def test_a_follow_error_shows_while_current_and_clears_when_the_source_reads_again(tmp_path, caplog):
     log_file = tmp_path / "fit.csv"
     log_file.write_text("a,b\n1,2\n")  # not a known log format (yet)
-    plot = LossPlot()
+    plot = LossPlot(on_rewind="raise")
     follower = plot.follow(log_file, interval=0.05)
     wait_until(lambda: "following logs error" in plot.shown_html["status"])
     assert "not a known log format" in plot.shown_html["status"] and follower.current_error is not None

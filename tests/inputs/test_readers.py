@@ -313,4 +313,5 @@ def test_from_logdir_errors(tmp_path):
         LossPlot.from_logdir(tmp_path)
     (tmp_path / "fit.csv").write_text("epoch,loss\n0,0.5\n1,0.4\n0,0.6\n")  # two fits appended, epochs restart
     with pytest.raises(ValueError, match="run 'fit': metric 'loss': steps must be non-decreasing"):
-        LossPlot.from_logdir(tmp_path)
+        LossPlot.from_logdir(tmp_path, on_rewind="raise")
+    assert LossPlot.from_logdir(tmp_path).history["loss"].values.tolist() == [0.6]  # default: the 2nd fit

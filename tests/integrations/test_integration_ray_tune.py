@@ -134,9 +134,12 @@ def test_metrics_and_run_name_parameters():
     assert plot.runs == ("trial abc_00001",)
     np.testing.assert_array_equal(plot.run("trial abc_00001").history["loss"].steps, [3.0])
     assert list(plot.run("trial abc_00001").history) == ["loss"]
-    with pytest.warns(RuntimeWarning, match="result of trial 'trial abc_00001' not plotted: .*step"):
-        callback.on_trial_result(0, [], Trial(), {**result, "training_iteration": 1})  # a restart repeats steps
-    np.testing.assert_array_equal(plot.run("trial abc_00001").history["loss"].steps, [3.0])
+    # a trial restored from an earlier checkpoint repeats steps: a step rewind (on_rewind="purge"), never an error
+    callback.on_trial_result(0, [], Trial(), {**result, "training_iteration": 1})
+    np.testing.assert_array_equal(plot.run("trial abc_00001").history["loss"].steps, [1.0])
+    with pytest.warns(RuntimeWarning, match="result of trial 'trial abc_00001' not plotted: .*must be finite"):
+        callback.on_trial_result(0, [], Trial(), {**result, "training_iteration": float("nan")})  # bad step: warned
+    np.testing.assert_array_equal(plot.run("trial abc_00001").history["loss"].steps, [1.0])
     plot.close()
 
 
