@@ -1,0 +1,292 @@
+"""Rules on watched gradients, weights, updates and activations (:meth:`lossviz_widget.LossPlot.watch`).
+
+They read a :class:`~lossviz_widget.watch.series.WatchedSeries` (one row per sampled training
+step) and, for the spike rule, the plot's training loss, and report :class:`~.findings.Finding`
+objects like every other detector: once per episode, an episode ending only on a clearly
+stricter all-clear (hysteresis, :func:`~.findings.first_episode`). Thresholds are the fields of
+:class:`WatchConfig`; each one's source is in ``docs/watch.md``.
+
+* ``exploding_gradients`` (error): the total gradient norm is non-finite, or more than
+  ``explode_ratio`` (10) times its median over the previous ``window`` samples.
+* ``vanishing_gradients`` (warning): the first (input-side) layer's RMS gradient is below
+  ``vanish_ratio`` (1e-3) times the last layer's, for ``persist`` samples in a row.
+* ``dead_relu`` (warning): a ReLU module's share of dead units (zero for every sample of the
+  batch) is at least ``dead_fraction`` (50%) for ``persist`` samples in a row.
+* ``update_ratio_high`` (warning) / ``update_ratio_low`` (info): the median over layers of
+  ‖Δθ‖/‖θ‖ per optimizer step is above / below ``update_ratio_band`` (1e-4…1e-2) for
+  ``persist`` samples in a row, after ``warmup`` samples.
+* ``loss_spike_after_grad_spike`` (warning): the training loss jumps above ``spike_ratio`` (3)
+  times its median over the previous ``window`` points, and the total gradient norm did the
+  same (against its own median) at one of the ``spike_lead`` samples up to that step.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import numpy as np
+
+from .._model import MetricHistory
+from ..watch.series import WatchedSeries, rms
+from .findings import Finding, first_episode, fmt, held, is_loss_like, is_validation, pct
+
+__all__ = ["GRAD_NORM_METRIC", "WatchConfig", "WatchRules"]
+
+GRAD_NORM_METRIC = "watch/grad_norm"  # the total gradient norm's curve in the plot
+
+
+@dataclass(frozen=True)
+class WatchConfig:
+    """Thresholds of the watch rules (defaults and sources: ``docs/watch.md``)."""
+
+    window: int = 20  # samples (or loss points) a median is taken over
+    warmup: int = 5  # samples before the ratio rules judge (the first steps of a run are unusual)
+    persist: int = 5  # samples in a row a slow condition must hold
+    explode_ratio: float = 10.0
+    vanish_ratio: float = 1e-3
+    dead_fraction: float = 0.5
+    update_ratio_band: tuple[float, float] = (1e-4, 1e-2)
+    spike_ratio: float = 3.0
+    spike_lead: int = 3  # samples up to the loss spike searched for a gradient spike
+
+    def __post_init__(self) -> None:
+        for name in ("window", "persist", "spike_lead"):
+            v = getattr(self, name)
+            if not isinstance(v, int) or isinstance(v, bool) or v < 1:
+                raise ValueError(f"{name} must be an int >= 1, got {v!r}")
+        if not isinstance(self.warmup, int) or self.warmup < 0:
+            raise ValueError(f"warmup must be an int >= 0, got {self.warmup!r}")
+        for name in ("explode_ratio", "spike_ratio"):
+            v = getattr(self, name)
+            if not (isinstance(v, (int, float)) and math.isfinite(v) and v > 1):
+                raise ValueError(f"{name} must be a finite number > 1, got {v!r}")
+        if not (isinstance(self.vanish_ratio, (int, float)) and 0 < self.vanish_ratio < 1):
+            raise ValueError(f"vanish_ratio must be in (0, 1), got {self.vanish_ratio!r}")
+        if not (isinstance(self.dead_fraction, (int, float)) and 0 < self.dead_fraction <= 1):
+            raise ValueError(f"dead_fraction must be in (0, 1], got {self.dead_fraction!r}")
+        lo, hi = self.update_ratio_band
+        if not 0 < lo < hi:
+            raise ValueError(f"update_ratio_band must be (low, high) with 0 < low < high, got {self.update_ratio_band!r}")
+
+
+def _nanmedian(a: np.ndarray, axis: int | None = None) -> np.ndarray:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN slices are NaN, as intended
+        return np.asarray(np.nanmedian(a, axis=axis))
+
+
+def _rolling_ratio(x: np.ndarray, start: int, stop: int, window: int) -> np.ndarray:
+    """``x[i] / median(x[i - window : i])`` for ``i`` in ``[start, stop)`` (NaN for ``i == 0``)."""
+    out = np.full(stop - start, np.nan)
+    for k, i in enumerate(range(start, stop)):
+        if i:
+            med = float(_nanmedian(x[max(0, i - window) : i]))
+            if med > 0:
+                out[k] = x[i] / med
+    return out
+
+
+class _Episodes:
+    """Per named condition: how long it has held, and whether its episode is active."""
+
+    def __init__(self) -> None:
+        self._carry: dict[str, int] = {}
+        self._active: dict[str, bool] = {}
+
+    def starts(self, key: str, cond: np.ndarray, clear: np.ndarray, persist: int) -> list[int]:
+        """Indices (into ``cond``) where an episode of ``key`` starts: ``cond`` held ``persist`` in a row."""
+        trig, self._carry[key] = held(cond, self._carry.get(key, 0), persist)
+        found, self._active[key] = first_episode(trig, clear, self._active.get(key, False))
+        return found
+
+
+class WatchRules:
+    """Incremental rules over a growing :class:`WatchedSeries`; :meth:`update` reads what is new."""
+
+    def __init__(self, config: WatchConfig | None = None) -> None:
+        self.config = config or WatchConfig()
+        self.findings: list[Finding] = []
+        self._seen = 0  # samples read
+        self._grad_ratio = np.empty(0)  # total grad norm / its rolling median, per sample read
+        self._loss_seen = 0  # loss points read
+        self._episodes = _Episodes()
+
+    def update(self, series: WatchedSeries, data: Mapping[str, MetricHistory] | None = None) -> list[Finding]:
+        """Read the samples (and, in ``data``, the loss points) added since the last call; returns
+        the new findings, also appended to :attr:`findings`."""
+        new: list[Finding] = []
+        start, stop = self._seen, len(series)
+        if stop > start:
+            new += self._exploding(series, start, stop)
+            new += self._vanishing(series, start, stop)
+            new += self._dead(series, start, stop)
+            new += self._updates(series, start, stop)
+            self._seen = stop
+        if data is not None:
+            new += self._loss_spikes(series, data)
+        new.sort(key=lambda f: f.step)
+        self.findings += new
+        return new
+
+    # -- gradients ------------------------------------------------------------------------------
+
+    def _exploding(self, s: WatchedSeries, start: int, stop: int) -> list[Finding]:
+        c = self.config
+        total = s.total_grad_norm.astype(np.float64)
+        ratio = _rolling_ratio(total, start, stop, c.window)
+        self._grad_ratio = np.concatenate([self._grad_ratio, ratio])
+        new = total[start:stop]
+        judged = np.arange(start, stop) >= c.warmup
+        cond = ~np.isfinite(new) | (judged & (ratio > c.explode_ratio))
+        clear = np.isfinite(new) & (np.nan_to_num(ratio, nan=1.0) < c.explode_ratio / 2)
+        out = []
+        for k in self._episodes.starts("exploding", cond, clear, 1):
+            i = start + k
+            step, value = float(s.steps[i]), float(total[i])
+            med = float(_nanmedian(total[max(0, i - c.window) : i])) if i else math.nan
+            what = (f"The total gradient norm is {fmt(value)} at step {fmt(step)}" if not math.isfinite(value) else
+                    f"The total gradient norm jumped to {fmt(value)} at step {fmt(step)}, {fmt(value / med)}x its "
+                    f"median over the previous {min(i, c.window)} samples ({fmt(med)})")
+            out.append(Finding(
+                "exploding_gradients", "error", GRAD_NORM_METRIC, step, f"{what}: exploding gradients.",
+                "Lower the learning rate, clip gradients (torch.nn.utils.clip_grad_norm_ near the usual norm), "
+                "or add warmup / normalization layers.",
+                {"grad_norm": value, "median": med},
+            ))
+        return out
+
+    def _vanishing(self, s: WatchedSeries, start: int, stop: int) -> list[Finding]:
+        layers = s.layout.param_layers
+        if len(layers) < 3:  # a depth profile needs a few layers
+            return []
+        c = self.config
+        g = rms(s.matrix("grad_norm")[start:stop].astype(np.float64), s.layout.param_sizes)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            ratio = g[:, 0] / g[:, -1]
+        cond = np.nan_to_num(ratio, nan=1.0) < c.vanish_ratio
+        clear = np.nan_to_num(ratio, nan=0.0) > 10 * c.vanish_ratio
+        out = []
+        for k in self._episodes.starts("vanishing", cond, clear, c.persist):
+            i = start + k
+            r = float(ratio[k])
+            out.append(Finding(
+                "vanishing_gradients", "warning", GRAD_NORM_METRIC, float(s.steps[i]),
+                f"Gradients shrink toward the input: the first layer's ({layers[0]}) RMS gradient is "
+                f"{fmt(r)} times the last layer's ({layers[-1]}) for {c.persist} samples in a row "
+                f"(step {fmt(float(s.steps[i]))}): vanishing gradients; the early layers barely learn.",
+                "Use ReLU-family activations with He (Kaiming) init, add normalization layers or residual "
+                "connections; deep sigmoid/tanh stacks saturate.",
+                {"ratio": r, "first_layer": layers[0], "last_layer": layers[-1]},
+            ))
+        return out
+
+    # -- activations ----------------------------------------------------------------------------
+
+    def _dead(self, s: WatchedSeries, start: int, stop: int) -> list[Finding]:
+        c = self.config
+        dead = s.matrix("dead_fraction")[start:stop]
+        by_sample: dict[int, list[tuple[str, float]]] = {}
+        for j, name in enumerate(s.layout.act_layers):
+            if name not in s.layout.relu_layers:
+                continue
+            col = dead[:, j].astype(np.float64)
+            cond = np.nan_to_num(col, nan=0.0) >= c.dead_fraction
+            clear = np.nan_to_num(col, nan=1.0) < c.dead_fraction / 2
+            for k in self._episodes.starts(f"dead:{name}", cond, clear, c.persist):
+                by_sample.setdefault(k, []).append((name, float(col[k])))
+        out = []
+        for k, hits in sorted(by_sample.items()):
+            step = float(s.steps[start + k])
+            listed = ", ".join(f"{n} {pct(v)}" for n, v in hits)
+            out.append(Finding(
+                "dead_relu", "warning", "watch/dead_fraction", step,
+                f"{len(hits)} ReLU layer(s) have at least {pct(c.dead_fraction)} dead units (zero for every "
+                f"sample of the batch) for {c.persist} samples in a row, at step {fmt(step)}: {listed}.",
+                "Dead units never recover: lower the learning rate, check the bias init (negative biases kill "
+                "units), use He init, or switch to LeakyReLU/GELU.",
+                {"layers": ", ".join(n for n, _ in hits), "worst": max(v for _, v in hits)},
+            ))
+        return out
+
+    # -- updates --------------------------------------------------------------------------------
+
+    def _updates(self, s: WatchedSeries, start: int, stop: int) -> list[Finding]:
+        c = self.config
+        lo, hi = c.update_ratio_band
+        m = s.matrix("update_ratio")[start:stop].astype(np.float64)
+        if not m.size or np.isnan(m).all():
+            return []
+        med = _nanmedian(m, axis=1)
+        judged = np.arange(start, stop) >= c.warmup
+        out = []
+        for code, cond, clear in (
+            ("update_ratio_high", judged & (np.nan_to_num(med, nan=0.0) > hi), np.nan_to_num(med, nan=0.0) < hi / 2),
+            ("update_ratio_low", judged & (np.nan_to_num(med, nan=1.0) < lo), np.nan_to_num(med, nan=1.0) > 2 * lo),
+        ):
+            for k in self._episodes.starts(code, cond, clear, c.persist):
+                out.append(self._update_finding(code, s, start + k, m[k], float(med[k])))
+        return out
+
+    def _update_finding(self, code: str, s: WatchedSeries, i: int, row: np.ndarray, med: float) -> Finding:
+        lo, hi = self.config.update_ratio_band
+        step = float(s.steps[i])
+        order = np.argsort(np.nan_to_num(row, nan=np.inf if code == "update_ratio_low" else -np.inf))
+        worst = order[::-1][:3] if code == "update_ratio_high" else order[:3]
+        listed = ", ".join(f"{s.layout.param_layers[j]} {fmt(row[j])}" for j in worst)
+        high = code == "update_ratio_high"
+        return Finding(
+            code, "warning" if high else "info", "watch/update_ratio", step,
+            f"Each optimizer step changes the weights by {fmt(med)} of their norm (median over layers, "
+            f"{self.config.persist} samples in a row, step {fmt(step)}), "
+            + (f"above {fmt(hi)}: learning too fast" if high else f"below {fmt(lo)}: learning very slowly")
+            + f"; {'largest' if high else 'smallest'}: {listed}.",
+            ("Lower the learning rate (about 1e-3 is the usual ratio)." if high else
+             "Raise the learning rate, or check that the model has not stopped learning (frozen or converged)."),
+            {"median_ratio": med, "band_low": lo, "band_high": hi},
+        )
+
+    # -- loss spikes ----------------------------------------------------------------------------
+
+    def _loss_spikes(self, s: WatchedSeries, data: Mapping[str, MetricHistory]) -> list[Finding]:
+        c = self.config
+        name = next((m for m in data if is_loss_like(m) and not is_validation(m) and not m.startswith("watch/")),
+                    None)
+        if name is None or not len(s):
+            return []
+        hist = data[name]
+        stop = int(np.searchsorted(hist.steps, s.steps[-1], side="right"))  # gradients known up to there
+        start = max(self._loss_seen, c.window)
+        if stop <= start:
+            return []
+        self._loss_seen = stop
+        loss = np.asarray(hist.values[:stop], dtype=np.float64)
+        windows = np.lib.stride_tricks.sliding_window_view(loss[start - c.window : stop - 1], c.window)
+        med = _nanmedian(windows, axis=1)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            ratio = np.where(med > 0, loss[start:stop] / med, np.nan)
+        cond = np.nan_to_num(ratio, nan=0.0) > c.spike_ratio
+        clear = np.nan_to_num(ratio, nan=0.0) < 1 + (c.spike_ratio - 1) / 2
+        out = []
+        for k in self._episodes.starts("loss_spike", cond, clear, 1):
+            j = start + k
+            step = float(hist.steps[j])
+            last = int(np.searchsorted(s.steps, step, side="right"))  # samples at or before the spike
+            lead = self._grad_ratio[max(0, last - c.spike_lead) : last]
+            hits = np.flatnonzero(np.nan_to_num(lead, nan=0.0) > c.spike_ratio)
+            if not len(hits):
+                continue
+            g = max(0, last - c.spike_lead) + int(hits[0])
+            grad_step = float(s.steps[g])
+            out.append(Finding(
+                "loss_spike_after_grad_spike", "warning", name, step,
+                f"{name} jumped to {fmt(loss[j])} ({fmt(ratio[k])}x its recent median) at step {fmt(step)}, "
+                f"right after the total gradient norm spiked to {fmt(self._grad_ratio[g])}x its median "
+                f"at step {fmt(grad_step)}: one large update threw the model off.",
+                "Clip gradients (torch.nn.utils.clip_grad_norm_ near the usual norm), lower the learning rate or "
+                "add warmup; look for unusual batches at that step.",
+                {"loss_ratio": float(ratio[k]), "grad_ratio": float(self._grad_ratio[g]), "grad_step": grad_step},
+            ))
+        return out

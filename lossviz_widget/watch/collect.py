@@ -1,0 +1,237 @@
+"""Hooks on a PyTorch model (and optimizer) that measure it on sampled steps, on its device.
+
+Imported only by :meth:`lossviz_widget.LossPlot.watch` (it imports torch). Every ``every``-th
+training step, reductions run where the tensors live and stay there: gradient and weight norms
+per parameter in one fused ``torch._foreach_norm`` call each, summed per layer with one
+``index_add_``, the update ‖Δθ‖ from a copy of the weights taken just before ``optimizer.step()``,
+and per activation module the output's mean, std and dead-unit share. The step's numbers end in
+one device vector handed to ``on_row``; nothing here waits for the device (no ``.item()``, no
+``.cpu()``): the watcher copies the rows to the host in one batch at frame time.
+
+When the sample is taken:
+
+* with an optimizer: gradients just before ``optimizer.step()`` (a step pre-hook), so under
+  ``torch.amp.GradScaler`` they are already unscaled and after clipping; weights and the update
+  just after it (a post-hook). Steps count optimizer steps; a step the scaler skips (inf/NaN
+  gradients) is not one.
+* without: gradients when a backward pass has produced all of them
+  (``torch.autograd.graph.register_multi_grad_hook``); weights then. Steps count backward
+  passes; no update ratio. Under a ``GradScaler`` these gradients are still scaled.
+
+Activations are measured in training-mode forward passes of sampled steps (evaluation passes
+are skipped). A module called several times in one step (one ``nn.ReLU`` reused) reports its
+last call. Functional activations (``F.relu`` in ``forward``) have no module to hook.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import Any
+
+import torch
+from torch import nn
+
+from .series import Layout
+
+__all__ = ["Collector", "layout_of"]
+
+# activation modules with a dead-unit share (their output is exactly 0 for inputs <= 0)
+_RELU_FAMILY: tuple[type[nn.Module], ...] = (nn.ReLU, nn.ReLU6)
+# in torch.nn.modules.activation but not an elementwise activation of hidden units
+_NOT_ACTIVATIONS: tuple[type[nn.Module], ...] = (nn.MultiheadAttention, nn.Softmax, nn.Softmin, nn.LogSoftmax,
+                                                 nn.Softmax2d, nn.GLU)
+
+
+def _unwrap(model: nn.Module) -> nn.Module:
+    """The user's module inside a DDP / DataParallel / ``torch.compile`` wrapper (names without the prefix)."""
+    for attr in ("module", "_orig_mod"):
+        inner = getattr(model, attr, None)
+        if isinstance(inner, nn.Module) and type(model).__name__ in ("DistributedDataParallel", "DataParallel",
+                                                                       "OptimizedModule"):
+            return _unwrap(inner)
+    return model
+
+
+def _is_activation(module: nn.Module) -> bool:
+    return type(module).__module__ == "torch.nn.modules.activation" and not isinstance(module, _NOT_ACTIVATIONS)
+
+
+def _layers(model: nn.Module) -> tuple[list[tuple[str, list[nn.Parameter]]], list[tuple[str, nn.Module]]]:
+    """Modules owning trainable parameters directly, and activation modules, in registration order."""
+    params, acts = [], []
+    for name, module in model.named_modules():
+        own = [p for p in module.parameters(recurse=False) if p.requires_grad]
+        label = name or type(module).__name__
+        if own:
+            params.append((label, own))
+        if _is_activation(module):
+            acts.append((label, module))
+    return params, acts
+
+
+def layout_of(model: nn.Module, activations: bool = True) -> Layout:
+    """The rows' layout for ``model`` (see :class:`~.series.Layout`)."""
+    params, acts = _layers(_unwrap(model))
+    if not activations:
+        acts = []
+    return Layout(tuple(n for n, _ in params), tuple(sum(p.numel() for p in ps) for _, ps in params),
+                  tuple(n for n, _ in acts), frozenset(n for n, m in acts if isinstance(m, _RELU_FAMILY)))
+
+
+def _norms(tensors: list[torch.Tensor]) -> torch.Tensor:
+    """The 2-norm of each tensor, as one float32 vector on their device (one fused kernel where available)."""
+    if not tensors:
+        return torch.zeros(0)
+    try:
+        norms = torch._foreach_norm(tensors, 2, dtype=torch.float32)
+    except (AttributeError, RuntimeError, TypeError):  # an older torch, or mixed devices
+        norms = [torch.linalg.vector_norm(t, dtype=torch.float32) for t in tensors]
+    device = tensors[0].device
+    return torch.stack([n.to(device) for n in norms])
+
+
+class Collector:
+    """Hooks that hand one packed device vector per sampled step to ``on_row(step_index, row)``.
+
+    ``every``: sample one step in ``every`` (step 0, ``every``, ``2 * every``...).
+    :meth:`remove` takes every hook off again.
+    """
+
+    def __init__(self, model: nn.Module, optimizer: torch.optim.Optimizer | None, *, every: int,
+                 activations: bool, on_row: Callable[[int, torch.Tensor], None],
+                 on_error: Callable[[BaseException], None]) -> None:
+        self.layout = layout_of(model, activations)
+        self.every = every
+        self.count = 0  # optimizer steps (or backward passes) so far
+        self._on_row = on_row
+        self._on_error = on_error
+        self._root = _unwrap(model)
+        params, acts = _layers(self._root)
+        self._params = [p for _, ps in params for p in ps]
+        self._layer_of = torch.tensor([i for i, (_, ps) in enumerate(params) for _ in ps], dtype=torch.long)
+        self._acts = acts if activations else []
+        self._relu = [isinstance(m, _RELU_FAMILY) for _, m in self._acts]
+        self._act_rows: dict[int, torch.Tensor] = {}  # activation module index -> [mean, std, dead]
+        self._grad: torch.Tensor | None = None  # this sample's [total, grad_norm x P]
+        self._before: list[torch.Tensor] = []  # weights just before the sampled optimizer step
+        self._handles: list[Any] = []
+        device = self._params[0].device if self._params else torch.device("cpu")
+        self._layer_of = self._layer_of.to(device)
+        self._nan_act = torch.full((3,), math.nan, device=device)
+        if optimizer is not None:
+            self._handles += [optimizer.register_step_pre_hook(self._guarded(self._pre_step)),
+                              optimizer.register_step_post_hook(self._guarded(self._post_step))]
+        elif self._params:
+            self._handles.append(torch.autograd.graph.register_multi_grad_hook(
+                self._params, self._guarded(self._on_grads), mode="all"))
+        for i, (_, module) in enumerate(self._acts):
+            self._handles.append(module.register_forward_hook(self._guarded(self._activation_hook(i))))
+
+    def _guarded(self, hook: Callable[..., None]) -> Callable[..., None]:
+        """``hook`` that never raises into the training loop: an error goes to ``on_error``."""
+
+        def guarded(*args: Any) -> None:
+            try:
+                hook(*args)
+            except Exception as exc:
+                self._on_error(exc)
+
+        return guarded
+
+    # -- when --------------------------------------------------------------------------------
+
+    @property
+    def sampling(self) -> bool:
+        """Whether the current step is one to measure."""
+        return self.count % self.every == 0
+
+    def remove(self) -> None:
+        """Take every hook off the model and optimizer (idempotent)."""
+        while self._handles:
+            self._handles.pop().remove()
+        self._before = []
+
+    # -- gradients, weights, updates --------------------------------------------------------
+
+    def _per_layer(self, norms: torch.Tensor) -> torch.Tensor:
+        """Per-parameter norms -> per-layer norms (root of the summed squares)."""
+        sums = torch.zeros(len(self.layout.param_layers), device=norms.device, dtype=torch.float32)
+        return sums.index_add_(0, self._layer_of, norms.square()).sqrt_()
+
+    def _grad_part(self, grads: list[torch.Tensor | None]) -> torch.Tensor:
+        """``[total, per-layer grad norm]``; a layer without any gradient this step is NaN."""
+        present = [g is not None for g in grads]
+        norms = _norms([g for g in grads if g is not None])
+        if not all(present):
+            full = torch.full((len(grads),), math.nan, device=self._layer_of.device)
+            full[torch.tensor(present, device=full.device)] = norms.to(full.device)
+            norms = full
+            total = norms.nan_to_num(0.0).square().sum().sqrt()
+        else:
+            total = norms.square().sum().sqrt()
+        return torch.cat([total.reshape(1), self._per_layer(norms)])
+
+    def _pre_step(self, optimizer: Any, args: Any, kwargs: Any) -> None:
+        if not self.sampling:
+            return
+        self._grad = self._grad_part([p.grad for p in self._params])
+        with torch.no_grad():
+            if not self._before:
+                self._before = [p.detach().clone() for p in self._params]
+            else:
+                torch._foreach_copy_(self._before, [p.detach() for p in self._params])
+
+    def _post_step(self, optimizer: Any, args: Any, kwargs: Any) -> None:
+        try:
+            if self.sampling and self._grad is not None:
+                with torch.no_grad():
+                    weights = [p.detach() for p in self._params]
+                    torch._foreach_sub_(self._before, weights)  # now -Δθ
+                    w = self._per_layer(_norms(weights))
+                    u = self._per_layer(_norms(self._before))
+                self._emit(self._grad, w, u / w)
+        finally:
+            self._grad = None
+            self.count += 1
+
+    def _on_grads(self, grads: Any) -> None:
+        try:
+            if self.sampling:
+                with torch.no_grad():
+                    w = self._per_layer(_norms([p.detach() for p in self._params]))
+                self._emit(self._grad_part(list(grads)), w, torch.full_like(w, math.nan))
+        finally:
+            self.count += 1
+
+    # -- activations ------------------------------------------------------------------------
+
+    def _activation_hook(self, i: int) -> Callable[[nn.Module, Any, Any], None]:
+        relu = self._relu[i]
+
+        def hook(module: nn.Module, inputs: Any, output: Any) -> None:
+            if not (self.sampling and self._root.training and isinstance(output, torch.Tensor)) or not output.numel():
+                return
+            with torch.no_grad():
+                out = output.detach()
+                std, mean = torch.std_mean(out.float()) if out.numel() > 1 else (out.float().new_zeros(()), out.float())
+                if relu and out.dim() >= 2:
+                    alive = out.ne(0).any(dim=0)  # per unit (and position): nonzero for some sample
+                    if alive.dim() > 1:
+                        alive = alive.flatten(1).any(dim=1)  # a channel is alive anywhere in the map
+                    dead = 1.0 - alive.float().mean()
+                else:
+                    dead = self._nan_act[0]
+                self._act_rows[i] = torch.stack([mean.reshape(()), std.reshape(()), dead.reshape(()).to(std.device)])
+
+        return hook
+
+    # -- one row ----------------------------------------------------------------------------
+
+    def _emit(self, grad: torch.Tensor, weights: torch.Tensor, ratio: torch.Tensor) -> None:
+        parts = [grad, weights, ratio]
+        if self._acts:
+            acts = torch.stack([self._act_rows.get(i, self._nan_act).to(grad.device) for i in range(len(self._acts))])
+            parts.append(acts.T.reshape(-1))  # means, then stds, then dead shares
+        self._act_rows = {}
+        self._on_row(self.count, torch.cat(parts))
