@@ -413,6 +413,7 @@ class LossPlot(widgets.VBox):
         if recorder is None:  # __init__ failed before there was anything to close
             super().close()
             return
+        self.unwatch()  # its maps are not redrawn while closing
         stuck: TimeoutError | None = None
         try:
             recorder.close()

@@ -7,7 +7,8 @@ stricter all-clear (hysteresis, :func:`~.findings.first_episode`). Thresholds ar
 :class:`WatchConfig`; each one's source is in ``docs/watch.md``.
 
 * ``exploding_gradients`` (error): the total gradient norm is non-finite, or more than
-  ``explode_ratio`` (10) times its median over the previous ``window`` samples.
+  ``explode_ratio`` (10) times its median over the previous ``window`` samples for
+  ``explode_persist`` (3) samples in a row (a single hard batch is not an explosion).
 * ``vanishing_gradients`` (warning): the first (input-side) layer's RMS gradient is below
   ``vanish_ratio`` (1e-3) times the last layer's, for ``persist`` samples in a row.
 * ``dead_relu`` (warning): a ReLU module's share of dead units (zero for every sample of the
@@ -16,8 +17,9 @@ stricter all-clear (hysteresis, :func:`~.findings.first_episode`). Thresholds ar
   ‖Δθ‖/‖θ‖ per optimizer step is above / below ``update_ratio_band`` (1e-4…1e-2) for
   ``persist`` samples in a row, after ``warmup`` samples.
 * ``loss_spike_after_grad_spike`` (warning): the training loss jumps above ``spike_ratio`` (3)
-  times its median over the previous ``window`` points, and the total gradient norm did the
-  same (against its own median) at one of the ``spike_lead`` samples up to that step.
+  times its median over the previous ``window`` points (and above all of them), and the total
+  gradient norm did the same (against its own median) at one of the ``spike_lead`` samples up
+  to that step.
 """
 
 from __future__ import annotations
@@ -46,6 +48,7 @@ class WatchConfig:
     warmup: int = 5  # samples before the ratio rules judge (the first steps of a run are unusual)
     persist: int = 5  # samples in a row a slow condition must hold
     explode_ratio: float = 10.0
+    explode_persist: int = 3  # samples in a row above explode_ratio (one hard batch is not an explosion)
     vanish_ratio: float = 1e-3
     dead_fraction: float = 0.5
     update_ratio_band: tuple[float, float] = (1e-4, 1e-2)
@@ -53,7 +56,7 @@ class WatchConfig:
     spike_lead: int = 3  # samples up to the loss spike searched for a gradient spike
 
     def __post_init__(self) -> None:
-        for name in ("window", "persist", "spike_lead"):
+        for name in ("window", "persist", "explode_persist", "spike_lead"):
             v = getattr(self, name)
             if not isinstance(v, int) or isinstance(v, bool) or v < 1:
                 raise ValueError(f"{name} must be an int >= 1, got {v!r}")
@@ -111,6 +114,7 @@ class WatchRules:
         self.findings: list[Finding] = []
         self._seen = 0  # samples read
         self._grad_ratio = np.empty(0)  # total grad norm / its rolling median, per sample read
+        self._high_carry = 0  # samples in a row above explode_ratio, up to the last one read
         self._loss_seen = 0  # loss points read
         self._episodes = _Episodes()
 
@@ -140,7 +144,8 @@ class WatchRules:
         self._grad_ratio = np.concatenate([self._grad_ratio, ratio])
         new = total[start:stop]
         judged = np.arange(start, stop) >= c.warmup
-        cond = ~np.isfinite(new) | (judged & (ratio > c.explode_ratio))
+        high, self._high_carry = held(judged & (ratio > c.explode_ratio), self._high_carry, c.explode_persist)
+        cond = ~np.isfinite(new) | high
         clear = np.isfinite(new) & (np.nan_to_num(ratio, nan=1.0) < c.explode_ratio / 2)
         out = []
         for k in self._episodes.starts("exploding", cond, clear, 1):
@@ -267,7 +272,8 @@ class WatchRules:
         med = _nanmedian(windows, axis=1)
         with np.errstate(invalid="ignore", divide="ignore"):
             ratio = np.where(med > 0, loss[start:stop] / med, np.nan)
-        cond = np.nan_to_num(ratio, nan=0.0) > c.spike_ratio
+            record = loss[start:stop] > np.nanmax(windows, axis=1)  # above everything in the window too
+        cond = (np.nan_to_num(ratio, nan=0.0) > c.spike_ratio) & record
         clear = np.nan_to_num(ratio, nan=0.0) < 1 + (c.spike_ratio - 1) / 2
         out = []
         for k in self._episodes.starts("loss_spike", cond, clear, 1):

@@ -14,9 +14,11 @@ When the sample is taken:
   ``torch.amp.GradScaler`` they are already unscaled and after clipping; weights and the update
   just after it (a post-hook). Steps count optimizer steps; a step the scaler skips (inf/NaN
   gradients) is not one.
-* without: gradients when a backward pass has produced all of them
-  (``torch.autograd.graph.register_multi_grad_hook``); weights then. Steps count backward
-  passes; no update ratio. Under a ``GradScaler`` these gradients are still scaled.
+* without: gradients as each backward pass accumulates them into ``.grad`` (a post-accumulate
+  hook per parameter; ``torch.autograd.grad`` calls, say a gradient penalty, are not seen), and
+  the weights then; the step's row is complete when the next training forward pass starts (or
+  at ``unwatch()``). Steps count backward passes; no update ratio. Under a ``GradScaler`` these
+  gradients are still scaled.
 
 Activations are measured in training-mode forward passes of sampled steps (evaluation passes
 are skipped). A module called several times in one step (one ``nn.ReLU`` reused) reports its
@@ -79,15 +81,14 @@ def layout_of(model: nn.Module, activations: bool = True) -> Layout:
                   tuple(n for n, _ in acts), frozenset(n for n, m in acts if isinstance(m, _RELU_FAMILY)))
 
 
-def _norms(tensors: list[torch.Tensor]) -> torch.Tensor:
-    """The 2-norm of each tensor, as one float32 vector on their device (one fused kernel where available)."""
+def _norms(tensors: list[torch.Tensor], device: torch.device) -> torch.Tensor:
+    """The 2-norm of each tensor, as one float32 vector on ``device`` (one fused kernel where available)."""
     if not tensors:
-        return torch.zeros(0)
+        return torch.zeros(0, device=device)
     try:
         norms = torch._foreach_norm(tensors, 2, dtype=torch.float32)
     except (AttributeError, RuntimeError, TypeError):  # an older torch, or mixed devices
         norms = [torch.linalg.vector_norm(t, dtype=torch.float32) for t in tensors]
-    device = tensors[0].device
     return torch.stack([n.to(device) for n in norms])
 
 
@@ -115,6 +116,8 @@ class Collector:
         self._act_rows: dict[int, torch.Tensor] = {}  # activation module index -> [mean, std, dead]
         self._grad: torch.Tensor | None = None  # this sample's [total, grad_norm x P]
         self._before: list[torch.Tensor] = []  # weights just before the sampled optimizer step
+        self._backward_norms: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}  # no optimizer: (grad, weight)
+        self._backward_seen = False  # no optimizer: a backward pass ended the current step
         self._handles: list[Any] = []
         device = self._params[0].device if self._params else torch.device("cpu")
         self._layer_of = self._layer_of.to(device)
@@ -122,9 +125,10 @@ class Collector:
         if optimizer is not None:
             self._handles += [optimizer.register_step_pre_hook(self._guarded(self._pre_step)),
                               optimizer.register_step_post_hook(self._guarded(self._post_step))]
-        elif self._params:
-            self._handles.append(torch.autograd.graph.register_multi_grad_hook(
-                self._params, self._guarded(self._on_grads), mode="all"))
+        else:
+            self._handles += [p.register_post_accumulate_grad_hook(self._guarded(self._grad_hook(i)))
+                              for i, p in enumerate(self._params)]
+            self._handles.append(self._root.register_forward_pre_hook(self._guarded(self._on_forward)))
         for i, (_, module) in enumerate(self._acts):
             self._handles.append(module.register_forward_hook(self._guarded(self._activation_hook(i))))
 
@@ -147,7 +151,10 @@ class Collector:
         return self.count % self.every == 0
 
     def remove(self) -> None:
-        """Take every hook off the model and optimizer (idempotent)."""
+        """Take every hook off the model and optimizer (idempotent); a step measured without an
+        optimizer is handed over first."""
+        if self._backward_seen:
+            self._guarded(self._finish_backward)()
         while self._handles:
             self._handles.pop().remove()
         self._before = []
@@ -159,23 +166,22 @@ class Collector:
         sums = torch.zeros(len(self.layout.param_layers), device=norms.device, dtype=torch.float32)
         return sums.index_add_(0, self._layer_of, norms.square()).sqrt_()
 
-    def _grad_part(self, grads: list[torch.Tensor | None]) -> torch.Tensor:
-        """``[total, per-layer grad norm]``; a layer without any gradient this step is NaN."""
-        present = [g is not None for g in grads]
-        norms = _norms([g for g in grads if g is not None])
-        if not all(present):
-            full = torch.full((len(grads),), math.nan, device=self._layer_of.device)
-            full[torch.tensor(present, device=full.device)] = norms.to(full.device)
-            norms = full
-            total = norms.nan_to_num(0.0).square().sum().sqrt()
-        else:
-            total = norms.square().sum().sqrt()
+    def _grad_part(self, norms: torch.Tensor) -> torch.Tensor:
+        """``[total, per-layer grad norm]`` from per-parameter norms (NaN: no gradient this step;
+        its layer is NaN, the total leaves it out)."""
+        total = norms.nan_to_num(0.0).square().sum().sqrt()
         return torch.cat([total.reshape(1), self._per_layer(norms)])
 
     def _pre_step(self, optimizer: Any, args: Any, kwargs: Any) -> None:
         if not self.sampling:
             return
-        self._grad = self._grad_part([p.grad for p in self._params])
+        present = [i for i, p in enumerate(self._params) if p.grad is not None]
+        device = self._layer_of.device
+        norms = _norms([self._params[i].grad for i in present], device)
+        if len(present) < len(self._params):  # scattered by index: a boolean mask would sync with the device
+            full = torch.full((len(self._params),), math.nan, device=device)
+            norms = full.index_copy_(0, torch.tensor(present, dtype=torch.long).to(device, non_blocking=True), norms)
+        self._grad = self._grad_part(norms)
         with torch.no_grad():
             if not self._before:
                 self._before = [p.detach().clone() for p in self._params]
@@ -188,20 +194,41 @@ class Collector:
                 with torch.no_grad():
                     weights = [p.detach() for p in self._params]
                     torch._foreach_sub_(self._before, weights)  # now -Δθ
-                    w = self._per_layer(_norms(weights))
-                    u = self._per_layer(_norms(self._before))
+                    w = self._per_layer(_norms(weights, self._layer_of.device))
+                    u = self._per_layer(_norms(self._before, self._layer_of.device))
                 self._emit(self._grad, w, u / w)
         finally:
             self._grad = None
             self.count += 1
 
-    def _on_grads(self, grads: Any) -> None:
-        try:
-            if self.sampling:
+    def _grad_hook(self, i: int) -> Callable[[torch.Tensor], None]:
+        """No optimizer: after parameter ``i``'s gradient is accumulated, note its norm and its weight's."""
+
+        def hook(param: torch.Tensor) -> None:
+            self._backward_seen = True
+            if self.sampling and param.grad is not None:
                 with torch.no_grad():
-                    w = self._per_layer(_norms([p.detach() for p in self._params]))
-                self._emit(self._grad_part(list(grads)), w, torch.full_like(w, math.nan))
+                    self._backward_norms[i] = (torch.linalg.vector_norm(param.grad, dtype=torch.float32),
+                                               torch.linalg.vector_norm(param.detach(), dtype=torch.float32))
+
+        return hook
+
+    def _on_forward(self, module: nn.Module, args: Any) -> None:
+        """No optimizer: the next training forward pass ends the step of the last backward."""
+        if self._backward_seen and self._root.training:
+            self._finish_backward()
+
+    def _finish_backward(self) -> None:
+        try:
+            if self.sampling and self._backward_norms:
+                nan = self._nan_act[0]
+                pairs = [self._backward_norms.get(i, (nan, nan)) for i in range(len(self._params))]
+                grads, weights = (torch.stack([p[k].to(nan.device) for p in pairs]) for k in (0, 1))
+                w = self._per_layer(weights)
+                self._emit(self._grad_part(grads), w, torch.full_like(w, math.nan))
         finally:
+            self._backward_norms = {}
+            self._backward_seen = False
             self.count += 1
 
     # -- activations ------------------------------------------------------------------------

@@ -51,7 +51,7 @@ class _Map:
                                                                                    else "value"]))
         self.figure = Figure(
             marks=[self.heat], title=TITLES[quantity], animation_duration=0,
-            axes=[Axis(scale=self.x, label="step"), Axis(scale=self.y, orientation="vertical", label="layer (row)",
+            axes=[Axis(scale=self.x, label="step"), Axis(scale=self.y, side="left", label="layer (row)",
                                                          tick_format="d"),
                   ColorAxis(scale=self.color, side="right", label="log10" if log else "")],
             fig_margin={"top": 35, "bottom": 40, "left": 55, "right": 70},

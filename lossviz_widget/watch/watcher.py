@@ -21,6 +21,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
+import torch
 
 from .._core.recorder import Recorder
 from .._model import DEFAULT_RUN, RunsData
@@ -39,8 +40,6 @@ def fetch_rows(rows: Sequence[Any]) -> np.ndarray:
     The vector counterpart of :func:`lossviz_widget._core.values.resolve_deferred` (which fetches
     scalars): stacked on their device, then copied once; one sync per call, at frame time.
     """
-    import torch
-
     if not rows:
         return np.empty((0, 0))
     device = rows[0].device
@@ -70,8 +69,6 @@ class Watcher:
     def __init__(self, recorder: Recorder, model: Any, optimizer: Any = None, *, every: int = 10,
                  activations: bool = True, config: WatchConfig | None = None, start: int | None = None,
                  draw: Callable[[WatchedSeries], bool] | None = None) -> None:
-        import torch
-
         if not isinstance(model, torch.nn.Module):
             raise TypeError(f"watch() takes a torch.nn.Module, got {type(model).__name__}")
         if optimizer is not None and not isinstance(optimizer, torch.optim.Optimizer):
@@ -152,8 +149,9 @@ class Watcher:
         return list(self.rules.findings)
 
     def close(self) -> None:
-        """Remove every hook (idempotent); what was measured stays (series, curve, findings), and
-        samples still queued are read at the next frame."""
+        """Remove every hook and stop drawing (idempotent); what was measured stays (series, curve,
+        findings, the view as last drawn), and samples still queued are read at the next frame."""
+        self._draw = None
         if self._collector is not None:
             self._collector.remove()
             self._collector = None
