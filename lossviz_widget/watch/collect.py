@@ -93,14 +93,19 @@ def _norms(tensors: list[torch.Tensor], device: torch.device) -> torch.Tensor:
 
 
 class Collector:
-    """Hooks that hand one packed device vector per sampled step to ``on_row(step_index, row)``.
+    """Hooks that hand one packed device vector per sampled step to ``on_row(step_index, row, counts)``.
+
+    ``row`` is laid out as :class:`~.series.Layout` says, with per activation module the sum, the
+    sum of squares and the live units of its output; ``counts`` holds, per activation module, the
+    output's elements and units (host numbers, from shapes), from which the series derive mean,
+    std and dead share.
 
     ``every``: sample one step in ``every`` (step 0, ``every``, ``2 * every``...).
     :meth:`remove` takes every hook off again.
     """
 
     def __init__(self, model: nn.Module, optimizer: torch.optim.Optimizer | None, *, every: int,
-                 activations: bool, on_row: Callable[[int, torch.Tensor], None],
+                 activations: bool, on_row: Callable[[int, torch.Tensor, list[tuple[int, int]]], None],
                  on_error: Callable[[BaseException], None]) -> None:
         self.layout = layout_of(model, activations)
         self.every = every
@@ -113,7 +118,8 @@ class Collector:
         self._layer_of = torch.tensor([i for i, (_, ps) in enumerate(params) for _ in ps], dtype=torch.long)
         self._acts = acts if activations else []
         self._relu = [isinstance(m, _RELU_FAMILY) for _, m in self._acts]
-        self._act_rows: dict[int, torch.Tensor] = {}  # activation module index -> [mean, std, dead]
+        # activation module index -> (sum, sum of squares, live units or NaN) on the device, (elements, units)
+        self._act_rows: dict[int, tuple[list[torch.Tensor], tuple[int, int]]] = {}
         self._grad: torch.Tensor | None = None  # this sample's [total, grad_norm x P]
         self._before: list[torch.Tensor] = []  # weights just before the sampled optimizer step
         self._backward_norms: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}  # no optimizer: (grad, weight)
@@ -121,7 +127,7 @@ class Collector:
         self._handles: list[Any] = []
         device = self._params[0].device if self._params else torch.device("cpu")
         self._layer_of = self._layer_of.to(device)
-        self._nan_act = torch.full((3,), math.nan, device=device)
+        self._nan = torch.full((), math.nan, device=device)
         if optimizer is not None:
             self._handles += [optimizer.register_step_pre_hook(self._guarded(self._pre_step)),
                               optimizer.register_step_post_hook(self._guarded(self._post_step))]
@@ -221,7 +227,7 @@ class Collector:
     def _finish_backward(self) -> None:
         try:
             if self.sampling and self._backward_norms:
-                nan = self._nan_act[0]
+                nan = self._nan
                 pairs = [self._backward_norms.get(i, (nan, nan)) for i in range(len(self._params))]
                 grads, weights = (torch.stack([p[k].to(nan.device) for p in pairs]) for k in (0, 1))
                 w = self._per_layer(weights)
@@ -241,15 +247,22 @@ class Collector:
                 return
             with torch.no_grad():
                 out = output.detach()
-                std, mean = torch.std_mean(out.float()) if out.numel() > 1 else (out.float().new_zeros(()), out.float())
+                flat = out.reshape(-1)
+                if flat.dtype not in (torch.float32, torch.float64):
+                    flat = flat.float()
+                # sums only (mean and std follow on the host): a sum and a BLAS dot product are
+                # 20-70x faster than torch.std_mean on CPU (measured on 32 k and 800 k elements)
+                sums = [flat.sum(dtype=torch.float32), torch.dot(flat, flat).float()]
+                units = 0
                 if relu and out.dim() >= 2:
-                    alive = out.ne(0).any(dim=0)  # per unit (and position): nonzero for some sample
-                    if alive.dim() > 1:
-                        alive = alive.flatten(1).any(dim=1)  # a channel is alive anywhere in the map
-                    dead = 1.0 - alive.float().mean()
+                    # ReLU outputs are >= 0: a unit (a channel of a map) is alive iff its maximum over
+                    # the batch (and positions) is > 0; one amax pass, ~30x faster than ne().any() on CPU
+                    peak = out.amax(dim=(0, *range(2, out.dim())))
+                    sums.append(peak.gt(0).sum(dtype=torch.float32))
+                    units = peak.numel()
                 else:
-                    dead = self._nan_act[0]
-                self._act_rows[i] = torch.stack([mean.reshape(()), std.reshape(()), dead.reshape(()).to(std.device)])
+                    sums.append(self._nan)
+                self._act_rows[i] = (sums, (flat.numel(), units))
 
         return hook
 
@@ -257,8 +270,12 @@ class Collector:
 
     def _emit(self, grad: torch.Tensor, weights: torch.Tensor, ratio: torch.Tensor) -> None:
         parts = [grad, weights, ratio]
+        counts = []
         if self._acts:
-            acts = torch.stack([self._act_rows.get(i, self._nan_act).to(grad.device) for i in range(len(self._acts))])
-            parts.append(acts.T.reshape(-1))  # means, then stds, then dead shares
+            missing = ([self._nan] * 3, (0, 0))
+            rows = [self._act_rows.get(i, missing) for i in range(len(self._acts))]
+            sums = torch.stack([r[0][k].to(grad.device) for k in range(3) for r in rows])
+            parts.append(sums)  # sums, then sums of squares, then live units
+            counts = [c for _, c in rows]
         self._act_rows = {}
-        self._on_row(self.count, torch.cat(parts))
+        self._on_row(self.count, torch.cat(parts), counts)

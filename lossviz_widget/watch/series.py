@@ -32,8 +32,10 @@ _MEAN_REDUCED = frozenset(ACTIVATION_QUANTITIES)  # cells merge by mean; the oth
 class Layout:
     """Which layers a sampled row holds, in which order (input side first, as registered).
 
-    A row is ``[total grad norm, grad_norm x P, weight_norm x P, update_ratio x P, act_mean x A,
-    act_std x A, dead_fraction x A]`` with ``P = len(param_layers)``, ``A = len(act_layers)``.
+    A stored row is ``[total grad norm, grad_norm x P, weight_norm x P, update_ratio x P,
+    act_mean x A, act_std x A, dead_fraction x A]`` with ``P = len(param_layers)``,
+    ``A = len(act_layers)``. Rows come from the device with sums in the activation places (sum,
+    sum of squares, live units), turned into mean, std and dead share by :meth:`WatchedSeries.append`.
     """
 
     param_layers: tuple[str, ...]
@@ -110,9 +112,24 @@ class WatchedSeries:
     def __len__(self) -> int:
         return len(self._steps)
 
-    def append(self, steps: Sequence[float], rows: np.ndarray) -> None:
-        """Add sampled rows (``len(steps) x layout.width``), steps increasing."""
-        rows = np.asarray(rows, dtype=np.float32).reshape(len(steps), self.layout.width)
+    def append(self, steps: Sequence[float], rows: np.ndarray, counts: np.ndarray | None = None) -> None:
+        """Add sampled rows (``len(steps) x layout.width``), steps increasing.
+
+        With activation layers, ``rows`` hold per layer the output's sum, sum of squares and live
+        units, and ``counts`` (``len(steps) x A x 2``) its elements and units; stored are the mean,
+        the (unbiased) std and the dead share (NaN where the layer was not measured)."""
+        rows = np.array(rows, dtype=np.float64).reshape(len(steps), self.layout.width)
+        a = len(self.layout.act_layers)
+        if a:
+            c = np.asarray(counts, dtype=np.float64).reshape(len(steps), a, 2)
+            n, units = c[..., 0], c[..., 1]
+            acts = rows[:, self.layout.columns("act_mean").start :]
+            total, squares, alive = acts[:, :a], acts[:, a : 2 * a], acts[:, 2 * a :]
+            with np.errstate(invalid="ignore", divide="ignore"):
+                mean = np.where(n > 0, total / n, np.nan)
+                var = np.where(n > 1, (squares - total * mean) / (n - 1), np.where(n == 1, 0.0, np.nan))
+                dead = np.where(units > 0, 1.0 - alive / units, np.nan)
+            acts[:] = np.concatenate([mean, np.sqrt(np.maximum(var, 0.0)), dead], axis=1)
         self._steps.extend(float(s) for s in steps)
         self._steps_array = np.asarray(self._steps)
         self._rows.append(rows)

@@ -86,7 +86,7 @@ class Watcher:
         self._draw = draw
         self._start = self._next_step(recorder) if start is None else int(start)
         self._stale = False  # samples the view has not drawn yet
-        self._queue: collections.deque[tuple[int, Any]] = collections.deque()
+        self._queue: collections.deque[tuple[int, Any, list[tuple[int, int]]]] = collections.deque()
         self._collector: Collector | None = None
         self.series = WatchedSeries(layout_of(model, activations))
         if _distributed_rank() == 0:
@@ -107,8 +107,8 @@ class Watcher:
 
     # -- from the training loop ------------------------------------------------------------------
 
-    def _on_row(self, count: int, row: Any) -> None:
-        self._queue.append((self._start + count, row))
+    def _on_row(self, count: int, row: Any, counts: list[tuple[int, int]]) -> None:
+        self._queue.append((self._start + count, row, counts))
 
     def _on_error(self, exc: BaseException) -> None:
         if self.error is None:
@@ -122,8 +122,8 @@ class Watcher:
         queued = [self._queue.popleft() for _ in range(len(self._queue))]
         if not queued:
             return 0
-        steps = [s for s, _ in queued]
-        self.series.append(steps, fetch_rows([r for _, r in queued]))
+        steps = [s for s, _, _ in queued]
+        self.series.append(steps, fetch_rows([r for _, r, _ in queued]), np.array([c for _, _, c in queued]))
         totals = self.series.total_grad_norm[-len(steps):]
         self._recorder.extend(GRAD_NORM_METRIC, steps, totals.astype(np.float64))
         return len(steps)

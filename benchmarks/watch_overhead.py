@@ -1,0 +1,138 @@
+"""Step-time overhead of ``LossPlot.watch`` on CPU: a small CNN and a 12-layer MLP.
+
+For each model, blocks of training steps run without watching, with ``watch(every=1)`` and with
+``watch(every=10)``, interleaved in a shuffled order within each round, all in this process
+(same threads, same caches, same load from the machine's other users); a block's time per step
+is its wall time over its steps, and the overhead is the median over rounds of each block's
+time against the unwatched block of the same round. Every configuration logs the loss to a
+``LossPlot`` (not displayed) each step, so the baseline includes what a plot costs anyway; the
+watched ones also run the frame thread (fetch, rules, heatmaps) as they would live.
+
+    python benchmarks/watch_overhead.py [--rounds 15] [--steps 40] [--threads 1] [--json out.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import statistics
+import time
+from collections.abc import Callable
+from typing import Any
+
+import torch
+from torch import nn
+
+from lossviz_widget import LossPlot
+
+CONFIGS: dict[str, dict[str, Any] | None] = {"none": None, "every=1": {"every": 1}, "every=10": {"every": 10}}
+
+
+def small_cnn() -> tuple[nn.Module, Callable[[], tuple[torch.Tensor, torch.Tensor]]]:
+    """Two conv layers and two linear ones on 28 x 28 images (MNIST-sized), batch 64."""
+    model = nn.Sequential(
+        nn.Conv2d(1, 16, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2), nn.Conv2d(16, 32, 3, padding=1), nn.ReLU(),
+        nn.MaxPool2d(2), nn.Flatten(), nn.Linear(32 * 7 * 7, 128), nn.ReLU(), nn.Linear(128, 10),
+    )
+    x, y = torch.randn(64, 1, 28, 28), torch.randint(0, 10, (64,))
+    return model, lambda: (x, y)
+
+
+def mlp12() -> tuple[nn.Module, Callable[[], tuple[torch.Tensor, torch.Tensor]]]:
+    """Twelve Linear(256, 256) + ReLU layers and a classifier, batch 128."""
+    layers: list[nn.Module] = [nn.Linear(64, 256), nn.ReLU()]
+    for _ in range(11):
+        layers += [nn.Linear(256, 256), nn.ReLU()]
+    model = nn.Sequential(*layers, nn.Linear(256, 10))
+    x, y = torch.randn(128, 64), torch.randint(0, 10, (128,))
+    return model, lambda: (x, y)
+
+
+MODELS = {"small CNN": small_cnn, "12-layer MLP": mlp12}
+
+
+def block(model: nn.Module, batch: Callable[[], tuple[torch.Tensor, torch.Tensor]], watch: dict[str, Any] | None,
+          steps: int) -> float:
+    """Seconds per training step over ``steps`` steps (after 3 untimed ones), with ``watch`` options or none."""
+    opt = torch.optim.Adam(model.parameters(), lr=1e-4)
+    plot = LossPlot()
+    if watch is not None:
+        plot.watch(model, opt, **watch)
+    x, y = batch()
+
+    def step(i: int) -> None:
+        opt.zero_grad(set_to_none=True)
+        loss = nn.functional.cross_entropy(model(x), y)
+        loss.backward()
+        opt.step()
+        plot.log(loss=loss, step=i)
+
+    for i in range(3):
+        step(i)
+    t0 = time.perf_counter()
+    for i in range(3, 3 + steps):
+        step(i)
+    elapsed = time.perf_counter() - t0
+    plot.close()
+    return elapsed / steps
+
+
+def measure(rounds: int, steps: int, seed: int = 0) -> dict[str, dict[str, Any]]:
+    rng = random.Random(seed)
+    out: dict[str, dict[str, Any]] = {}
+    for name, make in MODELS.items():
+        torch.manual_seed(0)
+        model, batch = make()
+        times: dict[str, list[float]] = {c: [] for c in CONFIGS}
+        for _ in range(rounds):
+            order = list(CONFIGS)
+            rng.shuffle(order)
+            for c in order:
+                times[c].append(block(model, batch, CONFIGS[c], steps))
+        base = times["none"]
+        out[name] = {
+            "step_ms": {c: 1e3 * statistics.median(t) for c, t in times.items()},
+            "overhead": {c: statistics.median(t[r] / base[r] - 1 for r in range(rounds)) for c, t in times.items()
+                         if c != "none"},
+            "overhead_iqr": {c: _iqr([t[r] / base[r] - 1 for r in range(rounds)]) for c, t in times.items()
+                             if c != "none"},
+        }
+    return out
+
+
+def _iqr(values: list[float]) -> tuple[float, float]:
+    q = statistics.quantiles(values, n=4)
+    return q[0], q[2]
+
+
+def table(results: dict[str, dict[str, Any]]) -> str:
+    rows = ["| model | step, no watch | every=1 | overhead every=1 (IQR) | every=10 | overhead every=10 (IQR) |",
+            "|---|---|---|---|---|---|"]
+    for name, r in results.items():
+        ms, ov, iqr = r["step_ms"], r["overhead"], r["overhead_iqr"]
+        cells = [name, f"{ms['none']:.2f} ms"]
+        for c in ("every=1", "every=10"):
+            cells += [f"{ms[c]:.2f} ms", f"{ov[c]:+.1%} ({iqr[c][0]:+.1%} … {iqr[c][1]:+.1%})"]
+        rows.append("| " + " | ".join(cells) + " |")
+    return "\n".join(rows)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--rounds", type=int, default=15)
+    ap.add_argument("--steps", type=int, default=40)
+    ap.add_argument("--threads", type=int, default=1, help="torch intra-op threads (1: least noise on a shared box)")
+    ap.add_argument("--json", default=None)
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    results = measure(args.rounds, args.steps)
+    print(f"torch {torch.__version__}, {args.threads} thread(s), {args.rounds} rounds x {args.steps} steps")
+    print(table(results))
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(results, f, indent=1)
+
+
+if __name__ == "__main__":
+    main()
