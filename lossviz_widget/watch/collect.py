@@ -1,10 +1,12 @@
 """Hooks on a PyTorch model (and optimizer) that measure it on sampled steps, on its device.
 
 Imported only by :meth:`lossviz_widget.LossPlot.watch` (it imports torch). Every ``every``-th
-training step, reductions run where the tensors live and stay there: gradient and weight norms
-per parameter in one fused ``torch._foreach_norm`` call each, summed per layer with one
-``index_add_``, the update ‖Δθ‖ from a copy of the weights taken just before ``optimizer.step()``,
-and per activation module the output's mean, std and dead-unit share. The step's numbers end in
+training step, reductions run where the tensors live and stay there: gradient, weight and
+update norms per parameter tensor in one fused ``torch._foreach_norm`` call each (the update
+‖Δθ‖ from a copy of the weights taken just before ``optimizer.step()``), and per activation
+module the output's sum, sum of squares and live units. Everything else (per-layer sums, the
+total, ratios, mean, std, dead share) is host arithmetic at frame time, so a sampled step costs
+the training loop a handful of device operations. The step's numbers end in
 one device vector handed to ``on_row``; nothing here waits for the device (no ``.item()``, no
 ``.cpu()``): the watcher copies the rows to the host in one batch at frame time.
 
@@ -78,6 +80,7 @@ def layout_of(model: nn.Module, activations: bool = True) -> Layout:
     if not activations:
         acts = []
     return Layout(tuple(n for n, _ in params), tuple(sum(p.numel() for p in ps) for _, ps in params),
+                  tuple(i for i, (_, ps) in enumerate(params) for _ in ps),
                   tuple(n for n, _ in acts), frozenset(n for n, m in acts if isinstance(m, _RELU_FAMILY)))
 
 
@@ -115,7 +118,6 @@ class Collector:
         self._root = _unwrap(model)
         params, acts = _layers(self._root)
         self._params = [p for _, ps in params for p in ps]
-        self._layer_of = torch.tensor([i for i, (_, ps) in enumerate(params) for _ in ps], dtype=torch.long)
         self._acts = acts if activations else []
         self._relu = [isinstance(m, _RELU_FAMILY) for _, m in self._acts]
         # activation module index -> (sum, sum of squares, live units or NaN) on the device, (elements, units)
@@ -126,7 +128,7 @@ class Collector:
         self._backward_seen = False  # no optimizer: a backward pass ended the current step
         self._handles: list[Any] = []
         device = self._params[0].device if self._params else torch.device("cpu")
-        self._layer_of = self._layer_of.to(device)
+        self._device = device
         self._nan = torch.full((), math.nan, device=device)
         if optimizer is not None:
             self._handles += [optimizer.register_step_pre_hook(self._guarded(self._pre_step)),
@@ -167,27 +169,16 @@ class Collector:
 
     # -- gradients, weights, updates --------------------------------------------------------
 
-    def _per_layer(self, norms: torch.Tensor) -> torch.Tensor:
-        """Per-parameter norms -> per-layer norms (root of the summed squares)."""
-        sums = torch.zeros(len(self.layout.param_layers), device=norms.device, dtype=torch.float32)
-        return sums.index_add_(0, self._layer_of, norms.square()).sqrt_()
-
-    def _grad_part(self, norms: torch.Tensor) -> torch.Tensor:
-        """``[total, per-layer grad norm]`` from per-parameter norms (NaN: no gradient this step;
-        its layer is NaN, the total leaves it out)."""
-        total = norms.nan_to_num(0.0).square().sum().sqrt()
-        return torch.cat([total.reshape(1), self._per_layer(norms)])
-
     def _pre_step(self, optimizer: Any, args: Any, kwargs: Any) -> None:
         if not self.sampling:
             return
         present = [i for i, p in enumerate(self._params) if p.grad is not None]
-        device = self._layer_of.device
+        device = self._device
         norms = _norms([self._params[i].grad for i in present], device)
         if len(present) < len(self._params):  # scattered by index: a boolean mask would sync with the device
             full = torch.full((len(self._params),), math.nan, device=device)
             norms = full.index_copy_(0, torch.tensor(present, dtype=torch.long).to(device, non_blocking=True), norms)
-        self._grad = self._grad_part(norms)
+        self._grad = norms
         with torch.no_grad():
             if not self._before:
                 self._before = [p.detach().clone() for p in self._params]
@@ -200,9 +191,9 @@ class Collector:
                 with torch.no_grad():
                     weights = [p.detach() for p in self._params]
                     torch._foreach_sub_(self._before, weights)  # now -Δθ
-                    w = self._per_layer(_norms(weights, self._layer_of.device))
-                    u = self._per_layer(_norms(self._before, self._layer_of.device))
-                self._emit(self._grad, w, u / w)
+                    w = _norms(weights, self._device)
+                    u = _norms(self._before, self._device)
+                self._emit(self._grad, w, u)
         finally:
             self._grad = None
             self.count += 1
@@ -230,8 +221,7 @@ class Collector:
                 nan = self._nan
                 pairs = [self._backward_norms.get(i, (nan, nan)) for i in range(len(self._params))]
                 grads, weights = (torch.stack([p[k].to(nan.device) for p in pairs]) for k in (0, 1))
-                w = self._per_layer(weights)
-                self._emit(self._grad_part(grads), w, torch.full_like(w, math.nan))
+                self._emit(grads, weights, torch.full_like(weights, math.nan))
         finally:
             self._backward_norms = {}
             self._backward_seen = False
@@ -268,13 +258,14 @@ class Collector:
 
     # -- one row ----------------------------------------------------------------------------
 
-    def _emit(self, grad: torch.Tensor, weights: torch.Tensor, ratio: torch.Tensor) -> None:
-        parts = [grad, weights, ratio]
+    def _emit(self, grads: torch.Tensor, weights: torch.Tensor, updates: torch.Tensor) -> None:
+        """One row: per-parameter norms (the host sums them per layer), then activation sums."""
+        parts = [grads, weights, updates]
         counts = []
         if self._acts:
             missing = ([self._nan] * 3, (0, 0))
             rows = [self._act_rows.get(i, missing) for i in range(len(self._acts))]
-            sums = torch.stack([r[0][k].to(grad.device) for k in range(3) for r in rows])
+            sums = torch.stack([r[0][k].to(grads.device) for k in range(3) for r in rows])
             parts.append(sums)  # sums, then sums of squares, then live units
             counts = [c for _, c in rows]
         self._act_rows = {}

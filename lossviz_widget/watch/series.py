@@ -34,18 +34,26 @@ class Layout:
 
     A stored row is ``[total grad norm, grad_norm x P, weight_norm x P, update_ratio x P,
     act_mean x A, act_std x A, dead_fraction x A]`` with ``P = len(param_layers)``,
-    ``A = len(act_layers)``. Rows come from the device with sums in the activation places (sum,
-    sum of squares, live units), turned into mean, std and dead share by :meth:`WatchedSeries.append`.
+    ``A = len(act_layers)``. Rows come from the device as ``[grad norm x Q, weight norm x Q,
+    update norm x Q, sum x A, sum of squares x A, live units x A]`` over the ``Q`` parameter
+    tensors; :meth:`WatchedSeries.append` turns them into stored rows.
     """
 
     param_layers: tuple[str, ...]
     param_sizes: tuple[int, ...]  # elements per layer (its gradient's RMS is norm / sqrt(size))
+    param_layer_of: tuple[int, ...]  # per parameter tensor, the index of its layer
     act_layers: tuple[str, ...] = ()
     relu_layers: frozenset[str] = field(default_factory=frozenset)  # act_layers with a dead_fraction
 
     @property
     def width(self) -> int:
+        """Values per stored row."""
         return 1 + 3 * len(self.param_layers) + 3 * len(self.act_layers)
+
+    @property
+    def device_width(self) -> int:
+        """Values per row as measured: three norms per parameter tensor, three sums per activation layer."""
+        return 3 * len(self.param_layer_of) + 3 * len(self.act_layers)
 
     def layers(self, quantity: str) -> tuple[str, ...]:
         """Row labels of ``quantity``'s matrix."""
@@ -113,26 +121,37 @@ class WatchedSeries:
         return len(self._steps)
 
     def append(self, steps: Sequence[float], rows: np.ndarray, counts: np.ndarray | None = None) -> None:
-        """Add sampled rows (``len(steps) x layout.width``), steps increasing.
+        """Add measured rows (``len(steps) x layout.device_width``), steps increasing.
 
-        With activation layers, ``rows`` hold per layer the output's sum, sum of squares and live
-        units, and ``counts`` (``len(steps) x A x 2``) its elements and units; stored are the mean,
-        the (unbiased) std and the dead share (NaN where the layer was not measured)."""
-        rows = np.array(rows, dtype=np.float64).reshape(len(steps), self.layout.width)
-        a = len(self.layout.act_layers)
-        if a:
-            c = np.asarray(counts, dtype=np.float64).reshape(len(steps), a, 2)
-            n, units = c[..., 0], c[..., 1]
-            acts = rows[:, self.layout.columns("act_mean").start :]
-            total, squares, alive = acts[:, :a], acts[:, a : 2 * a], acts[:, 2 * a :]
-            with np.errstate(invalid="ignore", divide="ignore"):
-                mean = np.where(n > 0, total / n, np.nan)
-                var = np.where(n > 1, (squares - total * mean) / (n - 1), np.where(n == 1, 0.0, np.nan))
-                dead = np.where(units > 0, 1.0 - alive / units, np.nan)
-            acts[:] = np.concatenate([mean, np.sqrt(np.maximum(var, 0.0)), dead], axis=1)
+        Per layer: norms are the root of the summed squares of its tensors' norms (NaN when one
+        had no gradient), the update ratio is ‖Δθ‖/‖θ‖ after the step, the total gradient norm
+        covers every tensor that had one. Per activation layer, ``counts``
+        (``len(steps) x A x 2``) gives the output's elements and units, for the mean, the
+        (unbiased) std and the dead share (NaN where the layer was not measured)."""
+        lay = self.layout
+        raw = np.asarray(rows, dtype=np.float64).reshape(len(steps), lay.device_width)
+        q, a = len(lay.param_layer_of), len(lay.act_layers)
+        grads, weights, updates = raw[:, :q], raw[:, q : 2 * q], raw[:, 2 * q : 3 * q]
+        with np.errstate(invalid="ignore", divide="ignore"):
+            total = np.where(np.isnan(grads).all(axis=1), np.nan, np.sqrt(np.nansum(grads**2, axis=1)))
+            w = self._per_layer(weights)
+            parts = [total[:, None], self._per_layer(grads), w, self._per_layer(updates) / w]
+            if a:
+                c = np.asarray(counts, dtype=np.float64).reshape(len(steps), a, 2)
+                n, units = c[..., 0], c[..., 1]
+                sums, squares, alive = (raw[:, 3 * q + k * a : 3 * q + (k + 1) * a] for k in range(3))
+                mean = np.where(n > 0, sums / n, np.nan)
+                var = np.where(n > 1, (squares - sums * mean) / (n - 1), np.where(n == 1, 0.0, np.nan))
+                parts += [mean, np.sqrt(np.maximum(var, 0.0)), np.where(units > 0, 1.0 - alive / units, np.nan)]
         self._steps.extend(float(s) for s in steps)
         self._steps_array = np.asarray(self._steps)
-        self._rows.append(rows)
+        self._rows.append(np.concatenate(parts, axis=1))
+
+    def _per_layer(self, norms: np.ndarray) -> np.ndarray:
+        """Per-tensor norms (rows x Q) -> per-layer norms (rows x P): root of the summed squares."""
+        out = np.zeros((len(norms), len(self.layout.param_layers)))
+        np.add.at(out.T, np.asarray(self.layout.param_layer_of, dtype=np.intp), (norms**2).T)
+        return np.sqrt(out)
 
     @property
     def steps(self) -> np.ndarray:
