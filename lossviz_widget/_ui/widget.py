@@ -328,15 +328,15 @@ class LossPlot(widgets.VBox):
         self._recorder.stop_sources()
 
     def watch(self, model: Any, optimizer: Any = None, *, every: int = 10, activations: bool = True,
-              config: Any = None) -> Any:
+              config: Any = None, start: int | None = None) -> Any:
         """Watch a PyTorch model: per layer gradient norm, weight norm, update/weight ratio and, per
         activation module, output mean/std and dead ReLU units, as heatmaps under the panels; the
         total gradient norm as the ``watch/grad_norm`` curve; findings (exploding or vanishing
         gradients, dead ReLUs, update ratio out of 1e-4…1e-2, loss spike after a gradient spike).
 
         ``optimizer`` adds the update ratio; ``every``: measure one training step in ``every``
-        (steps count optimizer steps, or backward passes without an optimizer, from one past the
-        plot's last step). Reductions stay on the device until a frame fetches them in one copy.
+        (steps count optimizer steps, or backward passes without an optimizer, from ``start``, by
+        default one past the plot's last step). Reductions stay on the device until a frame fetches them in one copy.
         ``config``: a :class:`lossviz_widget.diagnostics.watch.WatchConfig`. Returns the
         :class:`lossviz_widget.watch.Watcher`; a new ``watch()`` replaces the previous one. See
         ``docs/watch.md``.
@@ -347,7 +347,7 @@ class LossPlot(widgets.VBox):
         self.unwatch()
         view = WatchView()
         self._watcher = Watcher(self._recorder, model, optimizer, every=every, activations=activations,
-                                config=config, draw=view.draw)
+                                config=config, start=start, draw=view.draw)
         kept = [c for c in self.children if "lossviz-watch" not in c._dom_classes]  # a previous watch's maps
         i = kept.index(self._grid.box) + 1
         self.children = [*kept[:i], view.box, *kept[i:]]

@@ -28,12 +28,17 @@ def logger_class(base: type, rank_zero_only: Any) -> type:
         epoch and validation values sit at the step of the epoch's last batch. Rows may hold
         any subset of metrics (validation comes in its own rows). Only global rank 0 logs.
         Shows nothing unless ``display=True``: put ``logger.plot`` as a cell's last line.
+        ``watch=True`` also watches the model (:meth:`LossPlot.watch`, with its first optimizer,
+        every ``watch_every`` optimizer steps) from the start of fitting to its end.
         """
 
-        def __init__(self, plot: LossPlot | None = None, *, display: bool = False, title: str = "") -> None:
+        def __init__(self, plot: LossPlot | None = None, *, display: bool = False, title: str = "",
+                     watch: bool = False, watch_every: int = 10) -> None:
             super().__init__()
             self.plot = resolve_plot(plot, display=display, title=title)
             self.hparams: dict[str, Any] = {}
+            self.watch = watch
+            self.watch_every = watch_every
 
         @property
         def name(self) -> str:
@@ -59,7 +64,17 @@ def logger_class(base: type, rank_zero_only: Any) -> type:
                 self.plot.log(row, step=step)
 
         @rank_zero_only
+        def log_graph(self, model: Any, input_array: Any = None) -> None:
+            """Lightning calls this once fitting is set up (optimizers exist): start watching."""
+            if self.watch:
+                trainer = getattr(model, "_trainer", None)  # LightningModule.trainer raises when detached
+                optimizers = list(getattr(trainer, "optimizers", None) or [])
+                self.plot.watch(model, optimizers[0] if optimizers else None, every=self.watch_every)
+
+        @rank_zero_only
         def finalize(self, status: str) -> None:
+            if self.watch:
+                self.plot.unwatch()
             self.plot.flush()
 
     return LossPlotLogger

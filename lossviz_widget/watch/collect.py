@@ -12,10 +12,11 @@ one device vector handed to ``on_row``; nothing here waits for the device (no ``
 
 When the sample is taken:
 
-* with an optimizer: gradients just before ``optimizer.step()`` (a step pre-hook), so under
-  ``torch.amp.GradScaler`` they are already unscaled and after clipping; weights and the update
-  just after it (a post-hook). Steps count optimizer steps; a step the scaler skips (inf/NaN
-  gradients) is not one.
+* with an optimizer: the weights are copied just before ``optimizer.step()`` (a step pre-hook);
+  gradients, weights and the update are read just after it (a post-hook), so under
+  ``torch.amp.GradScaler`` the gradients are unscaled and after clipping, and a closure passed to
+  ``step()`` (Lightning, LBFGS) has computed them. Steps count optimizer steps; a step the
+  scaler skips (inf/NaN gradients) is not one.
 * without: gradients as each backward pass accumulates them into ``.grad`` (a post-accumulate
   hook per parameter; ``torch.autograd.grad`` calls, say a gradient penalty, are not seen), and
   the weights then; the step's row is complete when the next training forward pass starts (or
@@ -122,7 +123,7 @@ class Collector:
         self._relu = [isinstance(m, _RELU_FAMILY) for _, m in self._acts]
         # activation module index -> (sum, sum of squares, live units or NaN) on the device, (elements, units)
         self._act_rows: dict[int, tuple[list[torch.Tensor], tuple[int, int]]] = {}
-        self._grad: torch.Tensor | None = None  # this sample's [total, grad_norm x P]
+        self._stepping = False  # the optimizer step under way is a sampled one
         self._before: list[torch.Tensor] = []  # weights just before the sampled optimizer step
         self._backward_norms: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}  # no optimizer: (grad, weight)
         self._backward_seen = False  # no optimizer: a backward pass ended the current step
@@ -170,32 +171,37 @@ class Collector:
     # -- gradients, weights, updates --------------------------------------------------------
 
     def _pre_step(self, optimizer: Any, args: Any, kwargs: Any) -> None:
-        if not self.sampling:
-            return
-        present = [i for i, p in enumerate(self._params) if p.grad is not None]
-        device = self._device
-        norms = _norms([self._params[i].grad for i in present], device)
-        if len(present) < len(self._params):  # scattered by index: a boolean mask would sync with the device
-            full = torch.full((len(self._params),), math.nan, device=device)
-            norms = full.index_copy_(0, torch.tensor(present, dtype=torch.long).to(device, non_blocking=True), norms)
-        self._grad = norms
-        with torch.no_grad():
-            if not self._before:
-                self._before = [p.detach().clone() for p in self._params]
-            else:
-                torch._foreach_copy_(self._before, [p.detach() for p in self._params])
+        """Copy the weights (the update is measured against them after the step)."""
+        self._stepping = self.sampling
+        if self._stepping:
+            with torch.no_grad():
+                if not self._before:
+                    self._before = [p.detach().clone() for p in self._params]
+                else:
+                    torch._foreach_copy_(self._before, [p.detach() for p in self._params])
 
     def _post_step(self, optimizer: Any, args: Any, kwargs: Any) -> None:
+        """Gradients, weights and update of the step just taken.
+
+        Gradients are read here, not before the step: a closure passed to ``step()`` (Lightning's
+        automatic optimization, LBFGS) computes them inside it, and nothing in ``step()`` changes
+        them (after ``GradScaler.unscale_`` and clipping, they are what the optimizer used)."""
         try:
-            if self.sampling and self._grad is not None:
+            if self._stepping:
+                present = [i for i, p in enumerate(self._params) if p.grad is not None]
                 with torch.no_grad():
+                    grads = _norms([self._params[i].grad for i in present], self._device)
+                    if len(present) < len(self._params):  # by index: a boolean mask would sync with the device
+                        index = torch.tensor(present, dtype=torch.long).to(self._device, non_blocking=True)
+                        grads = torch.full((len(self._params),), math.nan, device=self._device).index_copy_(
+                            0, index, grads)
                     weights = [p.detach() for p in self._params]
                     torch._foreach_sub_(self._before, weights)  # now -Δθ
                     w = _norms(weights, self._device)
                     u = _norms(self._before, self._device)
-                self._emit(self._grad, w, u)
+                self._emit(grads, w, u)
         finally:
-            self._grad = None
+            self._stepping = False
             self.count += 1
 
     def _grad_hook(self, i: int) -> Callable[[torch.Tensor], None]:
@@ -242,7 +248,7 @@ class Collector:
                     flat = flat.float()
                 # sums only (mean and std follow on the host): a sum and a BLAS dot product are
                 # 20-70x faster than torch.std_mean on CPU (measured on 32 k and 800 k elements)
-                sums = [flat.sum(dtype=torch.float32), torch.dot(flat, flat).float()]
+                sums = [flat.sum(dtype=torch.float32), torch.dot(flat, flat)]
                 units = 0
                 if relu and out.dim() >= 2:
                     # ReLU outputs are >= 0: a unit (a channel of a map) is alive iff its maximum over

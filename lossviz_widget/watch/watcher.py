@@ -71,11 +71,11 @@ class Watcher:
                  draw: Callable[[WatchedSeries], bool] | None = None) -> None:
         if not isinstance(model, torch.nn.Module):
             raise TypeError(f"watch() takes a torch.nn.Module, got {type(model).__name__}")
-        if optimizer is not None and not isinstance(optimizer, torch.optim.Optimizer):
-            inner = getattr(optimizer, "optimizer", None)  # accelerate's / Lightning's wrappers
-            if not isinstance(inner, torch.optim.Optimizer):
-                raise TypeError(f"optimizer must be a torch.optim.Optimizer or None, got {type(optimizer).__name__}")
+        inner = getattr(optimizer, "optimizer", None)
+        if isinstance(inner, torch.optim.Optimizer):  # accelerate's and Lightning's wrappers: hook the real one
             optimizer = inner
+        if optimizer is not None and not isinstance(optimizer, torch.optim.Optimizer):
+            raise TypeError(f"optimizer must be a torch.optim.Optimizer or None, got {type(optimizer).__name__}")
         if not isinstance(every, int) or isinstance(every, bool) or every < 1:
             raise ValueError(f"every must be an int >= 1, got {every!r}")
         from .collect import Collector, layout_of
