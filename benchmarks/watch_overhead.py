@@ -2,9 +2,12 @@
 
 For each model, blocks of training steps run without watching, with ``watch(every=1)`` and with
 ``watch(every=10)``, interleaved in a shuffled order within each round, all in this process
-(same threads, same caches, same load from the machine's other users); a block's time per step
-is its wall time over its steps, and the overhead is the median over rounds of each block's
-time against the unwatched block of the same round. Every configuration logs the loss to a
+(same threads, same caches, same load from the machine's other users). Per block and step, three
+clocks: wall time; the training thread's CPU time (``time.thread_time``: the hooks' own cost,
+least disturbed by other processes on a shared machine); and the process's CPU time
+(``time.process_time``: that plus the frame thread, which fetches the values, runs the rules and
+builds the heatmaps). The overhead is the median over rounds of each block's time against the
+unwatched block of the same round. Every configuration logs the loss to a
 ``LossPlot`` (not displayed) each step, so the baseline includes what a plot costs anyway; the
 watched ones also run the frame thread (fetch, rules, heatmaps) as they would live.
 
@@ -52,9 +55,14 @@ def mlp12() -> tuple[nn.Module, Callable[[], tuple[torch.Tensor, torch.Tensor]]]
 MODELS = {"small CNN": small_cnn, "12-layer MLP": mlp12}
 
 
+CLOCKS = {"wall": time.perf_counter, "thread CPU": time.thread_time, "process CPU": time.process_time}
+
+
 def block(model: nn.Module, batch: Callable[[], tuple[torch.Tensor, torch.Tensor]], watch: dict[str, Any] | None,
-          steps: int) -> float:
-    """Seconds per training step over ``steps`` steps (after 3 untimed ones), with ``watch`` options or none."""
+          steps: int) -> dict[str, float]:
+    """Seconds per training step by each of :data:`CLOCKS` over ``steps`` steps (after 3 untimed
+    ones), with ``watch`` options or none; the plot is closed (frame thread stopped) before the
+    clocks stop, so the process clock includes the frames' work."""
     opt = torch.optim.Adam(model.parameters(), lr=1e-4)
     plot = LossPlot()
     if watch is not None:
@@ -70,34 +78,39 @@ def block(model: nn.Module, batch: Callable[[], tuple[torch.Tensor, torch.Tensor
 
     for i in range(3):
         step(i)
-    t0 = time.perf_counter()
+    start = {k: clock() for k, clock in CLOCKS.items()}
     for i in range(3, 3 + steps):
         step(i)
-    elapsed = time.perf_counter() - t0
+    wall = time.perf_counter() - start["wall"]
+    thread = time.thread_time() - start["thread CPU"]
     plot.close()
-    return elapsed / steps
+    process = time.process_time() - start["process CPU"]
+    return {"wall": wall / steps, "thread CPU": thread / steps, "process CPU": process / steps}
 
 
 def measure(rounds: int, steps: int, seed: int = 0) -> dict[str, dict[str, Any]]:
+    """Per model and clock: median ms per step of each configuration, and the median (and IQR)
+    over rounds of the paired overhead against the unwatched block."""
     rng = random.Random(seed)
     out: dict[str, dict[str, Any]] = {}
     for name, make in MODELS.items():
         torch.manual_seed(0)
         model, batch = make()
-        times: dict[str, list[float]] = {c: [] for c in CONFIGS}
+        times: dict[str, list[dict[str, float]]] = {c: [] for c in CONFIGS}
         for _ in range(rounds):
             order = list(CONFIGS)
             rng.shuffle(order)
             for c in order:
                 times[c].append(block(model, batch, CONFIGS[c], steps))
-        base = times["none"]
-        out[name] = {
-            "step_ms": {c: 1e3 * statistics.median(t) for c, t in times.items()},
-            "overhead": {c: statistics.median(t[r] / base[r] - 1 for r in range(rounds)) for c, t in times.items()
-                         if c != "none"},
-            "overhead_iqr": {c: _iqr([t[r] / base[r] - 1 for r in range(rounds)]) for c, t in times.items()
-                             if c != "none"},
-        }
+        out[name] = {}
+        for clock in CLOCKS:
+            per = {c: [t[clock] for t in ts] for c, ts in times.items()}
+            paired = {c: [per[c][r] / per["none"][r] - 1 for r in range(rounds)] for c in CONFIGS if c != "none"}
+            out[name][clock] = {
+                "step_ms": {c: 1e3 * statistics.median(v) for c, v in per.items()},
+                "overhead": {c: statistics.median(v) for c, v in paired.items()},
+                "overhead_iqr": {c: _iqr(v) for c, v in paired.items()},
+            }
     return out
 
 
@@ -107,14 +120,15 @@ def _iqr(values: list[float]) -> tuple[float, float]:
 
 
 def table(results: dict[str, dict[str, Any]]) -> str:
-    rows = ["| model | step, no watch | every=1 | overhead every=1 (IQR) | every=10 | overhead every=10 (IQR) |",
-            "|---|---|---|---|---|---|"]
-    for name, r in results.items():
-        ms, ov, iqr = r["step_ms"], r["overhead"], r["overhead_iqr"]
-        cells = [name, f"{ms['none']:.2f} ms"]
-        for c in ("every=1", "every=10"):
-            cells += [f"{ms[c]:.2f} ms", f"{ov[c]:+.1%} ({iqr[c][0]:+.1%} … {iqr[c][1]:+.1%})"]
-        rows.append("| " + " | ".join(cells) + " |")
+    rows = ["| model | clock | step, no watch | every=1 | overhead every=1 (IQR) | every=10 | overhead every=10 (IQR) |",
+            "|---|---|---|---|---|---|---|"]
+    for name, clocks in results.items():
+        for clock, r in clocks.items():
+            ms, ov, iqr = r["step_ms"], r["overhead"], r["overhead_iqr"]
+            cells = [name, clock, f"{ms['none']:.2f} ms"]
+            for c in ("every=1", "every=10"):
+                cells += [f"{ms[c]:.2f} ms", f"{ov[c]:+.1%} ({iqr[c][0]:+.1%} … {iqr[c][1]:+.1%})"]
+            rows.append("| " + " | ".join(cells) + " |")
     return "\n".join(rows)
 
 

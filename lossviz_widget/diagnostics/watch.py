@@ -17,9 +17,10 @@ stricter all-clear (hysteresis, :func:`~.findings.first_episode`). Thresholds ar
   ‖Δθ‖/‖θ‖ per optimizer step is above / below ``update_ratio_band`` (1e-4…1e-2) for
   ``persist`` samples in a row, after ``warmup`` samples.
 * ``loss_spike_after_grad_spike`` (warning): the training loss jumps above ``spike_ratio`` (3)
-  times its median over the previous ``window`` points (and above all of them), and the total
-  gradient norm did the same (against its own median) at one of the ``spike_lead`` samples up
-  to that step.
+  times its median over the previous ``window`` points, above all of them and ``spike_z`` (8)
+  robust standard deviations above the median (minibatch noise at a low loss is not a spike),
+  and the total gradient norm did the same (ratio and z-score against its own recent samples)
+  at one of the ``spike_lead`` samples up to that step.
 """
 
 from __future__ import annotations
@@ -53,6 +54,7 @@ class WatchConfig:
     dead_fraction: float = 0.5
     update_ratio_band: tuple[float, float] = (1e-4, 1e-2)
     spike_ratio: float = 3.0
+    spike_z: float = 8.0  # ... and this many robust standard deviations (1.4826 MAD) above the median
     spike_lead: int = 3  # samples up to the loss spike searched for a gradient spike
 
     def __post_init__(self) -> None:
@@ -62,7 +64,7 @@ class WatchConfig:
                 raise ValueError(f"{name} must be an int >= 1, got {v!r}")
         if not isinstance(self.warmup, int) or self.warmup < 0:
             raise ValueError(f"warmup must be an int >= 0, got {self.warmup!r}")
-        for name in ("explode_ratio", "spike_ratio"):
+        for name in ("explode_ratio", "spike_ratio", "spike_z"):
             v = getattr(self, name)
             if not (isinstance(v, (int, float)) and math.isfinite(v) and v > 1):
                 raise ValueError(f"{name} must be a finite number > 1, got {v!r}")
@@ -81,15 +83,26 @@ def _nanmedian(a: np.ndarray, axis: int | None = None) -> np.ndarray:
         return np.asarray(np.nanmedian(a, axis=axis))
 
 
-def _rolling_ratio(x: np.ndarray, start: int, stop: int, window: int) -> np.ndarray:
-    """``x[i] / median(x[i - window : i])`` for ``i`` in ``[start, stop)`` (NaN for ``i == 0``)."""
-    out = np.full(stop - start, np.nan)
-    for k, i in enumerate(range(start, stop)):
-        if i:
-            med = float(_nanmedian(x[max(0, i - window) : i]))
-            if med > 0:
-                out[k] = x[i] / med
-    return out
+def _robust(value: np.ndarray, windows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per row of ``windows`` (the points before each ``value``): ``value / median`` and the robust
+    z-score ``(value - median) / (1.4826 MAD)`` (NaN where undefined)."""
+    med = _nanmedian(windows, axis=1)
+    mad = 1.4826 * _nanmedian(np.abs(windows - med[:, None]), axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        ratio = np.where(med > 0, value / med, np.nan)
+        z = np.where(mad > 0, (value - med) / mad, np.where(value > med, np.inf, np.nan))
+    return ratio, z
+
+
+def _rolling(x: np.ndarray, start: int, stop: int, window: int) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`_robust` of ``x[i]`` against ``x[i - window : i]`` for ``i`` in ``[start, stop)``
+    (fewer points at the start; NaN for ``i == 0``)."""
+    padded = np.concatenate([np.full(window, np.nan), x[:stop]])  # NaN: not there, ignored by the medians
+    windows = np.lib.stride_tricks.sliding_window_view(padded[start : stop + window - 1], window)
+    ratio, z = _robust(x[start:stop], windows)
+    if start == 0 and len(ratio):
+        ratio[0] = z[0] = np.nan
+    return ratio, z
 
 
 class _Episodes:
@@ -114,6 +127,7 @@ class WatchRules:
         self.findings: list[Finding] = []
         self._seen = 0  # samples read
         self._grad_ratio = np.empty(0)  # total grad norm / its rolling median, per sample read
+        self._grad_z = np.empty(0)  # ... and its robust z-score
         self._high_carry = 0  # samples in a row above explode_ratio, up to the last one read
         self._loss_seen = 0  # loss points read
         self._episodes = _Episodes()
@@ -140,8 +154,9 @@ class WatchRules:
     def _exploding(self, s: WatchedSeries, start: int, stop: int) -> list[Finding]:
         c = self.config
         total = s.total_grad_norm.astype(np.float64)
-        ratio = _rolling_ratio(total, start, stop, c.window)
+        ratio, z = _rolling(total, start, stop, c.window)
         self._grad_ratio = np.concatenate([self._grad_ratio, ratio])
+        self._grad_z = np.concatenate([self._grad_z, z])
         new = total[start:stop]
         judged = np.arange(start, stop) >= c.warmup
         high, self._high_carry = held(judged & (ratio > c.explode_ratio), self._high_carry, c.explode_persist)
@@ -269,22 +284,22 @@ class WatchRules:
         self._loss_seen = stop
         loss = np.asarray(hist.values[:stop], dtype=np.float64)
         windows = np.lib.stride_tricks.sliding_window_view(loss[start - c.window : stop - 1], c.window)
-        med = _nanmedian(windows, axis=1)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            ratio = np.where(med > 0, loss[start:stop] / med, np.nan)
+        ratio, z = _robust(loss[start:stop], windows)
+        with np.errstate(invalid="ignore"):
             record = loss[start:stop] > np.nanmax(windows, axis=1)  # above everything in the window too
-        cond = (np.nan_to_num(ratio, nan=0.0) > c.spike_ratio) & record
+        cond = (np.nan_to_num(ratio, nan=0.0) > c.spike_ratio) & (np.nan_to_num(z, nan=0.0) > c.spike_z) & record
         clear = np.nan_to_num(ratio, nan=0.0) < 1 + (c.spike_ratio - 1) / 2
         out = []
         for k in self._episodes.starts("loss_spike", cond, clear, 1):
             j = start + k
             step = float(hist.steps[j])
             last = int(np.searchsorted(s.steps, step, side="right"))  # samples at or before the spike
-            lead = self._grad_ratio[max(0, last - c.spike_lead) : last]
-            hits = np.flatnonzero(np.nan_to_num(lead, nan=0.0) > c.spike_ratio)
+            first = max(0, last - c.spike_lead)
+            hits = np.flatnonzero((np.nan_to_num(self._grad_ratio[first:last], nan=0.0) > c.spike_ratio)
+                                  & (np.nan_to_num(self._grad_z[first:last], nan=0.0) > c.spike_z))
             if not len(hits):
                 continue
-            g = max(0, last - c.spike_lead) + int(hits[0])
+            g = first + int(hits[0])
             grad_step = float(s.steps[g])
             out.append(Finding(
                 "loss_spike_after_grad_spike", "warning", name, step,
