@@ -120,7 +120,8 @@ def _iqr(values: list[float]) -> tuple[float, float]:
 
 
 def table(results: dict[str, dict[str, Any]]) -> str:
-    rows = ["| model | clock | step, no watch | every=1 | overhead every=1 (IQR) | every=10 | overhead every=10 (IQR) |",
+    rows = ["| model | clock | step, no watch | every=1 | overhead every=1 (IQR) | every=10 "
+            "| overhead every=10 (IQR) |",
             "|---|---|---|---|---|---|---|"]
     for name, clocks in results.items():
         for clock, r in clocks.items():

@@ -74,7 +74,8 @@ class WatchConfig:
             raise ValueError(f"dead_fraction must be in (0, 1], got {self.dead_fraction!r}")
         lo, hi = self.update_ratio_band
         if not 0 < lo < hi:
-            raise ValueError(f"update_ratio_band must be (low, high) with 0 < low < high, got {self.update_ratio_band!r}")
+            raise ValueError(f"update_ratio_band must be (low, high) with 0 < low < high, "
+                             f"got {self.update_ratio_band!r}")
 
 
 def _nanmedian(a: np.ndarray, axis: int | None = None) -> np.ndarray:

@@ -31,7 +31,7 @@ last call. Functional activations (``F.relu`` in ``forward``) have no module to 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
@@ -89,6 +89,7 @@ def _norms(tensors: list[torch.Tensor], device: torch.device) -> torch.Tensor:
     """The 2-norm of each tensor, as one float32 vector on ``device`` (one fused kernel where available)."""
     if not tensors:
         return torch.zeros(0, device=device)
+    norms: Sequence[torch.Tensor]
     try:
         norms = torch._foreach_norm(tensors, 2, dtype=torch.float32)
     except (AttributeError, RuntimeError, TypeError):  # an older torch, or mixed devices
@@ -188,9 +189,10 @@ class Collector:
         them (after ``GradScaler.unscale_`` and clipping, they are what the optimizer used)."""
         try:
             if self._stepping:
-                present = [i for i, p in enumerate(self._params) if p.grad is not None]
+                given = [(i, p.grad) for i, p in enumerate(self._params) if p.grad is not None]
+                present = [i for i, _ in given]
                 with torch.no_grad():
-                    grads = _norms([self._params[i].grad for i in present], self._device)
+                    grads = _norms([g for _, g in given], self._device)
                     if len(present) < len(self._params):  # by index: a boolean mask would sync with the device
                         index = torch.tensor(present, dtype=torch.long).to(self._device, non_blocking=True)
                         grads = torch.full((len(self._params),), math.nan, device=self._device).index_copy_(

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from typing import Any
 
 import numpy as np
 import pytest
@@ -16,10 +17,6 @@ from torch import nn  # noqa: E402
 
 from lossviz_widget import LossPlot  # noqa: E402
 from lossviz_widget.diagnostics.watch import WatchConfig  # noqa: E402
-
-WATCH_CODES = {"exploding_gradients", "vanishing_gradients", "dead_relu", "update_ratio_high", "update_ratio_low",
-               "loss_spike_after_grad_spike"}
-
 
 @pytest.fixture(scope="module")
 def digits() -> tuple[torch.Tensor, torch.Tensor]:
@@ -52,8 +49,10 @@ def codes(plot: LossPlot) -> set[str]:
     return {f.code for f in plot.diagnose()}
 
 
-def watch_findings(plot: LossPlot) -> list:
-    return [f for f in plot.diagnose() if f.code in WATCH_CODES]
+def watched(model: nn.Module, opt: torch.optim.Optimizer | None, every: int) -> tuple[LossPlot, Any]:
+    """A new plot watching ``model``, and its watcher."""
+    plot = LossPlot()
+    return plot, plot.watch(model, opt, every=every)
 
 
 # -- the rules on real models ---------------------------------------------------------------
@@ -63,8 +62,7 @@ def test_deep_sigmoid_mlp_has_vanishing_gradients(digits):
     torch.manual_seed(0)
     model = mlp(10, 32, nn.Sigmoid)
     opt = torch.optim.SGD(model.parameters(), lr=0.1)
-    plot = LossPlot()
-    plot.watch(model, opt, every=2)
+    plot, _ = watched(model, opt, 2)
     train(plot, model, opt, digits, 60)
     found = [f for f in plot.diagnose() if f.code == "vanishing_gradients"]
     assert len(found) == 1, plot.diagnose()
@@ -80,8 +78,7 @@ def test_relu_net_with_negative_bias_init_has_dead_units(digits):
     with torch.no_grad():
         model[2].bias.fill_(-20.0)  # the second hidden layer's units are all below zero
     opt = torch.optim.SGD(model.parameters(), lr=0.05)
-    plot = LossPlot()
-    watcher = plot.watch(model, opt, every=1)
+    plot, watcher = watched(model, opt, 1)
     train(plot, model, opt, digits, 20)
     dead = [f for f in plot.diagnose() if f.code == "dead_relu"]
     assert len(dead) == 1, plot.diagnose()
@@ -96,8 +93,7 @@ def test_too_high_learning_rate_explodes_and_updates_too_fast(digits):
     torch.manual_seed(0)
     model = mlp(4, 64, nn.ReLU)
     opt = torch.optim.SGD(model.parameters(), lr=3.0, momentum=0.9)
-    plot = LossPlot()
-    plot.watch(model, opt, every=1)
+    plot, _ = watched(model, opt, 1)
     train(plot, model, opt, digits, 40)
     found = codes(plot)
     assert "exploding_gradients" in found, plot.diagnose()
@@ -112,8 +108,7 @@ def test_healthy_cnn_on_digits_has_no_finding(digits):
         nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(), nn.Linear(32 * 16, 64), nn.ReLU(), nn.Linear(64, 10),
     )
     opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
-    plot = LossPlot()
-    watcher = plot.watch(model, opt, every=5)
+    plot, watcher = watched(model, opt, 5)
     train(plot, model, opt, digits, 250)
     assert plot.history["loss"].values[-20:].mean() < 0.5  # it learned (from ln 10 = 2.3)
     assert plot.diagnose() == [], [f.message for f in plot.diagnose()]
@@ -125,8 +120,7 @@ def test_loss_spike_after_a_gradient_spike_is_reported(digits):
     torch.manual_seed(0)
     model = mlp(2, 64, nn.ReLU)
     opt = torch.optim.SGD(model.parameters(), lr=0.3)
-    plot = LossPlot()
-    plot.watch(model, opt, every=1)
+    plot, _ = watched(model, opt, 1)
     x, y = digits
     for step in range(130):
         opt.zero_grad()
@@ -168,8 +162,7 @@ def test_values_match_autograd_by_hand(digits):
     opt = torch.optim.Adam(model.parameters(), lr=1e-2)
     x, y = digits[0][:200], digits[1][:200]
     loss_fn = nn.functional.cross_entropy
-    plot = LossPlot()
-    watcher = plot.watch(model, opt, every=1)
+    plot, watcher = watched(model, opt, 1)
     expected = []
     for _ in range(3):
         grad_ref, _ = _reference_norms(model, loss_fn, x, y)
@@ -286,10 +279,9 @@ def test_unwatch_and_close_leave_no_hook(digits, with_optimizer):
 def test_heatmaps_stay_bounded_for_deep_models_and_long_runs():
     model = nn.Sequential(*[nn.Linear(4, 4) for _ in range(100)])
     opt = torch.optim.SGD(model.parameters(), lr=1e-3)
-    plot = LossPlot()
-    watcher = plot.watch(model, opt, every=1)
+    plot, watcher = watched(model, opt, 1)
     x = torch.randn(8, 4)
-    for step in range(600):
+    for _ in range(600):
         opt.zero_grad()
         model(x).square().mean().backward()
         opt.step()
@@ -333,8 +325,7 @@ def test_watching_on_cuda_never_syncs_in_the_training_loop():
     dev = torch.device("cuda")
     model = mlp(4, 256, nn.ReLU).to(dev)
     opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
-    plot = LossPlot()
-    watcher = plot.watch(model, opt, every=1)
+    plot, watcher = watched(model, opt, 1)
     x, y = torch.randn(256, 64, device=dev), torch.randint(0, 10, (256,), device=dev)
     scaler = torch.amp.GradScaler("cuda")
     torch.cuda.synchronize()
