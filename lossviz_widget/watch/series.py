@@ -118,7 +118,7 @@ class WatchedSeries:
         self._rows = _Rows(layout.width)
 
     def __len__(self) -> int:
-        return len(self._steps)
+        return len(self._steps_array)
 
     def append(self, steps: Sequence[float], rows: np.ndarray, counts: np.ndarray | None = None) -> None:
         """Add measured rows (``len(steps) x layout.device_width``), steps increasing.
@@ -143,9 +143,9 @@ class WatchedSeries:
                 mean = np.where(n > 0, sums / n, np.nan)
                 var = np.where(n > 1, (squares - sums * mean) / (n - 1), np.where(n == 1, 0.0, np.nan))
                 parts += [mean, np.sqrt(np.maximum(var, 0.0)), np.where(units > 0, 1.0 - alive / units, np.nan)]
-        self._steps.extend(float(s) for s in steps)
-        self._steps_array = np.asarray(self._steps)
         self._rows.append(np.concatenate(parts, axis=1))
+        self._steps.extend(float(s) for s in steps)
+        self._steps_array = np.asarray(self._steps)  # last: a reader on another thread sees whole rows
 
     def _per_layer(self, norms: np.ndarray) -> np.ndarray:
         """Per-tensor norms (rows x Q) -> per-layer norms (rows x P): root of the summed squares."""
@@ -161,11 +161,11 @@ class WatchedSeries:
     @property
     def total_grad_norm(self) -> np.ndarray:
         """The norm of all gradients together, per sampled row (what ``clip_grad_norm_`` computes)."""
-        return self._rows.view()[:, 0]
+        return self._rows.view()[: len(self), 0]
 
     def matrix(self, quantity: str) -> np.ndarray:
         """``quantity`` per sampled row and layer: ``len(self) x len(layout.layers(quantity))``."""
-        return self._rows.view()[:, self.layout.columns(quantity)]
+        return self._rows.view()[: len(self), self.layout.columns(quantity)]
 
     def present(self) -> tuple[str, ...]:
         """The quantities with at least one measured (non-NaN) value, in :data:`QUANTITIES` order."""
