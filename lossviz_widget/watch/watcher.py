@@ -134,8 +134,8 @@ class Watcher:
             self._stale = (self.fetch() > 0 or self._stale) and self._draw is not None
             if self._stale and self._draw is not None:
                 self._stale = not self._draw(self.series)
-                if self._stale:
-                    self._recorder.request_frame()
+                if self._stale:  # drawn by a later frame (the watcher, a sink, keeps frames running)
+                    self._recorder.changed()
         except Exception as exc:
             self._on_error(exc)
 

@@ -281,13 +281,14 @@ def test_heatmaps_stay_bounded_for_deep_models_and_long_runs():
     opt = torch.optim.SGD(model.parameters(), lr=1e-3)
     plot, watcher = watched(model, opt, 1)
     x = torch.randn(8, 4)
-    for _ in range(600):
+    for _ in range(130):
         opt.zero_grad()
         model(x).square().mean().backward()
         opt.step()
     plot.flush()
-    heat = watcher.series.heat("grad_norm")
-    assert heat.color.shape == (32, 240) and heat.color.dtype == np.float32
+    assert watcher.series.heat("grad_norm").color.shape == (32, 130)  # 32 rows by default
+    heat = watcher.series.heat("grad_norm", max_cols=100)
+    assert heat.color.shape == (32, 100) and heat.color.dtype == np.float32
     assert heat.labels[0] == "0 … 2" and heat.labels[-1].endswith("99")
     # a cell keeps the largest value it covers (a spike survives)
     full = watcher.series.matrix("grad_norm")
@@ -346,4 +347,27 @@ def test_watching_on_cuda_never_syncs_in_the_training_loop():
     assert watcher.error is None
     assert len(watcher.series) == 50
     assert np.isfinite(watcher.series.matrix("grad_norm")).all()
+    plot.close()
+
+
+def test_the_plot_shows_one_log_coloured_heatmap_per_quantity(digits):
+    from bqplot import HeatMap
+
+    torch.manual_seed(0)
+    model = mlp(2, 16, nn.ReLU)
+    opt = torch.optim.SGD(model.parameters(), lr=0.05)
+    plot, watcher = watched(model, opt, 1)
+    train(plot, model, opt, digits, 12)
+    assert plot.recorder.wait_idle(10)  # maps redraw at most once a second: the last redraw is due then
+    box = next(c for c in plot.children if "lossviz-watch" in c._dom_classes)
+    assert plot.children.index(box) == 4  # under the panels, above the findings
+    figures = [w.children[0] for w in box.children]
+    assert [f.title for f in figures] == ["gradient norm", "weight norm", "update / weight ratio", "activation mean",
+                                         "activation std", "dead ReLU units"]
+    heat = figures[0].marks[0]
+    assert isinstance(heat, HeatMap)
+    assert heat.color.shape == (3, 12)  # layers x sampled steps
+    np.testing.assert_allclose(heat.color, np.log10(watcher.series.matrix("grad_norm").T), rtol=1e-5)  # log colour
+    rows = box.children[0].children[1].value
+    assert "0&nbsp;0" in rows and "2&nbsp;4" in rows  # row index -> layer name
     plot.close()
