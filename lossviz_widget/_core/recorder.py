@@ -33,7 +33,7 @@ from .settings import ViewSettings
 from .store import History, MetricStore
 from .values import merge_metrics
 
-__all__ = ["LIVE_DIAGNOSTICS_BUDGET", "Batch", "Recorder", "Sink", "Source"]
+__all__ = ["LIVE_DIAGNOSTICS_BUDGET", "Batch", "Finder", "Recorder", "Sink", "Source"]
 
 log = logging.getLogger("lossviz_widget")
 
