@@ -74,16 +74,16 @@ class Layout:
 
 
 class _Rows:
-    """A growing ``n x width`` float32 matrix (capacity doubles: amortised O(1) per row)."""
+    """A growing ``n x width`` matrix (capacity doubles: amortised O(1) per row)."""
 
-    def __init__(self, width: int) -> None:
-        self._data = np.empty((64, width), dtype=np.float32)
+    def __init__(self, width: int, dtype: type = np.float32) -> None:
+        self._data = np.empty((64, width), dtype=dtype)
         self._n = 0
 
     def append(self, rows: np.ndarray) -> None:
         need = self._n + len(rows)
         if need > len(self._data):
-            grown = np.empty((max(need, 2 * len(self._data)), self._data.shape[1]), dtype=np.float32)
+            grown = np.empty((max(need, 2 * len(self._data)), self._data.shape[1]), dtype=self._data.dtype)
             grown[: self._n] = self._data[: self._n]
             self._data = grown
         self._data[self._n : need] = rows
@@ -113,12 +113,13 @@ class WatchedSeries:
 
     def __init__(self, layout: Layout) -> None:
         self.layout = layout
-        self._steps: list[float] = []
-        self._steps_array = np.empty(0)
+        self._steps = _Rows(1, np.float64)
+        self._n = 0  # rows visible to readers
+        self._present: set[str] = set()  # quantities measured at least once
         self._rows = _Rows(layout.width)
 
     def __len__(self) -> int:
-        return len(self._steps_array)
+        return self._n
 
     def append(self, steps: Sequence[float], rows: np.ndarray, counts: np.ndarray | None = None) -> None:
         """Add measured rows (``len(steps) x layout.device_width``), steps increasing.
@@ -143,9 +144,11 @@ class WatchedSeries:
                 mean = np.where(n > 0, sums / n, np.nan)
                 var = np.where(n > 1, (squares - sums * mean) / (n - 1), np.where(n == 1, 0.0, np.nan))
                 parts += [mean, np.sqrt(np.maximum(var, 0.0)), np.where(units > 0, 1.0 - alive / units, np.nan)]
-        self._rows.append(np.concatenate(parts, axis=1))
-        self._steps.extend(float(s) for s in steps)
-        self._steps_array = np.asarray(self._steps)  # last: a reader on another thread sees whole rows
+        stored = np.concatenate(parts, axis=1)
+        self._present |= {q for q in QUANTITIES if (~np.isnan(stored[:, lay.columns(q)])).any()}
+        self._rows.append(stored)
+        self._steps.append(np.asarray(steps, dtype=np.float64).reshape(-1, 1))
+        self._n += len(steps)  # last: a reader on another thread sees whole rows
 
     def _per_layer(self, norms: np.ndarray) -> np.ndarray:
         """Per-tensor norms (rows x Q) -> per-layer norms (rows x P): root of the summed squares."""
@@ -156,7 +159,7 @@ class WatchedSeries:
     @property
     def steps(self) -> np.ndarray:
         """The training step of each sampled row."""
-        return self._steps_array
+        return self._steps.view()[: self._n, 0]
 
     @property
     def total_grad_norm(self) -> np.ndarray:
@@ -169,7 +172,7 @@ class WatchedSeries:
 
     def present(self) -> tuple[str, ...]:
         """The quantities with at least one measured (non-NaN) value, in :data:`QUANTITIES` order."""
-        return tuple(q for q in QUANTITIES if len(self) and bool((~np.isnan(self.matrix(q))).any()))
+        return tuple(q for q in QUANTITIES if q in self._present)
 
     def heat(self, quantity: str, max_cols: int = 240, max_rows: int = 32) -> Heat:
         """``quantity`` reduced to at most ``max_rows x max_cols`` cells.
