@@ -348,9 +348,11 @@ class LossPlot(widgets.VBox):
         view = WatchView()
         self._watcher = Watcher(self._recorder, model, optimizer, every=every, activations=activations,
                                 config=config, start=start, draw=view.draw)
-        kept = [c for c in self.children if "lossviz-watch" not in c._dom_classes]  # a previous watch's maps
+        kept = [c for c in self.children if "lossviz-watch" not in c._dom_classes]
         i = kept.index(self._grid.box) + 1
+        replaced = [c for c in self.children if c not in kept]  # a previous watch's maps
         self.children = [*kept[:i], view.box, *kept[i:]]
+        _close_all(replaced)
         return self._watcher
 
     def unwatch(self) -> None:
@@ -421,11 +423,7 @@ class LossPlot(widgets.VBox):
             stuck = exc
         self._displays.close()
         self._grid.close()
-        pending = list(self.children)
-        while pending:  # the control bar's slider, toggles and dropdown too
-            child = pending.pop()
-            pending.extend(getattr(child, "children", ()))
-            child.close()
+        _close_all(self.children)  # the control bar's slider, toggles and dropdown too
         super().close()
         if stuck is not None:
             raise stuck
@@ -474,6 +472,15 @@ class LossPlot(widgets.VBox):
     def _update_header(self) -> None:
         text = html.escape(self.title)
         self._header.value = f'<b style="font-size:14px">{text}</b>' if text else ""
+
+
+def _close_all(children: Sequence[widgets.Widget]) -> None:
+    """Close ``children`` and everything inside them."""
+    pending = list(children)
+    while pending:
+        child = pending.pop()
+        pending.extend(getattr(child, "children", ()))
+        child.close()
 
 
 def _set(w: widgets.HTML, value: str) -> int:
