@@ -68,7 +68,8 @@ def main() -> None:
     print(f"device: {torch.cuda.get_device_name()}, torch {torch.__version__}, {STEPS} steps x {REPEATS} repeats\n")
     print("| loop | median step time | syncs in the loop |")
     print("|---|---|---|")
-    for mode, label in (("none", "no logging"), ("tensor", "plot.log(loss=loss)"), ("item", "plot.log(loss=loss.item())")):
+    modes = (("none", "no logging"), ("tensor", "plot.log(loss=loss)"), ("item", "plot.log(loss=loss.item())"))
+    for mode, label in modes:
         run(mode)  # warm-up (kernels, allocator)
         results = [run(mode) for _ in range(REPEATS)]
         med = statistics.median(r[0] for r in results)

@@ -132,7 +132,7 @@ class KernelSession:
         self._log = None
         if log_path is not None:
             log_path.parent.mkdir(parents=True, exist_ok=True)
-            self._log = open(log_path, "ab")
+            self._log = open(log_path, "ab")  # noqa: SIM115 - open for the kernel's lifetime, closed in close()
         (self._tmp / "cwd").mkdir()
         env = {**os.environ, "IPYTHONDIR": str(self._tmp / "ipython"),
                "PYTHONPATH": os.pathsep.join(filter(None, [str(BENCH_DIR), os.environ.get("PYTHONPATH")]))}

@@ -381,9 +381,10 @@ Columns:
    driver's command. lossviz draws it from its render thread as during training; the naive
    loop re-assigns its arrays. In the page an init script timestamps every incoming kernel
    WebSocket message with `performance.now()` before JupyterLab handles it (decoding its
-   header), a `MutationObserver` records changes of the `d` attribute of bqplot `path.line` (data lines; legend swatches excluded)
-   elements, and after each batch of such changes a `requestAnimationFrame` callback posts a
-   `MessageChannel` message, which runs right after that frame has been rendered: the paint
+   header), a `MutationObserver` records changes of the `d` attribute of bqplot `path.line`
+   elements (data lines; legend swatches excluded), and after each batch of such changes a
+   `requestAnimationFrame` callback posts a `MessageChannel` message, which runs right after
+   that frame has been rendered: the paint
    time. **Paint per frame = paint after the update's last path change − kernel send time of
    its first `comm_msg`** (`header.date`; the page clock is calibrated against the kernel's by
    round trips); the details also give the in-page part (arrival of the first message →

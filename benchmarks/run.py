@@ -25,12 +25,12 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-BENCH_DIR = Path(__file__).resolve().parent
-REPO = BENCH_DIR.parent
-sys.path.insert(0, str(BENCH_DIR))
-
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # the sibling modules, wherever this runs from
 import report
 import suite
+
+BENCH_DIR = Path(__file__).resolve().parent
+REPO = BENCH_DIR.parent
 
 DISTRIBUTIONS = ("lossviz-widget", "livelossplot", "bqplot", "ipywidgets", "ipykernel", "jupyter_client",
                  "jupyter_server", "jupyterlab", "matplotlib", "numpy", "playwright")

@@ -398,10 +398,12 @@ def serve_commands(tool: str, folder: str, poll_s: float = 0.005, timeout_s: flo
     from IPython.display import display
 
     base = Path(folder)
-    def draw() -> None:
-        return None
-    def settle() -> None:
-        return None
+
+    def nothing() -> None:
+        """lossviz draws from its own thread (no draw step); the naive loop draws at once (no settling)."""
+
+    draw: Callable[[], None] = nothing
+    settle: Callable[[], None] = nothing
     log: Callable[..., None]
     if tool == "lossviz":
         from lossviz_widget import LossPlot
@@ -412,9 +414,10 @@ def serve_commands(tool: str, folder: str, poll_s: float = 0.005, timeout_s: flo
         def log_lossviz(i: int, **kw: float) -> None:
             plot.log(kw, step=i)
 
-        log = log_lossviz
-        def settle():
-            return _wait_render_idle(plot)
+        def settle_lossviz() -> None:
+            _wait_render_idle(plot)
+
+        log, settle = log_lossviz, settle_lossviz
     elif tool == "naive":
         naive = NaiveBqplot()
         display(naive.figure)

@@ -8,9 +8,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+if TYPE_CHECKING:  # typing_extensions ships with mypy; at run time annotations are strings
+    from typing_extensions import TypeIs
 
 __all__ = ["DEFAULT_RUN", "MetricHistory", "RunData", "RunsData", "as_runs"]
 
@@ -48,9 +51,12 @@ class RunData:
 
 def as_runs(data: Mapping[str, Mapping[str, MetricHistory]] | Mapping[str, MetricHistory]) -> RunsData:
     """``run -> metric -> history``; a bare ``metric -> history`` mapping (one run's) is the default run."""
-    first = next(iter(data.values()), None)
-    if first is None:
-        return {}
-    if isinstance(first, MetricHistory):
-        return {DEFAULT_RUN: dict(data)}  # type: ignore[arg-type]
-    return {run: dict(metrics) for run, metrics in data.items()}  # type: ignore[union-attr]
+    if _one_run(data):
+        return {DEFAULT_RUN: dict(data)}
+    return {run: dict(metrics) for run, metrics in data.items()}
+
+
+def _one_run(data: Mapping[str, Mapping[str, MetricHistory]] | Mapping[str, MetricHistory],
+             ) -> TypeIs[Mapping[str, MetricHistory]]:
+    """Whether ``data`` is one run's ``metric -> history`` (its values are histories; empty: no run)."""
+    return isinstance(next(iter(data.values()), None), MetricHistory)

@@ -146,8 +146,7 @@ class DistributedLogger:
             reduced: list[Any] = coerced
         else:
             reduced = self._all_reduce(dist, names, coerced, error)
-        if plotting:
-            plot = self.plot
+        if plotting and (plot := self.plot) is not None:  # (it is, on a plotting rank)
             index = {name: i for i, name in enumerate(names)}
             plot.log({name: reduced[index[name]] for name in merged}, step=step)  # the caller's order
 

@@ -6,7 +6,8 @@
 # Sets up .venv (extras: test, plus torch for the tensor tests), makes sure Debian's
 # Chromium is installed (the browser tests drive /usr/bin/chromium through Playwright),
 # then runs pytest. The exit status is pytest's: non-zero on any failure, error,
-# or when no test ran at all.
+# or when no test ran at all. The suite includes tests/test_tooling.py: ruff, mypy and
+# import-linter, which the test extra installs (the same checks as .pre-commit-config.yaml).
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"

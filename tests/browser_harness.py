@@ -87,9 +87,9 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import nbformat
 import pytest
@@ -254,7 +254,6 @@ class JupyterLabServer:
     log_path: Path
     process: subprocess.Popen[bytes]
     runtime_dir: Path  #: ``JUPYTER_RUNTIME_DIR``: kernels' connection files live here
-    _log_file: IO[bytes] | None = field(default=None, repr=False)
 
     def url(self, path: str) -> str:
         """Absolute URL of ``path`` (relative to the server root) with ``token=`` appended."""
@@ -317,9 +316,6 @@ class JupyterLabServer:
             if stat is not None and stat[1] == start:  # same process, not a reused PID
                 with contextlib.suppress(ProcessLookupError, PermissionError):
                     os.kill(pid, signal.SIGKILL)
-        if self._log_file is not None:
-            self._log_file.close()
-            self._log_file = None
 
 
 def start_jupyterlab(workdir: Path, log_path: Path, timeout: float = 90.0) -> JupyterLabServer:
@@ -362,16 +358,14 @@ def start_jupyterlab(workdir: Path, log_path: Path, timeout: float = 90.0) -> Ju
         "--LabApp.extension_manager=readonly",  # never query PyPI
     ]  # fmt: skip
     log_path.parent.mkdir(parents=True, exist_ok=True)
-    log_file = open(log_path, "wb")
-    log_file.write(f"$ {' '.join(cmd)}\n".replace(token, "<token>").encode())
-    log_file.flush()
-    proc = subprocess.Popen(
-        cmd, cwd=root, env=env, stdin=subprocess.DEVNULL, stdout=log_file, stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    server = JupyterLabServer(
-        f"http://127.0.0.1:{port}/", token, root, log_path, proc, dirs["JUPYTER_RUNTIME_DIR"], log_file
-    )
+    with open(log_path, "wb") as log_file:  # the server writes to its own copy of the descriptor
+        log_file.write(f"$ {' '.join(cmd)}\n".replace(token, "<token>").encode())
+        log_file.flush()
+        proc = subprocess.Popen(
+            cmd, cwd=root, env=env, stdin=subprocess.DEVNULL, stdout=log_file, stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    server = JupyterLabServer(f"http://127.0.0.1:{port}/", token, root, log_path, proc, dirs["JUPYTER_RUNTIME_DIR"])
 
     def ready() -> bool:
         if proc.poll() is not None:

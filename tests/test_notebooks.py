@@ -134,7 +134,8 @@ def test_quickstart_plot_updates_while_training_runs(executed):
         if e.msg_type == "comm_open" and (e.cell_index == display or e.model.startswith("bqplot:"))
     }
     updates = [
-        e for e in run.events if e.cell_index == train and e.msg_type == "comm_msg" and e.comm_id in plot_comms and e.keys
+        e for e in run.events
+        if e.cell_index == train and e.msg_type == "comm_msg" and e.comm_id in plot_comms and e.keys
     ]
     data_updates = [e for e in updates if models[e.comm_id].startswith("bqplot:") and {"x", "y"} & set(e.keys)]
     busy, idle = run.cell_spans[train]
@@ -279,7 +280,8 @@ def test_sweep_notebook_shows_every_trial_live(executed):
     text = cell_text(run.nb.cells[sweep])
     runs = next(line for line in text.splitlines() if line.startswith("runs: "))
     # one run per trial, in the order their first results arrived
-    assert sorted(ast.literal_eval(runs[len("runs: "):])) == ["0_lr=0.0030", "1_lr=0.0300", "2_lr=0.3000", "3_lr=1.2000"]
+    assert sorted(ast.literal_eval(runs[len("runs: "):])) == [
+        "0_lr=0.0030", "1_lr=0.0300", "2_lr=0.3000", "3_lr=1.2000"]
     models = run.models()
     frames = {round(e.time, 2) for e in run.events
               if e.cell_index == sweep and e.msg_type == "comm_msg" and models.get(e.comm_id, "").startswith("bqplot:")

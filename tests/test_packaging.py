@@ -8,8 +8,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 PUBLIC = [  # `from lossviz_widget import *`: keep in step with the README
-    "DiagnosticsConfig", "Finding", "Follower", "LRFindResult", "LossPlot", "MetricHistory", "Recorder", "Run", "SMOOTHING_MODES", "ViewSettings",
-    "losses", "lr_find", "smooth", "tensorboard_ema",
+    "DiagnosticsConfig", "Finding", "Follower", "LRFindResult", "LossPlot", "MetricHistory", "Recorder", "Run",
+    "SMOOTHING_MODES", "ViewSettings", "losses", "lr_find", "smooth", "tensorboard_ema",
 ]
 
 
@@ -46,8 +46,10 @@ def test_wheel_ships_package_and_js(tmp_path):
     modules = {f"lossviz_widget/{p.relative_to(ROOT / 'lossviz_widget').as_posix()}"
                for p in (ROOT / "lossviz_widget").rglob("*.py")}
     assert "lossviz_widget/integrations/keras.py" in modules and modules <= names
-    js_files = {f"lossviz_widget/js/{p.relative_to(ROOT / 'js').as_posix()}" for p in (ROOT / "js").rglob("*") if p.is_file()}
+    js = ROOT / "js"
+    js_files = {f"lossviz_widget/js/{p.relative_to(js).as_posix()}" for p in js.rglob("*") if p.is_file()}
     assert js_files and js_files <= names
+    assert "lossviz_widget/py.typed" in names  # PEP 561: type checkers read the package's annotations
     assert not any(n.startswith(("tests/", "notebooks/", ".venv")) for n in names)
     meta = zipfile.ZipFile(wheel).read(next(n for n in names if n.endswith("METADATA"))).decode()
     requires = [line for line in meta.splitlines() if line.startswith("Requires-Dist:") and "extra" not in line]

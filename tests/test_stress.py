@@ -5,6 +5,7 @@ import threading
 
 import numpy as np
 import pytest
+from bqplot import Lines
 
 from lossviz_widget import LossPlot
 
@@ -18,9 +19,8 @@ def expected(name: str, i: np.ndarray) -> np.ndarray:
 
 
 @pytest.mark.timeout(600)
-def test_ten_million_points_with_settings_changing_underneath():
-    plot = LossPlot(max_points=1000, fps=20)
-    plot.recorder._live = plot.recorder._background = True  # frames render on the background thread, as in a kernel
+def test_ten_million_points_with_settings_changing_underneath(as_in_a_kernel):
+    plot = LossPlot(max_points=1000, fps=20)  # frames render on the background thread, as in a kernel
     longest: list[int] = []
     watched: set[int] = set()
     errors: list[BaseException] = []
@@ -45,16 +45,15 @@ def test_ten_million_points_with_settings_changing_underneath():
         for name, value in settings[turn % len(settings)].items():
             setattr(plot, name, value)
         turn += 1
-        for panel in plot._grid.panels.values():  # watch every line's size as frames arrive
-            for pair in panel.lines.values():
-                for mark in pair:
-                    if id(mark) not in watched:
-                        watched.add(id(mark))
-                        mark.observe(record, names=["y"])
+        for figure in plot.figures.values():  # watch every line's size as frames arrive
+            for mark in figure.marks:
+                if isinstance(mark, Lines) and id(mark) not in watched:
+                    watched.add(id(mark))
+                    mark.observe(record, names=["y"])
         worker.join(timeout=0.3)
     assert not errors, errors
     plot.flush()
-    assert plot.recorder._render_error == ""  # no frame failed in the render thread
+    assert plot.recorder.errors() == []  # no frame failed in the render thread
     steps = np.arange(N_STEPS)
     for name in METRICS:
         h = plot.history[name]

@@ -40,7 +40,7 @@ _INITIAL_CAPACITY = 256
 
 
 def _readonly(a: np.ndarray) -> np.ndarray:
-    view = a.view()
+    view: np.ndarray = a.view()
     view.flags.writeable = False
     return view
 

@@ -181,12 +181,12 @@ class _MetricState:
         self.name = name
         self.maximize = higher_is_better(name)
         self.smoother: Smoother | None = None
-        self.smoother_key: tuple | None = None  # what the smoother (and its pyramid) were made for
+        self.smoother_key: _SmootherKey | None = None  # what the smoother (and its pyramid) were made for
         self.seen = 0
         self.nonfinite = 0
         self.best = math.nan
         self.best_step = math.nan
-        self.key: tuple | None = None
+        self.key: tuple[int, ViewSettings, float] | None = None  # what ``frame`` was made for
         self.frame: SeriesFrame | None = None
         self.values = np.empty(0)  # latest full-resolution raw values (a read-only view)
         self.raw_pyramid = MinMaxPyramid()
@@ -224,18 +224,22 @@ class _MetricState:
         ``x`` is the x column (the time-weighted EMA decays with its spacing).
         """
         key = _smoother_key(s)
-        if self.smoother_key != key:
-            old = None if self.smoother is None else self.smoother.buffer  # its memory is reused
-            self.smoother = make_smoother(s.smoothing_mode, s.smoothing, compact=True, storage=old)
+        smoother = self.smoother
+        if smoother is None or self.smoother_key != key:
+            old = None if smoother is None else smoother.buffer  # its memory is reused
+            smoother = self.smoother = make_smoother(s.smoothing_mode, s.smoothing, compact=True, storage=old)
             self.smoother_key = key
             self.smooth_pyramid = MinMaxPyramid(SMOOTH_PYRAMID_BASE)
-        smooth = self.smoother.update(values, x)
-        self.smooth_pyramid.truncate(self.smoother.changed_from)
+        smooth = smoother.update(values, x)
+        self.smooth_pyramid.truncate(smoother.changed_from)
         self.smooth_pyramid.update(smooth)
         return smooth
 
 
-def _smoother_key(s: ViewSettings) -> tuple:
+_SmootherKey = tuple[str, float, str | None]
+
+
+def _smoother_key(s: ViewSettings) -> _SmootherKey:
     """What a smoother (and its pyramid) is made for: a change means a recompute from scratch."""
     return s.smoothing_mode, s.smoothing, s.x_axis if MODES[s.smoothing_mode].needs_x else None
 
@@ -299,7 +303,7 @@ class FrameBuilder:
         self._metric_order: dict[str, int] = {}  # metric -> order of first appearance (colour with one run)
         self._dashes: dict[str, str] = {}  # metric -> its dash with several runs
         self._family_sizes: dict[str, int] = {}  # family -> metrics of it seen so far
-        self._panel_keys: dict[str, tuple] = {}
+        self._panel_keys: dict[str, tuple[object, ...]] = {}
 
     def build(
         self,
@@ -342,12 +346,12 @@ class FrameBuilder:
                     continue
                 color = palette_color(run_index if by_run else self._metric_order[name])
                 key = (len(hist), data_settings, scale)
-                if state.key != key:
-                    state.frame = self._series(state, hist, data_settings, t0 or 0.0, scale)
+                sf = state.frame
+                if sf is None or state.key != key:
+                    sf = state.frame = self._series(state, hist, data_settings, t0 or 0.0, scale)
                     state.key = key
                 else:
-                    state.frame.changed = False
-                sf = state.frame
+                    sf.changed = False
                 sf.color, sf.opacity = color, opacity
                 sf.label = f"{run}: {name}" if by_run else name
                 sf.dash = self._dashes[name] if by_run else "solid"
@@ -368,7 +372,7 @@ class FrameBuilder:
             state = self._metrics[run, name] = _MetricState(run, name)
         return state
 
-    def _refresh_caches(self, runs: dict[str, Mapping[str, MetricHistory]], hidden: frozenset[str],
+    def _refresh_caches(self, runs: Mapping[str, Mapping[str, MetricHistory]], hidden: frozenset[str],
                         s: ViewSettings) -> None:
         """Bring the caches of the shown series up to date on several cores when there is much to do.
 
@@ -399,7 +403,7 @@ class FrameBuilder:
         self._family_sizes[family] = i + 1
         self._dashes[name] = DASHES[i % len(DASHES)]
 
-    def _run_rows(self, runs: dict[str, Mapping[str, MetricHistory]], s: ViewSettings) -> list[RunRow]:
+    def _run_rows(self, runs: Mapping[str, Mapping[str, MetricHistory]], s: ViewSettings) -> list[RunRow]:
         names = list(self._metric_order)
         main = next((n for n in names if family_of(n) == "loss"), names[0] if names else "")
         rows = []
@@ -428,6 +432,8 @@ class FrameBuilder:
         raw_budget = max(4, s.max_points // 2) if s.smoothing > 0 else s.max_points
         raw_idx = state.raw_pyramid.select(column, raw, i0, i1, raw_budget)
         raw_y = raw[raw_idx]
+        faint_idx: np.ndarray | None
+        faint_y: np.ndarray | None
         if s.smoothing > 0:
             smooth = state.smoothed(raw, column, s)
             idx = state.smooth_pyramid.select(column, smooth, i0, i1, s.max_points)
@@ -451,7 +457,7 @@ class FrameBuilder:
 
     def _panel(self, family: str, states: list[_MetricState], s: ViewSettings,
                marks: tuple[np.ndarray, np.ndarray, list[str]] | None) -> PanelFrame:
-        series = [st.frame for st in states]
+        series = [st.frame for st in states if st.frame is not None]  # (all: build() made them)
         key = (tuple((st.run, st.name, st.key) for st in states), 0 if marks is None else len(marks[2]))
         changed = any(f.changed for f in series) or self._panel_keys.get(family) != key
         self._panel_keys[family] = key

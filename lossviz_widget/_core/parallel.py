@@ -59,7 +59,7 @@ def run_all(jobs: Sequence[Callable[[], T]]) -> list[T]:
     helpers = min(helper_count(), len(jobs) - 1)
     if helpers <= 0:
         return [job() for job in jobs]
-    results: list = [None] * len(jobs)
+    results: dict[int, T] = {}  # job index -> its result
     pending = list(range(len(jobs) - 1, -1, -1))  # popped from the end: jobs in order
     lock = threading.Lock()
 
@@ -95,4 +95,4 @@ def run_all(jobs: Sequence[Callable[[], T]]) -> list[T]:
     for _, exc in outcomes:
         if exc is not None:
             raise exc
-    return results
+    return [results[i] for i in range(len(jobs))]

@@ -16,6 +16,8 @@ instead, whose buckets are equal in x width; for evenly logged steps both agree.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 
 from .downsample import minmax_indices
@@ -48,7 +50,8 @@ class _Columns:
         return self.data[:, a:b]
 
 
-def _pick(a: np.ndarray, b: np.ndarray, va: np.ndarray, vb: np.ndarray, better) -> tuple[np.ndarray, np.ndarray]:
+def _pick(a: np.ndarray, b: np.ndarray, va: np.ndarray, vb: np.ndarray,
+          better: Callable[[np.ndarray, np.ndarray], np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
     """Per pair, the candidate index whose value is ``better`` (``-1`` candidates lose), and its value."""
     take_b = (a < 0) | ((b >= 0) & better(vb, va))
     return np.where(take_b, b, a), np.where(take_b, vb, va)

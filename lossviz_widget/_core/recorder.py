@@ -60,13 +60,22 @@ class Source(Protocol):
 
 
 class Batch(Protocol):
-    """Points of one metric of one run, as sources deliver them."""
+    """Points of one metric of one run, as sources deliver them (read-only: readers' are frozen)."""
 
-    run: str
-    metric: str
-    steps: Any
-    values: Any
-    wall_times: Any
+    @property
+    def run(self) -> str: ...
+
+    @property
+    def metric(self) -> str: ...
+
+    @property
+    def steps(self) -> Any: ...
+
+    @property
+    def values(self) -> Any: ...
+
+    @property
+    def wall_times(self) -> Any: ...
 
 
 Draw = Callable[[Frame, Sequence[Finding]], int]

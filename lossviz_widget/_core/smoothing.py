@@ -75,63 +75,64 @@ def _scan(x: np.ndarray, a: float | np.ndarray, b: float, init: float, out: np.n
     multiply and an add per column, and the carries enter as ``c[r-1] * prod(a[r, :j+1])``.
     """
     m = len(x)
-    varying = isinstance(a, np.ndarray)
-    if not varying and a == 0.0:
+    if isinstance(a, np.ndarray):
+        coefs, w = a, 0.0  # each point's own coefficient (``w`` unused)
+    else:
+        coefs, w = None, a
+    if coefs is None and w == 0.0:
         np.multiply(x, b, out=out)
         return float(out[-1]) if m else init
     if m <= _SCALAR_MAX:
         last = init
-        for i, (v, c) in enumerate(zip(x.tolist(), a.tolist() if varying else itertools.repeat(a))):
+        for i, (v, c) in enumerate(zip(x.tolist(), coefs.tolist() if coefs is not None else itertools.repeat(w))):
             last = c * last + b * v
             out[i] = last
         return last
     L = _ROW
-    powers = None if varying else a ** np.arange(1, L + 1, dtype=np.float64)  # a**(j+1)
-    scaled = not varying and powers[-1] >= _MIN_SCALED
+    powers = w ** np.arange(1, L + 1, dtype=np.float64)  # a**(j+1) (constant coefficient only)
+    scaled = coefs is None and powers[-1] >= _MIN_SCALED
     rows = m // L
     body = rows * L
     tile = min(_BLOCK, body) // L
-    scale = np.tile(b / powers, tile) if scaled else b
+    scale = np.tile(b / powers, tile) if scaled else None
     tmp = np.empty(tile)
     for lo in range(0, body, _BLOCK):  # 1. row accumulators from a zero start
         hi = min(body, lo + _BLOCK)
-        np.multiply(x[lo:hi], scale[: hi - lo] if scaled else b, out=out[lo:hi])
+        np.multiply(x[lo:hi], scale[: hi - lo] if scale is not None else b, out=out[lo:hi])
         g = out[lo:hi].reshape(-1, L)
-        p = a[lo:hi].reshape(-1, L) if varying else None
+        p = coefs[lo:hi].reshape(-1, L) if coefs is not None else None
         for j in range(1, L):
             if scaled:
                 np.add(g[:, j], g[:, j - 1], out=g[:, j])
                 continue
             t = tmp[: len(g)]
-            np.multiply(g[:, j - 1], p[:, j] if varying else a, out=t)
+            np.multiply(g[:, j - 1], p[:, j] if p is not None else w, out=t)
             np.add(g[:, j], t, out=g[:, j])
-            if varying:  # a becomes the running product within the row
+            if p is not None:  # a becomes the running product within the row
                 np.multiply(p[:, j], p[:, j - 1], out=p[:, j])
     carry = np.empty(rows + 1)  # carry[r]: the accumulator before row r
     carry[0] = init
     ends = out[:body].reshape(rows, L)[:, -1]
-    if varying:  # a copy: the recursion overwrites its coefficients
-        a_row = np.ascontiguousarray(a[:body].reshape(rows, L)[:, -1])
-    else:
-        a_row = float(powers[-1])
-    _scan(ends, a_row, a_row if scaled else 1.0, init, carry[1:])  # 2. carries between rows
+    # varying: a copy (the recursion overwrites its coefficients)
+    a_row = np.ascontiguousarray(coefs[:body].reshape(rows, L)[:, -1]) if coefs is not None else float(powers[-1])
+    _scan(ends, a_row, float(powers[-1]) if scaled else 1.0, init, carry[1:])  # 2. carries between rows
     unscale = np.tile(powers, tile) if scaled else None
     for lo in range(0, body, _BLOCK):  # 3. add the carries
         hi = min(body, lo + _BLOCK)
         g = out[lo:hi].reshape(-1, L)
         c = carry[lo // L : hi // L, None]
-        if scaled:
+        if unscale is not None:
             np.add(g, c, out=g)
             np.multiply(out[lo:hi], unscale[: hi - lo], out=out[lo:hi])
-        elif varying:
-            p = a[lo:hi].reshape(-1, L)
+        elif coefs is not None:
+            p = coefs[lo:hi].reshape(-1, L)
             np.multiply(p, c, out=p)
             np.add(g, p, out=g)
         else:
             g += c * powers
     last = float(out[body - 1])
     for i in range(body, m):  # the last partial row
-        last = (float(a[i]) if varying else a) * last + b * float(x[i])
+        last = (float(coefs[i]) if coefs is not None else w) * last + b * float(x[i])
         out[i] = last
     return last
 
@@ -187,7 +188,8 @@ def _series(values: object, what: str = "values") -> np.ndarray:
 def tensorboard_ema(values: np.ndarray, weight: float) -> np.ndarray:
     """Smooth a whole series at once (see the module docstring for the exact rule)."""
     smoother = EmaSmoother(weight)
-    return smoother.update(_series(values)).copy()
+    smoothed: np.ndarray = smoother.update(_series(values)).copy()
+    return smoothed
 
 
 class EmaSmoother(_Cache):
@@ -244,9 +246,9 @@ class EmaSmoother(_Cache):
                 scratch = None if wide else np.empty(min(len(new), _SLICE))
                 for a in range(start, n, _SLICE):
                     b = min(n, a + _SLICE)
-                    out = self._out[a:b] if wide else scratch[: b - a]
+                    out = self._out[a:b] if scratch is None else scratch[: b - a]
                     bounds = self._smooth(values[a:b], out)
-                    if not wide:
+                    if scratch is not None:
                         self._store(a, out, bounds)
             self._n = n
         return self._out[:n]
@@ -367,7 +369,7 @@ class TimeEmaSmoother(_Cache):
         self._log_w = math.log(weight) if weight > 0 else -math.inf
         self._out = _adopt(storage, np.float64)
         self._n = 0
-        self._unit: float | None = None  # the unit used so far; final once the sample is complete
+        self._unit = math.nan  # the unit used so far (NaN: none yet); final once the sample is complete
         self._num = self._den = 0.0
         self._t_last = math.nan  # x of the last finite point
         self.changed_from = 0
@@ -576,4 +578,5 @@ def smooth(values: np.ndarray, weight: float, mode: str = "ema", x: np.ndarray |
     """Smooth a whole series at once; ``x`` (default: 0, 1, 2...) matters for ``time_ema`` only."""
     v = _series(values)
     xs = np.arange(len(v), dtype=np.float64) if x is None else _series(x, "x")
-    return make_smoother(mode, weight).update(v, xs).copy()
+    smoothed: np.ndarray = make_smoother(mode, weight).update(v, xs).copy()
+    return smoothed

@@ -157,7 +157,9 @@ class MetricStore:
         """
         wall = time.time()
         names: list[str] = []
-        values: list[float | DeferredValue] = []
+        # floats, and DeferredValues only when ``deferred``: the branches below rely on that flag, which
+        # the element type cannot express (the staged rows take floats only)
+        values: list[Any] = []
         deferred = False
         for k, v in metrics.items():
             names.append(k if type(k) is str and k else check_name(k))
@@ -192,9 +194,7 @@ class MetricStore:
                 append_row(group.buffers, s, wall, values)
             elif names:
                 key = tuple(names)
-                group = self._groups.get(key)
-                if group is None:
-                    group = self._new_group(key)
+                group = self._groups.get(key) or self._new_group(key)
                 rows = group.rows
                 if rows:
                     request = False  # a frame is due already (see log_kwargs)
@@ -224,10 +224,7 @@ class MetricStore:
         name = check_name(name)
         s = coerce_array(name, "steps", steps)
         v = coerce_array(name, "values", values)
-        if wall_time is None:
-            w = np.full(len(s), time.time())
-        else:
-            w = coerce_array(name, "wall_time", wall_time)
+        w = np.full(len(s), time.time()) if wall_time is None else coerce_array(name, "wall_time", wall_time)
         if not len(s) == len(v) == len(w):
             raise ValueError(
                 f"metric {name!r}: steps, values and wall_time must have the same length, got "
@@ -324,13 +321,12 @@ class MetricStore:
             for name, history in metrics.items():
                 check_name(name)
                 buf = self._new_buffer(name)
-                for first, buffers, columns in together:
-                    if (np.array_equal(first.steps, history.steps)
-                            and np.array_equal(first.wall_time, history.wall_time)):
-                        break
-                else:
-                    first, buffers, columns = history, [], []
-                    together.append((first, buffers, columns))
+                group = next((g for g in together if np.array_equal(g[0].steps, history.steps)
+                              and np.array_equal(g[0].wall_time, history.wall_time)), None)
+                if group is None:
+                    group = (history, [], [])
+                    together.append(group)
+                _, buffers, columns = group
                 buffers.append(buf)
                 columns.append(history.values)
                 if len(history):

@@ -19,13 +19,14 @@ import sys
 import warnings
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, final
 
 import numpy as np
 
 __all__ = ["DeferredValue", "check_name", "coerce_array", "coerce_step", "coerce_value", "resolve_deferred"]
 
 
+@final  # ``type(v) is DeferredValue`` checks (the hot path's) are then exact for mypy too
 class DeferredValue:
     """A size-1 accelerator tensor whose host copy is fetched later, in a batch."""
 
@@ -89,7 +90,7 @@ def _on_cpu(tensor: Any) -> bool:
 
 # NumPy scalar types converted directly (the same result as the ``numbers.Real`` branch below):
 # True for integer types (converted through int, so a too large value gets the same error).
-_NUMPY_SCALARS = {
+_NUMPY_SCALARS: dict[type, bool] = {
     **dict.fromkeys((np.float16, np.float32, np.float64, np.longdouble), False),
     **dict.fromkeys((np.int8, np.int16, np.int32, np.int64, np.uint8, np.uint16, np.uint32, np.uint64,
                      np.intc, np.uintc, np.int_, np.uint), True),
@@ -100,7 +101,7 @@ class _Torch:
     """``torch.Tensor`` and its real dtypes, looked up once torch has been imported (never imported here)."""
 
     tensor: Any = None
-    real_dtypes: frozenset = frozenset()
+    real_dtypes: frozenset[Any] = frozenset()
 
     @classmethod
     def tensor_type(cls) -> Any:
@@ -139,7 +140,8 @@ def coerce_value(name: str, value: Any) -> float | DeferredValue:
     """
     kind = type(value)
     if kind is float:
-        return value
+        exact: float = value  # the type check for mypy is ``kind is float`` (a name binding, no call: hot path)
+        return exact
     if kind is int:
         return _int_to_float(name, value)
     if kind is _Torch.tensor or (_Torch.tensor is None and kind is _Torch.tensor_type()):
@@ -187,7 +189,8 @@ def coerce_step(step: Any) -> float:
     """Validate a step: a finite real number (int, float, NumPy scalar, size-1 array/tensor)."""
     kind = type(step)
     if kind is float and math.isfinite(step):
-        return step
+        exact: float = step  # the type check for mypy is ``kind is float`` (a name binding, no call)
+        return exact
     if kind is int and -_FLOAT_INT_MAX <= step <= _FLOAT_INT_MAX:
         return float(step)
     if isinstance(step, (bool, np.bool_)):
@@ -223,11 +226,12 @@ def resolve_deferred(tensors: Sequence[Any]) -> np.ndarray:
             groups[(t.device, t.dtype)].append(i)
         else:
             singles.append(i)
-    for idx in groups.values():
-        try:
-            out[idx] = torch.stack([tensors[i].reshape(()) for i in idx]).cpu().double().numpy()
-        except Exception:
-            singles.extend(idx)
+    if torch is not None:  # (no groups without it)
+        for idx in groups.values():
+            try:
+                out[idx] = torch.stack([tensors[i].reshape(()) for i in idx]).cpu().double().numpy()
+            except Exception:
+                singles.extend(idx)
     failed: list[str] = []
     for i in singles:
         try:

@@ -145,7 +145,8 @@ def write_data(f: IO[bytes], suffix: str, data: RunData) -> None:
         arrays: dict[str, np.ndarray] = {"meta": np.array(json.dumps(meta, ensure_ascii=False))}
         for i, (_, _, h) in enumerate(_series(data)):
             arrays[f"m{i}_steps"], arrays[f"m{i}_values"], arrays[f"m{i}_wall_time"] = h.steps, h.values, h.wall_time
-        np.savez_compressed(f, **arrays)
+        # mypy matches **arrays against savez_compressed's own ``allow_pickle: bool`` keyword too
+        np.savez_compressed(f, **arrays)  # type: ignore[arg-type]
     else:
         raise ValueError(f"no data writer for {suffix!r}")
 
@@ -201,7 +202,8 @@ def read_json(path: Path) -> RunData:
     runs: RunsData = {}
     for run, metrics in doc["runs"].items():
         runs[check_file_name("run", run)] = {
-            check_file_name("metric", name): make_history(m["steps"], floats_from_json(m["values"]), m["wall_time"], name)
+            check_file_name("metric", name): make_history(m["steps"], floats_from_json(m["values"]),
+                                                          m["wall_time"], name)
             for name, m in metrics.items()
         }
     return RunData(runs, str(doc.get("title", "")), dict(doc.get("settings", {})))

@@ -98,4 +98,5 @@ def read_file(path: str | os.PathLike[str]) -> RunData:
     except (ValueError, KeyError, TypeError, OSError, EOFError, zipfile.BadZipFile, UnicodeDecodeError) as exc:
         if isinstance(exc, (FileNotFoundError, PermissionError)):
             raise
-        raise ValueError(f"cannot load {str(p)!r}: not a valid lossviz {suffix} file ({type(exc).__name__}: {exc})") from exc
+        raise ValueError(f"cannot load {str(p)!r}: not a valid lossviz {suffix} file "
+                         f"({type(exc).__name__}: {exc})") from exc

@@ -21,7 +21,8 @@ def check_suffix(path: str | os.PathLike[str], allowed: tuple[str, ...], what: s
     p = Path(path).expanduser()
     suffix = p.suffix.lower()
     if suffix not in allowed:
-        raise ValueError(f"cannot {what} {str(p)!r}: unknown suffix {suffix or '(none)'!r}; use one of {', '.join(allowed)}")
+        raise ValueError(f"cannot {what} {str(p)!r}: unknown suffix {suffix or '(none)'!r}; "
+                         f"use one of {', '.join(allowed)}")
     return p, suffix
 
 
@@ -34,7 +35,7 @@ def _default_mode(target: Path) -> int:
         return 0o666 & ~umask
 
 
-def atomic_write(path: Path, write: Callable[[IO[bytes]], None]) -> Path:
+def atomic_write(path: Path, write: Callable[[IO[bytes]], object]) -> Path:
     """Call ``write(file)`` on a temporary file next to ``path``, then rename it into place."""
     folder = path.parent
     if not folder.is_dir():

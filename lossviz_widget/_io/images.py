@@ -3,9 +3,10 @@
 The image is drawn from the same :class:`Frame` the live bqplot view draws, so it
 shows the same thing: one panel per metric family in the same order (a grid of
 up to two columns; a lone last panel spans the row, as the live view's wrapping
-row stretches it), the same colours and dashes (several runs: one colour per run), the smoothed main line over the faint raw
-line, dots on sparse lines, a downward triangle at the top of the panel for each
-non-finite value, log y and explicit y ranges, and one shared x axis.
+row stretches it), the same colours and dashes (several runs: one colour per run), the
+smoothed main line over the faint raw line, dots on sparse lines, a downward triangle at
+the top of the panel for each non-finite value, log y and explicit y ranges, and one
+shared x axis.
 
 Why matplotlib's object-oriented API and never ``pyplot``: pyplot keeps global
 state (current figure, a GUI backend chosen from ``MPLBACKEND``/``DISPLAY``) that
@@ -43,6 +44,7 @@ from .._core.frame import Frame, PanelFrame
 if TYPE_CHECKING:  # pragma: no cover - annotations only; matplotlib is imported lazily
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
+    from matplotlib.typing import RcKeyType
 
 __all__ = ["IMAGE_FORMATS", "image_bytes", "render_figure"]
 
@@ -70,7 +72,7 @@ _RAW_WIDTH = 1.0
 _MARKER_TOP = 0.97  # non-finite markers: this far up the panel (axes coordinates)
 
 # Settings matplotlib only reads from its global rcParams at save time (see _save_rc).
-_SAVE_RC = {
+_SAVE_RC: dict[str, dict[RcKeyType, Any]] = {
     "png": {},
     # Text as <text> elements (searchable, selectable, escaped by the SVG writer),
     # and a fixed salt so clip-path/marker ids, hence the bytes, are reproducible.
@@ -189,7 +191,7 @@ def _draw_panel(ax: Axes, pf: PanelFrame) -> None:
 def render_figure(
     frame: Frame, *, title: str = "", width: float = 10.0, height: float | None = None, dpi: float = 150
 ) -> Figure:
-    """Draw ``frame`` (e.g. ``plot._export_frame()``) as a matplotlib Figure that matches the live view.
+    """Draw ``frame`` (e.g. ``plot.frame()``) as a matplotlib Figure that matches the live view.
 
     One panel per metric family, in the frame's order, on a grid of up to two
     columns sharing one x axis; each metric's main line (smoothed when smoothing
@@ -211,6 +213,7 @@ def _build_figure(frame: Frame, *, title: str, width: float, height: float | Non
     """:func:`render_figure` without running the layout (it runs when the figure is drawn)."""
     from matplotlib import dates as mdates
     from matplotlib.figure import Figure
+    from matplotlib.layout_engine import ConstrainedLayoutEngine
     from matplotlib.ticker import FuncFormatter
 
     if not (width > 0 and math.isfinite(width)):
@@ -222,8 +225,8 @@ def _build_figure(frame: Frame, *, title: str, width: float, height: float | Non
     elif not (height > 0 and math.isfinite(height)):
         raise ValueError(f"height must be a positive number of inches or None, got {height!r}")
 
-    fig = Figure(figsize=(width, height), dpi=dpi, facecolor="white", layout="constrained")
-    fig.get_layout_engine().set(w_pad=0.06, h_pad=0.06, hspace=0.04, wspace=0.03)
+    layout = ConstrainedLayoutEngine(w_pad=0.06, h_pad=0.06, hspace=0.04, wspace=0.03)
+    fig = Figure(figsize=(width, height), dpi=dpi, facecolor="white", layout=layout)
     if title:
         fig.suptitle(title, **_literal(fontsize=_TITLE_SIZE, fontweight="bold", color=_TEXT_COLOR))
     panels = frame.panels
@@ -248,13 +251,14 @@ def _build_figure(frame: Frame, *, title: str, width: float, height: float | Non
         _draw_panel(ax, pf)
         if row == nrows - 1:
             ax.set_xlabel(x_label, **_literal(fontsize=_LABEL_SIZE, color=_TEXT_COLOR))
-    # Shared x: one ticker for every panel.
+    # Shared x: one ticker for every panel (the first panel's, which the others share).
+    xaxis = fig.axes[0].xaxis
     if tz is not None:
         locator = mdates.AutoDateLocator(tz=tz)
-        first.xaxis.set_major_locator(locator)
-        first.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator, tz=tz))
+        xaxis.set_major_locator(locator)
+        xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator, tz=tz))
     else:
-        first.xaxis.set_major_formatter(FuncFormatter(_number_label))
+        xaxis.set_major_formatter(FuncFormatter(_number_label))
     return fig
 
 

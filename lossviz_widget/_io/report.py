@@ -140,7 +140,7 @@ def render_report(
 ) -> str:
     """A standalone HTML page of a run: curves, latest/best table, settings and all the data.
 
-    ``frame`` is what to draw (e.g. ``plot._export_frame()``), ``data`` the
+    ``frame`` is what to draw (e.g. ``plot.frame()``), ``data`` the
     full-resolution history to embed: ``run -> metric -> history``, or one run's
     ``metric -> history`` (e.g. ``plot.history``); ``settings`` the
     view settings to list (e.g. smoothing, log y). The page needs no network and

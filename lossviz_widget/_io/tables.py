@@ -46,7 +46,8 @@ def readout_html(rows: list[ReadoutRow]) -> str:
             f'<tr data-run="{run}" data-metric="{name}" data-step="{step_attr(r.step)}" data-count="{r.count}" '
             f'data-nonfinite="{r.nonfinite}">'
             f'<td><span style="display:inline-block;width:12px;height:3px;background:{r.color}"></span></td>'
-            f"{f'<td>{run}</td>' if several else ''}<td>{name}</td><td>{format_number(r.step)}</td><td>{format_number(r.latest)}</td>"
+            f"{f'<td>{run}</td>' if several else ''}<td>{name}</td>"
+            f"<td>{format_number(r.step)}</td><td>{format_number(r.latest)}</td>"
             f'<td title="best ({"max" if r.higher_is_better else "min"})">{format_number(r.best)} {arrow}</td>'
             f"<td>{'' if math.isnan(r.best_step) else format_number(r.best_step)}</td>"
             f"<td>{r.count:,}</td><td{bad}>{r.nonfinite:,}</td></tr>"

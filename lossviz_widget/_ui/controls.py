@@ -42,8 +42,8 @@ def control_bar(plot: HasTraits) -> widgets.HBox:
         description="follow latest", tooltip="x axis follows all data; drag or scroll on a plot to zoom",
         layout=widgets.Layout(width="110px"),
     )
-    pairs = ((smoothing, "smoothing"), (mode, "smoothing_mode"), (log_y, "log_y"), (outliers, "ignore_outliers"), (x_axis, "x_axis"),
-             (follow, "follow_latest"))
+    pairs = ((smoothing, "smoothing"), (mode, "smoothing_mode"), (log_y, "log_y"), (outliers, "ignore_outliers"),
+             (x_axis, "x_axis"), (follow, "follow_latest"))
     for control, name in pairs:
         link((plot, name), (control, "value"))
     bar = widgets.HBox([c for c, _ in pairs], layout=widgets.Layout(flex_flow="row wrap", align_items="center"))

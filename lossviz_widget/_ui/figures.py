@@ -315,8 +315,8 @@ class PanelGrid:
             old = self.x_scale
             self.x_scale = self._new_x_scale(frame.x_is_date)
             self._x_is_date = frame.x_is_date
-            for panel in self.panels.values():
-                panel.set_scales(self.x_scale, frame.x_label, panel.log_y)
+            for shown in self.panels.values():
+                shown.set_scales(self.x_scale, frame.x_label, shown.log_y)
             old.close()
         sent += self._set_x_range(frame.x_range if frame.x_range is not None else self._auto_x(frame))
         for pf in frame.panels:

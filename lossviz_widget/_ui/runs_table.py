@@ -11,19 +11,28 @@ in step either way.
 
 from __future__ import annotations
 
+from typing import Any, Protocol
+
 import ipywidgets as widgets
-from traitlets import HasTraits
 
 from .._core.frame import RunRow
 from .._io.tables import run_label_html
 
-__all__ = ["RunsTable"]
+__all__ = ["RunChoices", "RunsTable"]
+
+
+class RunChoices(Protocol):
+    """What the table reads and writes on its plot: the two run-selection settings (``LossPlot``
+    traits, made from :class:`~lossviz_widget._core.settings.ViewSettings`)."""
+
+    hidden_runs: tuple[str, ...]
+    highlight_run: str | None
 
 
 class _Row:
     """The widgets of one run's row."""
 
-    def __init__(self, plot: HasTraits, name: str) -> None:
+    def __init__(self, plot: RunChoices, name: str) -> None:
         self.name = name
         self.show = widgets.Checkbox(value=True, indent=False, description="", tooltip="show this run",
                                      layout=widgets.Layout(width="28px"))
@@ -34,11 +43,11 @@ class _Row:
                                 layout=widgets.Layout(align_items="center"))
         self.box.add_class("lossviz-run")
 
-        def on_show(change: dict) -> None:
+        def on_show(change: dict[str, Any]) -> None:
             hidden = tuple(r for r in plot.hidden_runs if r != name)
             plot.hidden_runs = hidden if change["new"] else (*hidden, name)
 
-        def on_highlight(change: dict) -> None:
+        def on_highlight(change: dict[str, Any]) -> None:
             if change["new"]:
                 plot.highlight_run = name
             elif plot.highlight_run == name:
@@ -70,7 +79,7 @@ class _Row:
 class RunsTable:
     """The run rows of one plot (``box``); hidden while the plot has fewer than two runs."""
 
-    def __init__(self, plot: HasTraits) -> None:
+    def __init__(self, plot: RunChoices) -> None:
         self._plot = plot
         self._rows: dict[str, _Row] = {}
         self.box = widgets.VBox(layout=widgets.Layout(display="none"))

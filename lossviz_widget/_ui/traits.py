@@ -37,7 +37,7 @@ def _trait(hint: Any, default: Any, choices: tuple[str, ...] | None) -> TraitTyp
     optional = isinstance(hint, types.UnionType) and type(None) in args
     inner = next((a for a in args if a is not type(None)), None) if optional else hint
     if inner is str:
-        return Unicode(default, allow_none=optional)
+        return Unicode(default, allow_none=True) if optional else Unicode(default)
     if typing.get_origin(inner) is tuple and typing.get_args(inner) == (float, float):
         return Tuple(Float(), Float(), default_value=default, allow_none=optional)
     if typing.get_origin(inner) is frozenset and typing.get_args(inner) == (str,):
@@ -50,7 +50,7 @@ def setting_traits() -> dict[str, TraitType[Any, Any]]:
     hints = typing.get_type_hints(ViewSettings)
     traits = {}
     for f in fields(ViewSettings):
-        default = f.default if f.default is not MISSING else f.default_factory()  # type: ignore[misc]
+        default = f.default if f.default_factory is MISSING else f.default_factory()  # (every field has one)
         spec = setting_of(f)
         trait = _trait(hints[f.name], default, spec.choices)
         trait.help = spec.help

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import ipywidgets as widgets
+from bqplot import Figure
 from traitlets import Bool, Unicode, observe, validate
 
 from .._core.frame import Frame, ReadoutRow
@@ -45,7 +46,7 @@ from .traits import SETTING_NAMES, check_options, setting_traits, validate_setti
 
 __all__ = ["FINDINGS_SHOWN", "LossPlot"]
 
-FINDINGS_SHOWN = 20  # latest findings listed under the plot (diagnose() returns all)
+FINDINGS_SHOWN = 20  # rows (one per run, code and series) listed under the plot at most (diagnose() returns all)
 _OWN_KEYWORDS = ("log_file", "num_classes", "diagnostics_config")  # constructor keywords that are not traits
 
 
@@ -125,14 +126,18 @@ class LossPlot(widgets.VBox):
         if change["name"] == "x_range" and change["new"] is not None:
             self.follow_latest = False
 
+    # The setting traits are made from ViewSettings at class creation, so mypy does not see them as
+    # attributes: they are read through self._recorder.settings and written with set_trait (what
+    # ``self.x_range = ...`` does: validate, notify, sync).
+
     @observe("follow_latest")
     def _on_follow(self, change: dict[str, Any]) -> None:
         if change["new"]:
-            self.x_range = None
+            self.set_trait("x_range", None)
 
     def _on_browser_zoom(self, x_range: tuple[float, float]) -> None:
         """The user panned/zoomed: re-downsample for the visible range (full fidelity)."""
-        self.x_range = x_range
+        self.set_trait("x_range", x_range)
 
     @observe("diagnostics")
     def _on_diagnostics(self, change: dict[str, Any]) -> None:
@@ -400,9 +405,31 @@ class LossPlot(widgets.VBox):
         return self._snapshot.request(timeout)
 
     @property
-    def last_snapshot_error(self) -> str:
-        """Why the last :meth:`request_snapshot` got no image ("" when it did, or none was asked)."""
+    def last_snapshot_error(self) -> str | None:
+        """Why the last :meth:`request_snapshot` got no image (None when it did, or none was asked)."""
         return self._snapshot.last_error
+
+    # -- what the widget shows, read-only (for tests and tools) ---------------------------------
+
+    @property
+    def figures(self) -> dict[str, Figure]:
+        """The bqplot ``Figure`` of each panel, by family in display order: what the browser draws.
+
+        A figure's ``marks`` are the faint raw lines (one per series), the main lines in the same
+        order (``labels`` is the legend label: the metric, or ``"run: metric"`` with several runs),
+        then two ``Scatter`` marks: non-finite values (``marker="triangle-down"``) and diagnostics findings
+        (``marker="diamond"``). Every frame writes to them: read them, don't keep state in them.
+        The same view as plain data: :meth:`frame`.
+        """
+        return {family: panel.figure for family, panel in tuple(self._grid.panels.items())}
+
+    @property
+    def shown_html(self) -> dict[str, str]:
+        """The HTML the text parts show now: ``"title"``, ``"findings"`` (the diagnostics listing
+        under the panels), ``"readout"`` (latest and best of each series) and ``"status"`` (the
+        status line: points, series, errors on the plotting side)."""
+        return {"title": self._header.value, "findings": self._findings.value, "readout": self._readout.value,
+                "status": self._status.value}
 
     # -- lifecycle ------------------------------------------------------------------------------
 
@@ -416,17 +443,13 @@ class LossPlot(widgets.VBox):
             super().close()
             return
         self.unwatch()  # its maps are not redrawn while closing
-        stuck: TimeoutError | None = None
         try:
-            recorder.close()
-        except TimeoutError as exc:  # a poll stuck on a slow file system: close the rest anyway
-            stuck = exc
-        self._displays.close()
-        self._grid.close()
-        _close_all(self.children)  # the control bar's slider, toggles and dropdown too
-        super().close()
-        if stuck is not None:
-            raise stuck
+            recorder.close()  # a TimeoutError (a follower stuck on a slow file system) comes after the rest
+        finally:
+            self._displays.close()
+            self._grid.close()
+            _close_all(self.children)  # the control bar's slider, toggles and dropdown too
+            super().close()
 
     # -- display: the live widget plus a static image for saved notebooks -----------------------
 
@@ -455,7 +478,7 @@ class LossPlot(widgets.VBox):
         with self._draw_lock:
             sent = self._grid.apply(frame)
             sent += self._runs_table.update(frame.runs)
-            hidden = frozenset(self.hidden_runs)  # a hidden run's findings go with its lines
+            hidden = self._recorder.settings.hidden_runs  # a hidden run's findings go with its lines
             listing = findings_html([f for f in findings if (f.run or DEFAULT_RUN) not in hidden],
                                     limit=FINDINGS_SHOWN)
             sent += _set(self._findings, listing)

@@ -4,11 +4,12 @@
 >>> diag = Diagnostics()
 >>> new = diag.update(plot.history)      # only points added since the last call are read
 
-Codes: ``nonfinite``, ``negative_loss``, ``divergence``, ``initial_loss``, ``plateau``,
-``overfitting``, ``generalization_gap``, ``noisy``, ``lr_too_high``, ``lr_too_low``,
-``converged``. Each is reported once per episode (hysteresis, see :mod:`.findings`); the rules,
-their thresholds and sources are documented in :mod:`.series`, :mod:`.plateau` and
-:mod:`.generalization`.
+Codes: ``nonfinite``, ``negative_loss``, ``divergence``, ``loss_spike``, ``not_learning``,
+``initial_loss``, ``plateau``, ``overfitting``, ``generalization_gap``, ``noisy``,
+``lr_too_high``, ``lr_too_low``, ``converged``. Each is reported once per episode (hysteresis,
+see :mod:`.findings`); the rules, their thresholds and sources are in ``docs/diagnostics.md``
+and in :mod:`.series`, :mod:`.evaluations`, :mod:`.plateau` and :mod:`.generalization`; their
+precision and recall on real training curves in ``benchmarks/DIAGNOSTICS.md``.
 """
 
 from __future__ import annotations

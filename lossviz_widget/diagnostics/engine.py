@@ -2,29 +2,36 @@
 
 :meth:`Diagnostics.update` takes a store snapshot (``name -> MetricHistory``) and feeds each
 detector only the points appended since the previous call, so a frame costs O(new points),
-about 20 ns per point on a typical loop (:attr:`Diagnostics.examined` counts the points read,
-for tests). Detectors take at most ``SLICE`` points of a series at a time, which bounds their
+~80 ns per point of CPU time on a long noisy run (``benchmarks/DIAGNOSTICS.md``;
+:attr:`Diagnostics.examined` counts the points read, for tests). Detectors take at most ``SLICE``
+points of a series at a time, which bounds their
 NumPy temporaries (a few MB) whatever the backlog; with a ``budget`` a call reads at most that
 many points per series and :attr:`Diagnostics.pending` says what is left, so a live view's
 frames stay short while diagnostics catch up over the next frames. The findings do not depend
 on how the points arrive: in one call, in many, or budgeted. Which detectors watch a
 series follows from its name: loss-like (``loss``, ``mse``, ``nll``...) or not, validation
-(``val``, ``eval``, ``test``...) or training, per-epoch (``..._epoch``) or per-step.
+(``val``, ``eval``, ``test``...) or training, per-epoch (``..._epoch``) or per-step. Validation
+and per-epoch series are judged on *evaluations* (:mod:`.evaluations`).
 """
 
 from __future__ import annotations
 
 import math
 import numbers
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
+from typing import SupportsFloat
+
+import numpy as np
 
 from .._core.grouping import family_of, higher_is_better
 from .._model import DEFAULT_RUN, MetricHistory, as_runs
+from .evaluations import Evaluations
 from .findings import Finding, fmt, is_loss_like, is_validation
 from .generalization import Generalization
 from .plateau import PlateauTracker
-from .series import BlockTrends, Divergence, InitialLoss, negative_rule, nonfinite_rule
+from .series import BlockTrends, Divergence, InitialLoss, LossSpike, negative_rule, nonfinite_rule, with_grad_norm
 
 __all__ = ["SLICE", "Diagnostics", "DiagnosticsConfig"]
 
@@ -37,21 +44,24 @@ class DiagnosticsConfig:
 
     num_classes: int | None = None  # enables the initial cross-entropy check (ln C)
     initial_loss_band: tuple[float, float] = (0.5, 1.5)  # times ln C
-    clear_after: int = 20  # clean points that end a non-finite / negative episode
+    clear_after: int = 20  # clean points that end a non-finite episode
     divergence_ratio: float = 4.0  # fastai lr_find
-    divergence_beta: float = 0.98  # fastai AvgSmoothLoss
     divergence_warmup: int = 10
+    spike_ratio: float = 4.0  # times the last ~100 points' spread (largest - median) above their median
+    spike_recover: int = 300  # points a spike has to come back before it is reported as not recovered
+    val_block: int = 20  # values per evaluation of a validation loss logged at every step
     plateau_threshold: float = 1e-4  # torch ReduceLROnPlateau defaults
     plateau_threshold_mode: str = "rel"
     plateau_patience: int = 10
     plateau_cooldown: int = 0
     gl_alpha: float = 5.0  # Prechelt GL, percent
+    gl_noise_z: float = 1.0  # GL compares value - z noise with minimum + z noise (both are noisy)
     train_fall: float = 0.01  # AUTOTRAINER
     gap_ratio: float = 2.0
     persist: int = 3  # evaluations in a row for overfitting / gap
     train_window: int = 20  # training points averaged at a validation step
     block: int = 100  # points per block for noise / learning-rate / convergence rules
-    noise_ratio: float = 0.5
+    noise_ratio: float = 0.8
     early_blocks: int = 20
     converged_rel: float = 0.005
 
@@ -67,12 +77,11 @@ class DiagnosticsConfig:
                 raise ValueError(f"{name} must be an int >= {least}, got {v!r}")
         for name in _POSITIVE:
             _check_float(name, getattr(self, name), positive=True)
-        for name in ("plateau_threshold", "train_fall"):
+        for name in ("plateau_threshold", "train_fall", "gl_noise_z"):
             _check_float(name, getattr(self, name), positive=False)
         if self.divergence_ratio <= 1.0:
-            raise ValueError(f"divergence_ratio must be > 1 (times the best smoothed loss), got {self.divergence_ratio!r}")
-        if not 0.0 <= self.divergence_beta < 1.0:
-            raise ValueError(f"divergence_beta must be in [0, 1), got {self.divergence_beta!r}")
+            raise ValueError("divergence_ratio must be > 1 (times the best smoothed loss), "
+                             f"got {self.divergence_ratio!r}")
         if self.plateau_threshold_mode not in ("rel", "abs"):
             raise ValueError(f"plateau_threshold_mode must be 'rel' or 'abs', got {self.plateau_threshold_mode!r}")
         band = self.initial_loss_band
@@ -82,8 +91,8 @@ class DiagnosticsConfig:
 
 
 _COUNTS = {"clear_after": 1, "divergence_warmup": 0, "plateau_patience": 0, "plateau_cooldown": 0, "persist": 1,
-           "train_window": 1, "early_blocks": 1}  # int fields of DiagnosticsConfig and their least value
-_POSITIVE = ("divergence_ratio", "gl_alpha", "gap_ratio", "noise_ratio", "converged_rel")
+           "train_window": 1, "early_blocks": 1, "spike_recover": 5, "val_block": 1}  # int fields, least value
+_POSITIVE = ("divergence_ratio", "gl_alpha", "gap_ratio", "noise_ratio", "converged_rel", "spike_ratio")
 
 
 def _is_int(v: object) -> bool:
@@ -95,7 +104,8 @@ def _is_real(v: object) -> bool:
 
 
 def _check_float(name: str, v: object, positive: bool) -> None:
-    if not (_is_real(v) and math.isfinite(v) and (v > 0 if positive else v >= 0)):
+    f = float(v) if isinstance(v, SupportsFloat) and _is_real(v) else math.nan
+    if not (math.isfinite(f) and (f > 0 if positive else f >= 0)):
         raise ValueError(f"{name} must be a finite number {'> 0' if positive else '>= 0'}, got {v!r}")
 
 
@@ -108,19 +118,23 @@ class _Series:
         loss, val = is_loss_like(name), is_validation(name)
         self.detectors: list = [nonfinite_rule(cfg.clear_after)]
         if loss:
-            self.detectors.append(negative_rule(cfg.clear_after))
+            self.detectors.append(negative_rule())
         if loss and not val:
-            self.detectors.append(Divergence(cfg.divergence_ratio, cfg.divergence_beta, cfg.divergence_warmup))
+            self.detectors.append(Divergence(cfg.divergence_ratio, cfg.divergence_warmup))
+            self.detectors.append(LossSpike(cfg.spike_ratio, recover_within=cfg.spike_recover))
             if cfg.num_classes is not None:
                 self.detectors.append(InitialLoss(cfg.num_classes, cfg.initial_loss_band))
-            self.detectors.append(BlockTrends(cfg.block, cfg.noise_ratio, cfg.early_blocks, cfg.converged_rel))
-        self.plateau = None
+            self.detectors.append(BlockTrends(cfg.block, cfg.noise_ratio, cfg.early_blocks, cfg.converged_rel,
+                                              None if cfg.num_classes is None else math.log(cfg.num_classes)))
+        self.plateau = self.evals = None
         if val or name.lower().endswith("epoch"):
             self.plateau = PlateauTracker("max" if higher_is_better(name) else "min", cfg.plateau_threshold,
                                           cfg.plateau_threshold_mode, cfg.plateau_patience, cfg.plateau_cooldown,
                                           keep_reductions=False)
-        self.pair = (Generalization(cfg.gl_alpha, cfg.train_fall, cfg.gap_ratio, cfg.persist, cfg.train_window)
-                     if loss and val else None)
+            self.evals = Evaluations(cfg.val_block, each=not val)
+        self.best_step = (-1, math.nan)  # the plateau tracker's best evaluation: (index, step)
+        self.pair = (Generalization(cfg.gl_alpha, cfg.train_fall, cfg.gap_ratio, cfg.persist, cfg.train_window,
+                                    cfg.gl_noise_z) if loss and val else None)
 
 
 class Diagnostics:
@@ -189,20 +203,29 @@ class Diagnostics:
                 for det in st.detectors:
                     self.examined += b - a
                     new += det.feed(name, steps, values, a)
-                if st.plateau is not None:
-                    self.examined += b - a
-                    new += self._plateau(name, st.plateau, hist, a, b)
-        for name, (start, stop) in spans.items():  # pairs last: the training partner is up to date
+        grad = _grad_norm(data)
+        if grad is not None:
+            new = [with_grad_norm(f, grad, data[grad]) if f.code == "loss_spike" else f for f in new]
+        for name, (start, stop) in spans.items():  # evaluations last: the training partner is up to date
             st = self._series[run, name]
-            partner = self._partner(name, data)
-            if st.pair is None or partner is None:
+            if st.evals is None:
                 continue
-            hist, before = data[name], st.pair.examined
+            partner = self._partner(name, data)
+            hist = data[name]
             for a in range(start, stop, SLICE):
                 b = min(a + SLICE, stop)
-                val = MetricHistory(hist.steps[:b], hist.values[:b], hist.wall_time[:b])
-                new += st.pair.feed(name, partner, val, data[partner], a)
-            self.examined += st.pair.examined - before
+                steps, values, se = st.evals.take(hist, b, None if partner is None else data[partner])
+                if not len(steps):
+                    continue
+                self.examined += b - a
+                if st.plateau is not None:
+                    per = ("evaluations" if st.evals.mode == "each"
+                           else f"evaluations (means of {st.evals.block} values)")
+                    new += self._plateau(name, st, st.plateau, per, steps, values)
+                if st.pair is not None and partner is not None:
+                    before = st.pair.examined
+                    new += st.pair.feed(name, partner, MetricHistory(steps, values, steps), data[partner], 0, se)
+                    self.examined += st.pair.examined - before
         return new
 
     def _partner(self, name: str, data: Mapping[str, MetricHistory]) -> str | None:
@@ -210,20 +233,36 @@ class Diagnostics:
         fam = family_of(name)
         return next((m for m in data if not is_validation(m) and family_of(m) == fam), None)
 
-    def _plateau(self, name: str, tracker: PlateauTracker, hist: MetricHistory, start: int, stop: int) -> list[Finding]:
+    def _plateau(self, name: str, st: _Series, tracker: PlateauTracker, per: str, steps: np.ndarray,
+                 values: np.ndarray) -> list[Finding]:
+        """ReduceLROnPlateau over new evaluations (``per`` says what they are); a finding where an
+        episode opens."""
+        base = tracker.count
         out = []
         thr = f"{tracker.threshold:.2%} (relative)" if tracker.threshold_mode == "rel" else fmt(tracker.threshold)
-        for i, best, best_index in tracker.feed(hist.values[start:stop]):
-            s = float(hist.steps[i])
-            best_step = float(hist.steps[best_index]) if best_index >= 0 else float("nan")
+        for i, best, best_index in tracker.feed(values):
+            s = float(steps[i - base])
+            best_step = float(steps[best_index - base]) if best_index >= base else st.best_step[1]
             out.append(Finding(
                 "plateau", "info", name, s,
                 f"{name} has not improved on its best ({fmt(best)} at step {fmt(best_step)}) by more "
-                f"than {thr} for {tracker.patience + 1} evaluations (step {fmt(s)}): a plateau.",
+                f"than {thr} for {tracker.patience + 1} {per} (step {fmt(s)}): a plateau.",
                 "ReduceLROnPlateau would lower the learning rate now: lower it (e.g. 10x), or stop if it stays flat.",
                 {"best": best, "best_step": best_step, "patience": tracker.patience},
             ))
+        if tracker.best_index >= base:
+            st.best_step = (tracker.best_index, float(steps[tracker.best_index - base]))
         return out
+
+
+def _grad_norm(data: Mapping[str, MetricHistory]) -> str | None:
+    """A gradient-norm series of the run (``grad_norm``, ``train/grad_norm``, ``gradient_norm``,
+    ``update_norm``...), if one is logged."""
+    for name in data:
+        tokens = set(re.split(r"[/_\-.:\s]+", name.lower()))
+        if "norm" in tokens and tokens & {"grad", "gradient", "grads", "update"}:
+            return name
+    return None
 
 
 def _label_default_run(findings: list[Finding]) -> list[Finding]:

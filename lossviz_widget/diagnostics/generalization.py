@@ -7,13 +7,25 @@ O(1) per point whatever the window), or a short gather per value where validatio
 Everything else is a few NumPy passes over the new values (no index arrays); the state machines
 visit only the values where an episode opens or closes.
 
-* ``overfitting``: Prechelt (1998) generalization loss ``GL = 100 * (v / v_min - 1)``, computed on
-  the mean of the last ``persist`` validation values (the minimum of single noisy values sits
-  low by about two noise deviations, which alone would read as GL of a few percent), above
-  ``gl_alpha`` (5, in percent) while the training level is more than ``train_fall`` (1%,
-  AUTOTRAINER) below what it was at the validation minimum, for ``persist`` (3) evaluations in a
-  row. Ends when GL falls under ``gl_alpha / 2`` (a new minimum makes it 0); the next episode
-  needs a minimum ``gl_alpha`` % below the one of the last report (no flapping on noisy series).
+The validation values here are *evaluations* (:mod:`.evaluations`): each value of a validation
+loss logged every N steps or epochs, or means of 20 values (with their standard error ``se``)
+of one logged at every step.
+
+* ``overfitting``: Prechelt (1998) generalization loss, made noise-aware:
+  ``GL = 100 * ((v - z s) / (v_min * (1 + z sqrt(2 ln k) s / v)) - 1)`` with ``z`` =
+  ``gl_noise_z`` (1) and ``k`` the evaluations so far: the value may sit high by its noise
+  ``s``, and the lowest of ``k`` noisy evaluations sits about ``sqrt(2 ln k)`` noise deviations
+  low (a loss's noise scales with it, so the minimum's is the same fraction ``s / v``);
+  ``s`` is the larger of a block mean's standard error and the robust spread of the last 10
+  evaluations' second differences (0 on a smooth curve, so Prechelt's GL as written; on a
+  validation loss that bounces +-20% between evaluations at a constant learning rate a chance
+  low is not taken for the minimum to beat). Over ``gl_alpha`` (5, in
+  percent) while the training level is more than ``train_fall`` (1%, AUTOTRAINER) below what
+  it was at the validation minimum, for ``persist`` (3) evaluations in a row (on a smooth curve,
+  noise 0: at the third evaluation over the threshold; later where evaluations bounce, which is
+  what keeps a healthy constant-LR run free of false warnings). Ends when GL falls
+  under ``gl_alpha / 2`` (a new minimum makes it 0); the next episode needs a minimum
+  ``gl_alpha`` % below the one of the last report (no flapping on noisy series).
 * ``generalization_gap``: ``v`` more than ``gap_ratio`` (2x) the training level for ``persist``
   evaluations in a row; ends under ``(1 + gap_ratio) / 2``.
 
@@ -23,28 +35,30 @@ Both need positive values (lower-is-better losses).
 from __future__ import annotations
 
 import math
-from collections import deque
 
 import numpy as np
 
 from .._model import MetricHistory
-from .findings import Finding, fmt, held, pct
+from .findings import Finding, fmt, held, pct, row_medians
 
 __all__ = ["Generalization"]
 
+NOISE_WINDOW = 10  # evaluations whose second differences give the noise GL must exceed
 _SLICE = 1 << 14  # validation values per binary search and window pass (bounds the temporaries)
 
 
 class Generalization:
     """Overfitting and generalization-gap state for one (validation, training) pair."""
 
-    def __init__(self, gl_alpha: float, train_fall: float, gap_ratio: float, persist: int, train_window: int) -> None:
-        self.gl_alpha, self.train_fall, self.gap_ratio = gl_alpha, train_fall, gap_ratio
+    def __init__(self, gl_alpha: float, train_fall: float, gap_ratio: float, persist: int, train_window: int,
+                 noise_z: float = 1.0) -> None:
+        self.gl_alpha, self.train_fall, self.gap_ratio, self.noise_z = gl_alpha, train_fall, gap_ratio, noise_z
         self.persist, self.train_window = persist, train_window
-        self.recent: deque[float] = deque(maxlen=persist)  # the last finite validation values
-        self.best = math.inf  # lowest mean of `persist` recent values (what GL is measured from)
-        self.raw_best = math.inf  # lowest single value: the checkpoint to go back to
-        self.raw_best_step = math.nan
+        self.best = math.inf  # lowest evaluation so far (what GL is measured from)
+        self.evaluations = 0  # finite evaluations so far
+        self.tail = np.empty(0)  # the last two finite evaluations
+        self.curv = np.empty(0)  # |second differences| of the last NOISE_WINDOW - 1 evaluations
+        self.best_step = math.nan
         self.train_at_best = math.nan
         self.over_run = self.gap_run = 0
         self.over_active = self.gap_active = False
@@ -72,41 +86,33 @@ class Generalization:
             self.examined += int(np.minimum(ends, w).sum())
         return out
 
-    def _recent_means(self, values: np.ndarray) -> np.ndarray:
-        """Per new value: the mean of the last ``persist`` finite validation values (this one
-        included, older ones carried from earlier calls), summed oldest first (from 0.0)."""
-        p = self.persist
-        older = np.asarray(self.recent, dtype=np.float64)[max(len(self.recent) - (p - 1), 0) :] if p > 1 else np.empty(0)
-        ext = np.concatenate((np.zeros(p - 1 - len(older)), older, values))  # zeros add nothing
-        n = len(values)
-        total = ext[:n] + 0.0
-        for back in range(1, p):
-            total += ext[back : back + n]
-        count = np.full(n, float(p))
-        short = min(p - 1 - len(older), n)  # the first values of the series have fewer before them
-        count[:short] = np.arange(len(older) + 1, len(older) + 1 + short)
-        return total / count
-
     def feed(self, val_name: str, train_name: str, val: MetricHistory, train: MetricHistory,
-             start: int) -> list[Finding]:
-        """Take the validation values from index ``start`` on. Everything is computed with NumPy;
-        the episode state machines only visit the values where an episode opens or closes."""
+             start: int, se: np.ndarray | None = None) -> list[Finding]:
+        """Take the evaluations from index ``start`` on (``se``: their standard errors, per value
+        of ``val``; None for exact evaluations). Everything is computed with NumPy; the episode
+        state machines only visit the values where an episode opens or closes."""
         steps, values = val.steps[start:], val.values[start:]
+        se_all = np.zeros(len(values)) if se is None else np.asarray(se, dtype=np.float64)[start:]
         self.examined += len(values)
         finite = np.isfinite(values)
         if not finite.all():
-            steps, values = steps[finite], values[finite]
+            steps, values, se_all = steps[finite], values[finite], se_all[finite]
         n = len(values)
         if n == 0:
             return []
+        noise = np.maximum(se_all, self._noise(values))
+        # the lowest of k noisy evaluations sits about sqrt(2 ln k) noise deviations under their level
+        k = self.evaluations + 1 + np.arange(n)
+        self.evaluations += n
+        low_bias = np.sqrt(2.0 * np.log(np.maximum(k, 2)))
         levels = self._train_levels(train, steps)
-        means = self._recent_means(values)
-        # running bests: of the recent means (GL) and of single values (the checkpoint to keep)
-        best, improved = _running_min(means, self.best)
+        best, improved = _running_min(values, self.best)
         train_at_best = _latest(improved, n, levels[improved], self.train_at_best)
-        raw_best, raw_improved = _running_min(values, self.raw_best)
         with np.errstate(invalid="ignore", divide="ignore"):
-            gl = np.where(best > 0, 100.0 * (means / best - 1.0), 0.0)
+            # loss noise scales with the loss: the minimum's noise is the same fraction of it
+            rel = np.where(values > 0, noise / values, 0.0)
+            low = best * (1.0 + self.noise_z * low_bias * rel)  # the minimum, less its selection bias
+            gl = np.where(best > 0, 100.0 * ((values - self.noise_z * noise) / low - 1.0), 0.0)
             # False when either is NaN; a relative fall needs a positive level
             falling = (train_at_best > 0) & (levels < train_at_best * (1.0 - self.train_fall))
             ratio = np.where(levels > 0, values / levels, np.nan)
@@ -120,33 +126,43 @@ class Generalization:
         over_at, self.over_active, self.over_reopen = _episode_starts(
             over_trigger, over_release, self.over_active, best, self.over_reopen, self.gl_alpha / 100)
         gap_at, self.gap_active, _ = _episode_starts(gap_trigger, gap_release, self.gap_active)
-        # the step of the best single value, only where it is read
-        raw_best_step = _latest(raw_improved, n, steps[raw_improved], self.raw_best_step, at=[*over_at, n - 1])
+        best_step = _latest(improved, n, steps[improved], self.best_step, at=[*over_at, n - 1])
         out = [self._overfitting(val_name, train_name, float(steps[i]), float(values[i]), float(gl[i]),
-                                 float(best[i]), float(raw_best[i]), float(raw_best_step[k]),
-                                 float(levels[i]), float(train_at_best[i]))
+                                 float(best[i]), float(best_step[k]), float(levels[i]), float(train_at_best[i]))
                for k, i in enumerate(over_at)]
         out += [self._gap(val_name, train_name, float(steps[i]), float(values[i]), float(levels[i]), float(ratio[i]))
                 for i in gap_at]
         out.sort(key=lambda f: f.step)
-        self.recent.extend(values[-self.persist :].tolist())
-        self.best, self.train_at_best = float(best[-1]), float(train_at_best[-1])
-        self.raw_best, self.raw_best_step = float(raw_best[-1]), float(raw_best_step[-1])
+        self.best, self.train_at_best, self.best_step = float(best[-1]), float(train_at_best[-1]), float(best_step[-1])
         return out
 
-    def _overfitting(self, val_name: str, train_name: str, s: float, v: float, gl: float, best_mean: float,
-                     best: float, best_step: float, tl: float, train_at_best: float) -> Finding:
-        """GL compares means of the last ``persist`` values; the checkpoint to go back to is the
-        lowest single value (``best`` at ``best_step``)."""
+    def _noise(self, values: np.ndarray) -> np.ndarray:
+        """Per evaluation, the noise of the evaluations around it: 1.4826 x the median of the
+        last ``NOISE_WINDOW`` absolute second differences / sqrt 6 (a straight trend cancels, so a
+        steady rise is not taken for noise); 0 until there are three evaluations."""
+        ext = np.concatenate((self.tail, values))
+        d2 = np.abs(ext[2:] - 2 * ext[1:-1] + ext[:-2])
+        pad = max(len(values) - len(d2), 0)  # the first evaluations of the series have none
+        curv = np.concatenate((self.curv, d2))
+        k = len(self.curv)
+        sigma = np.zeros(len(values))
+        if len(d2):
+            w = np.lib.stride_tricks.sliding_window_view(np.concatenate((np.full(NOISE_WINDOW - 1, np.nan), curv)),
+                                                         NOISE_WINDOW)[k:]
+            sigma[pad:] = row_medians(w) * 1.4826 / math.sqrt(6.0)
+        self.tail, self.curv = ext[-2:], curv[-(NOISE_WINDOW - 1) :]
+        return sigma
+
+    def _overfitting(self, val_name: str, train_name: str, s: float, v: float, gl: float, best: float,
+                     best_step: float, tl: float, train_at_best: float) -> Finding:
         drop = 1.0 - tl / train_at_best
         return Finding(
             "overfitting", "warning", val_name, s,
-            f"{val_name} is {pct(gl / 100)} above its minimum ({fmt(best)} at step {fmt(best_step)}; "
-            f"means of {self.persist} evaluations compared) while {train_name} keeps falling "
-            f"({pct(drop)} lower since): overfitting.",
+            f"{val_name} is {pct(gl / 100)} above its minimum ({fmt(best)} at step {fmt(best_step)}) for "
+            f"{self.persist} evaluations while {train_name} keeps falling ({pct(drop)} lower since): overfitting.",
             f"Consider early stopping at step {fmt(best_step)} (keep that checkpoint) or more "
             "regularization (weight decay, dropout, data augmentation, more data).",
-            {"gl": gl, "best": best, "best_step": best_step, "best_mean": best_mean, "value": v,
+            {"gl": gl, "best": best, "best_step": best_step, "value": v,
              "train": tl, "train_at_best": train_at_best, "train_metric": train_name},
         )
 
@@ -175,13 +191,13 @@ def _window_means(values: np.ndarray, ends: np.ndarray, w: int) -> np.ndarray:
     ends = ends - lo
     finite = np.isfinite(x)
     nb = len(x) // w + 1  # at least one block, also for an empty x
-    grid = np.zeros(nb * w)
-    np.copyto(grid[: len(x)], x, where=finite)
-    grid = grid.reshape(nb, w)
+    flat = np.zeros(nb * w)
+    np.copyto(flat[: len(x)], x, where=finite)
+    grid = flat.reshape(nb, w)
     suffix = np.cumsum(grid[:, ::-1], axis=1)[:, ::-1].ravel()  # x[i] + ... to the end of i's block
     prefix = np.zeros(nb * w + 1)  # x[start of i's block] + ... + x[i - 1]; 0 at block starts
     np.cumsum(grid, axis=1, out=grid)
-    prefix[1:] = grid.ravel()
+    prefix[1:] = flat
     prefix[::w] = 0.0
     count = np.concatenate(([0], np.cumsum(finite)))
     first = ends - w

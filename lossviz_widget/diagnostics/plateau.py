@@ -164,7 +164,8 @@ def _next_better(values: np.ndarray, pos: int, bound: float, minimize: bool) -> 
     return len(values)
 
 
-def _bad_stretch(k: int, num_bad: int, cooldown_counter: int, patience: int, cooldown: int) -> tuple[int, int, int, int]:
+def _bad_stretch(k: int, num_bad: int, cooldown_counter: int, patience: int,
+                 cooldown: int) -> tuple[int, int, int, int]:
     """``k`` bad evaluations in a row under PyTorch's counters: ``(first, count, num_bad,
     cooldown_counter)``, the offset of the first learning-rate reduction among them (-1 if none),
     how many there are (then one every ``cooldown + patience + 1`` evaluations), and the

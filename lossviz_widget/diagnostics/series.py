@@ -1,30 +1,37 @@
 """Detectors that look at one series at a time; each keeps running state and reads only new points.
 
-Rules (defaults in :class:`~lossviz_widget.diagnostics.engine.DiagnosticsConfig`):
+Rules (defaults in :class:`~lossviz_widget.diagnostics.engine.DiagnosticsConfig`; the table with
+sources is ``docs/diagnostics.md``, the scores on real curves ``benchmarks/DIAGNOSTICS.md``):
 
 * ``nonfinite`` (any metric; Keras ``TerminateOnNaN``, Lightning ``check_finite``): a NaN/Inf
   value. Episode ends after ``clear_after`` finite points in a row.
-* ``negative_loss`` (loss-like names): a finite value below 0. Ends after ``clear_after``
-  non-negative points in a row.
-* ``divergence`` (training loss-like series): fastai's ``lr_find`` stop rule. The loss smoothed
-  by fastai's debiased EMA (beta 0.98) exceeds ``divergence_ratio`` (4) times its best smoothed
-  value (after ``divergence_warmup`` points). Ends once it is back under half that (2x best).
-* ``initial_loss`` (training loss-like series, only when ``num_classes`` is given): cs231n's
-  check that cross-entropy starts near ``ln C``; the first finite value outside
-  ``initial_loss_band`` (0.5-1.5) times ``ln C`` is reported. Without ``num_classes`` there is
-  no expected value to compare with, so nothing is said.
-* Block rules (training loss-like series): the series is cut into blocks of ``block`` (100)
-  points; per block its finite mean (level) and noise ``std(diff(y)) / sqrt(2)`` over pairs of
-  neighbouring finite points (the trend cancels in first differences) are kept, and the rules read only those block summaries:
+* ``negative_loss`` (loss-like names): the first finite value below 0, once per series (some
+  losses are log-likelihoods: said once, not per point).
+* ``divergence`` (training losses, :class:`Divergence`): fastai's ``lr_find`` stop rule (4x the
+  best) on a robust level, the median of the last 7 medians of 10-point blocks.
+* ``loss_spike`` (training losses, :class:`LossSpike`): a jump above the local level and
+  spread, reported once it is known whether the loss recovered; :func:`with_grad_norm` adds
+  whether a logged gradient norm spiked first.
+* ``initial_loss`` (training losses, only with ``num_classes``): cs231n's check that
+  cross-entropy starts near ``ln C``; the first finite value outside ``initial_loss_band``
+  (0.5-1.5) times ``ln C`` is reported.
+* Block rules (training losses, :class:`BlockTrends`): the series is cut into blocks of
+  ``block`` (100) points; per block its median (level) and a robust noise (the interquartile
+  range of first differences / (1.349 sqrt 2): the trend cancels, one huge value does not
+  count) are kept, and the rules read only those summaries:
 
-  - ``noisy``: noise above ``noise_ratio`` (50%) of the level in 2 blocks in a row; ends after 2
+  - ``noisy``: noise above ``noise_ratio`` (80%) of the level in 2 blocks in a row; ends after 2
     blocks under 70% of that.
-  - ``lr_too_high`` (first ``early_blocks`` = 20 blocks, from the 5th): the level is 10% above
-    the first block's, or has not come down 2% while the noise is over 25% of the level.
-  - ``lr_too_low`` (same early window): the last 5 block levels fall every time, each by under
-    1%, by more than twice their standard error in all, and less than 10% below the first block.
+  - ``not_learning`` (first ``early_blocks`` = 20 blocks): from the 5th block still at an
+    untrained classifier's loss (>= 0.9 ln C, with ``num_classes``) or, without it, from the 8th
+    never 5% away from the first level.
+  - ``lr_too_high`` (same window, from the 5th block, while the loss never came 10% down): the
+    level is 10% above the first block's, or has not come down 2% while the noise is over 25%.
+  - ``lr_too_low`` (same window, from the 10th block): under 50% down from the first level,
+    falling significantly and steadily (the second half 0.4-2x the first).
   - ``converged`` (from the 10th block): the level moved by less than the larger of 0.5% and two
-    standard errors over the last 5 blocks. Ends when it drops by three times that again.
+    standard errors over the last 5 blocks and by less than 10% since the block half as far
+    into the run. Ends when it drops by three times that again.
 
 Costs: a few NumPy passes per new point; :class:`RunRule` returns after one pass when a frame
 holds no bad value, and blocks past the early window are judged together (no Python per block).
@@ -33,13 +40,24 @@ holds no bad value, and blocks past the early window are judged together (no Pyt
 from __future__ import annotations
 
 import math
+import warnings
+from dataclasses import replace
 
 import numpy as np
 
-from .._core.smoothing import EmaSmoother
-from .findings import Finding, first_episode, fmt, held, pct
+from .._model import MetricHistory
+from .findings import Finding, first_episode, fmt, held, pct, row_stats
 
-__all__ = ["BlockTrends", "Divergence", "InitialLoss", "RunRule", "negative_rule", "nonfinite_rule"]
+__all__ = [
+    "BlockTrends",
+    "Divergence",
+    "InitialLoss",
+    "LossSpike",
+    "RunRule",
+    "negative_rule",
+    "nonfinite_rule",
+    "with_grad_norm",
+]
 
 _NEVER = -(1 << 62)
 
@@ -77,9 +95,10 @@ def _nonfinite(name: str, step: float, value: float) -> Finding:
 def _negative(name: str, step: float, value: float) -> Finding:
     return Finding(
         "negative_loss", "warning", name, step,
-        f"{name} is negative ({fmt(value)}) at step {fmt(step)}, but a loss like this is normally >= 0.",
-        "Check the loss's sign and inputs (probabilities vs logits); negative values are expected only for "
-        "losses such as a continuous negative log-likelihood or a GAN loss.", {"value": value},
+        f"{name} goes below zero (first at step {fmt(step)}: {fmt(value)}): fine for log-likelihood or "
+        "ELBO-style objectives and GAN losses, a bug for cross-entropy, MSE and other losses that are >= 0.",
+        "If this loss cannot be negative, check its sign and inputs (probabilities vs logits, a missing "
+        "mean or log); otherwise ignore this (said once per series).", {"value": value},
     )
 
 
@@ -87,42 +106,182 @@ def nonfinite_rule(clear_after: int) -> RunRule:
     return RunRule("nonfinite", lambda v: ~np.isfinite(v), _nonfinite, clear_after)
 
 
-def negative_rule(clear_after: int) -> RunRule:
-    return RunRule("negative_loss", lambda v: np.isfinite(v) & (v < 0), _negative, clear_after)
+def negative_rule() -> RunRule:
+    """Once per series: a loss that can go negative (a log-likelihood) does so all the time."""
+    return RunRule("negative_loss", lambda v: np.isfinite(v) & (v < 0), _negative, -_NEVER)
+
+
+def _rolling(x: np.ndarray, window: int, how: str) -> np.ndarray:
+    """Median or max (``how``), NaN ignored, of the ``window`` values ending at each index; NaN
+    where fewer than ``window`` values end there or all are NaN."""
+    out = np.full(len(x), np.nan)
+    if len(x) >= window:
+        w = np.lib.stride_tricks.sliding_window_view(x, window)
+        if how == "median":
+            out[window - 1 :] = row_stats(w)[1]  # np.nanmedian is ~50x slower on short rows
+        else:
+            with warnings.catch_warnings():  # an all-NaN window gives NaN, as wanted
+                warnings.simplefilter("ignore", RuntimeWarning)
+                out[window - 1 :] = np.nanmax(w, axis=1)
+    return out
 
 
 class Divergence:
-    """fastai's lr_find stop rule on a debiased EMA of the loss (see the module docstring)."""
+    """A loss that runs away: its robust level exceeds ``ratio`` times its best.
 
-    def __init__(self, ratio: float, beta: float, warmup: int) -> None:
-        self.ratio, self.warmup = ratio, warmup
-        self._ema = EmaSmoother(beta)
+    The level is the median of the last ``window`` (7) medians of ``size``-point (10) blocks:
+    a spike of a few points moves no block median, and the level moves only once more than
+    half of the last 70 points are high, so a spike that recovers within ~40 points is a
+    ``loss_spike``, not a divergence (fastai's ``lr_find`` stop rule, 4x the best smoothed loss,
+    judged on this level instead of an EMA, which one huge value drags up). The rise must also
+    give back more than a quarter of the progress from the first level to the best: with a
+    batch of one, a loss near 0 moves by 4x and more without meaning anything. Non-finite
+    values count as +inf in a block's median; a block whose median is not finite is left out of
+    the level (``nonfinite`` reports it). Ends once the level is back under half the threshold."""
+
+    def __init__(self, ratio: float, warmup: int, size: int = 10, window: int = 7) -> None:
+        self.ratio, self.warmup, self.size, self.window = ratio, warmup, size, window
+        self.blocks = 0  # complete blocks read
+        self.recent = np.empty(0)  # medians of the last window - 1 blocks
         self.best = math.inf
-        self.count = 0  # finite points so far
+        self.first = math.nan  # the first level: what "a quarter of the progress" is measured on
         self.active = False
 
     def feed(self, name: str, steps: np.ndarray, values: np.ndarray, start: int) -> list[Finding]:
-        sm = self._ema.stream(values[start:])  # keeps no per-point output
-        finite = np.isfinite(sm)
-        k = self.count + np.cumsum(finite)
-        self.count = int(k[-1]) if len(k) else self.count
-        eligible = finite & (k > self.warmup)
-        best = np.minimum(self.best, np.minimum.accumulate(np.where(eligible, sm, np.inf)))
-        if len(best):
-            self.best = float(best[-1])
-        trigger = eligible & (best > 0) & (sm > self.ratio * best)
-        clear = eligible & (sm < 0.5 * self.ratio * best)
+        stop = len(values) // self.size
+        if stop <= self.blocks:
+            return []
+        grid = values[self.blocks * self.size : stop * self.size].reshape(-1, self.size)
+        with np.errstate(invalid="ignore"):
+            meds = np.median(np.where(np.isnan(grid), np.inf, grid), axis=1)
+        ext = np.concatenate((self.recent, meds))
+        level = _rolling(ext, self.window, "median")[len(self.recent) :]
+        ends = steps[self.blocks * self.size + self.size - 1 : stop * self.size : self.size]
+        eligible = (self.blocks + 1 + np.arange(len(meds))) * self.size > self.warmup
+        eligible &= np.isfinite(level)
+        self.blocks, self.recent = stop, ext[-(self.window - 1) :] if self.window > 1 else np.empty(0)
+        best = np.minimum(self.best, np.minimum.accumulate(np.where(eligible, level, np.inf)))
+        self.best = float(best[-1])
+        if math.isnan(self.first) and eligible.any():
+            self.first = float(level[int(np.argmax(eligible))])
+        with np.errstate(invalid="ignore"):
+            # material: the level gave back more than a quarter of the progress made from the first
+            # level (a per-sample loss near 0 jitters by large factors without meaning anything)
+            material = level - best > 0.25 * np.maximum(self.first - best, 0.0)
+            trigger = eligible & (best > 0) & (level > self.ratio * best) & material
+            clear = eligible & (level < 0.5 * self.ratio * best)
         starts, self.active = first_episode(trigger, clear, self.active)
         out = []
         for i in starts:
-            s, v, b = float(steps[start + i]), float(sm[i]), float(best[i])
+            s, v, b = float(ends[i]), float(level[i]), float(best[i])
             out.append(Finding(
                 "divergence", "error", name, s,
-                f"{name} is diverging: smoothed it is {fmt(v)} at step {fmt(s)}, {v / b:.1f}x its best ({fmt(b)}).",
+                f"{name} is diverging: its level (median of the last {self.window * self.size} points) is {fmt(v)} "
+                f"at step {fmt(s)}, {v / b:.3g}x its best ({fmt(b)}).",
                 "Restart from the last good checkpoint with a 3-10x lower learning rate, learning-rate warmup "
-                "or gradient clipping.", {"smoothed": v, "best": b, "ratio": v / b},
+                "or gradient clipping.", {"level": v, "best": b, "ratio": v / b},
             ))
         return out
+
+
+_BACK = 10  # points in a row back in the range of before: a spike has recovered
+
+
+class LossSpike:
+    """A sudden jump relative to the local level and noise, and whether the loss came back.
+
+    Reference for each point: the median and the largest value of the ``window`` (10) complete
+    ``size``-point (10) blocks before its own (the last ~100 points). A finite value above
+    ``median + ratio * (largest - median)`` (``ratio`` 4; the spread floored at 5% of the
+    median) starts a spike: on the real curves of the corpus (``benchmarks/DIAGNOSTICS.md``) no
+    point of a healthy run exceeds 2.2x that spread, none of a batch-of-1-to-4 run 3.9x, and the
+    mildest injected spike (one step at 10x the learning rate) reaches 5.2x. It has recovered at
+    the first 10 points in a row whose median is back under ``max(2 x median, largest)`` of before. The
+    finding is reported once that is known: recovered (info, with how many steps it took) or
+    not within ``recover_within`` (300) points (warning); its step is the spike's,
+    ``evidence["reported_at"]`` the step where it was decided. One finding per spike; no new
+    spike opens before the last one recovered."""
+
+    def __init__(self, ratio: float = 4.0, size: int = 10, window: int = 10, recover_within: int = 300) -> None:
+        self.ratio, self.size, self.window, self.recover_within = ratio, size, window, recover_within
+        self.blocks = 0  # complete blocks read
+        self.meds = np.empty(0)  # median and largest value of the last window + 2 complete blocks
+        self.tops = np.empty(0)
+        self.open: dict[str, float] | None = None  # the spike waiting for its verdict
+        self.reported = False  # the open spike's finding is out (it did not recover in time)
+        self.pos = 0  # next index where a spike may start, or where a recovery window may end
+
+    def _references(self, values: np.ndarray) -> tuple[int, np.ndarray, np.ndarray]:
+        """``(base, med, top)``: for block ``base + q``, the median and the largest value of the
+        ``window`` complete blocks before it (NaN where unknown)."""
+        stop = len(values) // self.size
+        base = self.blocks - len(self.meds)
+        if stop > self.blocks:
+            _, med, top, _ = row_stats(values[self.blocks * self.size : stop * self.size].reshape(-1, self.size))
+            self.meds, self.tops = np.concatenate((self.meds, med)), np.concatenate((self.tops, top))
+            self.blocks = stop
+        ref_med = np.concatenate(([np.nan], _rolling(self.meds, self.window, "median")))
+        ref_top = np.concatenate(([np.nan], _rolling(self.tops, self.window, "max")))
+        self.meds, self.tops = self.meds[-(self.window + 2) :], self.tops[-(self.window + 2) :]
+        return base, ref_med, ref_top
+
+    def feed(self, name: str, steps: np.ndarray, values: np.ndarray, start: int) -> list[Finding]:
+        n = len(values)
+        base, ref_med, ref_top = self._references(values)
+        out: list[Finding] = []
+        while True:
+            if self.open is None:
+                if self.pos >= n:
+                    break
+                q = np.minimum(np.arange(self.pos, n) // self.size - base, len(ref_med) - 1)
+                m, t = ref_med[q], ref_top[q]
+                with np.errstate(invalid="ignore"):
+                    hit = np.flatnonzero(values[self.pos :] > m + self.ratio * np.maximum(t - m, 0.05 * np.abs(m)))
+                if not len(hit):
+                    self.pos = n
+                    break
+                k = self.pos + int(hit[0])
+                self.open = {"index": k, "med": float(m[hit[0]]), "top": float(t[hit[0]])}
+                self.reported, self.pos = False, k + _BACK
+            k = int(self.open["index"])
+            bound = max(2 * self.open["med"], self.open["top"])
+            e0, limit = max(self.pos, k + _BACK), k + self.recover_within
+            back = np.empty(0, dtype=np.int64)
+            if e0 < n:  # windows of _BACK points ending at e0, e0 + 1, ... (all after the spike)
+                w = np.lib.stride_tricks.sliding_window_view(values[e0 - _BACK + 1 : n], _BACK)
+                with np.errstate(invalid="ignore"):
+                    back = np.flatnonzero(np.median(np.where(np.isnan(w), np.inf, w), axis=1) <= bound)
+            if len(back):
+                e = e0 + int(back[0])
+                if not self.reported:
+                    out.append(self._finding(name, steps, values, k, min(e, limit), e <= limit, self.open))
+                self.open, self.pos = None, e + 1
+                continue
+            if n - 1 >= limit and not self.reported:
+                out.append(self._finding(name, steps, values, k, limit, False, self.open))
+                self.reported = True
+            self.pos = max(e0, n)
+            break
+        return out
+
+    def _finding(self, name: str, steps: np.ndarray, values: np.ndarray, k: int, j: int, recovered: bool,
+                 spike: dict[str, float]) -> Finding:
+        s, at = float(steps[k]), float(steps[min(j, len(steps) - 1)])
+        peak = float(np.nanmax(np.where(np.isfinite(values[k : j + 1]), values[k : j + 1], np.nan))) \
+            if np.isfinite(values[k : j + 1]).any() else float(values[k])
+        before = spike["med"]
+        head = (f"{name} spiked at step {fmt(s)}: from about {fmt(before)} to {fmt(peak)} "
+                f"({peak / before:.3g}x)" if before > 0 else f"{name} spiked at step {fmt(s)} to {fmt(peak)}")
+        ev: dict[str, float | str] = {"before": before, "peak": peak, "reported_at": at, "recovered": float(recovered)}
+        if recovered:
+            ev["recovery_steps"] = at - s
+            return Finding("loss_spike", "info", name, s, f"{head}; it recovered {fmt(at - s)} steps later.",
+                           "Nothing to do if it stays rare; if spikes recur, lower the learning rate, clip gradients "
+                           "or look for bad batches.", ev)
+        return Finding("loss_spike", "warning", name, s,
+                       f"{head}; it has not recovered {fmt(at - s)} steps later.",
+                       "Go back to a checkpoint before the spike and resume with a lower learning rate or gradient "
+                       "clipping; check the batches around that step.", ev)
 
 
 class InitialLoss:
@@ -158,23 +317,60 @@ class InitialLoss:
         )]
 
 
+def with_grad_norm(f: Finding, name: str, grad: MetricHistory, lead: int = 50) -> Finding:
+    """``f`` (a ``loss_spike``) saying whether the gradient norm ``name`` spiked first: its
+    largest value in the ``lead`` steps up to the spike, against the median of the 100 values
+    before those, and where it first went over 3x that median (update-norm spikes came before
+    loss spikes in marin-community/marin#1368)."""
+    s = f.step
+    a, b = np.searchsorted(grad.steps, [s - lead, s], side="left")
+    b = int(np.searchsorted(grad.steps, s, side="right"))
+    ref = grad.values[max(int(a) - 100, 0) : int(a)]
+    ref = ref[np.isfinite(ref)]
+    near = grad.values[int(a) : b]
+    if not len(ref) or not len(near) or not float(np.median(ref)) > 0:
+        return f
+    base = float(np.median(ref))
+    with np.errstate(invalid="ignore"):
+        over = np.flatnonzero(~(near <= 3 * base))  # NaN/inf count as spiking
+    ev = dict(f.evidence)
+    if not len(over):
+        text = f" {name} did not spike before it (at most {fmt(float(np.nanmax(near)) / base)}x its median)."
+        ev["grad_spiked_first"] = 0.0
+    else:
+        at = float(grad.steps[int(a) + int(over[0])])
+        peak = float(np.nanmax(np.where(np.isfinite(near), near, np.nan))) if np.isfinite(near).any() else math.inf
+        if at < s:
+            text = (f" {name} spiked first, at step {fmt(at)} ({fmt(peak / base)}x its median): the update blew up "
+                    "before the loss did (an unstable step, not just a bad batch).")
+        else:
+            text = (f" {name} spiked at the same step ({fmt(peak / base)}x its median), as a bad batch or a "
+                    "too-large step does.")
+        ev["grad_spiked_first"] = float(at < s)
+        ev["grad_spike_step"] = at
+    return replace(f, message=f.message + text, evidence=ev)
+
+
 class BlockTrends:
-    """Noise and learning-rate rules on per-block summaries (see the module docstring).
+    """Noise, learning and learning-rate rules on per-block summaries (see the module docstring).
 
-    Blocks of the early window are judged one by one (all four rules, at most ``early_blocks``
-    of them); past it only ``noisy`` and ``converged`` can open, and those are judged for a
-    frame's blocks at once with NumPy. Only the first level and the last five blocks are kept."""
+    Blocks of the early window are judged one by one (every rule, at most ``early_blocks`` of
+    them); past it only ``noisy`` and ``converged`` can open, and those are judged for a frame's
+    blocks at once with NumPy. The block levels are kept (one float per ``block`` points)."""
 
-    def __init__(self, block: int, noise_ratio: float, early_blocks: int, converged_rel: float) -> None:
-        self.block, self.noise_ratio, self.early_blocks, self.converged_rel = block, noise_ratio, early_blocks, converged_rel
+    def __init__(self, block: int, noise_ratio: float, early_blocks: int, converged_rel: float,
+                 expected: float | None = None) -> None:
+        self.block, self.noise_ratio = block, noise_ratio
+        self.early_blocks, self.converged_rel = early_blocks, converged_rel
+        self.expected = expected  # ln C with num_classes: an untrained classifier's loss
         self._pend_v = np.empty(0)
         self._pend_s = np.empty(0)
         self.count = 0  # blocks judged
-        self.first_level = math.nan
-        self.levels: list[float] = []  # of the last five blocks
-        self.noises: list[float] = []
+        self._levels = np.empty(64)  # every block's level (median); the first `count` are used
+        self.noises: list[float] = []  # of the last five blocks
         self.ends: list[float] = []  # last step of each of the last two blocks
-        self.active: dict[str, bool] = {c: False for c in ("noisy", "lr_too_high", "lr_too_low", "converged")}
+        self.active: dict[str, bool] = {c: False for c in _BLOCK_CODES}
+        self.learned = False  # the loss has left its initial level: not_learning cannot open any more
         self._hi = self._lo = 0  # blocks in a row above / well below the noise threshold
 
     def feed(self, name: str, steps: np.ndarray, values: np.ndarray, start: int) -> list[Finding]:
@@ -185,18 +381,9 @@ class BlockTrends:
         out: list[Finding] = []
         if not full:
             return out
-        grid = v[:full].reshape(-1, self.block)
-        finite = np.isfinite(grid)
-        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):  # near 1e308: inf/nan judge nothing
-            count = finite.sum(axis=1)
-            level = np.where(finite, grid, 0.0).sum(axis=1) / count
-            d = np.diff(grid, axis=1)
-            pair = finite[:, 1:] & finite[:, :-1]
-            npair = pair.sum(axis=1)
-            dmean = np.where(pair, d, 0.0).sum(axis=1) / npair
-            noise = np.sqrt(np.where(pair, (d - dmean[:, None]) ** 2, 0.0).sum(axis=1) / npair / 2.0)
+        count, level, noise = _block_summaries(v[:full].reshape(-1, self.block))
         ends = s[self.block - 1 : full : self.block]
-        kept = np.flatnonzero(count >= self.block // 2)
+        kept = np.flatnonzero((count >= self.block // 2) & np.isfinite(noise))  # enough finite values and pairs
         early = kept[: max(self.early_blocks - self.count, 0)].tolist()
         for k in early:
             self._push([float(level[k])], [float(noise[k])], [float(ends[k])])
@@ -206,11 +393,16 @@ class BlockTrends:
             out += self._judge_late(name, level[late], noise[late], ends[late])
         return out
 
+    @property
+    def levels(self) -> np.ndarray:
+        """Every judged block's level, in order."""
+        return self._levels[: self.count]
+
     def _push(self, levels: list[float], noises: list[float], ends: list[float]) -> None:
-        if not self.count:
-            self.first_level = levels[0]
+        if self.count + len(levels) > len(self._levels):  # grow by doubling: O(1) per block, amortized
+            self._levels = np.concatenate((self._levels, np.empty(max(len(self._levels), len(levels)))))
+        self._levels[self.count : self.count + len(levels)] = levels
         self.count += len(levels)
-        self.levels = (self.levels + levels)[-5:]
         self.noises = (self.noises + noises)[-5:]
         self.ends = (self.ends + ends)[-2:]
 
@@ -223,21 +415,23 @@ class BlockTrends:
         return cond
 
     def _se(self, last: int) -> float:
-        """Standard error of a difference of two block means, from the last blocks' noise."""
+        """Standard error of a difference of two block levels, from the last blocks' noise."""
         recent = self.noises[-last:]
         return math.sqrt(2.0 * sum(n * n for n in recent) / len(recent) / self.block)
 
     def _judge(self, name: str) -> list[Finding]:
-        """All four rules on the latest block (early window)."""
-        L, i, step = self.levels, self.count - 1, self.ends[-1]
-        level, l0 = L[-1], self.first_level
-        rel = self.noises[-1] / abs(level) if level else math.inf
+        """Every rule on the latest block (early window)."""
+        L, i, step = self.levels.tolist(), self.count - 1, self.ends[-1]  # early window: at most early_blocks
+        level, l0 = L[-1], L[0]
+        noise = self.noises[-1]
+        rel = noise / abs(level) if level else (math.inf if noise > 0 else 0.0)  # NaN noise: NaN, judged as quiet
         self._hi = self._hi + 1 if rel > self.noise_ratio else 0
         self._lo = self._lo + 1 if rel < 0.7 * self.noise_ratio else 0
         out: list[Finding] = []
         if self._open("noisy", self._hi >= 2, self._lo >= 2):
             out.append(self._noisy(name, self.ends[-2] if i else step, step, self.noises[-1], level, rel))
-        early = 4 <= i < self.early_blocks and l0 > 0
+        out += self._not_learning(name, i, step, level, l0)
+        early = 4 <= i < self.early_blocks and l0 > 0 and min(L) > 0.9 * l0  # it never came down
         high = early and (level > 1.1 * l0 or (level > 0.98 * l0 and rel > 0.25))
         if self._open("lr_too_high", high, level < 0.9 * l0):
             out.append(Finding(
@@ -247,39 +441,78 @@ class BlockTrends:
                 "Try a 3-10x lower learning rate or warmup; an LR range test (fastai lr_find) finds a good one.",
                 {"first_level": l0, "level": level, "noise_ratio": rel},
             ))
-        if early and min(L[-5:]) > 0:
-            last = L[-5:]
-            drops = [(a - b) / a for a, b in zip(last, last[1:])]
-            low = (all(0 < d < 0.01 for d in drops) and last[0] - last[-1] > 2 * self._se(5)
-                   and (l0 - level) / l0 < 0.1)
-        else:
-            low = False
-        if self._open("lr_too_low", low, early and level < 0.95 * L[-2]):
+        low = False
+        if 9 <= i < self.early_blocks and l0 > 0 and level > 0:
+            half = L[i // 2]
+            first, second = l0 - half, half - level  # falls over the first and the second half
+            # steady: the second half falls about as much as the first (not stalling, not speeding up)
+            low = (0 < (l0 - level) / l0 < 0.5 and second > 3 * self._se(5) and 0.4 * first <= second <= 2 * first)
+        if self._open("lr_too_low", low, False):
             out.append(Finding(
                 "lr_too_low", "info", name, step,
-                f"{name} falls steadily but slowly: {pct((l0 - level) / l0)} in {fmt((i + 1) * self.block)} points, "
-                f"under 1% per {self.block}: the learning rate is likely too low.",
+                f"{name} falls slowly and steadily: {pct((l0 - level) / l0)} in {fmt((i + 1) * self.block)} points "
+                "and as fast in the second half as in the first: the learning rate is likely too low.",
                 "Try a 3-10x higher learning rate (an LR range test finds a good one).",
                 {"first_level": l0, "level": level},
             ))
         if i >= 9:
-            moved = L[-5] - level
-            thr = max(self.converged_rel * abs(level), 2 * self._se(5))
-            if self._open("converged", abs(moved) < thr, moved > 3 * thr):
+            moved, thr, longer = self._moved(i, level)
+            if self._open("converged", abs(moved) < thr and longer < max(0.1 * abs(level), thr), moved > 3 * thr):
                 out.append(self._converged(name, step, level, moved, thr))
         return out
 
+    def _moved(self, i: int, level: float) -> tuple[float, float, float]:
+        """Change of the level over the last 5 blocks, the threshold for that, and the fall since
+        the block half as far into the run (a loss still falling on a log-step axis has not
+        converged)."""
+        L = self.levels.tolist()
+        thr = max(self.converged_rel * abs(level), 2 * self._se(5))
+        return L[-5] - level, thr, L[i // 2] - level
+
+    def _not_learning(self, name: str, i: int, step: float, level: float, l0: float) -> list[Finding]:
+        """``not_learning``: with ``num_classes``, after 5 blocks still at an untrained classifier's
+        loss (the last 3 levels >= 0.9 ln C: a network killed by a too-high learning rate sits
+        there); without it, after ``FLAT_BLOCKS`` (8) blocks no block level 5% (and 3 standard
+        errors) away from the first: 8, not fewer, because the quickstart's MLP sits at its
+        initial loss for ~600 steps before it falls 50x (a saddle, not a dead network). Once the
+        loss leaves that level it can no longer open."""
+        if self.learned or i >= self.early_blocks:
+            return []
+        L = self.levels.tolist()
+        if self.expected is not None:
+            stuck = i >= 4 and min(L[-3:]) >= 0.9 * self.expected
+            self.learned = level < 0.7 * self.expected
+            what = f"near ln C = {self.expected:.3g}, the loss of an untrained classifier"
+        else:
+            band = max(0.05 * abs(l0), 3 * self._se(5))
+            stuck = i >= FLAT_BLOCKS - 1 and max(abs(x - l0) for x in L) <= band
+            self.learned = abs(level - l0) > 2 * band
+            what = f"within {pct(band / abs(l0)) if l0 else fmt(band)} of where it started"
+        if not self._open("not_learning", stuck and not self.learned, self.learned):
+            return []
+        return [Finding(
+            "not_learning", "warning", name, step,
+            f"{name} is not learning: after {fmt((i + 1) * self.block)} points it is still {fmt(level)}, {what}.",
+            "Check that gradients reach the weights (requires_grad, optimizer.step(), zero_grad) and the learning "
+            "rate: far too high kills the network (it jumped, then stays flat), far too low barely moves it.",
+            {"level": level, "first_level": l0, "expected": math.nan if self.expected is None else self.expected},
+        )]
+
     def _judge_late(self, name: str, level: np.ndarray, noise: np.ndarray, ends: np.ndarray) -> list[Finding]:
-        """:meth:`_judge` for blocks past the early window, vectorized: there ``lr_too_high`` and
-        ``lr_too_low`` cannot open (``lr_too_high`` may still close) and the others see the same
-        numbers, computed in the same order."""
-        L = np.concatenate((self.levels[-4:], level))  # with the 4 blocks before (fewer at the start)
+        """:meth:`_judge` for blocks past the early window, vectorized: there ``lr_too_high``,
+        ``lr_too_low`` and ``not_learning`` cannot open (``lr_too_high`` may still close) and the
+        others see the same numbers, computed in the same order."""
+        L = np.concatenate((self._levels[max(self.count - 4, 0) : self.count], level))  # the 4 before and these
+        half = (self.count + np.arange(len(level))) // 2  # block half as far into the run, for each
+        old = half < self.count
+        at_half = np.where(old, self._levels[np.minimum(half, max(self.count - 1, 0))], 0.0)
+        at_half = np.where(old, at_half, L[np.clip(half - self.count + len(L) - len(level), 0, len(L) - 1)])
         N = np.concatenate((self.noises[-4:], noise))
-        pad = len(L) - len(level)
+        pad = len(N) - len(level)
         E = np.concatenate((self.ends[-1:], ends))
         idx = self.count + np.arange(len(level))
         with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
-            rel = np.where(level != 0, noise / np.abs(level), math.inf)
+            rel = np.where(level != 0, noise / np.abs(level), np.where(noise > 0, math.inf, 0.0))
             hi, self._hi = held(rel > self.noise_ratio, self._hi, 2)
             lo, self._lo = held(rel < 0.7 * self.noise_ratio, self._lo, 2)
             noisy, self.active["noisy"] = first_episode(hi, lo, self.active["noisy"])
@@ -292,18 +525,20 @@ class BlockTrends:
                 sq = sq + n * n
             se = np.sqrt(2.0 * sq / 5 / self.block)
             moved = L[np.maximum(j - 4, 0)] - level
+            longer = at_half - level
             a, b = self.converged_rel * np.abs(level), 2 * se
             thr = np.where(b > a, b, a)
-            converged, self.active["converged"] = first_episode(late & (np.abs(moved) < thr), late & (moved > 3 * thr),
+            cap = 0.1 * np.abs(level)
+            cond = late & (np.abs(moved) < thr) & (longer < np.where(thr > cap, thr, cap))
+            converged, self.active["converged"] = first_episode(cond, late & (moved > 3 * thr),
                                                                 self.active["converged"])
-        if self.active["lr_too_high"] and bool((level < 0.9 * self.first_level).any()):
+        if self.active["lr_too_high"] and bool((level < 0.9 * self._levels[0]).any()):
             self.active["lr_too_high"] = False
         found = [(k, 0, self._noisy(name, float(E[k]), float(ends[k]), float(noise[k]), float(level[k]), float(rel[k])))
                  for k in noisy]
         found += [(k, 1, self._converged(name, float(ends[k]), float(level[k]), float(moved[k]), float(thr[k])))
                   for k in converged]
-        self._push(level[-5:].tolist(), noise[-5:].tolist(), ends[-2:].tolist())
-        self.count += len(level) - min(len(level), 5)
+        self._push(level.tolist(), noise[-5:].tolist(), ends[-2:].tolist())
         return [f for _, _, f in sorted(found, key=lambda t: t[:2])]
 
     @staticmethod
@@ -319,7 +554,28 @@ class BlockTrends:
         return Finding(
             "converged", "info", name, step,
             f"{name} moved by only {pct(abs(moved) / abs(level)) if level else fmt(moved)} over the last "
-            f"{fmt(5 * self.block)} points (to step {fmt(step)}): it has converged or stalled.",
+            f"{fmt(5 * self.block)} points (to step {fmt(step)}) and by little since half as many steps: it has "
+            "converged or stalled.",
             "If validation is flat too you can stop here; otherwise lower the learning rate (a schedule or "
             "ReduceLROnPlateau) for a final gain.", {"level": level, "moved": moved, "threshold": thr},
         )
+
+
+FLAT_BLOCKS = 8  # blocks at the initial level before a loss is "not learning" (without num_classes)
+_BLOCK_CODES = ("noisy", "lr_too_high", "lr_too_low", "converged", "not_learning")
+
+
+def _block_summaries(grid: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per row: finite values, level (their median) and noise (the interquartile range of first
+    differences between neighbouring finite values / (1.349 sqrt 2): the standard deviation of
+    Gaussian point noise, robust to the odd huge value, and the trend cancels in differences)."""
+    count, level, _, _ = row_stats(grid)
+    with np.errstate(invalid="ignore", over="ignore"):
+        d = np.diff(grid, axis=1)  # NaN/inf where a neighbour is not finite
+    d = np.sort(np.where(np.isfinite(d), d, np.nan), axis=1)
+    m = np.isfinite(d).sum(axis=1)
+    r = np.arange(len(d))
+    q1, q3 = np.maximum((m - 1) // 4, 0), np.maximum((3 * (m - 1)) // 4, 0)
+    with np.errstate(invalid="ignore", over="ignore"):
+        noise = np.where(m >= 4, (d[r, q3] - d[r, q1]) / (1.349 * math.sqrt(2.0)), np.nan)
+    return count, level, noise

@@ -58,6 +58,8 @@ class LossPlotCallback(keras.callbacks.Callback):
 
     def _learning_rate(self) -> float | None:
         optimizer = getattr(self.model, "optimizer", None)
+        if optimizer is None:
+            return None
         try:
             return float(keras.ops.convert_to_tensor(optimizer.learning_rate))
         except (AttributeError, TypeError, ValueError):

@@ -58,8 +58,8 @@ class LossPlotCallback(Callback):
     current cell only with ``display=True``.
     ``metrics``: the (flattened) metric names to log, Ray's own included (e.g.
     ``"time_total_s"``); None: every numeric one outside :data:`SKIPPED_KEYS`.
-    ``run_name``: the run of a trial; default its ``experiment_tag`` (Ray's short config string, e.g. ``"1_lr=0.0100"``), or the
-    trial's name when that is empty.
+    ``run_name``: the run of a trial; default its ``experiment_tag`` (Ray's short config string,
+    e.g. ``"1_lr=0.0100"``), or the trial's name when that is empty.
     """
 
     def __init__(

@@ -54,7 +54,7 @@ def _launch(land: Landscape, target: Target, origin: np.ndarray, dirs: list[np.n
 
 def _user_direction(target: Target, direction: Any, name: str) -> np.ndarray:
     if hasattr(target, "vector_of") and (is_torch_module(direction) or isinstance(direction, Mapping)):
-        return target.vector_of(direction)  # type: ignore[attr-defined]
+        return target.vector_of(direction)
     arrays = direction if isinstance(direction, (list, tuple)) else [direction]
     arrays = [a.detach().cpu().numpy() if hasattr(a, "detach") else a for a in arrays]
     return target.layout.vector(arrays, name)

@@ -59,7 +59,7 @@ def _floats(value: Any) -> np.ndarray:
     """A nested JSON list of numbers/"NaN" strings back to a float64 array."""
     if isinstance(value, list):
         return np.array([_floats(v) for v in value], dtype=np.float64) if value else np.empty(0)
-    return np.float64(float_from_json(value))
+    return np.asarray(float_from_json(value), dtype=np.float64)
 
 
 def _document(land: Landscape) -> dict[str, Any]:
@@ -73,7 +73,8 @@ def _document(land: Landscape) -> dict[str, Any]:
 
 def _from_document(doc: dict[str, Any], arrays: dict[str, np.ndarray] | None = None) -> Landscape:
     if not isinstance(doc, dict) or doc.get("format") != FORMAT:
-        raise ValueError(f"not a lossviz_widget landscape file (format {doc.get('format') if isinstance(doc, dict) else None!r})")
+        found = doc.get("format") if isinstance(doc, dict) else None
+        raise ValueError(f"not a lossviz_widget landscape file (format {found!r})")
     get = (lambda k: arrays[k]) if arrays is not None else (lambda k: _floats(doc[k]))
     y = None if doc.get("y") is None and (arrays is None or "y" not in arrays) else get("y")
     land = Landscape(kind=doc["kind"], x=get("x"), y=y, x_label=doc["x_label"], y_label=doc["y_label"],
@@ -100,7 +101,7 @@ def _write_npz(land: Landscape, f: IO[bytes]) -> None:
     if land.path is not None:
         p = land.path
         arrays.update(path_coords=p.coords, path_steps=p.steps, path_losses=p.losses, path_residual=p.residual)
-    np.savez(f, **arrays)
+    np.savez(f, **arrays)  # type: ignore[arg-type]  # mypy matches **arrays against savez's allow_pickle: bool
 
 
 def _read_npz(path: Path) -> Landscape:
@@ -123,7 +124,7 @@ def render_figure(land: Landscape, *, log_color: bool = False, width: float = 6.
     ax = fig.add_subplot()
     _style_axes(ax)
     label = f"log10 {land.metric}" if log_color else land.metric
-    if land.ndim == 1:
+    if land.y is None:  # a 1-D landscape
         y = np.where(land.computed, shown_values(land.values, False), np.nan)
         if log_color:
             ax.set_yscale("log")

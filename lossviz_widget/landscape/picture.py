@@ -11,6 +11,8 @@ so both show the same picture.
 
 from __future__ import annotations
 
+from typing import cast
+
 import numpy as np
 
 __all__ = ["contour_levels", "contour_lines", "nearest_fill", "shown_values"]
@@ -67,7 +69,8 @@ def contour_lines(x: np.ndarray, y: np.ndarray, field: np.ndarray, levels: np.nd
     pieces: list[np.ndarray] = []
     gap = np.array([[np.nan, np.nan]])
     for level in levels:
-        for line in gen.lines(float(level)):
+        # contourpy's stub returns the union of every line type's shape; Separate: a list of (n, 2) arrays
+        for line in cast("list[np.ndarray]", gen.lines(float(level))):
             pieces.extend((line, gap))
     if not pieces:
         return np.empty(0), np.empty(0)

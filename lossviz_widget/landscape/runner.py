@@ -124,10 +124,8 @@ class Runner:
     def _grid_rows(self, flat: np.ndarray) -> np.ndarray:
         land = self.landscape
         idx = np.unravel_index(flat, land.values.shape)
-        if land.ndim == 1:
-            coefs = land.x[idx[0]][:, None]
-        else:
-            coefs = np.stack([land.x[idx[1]], land.y[idx[0]]], axis=1)
+        # a 1-D landscape has no y (land.ndim == 1)
+        coefs = land.x[idx[0]][:, None] if land.y is None else np.stack([land.x[idx[1]], land.y[idx[0]]], axis=1)
         return self._origin[None, :] + coefs @ self._dirs
 
     def _work(self) -> None:

@@ -16,11 +16,14 @@ from __future__ import annotations
 import contextlib
 import sys
 from collections.abc import Callable, Iterator
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, TypeGuard
 
 import numpy as np
 
 from .params import Layout, layout_of_arrays
+
+if TYPE_CHECKING:
+    import torch
 
 __all__ = ["NumpyTarget", "Target", "is_torch_module", "make_target"]
 
@@ -37,7 +40,7 @@ class Target(Protocol):
     def session(self) -> contextlib.AbstractContextManager[Evaluate]: ...
 
 
-def is_torch_module(obj: object) -> bool:
+def is_torch_module(obj: object) -> TypeGuard[torch.nn.Module]:
     """True for a ``torch.nn.Module``; never imports torch (no torch loaded: no module)."""
     torch = sys.modules.get("torch")
     return torch is not None and isinstance(obj, torch.nn.Module)

@@ -65,7 +65,7 @@ class TorchTarget:
         self._loss = loss_fn
         self._batches = batches_of(data)
         self.passes_per_point = len(self._batches)
-        named = list(model.named_parameters())
+        named: list[tuple[str, torch.Tensor]] = list(model.named_parameters())
         if buffers:
             named += [(n, b) for n, b in model.named_buffers() if b.is_floating_point()]
         if not named:
@@ -79,7 +79,7 @@ class TorchTarget:
     def vector_of(self, source: torch.nn.Module | Mapping[str, Any]) -> np.ndarray:
         """The layout's values taken from a module or a ``state_dict`` (float64, flat)."""
         if isinstance(source, torch.nn.Module):
-            state = dict(source.named_parameters())
+            state: dict[str, torch.Tensor] = dict(source.named_parameters())
             state.update(source.named_buffers())
         elif isinstance(source, Mapping):
             state = dict(source)

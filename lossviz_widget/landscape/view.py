@@ -150,18 +150,18 @@ class LandscapeView(widgets.VBox):
         """Push the landscape's current state to the marks, progress bar and status line."""
         with self._lock:
             land = self.landscape
-            if land.ndim == 2:
-                self._draw_2d(land)
+            if land.y is not None:  # a 2-D landscape
+                self._draw_2d(land, land.y)
             else:
                 self._draw_1d(land)
             self._progress.value = self.runner.done
             self._status.value = self._status_html()
             self._cancel.disabled = land.status not in ("pending", "running")
 
-    def _draw_2d(self, land: Landscape) -> None:
+    def _draw_2d(self, land: Landscape, y: np.ndarray) -> None:
         field = nearest_fill(shown_values(land.values, self.log_color), land.computed)
         label = f"log10 {land.metric}" if self.log_color else land.metric
-        xs, ys = contour_lines(land.x, land.y, field, contour_levels(field))
+        xs, ys = contour_lines(land.x, y, field, contour_levels(field))
         with self.heat.hold_sync():
             self.heat.color = field
         with self.contours.hold_sync():

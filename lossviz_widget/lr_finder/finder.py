@@ -113,7 +113,8 @@ def _to_device(obj: Any, device: Any) -> Any:
     return obj
 
 
-def _torch_step_fn(model: Any, optimizer: Any, loss_fn: Callable, data: Iterable, device: Any) -> Callable:
+def _torch_step_fn(model: Any, optimizer: Any, loss_fn: Callable[..., Any], data: Iterable[Any],
+                   device: Any) -> Callable[[float], Any]:
     """One training step per call at the given lr: ``loss_fn(model(inputs), target)``."""
     batches = _batches(data)
     if device is None:
@@ -223,6 +224,7 @@ def lr_find(
         if step_fn is not None:
             losses, smoothed, reason = _run(step_fn, lrs, monitor, plot)
         else:
+            assert loss_fn is not None and data is not None  # (checked above: given when step_fn is not)
             with preserved_training_state(model, optimizer):
                 model.train()
                 losses, smoothed, reason = _run(_torch_step_fn(model, optimizer, loss_fn, data, device), lrs,

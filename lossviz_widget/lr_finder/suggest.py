@@ -178,7 +178,7 @@ SUGGESTION_METHODS: dict[str, Callable[[np.ndarray, np.ndarray], Suggestion]] = 
 }
 
 
-def suggest(lrs: Sequence[float], smoothed: Sequence[float], num_it: int,
+def suggest(lrs: Sequence[float] | np.ndarray, smoothed: Sequence[float], num_it: int,
             methods: Sequence[str] = ("valley", "steep", "minimum", "slide")) -> dict[str, Suggestion]:
     """Run the named suggestion methods the way ``Learner.lr_find`` does.
 

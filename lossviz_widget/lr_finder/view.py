@@ -28,7 +28,7 @@ _COLOR = "#1f77b4"
 _MARKER_COLORS = {"valley": "#d62728", "steep": "#2ca02c", "minimum": "#9467bd", "slide": "#ff7f0e"}
 
 
-def _fresh(values: Sequence[float]) -> np.ndarray:
+def _fresh(values: Sequence[float] | np.ndarray) -> np.ndarray:
     return np.array(values, dtype=np.float64)  # a new array each time (bqplot keeps a reference)
 
 
@@ -62,7 +62,7 @@ class LRFinderPlot(widgets.VBox):
         self._last_draw = -math.inf
         super().__init__([self.figure, self.readout], **kwargs)
 
-    def update(self, lrs: Sequence[float], losses: Sequence[float], smoothed: Sequence[float],
+    def update(self, lrs: Sequence[float] | np.ndarray, losses: Sequence[float], smoothed: Sequence[float],
                force: bool = False) -> bool:
         """Show the curve so far; returns whether it drew (throttled unless ``force``)."""
         now = time.monotonic()

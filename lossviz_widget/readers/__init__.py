@@ -70,6 +70,7 @@ def detect_format(path: str | os.PathLike[str]) -> str:
 
 
 def _open_tail(path: Path, fmt: str, run: str) -> Tail:
+    cls: type[Tail]
     if fmt == "tensorboard":
         from .tensorboard import TensorBoardTail as cls
     elif fmt == "keras_csv":
@@ -118,7 +119,7 @@ class LogSource:
     def _candidates(self) -> list[Path]:
         if self.root.is_file():
             return [self.root]
-        found = []
+        found: list[Path] = []
         for folder, subfolders, files in os.walk(self.root):
             subfolders[:] = sorted(d for d in subfolders if not d.startswith("."))
             found.extend(Path(folder, name) for name in sorted(files) if not name.startswith("."))

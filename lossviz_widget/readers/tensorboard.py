@@ -18,6 +18,7 @@ the read time, so it is not used.
 from __future__ import annotations
 
 import os
+from typing import Any
 
 from ._tail import Points, Tail
 
@@ -36,7 +37,7 @@ class TensorBoardTail(Tail):
 
     def __init__(self, path: str | os.PathLike[str], run: str) -> None:
         super().__init__(path, run)
-        self._loader = None
+        self._loader: Any = None  # a LegacyEventFileLoader once the file is open (tensorboard is untyped)
         self._scalar_tags: set[str] = set()  # TF2 writers put the plugin metadata on a tag's first value only
 
     def _restart(self) -> None:

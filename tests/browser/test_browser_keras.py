@@ -1,0 +1,79 @@
+"""End to end: a Keras 3 ``model.fit`` with ``LossPlotCallback`` draws live in real JupyterLab.
+
+The integration notebook tests run the notebooks headless; this one is what a person sees:
+in JupyterLab + headless Chromium, the per-batch loss line grows while the ``fit`` cell is
+still running ([*]), and at the end the panel holds every batch and every validation point.
+A callback sleeps a little per batch so the training lasts a few seconds.
+"""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+from browser_harness import NotebookPage, opened_notebook, poll
+
+EPOCHS, BATCHES = 6, 20
+
+SETUP_CELL = f"""\
+import os
+os.environ.setdefault("KERAS_BACKEND", "torch")
+import time
+import keras, numpy as np
+from lossviz_widget import LossPlot
+from lossviz_widget.integrations.keras import LossPlotCallback
+
+rng = np.random.default_rng(0)
+x = rng.normal(size=({BATCHES * 50 * 5 // 4}, 4)).astype("float32")
+y = (x @ np.array([1.0, -2.0, 0.5, 0.0], dtype="float32") > 0).astype("float32")
+keras.utils.set_random_seed(0)
+model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(8, activation="relu"),
+                          keras.layers.Dense(1, activation="sigmoid")])
+model.compile(optimizer="adam", loss="binary_crossentropy")
+callback = LossPlotCallback(LossPlot(title="keras live", smoothing=0.0))
+callback.plot"""
+
+FIT_CELL = f"""\
+slow = keras.callbacks.LambdaCallback(on_train_batch_end=lambda batch, logs: time.sleep(0.04))
+history = model.fit(x, y, batch_size=50, epochs={EPOCHS}, validation_split=0.2,
+                    callbacks=[callback, slow], verbose=0)
+print("FIT DONE", len(history.history["val_loss"]))"""
+
+
+@pytest.mark.browser
+@pytest.mark.timeout(240)
+def test_keras_fit_draws_live(request: pytest.FixtureRequest) -> None:
+    with opened_notebook(request, "keras_live.ipynb", [SETUP_CELL, FIT_CELL]) as nb:
+        _check(nb)
+
+
+def _loss_vertices(panel) -> int:
+    curves = [c for c in NotebookPage.line_vertices(panel, "loss") if not c["hidden"]]
+    return int(curves[0]["vertices"]) if len(curves) == 1 else 0
+
+
+def _check(nb: NotebookPage) -> None:
+    nb.run_all_cells()
+    widget = nb.cell(0).locator(".lossviz")
+    widget.wait_for(state="visible", timeout=90_000)  # importing keras + torch takes a while
+    poll(lambda: nb.is_executing(1), 90, "fit cell never started executing ([*])", interval=0.05)
+    panel = widget.locator(".lossviz-panel").first
+
+    samples: list[int] = []
+    while nb.is_executing(1) and "FIT DONE" not in nb.output_text(1):
+        n = _loss_vertices(panel) if panel.count() else 0
+        if n and nb.is_executing(1):
+            samples.append(n)
+        nb.page.wait_for_timeout(200)
+    grew = sum(b > a for a, b in itertools.pairwise(samples))
+    assert grew >= 2 and samples[0] < EPOCHS * BATCHES, f"loss line did not grow while fit ran: {samples}"
+    nb.screenshot("keras-live-widget", widget)
+
+    nb.wait_cell_done(1, timeout=120)
+    assert f"FIT DONE {EPOCHS}" in nb.output_text(1), nb.output_text(1)
+    poll(lambda: _loss_vertices(panel) == EPOCHS * BATCHES, 20,
+         lambda: f"loss line: {NotebookPage.line_vertices(panel, 'loss')}")
+    poll(lambda: nb.visible_line_vertices(panel, "val_loss") == EPOCHS, 20,
+         lambda: f"val_loss line: {NotebookPage.line_vertices(panel, 'val_loss')}")
+    assert not nb.error_outputs(), nb.error_outputs()
+    nb.screenshot("keras-final-widget", widget)

@@ -1,0 +1,81 @@
+"""End to end: zooming a panel with the mouse wheel in JupyterLab re-downsamples the visible
+range (full fidelity), and "follow latest" brings the whole run back.
+
+A plot of 200,000 points (max_points=400, smoothing off) is shown; the loss line then
+holds <= 400 vertices. A wheel zoom over the panel narrows the shared x scale in the
+browser; once the kernel is idle it receives the new range (``plot.x_range``) and sends
+the raw points of that range. A later cell reads the state the kernel holds.
+"""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from browser_harness import NotebookPage, opened_notebook, poll
+
+SETUP_CELL = """\
+if "plot" not in globals():  # re-running all cells keeps the plot (and its zoom)
+    from lossviz_widget import LossPlot
+    plot = LossPlot(title="zoom test", smoothing=0.0, max_points=400)
+    for i in range(200_000):
+        plot.log(loss=1.0 + (i % 997) / 997 + (50.0 if i == 123_457 else 0.0), step=i)
+    plot.flush()
+plot"""
+
+STATE_CELL = """\
+main = [m for m in plot.figures["loss"].marks if getattr(m, "labels", None) == ["loss"]][0]
+print("STATE", plot.x_range, plot.follow_latest, len(main.x))"""
+
+
+def _state(nb: NotebookPage) -> tuple[str, str, int] | None:
+    m = re.search(r"STATE (.+?) (True|False) (\d+)", nb.output_text(1))
+    return (m.group(1), m.group(2), int(m.group(3))) if m else None
+
+
+@pytest.mark.browser
+@pytest.mark.timeout(180)
+def test_wheel_zoom_gives_full_fidelity_and_follow_latest_resets(request: pytest.FixtureRequest) -> None:
+    with opened_notebook(request, "zoom.ipynb", [SETUP_CELL, STATE_CELL]) as nb:
+        _zoom_and_follow(nb)
+
+
+def _zoom_and_follow(nb: NotebookPage) -> None:
+    nb.run_all_cells()
+    nb.wait_cell_done(1, timeout=120)
+    assert _state(nb) == ("None", "True", _state(nb)[2]) and _state(nb)[2] <= 400
+    panel = nb.cell(0).locator(".lossviz .lossviz-panel").first
+    poll(lambda: nb.visible_line_vertices(panel, "loss") > 100, 20, "the loss line never drew")
+    full = nb.visible_line_vertices(panel, "loss")
+    assert full <= 400
+
+    # Zoom in with the wheel over the middle of the plot area (bqplot's PanZoom, x only).
+    box = panel.locator("svg.svg-figure").bounding_box()
+    nb.page.mouse.move(box["x"] + box["width"] * 0.5, box["y"] + box["height"] * 0.5)
+    for _ in range(12):
+        nb.page.mouse.wheel(0, -400)
+        nb.page.wait_for_timeout(50)
+    nb.page.mouse.move(1, 1)
+    nb.screenshot("zoom-browser-side")
+
+    # The kernel is idle: it takes in the new range and redraws it from the raw data.
+    nb.run_all_cells()
+    nb.wait_cell_done(1, timeout=60)
+    poll(lambda: _state(nb) is not None and _state(nb)[0] != "None", 20,
+         lambda: f"no zoom reached the kernel: {_state(nb)}")
+    x_range, follow, n_points = _state(nb)
+    lo, hi = (float(v) for v in re.findall(r"[-\d.e+]+", x_range)[:2])
+    assert follow == "False" and 0 < hi - lo < 200_000 / 4, x_range
+    visible_raw = int(hi) - int(lo) + 1
+    if visible_raw <= 400:  # the zoomed range fits the budget: every raw point there is drawn
+        assert n_points >= visible_raw, (x_range, n_points)
+    poll(lambda: nb.visible_line_vertices(panel, "loss") == n_points, 20,
+         lambda: f"browser shows {nb.visible_line_vertices(panel, 'loss')} vertices, kernel sent {n_points}")
+    nb.screenshot("zoom-full-fidelity")
+
+    # follow latest: back to the whole run.
+    nb.cell(0).locator(".lossviz-controls button", has_text="follow latest").click()
+    nb.run_all_cells()
+    nb.wait_cell_done(1, timeout=60)
+    poll(lambda: _state(nb) is not None and _state(nb)[:2] == ("None", "True"), 20, lambda: f"{_state(nb)}")
+    poll(lambda: nb.visible_line_vertices(panel, "loss") == full, 20, "the full view did not come back")

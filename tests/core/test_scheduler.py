@@ -1,0 +1,193 @@
+"""Frame scheduling: coalescing, the fps bound, the trailing frame, clean stop."""
+
+import gc
+import threading
+import time
+
+from drawn import render_threads_since
+from waiting import wait_until
+
+from lossviz_widget._core.scheduler import FrameScheduler
+
+
+class Recorder:
+    def __init__(self, messages=1, cost=0.0):
+        self.times = []
+        self.messages = messages
+        self.cost = cost
+        self.seen = []
+        self.source = None
+
+    def render(self):
+        self.times.append(time.monotonic())
+        if self.source is not None:
+            self.seen.append(self.source[0])
+        end = time.thread_time() + self.cost  # real work: CPU time, as a frame spends it
+        while time.thread_time() < end:
+            pass
+        return self.messages
+
+
+def frame_gaps(rec, seconds, **scheduler_args):
+    """Request frames continuously for ``seconds``; return the gaps between frame starts."""
+    sched = FrameScheduler(rec.render, **scheduler_args)
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < seconds:
+        sched.request()
+        time.sleep(0.001)
+    sched.stop()
+    return [b - a for a, b in zip(rec.times, rec.times[1:])]
+
+
+def test_many_requests_coalesce_into_few_frames_at_most_fps():
+    rec = Recorder()
+    sched = FrameScheduler(rec.render, fps=20)
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < 1.0:
+        sched.request()  # a tight training loop: ~millions of requests
+    assert wait_until(lambda: len(rec.times) >= 2)
+    time.sleep(0.2)
+    sched.stop()
+    gaps = [b - a for a, b in zip(rec.times, rec.times[1:])]
+    assert len(rec.times) <= 20 * 1.3 + 2  # about fps frames in that second, plus the trailing one
+    assert len(rec.times) >= 10
+    assert min(gaps) >= 1 / 20 * 0.9
+
+
+def test_trailing_frame_shows_the_last_value():
+    rec = Recorder()
+    counter = [0]
+    rec.source = counter
+    sched = FrameScheduler(rec.render, fps=5)
+    for i in range(1, 1001):
+        counter[0] = i
+        sched.request()
+    assert wait_until(lambda: rec.seen and rec.seen[-1] == 1000, timeout=3)
+    n = len(rec.times)
+    time.sleep(0.5)
+    assert len(rec.times) == n  # idle: no busy re-rendering
+    sched.stop()
+
+
+def test_wait_idle_returns_once_the_throttled_trailing_frame_is_drawn():
+    # 60 ms frames at a 20% budget: the trailing frame comes ~300 ms after the previous one,
+    # long after a "no frame finished lately" heuristic would have given up waiting
+    rec = Recorder(cost=0.06)
+    counter = [0]
+    rec.source = counter
+    sched = FrameScheduler(rec.render, fps=50, max_busy_fraction=0.2)
+    assert sched.wait_idle(timeout=0)  # nothing requested yet
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < 0.5:
+        counter[0] += 1
+        sched.request()
+    last = counter[0]
+    assert not sched.wait_idle(timeout=0.01)  # the tail is not drawn yet
+    assert sched.wait_idle(timeout=5)
+    assert rec.seen[-1] == last
+    frames = len(rec.times)
+    time.sleep(0.1)
+    assert len(rec.times) == frames and sched.wait_idle(timeout=0)
+    sched.stop()
+
+
+def test_wait_idle_returns_after_stop_and_for_a_failing_frame():
+    sched = FrameScheduler(lambda: 1 / 0, fps=50, on_error=lambda exc: None)
+    sched.request()
+    assert sched.wait_idle(timeout=3)  # a frame that raised still counts as drawn
+    sched.stop()
+    sched.request()  # ignored after stop: nothing will ever be drawn, so nothing to wait for
+    assert sched.wait_idle(timeout=0.5)
+
+
+def test_message_budget_slows_frames():
+    rec = Recorder(messages=250)  # 250 msgs/frame at a 500 msg/s budget -> at most 2 frames/s
+    gaps = frame_gaps(rec, 1.2, fps=50, max_messages_per_s=500)
+    assert gaps and min(gaps) >= 0.45
+
+
+def test_slow_frames_keep_rendering_under_its_share_of_wall_time():
+    rec = Recorder(cost=0.05)  # a 50 ms frame at a 20% budget: at most one frame per 250 ms
+    gaps = frame_gaps(rec, 1.3, fps=30, max_busy_fraction=0.2)
+    assert len(gaps) >= 2 and min(gaps) >= 0.24
+
+
+def test_render_errors_are_reported_and_the_thread_survives():
+    errors = []
+    calls = []
+
+    def render():
+        calls.append(1)
+        if len(calls) == 1:
+            raise RuntimeError("boom")
+        return 0
+
+    sched = FrameScheduler(render, fps=50, on_error=errors.append)
+    sched.request()
+    assert wait_until(lambda: errors)
+    time.sleep(0.05)
+    sched.request()
+    assert wait_until(lambda: len(calls) == 2)
+    assert sched.running
+    sched.stop()
+    assert not sched.running
+    assert str(errors[0]) == "boom"
+
+
+def test_stop_leaves_no_thread_and_requests_after_stop_are_ignored():
+    rec = Recorder()
+    sched = FrameScheduler(rec.render, fps=50)
+    sched.request()
+    assert wait_until(lambda: rec.times)
+    sched.stop()
+    assert not any(t.name == "lossviz-render" and t.is_alive() for t in threading.enumerate())
+    sched.request()
+    time.sleep(0.1)
+    assert not sched.running
+
+
+def test_thread_ends_when_owner_is_garbage_collected():
+    class Owner:
+        def __init__(self):
+            self.frames = 0
+            self.sched = FrameScheduler(self.render, fps=50)
+
+        def render(self):
+            self.frames += 1
+            return 0
+
+    def drawn_once(owner: Owner) -> bool:
+        owner.sched.request()
+        return wait_until(lambda: owner.frames == 1)
+
+    before = set(threading.enumerate())
+    owner = Owner()
+    assert drawn_once(owner)
+    (thread,) = render_threads_since(before)
+    del owner
+    gc.collect()
+    thread.join(timeout=3)
+    assert not thread.is_alive()
+
+
+def test_render_threads_are_stopped_at_interpreter_exit(tmp_path):
+    """The atexit hook stops every running render thread (no frame races the kernel's teardown)."""
+    import subprocess
+    import sys
+
+    script = tmp_path / "exit.py"
+    script.write_text(
+        "import atexit, time\n"
+        "made = []\n"
+        "# registered before the scheduler module's own hook, so it runs after it (atexit is LIFO)\n"
+        "atexit.register(lambda: print('AT EXIT', [s.running for s in made]))\n"
+        "from lossviz_widget._core.scheduler import FrameScheduler\n"
+        "made += [FrameScheduler(lambda: 0, fps=60), FrameScheduler(lambda: 0, fps=60)]\n"
+        "for s in made:\n"
+        "    s.request()\n"
+        "time.sleep(0.2)\n"
+        "print('RUNNING', [s.running for s in made])\n"
+    )
+    out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=30)
+    assert out.returncode == 0, out.stderr
+    assert "RUNNING [True, True]" in out.stdout and "AT EXIT [False, False]" in out.stdout, out.stdout
