@@ -1,7 +1,7 @@
 """Rules on watched gradients, weights, updates and activations (:meth:`lossviz_widget.LossPlot.watch`).
 
 They read a :class:`~lossviz_widget.watch.series.WatchedSeries` (one row per sampled training
-step) and, for the spike rule, the plot's training loss, and report :class:`~.findings.Finding`
+step) and report :class:`~.findings.Finding`
 objects like every other detector: once per episode, an episode ending only on a clearly
 stricter all-clear (hysteresis, :func:`~.findings.first_episode`). Thresholds are the fields of
 :class:`WatchConfig`; each one's source is in ``docs/watch.md``.
@@ -16,25 +16,22 @@ stricter all-clear (hysteresis, :func:`~.findings.first_episode`). Thresholds ar
 * ``update_ratio_high`` (warning) / ``update_ratio_low`` (info): the median over layers of
   ‖Δθ‖/‖θ‖ per optimizer step is above / below ``update_ratio_band`` (1e-4…1e-2) for
   ``persist`` samples in a row, after ``warmup`` samples.
-* ``loss_spike_after_grad_spike`` (warning): the training loss jumps above ``spike_ratio`` (3)
-  times its median over the previous ``window`` points, above all of them and ``spike_z`` (8)
-  robust standard deviations above the median (minibatch noise at a low loss is not a spike),
-  and the total gradient norm did the same (ratio and z-score against its own recent samples)
-  at one of the ``spike_lead`` samples up to that step.
+
+A loss spike preceded by a gradient-norm spike is the engine's own ``loss_spike`` finding: it
+reads the total gradient norm the watcher logs as ``watch/grad_norm`` beside the loss and says
+whether that spiked first (:func:`lossviz_widget.diagnostics.series.with_grad_norm`).
 """
 
 from __future__ import annotations
 
 import math
 import warnings
-from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
 
-from .._model import MetricHistory
 from ..watch.series import WatchedSeries, rms
-from .findings import Finding, first_episode, fmt, held, is_loss_like, is_validation, pct
+from .findings import Finding, first_episode, fmt, held, pct
 
 __all__ = ["GRAD_NORM_METRIC", "WatchConfig", "WatchRules"]
 
@@ -53,18 +50,15 @@ class WatchConfig:
     vanish_ratio: float = 1e-3
     dead_fraction: float = 0.5
     update_ratio_band: tuple[float, float] = (1e-4, 1e-2)
-    spike_ratio: float = 3.0
-    spike_z: float = 8.0  # ... and this many robust standard deviations (1.4826 MAD) above the median
-    spike_lead: int = 3  # samples up to the loss spike searched for a gradient spike
 
     def __post_init__(self) -> None:
-        for name in ("window", "persist", "explode_persist", "spike_lead"):
+        for name in ("window", "persist", "explode_persist"):
             v = getattr(self, name)
             if not isinstance(v, int) or isinstance(v, bool) or v < 1:
                 raise ValueError(f"{name} must be an int >= 1, got {v!r}")
         if not isinstance(self.warmup, int) or self.warmup < 0:
             raise ValueError(f"warmup must be an int >= 0, got {self.warmup!r}")
-        for name in ("explode_ratio", "spike_ratio", "spike_z"):
+        for name in ("explode_ratio",):
             v = getattr(self, name)
             if not (isinstance(v, (int, float)) and math.isfinite(v) and v > 1):
                 raise ValueError(f"{name} must be a finite number > 1, got {v!r}")
@@ -84,26 +78,14 @@ def _nanmedian(a: np.ndarray, axis: int | None = None) -> np.ndarray:
         return np.asarray(np.nanmedian(a, axis=axis))
 
 
-def _robust(value: np.ndarray, windows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Per row of ``windows`` (the points before each ``value``): ``value / median`` and the robust
-    z-score ``(value - median) / (1.4826 MAD)`` (NaN where undefined)."""
-    med = _nanmedian(windows, axis=1)
-    mad = 1.4826 * _nanmedian(np.abs(windows - med[:, None]), axis=1)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        ratio = np.where(med > 0, value / med, np.nan)
-        z = np.where(mad > 0, (value - med) / mad, np.where(value > med, np.inf, np.nan))
-    return ratio, z
-
-
-def _rolling(x: np.ndarray, start: int, stop: int, window: int) -> tuple[np.ndarray, np.ndarray]:
-    """:func:`_robust` of ``x[i]`` against ``x[i - window : i]`` for ``i`` in ``[start, stop)``
-    (fewer points at the start; NaN for ``i == 0``)."""
-    padded = np.concatenate([np.full(window, np.nan), x[:stop]])  # NaN: not there, ignored by the medians
+def _rolling_ratio(x: np.ndarray, start: int, stop: int, window: int) -> np.ndarray:
+    """``x[i] / median(x[i - window : i])`` for ``i`` in ``[start, stop)`` (fewer points at the
+    start; NaN for ``i == 0`` and where the median is not positive)."""
+    padded = np.concatenate([np.full(window, np.nan), x[:stop]])  # NaN: not there, ignored by the median
     windows = np.lib.stride_tricks.sliding_window_view(padded[start : stop + window - 1], window)
-    ratio, z = _robust(x[start:stop], windows)
-    if start == 0 and len(ratio):
-        ratio[0] = z[0] = np.nan
-    return ratio, z
+    med = _nanmedian(windows, axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(med > 0, x[start:stop] / med, np.nan)
 
 
 class _Episodes:
@@ -127,15 +109,12 @@ class WatchRules:
         self.config = config or WatchConfig()
         self.findings: list[Finding] = []
         self._seen = 0  # samples read
-        self._grad_ratio = np.empty(0)  # total grad norm / its rolling median, per sample read
-        self._grad_z = np.empty(0)  # ... and its robust z-score
         self._high_carry = 0  # samples in a row above explode_ratio, up to the last one read
-        self._loss_seen = 0  # loss points read
         self._episodes = _Episodes()
 
-    def update(self, series: WatchedSeries, data: Mapping[str, MetricHistory] | None = None) -> list[Finding]:
-        """Read the samples (and, in ``data``, the loss points) added since the last call; returns
-        the new findings, also appended to :attr:`findings`."""
+    def update(self, series: WatchedSeries) -> list[Finding]:
+        """Read the samples added since the last call; returns the new findings, also appended to
+        :attr:`findings`."""
         new: list[Finding] = []
         start, stop = self._seen, len(series)
         if stop > start:
@@ -144,8 +123,6 @@ class WatchRules:
             new += self._dead(series, start, stop)
             new += self._updates(series, start, stop)
             self._seen = stop
-        if data is not None:
-            new += self._loss_spikes(series, data)
         new.sort(key=lambda f: f.step)
         self.findings += new
         return new
@@ -155,9 +132,7 @@ class WatchRules:
     def _exploding(self, s: WatchedSeries, start: int, stop: int) -> list[Finding]:
         c = self.config
         total = s.total_grad_norm.astype(np.float64)
-        ratio, z = _rolling(total, start, stop, c.window)
-        self._grad_ratio = np.concatenate([self._grad_ratio, ratio])
-        self._grad_z = np.concatenate([self._grad_z, z])
+        ratio = _rolling_ratio(total, start, stop, c.window)
         new = total[start:stop]
         judged = np.arange(start, stop) >= c.warmup
         high, self._high_carry = held(judged & (ratio > c.explode_ratio), self._high_carry, c.explode_persist)
@@ -268,47 +243,3 @@ class WatchRules:
              "Raise the learning rate, or check that the model has not stopped learning (frozen or converged)."),
             {"median_ratio": med, "band_low": lo, "band_high": hi},
         )
-
-    # -- loss spikes ----------------------------------------------------------------------------
-
-    def _loss_spikes(self, s: WatchedSeries, data: Mapping[str, MetricHistory]) -> list[Finding]:
-        c = self.config
-        name = next((m for m in data if is_loss_like(m) and not is_validation(m) and not m.startswith("watch/")),
-                    None)
-        if name is None or not len(s):
-            return []
-        hist = data[name]
-        stop = int(np.searchsorted(hist.steps, s.steps[-1], side="right"))  # gradients known up to there
-        start = max(self._loss_seen, c.window)
-        if stop <= start:
-            return []
-        self._loss_seen = stop
-        loss = np.asarray(hist.values[:stop], dtype=np.float64)
-        windows = np.lib.stride_tricks.sliding_window_view(loss[start - c.window : stop - 1], c.window)
-        ratio, z = _robust(loss[start:stop], windows)
-        with np.errstate(invalid="ignore"):
-            record = loss[start:stop] > np.nanmax(windows, axis=1)  # above everything in the window too
-        cond = (np.nan_to_num(ratio, nan=0.0) > c.spike_ratio) & (np.nan_to_num(z, nan=0.0) > c.spike_z) & record
-        clear = np.nan_to_num(ratio, nan=0.0) < 1 + (c.spike_ratio - 1) / 2
-        out = []
-        for k in self._episodes.starts("loss_spike", cond, clear, 1):
-            j = start + k
-            step = float(hist.steps[j])
-            last = int(np.searchsorted(s.steps, step, side="right"))  # samples at or before the spike
-            first = max(0, last - c.spike_lead)
-            hits = np.flatnonzero((np.nan_to_num(self._grad_ratio[first:last], nan=0.0) > c.spike_ratio)
-                                  & (np.nan_to_num(self._grad_z[first:last], nan=0.0) > c.spike_z))
-            if not len(hits):
-                continue
-            g = first + int(hits[0])
-            grad_step = float(s.steps[g])
-            out.append(Finding(
-                "loss_spike_after_grad_spike", "warning", name, step,
-                f"{name} jumped to {fmt(loss[j])} ({fmt(ratio[k])}x its recent median) at step {fmt(step)}, "
-                f"right after the total gradient norm spiked to {fmt(self._grad_ratio[g])}x its median "
-                f"at step {fmt(grad_step)}: one large update threw the model off.",
-                "Clip gradients (torch.nn.utils.clip_grad_norm_ near the usual norm), lower the learning rate or "
-                "add warmup; look for unusual batches at that step.",
-                {"loss_ratio": float(ratio[k]), "grad_ratio": float(self._grad_ratio[g]), "grad_step": grad_step},
-            ))
-        return out

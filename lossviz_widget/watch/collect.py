@@ -98,19 +98,19 @@ def _norms(tensors: list[torch.Tensor], device: torch.device) -> torch.Tensor:
 
 
 class Collector:
-    """Hooks that hand one packed device vector per sampled step to ``on_row(step_index, row, counts)``.
+    """Hooks that hand one packed device vector per sampled step to ``on_row(step_index, row, counts, total)``.
 
     ``row`` is laid out as :class:`~.series.Layout` says, with per activation module the sum, the
     sum of squares and the live units of its output; ``counts`` holds, per activation module, the
     output's elements and units (host numbers, from shapes), from which the series derive mean,
-    std and dead share.
+    std and dead share; ``total`` is the total gradient norm (a device scalar).
 
     ``every``: sample one step in ``every`` (step 0, ``every``, ``2 * every``...).
     :meth:`remove` takes every hook off again.
     """
 
     def __init__(self, model: nn.Module, optimizer: torch.optim.Optimizer | None, *, every: int,
-                 activations: bool, on_row: Callable[[int, torch.Tensor, list[tuple[int, int]]], None],
+                 activations: bool, on_row: Callable[[int, torch.Tensor, list[tuple[int, int]], torch.Tensor], None],
                  on_error: Callable[[BaseException], None]) -> None:
         self.layout = layout_of(model, activations)
         self.every = every
@@ -267,7 +267,9 @@ class Collector:
     # -- one row ----------------------------------------------------------------------------
 
     def _emit(self, grads: torch.Tensor, weights: torch.Tensor, updates: torch.Tensor) -> None:
-        """One row: per-parameter norms (the host sums them per layer), then activation sums."""
+        """One row: per-parameter norms (the host sums them per layer), then activation sums; and
+        the total gradient norm, a device scalar for the plot's curve (tensors without a gradient
+        left out)."""
         parts = [grads, weights, updates]
         counts = []
         if self._acts:
@@ -277,4 +279,5 @@ class Collector:
             parts.append(sums)  # sums, then sums of squares, then live units
             counts = [c for _, c in rows]
         self._act_rows = {}
-        self._on_row(self.count, torch.cat(parts), counts)
+        total = torch.linalg.vector_norm(grads.nan_to_num(0.0))
+        self._on_row(self.count, torch.cat(parts), counts, total)

@@ -1,11 +1,12 @@
 """``Watcher``: hooks on a model feeding per-layer series, rules and a view of a :class:`Recorder`.
 
 Data path: the :class:`~.collect.Collector`'s hooks leave one device vector per sampled step in a
-queue (the training loop's only cost: the reductions themselves, no device sync). At each frame
+queue (the training loop's only cost: the reductions themselves, no device sync), and log the
+total gradient norm to the plot as the ``watch/grad_norm`` curve (a device scalar, deferred like
+any logged tensor), so the diagnostics engine reads it beside the loss. At each frame
 the recorder calls :meth:`Watcher.write_new` (the watcher is one of its sinks): the queued
-vectors are stacked and copied to the host in one transfer, appended to the
-:class:`~.series.WatchedSeries`, the total gradient norm goes to the plot as the
-``watch/grad_norm`` curve, and a view (the heatmaps of :mod:`.view`), when there is one, is
+vectors are stacked and copied to the host in one transfer and appended to the
+:class:`~.series.WatchedSeries`, and a view (the heatmaps of :mod:`.view`), when there is one, is
 redrawn. The rules (:mod:`lossviz_widget.diagnostics.watch`) run in the recorder's diagnostics
 pass (:meth:`Recorder.add_finder`), so their findings are listed, marked and returned by
 ``diagnose()`` like every other. :meth:`close` (``unwatch()``, or the recorder closing) removes
@@ -107,8 +108,12 @@ class Watcher:
 
     # -- from the training loop ------------------------------------------------------------------
 
-    def _on_row(self, count: int, row: Any, counts: list[tuple[int, int]]) -> None:
-        self._queue.append((self._start + count, row, counts))
+    def _on_row(self, count: int, row: Any, counts: list[tuple[int, int]], total: Any) -> None:
+        step = self._start + count
+        # the total goes to the plot now, with the step's loss (a device value is fetched later, in
+        # the plot's batch): the diagnostics engine reads it beside the loss (loss spikes)
+        self._recorder.log({GRAD_NORM_METRIC: total}, step=step)
+        self._queue.append((step, row, counts))
 
     def _on_error(self, exc: BaseException) -> None:
         if self.error is None:
@@ -124,8 +129,6 @@ class Watcher:
             return 0
         steps = [s for s, _, _ in queued]
         self.series.append(steps, fetch_rows([r for _, r, _ in queued]), np.array([c for _, _, c in queued]))
-        totals = self.series.total_grad_norm[-len(steps):]
-        self._recorder.extend(GRAD_NORM_METRIC, steps, totals.astype(np.float64))
         return len(steps)
 
     def write_new(self, data: RunsData) -> None:
@@ -143,7 +146,7 @@ class Watcher:
         """Every watch finding so far, after reading what was measured since the last call."""
         try:
             self.fetch()
-            self.rules.update(self.series, data.get(DEFAULT_RUN))
+            self.rules.update(self.series)
         except Exception as exc:
             self._on_error(exc)
         return list(self.rules.findings)

@@ -116,26 +116,28 @@ def test_healthy_cnn_on_digits_has_no_finding(digits):
     plot.close()
 
 
-def test_loss_spike_after_a_gradient_spike_is_reported(digits):
+def test_a_loss_spike_is_told_with_the_watched_gradient_norm(digits):
+    """The engine's loss_spike finding reads the watcher's watch/grad_norm curve beside the loss."""
     torch.manual_seed(0)
     model = mlp(2, 64, nn.ReLU)
-    opt = torch.optim.SGD(model.parameters(), lr=0.3)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
     plot, _ = watched(model, opt, 1)
     x, y = digits
-    for step in range(130):
+    for step in range(175):
         opt.zero_grad()
         xb, yb = x[step % 10 * 100 : step % 10 * 100 + 100], y[step % 10 * 100 : step % 10 * 100 + 100]
-        if step == 120:
-            xb = xb * 30.0  # one corrupt batch: a huge gradient, a huge update, a loss spike
+        if step == 150:
+            xb = xb * 40.0  # one corrupt batch: a huge gradient, a huge update, a loss spike
         loss = nn.functional.cross_entropy(model(xb), yb)
         loss.backward()
         opt.step()
         plot.log(loss=loss, step=step)
     plot.flush()
-    spikes = [f for f in plot.diagnose() if f.code == "loss_spike_after_grad_spike"]
+    spikes = [f for f in plot.diagnose() if f.code == "loss_spike"]
     assert len(spikes) == 1, [f.message for f in plot.diagnose()]
-    assert spikes[0].metric == "loss" and spikes[0].step == 120 and spikes[0].evidence["grad_step"] == 120
-    assert spikes[0].evidence["grad_ratio"] > 10
+    assert spikes[0].step == 150 and "watch/grad_norm" in spikes[0].message
+    assert spikes[0].evidence["grad_spike_step"] <= 150
+    assert plot.history["watch/grad_norm"].values[150] > 10 * np.median(plot.history["watch/grad_norm"].values[:150])
     plot.close()
 
 
