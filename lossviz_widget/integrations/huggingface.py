@@ -8,7 +8,7 @@ a curve: it is kept in ``callback.summary`` instead. Only the main process logs.
 
 ``LossPlotCallback(watch=True)`` also watches the model (:meth:`LossPlot.watch`: per-layer
 gradients, weights, update ratio, activations) every ``watch_every`` optimizer steps (default:
-``args.logging_steps``), at ``global_step`` numbers, from ``on_train_begin`` to ``on_train_end``.
+the logging interval), at ``global_step`` numbers, from ``on_train_begin`` to ``on_train_end``.
 """
 
 from __future__ import annotations
@@ -40,8 +40,8 @@ class LossPlotCallback(TrainerCallback):
                        **kwargs: Any) -> None:
         if self.watch and state.is_world_process_zero and kwargs.get("model") is not None:
             # the k-th optimizer step (from 0) ends at global_step k + 1, where Trainer logs its loss
-            self.plot.watch(kwargs["model"], kwargs.get("optimizer"), every=self.watch_every or args.logging_steps,
-                            start=state.global_step + 1)
+            every = self.watch_every or max(1, int(state.logging_steps))  # absolute (args' may be a ratio)
+            self.plot.watch(kwargs["model"], kwargs.get("optimizer"), every=every, start=state.global_step + 1)
 
     def on_log(self, args: TrainingArguments, state: TrainerState, control: TrainerControl,
                logs: dict[str, Any] | None = None, **kwargs: Any) -> None:

@@ -77,7 +77,7 @@ class _Rows:
     """A growing ``n x width`` matrix (capacity doubles: amortised O(1) per row)."""
 
     def __init__(self, width: int, dtype: type = np.float32) -> None:
-        self._data = np.empty((64, width), dtype=dtype)
+        self._data: np.ndarray = np.empty((64, width), dtype=dtype)
         self._n = 0
 
     def append(self, rows: np.ndarray) -> None:

@@ -18,6 +18,7 @@ from torch import nn  # noqa: E402
 from lossviz_widget import LossPlot  # noqa: E402
 from lossviz_widget.diagnostics.watch import WatchConfig  # noqa: E402
 
+
 @pytest.fixture(scope="module")
 def digits() -> tuple[torch.Tensor, torch.Tensor]:
     x, y = load_digits(return_X_y=True)
