@@ -139,8 +139,8 @@ class Collector:
             self._handles += [p.register_post_accumulate_grad_hook(self._guarded(self._grad_hook(i)))
                               for i, p in enumerate(self._params)]
             self._handles.append(self._root.register_forward_pre_hook(self._guarded(self._on_forward)))
-        for i, (_, module) in enumerate(self._acts):
-            self._handles.append(module.register_forward_hook(self._guarded(self._activation_hook(i))))
+        self._act_handles: list[Any] = []  # activation hooks, on only for sampled steps
+        self._arm()
 
     def _guarded(self, hook: Callable[..., None]) -> Callable[..., None]:
         """``hook`` that never raises into the training loop: an error goes to ``on_error``."""
@@ -160,13 +160,29 @@ class Collector:
         """Whether the current step is one to measure."""
         return self.count % self.every == 0
 
+    def _advance(self) -> None:
+        """One step done: count it, and hook the activation modules only if the next one is sampled."""
+        self.count += 1
+        self._arm()
+
+    def _arm(self) -> None:
+        """Activation hooks on for a sampled step, off otherwise: a module with a forward hook leaves
+        PyTorch's fast call path, which costs every forward pass even when the hook returns at once."""
+        if self.sampling and not self._act_handles:
+            self._act_handles = [module.register_forward_hook(self._guarded(self._activation_hook(i)))
+                                 for i, (_, module) in enumerate(self._acts)]
+        elif not self.sampling:
+            while self._act_handles:
+                self._act_handles.pop().remove()
+
     def remove(self) -> None:
         """Take every hook off the model and optimizer (idempotent); a step measured without an
         optimizer is handed over first."""
         if self._backward_seen:
             self._guarded(self._finish_backward)()
-        while self._handles:
-            self._handles.pop().remove()
+        for handles in (self._handles, self._act_handles):
+            while handles:
+                handles.pop().remove()
         self._before = []
 
     # -- gradients, weights, updates --------------------------------------------------------
@@ -204,7 +220,7 @@ class Collector:
                 self._emit(grads, w, u)
         finally:
             self._stepping = False
-            self.count += 1
+            self._advance()
 
     def _grad_hook(self, i: int) -> Callable[[torch.Tensor], None]:
         """No optimizer: after parameter ``i``'s gradient is accumulated, note its norm and its weight's."""
@@ -233,7 +249,7 @@ class Collector:
         finally:
             self._backward_norms = {}
             self._backward_seen = False
-            self.count += 1
+            self._advance()
 
     # -- activations ------------------------------------------------------------------------
 

@@ -271,9 +271,11 @@ def test_unwatch_and_close_leave_no_hook(digits, with_optimizer):
     assert len(watcher.series) == 3
     assert "lossviz-watch" in [c for w in plot.children for c in w._dom_classes]  # the maps stay
 
-    watcher = plot.watch(model, opt, every=1)  # watching again, then closing the plot
+    watcher = plot.watch(model, opt, every=2)  # watching again, then closing the plot
+    assert _hook_count(model, opt) == 2 + 2  # optimizer step hooks, and the 2 ReLUs' for step 6 (sampled)
     train(plot, model, opt, digits, 3, start=6)
-    assert list(watcher.series.steps) == [6, 7, 8]
+    assert list(watcher.series.steps) == [6, 8]
+    assert _hook_count(model, opt) == 2  # step 9 is not sampled: its forward pass runs without hooks
     assert _hook_count(model, opt) > 0
     plot.close()
     assert _hook_count(model, opt) == 0 and not watcher.active
