@@ -24,7 +24,8 @@ When the sample is taken:
   gradients are still scaled.
 
 Activations are measured in training-mode forward passes of sampled steps (evaluation passes
-are skipped). A module called several times in one step (one ``nn.ReLU`` reused) reports its
+are skipped); their forward hooks are registered only for those steps, so other forward passes
+keep PyTorch's hook-free fast path. A module called several times in one step (one ``nn.ReLU`` reused) reports its
 last call. Functional activations (``F.relu`` in ``forward``) have no module to hook.
 """
 
