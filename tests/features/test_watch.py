@@ -50,10 +50,11 @@ def codes(plot: LossPlot) -> set[str]:
     return {f.code for f in plot.diagnose()}
 
 
-def watched(model: nn.Module, opt: torch.optim.Optimizer | None, every: int) -> tuple[LossPlot, Any]:
-    """A new plot watching ``model``, and its watcher."""
+def start(model: nn.Module, lr: float, every: int, momentum: float = 0.0) -> tuple[torch.optim.SGD, LossPlot, Any]:
+    """An SGD optimizer for ``model``, a new plot watching both, and its watcher."""
+    opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum)
     plot = LossPlot()
-    return plot, plot.watch(model, opt, every=every)
+    return opt, plot, plot.watch(model, opt, every=every)
 
 
 # -- the rules on real models ---------------------------------------------------------------
@@ -62,8 +63,7 @@ def watched(model: nn.Module, opt: torch.optim.Optimizer | None, every: int) -> 
 def test_deep_sigmoid_mlp_has_vanishing_gradients(digits):
     torch.manual_seed(0)
     model = mlp(10, 32, nn.Sigmoid)
-    opt = torch.optim.SGD(model.parameters(), lr=0.1)
-    plot, _ = watched(model, opt, 2)
+    opt, plot, _ = start(model, 0.1, 2)
     train(plot, model, opt, digits, 60)
     found = [f for f in plot.diagnose() if f.code == "vanishing_gradients"]
     assert len(found) == 1, plot.diagnose()
@@ -78,8 +78,7 @@ def test_relu_net_with_negative_bias_init_has_dead_units(digits):
     model = mlp(3, 64, nn.ReLU)
     with torch.no_grad():
         model[2].bias.fill_(-20.0)  # the second hidden layer's units are all below zero
-    opt = torch.optim.SGD(model.parameters(), lr=0.05)
-    plot, watcher = watched(model, opt, 1)
+    opt, plot, watcher = start(model, 0.05, 1)
     train(plot, model, opt, digits, 20)
     dead = [f for f in plot.diagnose() if f.code == "dead_relu"]
     assert len(dead) == 1, plot.diagnose()
@@ -93,8 +92,7 @@ def test_relu_net_with_negative_bias_init_has_dead_units(digits):
 def test_too_high_learning_rate_explodes_and_updates_too_fast(digits):
     torch.manual_seed(0)
     model = mlp(4, 64, nn.ReLU)
-    opt = torch.optim.SGD(model.parameters(), lr=3.0, momentum=0.9)
-    plot, _ = watched(model, opt, 1)
+    opt, plot, _ = start(model, 3.0, 1, momentum=0.9)
     train(plot, model, opt, digits, 40)
     found = codes(plot)
     assert "exploding_gradients" in found, plot.diagnose()
@@ -108,8 +106,7 @@ def test_healthy_cnn_on_digits_has_no_finding(digits):
         nn.Unflatten(1, (1, 8, 8)), nn.Conv2d(1, 16, 3, padding=1), nn.ReLU(), nn.Conv2d(16, 32, 3, padding=1),
         nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(), nn.Linear(32 * 16, 64), nn.ReLU(), nn.Linear(64, 10),
     )
-    opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
-    plot, watcher = watched(model, opt, 5)
+    opt, plot, watcher = start(model, 0.01, 5, momentum=0.9)
     train(plot, model, opt, digits, 250)
     assert plot.history["loss"].values[-20:].mean() < 0.5  # it learned (from ln 10 = 2.3)
     assert plot.diagnose() == [], [f.message for f in plot.diagnose()]
@@ -121,8 +118,7 @@ def test_a_loss_spike_is_told_with_the_watched_gradient_norm(digits):
     """The engine's loss_spike finding reads the watcher's watch/grad_norm curve beside the loss."""
     torch.manual_seed(0)
     model = mlp(2, 64, nn.ReLU)
-    opt = torch.optim.SGD(model.parameters(), lr=0.1)
-    plot, _ = watched(model, opt, 1)
+    opt, plot, _ = start(model, 0.1, 1)
     x, y = digits
     for step in range(175):
         opt.zero_grad()
@@ -165,7 +161,8 @@ def test_values_match_autograd_by_hand(digits):
     opt = torch.optim.Adam(model.parameters(), lr=1e-2)
     x, y = digits[0][:200], digits[1][:200]
     loss_fn = nn.functional.cross_entropy
-    plot, watcher = watched(model, opt, 1)
+    plot = LossPlot()
+    watcher = plot.watch(model, opt, every=1)
     expected = []
     for _ in range(3):
         grad_ref, _ = _reference_norms(model, loss_fn, x, y)
@@ -283,8 +280,7 @@ def test_unwatch_and_close_leave_no_hook(digits, with_optimizer):
 
 def test_heatmaps_stay_bounded_for_deep_models_and_long_runs():
     model = nn.Sequential(*[nn.Linear(4, 4) for _ in range(100)])
-    opt = torch.optim.SGD(model.parameters(), lr=1e-3)
-    plot, watcher = watched(model, opt, 1)
+    opt, plot, watcher = start(model, 1e-3, 1)
     x = torch.randn(8, 4)
     for _ in range(130):
         opt.zero_grad()
@@ -331,7 +327,8 @@ def test_watching_on_cuda_never_syncs_in_the_training_loop():
     dev = torch.device("cuda")
     model = mlp(4, 256, nn.ReLU).to(dev)
     opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
-    plot, watcher = watched(model, opt, 1)
+    plot = LossPlot()
+    watcher = plot.watch(model, opt, every=1)
     x, y = torch.randn(256, 64, device=dev), torch.randint(0, 10, (256,), device=dev)
     scaler = torch.amp.GradScaler("cuda")
     torch.cuda.synchronize()
@@ -360,8 +357,7 @@ def test_the_plot_shows_one_log_coloured_heatmap_per_quantity(digits):
 
     torch.manual_seed(0)
     model = mlp(2, 16, nn.ReLU)
-    opt = torch.optim.SGD(model.parameters(), lr=0.05)
-    plot, watcher = watched(model, opt, 1)
+    opt, plot, watcher = start(model, 0.05, 1)
     train(plot, model, opt, digits, 12)
     assert plot.recorder.wait_idle(10)  # maps redraw at most once a second: the last redraw is due then
     box = next(c for c in plot.children if "lossviz-watch" in c._dom_classes)
