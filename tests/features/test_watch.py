@@ -327,10 +327,13 @@ def test_watching_on_cuda_never_syncs_in_the_training_loop():
     dev = torch.device("cuda")
     model = mlp(4, 256, nn.ReLU).to(dev)
     opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
-    plot = LossPlot()
+    # frames (which copy values to the host, a sync by design) at most every 100 s: sync debug
+    # mode is process-wide, and only the training loop must never sync
+    plot = LossPlot(fps=0.01)
     watcher = plot.watch(model, opt, every=1)
     x, y = torch.randn(256, 64, device=dev), torch.randint(0, 10, (256,), device=dev)
     scaler = torch.amp.GradScaler("cuda")
+    assert plot.recorder.wait_idle(30)  # the frame watch() asked for is drawn before the check starts
     torch.cuda.synchronize()
     torch.cuda.set_sync_debug_mode("error")
     try:
