@@ -1,8 +1,12 @@
 """Following logs that another process (or machine, via shared storage) is writing.
 
-A :class:`Follower` polls one or more :class:`~lossviz_widget.readers.LogSource` s on a
-daemon thread every ``interval`` seconds and hands the new points to a sink (for a
-``LossPlot``: its ``extend``). Each poll costs a ``stat`` per known file, a folder walk
+A :class:`Follower` polls one or more sources on a daemon thread every ``interval``
+seconds and hands the new points to a sink (for a ``LossPlot``: its ``extend``). A
+source is a path (a :class:`~lossviz_widget.readers.LogSource` is made for it) or any
+object with a ``poll() -> list[Batch]`` method (:class:`Source`: the tracking-server
+readers :class:`~lossviz_widget.readers.mlflow.MlflowSource` and
+:class:`~lossviz_widget.readers.trackio.TrackioSource`, whose ``notes`` the follower
+passes on). Each poll costs a ``stat`` per known file, a folder walk
 per followed folder, and reading only the bytes appended since the last poll.
 
 Errors (an unreadable file, a file in an unknown format, a sink that rejects points)
@@ -19,29 +23,38 @@ import math
 import os
 import threading
 from collections.abc import Callable, Sequence
+from typing import Protocol, runtime_checkable
 
 from .readers import Batch, LogSource
 
-__all__ = ["Follower"]
+__all__ = ["Follower", "Source"]
 
 log = logging.getLogger("lossviz_widget")
 
 
-class Follower:
-    """Polls ``paths`` on a background thread; :meth:`start`, then :meth:`stop` (joins the thread)."""
+@runtime_checkable
+class Source(Protocol):
+    """Anything a :class:`Follower` can poll: each call returns the points that are new since the last."""
 
-    def __init__(self, paths: Sequence[str | os.PathLike[str]], sink: Callable[[list[Batch]], None], *,
+    def poll(self) -> list[Batch]: ...
+
+
+class Follower:
+    """Polls ``paths`` (paths or :class:`Source` s) on a background thread; :meth:`start`, then
+    :meth:`stop` (joins the thread)."""
+
+    def __init__(self, paths: Sequence[str | os.PathLike[str] | Source], sink: Callable[[list[Batch]], None], *,
                  interval: float = 1.0, on_error: Callable[[BaseException], None] | None = None,
                  on_recover: Callable[[], None] | None = None) -> None:
         if not paths:
             raise TypeError("follow() needs at least one path: a log file or a folder of runs")
         for p in paths:
-            if not isinstance(p, (str, os.PathLike)):
+            if not isinstance(p, (str, os.PathLike, Source)):
                 raise TypeError(f"follow() paths must be str or os.PathLike, got {type(p).__name__}")
         if isinstance(interval, bool) or not isinstance(interval, (int, float)) or not (
                 math.isfinite(interval) and interval > 0):
             raise ValueError(f"interval must be a positive number of seconds, got {interval!r}")
-        self.sources = [LogSource(p) for p in paths]
+        self.sources = [p if isinstance(p, Source) else LogSource(p) for p in paths]
         self.interval = float(interval)
         self.polls = 0  # completed polling rounds
         self.last_error: BaseException | None = None
@@ -92,6 +105,11 @@ class Follower:
         """The latest error of a source (or the sink) that has not succeeded since; None when all is well."""
         failing = list(self._failing.values())  # one atomic copy: the polling thread may change the dict
         return failing[-1] if failing else None
+
+    @property
+    def notes(self) -> list[str]:
+        """What the sources have to say that is not an error (a tracking server's run was deleted)."""
+        return [note for source in self.sources for note in getattr(source, "notes", ())]
 
     def _poll(self) -> int:
         failed_before = bool(self._failing)

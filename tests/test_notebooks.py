@@ -287,3 +287,17 @@ def test_sweep_notebook_shows_every_trial_live(executed):
               if e.cell_index == sweep and e.msg_type == "comm_msg" and models.get(e.comm_id, "").startswith("bqplot:")
               and {"x", "y"} & set(e.keys)}
     assert len(frames) >= 2, f"only {len(frames)} line-data frames while the sweep ran"
+
+
+def test_mlflow_sweep_notebook_follows_every_point_and_groups_seeds(executed):
+    """The six runs logged to the notebook's MLflow server arrive complete, and the groups (one
+    mean line with a band per learning rate) were drawn."""
+    run, *_ = executed(NOTEBOOK_DIR / "33_mlflow_sweep.ipynb")
+    text = cell_text(run.nb.cells[run.code_cell("plot.unfollow()")])
+    for lr in ("0.3", "0.05"):
+        for seed in range(3):
+            assert f"lr={lr} seed={seed}: 100 loss points, 10 val_loss points" in text, text
+    state = run.widget_state()
+    labels = {label for model in state.values() for label in model["state"].get("labels", [])}
+    assert {"lr=0.3: loss (mean of 3, min-max)", "lr=0.05: val_loss (mean of 3, min-max)"} <= labels, labels
+    assert "server stopped: True" in cell_text(run.nb.cells[run.code_cell("server stopped:")])

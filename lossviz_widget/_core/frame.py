@@ -28,6 +28,7 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import partial
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -39,6 +40,9 @@ from .precision import fits_float32
 from .pyramid import MinMaxPyramid
 from .settings import X_AXIS_MODES, ViewSettings
 from .smoothing import MODES, Smoother, make_smoother
+
+if TYPE_CHECKING:
+    from .run_groups import BandFrame
 
 __all__ = [
     "X_AXIS_MODES",
@@ -129,6 +133,7 @@ class PanelFrame:
     finding_x: np.ndarray = field(default_factory=lambda: np.empty(0))
     finding_y: np.ndarray = field(default_factory=lambda: np.empty(0))
     finding_colors: list[str] = field(default_factory=list)
+    bands: list[BandFrame] = field(default_factory=list)  # run groups' lines and bands (see run_groups)
 
 
 @dataclass(frozen=True)

@@ -27,6 +27,7 @@ from typing import Any, Protocol
 from .._model import RunsData
 from ..diagnostics import Diagnostics, DiagnosticsConfig, Finding
 from .frame import Frame, FrameBuilder
+from .run_groups import GroupBuilder, GroupSpec
 from .runs import Run, RunStores, check_run
 from .scheduler import FrameScheduler
 from .settings import ViewSettings
@@ -55,6 +56,9 @@ class Source(Protocol):
 
     @property
     def current_error(self) -> BaseException | None: ...
+
+    @property
+    def notes(self) -> list[str]: ...
 
     def stop(self, timeout: float | None = 10.0) -> None: ...
 
@@ -117,6 +121,8 @@ class Recorder:
         self._background = False  # self._live or any sink: read by every log() call, so a plain attribute
         self._on_status: Callable[[], None] | None = None
         self._render_error = ""  # the last frame's error, until a frame renders again
+        self._groups: GroupBuilder | None = None  # run groups (group_runs), drawn as a line with a band
+        self._param_sources: list[Any] = []  # sources with ``params`` (run -> params): tracking servers
         self._scheduler = FrameScheduler(self._frame_from_thread, fps=self._settings.fps, on_error=self._report_error)
 
     # -- taking in data ----------------------------------------------------------------------------
@@ -200,7 +206,17 @@ class Recorder:
         with self._lock:
             data = self._runs.snapshot()
             findings = self._current_findings(data)
-        return FrameBuilder().build(data, self._runs.t0, settings, findings)
+            groups = None if self._groups is None else GroupBuilder(self._groups.spec)
+        return self._build_frame(FrameBuilder(), data, settings, findings, groups)
+
+    def _build_frame(self, builder: FrameBuilder, data: RunsData, settings: ViewSettings,
+                     findings: Sequence[Finding], groups: GroupBuilder | None) -> Frame:
+        """A frame of ``data``; with run groups, their bands added and their members' lines left out
+        (unless shown; their readout rows stay)."""
+        frame = builder.build(data, self._runs.t0, settings, findings)
+        if groups is not None:
+            groups.add_to(frame, data, settings, self.run_params())
+        return frame
 
     def diagnose(self) -> list[Finding]:
         """Every finding so far (oldest first), after reading the points logged since the last frame."""
@@ -241,6 +257,34 @@ class Recorder:
             if not on:
                 self._diag = Diagnostics(self._diag_config)
         self.request_frame()
+
+    # -- run groups ---------------------------------------------------------------------------------
+
+    def group_runs(self, by: Any, *, stat: str = "mean", band: str = "minmax", show_members: bool = False) -> None:
+        """Draw runs that differ only by seed (say) as one line with a band; see
+        :meth:`lossviz_widget.LossPlot.group_runs`."""
+        spec = GroupSpec.make(by, stat, band, show_members)
+        with self._lock:
+            self._groups = GroupBuilder(spec)
+        self.request_frame()
+
+    def ungroup_runs(self) -> None:
+        """Draw every run on its own again (undoes :meth:`group_runs`)."""
+        with self._lock:
+            self._groups = None
+        self.request_frame()
+
+    def add_param_source(self, source: Any) -> None:
+        """Take the runs' params from ``source.params`` (run -> params: a tracking server's reader),
+        for :meth:`group_runs` with a function."""
+        self._param_sources.append(source)
+
+    def run_params(self) -> dict[str, dict[str, str]]:
+        """Run -> params, from the tracking servers read."""
+        params: dict[str, dict[str, str]] = {}
+        for source in list(self._param_sources):
+            params.update(source.params)
+        return params
 
     # -- consumers and sources ---------------------------------------------------------------------
 
@@ -297,6 +341,10 @@ class Recorder:
                    for e in (s.current_error for s in list(self._sources)) if e is not None]
         return errors
 
+    def notes(self) -> list[str]:
+        """What the sources have to say that is not an error (a tracking server's run was deleted)."""
+        return [note for s in list(self._sources) for note in s.notes]
+
     def status_changed(self) -> None:
         """Tell the view that :meth:`errors` changed (sources call this from their threads)."""
         if self._on_status is not None:
@@ -338,7 +386,7 @@ class Recorder:
             findings = self._current_findings(data, budget)
             if self._diag.pending:
                 self._scheduler.request()
-            frame = self._builder.build(data, self._runs.t0, self._settings, findings)
+            frame = self._build_frame(self._builder, data, self._settings, findings, self._groups)
             self._render_error = ""  # this frame renders: an earlier error is over (it stays logged)
             return self._draw(frame, findings)
 

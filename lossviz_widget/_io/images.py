@@ -147,6 +147,7 @@ def _draw_panel(ax: Axes, pf: PanelFrame) -> None:
         if sf.raw_x is not None and sf.raw_y is not None and len(sf.raw_x):
             ax.plot(sf.raw_x, _finite_or_nan(sf.raw_y), color=sf.color, alpha=_RAW_ALPHA * sf.opacity,
                     linewidth=_RAW_WIDTH, zorder=2.0, label="_raw")
+    _draw_bands(ax, pf)
     for sf in pf.series:
         sparse = len(sf.x) <= _SPARSE_MARKERS
         ax.plot(sf.x, _finite_or_nan(sf.y), color=sf.color, linewidth=_MAIN_WIDTH, zorder=2.1,
@@ -186,6 +187,16 @@ def _draw_panel(ax: Axes, pf: PanelFrame) -> None:
             text.set_parse_math(False)
             text.set_usetex(False)
             text.set_color(_TEXT_COLOR)
+
+
+def _draw_bands(ax: Axes, pf: PanelFrame) -> None:
+    """Run groups (see :mod:`lossviz_widget._core.run_groups`): the shaded band, then the group's line."""
+    from .._core.run_groups import BAND_OPACITY
+
+    for b in pf.bands:
+        ax.fill_between(b.band_x, _finite_or_nan(b.band_lo), _finite_or_nan(b.band_hi), color=b.color,
+                        alpha=BAND_OPACITY, linewidth=0, zorder=2.05, label="_band")
+        ax.plot(b.x, _finite_or_nan(b.y), color=b.color, linewidth=_MAIN_WIDTH * 1.25, zorder=2.2, label=b.label)
 
 
 def render_figure(

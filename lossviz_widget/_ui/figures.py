@@ -38,6 +38,7 @@ from ipywidgets import Box, Layout
 
 from .._core.frame import Frame, PanelFrame, SeriesFrame
 from .._core.grouping import higher_is_better
+from .._core.run_groups import BAND_OPACITY
 
 __all__ = ["PanelGrid"]
 
@@ -106,6 +107,7 @@ class _Panel:
             stroke="white", stroke_width=1, visible=False, display_legend=False,
         )
         self.lines: dict[str | tuple[str, str], tuple[Lines, Lines]] = {}  # SeriesFrame.key -> (faint, main)
+        self.bands: dict[tuple[str, str], tuple[Lines, Lines]] = {}  # BandFrame.key -> (shaded band, group line)
         self.panzoom = PanZoom(scales={"x": [x_scale]})  # drag to pan, wheel to zoom, in x
         self.figure = Figure(
             interaction=self.panzoom,
@@ -137,7 +139,14 @@ class _Panel:
             old.close()
 
     def _marks(self) -> list:
-        return [m for pair in self.lines.values() for m in pair] + [self.markers, self.findings]
+        return [m for pair in (*self.lines.values(), *self.bands.values()) for m in pair] + [self.markers,
+                                                                                          self.findings]
+
+    def _order_marks(self) -> None:
+        """Raw lines behind, then run groups' bands, the main lines, the groups' lines; markers on top."""
+        self.figure.marks = ([p[0] for p in self.lines.values()] + [p[0] for p in self.bands.values()]
+                             + [p[1] for p in self.lines.values()] + [p[1] for p in self.bands.values()]
+                             + [self.markers, self.findings])
 
     def _add_series(self, sf: SeriesFrame) -> None:
         faint = Lines(x=_EMPTY, y=_EMPTY, scales=self._scales(), colors=[sf.color], opacities=[_FAINT],
@@ -145,9 +154,46 @@ class _Panel:
         main = Lines(x=_EMPTY, y=_EMPTY, scales=self._scales(), colors=[sf.color], stroke_width=2,
                      labels=[sf.label or sf.name], display_legend=True, marker_size=24)
         self.lines[sf.key] = (faint, main)
-        faints = [p[0] for p in self.lines.values()]
-        mains = [p[1] for p in self.lines.values()]
-        self.figure.marks = faints + mains + [self.markers, self.findings]  # raw behind, markers on top
+        self._order_marks()
+
+    def _apply_bands(self, pf: PanelFrame) -> int:
+        """Push the run groups' bands and lines (see :mod:`lossviz_widget.run_groups`); returns updates sent."""
+        sent = 0
+        shown = set()
+        for b in pf.bands:
+            if b.key not in self.bands:
+                fill = Lines(x=_EMPTY, y=[_EMPTY, _EMPTY], scales=self._scales(), fill="between",
+                             colors=[b.color, b.color], fill_colors=[b.color], opacities=[0.0, 0.0],
+                             fill_opacities=[BAND_OPACITY], stroke_width=0, display_legend=False)
+                line = Lines(x=_EMPTY, y=_EMPTY, scales=self._scales(), colors=[b.color], stroke_width=2.5,
+                             labels=[b.label], display_legend=True)
+                self.bands[b.key] = (fill, line)
+                self._order_marks()
+                sent += 1
+            shown.add(b.key)
+            fill, line = self.bands[b.key]
+            style = {"colors": [b.color], "labels": [b.label], "visible": True}
+            if any(getattr(line, k) != v for k, v in style.items()):
+                with line.hold_sync():
+                    for k, v in style.items():
+                        setattr(line, k, v)
+                sent += 1
+            if not fill.visible:  # shown again
+                fill.visible = True
+                sent += 1
+            if not b.changed:
+                continue
+            with fill.hold_sync():
+                fill.x, fill.y = b.band_x, np.vstack([b.band_lo, b.band_hi]).astype(np.float64)
+                fill.colors, fill.fill_colors = [b.color, b.color], [b.color]
+            with line.hold_sync():
+                line.x, line.y = b.x, np.asarray(b.y, dtype=np.float64)
+            sent += 2
+        for key, (fill, line) in self.bands.items():  # groups no longer drawn (ungrouped, hidden)
+            if key not in shown and line.visible:
+                fill.visible = line.visible = False
+                sent += 2
+        return sent
 
     def apply(self, pf: PanelFrame) -> int:
         """Push one panel's frame; returns the number of widget updates sent."""
@@ -176,6 +222,7 @@ class _Panel:
                     faint.y = sf.raw_y if show_raw else _EMPTY
                     faint.visible = show_raw
                 sent += 1
+        sent += self._apply_bands(pf)
         for key, (faint, main) in self.lines.items():  # hidden runs: keep their data, stop drawing them
             if key not in shown and main.visible:
                 with main.hold_sync():
@@ -198,7 +245,8 @@ class _Panel:
         return sent
 
     def _auto_y(self, pf: PanelFrame, current: tuple) -> tuple:
-        extent = _extent([a for sf in pf.series for a in (sf.y, sf.raw_y)])
+        extent = _extent([a for sf in pf.series for a in (sf.y, sf.raw_y)]
+                         + [a for b in pf.bands for a in (b.y, b.band_lo, b.band_hi)])
         if extent is None:
             return None, None
         flat = abs(extent[0]) * 0.2 or 1.0  # a constant series: +-10% around it
@@ -299,6 +347,7 @@ class PanelGrid:
     def _auto_x(self, frame: Frame) -> tuple[float, float] | None:
         """Held bounds for all panels' x data (epoch s on a date axis), with room to grow on the right."""
         xs = [x for pf in frame.panels for sf in pf.series for x in (sf.x, sf.raw_x) if x is not None]
+        xs += [b.x for pf in frame.panels for b in pf.bands]
         if frame.x_is_date:
             xs = [x.astype("datetime64[ms]").astype(np.int64) / 1000.0 for x in xs]
         extent = _extent(xs)

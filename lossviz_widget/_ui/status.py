@@ -15,8 +15,8 @@ from .._core.frame import ReadoutRow
 __all__ = ["status_html"]
 
 
-def status_html(rows: Sequence[ReadoutRow], errors: Sequence[str]) -> str:
-    """Last step, series and point counts, non-finite count, and ``errors`` (escaped)."""
+def status_html(rows: Sequence[ReadoutRow], errors: Sequence[str], notes: Sequence[str] = ()) -> str:
+    """Last step, series and point counts, non-finite count, ``errors`` and ``notes`` (escaped)."""
     points = sum(r.count for r in rows)
     nonfinite = sum(r.nonfinite for r in rows)
     last = max((r.step for r in rows), default=None)
@@ -27,4 +27,5 @@ def status_html(rows: Sequence[ReadoutRow], errors: Sequence[str]) -> str:
     if nonfinite:
         parts.append(f'<span style="color:#d62728">&#9660; {nonfinite:,} non-finite (NaN/Inf) values</span>')
     parts += [f'<span style="color:#d62728">{html.escape(e)}</span>' for e in errors]
+    parts += [html.escape(note) for note in notes]
     return '<span style="font-size:11px;color:#555">' + " &middot; ".join(parts) + "</span>"

@@ -35,7 +35,7 @@ from .._io.tables import readout_html
 from .._model import DEFAULT_RUN
 from ..diagnostics import DiagnosticsConfig, Finding, findings_html
 from ..follow import Follower
-from ..readers import read_logs
+from ..readers import Batch, read_logs
 from .controls import control_bar
 from .display import Displays, in_kernel, static_bundle
 from .figures import PanelGrid
@@ -297,7 +297,15 @@ class LossPlot(widgets.VBox):
         To keep reading as the logs grow, use :meth:`follow`.
         """
         batches, _ = read_logs(path)
+        return cls._from_batches(batches, options)
+
+    @classmethod
+    def _from_batches(cls, batches: Sequence[Batch], options: dict[str, Any], source: Any = None) -> LossPlot:
+        """A new plot (``options`` to the constructor) holding ``batches``, read from ``source``
+        (a tracking server's reader: its run params serve :meth:`group_runs`)."""
         plot = cls(**options)
+        if source is not None:
+            plot._recorder.add_param_source(source)
         try:
             plot._recorder.extend_batches(batches)
         except ValueError:
@@ -305,6 +313,57 @@ class LossPlot(widgets.VBox):
             raise
         plot._recorder.request_frame()
         return plot
+
+    @classmethod
+    def from_mlflow(cls, tracking_uri: str, experiment: str | None = None, *, experiment_id: str | None = None,
+                    filter_string: str = "", **options: Any) -> LossPlot:
+        """A new plot holding every point of every run of an MLflow experiment (name or ``experiment_id``).
+
+        ``tracking_uri`` is a tracking server (``"http://host:5000"``) or any URI MLflow's client
+        takes (``"sqlite:///mlflow.db"``); ``filter_string`` is MLflow's run search syntax
+        (``"params.lr = '0.1'"``). Runs are labelled by their names; their params are kept for
+        :meth:`group_runs`. Needs ``mlflow`` or ``mlflow-skinny``. Details (several values per
+        step, deleted runs): :mod:`lossviz_widget.readers.mlflow`. To keep reading, :meth:`follow_mlflow`.
+        """
+        from ..readers.mlflow import MlflowSource
+
+        source = MlflowSource(tracking_uri, experiment, experiment_id=experiment_id, filter_string=filter_string)
+        return cls._from_batches(source.poll(), options, source)
+
+    def follow_mlflow(self, tracking_uri: str, experiment: str | None = None, *, experiment_id: str | None = None,
+                      filter_string: str = "", interval: float = 5.0) -> Follower:
+        """Show an MLflow experiment's runs live: new points and new runs, every ``interval`` seconds.
+
+        Each poll asks only for what changed (see :mod:`lossviz_widget.readers.mlflow`); a
+        server that is down, or an experiment not created yet, shows in the status line
+        until a poll succeeds. Stop with :meth:`unfollow` or :meth:`close`.
+        """
+        from ..readers.mlflow import MlflowSource
+
+        source = MlflowSource(tracking_uri, experiment, experiment_id=experiment_id, filter_string=filter_string)
+        return self._follow_sources([source], interval)
+
+    @classmethod
+    def from_trackio(cls, project: str | None = None, *, db_path: str | os.PathLike[str] | None = None,
+                     **options: Any) -> LossPlot:
+        """A new plot holding every run of a trackio project (its local database, read-only).
+
+        ``project`` is found where trackio keeps it (``TRACKIO_DIR``; needs ``trackio``), or give
+        the database file as ``db_path``. See :mod:`lossviz_widget.readers.trackio`.
+        """
+        from ..readers.trackio import TrackioSource
+
+        source = TrackioSource(project, db_path=db_path)
+        if not source.path.exists():
+            raise FileNotFoundError(f"no trackio database at {str(source.path)!r}")
+        return cls._from_batches(source.poll(), options, source)
+
+    def follow_trackio(self, project: str | None = None, *, db_path: str | os.PathLike[str] | None = None,
+                       interval: float = 2.0) -> Follower:
+        """Show a trackio project's runs live, reading only the rows written since the last poll."""
+        from ..readers.trackio import TrackioSource
+
+        return self._follow_sources([TrackioSource(project, db_path=db_path)], interval)
 
     def follow(self, *paths: str | os.PathLike[str], interval: float = 1.0) -> Follower:
         """Show the points other processes append to the logs at ``paths``, as they arrive.
@@ -318,9 +377,15 @@ class LossPlot(widgets.VBox):
         is read cleanly again (``follower.current_error``; ``follower.last_error`` keeps the
         last one). Stop with :meth:`unfollow` or :meth:`close`.
         """
+        return self._follow_sources(paths, interval)
+
+    def _follow_sources(self, sources: Sequence[Any], interval: float) -> Follower:
         rec = self._recorder
-        follower = Follower(paths, rec.extend_batches, interval=interval,
+        follower = Follower(sources, rec.extend_batches, interval=interval,
                             on_error=lambda exc: rec.status_changed(), on_recover=rec.status_changed)
+        for source in follower.sources:
+            if hasattr(source, "params"):
+                rec.add_param_source(source)
         rec.add_source(follower)
         follower.start()
         return follower
@@ -382,6 +447,25 @@ class LossPlot(widgets.VBox):
         for step, row in rows:
             plot.log(row, step=step)
         return plot
+
+    # -- run groups -----------------------------------------------------------------------------
+
+    def group_runs(self, by: Any, *, stat: str = "mean", band: str = "minmax", show_members: bool = False) -> None:
+        r"""Draw runs that differ only by seed (say) as one ``stat`` line with a shaded ``band``.
+
+        ``by`` is a regex whose match in a run's name is what differs between members
+        (``r"seed=\d+"``: ``"lr=0.1 seed=0"`` and ``"lr=0.1 seed=1"`` form group ``"lr=0.1"``)
+        or a function ``(name, params) -> key`` (params: a tracking server's, else ``{}``;
+        ``None`` leaves a run alone). ``stat``: ``"mean"`` or ``"median"``; ``band``: ``"minmax"`` or
+        ``"std"`` (± one standard deviation). Members are hidden unless ``show_members``; runs that
+        arrive later join their group. Also in exported images and reports. How unequal steps are
+        aligned: :mod:`lossviz_widget._core.run_groups`. :meth:`ungroup_runs` undoes it.
+        """
+        self._recorder.group_runs(by, stat=stat, band=band, show_members=show_members)
+
+    def ungroup_runs(self) -> None:
+        """Draw every run on its own again (undoes :meth:`group_runs`)."""
+        self._recorder.ungroup_runs()
 
     # -- browser snapshot -----------------------------------------------------------------------
 
@@ -484,13 +568,13 @@ class LossPlot(widgets.VBox):
             sent += _set(self._findings, listing)
             sent += _set(self._readout, readout_html(frame.readout))
             self._last_rows = frame.readout
-            sent += _set(self._status, status_html(frame.readout, self._recorder.errors()))
+            sent += _set(self._status, status_html(frame.readout, self._recorder.errors(), self._recorder.notes()))
             return sent
 
     def _refresh_status(self) -> None:
         """Redraw the status line now (errors change between frames)."""
         with self._draw_lock:
-            self._status.value = status_html(self._last_rows, self._recorder.errors())
+            self._status.value = status_html(self._last_rows, self._recorder.errors(), self._recorder.notes())
 
     def _update_header(self) -> None:
         text = html.escape(self.title)

@@ -8,6 +8,10 @@ when a file of its format is opened):
 * Lightning ``CSVLogger`` ``metrics.csv`` (:mod:`.lightning_csv`),
 * this package's ``log_file=`` JSON lines (:mod:`.jsonl`).
 
+Tracking servers are read by sources of their own, which a follower polls like a
+:class:`LogSource` (``poll() -> list[Batch]``): MLflow through its client (:mod:`.mlflow`)
+and trackio's local SQLite database (:mod:`.trackio`).
+
 A :class:`LogSource` is one path given by the user: a log file, or a folder searched
 (subfolders included, hidden ones skipped) for log files at every poll, so runs that
 appear later are found. Runs are named after where their logs sit relative to that

@@ -18,7 +18,7 @@ from typing import ClassVar
 
 import numpy as np
 
-__all__ = ["Batch", "Points", "Tail"]
+__all__ = ["Batch", "Points", "Tail", "forward_mask"]
 
 HEAD_BYTES = 4096  # how much of a file's start is compared to notice a rewrite
 
@@ -38,6 +38,14 @@ class Batch:
 
     def __len__(self) -> int:
         return len(self.steps)
+
+
+def forward_mask(steps: np.ndarray, last_step: float) -> np.ndarray:
+    """Which of ``steps`` can be appended to a line whose last step is ``last_step``: those not
+    below any step before them (a line only grows to the right). Used by the tracking-server
+    readers, whose servers accept steps in any order."""
+    before = np.maximum.accumulate(np.concatenate(([last_step], steps)))[:-1]
+    return steps >= before
 
 
 class Points:
