@@ -36,7 +36,7 @@ from .settings import ViewSettings
 from .store import History, MetricStore
 from .values import merge_metrics
 
-__all__ = ["LIVE_DIAGNOSTICS_BUDGET", "Batch", "Recorder", "Sink", "Source"]
+__all__ = ["LIVE_DIAGNOSTICS_BUDGET", "Batch", "Finder", "Recorder", "Sink", "Source"]
 
 log = logging.getLogger("lossviz_widget")
 
@@ -93,6 +93,7 @@ class Batch(Protocol):
 
 
 Draw = Callable[[Frame, Sequence[Finding]], int]
+Finder = Callable[[RunsData], Sequence[Finding]]  # every finding so far of rules on other data (watch())
 
 
 class Recorder:
@@ -128,6 +129,7 @@ class Recorder:
         self._replayed = RewindCursor()  # rewinds the builder and the diagnostics have forgotten
         self._sinks: list[tuple[Sink, RewindCursor]] = []
         self._sources: list[Source] = []
+        self._finders: list[Finder] = []
         self._draw: Draw | None = None
         self._live = False
         self._background = False  # self._live or any sink: read by every log() call, so a plain attribute
@@ -258,7 +260,10 @@ class Recorder:
         if not self._diagnostics_on:
             return []
         self._diag.update(data, budget)
-        return list(self._diag.findings)
+        found = list(self._diag.findings)
+        for finder in self._finders:
+            found += finder(data)
+        return sorted(found, key=lambda f: f.step) if self._finders else found
 
     # -- settings ----------------------------------------------------------------------------------
 
@@ -336,6 +341,14 @@ class Recorder:
             self._background = True
         self._render(draw=False)
         self._scheduler.request()
+
+    def add_finder(self, finder: Finder) -> None:
+        """Merge ``finder(data)`` (every finding so far of rules on data the recorder does not hold,
+        such as :meth:`lossviz_widget.LossPlot.watch`'s gradients) into each frame's findings and
+        :meth:`diagnose`, by step. Called under the frame lock, only while diagnostics are on."""
+        with self._lock:
+            self._finders.append(finder)
+        self.request_frame()
 
     def add_source(self, source: Source) -> None:
         """Keep ``source`` (a started follower) until :meth:`stop_sources` or :meth:`close`."""

@@ -110,6 +110,7 @@ class LossPlot(widgets.VBox):
         self._last_notes: list[str] = []
         self._snapshot = SnapshotButton()
         self._displays = Displays(self._bundle, self._display_key)
+        self._watcher: Any = None  # the last watch()'s Watcher
         super().__init__(title=title, **options)
         self._recorder.settings = view_settings(self)
         self._update_header()
@@ -407,6 +408,42 @@ class LossPlot(widgets.VBox):
         system) after asking every follower to stop."""
         self._recorder.stop_sources()
 
+    def watch(self, model: Any, optimizer: Any = None, *, every: int = 10, activations: bool = True,
+              config: Any = None, start: int | None = None) -> Any:
+        """Watch a PyTorch model: per layer gradient norm, weight norm, update/weight ratio and, per
+        activation module, output mean/std and dead ReLU units, as heatmaps under the panels; the
+        total gradient norm as the ``watch/grad_norm`` curve; findings (exploding or vanishing
+        gradients, dead ReLUs, update ratio out of 1e-4…1e-2, loss spike after a gradient spike).
+
+        ``optimizer`` adds the update ratio; ``every``: measure one training step in ``every``
+        (steps count optimizer steps, or backward passes without an optimizer, from ``start``, by
+        default one past the plot's last step). Reductions stay on the device until a frame fetches them in one copy.
+        ``config``: a :class:`lossviz_widget.diagnostics.watch.WatchConfig`. Returns the
+        :class:`lossviz_widget.watch.Watcher`; a new ``watch()`` replaces the previous one. See
+        ``docs/watch.md``.
+        """
+        from ..watch.view import WatchView
+        from ..watch.watcher import Watcher
+
+        self.unwatch()
+        view = WatchView()
+        self._watcher = Watcher(self._recorder, model, optimizer, every=every, activations=activations,
+                                config=config, start=start, draw=view.draw)
+        kept = [c for c in self.children if "lossviz-watch" not in c._dom_classes]
+        i = kept.index(self._grid.box) + 1
+        replaced = [c for c in self.children if c not in kept]  # a previous watch's maps
+        self.children = [*kept[:i], view.box, *kept[i:]]
+        for old in replaced:
+            old.close()
+            close_tree(old)
+        return self._watcher
+
+    def unwatch(self) -> None:
+        """Remove :meth:`watch`'s hooks from the model and optimizer; its maps, curve and findings stay."""
+        if self._watcher is not None:
+            self._watcher.close()
+            self._recorder.request_frame()
+
     @classmethod
     def from_history(cls, history: Any, **options: Any) -> LossPlot:
         """A new plot of results that already exist, at steps = epochs.
@@ -502,6 +539,7 @@ class LossPlot(widgets.VBox):
         if recorder is None:  # __init__ failed before there was anything to close
             super().close()
             return
+        self.unwatch()  # its maps are not redrawn while closing
         try:
             recorder.close()  # a TimeoutError (a follower stuck on a slow file system) comes after the rest
         finally:

@@ -47,17 +47,22 @@ def logger_class(base: type, rank_zero_only: Any) -> type:
         so each run keeps its own. Another ``Trainer`` with the same logger goes on in the same
         version and plot: its steps restart, which the plot's ``on_rewind`` handles (the default
         purges the previous attempt's later points; ``LossPlot(on_rewind="new_run")`` keeps both).
+
+        ``watch=True`` also watches the model (:meth:`LossPlot.watch`, with its first optimizer,
+        every ``watch_every`` optimizer steps) from the start of fitting to its end.
         """
 
         def __init__(self, plot: LossPlot | None = None, *, display: bool = False, title: str = "",
                      save_dir: str | os.PathLike[str] | None = None, name: str = "lossviz",
-                     version: int | str | None = None) -> None:
+                     version: int | str | None = None, watch: bool = False, watch_every: int = 10) -> None:
             super().__init__()
             self.plot = resolve_plot(plot, display=display, title=title)
             self.hparams: dict[str, Any] = {}
             self._save_dir = None if save_dir is None else os.fspath(save_dir)
             self._name = name
             self._version = version
+            self.watch = watch
+            self.watch_every = watch_every
 
         @property
         def name(self) -> str:
@@ -95,7 +100,17 @@ def logger_class(base: type, rank_zero_only: Any) -> type:
                 self.plot.log(row, step=step)
 
         @rank_zero_only
+        def log_graph(self, model: Any, input_array: Any = None) -> None:
+            """Lightning calls this once fitting is set up (optimizers exist): start watching."""
+            if self.watch:
+                trainer = getattr(model, "_trainer", None)  # LightningModule.trainer raises when detached
+                optimizers = list(getattr(trainer, "optimizers", None) or [])
+                self.plot.watch(model, optimizers[0] if optimizers else None, every=self.watch_every)
+
+        @rank_zero_only
         def finalize(self, status: str) -> None:
+            if self.watch:
+                self.plot.unwatch()
             self.plot.flush()
 
     return LossPlotLogger

@@ -1,0 +1,300 @@
+"""Hooks on a PyTorch model (and optimizer) that measure it on sampled steps, on its device.
+
+Imported only by :meth:`lossviz_widget.LossPlot.watch` (it imports torch). Every ``every``-th
+training step, reductions run where the tensors live and stay there: gradient, weight and
+update norms per parameter tensor in one fused ``torch._foreach_norm`` call each (the update
+‖Δθ‖ from a copy of the weights taken just before ``optimizer.step()``), and per activation
+module the output's sum, sum of squares and live units. Everything else (per-layer sums, the
+total, ratios, mean, std, dead share) is host arithmetic at frame time, so a sampled step costs
+the training loop a handful of device operations. The step's numbers end in
+one device vector handed to ``on_row``; nothing here waits for the device (no ``.item()``, no
+``.cpu()``): the watcher copies the rows to the host in one batch at frame time.
+
+When the sample is taken:
+
+* with an optimizer: the weights are copied just before ``optimizer.step()`` (a step pre-hook);
+  gradients, weights and the update are read just after it (a post-hook), so under
+  ``torch.amp.GradScaler`` the gradients are unscaled and after clipping, and a closure passed to
+  ``step()`` (Lightning, LBFGS) has computed them. Steps count optimizer steps; a step the
+  scaler skips (inf/NaN gradients) is not one.
+* without: gradients as each backward pass accumulates them into ``.grad`` (a post-accumulate
+  hook per parameter; ``torch.autograd.grad`` calls, say a gradient penalty, are not seen), and
+  the weights then; the step's row is complete when the next training forward pass starts (or
+  at ``unwatch()``). Steps count backward passes; no update ratio. Under a ``GradScaler`` these
+  gradients are still scaled.
+
+Activations are measured in training-mode forward passes of sampled steps (evaluation passes
+are skipped); their forward hooks are registered only for those steps, so other forward passes
+keep PyTorch's hook-free fast path. A module called several times in one step (one ``nn.ReLU`` reused) reports its
+last call. Functional activations (``F.relu`` in ``forward``) have no module to hook.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import torch
+from torch import nn
+
+from .series import Layout
+
+__all__ = ["Collector", "layout_of"]
+
+# activation modules with a dead-unit share (their output is exactly 0 for inputs <= 0)
+_RELU_FAMILY: tuple[type[nn.Module], ...] = (nn.ReLU, nn.ReLU6)
+# in torch.nn.modules.activation but not an elementwise activation of hidden units
+_NOT_ACTIVATIONS: tuple[type[nn.Module], ...] = (nn.MultiheadAttention, nn.Softmax, nn.Softmin, nn.LogSoftmax,
+                                                 nn.Softmax2d, nn.GLU)
+
+
+def _unwrap(model: nn.Module) -> nn.Module:
+    """The user's module inside a DDP / DataParallel / ``torch.compile`` wrapper (names without the prefix)."""
+    for attr in ("module", "_orig_mod"):
+        inner = getattr(model, attr, None)
+        if isinstance(inner, nn.Module) and type(model).__name__ in ("DistributedDataParallel", "DataParallel",
+                                                                       "OptimizedModule"):
+            return _unwrap(inner)
+    return model
+
+
+def _is_activation(module: nn.Module) -> bool:
+    return type(module).__module__ == "torch.nn.modules.activation" and not isinstance(module, _NOT_ACTIVATIONS)
+
+
+def _layers(model: nn.Module) -> tuple[list[tuple[str, list[nn.Parameter]]], list[tuple[str, nn.Module]]]:
+    """Modules owning trainable parameters directly, and activation modules, in registration order."""
+    params, acts = [], []
+    for name, module in model.named_modules():
+        own = [p for p in module.parameters(recurse=False) if p.requires_grad]
+        label = name or type(module).__name__
+        if own:
+            params.append((label, own))
+        if _is_activation(module):
+            acts.append((label, module))
+    return params, acts
+
+
+def layout_of(model: nn.Module, activations: bool = True) -> Layout:
+    """The rows' layout for ``model`` (see :class:`~.series.Layout`)."""
+    params, acts = _layers(_unwrap(model))
+    if not activations:
+        acts = []
+    return Layout(tuple(n for n, _ in params), tuple(sum(p.numel() for p in ps) for _, ps in params),
+                  tuple(i for i, (_, ps) in enumerate(params) for _ in ps),
+                  tuple(n for n, _ in acts), frozenset(n for n, m in acts if isinstance(m, _RELU_FAMILY)))
+
+
+def _norms(tensors: list[torch.Tensor], device: torch.device) -> torch.Tensor:
+    """The 2-norm of each tensor, as one float32 vector on ``device`` (one fused kernel where available)."""
+    if not tensors:
+        return torch.zeros(0, device=device)
+    norms: Sequence[torch.Tensor]
+    try:
+        norms = torch._foreach_norm(tensors, 2, dtype=torch.float32)
+    except (AttributeError, RuntimeError, TypeError):  # an older torch, or mixed devices
+        norms = [torch.linalg.vector_norm(t, dtype=torch.float32) for t in tensors]
+    return torch.stack([n.to(device) for n in norms])
+
+
+class Collector:
+    """Hooks that hand one packed device vector per sampled step to ``on_row(step_index, row, counts, total)``.
+
+    ``row`` is laid out as :class:`~.series.Layout` says, with per activation module the sum, the
+    sum of squares and the live units of its output; ``counts`` holds, per activation module, the
+    output's elements and units (host numbers, from shapes), from which the series derive mean,
+    std and dead share; ``total`` is the total gradient norm (a device scalar).
+
+    ``every``: sample one step in ``every`` (step 0, ``every``, ``2 * every``...).
+    :meth:`remove` takes every hook off again.
+    """
+
+    def __init__(self, model: nn.Module, optimizer: torch.optim.Optimizer | None, *, every: int,
+                 activations: bool, on_row: Callable[[int, torch.Tensor, list[tuple[int, int]], torch.Tensor], None],
+                 on_error: Callable[[BaseException], None]) -> None:
+        self.layout = layout_of(model, activations)
+        self.every = every
+        self.count = 0  # optimizer steps (or backward passes) so far
+        self._on_row = on_row
+        self._on_error = on_error
+        self._root = _unwrap(model)
+        params, acts = _layers(self._root)
+        self._params = [p for _, ps in params for p in ps]
+        self._acts = acts if activations else []
+        self._relu = [isinstance(m, _RELU_FAMILY) for _, m in self._acts]
+        # activation module index -> (sum, sum of squares, live units or NaN) on the device, (elements, units)
+        self._act_rows: dict[int, tuple[list[torch.Tensor], tuple[int, int]]] = {}
+        self._stepping = False  # the optimizer step under way is a sampled one
+        self._before: list[torch.Tensor] = []  # weights just before the sampled optimizer step
+        self._backward_norms: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}  # no optimizer: (grad, weight)
+        self._backward_seen = False  # no optimizer: a backward pass ended the current step
+        self._handles: list[Any] = []
+        device = self._params[0].device if self._params else torch.device("cpu")
+        self._device = device
+        self._nan = torch.full((), math.nan, device=device)
+        if optimizer is not None:
+            self._handles += [optimizer.register_step_pre_hook(self._guarded(self._pre_step)),
+                              optimizer.register_step_post_hook(self._guarded(self._post_step))]
+        else:
+            self._handles += [p.register_post_accumulate_grad_hook(self._guarded(self._grad_hook(i)))
+                              for i, p in enumerate(self._params)]
+            self._handles.append(self._root.register_forward_pre_hook(self._guarded(self._on_forward)))
+        self._act_handles: list[Any] = []  # activation hooks, on only for sampled steps
+        self._arm()
+
+    def _guarded(self, hook: Callable[..., None]) -> Callable[..., None]:
+        """``hook`` that never raises into the training loop: an error goes to ``on_error``."""
+
+        def guarded(*args: Any) -> None:
+            try:
+                hook(*args)
+            except Exception as exc:
+                self._on_error(exc)
+
+        return guarded
+
+    # -- when --------------------------------------------------------------------------------
+
+    @property
+    def sampling(self) -> bool:
+        """Whether the current step is one to measure."""
+        return self.count % self.every == 0
+
+    def _advance(self) -> None:
+        """One step done: count it, and hook the activation modules only if the next one is sampled."""
+        self.count += 1
+        self._arm()
+
+    def _arm(self) -> None:
+        """Activation hooks on for a sampled step, off otherwise: a module with a forward hook leaves
+        PyTorch's fast call path, which costs every forward pass even when the hook returns at once."""
+        if self.sampling and not self._act_handles:
+            self._act_handles = [module.register_forward_hook(self._guarded(self._activation_hook(i)))
+                                 for i, (_, module) in enumerate(self._acts)]
+        elif not self.sampling:
+            while self._act_handles:
+                self._act_handles.pop().remove()
+
+    def remove(self) -> None:
+        """Take every hook off the model and optimizer (idempotent); a step measured without an
+        optimizer is handed over first."""
+        if self._backward_seen:
+            self._guarded(self._finish_backward)()
+        for handles in (self._handles, self._act_handles):
+            while handles:
+                handles.pop().remove()
+        self._before = []
+
+    # -- gradients, weights, updates --------------------------------------------------------
+
+    def _pre_step(self, optimizer: Any, args: Any, kwargs: Any) -> None:
+        """Copy the weights (the update is measured against them after the step)."""
+        self._stepping = self.sampling
+        if self._stepping:
+            with torch.no_grad():
+                if not self._before:
+                    self._before = [p.detach().clone() for p in self._params]
+                else:
+                    torch._foreach_copy_(self._before, [p.detach() for p in self._params])
+
+    def _post_step(self, optimizer: Any, args: Any, kwargs: Any) -> None:
+        """Gradients, weights and update of the step just taken.
+
+        Gradients are read here, not before the step: a closure passed to ``step()`` (Lightning's
+        automatic optimization, LBFGS) computes them inside it, and nothing in ``step()`` changes
+        them (after ``GradScaler.unscale_`` and clipping, they are what the optimizer used)."""
+        try:
+            if self._stepping:
+                given = [(i, p.grad) for i, p in enumerate(self._params) if p.grad is not None]
+                present = [i for i, _ in given]
+                with torch.no_grad():
+                    grads = _norms([g for _, g in given], self._device)
+                    if len(present) < len(self._params):  # by index: a boolean mask would sync with the device
+                        index = torch.tensor(present, dtype=torch.long).to(self._device, non_blocking=True)
+                        grads = torch.full((len(self._params),), math.nan, device=self._device).index_copy_(
+                            0, index, grads)
+                    weights = [p.detach() for p in self._params]
+                    torch._foreach_sub_(self._before, weights)  # now -Δθ
+                    w = _norms(weights, self._device)
+                    u = _norms(self._before, self._device)
+                self._emit(grads, w, u)
+        finally:
+            self._stepping = False
+            self._advance()
+
+    def _grad_hook(self, i: int) -> Callable[[torch.Tensor], None]:
+        """No optimizer: after parameter ``i``'s gradient is accumulated, note its norm and its weight's."""
+
+        def hook(param: torch.Tensor) -> None:
+            self._backward_seen = True
+            if self.sampling and param.grad is not None:
+                with torch.no_grad():
+                    self._backward_norms[i] = (torch.linalg.vector_norm(param.grad, dtype=torch.float32),
+                                               torch.linalg.vector_norm(param.detach(), dtype=torch.float32))
+
+        return hook
+
+    def _on_forward(self, module: nn.Module, args: Any) -> None:
+        """No optimizer: the next training forward pass ends the step of the last backward."""
+        if self._backward_seen and self._root.training:
+            self._finish_backward()
+
+    def _finish_backward(self) -> None:
+        try:
+            if self.sampling and self._backward_norms:
+                nan = self._nan
+                pairs = [self._backward_norms.get(i, (nan, nan)) for i in range(len(self._params))]
+                grads, weights = (torch.stack([p[k].to(nan.device) for p in pairs]) for k in (0, 1))
+                self._emit(grads, weights, torch.full_like(weights, math.nan))
+        finally:
+            self._backward_norms = {}
+            self._backward_seen = False
+            self._advance()
+
+    # -- activations ------------------------------------------------------------------------
+
+    def _activation_hook(self, i: int) -> Callable[[nn.Module, Any, Any], None]:
+        relu = self._relu[i]
+
+        def hook(module: nn.Module, inputs: Any, output: Any) -> None:
+            if not (self.sampling and self._root.training and isinstance(output, torch.Tensor)) or not output.numel():
+                return
+            with torch.no_grad():
+                out = output.detach()
+                flat = out.reshape(-1)
+                if flat.dtype not in (torch.float32, torch.float64):
+                    flat = flat.float()
+                # sums only (mean and std follow on the host): a sum and a BLAS dot product are
+                # 20-70x faster than torch.std_mean on CPU (measured on 32 k and 800 k elements)
+                sums = [flat.sum(dtype=torch.float32), torch.dot(flat, flat)]
+                units = 0
+                if relu and out.dim() >= 2:
+                    # ReLU outputs are >= 0: a unit (a channel of a map) is alive iff its maximum over
+                    # the batch (and positions) is > 0; one amax pass, ~30x faster than ne().any() on CPU
+                    peak = out.amax(dim=(0, *range(2, out.dim())))
+                    sums.append(peak.gt(0).sum(dtype=torch.float32))
+                    units = peak.numel()
+                else:
+                    sums.append(self._nan)
+                self._act_rows[i] = (sums, (flat.numel(), units))
+
+        return hook
+
+    # -- one row ----------------------------------------------------------------------------
+
+    def _emit(self, grads: torch.Tensor, weights: torch.Tensor, updates: torch.Tensor) -> None:
+        """One row: per-parameter norms (the host sums them per layer), then activation sums; and
+        the total gradient norm, a device scalar for the plot's curve (tensors without a gradient
+        left out)."""
+        parts = [grads, weights, updates]
+        counts = []
+        if self._acts:
+            missing = ([self._nan] * 3, (0, 0))
+            rows = [self._act_rows.get(i, missing) for i in range(len(self._acts))]
+            sums = torch.stack([r[0][k].to(grads.device) for k in range(3) for r in rows])
+            parts.append(sums)  # sums, then sums of squares, then live units
+            counts = [c for _, c in rows]
+        self._act_rows = {}
+        total = torch.linalg.vector_norm(grads.nan_to_num(0.0))
+        self._on_row(self.count, torch.cat(parts), counts, total)
