@@ -48,7 +48,7 @@ def test_resume_at_50_purges_the_later_points_and_says_so() -> None:
     line = frame.panels[0].series[0]
     assert np.all(np.diff(line.x) > 0) and line.x[-1] == 149  # one line, no overlapping attempts
     plot.flush()
-    assert "resumed at step 50, 50 points replaced" in plot._status.value  # the status line says it
+    assert "resumed at step 50, 50 points replaced" in plot.shown_html["status"]  # the status line says it
     plot.close()
 
 

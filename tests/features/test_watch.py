@@ -246,6 +246,7 @@ def test_eval_passes_are_not_measured_and_steps_continue_the_plot(digits):
 
 
 def _hook_count(model: nn.Module, opt: torch.optim.Optimizer | None) -> int:
+    # torch's own hook registries (private, no public reader): what unwatch() must leave empty
     n = sum(len(m._forward_hooks) + len(m._forward_pre_hooks) for m in model.modules())
     n += sum(len(p._backward_hooks or {}) + len(getattr(p, "_post_accumulate_grad_hooks", None) or {})
              for p in model.parameters())
@@ -266,6 +267,7 @@ def test_unwatch_and_close_leave_no_hook(digits, with_optimizer):
     assert _hook_count(model, opt) == 0 and not watcher.active
     train(plot, model, opt, digits, 3, start=3)  # no longer measured
     assert len(watcher.series) == 3
+    # _dom_classes: ipywidgets' trait behind add_class (no public reader)
     assert "lossviz-watch" in [c for w in plot.children for c in w._dom_classes]  # the maps stay
 
     watcher = plot.watch(model, opt, every=2)  # watching again, then closing the plot
