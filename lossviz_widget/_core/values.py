@@ -218,7 +218,7 @@ def coerce_step(step: Any) -> float:
     if kind is float and math.isfinite(step):
         exact: float = step  # the type check for mypy is ``kind is float`` (a name binding, no call)
         return exact
-    if kind is int and -_FLOAT_INT_MAX <= step <= _FLOAT_INT_MAX:
+    if kind is int:  # not bool (its own type); a too large int is refused by _exact_step
         return _exact_step(step)
     if isinstance(step, (bool, np.bool_)):
         raise TypeError(f"step must be a number, got a boolean {step!r}")
@@ -235,7 +235,6 @@ def coerce_step(step: Any) -> float:
     return value
 
 
-_FLOAT_INT_MAX = 2**1023  # ints up to here convert to a finite float without OverflowError
 EXACT_STEP_MAX = float(2**53)  # every integer step up to here (in magnitude) is exact in float64
 
 
