@@ -22,7 +22,7 @@ from .._core.recorder import Recorder
 from .._model import RunData
 from .data_files import read_csv, read_json, read_npz, write_data
 from .files import atomic_write, check_suffix
-from .logfile import read_log
+from .logfile import LOG_SUFFIX, read_log
 
 __all__ = ["EXPORT_SUFFIXES", "IMAGE_SUFFIXES", "LOAD_SUFFIXES", "ExportOptions", "export", "read_file"]
 
@@ -72,7 +72,7 @@ WRITERS: dict[str, Writer] = {
 }
 EXPORT_SUFFIXES = tuple(WRITERS)
 READERS: dict[str, Callable[[Path], RunData]] = {
-    ".csv": read_csv, ".json": read_json, ".npz": read_npz, ".jsonl": read_log,
+    ".csv": read_csv, ".json": read_json, ".npz": read_npz, LOG_SUFFIX: read_log,
 }
 LOAD_SUFFIXES = tuple(READERS)
 
