@@ -40,6 +40,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .._core.frame import Frame, PanelFrame
+from .._core.run_groups import BAND_OPACITY
 
 if TYPE_CHECKING:  # pragma: no cover - annotations only; matplotlib is imported lazily
     from matplotlib.axes import Axes
@@ -191,8 +192,6 @@ def _draw_panel(ax: Axes, pf: PanelFrame) -> None:
 
 def _draw_bands(ax: Axes, pf: PanelFrame) -> None:
     """Run groups (see :mod:`lossviz_widget._core.run_groups`): the shaded band, then the group's line."""
-    from .._core.run_groups import BAND_OPACITY
-
     for b in pf.bands:
         ax.fill_between(b.band_x, _finite_or_nan(b.band_lo), _finite_or_nan(b.band_hi), color=b.color,
                         alpha=BAND_OPACITY, linewidth=0, zorder=2.05, label="_band")
