@@ -113,6 +113,8 @@ class SeriesFrame:
     label: str = ""
     dash: str = "solid"  # one of DASHES
     opacity: float = 1.0  # FADED when another run is highlighted
+    # logged points in the drawn x range: more than len(x) means each drawn point is a bucket's min or max
+    in_view: int = 0
 
     @property
     def key(self) -> str | tuple[str, str]:
@@ -482,7 +484,7 @@ class FrameBuilder:
         return SeriesFrame(
             state.name, "", as_x(main_idx), _wire_y(main_y),  # colour and style: set by build()
             None if faint_idx is None else as_x(faint_idx), None if faint_y is None else _wire_y(faint_y),
-            as_x(raw_idx[~np.isfinite(raw_y)]), run=state.run,
+            as_x(raw_idx[~np.isfinite(raw_y)]), run=state.run, in_view=i1 - i0,
         )
 
     def _panel(self, family: str, states: list[_MetricState], s: ViewSettings,

@@ -3,7 +3,9 @@
 All panels share one x scale, so sparse validation points line up with dense
 training points across panels. Each series (one metric of one run) is two
 ``Lines`` marks: a faint raw line (shown behind the smoothed one) and the main
-line that carries the legend entry. Non-finite values are drawn as gaps plus a
+line that carries the legend entry. The legend itself, a crosshair and the hover readout
+are drawn in the browser by a :class:`~lossviz_widget._ui.hover.HoverLayer` above each Figure
+(bqplot's own legend sits inside the plot area, over the curves). Non-finite values are drawn as gaps plus a
 triangle marker at the top of the panel.
 
 Runs: marks are added as runs appear; a hidden run's marks are made invisible
@@ -34,11 +36,11 @@ from collections.abc import Callable
 import numpy as np
 from bqplot import Axis, DateScale, Figure, LinearScale, Lines, LogScale, Scatter
 from bqplot.interacts import PanZoom
-from ipywidgets import Box, Layout
+from ipywidgets import Box, Layout, VBox
 
 from .._core.frame import Frame, PanelFrame, SeriesFrame
-from .._core.grouping import higher_is_better
 from .._core.run_groups import BAND_OPACITY
+from .hover import HoverLayer, series_entry
 
 __all__ = ["PanelGrid"]
 
@@ -112,13 +114,16 @@ class _Panel:
         self.figure = Figure(
             interaction=self.panzoom,
             marks=[self.markers, self.findings], axes=[self.x_axis, self.y_axis], title=family, animation_duration=0,
-            # rising curves (accuracy) end top-right, falling ones (loss) bottom-right: keep the legend clear
-            legend_location="bottom-right" if higher_is_better(family) else "top-right",
             fig_margin={"top": 40, "bottom": 45, "left": 60, "right": 40},
             min_aspect_ratio=0.01, max_aspect_ratio=100,
-            layout=Layout(flex="1 1 420px", min_width="320px", height="300px"),
+            display_toolbar=False,  # its Reset fails unless its own pan/zoom was on; "follow latest" resets
+            layout=Layout(width="100%", height="300px"),
         )
         self.figure.add_class("lossviz-panel")
+        # the legend (outside the plot area), crosshair and hover readout: see _ui/hover.py
+        self.layer = HoverLayer()
+        self.box = VBox([self.layer, self.figure], layout=Layout(flex="1 1 420px", min_width="320px"))
+        self.box.add_class("lossviz-panel-box")
 
     def _scales(self) -> dict:
         return {"x": self.x_scale, "y": self.y_scale}
@@ -238,11 +243,23 @@ class _Panel:
                 sent += 1
             sent += _set_points(self.markers, pf.marker_x, pf.marker_y, pf.marker_colors)
             sent += _set_points(self.findings, pf.finding_x, pf.finding_y, pf.finding_colors)
+        sent += self.layer.show(self._entries(pf), self.x_axis.label)
         title = pf.family + (f"  ({pf.note})" if pf.note else "")
         if self.figure.title != title:
             self.figure.title = title
             sent += 1
         return sent
+
+    def _entries(self, pf: PanelFrame) -> list[dict]:
+        """The hover layer's legend/readout entries: the shown series, then the run groups' lines."""
+        entries = []
+        for sf in pf.series:
+            faint, main = self.lines[sf.key]
+            entries.append(series_entry(sf.key, sf.label or sf.name, sf.color, sf.dash, main,
+                                        faint if sf.raw_x is not None else None, sf.in_view))
+        for b in pf.bands:
+            entries.append(series_entry(b.key, b.label, b.color, "solid", self.bands[b.key][1]))
+        return entries
 
     def _auto_y(self, pf: PanelFrame, current: tuple) -> tuple:
         extent = _extent([a for sf in pf.series for a in (sf.y, sf.raw_y)]
@@ -253,7 +270,8 @@ class _Panel:
         return _held(current, *extent, _HEADROOM, _HEADROOM, math.log10(1.2) if pf.log_y else flat, pf.log_y)
 
     def close(self) -> None:
-        for w in [*self._marks(), self.x_axis, self.y_axis, self.y_scale, self.panzoom, self.figure]:
+        for w in [*self._marks(), self.x_axis, self.y_axis, self.y_scale, self.panzoom, self.figure, self.layer,
+                  self.box]:
             w.close()
 
 
@@ -376,9 +394,9 @@ class PanelGrid:
                 panel.set_scales(self.x_scale, frame.x_label, pf.log_y)
                 sent += 1
             sent += panel.apply(pf)
-        figures = tuple(p.figure for p in self.panels.values())
-        if self.box.children != figures:
-            self.box.children = figures
+        boxes = tuple(p.box for p in self.panels.values())
+        if self.box.children != boxes:
+            self.box.children = boxes
             sent += 1
         return sent
 

@@ -30,23 +30,23 @@ import anywidget
 from ipywidgets import CallbackDispatcher
 from traitlets import Bytes, Float, TraitError, Unicode, validate
 
-__all__ = ["ESM_PATH", "PNG_SIGNATURE", "SnapshotButton"]
+__all__ = ["ESM_PATH", "PNG_SIGNATURE", "SnapshotButton", "js_file"]
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _REMEMBERED_IDS = 256  # answered request ids kept to drop duplicate replies (two views)
 
 
-def _esm_path() -> Path:
-    """``snapshot.js`` from the installed package (the wheel ships ``js/`` as
+def js_file(name: str) -> Path:
+    """``name`` (a file of ``js/``) from the installed package (the wheel ships ``js/`` as
     ``lossviz_widget/js/``), else from the repository's ``js/`` (editable install)."""
-    packaged = importlib.resources.files("lossviz_widget") / "js" / "snapshot.js"
+    packaged = importlib.resources.files("lossviz_widget") / "js" / name
     if packaged.is_file():
         return Path(str(packaged))
-    return Path(__file__).resolve().parents[2] / "js" / "snapshot.js"
+    return Path(__file__).resolve().parents[2] / "js" / name
 
 
 #: The front-end module loaded by anywidget.
-ESM_PATH = _esm_path()
+ESM_PATH = js_file("snapshot.js")
 
 
 def png_problem(data: bytes, width: Any = None, height: Any = None) -> str | None:

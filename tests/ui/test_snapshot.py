@@ -88,12 +88,12 @@ def test_esm_is_the_js_module():
 def test_esm_prefers_the_installed_package(tmp_path, monkeypatch):
     (tmp_path / "js").mkdir()
     (tmp_path / "js" / "snapshot.js").write_text("export default {};")
-    # private on purpose: ESM_PATH is resolved once, at import; this is the function that resolves it
-    esm_path = snapshot_module._esm_path
+    # ESM_PATH is resolved once, at import, by js_file (also used for hover.js and lossviz.css)
     monkeypatch.setattr(snapshot_module.importlib.resources, "files", lambda _pkg: tmp_path)
-    assert esm_path() == tmp_path / "js" / "snapshot.js"
+    assert snapshot_module.js_file("snapshot.js") == tmp_path / "js" / "snapshot.js"
     monkeypatch.setattr(snapshot_module.importlib.resources, "files", lambda _pkg: tmp_path / "missing")
-    assert esm_path() == Path(snapshot_module.__file__).resolve().parents[2] / "js" / "snapshot.js"
+    assert snapshot_module.js_file("snapshot.js") == (
+        Path(snapshot_module.__file__).resolve().parents[2] / "js" / "snapshot.js")
 
 
 def test_valid_reply_is_accepted_and_calls_back(btn):
