@@ -299,19 +299,21 @@ def low_contrast(nb: NotebookPage, roots_js: str) -> tuple[list[dict[str, Any]],
     return [t for t in texts if t["ratio"] < 4.5], len(texts)
 
 
-def controls_rows(widget: Locator) -> int:
-    """Rows the control bar's widgets occupy (distinct top edges, 4 px tolerance)."""
-    tops = widget.locator(".lossviz-controls").first.evaluate(
-        "(bar) => [...bar.children].map(c => c.getBoundingClientRect().top)")
-    return len({round(t / 4) for t in tops})
+def controls_in_one_row(widget: Locator) -> bool:
+    """Whether every control of the bar starts above the bottom of every other one (no wrap)."""
+    return bool(widget.locator(".lossviz-controls").first.evaluate("""(bar) => {
+      const r = [...bar.children].map(c => c.getBoundingClientRect());
+      return Math.max(...r.map(b => b.top)) < Math.min(...r.map(b => b.bottom)); }"""))
 
 
 @pytest.mark.browser
 @pytest.mark.timeout(180)
-@pytest.mark.parametrize("width", [800, 1900])
+@pytest.mark.parametrize("width", [800, 990, 1900])
 def test_legends_off_the_data_and_layout(request: pytest.FixtureRequest, width: int) -> None:
+    """Page widths 800 and 1900 px, and 990 px, where the plot itself is about 810 px wide."""
     with opened_notebook(request, f"layout{width}.ipynb", [STATIC_CELL]) as nb:
         nb.page.set_viewport_size({"width": width, "height": 1100})
+        nb.page.locator(".jp-SideBar.jp-mod-left .lm-TabBar-tab.lm-mod-current").click()  # file browser closed
         nb.run_all_cells()
         nb.wait_cell_done(0, timeout=90)
         widget = nb.cell(0).locator(".lossviz")
@@ -329,8 +331,8 @@ def test_legends_off_the_data_and_layout(request: pytest.FixtureRequest, width: 
             assert len({round(a["left"]) for a in areas}) == 1, areas
         else:
             assert len({round(a["top"]) for a in areas}) == 1, areas  # side by side
-        if plot_width >= 640:
-            assert controls_rows(widget) == 1, f"control bar wraps at a {plot_width:.0f} px wide plot"
+        if width >= 990:
+            assert plot_width >= 800 and controls_in_one_row(widget), f"control bar wraps at {plot_width:.0f} px"
         bad, n = low_contrast(nb, "[document.querySelector('.jp-Cell .lossviz')]")
         assert n > 20 and not bad, bad
 
