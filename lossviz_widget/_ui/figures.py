@@ -97,9 +97,9 @@ class _Panel:
         self.log_y = log_y
         self.x_scale = x_scale
         self.y_scale = _y_scale(log_y)
-        self.x_axis = Axis(scale=x_scale, label=x_label, grid_lines="solid", grid_color="#e8e8e8")
+        self.x_axis = Axis(scale=x_scale, label=x_label, grid_lines="solid")  # colours: js/lossviz.css
         self.y_axis = Axis(scale=self.y_scale, side="left", tick_format=".3~g",
-                           grid_lines="solid", grid_color="#e8e8e8")
+                           grid_lines="solid")
         self.markers = Scatter(
             x=_EMPTY, y=_EMPTY, scales=self._scales(), marker="triangle-down", default_size=48,
             stroke="black", stroke_width=0.5, visible=False, display_legend=False,

@@ -369,6 +369,16 @@ def test_dark_theme_text_contrast(request: pytest.FixtureRequest) -> None:
             nb.screenshot("hover-dark-contrast")
             nb.screenshot("hover-dark-widget", nb.cell(0).locator(".lossviz"))
             assert n > 20 and not bad, bad
+            # The snapshot button's PNG has the theme's (dark) background.
+            nb.page.mouse.move(1, 1)
+            with nb.page.expect_download() as download:
+                nb.cell(0).locator(".lossviz-snapshot button").first.click()
+            path = nb.artifacts / "hover-dark-snapshot.png"
+            download.value.save_as(path)
+            from PIL import Image
+
+            corner = Image.open(path).convert("RGB").getpixel((2, 2))
+            assert max(corner) < 80, f"snapshot background {corner} is not the dark theme's"
         finally:
             nb.page.context.close()
 
