@@ -188,6 +188,7 @@ function render({ model, el }) {
   document.body.append(crosshair, tip);
   let pending = null;
   let frameRequest = 0;
+  let shownSignature = "";
 
   const box = () => el.closest(".lossviz-panel-box");
   const root = () => el.closest(".lossviz") || box();
@@ -251,9 +252,10 @@ function render({ model, el }) {
       return;
     }
     const r = area.getBoundingClientRect();
-    Object.assign(crosshair.style, {
-      display: "block", left: `${Math.round(r.left + f * r.width)}px`, top: `${r.top}px`, height: `${r.height}px`,
-    });
+    // moved by a transform: the line has its own compositing layer, the plot under it is not repainted
+    crosshair.style.transform = `translate(${Math.round(r.left + f * r.width)}px, ${r.top}px)`;
+    crosshair.style.height = `${r.height}px`;
+    crosshair.style.display = "block";
   }
 
   function update() {
@@ -278,13 +280,21 @@ function render({ model, el }) {
       tip.style.display = "none";
       return;
     }
-    fillTooltip(tip, rows, model.get("x_label"), x);
+    // rebuilt only when another point (or cursor step) is under the cursor
+    const xLabel = model.get("x_label");
+    const signature = JSON.stringify([xLabel, /^step/.test(xLabel) ? Math.round(x) : x,
+      rows.map((r) => [r.info.key, r.x, r.value, r.raw])]);
+    if (signature !== shownSignature) {
+      fillTooltip(tip, rows, xLabel, x);
+      shownSignature = signature;
+    }
     tip.style.display = "block";
     // beside the cursor, flipped to its left near the right edge of the window
     const w = tip.offsetWidth;
+    const h = tip.offsetHeight;
     const left = ev.clientX + 16 + w > window.innerWidth ? ev.clientX - 16 - w : ev.clientX + 16;
-    tip.style.left = `${Math.max(0, left)}px`;
-    tip.style.top = `${Math.max(0, Math.min(ev.clientY + 12, window.innerHeight - tip.offsetHeight))}px`;
+    const top = Math.max(0, Math.min(ev.clientY + 12, window.innerHeight - h));
+    tip.style.transform = `translate(${Math.max(0, left)}px, ${top}px)`;
   }
 
   const onMove = (ev) => {
