@@ -414,3 +414,75 @@ def test_notebook7_live_update_and_hover(request: pytest.FixtureRequest) -> None
             assert not nb.error_outputs(), nb.error_outputs()
         finally:
             nb.page.context.close()
+
+
+# --------------------------------------------------------------------------------------------
+# Controls during a running cell (what the user guide's "Training in a thread" says)
+# --------------------------------------------------------------------------------------------
+
+BLOCKING_CELL = """\
+import math, time
+seen = None
+for i in range(500):
+    time.sleep(0.02)
+    plot.log(loss=1.5 * math.exp(-i / 150) + 0.1, step=i)
+    if plot.log_y and seen is None:
+        seen = i
+print("DURING_CELL", seen)"""
+
+THREAD_CELL = """\
+import math, threading, time
+def train(n=3000):
+    for i in range(n):
+        time.sleep(0.01)
+        plot.log(loss=1.5 * math.exp(-i / 150) + 0.1, step=1000 + i)
+threading.Thread(target=train, daemon=True).start()
+print("THREAD_STARTED")"""
+
+TICKS_JS = "(w) => [...w.querySelectorAll('.lossviz-panel g.axis text')].map(t => t.textContent).join(' ')"
+
+
+def _readout_step(nb: NotebookPage) -> int:
+    row = nb.cell(0).locator('.lossviz .lossviz-readout tr[data-metric="loss"]')
+    return int(float(row.first.get_attribute("data-step") or -1)) if row.count() else -1
+
+
+def subshell_comms(version: str) -> bool:
+    """Whether this ipykernel handles widget messages that JupyterLab sends on a subshell in that
+    subshell's thread (7.0-7.3), or routes them to the shell that last sent on the widget (7.4+:
+    ``Comm._reply_subshell_for``; the main shell for a widget made in a notebook cell)."""
+    major, minor = (int(v) for v in version.split(".")[:2])
+    return major == 7 and minor < 4
+
+
+@pytest.mark.browser
+@pytest.mark.timeout(240)
+def test_control_bar_during_a_blocking_cell_and_a_training_thread(request: pytest.FixtureRequest) -> None:
+    import ipykernel
+
+    cells = ["from lossviz_widget import LossPlot\nplot = LossPlot(title='controls')\nplot", BLOCKING_CELL,
+             THREAD_CELL]
+    with opened_notebook(request, "controls.ipynb", cells) as nb:
+        nb.run_all_cells()
+        poll(lambda: nb.is_executing(1) and "loss" in nb.output_text(0), 60, "training never started")
+        nb.page.wait_for_timeout(1500)
+        assert nb.is_executing(1)
+        log_y = nb.cell(0).locator(".lossviz-controls button", has_text="log y")
+        log_y.click()  # while the blocking cell runs
+        during = re.search(r"DURING_CELL (\S+)", nb.wait_output_text(1, "DURING_CELL", timeout=60)).group(1)
+        if subshell_comms(ipykernel.__version__):
+            assert during != "None", f"ipykernel {ipykernel.__version__}: log y not seen during the cell"
+        else:
+            assert during == "None", f"ipykernel {ipykernel.__version__}: log y seen during the cell ({during})"
+        # Training in a thread: the cells are done, the kernel is idle and handles a click at once
+        # (the plot's y axis switches) while the thread keeps training (the readout's step grows).
+        nb.wait_output_text(2, "THREAD_STARTED", timeout=30)
+        widget = nb.cell(0).locator(".lossviz")
+        nb.page.wait_for_timeout(1500)  # the click queued during the blocking cell is handled by now
+        ticks, step = widget.evaluate(TICKS_JS), _readout_step(nb)
+        log_y.click()
+        poll(lambda: widget.evaluate(TICKS_JS) != ticks and _readout_step(nb) > step, 10,
+             "the y axis did not switch (or training stopped) after a click during threaded training")
+        later = _readout_step(nb)
+        poll(lambda: _readout_step(nb) > later, 10, "the training thread stopped")
+        nb.screenshot("hover-controls-thread")
