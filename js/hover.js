@@ -17,10 +17,10 @@
 // the marks' synced x/y typed arrays, the x scale's min/max), so hovering sends nothing over
 // the wire and works while the kernel is busy running the training cell.
 //
-// `series` (synced from Python): [{key, label, color, dash, main, raw, in_view}], `main`/`raw`
+// `series` (synced from Python): [{key, label, color, dash, main, raw, bucketed}], `main`/`raw`
 // are model ids of the drawn line and the faint raw line (raw: null when smoothing is off);
-// `in_view` counts the logged points in the drawn x range: more than the line holds means the
-// line is a min/max selection (each drawn point is the smallest or largest value of a bucket).
+// `bucketed`: fewer points drawn than logged in view, each drawn point is the smallest or
+// largest value of a bucket of logged points.
 
 export const MAX_ROWS = 8;
 const EVENT = "lossviz-crosshair";
@@ -70,7 +70,7 @@ export function readoutRows(entries, x) {
     if (i < 0) continue;
     const row = {
       info: e.info, x: xs[i], xIsDate: xs.type === "date", value: ys[i],
-      float32: ys instanceof Float32Array, raw: null, rawX: null, drawn: xs.length,
+      float32: ys instanceof Float32Array, raw: null, rawX: null,
     };
     if (e.raw) {
       const rx = e.raw.get("x");
@@ -160,10 +160,9 @@ export function fillTooltip(tip, rows, xLabel, cursorX) {
       const off = r.raw !== null && r.rawX !== r.x ? ` (at ${xText(r.rawX, r.xIsDate, xLabel)})` : "";
       tr.appendChild(cell("td", raw + off, "lossviz-tip-raw"));
     }
-    if (r.info.in_view > r.drawn) {
+    if (r.info.bucketed) {
       bucketed += 1;
       tr.classList.add("lossviz-tip-bucket");
-      tr.title = `drawn: ${r.drawn.toLocaleString("en-US")} of ${r.info.in_view.toLocaleString("en-US")} points`;
     }
     table.appendChild(tr);
   }

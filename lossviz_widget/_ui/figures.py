@@ -256,7 +256,7 @@ class _Panel:
         for sf in pf.series:
             faint, main = self.lines[sf.key]
             entries.append(series_entry(sf.key, sf.label or sf.name, sf.color, sf.dash, main,
-                                        faint if sf.raw_x is not None else None, sf.in_view))
+                                        faint if sf.raw_x is not None else None, sf.in_view > len(sf.x)))
         for b in pf.bands:
             entries.append(series_entry(b.key, b.label, b.color, "solid", self.bands[b.key][1]))
         return entries

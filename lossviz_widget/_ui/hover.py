@@ -23,15 +23,16 @@ __all__ = ["HoverLayer", "series_entry"]
 
 
 def series_entry(key: Any, label: str, color: str, dash: str, main: Any, raw: Any = None,
-                 in_view: int = 0) -> dict[str, Any]:
+                 bucketed: bool = False) -> dict[str, Any]:
     """One legend/readout entry: the drawn ``Lines`` ``main`` and the faint raw one (or None).
 
-    ``in_view``: logged points in the drawn x range; more than ``main`` holds tells the browser
-    that each drawn point stands for the min or max of a bucket.
+    ``bucketed``: fewer points drawn than logged in the drawn x range, so each drawn point is the
+    min or max of a bucket (a flag, not the counts, so a growing run does not resend the entry
+    every frame).
     """
     return {"key": "\x1f".join(key) if isinstance(key, tuple) else str(key), "label": label, "color": color,
             "dash": dash, "main": f"IPY_MODEL_{main.model_id}", "raw": f"IPY_MODEL_{raw.model_id}" if raw else None,
-            "in_view": int(in_view)}
+            "bucketed": bool(bucketed)}
 
 
 class HoverLayer(anywidget.AnyWidget):

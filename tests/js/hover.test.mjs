@@ -45,9 +45,9 @@ function model(data) {
   return { get: (k) => data[k] };
 }
 
-function entry(key, xs, ys, raw = null, inView = 0) {
+function entry(key, xs, ys, raw = null) {
   return {
-    info: { key, label: key, color: "#000", dash: "solid", in_view: inView },
+    info: { key, label: key, color: "#000", dash: "solid", bucketed: false },
     main: model({ x: Float64Array.from(xs), y: Float32Array.from(ys) }),
     raw: raw && model({ x: Float64Array.from(raw[0]), y: Float32Array.from(raw[1]) }),
   };
