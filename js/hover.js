@@ -111,18 +111,13 @@ function scaleValue(scale, f) {
   return lo + f * (hi - lo);
 }
 
+/** A short line in the series' colour and dash (a CSS border: no SVG, no namespace). */
 function swatch(color, dash) {
-  const ns = "http://www.w3.org/2000/svg";
-  const svg = document.createElementNS(ns, "svg");
-  svg.setAttribute("width", "18");
-  svg.setAttribute("height", "8");
-  const line = document.createElementNS(ns, "line");
-  for (const [k, v] of [["x1", 1], ["y1", 4], ["x2", 17], ["y2", 4], ["stroke-width", 2.5]]) line.setAttribute(k, v);
-  line.setAttribute("stroke", color);
-  const dashes = { dashed: "5,3", dotted: "1.5,2.5", dash_dotted: "5,2,1.5,2" };
-  if (dashes[dash]) line.setAttribute("stroke-dasharray", dashes[dash]);
-  svg.appendChild(line);
-  return svg;
+  const line = document.createElement("span");
+  line.className = "lossviz-swatch";
+  const style = { dashed: "dashed", dotted: "dotted", dash_dotted: "dashed" }[dash] || "solid";
+  line.style.borderTop = `2.5px ${style} ${color}`;
+  return line;
 }
 
 function cell(tag, text, cls) {

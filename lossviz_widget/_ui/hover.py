@@ -17,7 +17,7 @@ from typing import Any
 import anywidget
 from traitlets import Dict, List, Unicode
 
-from .snapshot import js_file
+from .._io.assets import js_file
 
 __all__ = ["HoverLayer", "series_entry"]
 

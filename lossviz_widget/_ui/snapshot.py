@@ -17,32 +17,23 @@ So :meth:`SnapshotButton.request` never waits; ask in one cell, read
 from __future__ import annotations
 
 import collections
-import importlib.resources
 import math
 import struct
 import threading
 import uuid
 from collections.abc import Callable, Sequence
-from pathlib import Path
 from typing import Any
 
 import anywidget
 from ipywidgets import CallbackDispatcher
 from traitlets import Bytes, Float, TraitError, Unicode, validate
 
-__all__ = ["ESM_PATH", "PNG_SIGNATURE", "SnapshotButton", "js_file"]
+from .._io.assets import js_file
+
+__all__ = ["ESM_PATH", "PNG_SIGNATURE", "SnapshotButton"]
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _REMEMBERED_IDS = 256  # answered request ids kept to drop duplicate replies (two views)
-
-
-def js_file(name: str) -> Path:
-    """``name`` (a file of ``js/``) from the installed package (the wheel ships ``js/`` as
-    ``lossviz_widget/js/``), else from the repository's ``js/`` (editable install)."""
-    packaged = importlib.resources.files("lossviz_widget") / "js" / name
-    if packaged.is_file():
-        return Path(str(packaged))
-    return Path(__file__).resolve().parents[2] / "js" / name
 
 
 #: The front-end module loaded by anywidget.
