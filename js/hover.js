@@ -89,9 +89,17 @@ export function readoutRows(entries, x) {
   return rows;
 }
 
+/** A scale bound as a number: dates (a DateScale's bounds, a Date or an ISO string) in epoch ms. */
+export function boundValue(v) {
+  if (v === null || v === undefined) return NaN;
+  if (v instanceof Date) return v.getTime();
+  if (typeof v === "string") return Date.parse(v.endsWith("Z") || /[+-]\d\d:?\d\d$/.test(v) ? v : `${v}Z`);
+  return Number(v);
+}
+
 function scaleFraction(scale, v) {
-  const lo = +scale.get("min");
-  const hi = +scale.get("max");
+  const lo = boundValue(scale.get("min"));
+  const hi = boundValue(scale.get("max"));
   if (!Number.isFinite(lo) || !Number.isFinite(hi) || hi === lo) return null;
   if (scale.get("_model_name") === "LogScaleModel") {
     if (v <= 0 || lo <= 0 || hi <= 0) return null;
@@ -101,8 +109,8 @@ function scaleFraction(scale, v) {
 }
 
 function scaleValue(scale, f) {
-  const lo = +scale.get("min");
-  const hi = +scale.get("max");
+  const lo = boundValue(scale.get("min"));
+  const hi = boundValue(scale.get("max"));
   if (!Number.isFinite(lo) || !Number.isFinite(hi)) return null;
   if (scale.get("_model_name") === "LogScaleModel") {
     if (lo <= 0 || hi <= 0) return null;

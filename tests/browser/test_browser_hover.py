@@ -206,6 +206,21 @@ def check_legend_click(nb: NotebookPage, shot: str) -> None:
     nb.page.mouse.move(1, 1)
 
 
+def check_wall_time_axis(nb: NotebookPage, shot: str) -> None:
+    """On the wall-time axis the readout names the time of the nearest point (a UTC date)."""
+    nb.cell(0).locator(".lossviz-controls select").nth(1).select_option(label="wall time")
+    poll(lambda: "wall time" in " ".join(panel(nb, "loss").locator("text.axislabel").all_text_contents()), 20,
+         "the x axis never switched to wall time")
+    hover(nb, "loss", 0.5)
+    poll(lambda: (nb.page.evaluate(TOOLTIP_JS) or {}).get("head", "").startswith("wall time"), 10,
+         "no wall-time readout")
+    r = row(tooltip(nb), "loss")
+    assert re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3} UTC", r["x"]), r
+    assert as_float32(r["raw"]) > 0
+    nb.screenshot(f"{shot}-wall-time")
+    nb.page.mouse.move(1, 1)
+
+
 @pytest.mark.browser
 @pytest.mark.timeout(240)
 def test_hover_readout_crosshair_and_legend_in_jupyterlab(request: pytest.FixtureRequest) -> None:
@@ -214,6 +229,7 @@ def test_hover_readout_crosshair_and_legend_in_jupyterlab(request: pytest.Fixtur
         check_hover_while_training(nb, "hover-lab")
         check_after_training(nb, "hover-lab")
         check_legend_click(nb, "hover-lab")
+        check_wall_time_axis(nb, "hover-lab")
         assert not nb.error_outputs(), nb.error_outputs()
 
 

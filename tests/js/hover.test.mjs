@@ -4,7 +4,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 
-import { MAX_ROWS, exactText, nearestIndex, readoutRows, xText } from "../../js/hover.js";
+import { MAX_ROWS, boundValue, exactText, nearestIndex, readoutRows, xText } from "../../js/hover.js";
 
 test("nearestIndex finds the closest x, the left one on a tie, -1 when empty", () => {
   const xs = new Float64Array([0, 10, 20, 40]);
@@ -76,4 +76,12 @@ test("readoutRows puts non-finite values last and keeps every series (the toolti
   assert.equal(rows.length, MAX_ROWS + 4);
   assert.equal(rows[0].info.key, `s${MAX_ROWS + 2}`);
   assert.equal(rows.at(-1).info.key, "nan");
+});
+
+test("boundValue: numbers, Dates and a DateScale's ISO strings (UTC) as numbers", () => {
+  assert.equal(boundValue(12.5), 12.5);
+  assert.equal(boundValue(new Date(86400000)), 86400000);
+  assert.equal(boundValue("1970-01-02T00:00:00"), 86400000);
+  assert.equal(boundValue("1970-01-02T00:00:00Z"), 86400000);
+  assert.ok(Number.isNaN(boundValue(null)));
 });
