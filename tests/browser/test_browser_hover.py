@@ -9,17 +9,30 @@
   least 4.5:1 against what is behind it (WCAG AA), from computed styles.
 * Jupyter Notebook 7 (own server, ``/notebooks/NAME``): the plot updates live while the cell runs,
   and hovering works there too.
+* Controls during a running cell: when the kernel handles a click (ipykernel version), and at once
+  while training runs in a thread.
+* Voila: live while training runs in a thread (and hover works); after a blocking training cell
+  the app shows the finished run.
 
 Screenshots of every case go to ``test-artifacts/browser/hover-*.png``.
 """
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
 import math
+import os
 import re
+import signal
+import subprocess
+import sys
 import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -28,6 +41,8 @@ from browser_harness import (
     DARK_THEME,
     LAB_SETTINGS,
     NotebookPage,
+    artifacts_dir,
+    free_port,
     new_context,
     opened_notebook,
     poll,
@@ -502,3 +517,98 @@ def test_control_bar_during_a_blocking_cell_and_a_training_thread(request: pytes
         later = _readout_step(nb)
         poll(lambda: _readout_step(nb) > later, 10, "the training thread stopped")
         nb.screenshot("hover-controls-thread")
+
+
+# --------------------------------------------------------------------------------------------
+# Voila: the notebook as an app
+# --------------------------------------------------------------------------------------------
+
+VOILA_SETUP = "from lossviz_widget import LossPlot\nplot = LossPlot(title='voila')\nplot"
+VOILA_THREAD = """\
+import math, threading, time
+def train():
+    for i in range(1500):
+        time.sleep(0.01)
+        plot.log(loss=1.5 * math.exp(-i / 300) + 0.1, step=i)
+threading.Thread(target=train, daemon=True).start()"""
+VOILA_BLOCKING = """\
+import math, time
+for i in range(300):
+    time.sleep(0.02)
+    plot.log(loss=1.5 * math.exp(-i / 300) + 0.1, step=i)"""
+
+
+@contextlib.contextmanager
+def running_voila(notebook: Path) -> Iterator[str]:
+    """``voila notebook`` on a free port of 127.0.0.1, isolated Jupyter dirs; yields its URL."""
+    port = free_port()
+    home = notebook.parent
+    env = {k: v for k, v in os.environ.items() if k not in ("JUPYTER_PATH", "JUPYTER_PLATFORM_DIRS")}
+    env.update({"JUPYTER_CONFIG_DIR": str(home / "config"), "JUPYTER_DATA_DIR": str(home / "data"),
+                "JUPYTER_RUNTIME_DIR": str(home / "runtime"), "IPYTHONDIR": str(home / "ipython"),
+                "PYTHONPATH": os.pathsep.join([str(Path(__file__).resolve().parents[2]), env.get("PYTHONPATH", "")])})
+    log = open(artifacts_dir() / f"voila-{notebook.stem}.log", "wb")  # noqa: SIM115 -- closed below
+    proc = subprocess.Popen([sys.executable, "-m", "voila", str(notebook), "--no-browser", f"--port={port}",
+                             "--Voila.ip=127.0.0.1"], cwd=home, env=env, stdout=log, stderr=subprocess.STDOUT,
+                            start_new_session=True)
+    url = f"http://127.0.0.1:{port}/"
+    try:
+        def up() -> bool:
+            if proc.poll() is not None:
+                raise AssertionError(f"voila exited with {proc.returncode}")
+            try:
+                with urllib.request.urlopen(url + "voila/static/", timeout=2):
+                    return True
+            except urllib.error.HTTPError:
+                return True  # it answers
+            except OSError:
+                return False
+        poll(up, 60, "voila did not start")
+        yield url
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(15)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+        log.close()
+
+
+def voila_vertices(page: Any) -> int:
+    return int(page.evaluate("() => Math.max(0, ...[...document.querySelectorAll('.lossviz-panel g.curve path.line')]"
+                             ".map(p => ((p.getAttribute('d') || '').match(/L/g) || []).length + 1))"))
+
+
+@pytest.mark.browser
+@pytest.mark.timeout(240)
+def test_voila_live_with_a_training_thread_and_after_a_blocking_cell(request: pytest.FixtureRequest,
+                                                                    tmp_path: Path) -> None:
+    require_chromium()
+    browser = request.getfixturevalue("chromium_browser")
+    context = new_context(browser)
+    page = context.new_page()
+    try:
+        # Training in a thread: the app shows the plot while it trains, and it grows; hovering reads it.
+        nb = write_notebook(tmp_path / "thread" / "app.ipynb", [VOILA_SETUP, VOILA_THREAD])
+        with running_voila(nb) as url:
+            page.goto(url, timeout=90_000)
+            page.wait_for_selector(".lossviz-panel g.curve path.line", timeout=90_000)
+            samples = []
+            for _ in range(4):
+                samples.append(voila_vertices(page))
+                page.wait_for_timeout(1000)
+            assert samples == sorted(samples) and samples[-1] > samples[0] and samples[-1] < 1500, samples
+            box = page.locator(".lossviz-panel rect.plotarea_events").first.bounding_box()
+            page.mouse.move(box["x"] + box["width"] / 2, box["y"] + 40)
+            tip = poll(lambda: page.evaluate(TOOLTIP_JS), 10, "no hover tooltip in Voila")
+            assert row(tip, "loss")["value"]
+            page.screenshot(path=str(artifacts_dir() / "hover-voila-thread.png"))
+        # A blocking training cell: Voila shows the page once every cell has run, with the whole run.
+        nb = write_notebook(tmp_path / "blocking" / "app.ipynb", [VOILA_SETUP, VOILA_BLOCKING])
+        with running_voila(nb) as url:
+            page.goto(url, timeout=90_000)
+            page.wait_for_selector(".lossviz-panel g.curve path.line", timeout=90_000)
+            poll(lambda: voila_vertices(page) == 300, 20, lambda: f"{voila_vertices(page)} vertices, not 300")
+            page.screenshot(path=str(artifacts_dir() / "hover-voila-blocking.png"))
+    finally:
+        context.close()
