@@ -4,7 +4,7 @@
 // imports, no build step. One HoverLayer sits above each bqplot Figure, in the same box
 // (`.lossviz-panel-box`), and draws:
 //   * the legend: one entry per series (colour, dash, label), outside the plot area, so it
-//     never covers data. A click hides/shows that series in this view: its bqplot Lines
+//     never covers data. A click hides/shows that series in this browser tab: its bqplot Lines
 //     models get `visible` set here, in the browser, without `save_changes()` (nothing goes to
 //     the kernel, which keeps drawing frames as before);
 //   * on pointer move over the plot area: a vertical line at the cursor's x in every panel of
@@ -180,7 +180,7 @@ export function fillTooltip(tip, rows, xLabel, cursorX) {
 function render({ model, el }) {
   el.classList.add("lossviz-legend");
   const manager = model.widget_manager;
-  const hidden = new Set(); // keys of the series hidden by a legend click, in this view
+  const hidden = new Set(); // keys of the series hidden by a legend click in this view (its entries drawn struck out)
   let entries = []; // [{info, main, raw}] with resolved models
   let generation = 0;
   const crosshair = document.createElement("div");
@@ -210,7 +210,7 @@ function render({ model, el }) {
       const item = document.createElement("span");
       item.className = "lossviz-legend-item" + (hidden.has(e.info.key) ? " lossviz-legend-off" : "");
       item.dataset.key = e.info.key;
-      item.title = "click to hide/show this series (in this view)";
+      item.title = "click to hide/show this series (in this browser tab only)";
       item.append(swatch(e.info.color, e.info.dash), cell("span", e.info.label));
       item.addEventListener("click", () => {
         if (hidden.has(e.info.key)) hidden.delete(e.info.key);
