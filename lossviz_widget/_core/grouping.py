@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 
-__all__ = ["family_of", "higher_is_better"]
+__all__ = ["family_of", "higher_is_better", "log_y_fits"]
 
 _SPLIT = re.compile(r"[/_\-.:\s]+")
 _ROLE_TOKENS = frozenset(
@@ -20,6 +20,8 @@ _ROLE_TOKENS = frozenset(
 )
 _SUFFIX_TOKENS = frozenset({"step", "epoch"})
 _ALIASES = {"acc": "accuracy"}
+# learning-rate families: a schedule reads best on a linear axis (warmup, steps, cosine)
+_LINEAR_FAMILIES = frozenset({"lr", "learning_rate", "learningrate"})
 _HIGHER_IS_BETTER = frozenset(
     {"acc", "accuracy", "f1", "precision", "recall", "auc", "roc", "iou", "miou", "dice", "map",
      "bleu", "rouge", "r2", "score", "top1", "top5", "psnr", "ssim", "reward", "return"}
@@ -45,3 +47,10 @@ def family_of(name: str) -> str:
 def higher_is_better(name: str) -> bool:
     """True for accuracy-like metrics, whose best value is the maximum."""
     return any(t in _HIGHER_IS_BETTER for t in _tokens(name))
+
+
+def log_y_fits(family: str) -> bool:
+    """Whether ``log_y`` makes this family's panel logarithmic by default: losses and the like do
+    (they fall over orders of magnitude); accuracy-like metrics (bounded, higher is better) and
+    learning rates do not."""
+    return not higher_is_better(family) and family not in _LINEAR_FAMILIES

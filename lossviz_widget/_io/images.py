@@ -53,7 +53,6 @@ __all__ = ["IMAGE_FORMATS", "image_bytes", "render_figure"]
 IMAGE_FORMATS = ("png", "svg", "pdf")
 
 # Matching figures.py (the live view).
-_SPARSE_MARKERS = 60  # a line with at most this many points also gets dots
 _RAW_ALPHA = 0.25
 _DASHES = {"solid": "-", "dashed": "--", "dotted": ":", "dash_dotted": "-."}  # bqplot line_style -> matplotlib
 _GRID_COLOR = "#e8e8e8"
@@ -150,10 +149,10 @@ def _draw_panel(ax: Axes, pf: PanelFrame) -> None:
                     linewidth=_RAW_WIDTH, zorder=2.0, label="_raw")
     _draw_bands(ax, pf)
     for sf in pf.series:
-        sparse = len(sf.x) <= _SPARSE_MARKERS
-        ax.plot(sf.x, _finite_or_nan(sf.y), color=sf.color, linewidth=_MAIN_WIDTH, zorder=2.1,
-                linestyle=_DASHES[sf.dash], alpha=sf.opacity, marker="o" if sparse else None, markersize=3.5,
-                label=sf.label or sf.name)
+        line, = ax.plot(sf.x, _finite_or_nan(sf.y), color=sf.color, linewidth=_MAIN_WIDTH, zorder=2.1,
+                        linestyle=_DASHES[sf.dash], alpha=sf.opacity, marker="o" if sf.dots else None,
+                        markersize=3.5, label=sf.label or sf.name)
+        line.set_gid(f"series {sf.label or sf.name}")  # the <g id> of the line in SVG output (escaped there)
     handles, labels = ax.get_legend_handles_labels()
     if len(pf.marker_x):
         # x in data, y in axes coordinates: at the top of the panel whatever its y range,
@@ -263,11 +262,13 @@ def _build_figure(frame: Frame, *, title: str, width: float, height: float | Non
             ax.set_xlabel(x_label, **_literal(fontsize=_LABEL_SIZE, color=_TEXT_COLOR))
     # Shared x: one ticker for every panel (the first panel's, which the others share).
     xaxis = fig.axes[0].xaxis
-    if tz is not None:
+    if frame.x_log:  # like the live view: x <= 0 is not in the frame
+        fig.axes[0].set_xscale("log")
+    elif tz is not None:
         locator = mdates.AutoDateLocator(tz=tz)
         xaxis.set_major_locator(locator)
         xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator, tz=tz))
-    else:
+    if not frame.x_log and tz is None:
         xaxis.set_major_formatter(FuncFormatter(_number_label))
     return fig
 

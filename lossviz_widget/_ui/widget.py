@@ -113,6 +113,7 @@ class LossPlot(widgets.VBox):
         self._watcher: Any = None  # the last watch()'s Watcher
         super().__init__(title=title, **options)
         self._recorder.settings = view_settings(self)
+        self._grid.set_panel_height(self._recorder.settings.panel_height)
         self._update_header()
         bar = control_bar(self)
         bar.children += (self._snapshot,)
@@ -134,6 +135,8 @@ class LossPlot(widgets.VBox):
     @observe(*SETTING_NAMES)
     def _on_setting(self, change: dict[str, Any]) -> None:
         self._recorder.settings = view_settings(self)
+        if change["name"] == "panel_height":
+            self._grid.set_panel_height(change["new"])
         if change["name"] == "x_range" and change["new"] is not None:
             self.follow_latest = False
 
