@@ -19,8 +19,17 @@ import math
 
 import numpy as np
 
-__all__ = ["MIN_X_SPAN", "Y_MARGIN", "clamp_to_data", "date_tick_format", "log_ticks", "number_tick_format",
-           "tick_step", "widen_to_min_span"]
+__all__ = [
+    "MIN_X_SPAN",
+    "Y_MARGIN",
+    "clamp_to_data",
+    "date_tick_format",
+    "linear_ticks",
+    "log_ticks",
+    "number_tick_format",
+    "tick_step",
+    "widen_to_min_span",
+]
 
 #: Zoom stops at a window of this many x units (steps; seconds on time axes).
 MIN_X_SPAN = 8.0
@@ -69,11 +78,13 @@ def number_tick_format(lo: float, hi: float) -> str:
         return ",.4~g"
     step = tick_step(hi - lo)
     top = max(abs(lo), abs(hi))
-    if top >= 1e4:  # SI: the significant digits run from the largest value's down to the step's
-        digits = math.floor(math.log10(top)) - math.floor(math.log10(step)) + 1
-        return f".{max(2, min(digits, 12))}~s"
-    decimals = max(0, -math.floor(math.log10(step)))
-    return f",.{min(decimals, 12)}f" if top >= 1e-3 else ".3~e"
+    # the significant digits a label needs: from the largest value's down to the step's
+    digits = max(1, min(math.floor(math.log10(top)) - math.floor(math.log10(step)) + 1, 12))
+    if top >= 1e4:  # SI suffixes
+        return f".{max(2, digits)}~s"
+    if top < 1e-3:  # 5.0415e-4 (d3's ~s would say 504.15µ)
+        return f".{max(1, digits - 1)}~e"
+    return f",.{min(max(0, -math.floor(math.log10(step))), 12)}f"
 
 
 def date_tick_format(span_s: float) -> str:
@@ -84,6 +95,17 @@ def date_tick_format(span_s: float) -> str:
     if span_s < 2 * 86400:
         return "%H:%M"
     return "%b %d %H:%M"
+
+
+def linear_ticks(lo: float, hi: float) -> np.ndarray:
+    """Tick values across ``[lo, hi]`` at d3's "nice" step for about :data:`TICKS` ticks (what
+    :func:`number_tick_format` formats). Set from Python: bqplot given ``num_ticks`` spaces ticks
+    evenly from bound to bound (``-0.4, 0.3, 1.0 ...``, ``-14k, 260k ...``)."""
+    if not (math.isfinite(lo) and math.isfinite(hi)) or hi <= lo:
+        return np.empty(0)
+    step = tick_step(hi - lo)
+    ticks = np.arange(math.ceil(lo / step), math.floor(hi / step) + 1) * step
+    return np.round(ticks, 12) + 0.0  # no 0.30000000000000004, no -0
 
 
 def log_ticks(lo: float, hi: float) -> np.ndarray:

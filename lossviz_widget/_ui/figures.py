@@ -49,9 +49,9 @@ from .._core.frame import Frame, PanelFrame, SeriesFrame
 from .._core.grouping import higher_is_better
 from .._core.limits import (
     MIN_X_SPAN,
-    TICKS,
     clamp_to_data,
     date_tick_format,
+    linear_ticks,
     log_ticks,
     number_tick_format,
     widen_to_min_span,
@@ -101,7 +101,9 @@ def _extent(arrays: list) -> tuple[float, float] | None:
 
 
 def _y_scale(log: bool) -> LinearScale | LogScale:
-    return LogScale() if log else LinearScale()
+    """A linear or log scale (y, and x for numbers)."""
+    # no padding: bqplot otherwise widens a domain for marker sizes (a loss axis at -0.4, x from -14k)
+    return LogScale(allow_padding=False) if log else LinearScale(allow_padding=False)
 
 
 def _ticks(axis: Axis, lo: float | None, hi: float | None, log: bool, date: bool = False) -> int:
@@ -109,18 +111,25 @@ def _ticks(axis: Axis, lo: float | None, hi: float | None, log: bool, date: bool
     seconds on a date axis); returns the updates sent (0 or 1)."""
     if lo is None or hi is None:
         return 0
-    if date:
-        want: dict = {"tick_format": date_tick_format(hi - lo), "tick_values": None}
+    if date:  # d3's time ticks (empty, not None: a change, so bqplot computes them for this scale)
+        want: dict = {"tick_format": date_tick_format(hi - lo), "tick_values": _EMPTY}
     elif log:
         want = {"tick_format": "~s" if lo >= 1 else ".3~g", "tick_values": log_ticks(lo, hi)}
     else:
-        want = {"tick_format": number_tick_format(lo, hi), "tick_values": None}
+        want = {"tick_format": number_tick_format(lo, hi), "tick_values": linear_ticks(lo, hi)}
     if axis.tick_format == want["tick_format"] and _same(axis.tick_values, want["tick_values"]):
         return 0
     with axis.hold_sync():
         for k, v in want.items():
             setattr(axis, k, v)
     return 1
+
+
+def _ticks_for_both(lo: float | None, hi: float | None) -> np.ndarray | None:
+    """Tick values that a linear and a log scale over ``[lo, hi]`` both place: positive ones."""
+    if lo is None or hi is None or not hi > 0:
+        return None
+    return log_ticks(max(float(lo), float(hi) * 1e-6), float(hi))
 
 
 def _same(a: np.ndarray | None, b: np.ndarray | None) -> bool:
@@ -139,11 +148,13 @@ class _Panel:
         self.x_scale = x_scale
         self.y_scale = _y_scale(log_y)
         # a new x scale or log y waits for apply(): see set_scales
-        self._pending: tuple[LinearScale | LogScale | DateScale, str, bool] | None = None
-        self._cleared: set[str | tuple[str, str]] = set()  # hidden series whose data a scale change dropped
+        self._pending: tuple[LinearScale | LogScale | DateScale, str, bool, bool] | None = None
+        # series (and ("band", key) of run groups) whose data a scale change dropped: sent again when shown
+        self._cleared: set[object] = set()
         self._old_y_scale: LinearScale | LogScale | None = None  # closed once no mark uses it
-        self.x_axis = Axis(scale=x_scale, label=x_label, grid_lines="solid", grid_color="#e8e8e8", num_ticks=TICKS)
-        self.y_axis = Axis(scale=self.y_scale, side="left", tick_format=".3~g", num_ticks=TICKS,
+        self.settling = False  # scales switched in the last apply(): the axes get their own ticks in the next
+        self.x_axis = Axis(scale=x_scale, label=x_label, grid_lines="solid", grid_color="#e8e8e8")
+        self.y_axis = Axis(scale=self.y_scale, side="left", tick_format=".3~g",
                            grid_lines="solid", grid_color="#e8e8e8")
         self.markers = Scatter(
             x=_EMPTY, y=_EMPTY, scales=self._scales(), marker="triangle-down", default_size=48,
@@ -163,6 +174,9 @@ class _Panel:
             legend_location="bottom-right" if higher_is_better(family) else "top-right",
             fig_margin={"top": 40, "bottom": 45, "left": 60, "right": 40},
             min_aspect_ratio=0.01, max_aspect_ratio=100,
+            # bqplot's hover toolbar: its Reset throws unless its own pan/zoom button was pressed first
+            # (no panzoom model yet), and "follow latest" is the reset here
+            display_toolbar=False,
             layout=Layout(flex="1 1 420px", min_width="320px", height=f"{height}px"),
         )
         self.figure.add_class("lossviz-panel")
@@ -170,41 +184,69 @@ class _Panel:
     def _scales(self) -> dict:
         return {"x": self.x_scale, "y": self.y_scale}
 
-    def set_scales(self, x_scale: LinearScale | LogScale | DateScale, x_label: str, log_y: bool) -> None:
-        """Switch to ``x_scale`` and a linear or log y scale at the next :meth:`apply`, which gives each
-        mark its new scale together with the data drawn for it."""
-        self._pending = (x_scale, x_label, log_y)
+    def set_scales(self, x_scale: LinearScale | LogScale | DateScale, x_label: str, log_y: bool,
+                   x_date: bool = False) -> None:
+        """Switch to ``x_scale`` (a DateScale when ``x_date``) and a linear or log y scale at the next
+        :meth:`apply`, which then sends every mark's data for the new scales."""
+        self._pending = (x_scale, x_label, log_y, x_date)
 
     def _switch_scales(self, pf: PanelFrame) -> int:
-        """Carry out :meth:`set_scales`: a new y scale with its bounds set, then the axes and the
-        zoom (the marks follow in :meth:`apply`). Returns the updates sent."""
+        """Carry out :meth:`set_scales`; :meth:`apply` then sends the data. Returns the updates sent.
+
+        bqplot redraws a mark for a data change with the scales it has, and for a scale change
+        with the data it has (whichever comes first in one message): data meant for one scale
+        would meet the other (a log scale given zeros draws ``NaN`` paths; step 0 on a log x
+        axis, numbers on a date axis). So every mark first drops its data, then the scales
+        change (a new y scale gets its bounds first; each axis its scale, tick format and tick
+        values in one message), and the new data come last.
+        """
         assert self._pending is not None
-        x_scale, x_label, log_y = self._pending
+        x_scale, x_label, log_y, x_date = self._pending
         self._pending = None
+        sent = 0
+        for mark in self._marks():
+            if np.size(mark.x) or np.size(mark.y):
+                with mark.hold_sync():
+                    mark.x, mark.y = _EMPTY, _EMPTY
+                sent += 1
+        self._cleared.update(self.lines)
+        self._cleared.update(("band", key) for key in self.bands)
         old = None
         if log_y != self.log_y:
             old = self.y_scale
             self.y_scale, self.log_y = _y_scale(log_y), log_y
         self.x_scale = x_scale
-        sent = self._apply_y_range(pf)
-        lo, hi = self.y_scale.min, self.y_scale.max
-        with self.y_axis.hold_sync():
-            self.y_axis.scale = self.y_scale
-            _ticks(self.y_axis, lo, hi, log_y)
+        sent += self._apply_y_range(pf, ticks=False)
+        # The same goes for an axis and its ticks, and the browser makes a new scale's view
+        # asynchronously (bqplot's Axis draws with the old one until then): while the scale
+        # changes, bqplot's default format (a time format on a number scale is an error) and
+        # tick values that both scales can place (a linear axis's 0 tick is NaN on a log one);
+        # the next frame sets the new scale's own.
+        if old is not None:
+            with self.y_axis.hold_sync():
+                self.y_axis.scale, self.y_axis.tick_format = self.y_scale, None
+                self.y_axis.tick_values = _ticks_for_both(self.y_scale.min, self.y_scale.max)
         with self.x_axis.hold_sync():
-            self.x_axis.scale, self.x_axis.label = x_scale, x_label
+            self.x_axis.label = x_label
+            if self.x_axis.scale is not x_scale:
+                dates = x_date or isinstance(self.x_axis.scale, DateScale)
+                self.x_axis.scale, self.x_axis.tick_format = x_scale, None
+                self.x_axis.tick_values = None if dates else _ticks_for_both(x_scale.min, x_scale.max)
+        self.settling = True
         self.panzoom.scales = {"x": [x_scale]}
+        for mark in self._marks():
+            mark.scales = self._scales()
         self._old_y_scale = old
-        return sent + 3
+        return sent + 6 + len(self._marks())
 
-    def _apply_y_range(self, pf: PanelFrame) -> int:
+    def _apply_y_range(self, pf: PanelFrame, ticks: bool = True) -> int:
         current = (self.y_scale.min, self.y_scale.max)
         lo, hi = pf.y_range if pf.y_range else self._auto_y(pf, current)
         if current == (lo, hi):
             return 0
         with self.y_scale.hold_sync():
             self.y_scale.min, self.y_scale.max = lo, hi
-        return 1 + _ticks(self.y_axis, lo, hi, self.log_y)
+        return 1 + (_ticks(self.y_axis, lo, hi, self.log_y) if ticks else 0)
 
     def _marks(self) -> list:
         return [m for pair in (*self.lines.values(), *self.bands.values()) for m in pair] + [self.markers,
@@ -224,7 +266,7 @@ class _Panel:
         self.lines[sf.key] = (faint, main)
         self._order_marks()
 
-    def _apply_bands(self, pf: PanelFrame, rescale: bool) -> int:
+    def _apply_bands(self, pf: PanelFrame) -> int:
         """Push the run groups' bands and lines (see :mod:`lossviz_widget.run_groups`); returns updates sent."""
         sent = 0
         shown = set()
@@ -249,30 +291,32 @@ class _Panel:
             if not fill.visible:  # shown again
                 fill.visible = True
                 sent += 1
-            if not (b.changed or rescale):
+            if not (b.changed or ("band", b.key) in self._cleared):
                 continue
+            self._cleared.discard(("band", b.key))
             with fill.hold_sync():
-                fill.scales = self._scales()
                 fill.x, fill.y = b.band_x, np.vstack([b.band_lo, b.band_hi]).astype(np.float64)
                 fill.colors, fill.fill_colors = [b.color, b.color], [b.color]
             with line.hold_sync():
-                line.scales = self._scales()
                 line.x, line.y = b.x, np.asarray(b.y, dtype=np.float64)
             sent += 2
         for key, (fill, line) in self.bands.items():  # groups no longer drawn (ungrouped, hidden)
-            if key not in shown and (line.visible or rescale):
-                for mark in (fill, line):  # a new scale: their data would be drawn on it, and are dropped
-                    with mark.hold_sync():
-                        if rescale:
-                            mark.scales, mark.x, mark.y = self._scales(), _EMPTY, _EMPTY
-                        mark.visible = False
+            if key not in shown and line.visible:
+                fill.visible = line.visible = False
                 sent += 2
         return sent
 
     def apply(self, pf: PanelFrame) -> int:
         """Push one panel's frame; returns the number of widget updates sent."""
         rescale = self._pending is not None
-        sent = self._switch_scales(pf) if rescale else (self._apply_y_range(pf) if pf.changed else 0)
+        if rescale:
+            sent = self._switch_scales(pf)
+        elif self.settling:
+            self.settling = False
+            sent = self._apply_y_range(pf, ticks=False)
+            sent += _ticks(self.y_axis, self.y_scale.min, self.y_scale.max, self.log_y)
+        else:
+            sent = self._apply_y_range(pf) if pf.changed else 0
         shown = set()
         for sf in pf.series:
             if sf.key not in self.lines:
@@ -281,42 +325,33 @@ class _Panel:
             shown.add(sf.key)
             faint, main = self.lines[sf.key]
             sent += _restyle(faint, main, sf)
-            if not (sf.changed or rescale or sf.key in self._cleared):
+            if not (sf.changed or sf.key in self._cleared):
                 if faint.visible != (sf.raw_x is not None):  # shown again after being hidden
                     faint.visible = sf.raw_x is not None
                     sent += 1
                 continue
             self._cleared.discard(sf.key)
             with main.hold_sync():
-                main.scales = self._scales()  # (a no-op unless the scales changed)
                 main.x, main.y = sf.x, sf.y
                 main.marker = "circle" if sf.dots else None  # dots only on measured values
             sent += 1
             show_raw = sf.raw_x is not None
-            if show_raw or faint.visible or rescale:
+            if show_raw or faint.visible:
                 with faint.hold_sync():
-                    faint.scales = self._scales()
                     faint.x = sf.raw_x if show_raw else _EMPTY
                     faint.y = sf.raw_y if show_raw else _EMPTY
                     faint.visible = show_raw
                 sent += 1
-        sent += self._apply_bands(pf, rescale)
+        sent += self._apply_bands(pf)
         for key, (faint, main) in self.lines.items():  # hidden runs: keep their data, stop drawing them
-            if key in shown or not (main.visible or (rescale and key not in self._cleared)):
-                continue
-            for mark in (faint, main):
-                with mark.hold_sync():
-                    if rescale:  # their data were drawn for the old scales: dropped, re-sent when shown
-                        mark.scales, mark.x, mark.y = self._scales(), _EMPTY, _EMPTY
-                    mark.visible = False
-                    if mark is main:
-                        mark.display_legend = False
-            if rescale:
-                self._cleared.add(key)
-            sent += 2
+            if key not in shown and main.visible:
+                with main.hold_sync():
+                    main.visible = main.display_legend = False
+                faint.visible = False
+                sent += 2
         if pf.changed or rescale:
-            sent += _set_points(self.markers, pf.marker_x, pf.marker_y, pf.marker_colors, self._scales())
-            sent += _set_points(self.findings, pf.finding_x, pf.finding_y, pf.finding_colors, self._scales())
+            sent += _set_points(self.markers, pf.marker_x, pf.marker_y, pf.marker_colors)
+            sent += _set_points(self.findings, pf.finding_x, pf.finding_y, pf.finding_colors)
         old, self._old_y_scale = self._old_y_scale, None
         if old is not None:  # only once no mark refers to it any more
             old.close()
@@ -345,13 +380,12 @@ class _Panel:
             w.close()
 
 
-def _set_points(scatter: Scatter, x: np.ndarray, y: np.ndarray, colors: list[str], scales: dict) -> int:
-    """Show ``x, y`` in ``scatter`` (hidden when empty) on ``scales``; returns the updates sent (0 or 1)."""
+def _set_points(scatter: Scatter, x: np.ndarray, y: np.ndarray, colors: list[str]) -> int:
+    """Show ``x, y`` in ``scatter`` (hidden when empty); returns the updates sent (0 or 1)."""
     shown = len(x) > 0
-    if not (shown or scatter.visible or scatter.scales != scales):
+    if not (shown or scatter.visible):
         return 0
     with scatter.hold_sync():
-        scatter.scales = scales
         scatter.x, scatter.y = x, y
         scatter.colors = colors or ["#d62728"]
         scatter.visible = shown
@@ -405,6 +439,8 @@ class PanelGrid:
         self._on_zoom = on_zoom
         self._applying_range = False
         self._panel_height = panel_height
+        #: Scales were switched in the last apply(): draw one more frame soon, for the axes' own ticks.
+        self.settling = False
         self.x_scale: LinearScale | LogScale | DateScale = self._new_x_scale(*self._x_kind)
 
     @property
@@ -418,7 +454,7 @@ class PanelGrid:
             panel.figure.layout.height = f"{height}px"
 
     def _new_x_scale(self, date: bool, log: bool) -> LinearScale | LogScale | DateScale:
-        scale = DateScale() if date else (LogScale() if log else LinearScale())
+        scale = DateScale(allow_padding=False) if date else _y_scale(log)
         scale.observe(self._scale_moved, names=["min", "max"])
         return scale
 
@@ -486,7 +522,7 @@ class PanelGrid:
             self.x_scale = self._new_x_scale(*kind)
             self._x_kind = kind
             for shown in self.panels.values():  # carried out in their apply(), after the new scale's bounds
-                shown.set_scales(self.x_scale, frame.x_label, shown.log_y)
+                shown.set_scales(self.x_scale, frame.x_label, shown.log_y, frame.x_is_date)
         self._min_span = self._x_span_unit(frame)
         sent += self._set_x_range(frame.x_range if frame.x_range is not None else self._auto_x(frame))
         lo, hi = self.x_scale.min, self.x_scale.max
@@ -498,11 +534,13 @@ class PanelGrid:
                 panel = self.panels[pf.family] = _Panel(pf.family, self.x_scale, frame.x_label, pf.log_y,
                                                         self._panel_height)
             elif panel.log_y != pf.log_y or panel.x_axis.label != frame.x_label:
-                panel.set_scales(self.x_scale, frame.x_label, pf.log_y)
+                panel.set_scales(self.x_scale, frame.x_label, pf.log_y, frame.x_is_date)
             sent += panel.apply(pf)
-            sent += _ticks(panel.x_axis, x_lo, x_hi, frame.x_log, frame.x_is_date)
+            if not panel.settling:
+                sent += _ticks(panel.x_axis, x_lo, x_hi, frame.x_log, frame.x_is_date)
         if old is not None:  # only once no mark or axis refers to it any more
             old.close()
+        self.settling = any(p.settling for p in self.panels.values())
         figures = tuple(p.figure for p in self.panels.values())
         if self.box.children != figures:
             self.box.children = figures

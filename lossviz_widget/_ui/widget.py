@@ -577,6 +577,8 @@ class LossPlot(widgets.VBox):
         """Push one frame to the widgets; returns the number of widget messages sent."""
         with self._draw_lock:
             sent = self._grid.apply(frame)
+            if self._grid.settling:  # new scales: their axes' ticks come with the next frame
+                self._recorder.request_frame()
             sent += self._runs_table.update(frame.runs)
             hidden = self._recorder.settings.hidden_runs  # a hidden run's findings go with its lines
             listing = findings_html([f for f in findings if (f.run or DEFAULT_RUN) not in hidden],

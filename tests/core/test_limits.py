@@ -20,6 +20,10 @@ def d3_format(fmt: str, x: float) -> str:
     (``,.Nf`` is Python's own; ``.N~s``: N significant digits, an SI prefix, trailing zeros trimmed)."""
     if fmt.endswith("f"):
         return format(x, fmt)
+    if fmt.endswith("e"):  # ~ trims trailing zeros
+        mantissa, exponent = format(x, fmt.replace("~", "")).split("e")
+        mantissa = mantissa.rstrip("0").rstrip(".") if "." in mantissa else mantissa
+        return f"{mantissa}e{int(exponent)}"
     digits = int(fmt[1:].split("~")[0])
     if x == 0:
         return "0"
@@ -33,7 +37,8 @@ def d3_format(fmt: str, x: float) -> str:
 
 
 @pytest.mark.parametrize("lo,hi", [(0, 1e6), (499_996, 500_004), (12_000_000, 12_000_010), (0.0123, 0.0128),
-                                   (0.9995, 1.0005), (0, 50), (1000, 5000), (-3.0, 2.0), (99_990, 100_010)])
+                                   (0.9995, 1.0005), (0, 50), (1000, 5000), (-3.0, 2.0), (99_990, 100_010),
+                                   (5.0405e-4, 5.0425e-4), (1e-5, 8e-4)])
 def test_neighbouring_tick_labels_differ(lo, hi):
     fmt = number_tick_format(lo, hi)
     step = tick_step(hi - lo)  # the ticks d3 draws (the axis asks for TICKS of them)
