@@ -37,7 +37,7 @@ from ..diagnostics import DiagnosticsConfig, Finding, findings_html
 from ..follow import Follower
 from ..readers import Batch, read_logs
 from .controls import control_bar
-from .display import Displays, in_kernel, static_bundle
+from .display import WIDGET_CSS, Displays, in_kernel, static_bundle
 from .figures import PanelGrid
 from .reruns import close_tree, replace_previous
 from .runs_table import RunsTable
@@ -109,7 +109,9 @@ class LossPlot(widgets.VBox):
         self._last_rows: list[ReadoutRow] = []
         self._last_notes: list[str] = []
         self._snapshot = SnapshotButton()
-        self._displays = Displays(self._bundle, self._display_key)
+        self._displays = Displays(self._widget_bundle, self._static_bundle, self._display_key)
+        # the display's style (see _ui.display): it applies while this widget renders
+        self._style = widgets.HTML(f"<style>{WIDGET_CSS}</style>", layout=widgets.Layout(display="none"))
         self._watcher: Any = None  # the last watch()'s Watcher
         super().__init__(title=title, **options)
         self._recorder.settings = view_settings(self)
@@ -119,7 +121,7 @@ class LossPlot(widgets.VBox):
         bar.children += (self._snapshot,)
         self._runs_table = RunsTable(self)
         self.children = [self._header, bar, self._runs_table.box, self._grid.box, self._findings, self._readout,
-                         self._status]
+                         self._status, self._style]
         self.add_class("lossviz")
         self._recorder.attach_view(self._draw, live=in_kernel(), on_status=self._refresh_status)
         if log_file is not None:
@@ -553,10 +555,14 @@ class LossPlot(widgets.VBox):
 
     # -- display: the live widget plus a static image for saved notebooks -----------------------
 
-    def _bundle(self, live: bool) -> dict[str, Any]:
-        bundle = super()._repr_mimebundle_() if live and self.comm is not None else {}
-        bundle.update(static_bundle(self._recorder.frame(), self.title))
+    def _widget_bundle(self) -> dict[str, Any]:
+        """The widget view's output: the view, and a one-line text where it cannot render."""
+        bundle: dict[str, Any] = super()._repr_mimebundle_() if self.comm is not None else {}
+        bundle["text/plain"] = f"LossPlot {self.title!r}" if self.title else "LossPlot"
         return bundle
+
+    def _static_bundle(self) -> dict[str, Any]:
+        return static_bundle(self._recorder.frame(), self.title)
 
     def _display_key(self) -> Hashable:
         data = self._recorder.data()
@@ -565,8 +571,11 @@ class LossPlot(widgets.VBox):
 
     def _repr_mimebundle_(self, **kwargs: Any) -> dict[str, Any]:
         """The live widget, plus a static PNG and text summary for viewers without widget state
-        (GitHub, nbviewer, nbconvert; ipympl's precedent)."""
-        return self._bundle(live=True)
+        (GitHub, nbviewer, nbconvert; ipympl's precedent), in one bundle. (Displayed in a notebook,
+        :meth:`_ipython_display_` puts the static image in an output of its own: see :mod:`._ui.display`.)"""
+        static = self._static_bundle()
+        static.pop("text/html", None)
+        return {**static, **self._widget_bundle(), "text/plain": static["text/plain"]}
 
     def _ipython_display_(self) -> None:
         self._displays.show()
