@@ -164,6 +164,7 @@ class ReadoutRow:
     higher_is_better: bool
     run: str = DEFAULT_RUN
     note: str = ""  # the series' last step rewind: "resumed at step 50, 50 points replaced"
+    has_best: bool = True  # a best value means something for it (ViewSettings.best_for)
 
 
 @dataclass(frozen=True)
@@ -395,7 +396,7 @@ class FrameBuilder:
                     readout.append(
                         ReadoutRow(name, color, float(hist.steps[-1]), float(hist.values[-1]), state.best,
                                    state.best_step, len(hist), state.nonfinite, state.maximize, run,
-                                   "" if rewind is None else rewind.describe())
+                                   "" if rewind is None else rewind.describe(), settings.best_for(name))
                     )
         shown = [r for key, r in last_rewind.items() if key[0] in runs and key[0] not in settings.hidden_runs]
         marks = _finding_marks(findings, runs, settings, t0 or 0.0, scale, shown)

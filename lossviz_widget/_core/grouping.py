@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 
-__all__ = ["family_of", "higher_is_better", "log_y_fits"]
+__all__ = ["best_fits", "family_of", "higher_is_better", "log_y_fits"]
 
 _SPLIT = re.compile(r"[/_\-.:\s]+")
 _ROLE_TOKENS = frozenset(
@@ -20,6 +20,12 @@ _ROLE_TOKENS = frozenset(
 )
 _SUFFIX_TOKENS = frozenset({"step", "epoch"})
 _ALIASES = {"acc": "accuracy"}
+# tokens of metrics whose minimum is the best value (losses, errors); with _HIGHER_IS_BETTER, the metrics
+# whose readout shows a "best": for a learning rate, a gradient norm or a weight norm it means nothing
+_LOWER_IS_BETTER = frozenset(
+    {"loss", "error", "err", "mse", "mae", "rmse", "nll", "perplexity", "ppl", "wer", "cer", "bpd", "bpc",
+     "logloss", "cost", "regret", "distance"}
+)
 # learning-rate families: a schedule reads best on a linear axis (warmup, steps, cosine)
 _LINEAR_FAMILIES = frozenset({"lr", "learning_rate", "learningrate"})
 _HIGHER_IS_BETTER = frozenset(
@@ -54,3 +60,9 @@ def log_y_fits(family: str) -> bool:
     (they fall over orders of magnitude); accuracy-like metrics (bounded, higher is better) and
     learning rates do not."""
     return not higher_is_better(family) and family not in _LINEAR_FAMILIES
+
+
+def best_fits(name: str) -> bool:
+    """Whether a "best" (min or max so far) means something for this metric: losses and errors
+    (lowest), accuracy-like metrics (highest); not learning rates, norms, timings and the like."""
+    return any(t in _LOWER_IS_BETTER or t in _HIGHER_IS_BETTER for t in _tokens(name))

@@ -18,7 +18,7 @@ from collections.abc import Callable
 from dataclasses import Field, dataclass, field, fields, replace
 from typing import Any
 
-from .grouping import log_y_fits
+from .grouping import best_fits, family_of, log_y_fits
 from .smoothing import SMOOTHING_MODES
 from .values import check_encodable
 
@@ -81,10 +81,13 @@ def _runs(v: Any) -> frozenset[str]:
     return frozenset(check_run(name) for name in v)
 
 
-def _families(v: Any) -> frozenset[str]:
-    if isinstance(v, str) or not all(isinstance(name, str) and name for name in v):
-        raise ValueError(f"log_y_panels must be a collection of panel names (metric families), got {v!r}")
-    return frozenset(v)
+def _names(what: str) -> Callable[[Any], frozenset[str]]:
+    def check(v: Any) -> frozenset[str]:
+        if isinstance(v, str) or not all(isinstance(name, str) and name for name in v):
+            raise ValueError(f"{what} must be a collection of names, not one string; got {v!r}")
+        return frozenset(v)
+
+    return check
 
 
 def _panel_height(v: int) -> int:
@@ -107,7 +110,10 @@ class ViewSettings:
     log_y_panels: frozenset[str] = _setting(
         frozenset(), "Panels (metric families, e.g. 'loss', 'learning_rate') that log_y makes logarithmic; empty: "
                      "every panel but accuracy-like (higher is better) and learning-rate ones.", saved=True,
-        check=_families)
+        check=_names("log_y_panels"))
+    best_metrics: frozenset[str] = _setting(
+        frozenset(), "Metrics (names or families) whose readout shows a best value; empty: losses, errors and "
+                     "accuracy-like metrics (not learning rates, norms...).", saved=True, check=_names("best_metrics"))
     x_log: bool = _setting(False, "Logarithmic x axis (step and relative time; wall time stays linear). Points at "
                                   "x <= 0, such as step 0, are left out and the panel title says how many.", saved=True)
     ignore_outliers: bool = _setting(False, "Fit y axes to the 5th-95th percentile of the data.", saved=True)
@@ -147,6 +153,14 @@ class ViewSettings:
         if not self.log_y:
             return False
         return family in self.log_y_panels if self.log_y_panels else log_y_fits(family)
+
+    def best_for(self, metric: str) -> bool:
+        """Whether the readout shows a best value for ``metric``: it (or its family) is one of
+        ``best_metrics``, or with none given one where min/max means something
+        (:func:`~lossviz_widget._core.grouping.best_fits`)."""
+        if self.best_metrics:
+            return metric in self.best_metrics or family_of(metric) in self.best_metrics
+        return best_fits(metric)
 
     @property
     def x_is_log(self) -> bool:

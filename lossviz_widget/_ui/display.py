@@ -64,8 +64,9 @@ def summary_text(title: str, rows: Sequence[ReadoutRow]) -> str:
     several = len({r.run for r in rows}) > 1
     for r in rows:
         name = f"{r.run}: {r.name}" if several else r.name
+        best = f", best {format_number(r.best)} (step {format_number(r.best_step)})" if r.has_best else ""
         lines.append(f"  {name}: {r.count:,} points, step {format_number(r.step)}, latest "
-                     f"{format_number(r.latest)}, best {format_number(r.best)} (step {format_number(r.best_step)})")
+                     f"{format_number(r.latest)}{best}")
     return "\n".join(lines)
 
 

@@ -45,8 +45,9 @@ from .snapshot import SnapshotButton
 from .status import status_html
 from .traits import SETTING_NAMES, check_options, setting_traits, validate_setting, view_settings
 
-__all__ = ["FINDINGS_SHOWN", "LossPlot"]
+__all__ = ["FINDINGS_SHOWN", "READOUT_OPEN_ROWS", "LossPlot"]
 
+READOUT_OPEN_ROWS = 8  # a readout of more rows starts collapsed (it is one click away)
 FINDINGS_SHOWN = 20  # rows (one per run, code and series) listed under the plot at most (diagnose() returns all)
 # constructor keywords that are not traits
 _OWN_KEYWORDS = ("log_file", "num_classes", "diagnostics_config", "on_rewind")
@@ -104,6 +105,11 @@ class LossPlot(widgets.VBox):
         self._findings.add_class("lossviz-findings")
         self._readout = widgets.HTML(readout_html([]))
         self._readout.add_class("lossviz-readout")
+        # collapsible; open while short, collapsed once when it first grows past READOUT_OPEN_ROWS rows
+        self._readout_box = widgets.Accordion(children=[self._readout], titles=("latest and best",),
+                                              selected_index=0)
+        self._readout_box.add_class("lossviz-readout-box")
+        self._readout_folded = False
         self._status = widgets.HTML()
         self._status.add_class("lossviz-status")
         self._last_rows: list[ReadoutRow] = []
@@ -120,8 +126,8 @@ class LossPlot(widgets.VBox):
         bar = control_bar(self)
         bar.children += (self._snapshot,)
         self._runs_table = RunsTable(self)
-        self.children = [self._header, bar, self._runs_table.box, self._grid.box, self._findings, self._readout,
-                         self._status, self._style]
+        self.children = [self._header, bar, self._runs_table.box, self._grid.box, self._findings,
+                         self._readout_box, self._status, self._style]
         self.add_class("lossviz")
         self._recorder.attach_view(self._draw, live=in_kernel(), on_status=self._refresh_status)
         if log_file is not None:
@@ -594,10 +600,25 @@ class LossPlot(widgets.VBox):
                                     limit=FINDINGS_SHOWN)
             sent += _set(self._findings, listing)
             sent += _set(self._readout, readout_html(frame.readout))
+            sent += self._fold_readout(frame.readout)
             self._last_rows, self._last_notes = frame.readout, frame.notes
             sent += _set(self._status, status_html(frame.readout, self._recorder.errors(), self._recorder.notes(),
                                                    frame.notes))
             return sent
+
+    def _fold_readout(self, rows: Sequence[ReadoutRow]) -> int:
+        """Title the readout box with what it holds; collapse it once, when it first grows long."""
+        runs = len({r.run for r in rows})
+        title = f"latest and best: {len(rows)} series" + (f" in {runs} runs" if runs > 1 else "")
+        sent = 0
+        if self._readout_box.titles != (title,):
+            self._readout_box.titles = (title,)
+            sent += 1
+        if len(rows) > READOUT_OPEN_ROWS and not self._readout_folded:
+            self._readout_folded = True
+            self._readout_box.selected_index = None
+            sent += 1
+        return sent
 
     def _refresh_status(self) -> None:
         """Redraw the status line now (errors change between frames)."""

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from bqplot import DateScale, LinearScale, Lines, LogScale, Scatter
 from drawn import lines, main_line, x_axis, x_scale, y_scale
+from ipywidgets import Accordion
 
 from lossviz_widget import LossPlot
 from lossviz_widget._core.limits import MIN_X_SPAN
@@ -155,3 +156,38 @@ def test_panel_height_setting(plot):
     assert plot.figures["loss"].layout.height == "400px"
     with pytest.raises(Exception, match="panel_height"):
         plot.panel_height = 10
+
+
+def test_the_readout_shows_a_best_only_where_min_or_max_means_something(plot):
+    _log_run(plot)
+    rows = {r.name: r for r in plot.frame().readout}
+    assert rows["loss"].has_best and rows["val_acc"].has_best and not rows["learning_rate"].has_best
+    readout = plot.shown_html["readout"]
+    lr_row = readout[readout.index('data-metric="learning_rate"'):].split("</tr>")[0]
+    assert "no best" in lr_row and "&#9660;" not in lr_row and "&#9650;" not in lr_row
+    plot.best_metrics = ("learning_rate",)  # configurable: exactly these metrics (or families)
+    plot.flush()
+    rows = {r.name: r for r in plot.frame().readout}
+    assert rows["learning_rate"].has_best and not rows["loss"].has_best
+
+
+def test_a_long_readout_is_grouped_by_run_and_starts_collapsed():
+    plot = LossPlot()
+    try:
+        (box,) = (c for c in plot.children if isinstance(c, Accordion))  # the readout's box
+        plot.log(loss=1.0, step=0)
+        plot.flush()
+        assert box.selected_index == 0 and box.titles == ("latest and best: 1 series",)  # short: open
+        for run in ("a", "b", "c"):
+            for name in ("loss", "val_loss", "acc", "val_acc", "learning_rate", "grad_norm"):
+                plot.log({name: 0.5}, step=1, run=run)
+        plot.flush()
+        assert box.selected_index is None and box.titles == ("latest and best: 19 series in 4 runs",)
+        readout = plot.shown_html["readout"]
+        assert readout.count("<tbody") == 4 and readout.count('rowspan="6"') == 3  # one group per run
+        box.selected_index = 0  # the user opens it: it stays open as frames arrive
+        plot.log(loss=0.4, step=2, run="a")
+        plot.flush()
+        assert box.selected_index == 0
+    finally:
+        plot.close()
