@@ -4,8 +4,10 @@ anything, shows the final curves.
 JupyterLab saves no widget state by default ("Save Widget State Automatically" is off), so the
 reopened widget output says "Error displaying widget: model not found"; the static image is an
 output of its own (see ``lossviz_widget._ui.display``) and shows. While the plot is live, that
-image is hidden by the widget's style, so the curves are not shown twice. Screenshots:
-``test-artifacts/browser/saved-live.png`` and ``saved-reopened.png``.
+image is hidden by the widget's style, so the curves are not shown twice; after a kernel restart
+the plot says "kernel disconnected: static view" once instead of a broken-link icon on each of its
+parts. Screenshots: ``test-artifacts/browser/saved-live.png``, ``kernel-disconnected.png`` and
+``saved-reopened.png``.
 """
 
 from __future__ import annotations
@@ -53,6 +55,19 @@ def test_a_saved_notebook_reopened_in_a_fresh_server_shows_the_curves(request: p
         poll(lambda: len(_saved_outputs(saved)) == 2, 30, "the notebook was not saved with its two outputs")
         text = saved.read_text()
         assert "application/vnd.jupyter.widget-state+json" not in text  # JupyterLab's default: no widget state
+
+        # A kernel restart: one "kernel disconnected: static view" line, no broken-link icon per part.
+        nb.cell(0).locator(".jp-InputArea-prompt").click()
+        nb.page.keyboard.press("0")
+        nb.page.keyboard.press("0")
+        root = out.locator(".lossviz").first
+        poll(lambda: "jupyter-widgets-disconnected" in (root.get_attribute("class") or ""), 60,
+             "the plot never showed the kernel as disconnected")
+        marks = root.evaluate("""root => [root, ...root.querySelectorAll('.jupyter-widgets-disconnected')]
+            .map(el => getComputedStyle(el, '::before').content)""")
+        assert marks[0] == '"kernel disconnected: static view (run the cell again to go live)"'
+        assert len(marks) > 5 and all(m in ("none", "normal") for m in marks[1:]), marks  # no icon on the parts
+        nb.screenshot("kernel-disconnected", out)
 
     browser = request.getfixturevalue("chromium_browser")
     with running_jupyterlab() as fresh:
