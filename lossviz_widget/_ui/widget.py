@@ -67,8 +67,9 @@ class LossPlot(widgets.VBox):
     Diagnostics (overfitting, divergence, plateaus, ...) show under the panels as they are
     found, with a marker on the curve; :meth:`diagnose` returns them.
 
-    Every view setting (``smoothing``, ``smoothing_mode``, ``log_y``, ``ignore_outliers``,
-    ``x_axis``, ``max_points``, ``fps``, ``x_range``, ``hidden_runs``, ``highlight_run``; see
+    Every view setting (``smoothing``, ``smoothing_mode``, ``log_y``, ``log_y_panels``, ``x_log``,
+    ``best_metrics``, ``ignore_outliers``, ``x_axis``, ``max_points``, ``panel_height``, ``fps``,
+    ``x_range``, ``hidden_runs``, ``highlight_run``; see
     :class:`~lossviz_widget._core.settings.ViewSettings`) is a constructor keyword and a trait.
     ``log_file`` streams every value to a JSON-lines file as it is logged; ``num_classes``
     enables the initial cross-entropy check (``ln C``); ``diagnostics_config`` sets every
