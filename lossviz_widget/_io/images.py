@@ -40,6 +40,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .._core.frame import Frame, PanelFrame
+from .._core.limits import clamp_to_data
 from .._core.run_groups import BAND_OPACITY
 
 if TYPE_CHECKING:  # pragma: no cover - annotations only; matplotlib is imported lazily
@@ -175,6 +176,13 @@ def _draw_panel(ax: Axes, pf: PanelFrame) -> None:
         labels.append("diagnostics finding")
     if pf.y_range is not None:
         ax.set_ylim(*pf.y_range)
+    else:  # like the live view: never below 0 for data that is not, nor far past the data
+        drawn = [a for sf in pf.series for a in (sf.y, sf.raw_y) if a is not None]
+        drawn += [a for band in pf.bands for a in (band.y, band.band_lo, band.band_hi)]
+        values = np.concatenate([np.asarray(a, dtype=np.float64) for a in drawn]) if drawn else np.empty(0)
+        values = values[np.isfinite(values) & ((values > 0) | (not pf.log_y))]
+        if len(values):
+            ax.set_ylim(*clamp_to_data(*ax.get_ylim(), float(values.min()), float(values.max()), log=pf.log_y))
     title = pf.family + (f"\n{pf.note}" if pf.note else "")
     ax.set_title(title, **_literal(fontsize=_PANEL_TITLE_SIZE, color=_TEXT_COLOR, fontweight="bold"))
     if handles:

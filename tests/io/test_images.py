@@ -474,3 +474,17 @@ def test_x_log_images_have_a_log_x_axis_and_no_point_at_or_below_zero():
     assert all((np.asarray(line.get_xdata()) > 0).all() for line in fig.axes[0].get_lines())
     svg = image_bytes(frame, "svg").decode()
     assert "nan" not in svg.lower().replace("nanosecond", "")
+
+
+def test_image_y_limits_stay_near_the_data_and_above_zero_for_non_negative_data():
+    plot = small_plot({"loss": [0.01 + 2.0 / (1 + i) for i in range(200)], "delta": [i / 100 - 1 for i in range(200)]},
+                      smoothing=0.0)
+    try:
+        frame = plot.frame()
+    finally:
+        plot.close()
+    fig = render_figure(frame)
+    loss_lo, loss_hi = fig.axes[0].get_ylim()
+    assert loss_lo >= 0.0 and loss_hi <= 2.01 + 0.05 * 2.0 + 1e-9  # matplotlib's margin would put it below 0
+    delta_lo, _ = fig.axes[1].get_ylim()
+    assert delta_lo < -1.0  # negative data keep their range
