@@ -42,6 +42,8 @@ WIDGET_CSS = """
 }
 .lossviz.jupyter-widgets-disconnected .lossviz-controls { opacity: 0.5; pointer-events: none; }
 .lossviz-findings { max-height: 9em; overflow-y: auto; }
+.lossviz-readout-box .jupyter-widget-Collapse-header { padding: 3px 8px; font-size: 12px; }
+.lossviz-readout-box .jupyter-widget-Collapse-contents { padding: 2px 8px; }
 """
 
 
