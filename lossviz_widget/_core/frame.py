@@ -26,7 +26,7 @@ from __future__ import annotations
 import colorsys
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import partial
 from typing import TYPE_CHECKING
 
@@ -36,12 +36,14 @@ from .._model import DEFAULT_RUN, MetricHistory, as_runs
 from ..diagnostics.findings import SEVERITY_COLORS, Finding
 from .formatting import format_number
 from .grouping import family_of, higher_is_better
+from .limits import clamp_to_data
 from .parallel import run_all
 from .precision import fits_float32
 from .pyramid import MinMaxPyramid
 from .rewind import Rewind
 from .settings import X_AXIS_MODES, ViewSettings
 from .smoothing import MODES, Smoother, make_smoother
+from .sparse import SPARSE_POINTS, series_weights
 
 if TYPE_CHECKING:
     from .run_groups import BandFrame
@@ -115,6 +117,14 @@ class SeriesFrame:
     opacity: float = 1.0  # FADED when another run is highlighted
     # logged points in the drawn x range: more than len(x) means each drawn point is a bucket's min or max
     in_view: int = 0
+    smoothing: float = 0.0  # the weight this series was smoothed with (0: the main line is raw; see _core.sparse)
+    left_out: int = 0  # points at x <= 0 not drawn on a log x axis
+
+    @property
+    def dots(self) -> bool:
+        """Whether the main line gets a dot on each point: it is raw (every dot is a measured value)
+        and has at most :data:`~lossviz_widget._core.sparse.SPARSE_POINTS` points in view."""
+        return self.smoothing == 0 and len(self.x) <= SPARSE_POINTS
 
     @property
     def key(self) -> str | tuple[str, str]:
@@ -156,6 +166,7 @@ class ReadoutRow:
     higher_is_better: bool
     run: str = DEFAULT_RUN
     note: str = ""  # the series' last step rewind: "resumed at step 50, 50 points replaced"
+    has_best: bool = True  # a best value means something for it (ViewSettings.best_for)
 
 
 @dataclass(frozen=True)
@@ -181,6 +192,8 @@ class Frame:
     x_range: tuple[float, float] | None = None  # the zoom, in x axis units (epoch s on a date axis)
     runs: list[RunRow] = field(default_factory=list)  # every run holding data, hidden ones included
     notes: list[str] = field(default_factory=list)  # the last step rewind of each series, for the status line
+    x_log: bool = False  # a log x axis: no x <= 0 in any line or marker
+    x_axis: str = "step"  # the x axis mode (one of X_AXIS_MODES)
 
     @property
     def several_runs(self) -> bool:
@@ -349,7 +362,11 @@ class FrameBuilder:
             for name in metrics:
                 if name not in self._metric_order:
                     self._new_metric(name)
-        self._refresh_caches(runs, settings.hidden_runs, data_settings)
+        per_series = {
+            (run, name): data_settings if w == settings.smoothing else replace(data_settings, smoothing=w)
+            for run, metrics in runs.items() for name, w in series_weights(settings.smoothing, metrics).items()
+        }
+        self._refresh_caches(runs, settings.hidden_runs, per_series)
         families: dict[str, list[_MetricState]] = {}
         readout: list[ReadoutRow] = []
         last_rewind = {(r.new_run or r.run, r.metric): r for r in rewinds}  # the last one of each series
@@ -364,10 +381,11 @@ class FrameBuilder:
                 if hidden:
                     continue
                 color = palette_color(run_index if by_run else self._metric_order[name])
-                key = (len(hist), data_settings, scale)
+                series_settings = per_series[run, name]
+                key = (len(hist), series_settings, scale)
                 sf = state.frame
                 if sf is None or state.key != key:
-                    sf = state.frame = self._series(state, hist, data_settings, t0 or 0.0, scale)
+                    sf = state.frame = self._series(state, hist, series_settings, t0 or 0.0, scale)
                     state.key = key
                 else:
                     sf.changed = False
@@ -380,7 +398,7 @@ class FrameBuilder:
                     readout.append(
                         ReadoutRow(name, color, float(hist.steps[-1]), float(hist.values[-1]), state.best,
                                    state.best_step, len(hist), state.nonfinite, state.maximize, run,
-                                   "" if rewind is None else rewind.describe())
+                                   "" if rewind is None else rewind.describe(), settings.best_for(name))
                     )
         shown = [r for key, r in last_rewind.items() if key[0] in runs and key[0] not in settings.hidden_runs]
         marks = _finding_marks(findings, runs, settings, t0 or 0.0, scale, shown)
@@ -391,7 +409,8 @@ class FrameBuilder:
                 at = ", ".join(format_number(step) for step in panel.rewind_steps)
                 panel.note = "; ".join(filter(None, [panel.note, f"resumed at step {at}"]))
         return Frame(panels, readout, x_label, settings.x_axis == "wall_time", settings.x_range,
-                     self._run_rows(runs, settings), [r.describe() for r in shown])
+                     self._run_rows(runs, settings), [r.describe() for r in shown], settings.x_is_log,
+                     settings.x_axis)
 
     def forget(self, run: str, name: str) -> None:
         """Drop the caches of one series (smoother, pyramids, stats): its points changed other than
@@ -405,7 +424,7 @@ class FrameBuilder:
         return state
 
     def _refresh_caches(self, runs: Mapping[str, Mapping[str, MetricHistory]], hidden: frozenset[str],
-                        s: ViewSettings) -> None:
+                        per_series: Mapping[tuple[str, str], ViewSettings]) -> None:
         """Bring the caches of the shown series up to date on several cores when there is much to do.
 
         A full recompute (a new smoothing weight or mode, a loaded file) is one independent job
@@ -420,6 +439,7 @@ class FrameBuilder:
                 continue
             for name, hist in metrics.items():
                 state = self._state(run, name)
+                s = per_series[run, name]
                 n = state.pending(hist, s)
                 if n:
                     jobs.append(partial(state.refresh, hist, s))
@@ -458,6 +478,11 @@ class FrameBuilder:
             if s.x_axis == "relative_time":
                 lo, hi = t0 + lo * scale, t0 + hi * scale
             i0, i1 = _index_range(column, lo, hi)
+        left_out = 0
+        if s.x_is_log:  # a log axis has no place for x <= 0 (step 0, the start of relative time)
+            left_out = int(np.searchsorted(column, 0.0 if s.x_axis == "step" else t0, side="right"))
+            i0 = max(i0, left_out)
+            i1 = max(i0, i1)
         raw = hist.values
         state.raw_pyramid.update(raw)  # (a no-op when _refresh_caches did it)
         # behind a smoothed line the faint raw line gets half the budget: half the path to draw
@@ -474,7 +499,7 @@ class FrameBuilder:
         else:
             main_idx, main_y = raw_idx, raw_y
             faint_idx = faint_y = None
-        if s.log_y:  # a log axis cannot show values <= 0 (bqplot #1219): draw them as gaps
+        if s.log_y_for(family_of(state.name)):  # a log axis cannot show values <= 0 (bqplot #1219): gaps
             main_y = np.where(main_y > 0, main_y, np.nan)
             faint_y = None if faint_y is None else np.where(faint_y > 0, faint_y, np.nan)
 
@@ -484,7 +509,8 @@ class FrameBuilder:
         return SeriesFrame(
             state.name, "", as_x(main_idx), _wire_y(main_y),  # colour and style: set by build()
             None if faint_idx is None else as_x(faint_idx), None if faint_y is None else _wire_y(faint_y),
-            as_x(raw_idx[~np.isfinite(raw_y)]), run=state.run, in_view=i1 - i0,
+            as_x(raw_idx[~np.isfinite(raw_y)]), run=state.run, smoothing=s.smoothing, left_out=left_out,
+            in_view=i1 - i0,
         )
 
     def _panel(self, family: str, states: list[_MetricState], s: ViewSettings,
@@ -496,8 +522,13 @@ class FrameBuilder:
         shown = [a for f in series for a in (f.y, f.raw_y) if a is not None]
         values = np.concatenate(shown) if shown else np.empty(0)
         values = values[np.isfinite(values)]
-        log_y = s.log_y and bool((values > 0).any())
-        note = "log scale needs positive values: showing linear" if s.log_y and not log_y else ""
+        wants_log = s.log_y_for(family)
+        log_y = wants_log and bool((values > 0).any())
+        notes = ["log scale needs positive values: showing linear" if wants_log and not log_y else ""]
+        left_out = sum(f.left_out for f in series)
+        if left_out:
+            notes.append(f"log x leaves out {left_out:,} point{'s' if left_out > 1 else ''} at x <= 0")
+        note = "; ".join(filter(None, notes))
         y_range = None
         if s.ignore_outliers and len(values):
             y_range = self._outlier_range(states, log_y)
@@ -530,7 +561,9 @@ class FrameBuilder:
         lo, hi = np.percentile(v, OUTLIER_PERCENTILES)
         pad = (hi - lo) * 0.1 or max(abs(hi) * 0.05, 0.05 if log_y else 1e-12)
         lo, hi = lo - pad, hi + pad
-        return (float(10**lo), float(10**hi)) if log_y else (float(lo), float(hi))
+        if log_y:  # never past the data (an accuracy axis at 1.05), nor below 0 for data that is not
+            return clamp_to_data(float(10**lo), float(10**hi), float(10 ** v.min()), float(10 ** v.max()), log=True)
+        return clamp_to_data(float(lo), float(hi), float(v.min()), float(v.max()))
 
 
 def _finding_marks(
@@ -549,6 +582,8 @@ def _finding_marks(
             continue
         i = min(int(np.searchsorted(hist.steps, step)), len(hist) - 1)
         x = float(hist.steps[i] if s.x_axis == "step" else hist.wall_time[i])
+        if s.x_is_log and x <= (0.0 if s.x_axis == "step" else t0):  # off a log x axis, like its point
+            continue
         points.setdefault(family_of(metric), []).append((x, float(hist.values[i]), color))
     for pts in points.values():
         pts.sort()  # by x: _x_values makes time columns non-decreasing

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 
-__all__ = ["family_of", "higher_is_better"]
+__all__ = ["best_fits", "family_of", "higher_is_better", "log_y_fits"]
 
 _SPLIT = re.compile(r"[/_\-.:\s]+")
 _ROLE_TOKENS = frozenset(
@@ -20,6 +20,14 @@ _ROLE_TOKENS = frozenset(
 )
 _SUFFIX_TOKENS = frozenset({"step", "epoch"})
 _ALIASES = {"acc": "accuracy"}
+# tokens of metrics whose minimum is the best value (losses, errors); with _HIGHER_IS_BETTER, the metrics
+# whose readout shows a "best": for a learning rate, a gradient norm or a weight norm it means nothing
+_LOWER_IS_BETTER = frozenset(
+    {"loss", "error", "err", "mse", "mae", "rmse", "nll", "perplexity", "ppl", "wer", "cer", "bpd", "bpc",
+     "logloss", "cost", "regret", "distance"}
+)
+# learning-rate families: a schedule reads best on a linear axis (warmup, steps, cosine)
+_LINEAR_FAMILIES = frozenset({"lr", "learning_rate", "learningrate"})
 _HIGHER_IS_BETTER = frozenset(
     {"acc", "accuracy", "f1", "precision", "recall", "auc", "roc", "iou", "miou", "dice", "map",
      "bleu", "rouge", "r2", "score", "top1", "top5", "psnr", "ssim", "reward", "return"}
@@ -45,3 +53,16 @@ def family_of(name: str) -> str:
 def higher_is_better(name: str) -> bool:
     """True for accuracy-like metrics, whose best value is the maximum."""
     return any(t in _HIGHER_IS_BETTER for t in _tokens(name))
+
+
+def log_y_fits(family: str) -> bool:
+    """Whether ``log_y`` makes this family's panel logarithmic by default: losses and the like do
+    (they fall over orders of magnitude); accuracy-like metrics (bounded, higher is better) and
+    learning rates do not."""
+    return not higher_is_better(family) and family not in _LINEAR_FAMILIES
+
+
+def best_fits(name: str) -> bool:
+    """Whether a "best" (min or max so far) means something for this metric: losses and errors
+    (lowest), accuracy-like metrics (highest); not learning rates, norms, timings and the like."""
+    return any(t in _LOWER_IS_BETTER or t in _HIGHER_IS_BETTER for t in _tokens(name))

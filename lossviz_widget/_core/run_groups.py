@@ -229,7 +229,7 @@ class GroupBuilder:
                 family = family_of(name)
                 pf = panels.get(family)
                 if pf is None:
-                    pf = panels[family] = PanelFrame(family, [], settings.log_y, None)
+                    pf = panels[family] = PanelFrame(family, [], settings.log_y_for(family), None)
                     frame.panels.append(pf)
                 if settings.x_axis != "step":
                     pf.note = "run groups are drawn on the step axis only"
@@ -244,8 +244,8 @@ class GroupBuilder:
               s: ViewSettings) -> BandFrame | None:
         if not hists:
             return None
-        key = (tuple(len(h) for h in hists), tuple(members), s.smoothing, s.smoothing_mode, s.log_y, s.max_points,
-               s.x_range, color)
+        key = (tuple(len(h) for h in hists), tuple(members), s.smoothing, s.smoothing_mode,
+               s.log_y_for(family_of(name)), s.max_points, s.x_range, s.x_is_log, color)
         cached = self._cache.get((group, name))
         if cached is not None and cached.key == key:
             cached.band.changed = False
@@ -270,9 +270,12 @@ def _band_frame(agg: Aggregate, group: str, name: str, color: str, members: tupl
     center, lo, hi = agg.center, agg.lo, agg.hi
     if s.smoothing > 0:
         center, lo, hi = (smooth(a, s.smoothing, s.smoothing_mode, agg.steps) for a in (center, lo, hi))
-    if s.log_y:
+    if s.log_y_for(family_of(name)):
         center, lo, hi = (np.where(a > 0, a, np.nan) for a in (center, lo, hi))
     view = _visible(agg.steps, s.x_range)
+    if s.x_is_log:  # a log x axis has no place for step <= 0
+        start = max(view.start, int(np.searchsorted(agg.steps, 0.0, side="right")))
+        view = slice(start, max(start, view.stop))
     x, center, lo, hi = agg.steps[view], center[view], lo[view], hi[view]
     idx = minmax_indices(x, center, s.max_points) if len(x) else np.empty(0, dtype=np.int64)
     half = max(4, s.max_points // 2)

@@ -18,6 +18,7 @@ from collections.abc import Callable
 from dataclasses import Field, dataclass, field, fields, replace
 from typing import Any
 
+from .grouping import best_fits, family_of, log_y_fits
 from .smoothing import SMOOTHING_MODES
 from .values import check_encodable
 
@@ -80,6 +81,21 @@ def _runs(v: Any) -> frozenset[str]:
     return frozenset(check_run(name) for name in v)
 
 
+def _names(what: str) -> Callable[[Any], frozenset[str]]:
+    def check(v: Any) -> frozenset[str]:
+        if isinstance(v, str) or not all(isinstance(name, str) and name for name in v):
+            raise ValueError(f"{what} must be a collection of names, not one string; got {v!r}")
+        return frozenset(v)
+
+    return check
+
+
+def _panel_height(v: int) -> int:
+    if not 120 <= v <= 2000:
+        raise ValueError(f"panel_height must be in [120, 2000] pixels, got {v!r}")
+    return v
+
+
 @dataclass(frozen=True)
 class ViewSettings:
     """How the curves are drawn: everything a frame depends on besides the data."""
@@ -89,10 +105,22 @@ class ViewSettings:
     smoothing_mode: str = _setting("ema", "ema (TensorBoard), time_ema (decay follows the x spacing), "
                                    "moving_average or gaussian (centered windows of (1+s)/(1-s) points).",
                                    saved=True, choices=SMOOTHING_MODES)
-    log_y: bool = _setting(False, "Logarithmic y axes; values <= 0 are drawn as gaps.", saved=True)
+    log_y: bool = _setting(False, "Logarithmic y axes on the panels of log_y_panels (by default every panel but "
+                                  "accuracy-like and learning-rate ones); values <= 0 are drawn as gaps.", saved=True)
+    log_y_panels: frozenset[str] = _setting(
+        frozenset(), "Panels (metric families, e.g. 'loss', 'learning_rate') that log_y makes logarithmic; empty: "
+                     "every panel but accuracy-like (higher is better) and learning-rate ones.", saved=True,
+        check=_names("log_y_panels"))
+    best_metrics: frozenset[str] = _setting(
+        frozenset(), "Metrics (names or families) whose readout shows a best value; empty: losses, errors and "
+                     "accuracy-like metrics (not learning rates, norms...).", saved=True, check=_names("best_metrics"))
+    x_log: bool = _setting(False, "Logarithmic x axis (step and relative time; wall time stays linear). Points at "
+                                  "x <= 0, such as step 0, are left out and the panel title says how many.", saved=True)
     ignore_outliers: bool = _setting(False, "Fit y axes to the 5th-95th percentile of the data.", saved=True)
     x_axis: str = _setting("step", "x axis: step, wall_time or relative_time.", saved=True, choices=X_AXIS_MODES)
     max_points: int = _setting(2000, "Maximum points per line per frame.", saved=True, check=_max_points)
+    panel_height: int = _setting(240, "Height of each panel in pixels (the width follows the output area).",
+                                 saved=True, check=_panel_height)
     fps: float = _setting(10.0, "Maximum frames per second sent to the browser.", saved=True, check=_fps)
     x_range: tuple[float, float] | None = _setting(
         None, "Visible x range (zoom) in x axis units: steps, epoch seconds for wall time, the shown unit "
@@ -112,13 +140,36 @@ class ViewSettings:
     def data_part(self) -> ViewSettings:
         """These settings less the ones that never recompute a line (they only choose, restyle or pace)."""
         default = ViewSettings()
-        if self.hidden_runs or self.highlight_run is not None or self.fps != default.fps:
-            return replace(self, hidden_runs=frozenset(), highlight_run=None, fps=default.fps)
+        if (self.hidden_runs or self.highlight_run is not None or self.fps != default.fps
+                or self.panel_height != default.panel_height):
+            return replace(self, hidden_runs=frozenset(), highlight_run=None, fps=default.fps,
+                           panel_height=default.panel_height)
         return self
 
+    def log_y_for(self, family: str) -> bool:
+        """Whether the panel of ``family`` asks for a log y axis: ``log_y`` is on and the family is one
+        of ``log_y_panels`` (empty: one whose values span orders of magnitude, see
+        :func:`~lossviz_widget._core.grouping.log_y_fits`)."""
+        if not self.log_y:
+            return False
+        return family in self.log_y_panels if self.log_y_panels else log_y_fits(family)
+
+    def best_for(self, metric: str) -> bool:
+        """Whether the readout shows a best value for ``metric``: it (or its family) is one of
+        ``best_metrics``, or with none given one where min/max means something
+        (:func:`~lossviz_widget._core.grouping.best_fits`)."""
+        if self.best_metrics:
+            return metric in self.best_metrics or family_of(metric) in self.best_metrics
+        return best_fits(metric)
+
+    @property
+    def x_is_log(self) -> bool:
+        """Whether the x axis is logarithmic: ``x_log`` on a step or relative-time axis."""
+        return self.x_log and self.x_axis != "wall_time"
+
     def saved(self) -> dict[str, Any]:
-        """The settings that data files keep (:data:`SAVED`), as plain values."""
-        return {name: getattr(self, name) for name in SAVED}
+        """The settings that data files keep (:data:`SAVED`), as plain values (a set of names as a sorted list)."""
+        return {name: sorted(v) if isinstance(v := getattr(self, name), frozenset) else v for name in SAVED}
 
 
 def setting_of(f: Field[Any]) -> Setting:

@@ -40,6 +40,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .._core.frame import Frame, PanelFrame
+from .._core.limits import clamp_to_data
 from .._core.run_groups import BAND_OPACITY
 
 if TYPE_CHECKING:  # pragma: no cover - annotations only; matplotlib is imported lazily
@@ -53,7 +54,6 @@ __all__ = ["IMAGE_FORMATS", "image_bytes", "render_figure"]
 IMAGE_FORMATS = ("png", "svg", "pdf")
 
 # Matching figures.py (the live view).
-_SPARSE_MARKERS = 60  # a line with at most this many points also gets dots
 _RAW_ALPHA = 0.25
 _DASHES = {"solid": "-", "dashed": "--", "dotted": ":", "dash_dotted": "-."}  # bqplot line_style -> matplotlib
 _GRID_COLOR = "#e8e8e8"
@@ -150,10 +150,10 @@ def _draw_panel(ax: Axes, pf: PanelFrame) -> None:
                     linewidth=_RAW_WIDTH, zorder=2.0, label="_raw")
     _draw_bands(ax, pf)
     for sf in pf.series:
-        sparse = len(sf.x) <= _SPARSE_MARKERS
-        ax.plot(sf.x, _finite_or_nan(sf.y), color=sf.color, linewidth=_MAIN_WIDTH, zorder=2.1,
-                linestyle=_DASHES[sf.dash], alpha=sf.opacity, marker="o" if sparse else None, markersize=3.5,
-                label=sf.label or sf.name)
+        line, = ax.plot(sf.x, _finite_or_nan(sf.y), color=sf.color, linewidth=_MAIN_WIDTH, zorder=2.1,
+                        linestyle=_DASHES[sf.dash], alpha=sf.opacity, marker="o" if sf.dots else None,
+                        markersize=3.5, label=sf.label or sf.name)
+        line.set_gid(f"series {sf.label or sf.name}")  # the <g id> of the line in SVG output (escaped there)
     handles, labels = ax.get_legend_handles_labels()
     if len(pf.marker_x):
         # x in data, y in axes coordinates: at the top of the panel whatever its y range,
@@ -176,6 +176,13 @@ def _draw_panel(ax: Axes, pf: PanelFrame) -> None:
         labels.append("diagnostics finding")
     if pf.y_range is not None:
         ax.set_ylim(*pf.y_range)
+    else:  # like the live view: never below 0 for data that is not, nor far past the data
+        drawn = [a for sf in pf.series for a in (sf.y, sf.raw_y) if a is not None]
+        drawn += [a for band in pf.bands for a in (band.y, band.band_lo, band.band_hi)]
+        values = np.concatenate([np.asarray(a, dtype=np.float64) for a in drawn]) if drawn else np.empty(0)
+        values = values[np.isfinite(values) & ((values > 0) | (not pf.log_y))]
+        if len(values):
+            ax.set_ylim(*clamp_to_data(*ax.get_ylim(), float(values.min()), float(values.max()), log=pf.log_y))
     title = pf.family + (f"\n{pf.note}" if pf.note else "")
     ax.set_title(title, **_literal(fontsize=_PANEL_TITLE_SIZE, color=_TEXT_COLOR, fontweight="bold"))
     if handles:
@@ -263,11 +270,13 @@ def _build_figure(frame: Frame, *, title: str, width: float, height: float | Non
             ax.set_xlabel(x_label, **_literal(fontsize=_LABEL_SIZE, color=_TEXT_COLOR))
     # Shared x: one ticker for every panel (the first panel's, which the others share).
     xaxis = fig.axes[0].xaxis
-    if tz is not None:
+    if frame.x_log:  # like the live view: x <= 0 is not in the frame
+        fig.axes[0].set_xscale("log")
+    elif tz is not None:
         locator = mdates.AutoDateLocator(tz=tz)
         xaxis.set_major_locator(locator)
         xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator, tz=tz))
-    else:
+    if not frame.x_log and tz is None:
         xaxis.set_major_formatter(FuncFormatter(_number_label))
     return fig
 

@@ -28,34 +28,41 @@ def run_label_html(row: RunRow) -> str:
 
 def readout_html(rows: list[ReadoutRow]) -> str:
     """A table of the latest and best value of each metric (names escaped); with several runs, of each
-    (run, metric), with a run column."""
+    (run, metric), grouped by run: one ``<tbody>`` per run, its name once, spanning its rows."""
     if not rows:
         return (f'<div class="lossviz-empty" style="color:{TEXT_COLORS["muted"]}">'
                 "No values logged yet: call plot.log(loss=...)</div>")
-    several = len({r.run for r in rows}) > 1
+    runs: dict[str, list[ReadoutRow]] = {}
+    for r in rows:
+        runs.setdefault(r.run, []).append(r)
+    several = len(runs) > 1
     head = (
         f"<tr><th></th>{'<th>run</th>' if several else ''}<th>metric</th><th>step</th><th>latest</th><th>best</th>"
         "<th>at step</th><th>points</th><th>non-finite</th></tr>"
     )
     body = []
-    for r in rows:
-        name = html.escape(r.name, quote=True)
-        run = html.escape(r.run, quote=True)
-        arrow = "&#9650;" if r.higher_is_better else "&#9660;"  # which way is better
-        bad = f' style="color:{TEXT_COLORS["error"]};font-weight:bold"' if r.nonfinite else ""
-        body.append(
-            f'<tr data-run="{run}" data-metric="{name}" data-step="{step_attr(r.step)}" data-count="{r.count}" '
-            f'data-nonfinite="{r.nonfinite}">'
-            f'<td><span style="display:inline-block;width:12px;height:3px;background:{r.color}"></span></td>'
-            f"{f'<td>{run}</td>' if several else ''}<td>{name}</td>"
-            f"<td>{format_number(r.step)}{_rewound(r.note)}</td><td>{format_number(r.latest)}</td>"
-            f'<td title="best ({"max" if r.higher_is_better else "min"})">{format_number(r.best)} {arrow}</td>'
-            f"<td>{'' if math.isnan(r.best_step) else format_number(r.best_step)}</td>"
-            f"<td>{r.count:,}</td><td{bad}>{r.nonfinite:,}</td></tr>"
-        )
+    for run_rows in runs.values():
+        body.append('<tbody style="border-top:1px solid #ddd">' if several else "<tbody>")
+        for i, r in enumerate(run_rows):
+            name = html.escape(r.name, quote=True)
+            run = html.escape(r.run, quote=True)
+            arrow = "&#9650;" if r.higher_is_better else "&#9660;"  # which way is better
+            bad = f' style="color:{TEXT_COLORS["error"]};font-weight:bold"' if r.nonfinite else ""
+            first = several and not i  # the run's name once, spanning its rows
+            run_cell = f'<td rowspan="{len(run_rows)}" style="vertical-align:top">{run}</td>' if first else ""
+            body.append(
+                f'<tr data-run="{run}" data-metric="{name}" data-step="{step_attr(r.step)}" data-count="{r.count}" '
+                f'data-nonfinite="{r.nonfinite}">'
+                f'<td><span style="display:inline-block;width:12px;height:3px;background:{r.color}"></span></td>'
+                f"{run_cell}<td>{name}</td>"
+                f"<td>{format_number(r.step)}{_rewound(r.note)}</td><td>{format_number(r.latest)}</td>"
+                f"{_best_cells(r, arrow)}"
+                f"<td>{r.count:,}</td><td{bad}>{r.nonfinite:,}</td></tr>"
+            )
+        body.append("</tbody>")
     return (
         '<table style="border-collapse:collapse;font-size:12px;font-variant-numeric:tabular-nums" '
-        'cellpadding="3">' + head + "".join(body) + "</table>"
+        'cellpadding="3"><thead>' + head + "</thead>" + "".join(body) + "</table>"
     )
 
 
@@ -64,3 +71,12 @@ def _rewound(note: str) -> str:
     if not note:
         return ""
     return f' <span title="{html.escape(note, quote=True)}" style="color:{TEXT_COLORS["rewind"]}">&#8634;</span>'
+
+
+def _best_cells(r: ReadoutRow, arrow: str) -> str:
+    """The best value and its step; blank where a best means nothing (a learning rate, a norm)."""
+    if not r.has_best:
+        return '<td title="no best: min/max means nothing for this metric (see best_metrics)"></td><td></td>'
+    step = "" if math.isnan(r.best_step) else format_number(r.best_step)
+    return (f'<td title="best ({"max" if r.higher_is_better else "min"})">{format_number(r.best)} {arrow}</td>'
+            f"<td>{step}</td>")

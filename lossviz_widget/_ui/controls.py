@@ -24,27 +24,31 @@ SMOOTHING_MODE_LABELS = (("EMA", "ema"), ("time EMA", "time_ema"), ("moving avg"
 
 
 def control_bar(plot: HasTraits) -> widgets.HBox:
-    """Widgets bound (both ways) to ``plot.smoothing/smoothing_mode/log_y/ignore_outliers/x_axis/follow_latest``."""
+    """Widgets bound (both ways) to ``plot.smoothing/smoothing_mode/log_y/x_log/ignore_outliers/x_axis/
+    follow_latest``."""
     smoothing = widgets.FloatSlider(
         min=0.0, max=0.999, step=0.001, readout_format=".3f", continuous_update=False,
-        description="smoothing", style={"description_width": "initial"}, layout=widgets.Layout(width="215px"),
+        description="smoothing", style={"description_width": "initial"}, layout=widgets.Layout(width="195px"),
     )
-    mode = widgets.Dropdown(options=[(m.label, m.name) for m in MODES.values()], layout=widgets.Layout(width="90px"),
+    mode = widgets.Dropdown(options=[(m.label, m.name) for m in MODES.values()], layout=widgets.Layout(width="85px"),
                             tooltip="smoothing mode: EMA, time-weighted EMA (uneven steps), centered moving average "
                                     "or Gaussian; the slider is the EMA weight, or a window of (1+s)/(1-s) points")
-    log_y = widgets.ToggleButton(description="log y", tooltip="logarithmic y axis", layout=widgets.Layout(width="55px"))
+    log_y = widgets.ToggleButton(description="log y", tooltip="logarithmic y axis on loss panels (log_y_panels)",
+                                 layout=widgets.Layout(width="52px"))
+    x_log = widgets.ToggleButton(description="log x", tooltip="logarithmic x axis (points at x <= 0 left out)",
+                                 layout=widgets.Layout(width="52px"))
     outliers = widgets.ToggleButton(
         description="outliers", tooltip="ignore outliers: y range from the 5th to the 95th percentile",
-        layout=widgets.Layout(width="75px"),
+        layout=widgets.Layout(width="70px"),
     )
     x_axis = widgets.Dropdown(options=X_AXIS_LABELS, description="x", style={"description_width": "initial"},
-                              layout=widgets.Layout(width="115px"))
+                              layout=widgets.Layout(width="110px"))
     follow = widgets.ToggleButton(
         description="follow latest", tooltip="x axis follows all data; drag or scroll on a plot to zoom",
-        layout=widgets.Layout(width="105px"),
+        layout=widgets.Layout(width="100px"),
     )
-    pairs = ((smoothing, "smoothing"), (mode, "smoothing_mode"), (log_y, "log_y"), (outliers, "ignore_outliers"),
-             (x_axis, "x_axis"), (follow, "follow_latest"))
+    pairs = ((smoothing, "smoothing"), (mode, "smoothing_mode"), (log_y, "log_y"), (x_log, "x_log"),
+             (outliers, "ignore_outliers"), (x_axis, "x_axis"), (follow, "follow_latest"))
     for control, name in pairs:
         link((plot, name), (control, "value"))
     bar = widgets.HBox([c for c, _ in pairs], layout=widgets.Layout(flex_flow="row wrap", align_items="center"))

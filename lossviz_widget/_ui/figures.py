@@ -18,7 +18,16 @@ the series that changed; hidden runs add nothing.
 
 Only arrays that changed are assigned, always as fresh arrays and x with y
 under ``hold_sync`` (one message, no frame with mismatched lengths). Switching
-between linear/log y or step/date x replaces the scales and axes in place.
+between linear/log y or x, or step/date x, replaces the scales: the new scale gets
+its bounds first, then each mark gets the new scale *and* its new data in one
+message, so no mark is ever drawn with data meant for the other scale (a log scale
+given the linear line's zeros drew NaN paths; the old scale is closed last).
+
+Axes (see :mod:`lossviz_widget._core.limits`): y bounds never run below 0 for
+non-negative data nor more than a small margin past the data; the wheel zoom stops at
+a few steps; tick labels are d3 formats worked out from the shown range (SI
+suffixes, just enough digits, clock times on a wall-time axis), and log axes get
+their tick values from Python.
 
 Scale bounds are set from Python, not left to bqplot's auto-ranging: bqplot redraws
 every line of a scale on each change of its domain, and auto-ranging changes it as
@@ -39,6 +48,15 @@ from bqplot.interacts import PanZoom
 from ipywidgets import Box, Layout, VBox
 
 from .._core.frame import Frame, PanelFrame, SeriesFrame
+from .._core.limits import (
+    MIN_X_SPAN,
+    clamp_to_data,
+    date_tick_format,
+    linear_ticks,
+    log_ticks,
+    number_tick_format,
+    widen_to_min_span,
+)
 from .._core.run_groups import BAND_OPACITY
 from .hover import HoverLayer, series_entry
 
@@ -46,7 +64,6 @@ __all__ = ["PanelGrid"]
 
 _EMPTY = np.empty(0)
 _FAINT = 0.25  # opacity of the raw line behind the smoothed one
-_SPARSE_MARKERS = 60  # a line with at most this many points also gets dots, so sparse metrics show
 
 
 _HEADROOM = 0.05  # auto-ranged bounds: margin (share of the data span) added when they move
@@ -86,17 +103,58 @@ def _extent(arrays: list) -> tuple[float, float] | None:
 
 
 def _y_scale(log: bool) -> LinearScale | LogScale:
-    return LogScale() if log else LinearScale()
+    """A linear or log scale (y, and x for numbers)."""
+    # no padding: bqplot otherwise widens a domain for marker sizes (a loss axis at -0.4, x from -14k)
+    return LogScale(allow_padding=False) if log else LinearScale(allow_padding=False)
+
+
+def _ticks(axis: Axis, lo: float | None, hi: float | None, log: bool, date: bool = False) -> int:
+    """Set ``axis``'s tick format (and values, on a log axis) for the range ``[lo, hi]`` (numbers, epoch
+    seconds on a date axis); returns the updates sent (0 or 1)."""
+    if lo is None or hi is None:
+        return 0
+    if date:  # d3's time ticks (empty, not None: a change, so bqplot computes them for this scale)
+        want: dict = {"tick_format": date_tick_format(hi - lo), "tick_values": _EMPTY}
+    elif log:
+        want = {"tick_format": "~s" if lo >= 1 else ".3~g", "tick_values": log_ticks(lo, hi)}
+    else:
+        want = {"tick_format": number_tick_format(lo, hi), "tick_values": linear_ticks(lo, hi)}
+    if axis.tick_format == want["tick_format"] and _same(axis.tick_values, want["tick_values"]):
+        return 0
+    with axis.hold_sync():
+        for k, v in want.items():
+            setattr(axis, k, v)
+    return 1
+
+
+def _ticks_for_both(lo: float | None, hi: float | None) -> np.ndarray | None:
+    """Tick values that a linear and a log scale over ``[lo, hi]`` both place: positive ones."""
+    if lo is None or hi is None or not hi > 0:
+        return None
+    return log_ticks(max(float(lo), float(hi) * 1e-6), float(hi))
+
+
+def _same(a: np.ndarray | None, b: np.ndarray | None) -> bool:
+    if a is None or b is None:
+        return a is None and b is None
+    return bool(np.array_equal(a, b))
 
 
 class _Panel:
     """One family's Figure and its marks."""
 
-    def __init__(self, family: str, x_scale: LinearScale | DateScale, x_label: str, log_y: bool) -> None:
+    def __init__(self, family: str, x_scale: LinearScale | LogScale | DateScale, x_label: str, log_y: bool,
+                 height: int) -> None:
         self.family = family
         self.log_y = log_y
         self.x_scale = x_scale
         self.y_scale = _y_scale(log_y)
+        # a new x scale or log y waits for apply(): see set_scales
+        self._pending: tuple[LinearScale | LogScale | DateScale, str, bool, bool] | None = None
+        # series (and ("band", key) of run groups) whose data a scale change dropped: sent again when shown
+        self._cleared: set[object] = set()
+        self._old_y_scale: LinearScale | LogScale | None = None  # closed once no mark uses it
+        self.settling = False  # scales switched in the last apply(): the axes get their own ticks in the next
         self.x_axis = Axis(scale=x_scale, label=x_label, grid_lines="solid")  # colours: js/lossviz.css
         self.y_axis = Axis(scale=self.y_scale, side="left", tick_format=".3~g",
                            grid_lines="solid")
@@ -116,8 +174,10 @@ class _Panel:
             marks=[self.markers, self.findings], axes=[self.x_axis, self.y_axis], title=family, animation_duration=0,
             fig_margin={"top": 40, "bottom": 45, "left": 60, "right": 40},
             min_aspect_ratio=0.01, max_aspect_ratio=100,
-            display_toolbar=False,  # its Reset fails unless its own pan/zoom was on; "follow latest" resets
-            layout=Layout(width="100%", height="300px"),
+            # bqplot's hover toolbar: its Reset throws unless its own pan/zoom button was pressed first
+            # (no panzoom model yet), and "follow latest" is the reset here
+            display_toolbar=False,
+            layout=Layout(width="100%", height=f"{height}px"),
         )
         self.figure.add_class("lossviz-panel")
         # the legend (outside the plot area), crosshair and hover readout: see _ui/hover.py
@@ -128,20 +188,69 @@ class _Panel:
     def _scales(self) -> dict:
         return {"x": self.x_scale, "y": self.y_scale}
 
-    def set_scales(self, x_scale: LinearScale | DateScale, x_label: str, log_y: bool) -> None:
+    def set_scales(self, x_scale: LinearScale | LogScale | DateScale, x_label: str, log_y: bool,
+                   x_date: bool = False) -> None:
+        """Switch to ``x_scale`` (a DateScale when ``x_date``) and a linear or log y scale at the next
+        :meth:`apply`, which then sends every mark's data for the new scales."""
+        self._pending = (x_scale, x_label, log_y, x_date)
+
+    def _switch_scales(self, pf: PanelFrame) -> int:
+        """Carry out :meth:`set_scales`; :meth:`apply` then sends the data. Returns the updates sent.
+
+        bqplot redraws a mark for a data change with the scales it has, and for a scale change
+        with the data it has (whichever comes first in one message): data meant for one scale
+        would meet the other (a log scale given zeros draws ``NaN`` paths; step 0 on a log x
+        axis, numbers on a date axis). So every mark first drops its data, then the scales
+        change (a new y scale gets its bounds first; each axis its scale, tick format and tick
+        values in one message), and the new data come last.
+        """
+        assert self._pending is not None
+        x_scale, x_label, log_y, x_date = self._pending
+        self._pending = None
+        sent = 0
+        for mark in self._marks():
+            if np.size(mark.x) or np.size(mark.y):
+                with mark.hold_sync():
+                    mark.x, mark.y = _EMPTY, _EMPTY
+                sent += 1
+        self._cleared.update(self.lines)
+        self._cleared.update(("band", key) for key in self.bands)
         old = None
         if log_y != self.log_y:
             old = self.y_scale
             self.y_scale, self.log_y = _y_scale(log_y), log_y
-            self.y_axis.scale = self.y_scale
         self.x_scale = x_scale
-        self.x_axis.scale = x_scale
-        self.x_axis.label = x_label
+        sent += self._apply_y_range(pf, ticks=False)
+        # The same goes for an axis and its ticks, and the browser makes a new scale's view
+        # asynchronously (bqplot's Axis draws with the old one until then): while the scale
+        # changes, bqplot's default format (a time format on a number scale is an error) and
+        # tick values that both scales can place (a linear axis's 0 tick is NaN on a log one);
+        # the next frame sets the new scale's own.
+        if old is not None:
+            with self.y_axis.hold_sync():
+                self.y_axis.scale, self.y_axis.tick_format = self.y_scale, None
+                self.y_axis.tick_values = _ticks_for_both(self.y_scale.min, self.y_scale.max)
+        with self.x_axis.hold_sync():
+            self.x_axis.label = x_label
+            if self.x_axis.scale is not x_scale:
+                dates = x_date or isinstance(self.x_axis.scale, DateScale)
+                self.x_axis.scale, self.x_axis.tick_format = x_scale, None
+                self.x_axis.tick_values = None if dates else _ticks_for_both(x_scale.min, x_scale.max)
+        self.settling = True
         self.panzoom.scales = {"x": [x_scale]}
         for mark in self._marks():
             mark.scales = self._scales()
-        if old is not None:  # only once no mark refers to it any more
-            old.close()
+        self._old_y_scale = old
+        return sent + 6 + len(self._marks())
+
+    def _apply_y_range(self, pf: PanelFrame, ticks: bool = True) -> int:
+        current = (self.y_scale.min, self.y_scale.max)
+        lo, hi = pf.y_range if pf.y_range else self._auto_y(pf, current)
+        if current == (lo, hi):
+            return 0
+        with self.y_scale.hold_sync():
+            self.y_scale.min, self.y_scale.max = lo, hi
+        return 1 + (_ticks(self.y_axis, lo, hi, self.log_y) if ticks else 0)
 
     def _marks(self) -> list:
         return [m for pair in (*self.lines.values(), *self.bands.values()) for m in pair] + [self.markers,
@@ -186,8 +295,9 @@ class _Panel:
             if not fill.visible:  # shown again
                 fill.visible = True
                 sent += 1
-            if not b.changed:
+            if not (b.changed or ("band", b.key) in self._cleared):
                 continue
+            self._cleared.discard(("band", b.key))
             with fill.hold_sync():
                 fill.x, fill.y = b.band_x, np.vstack([b.band_lo, b.band_hi]).astype(np.float64)
                 fill.colors, fill.fill_colors = [b.color, b.color], [b.color]
@@ -202,7 +312,15 @@ class _Panel:
 
     def apply(self, pf: PanelFrame) -> int:
         """Push one panel's frame; returns the number of widget updates sent."""
-        sent = 0
+        rescale = self._pending is not None
+        if rescale:
+            sent = self._switch_scales(pf)
+        elif self.settling:
+            self.settling = False
+            sent = self._apply_y_range(pf, ticks=False)
+            sent += _ticks(self.y_axis, self.y_scale.min, self.y_scale.max, self.log_y)
+        else:
+            sent = self._apply_y_range(pf) if pf.changed else 0
         shown = set()
         for sf in pf.series:
             if sf.key not in self.lines:
@@ -211,14 +329,15 @@ class _Panel:
             shown.add(sf.key)
             faint, main = self.lines[sf.key]
             sent += _restyle(faint, main, sf)
-            if not sf.changed:
+            if not (sf.changed or sf.key in self._cleared):
                 if faint.visible != (sf.raw_x is not None):  # shown again after being hidden
                     faint.visible = sf.raw_x is not None
                     sent += 1
                 continue
+            self._cleared.discard(sf.key)
             with main.hold_sync():
                 main.x, main.y = sf.x, sf.y
-                main.marker = "circle" if len(sf.x) <= _SPARSE_MARKERS else None
+                main.marker = "circle" if sf.dots else None  # dots only on measured values
             sent += 1
             show_raw = sf.raw_x is not None
             if show_raw or faint.visible:
@@ -234,16 +353,13 @@ class _Panel:
                     main.visible = main.display_legend = False
                 faint.visible = False
                 sent += 2
-        if pf.changed:
-            current = (self.y_scale.min, self.y_scale.max)
-            lo, hi = pf.y_range if pf.y_range else self._auto_y(pf, current)
-            if current != (lo, hi):
-                with self.y_scale.hold_sync():
-                    self.y_scale.min, self.y_scale.max = lo, hi
-                sent += 1
+        if pf.changed or rescale:
             sent += _set_points(self.markers, pf.marker_x, pf.marker_y, pf.marker_colors)
             sent += _set_points(self.findings, pf.finding_x, pf.finding_y, pf.finding_colors)
         sent += self.layer.show(self._entries(pf), self.x_axis.label)
+        old, self._old_y_scale = self._old_y_scale, None
+        if old is not None:  # only once no mark refers to it any more
+            old.close()
         title = pf.family + (f"  ({pf.note})" if pf.note else "")
         if self.figure.title != title:
             self.figure.title = title
@@ -266,8 +382,14 @@ class _Panel:
                          + [a for b in pf.bands for a in (b.y, b.band_lo, b.band_hi)])
         if extent is None:
             return None, None
+        if pf.log_y:  # only the positive values are drawn
+            extent = _extent([a[a > 0] for sf in pf.series for a in (sf.y, sf.raw_y) if a is not None]
+                             + [a[a > 0] for b in pf.bands for a in (b.y, b.band_lo, b.band_hi)])
+            if extent is None:
+                return None, None
         flat = abs(extent[0]) * 0.2 or 1.0  # a constant series: +-10% around it
-        return _held(current, *extent, _HEADROOM, _HEADROOM, math.log10(1.2) if pf.log_y else flat, pf.log_y)
+        held = _held(current, *extent, _HEADROOM, _HEADROOM, math.log10(1.2) if pf.log_y else flat, pf.log_y)
+        return clamp_to_data(*held, *extent, log=pf.log_y)
 
     def close(self) -> None:
         for w in [*self._marks(), self.x_axis, self.y_axis, self.y_scale, self.panzoom, self.figure, self.layer,
@@ -321,20 +443,35 @@ class PanelGrid:
 
     ``on_zoom`` is called with the new ``(min, max)`` x range (epoch seconds on a date
     axis) when the user pans or zooms in the browser; ranges set by :meth:`apply` are
-    not reported back.
+    not reported back. A zoom narrower than :data:`~lossviz_widget._core.limits.MIN_X_SPAN`
+    steps (seconds on time axes) is widened to it about its middle.
     """
 
-    def __init__(self, on_zoom: Callable[[tuple[float, float]], None] | None = None) -> None:
+    def __init__(self, on_zoom: Callable[[tuple[float, float]], None] | None = None, panel_height: int = 240) -> None:
         self.box = Box(layout=Layout(display="flex", flex_flow="row wrap", width="100%"))
         self.box.add_class("lossviz-panels")
         self.panels: dict[str, _Panel] = {}
-        self._x_is_date = False
+        self._x_kind = (False, False)  # (date, log) of the shared x scale
+        self._min_span = MIN_X_SPAN  # in x axis units
         self._on_zoom = on_zoom
         self._applying_range = False
-        self.x_scale: LinearScale | DateScale = self._new_x_scale(False)
+        self._panel_height = panel_height
+        #: Scales were switched in the last apply(): draw one more frame soon, for the axes' own ticks.
+        self.settling = False
+        self.x_scale: LinearScale | LogScale | DateScale = self._new_x_scale(*self._x_kind)
 
-    def _new_x_scale(self, date: bool) -> LinearScale | DateScale:
-        scale = DateScale() if date else LinearScale()
+    @property
+    def _x_is_date(self) -> bool:
+        return self._x_kind[0]
+
+    def set_panel_height(self, height: int) -> None:
+        """Make every panel (and those to come) ``height`` pixels high."""
+        self._panel_height = height
+        for panel in self.panels.values():
+            panel.figure.layout.height = f"{height}px"
+
+    def _new_x_scale(self, date: bool, log: bool) -> LinearScale | LogScale | DateScale:
+        scale = DateScale(allow_padding=False) if date else _y_scale(log)
         scale.observe(self._scale_moved, names=["min", "max"])
         return scale
 
@@ -342,7 +479,15 @@ class PanelGrid:
         lo, hi = self.x_scale.min, self.x_scale.max
         if self._applying_range or self._on_zoom is None or lo is None or hi is None:
             return
-        self._on_zoom((_to_number(lo), _to_number(hi)))
+        lo, hi = _to_number(lo), _to_number(hi)
+        if hi <= lo:  # half-way through a message that moves both bounds (min set, max not yet)
+            return
+        wide = widen_to_min_span(lo, hi, self._min_span)
+        if self._x_kind[1] and wide[0] <= 0:  # a log axis: keep the window positive
+            wide = (min(lo, hi / 2), hi)
+        if wide != (lo, hi):
+            self._set_x_range(wide)
+        self._on_zoom(wide)
 
     def _set_x_range(self, x_range: tuple[float, float] | None) -> int:
         """Pin the shared x scale to ``x_range`` (None: no data yet, bqplot auto-ranges)."""
@@ -374,26 +519,45 @@ class PanelGrid:
         current = (self.x_scale.min, self.x_scale.max)
         if None not in current:
             current = (_to_number(current[0]), _to_number(current[1]))
+        if frame.x_log:
+            return _held(current, *extent, 0.0, _HEADROOM, math.log10(2.0), log=True)
         return _held(current, *extent, 0.0, _HEADROOM, 1.0)
+
+    def _x_span_unit(self, frame: Frame) -> float:
+        """The smallest zoom window, in x axis units: a few steps, or a few seconds of time."""
+        if frame.x_axis != "relative_time":
+            return MIN_X_SPAN
+        unit = {"(h)": 3600.0, "(min)": 60.0}.get(frame.x_label.rsplit(" ", 1)[-1], 1.0)
+        return MIN_X_SPAN / unit
 
     def apply(self, frame: Frame) -> int:
         sent = 0
-        if frame.x_is_date != self._x_is_date:
+        kind = (frame.x_is_date, frame.x_log)
+        old = None
+        if kind != self._x_kind:
             old = self.x_scale
-            self.x_scale = self._new_x_scale(frame.x_is_date)
-            self._x_is_date = frame.x_is_date
-            for shown in self.panels.values():
-                shown.set_scales(self.x_scale, frame.x_label, shown.log_y)
-            old.close()
+            self.x_scale = self._new_x_scale(*kind)
+            self._x_kind = kind
+            for shown in self.panels.values():  # carried out in their apply(), after the new scale's bounds
+                shown.set_scales(self.x_scale, frame.x_label, shown.log_y, frame.x_is_date)
+        self._min_span = self._x_span_unit(frame)
         sent += self._set_x_range(frame.x_range if frame.x_range is not None else self._auto_x(frame))
+        lo, hi = self.x_scale.min, self.x_scale.max
+        x_lo = None if lo is None else _to_number(lo)
+        x_hi = None if hi is None else _to_number(hi)
         for pf in frame.panels:
             panel = self.panels.get(pf.family)
             if panel is None:
-                panel = self.panels[pf.family] = _Panel(pf.family, self.x_scale, frame.x_label, pf.log_y)
+                panel = self.panels[pf.family] = _Panel(pf.family, self.x_scale, frame.x_label, pf.log_y,
+                                                        self._panel_height)
             elif panel.log_y != pf.log_y or panel.x_axis.label != frame.x_label:
-                panel.set_scales(self.x_scale, frame.x_label, pf.log_y)
-                sent += 1
+                panel.set_scales(self.x_scale, frame.x_label, pf.log_y, frame.x_is_date)
             sent += panel.apply(pf)
+            if not panel.settling:
+                sent += _ticks(panel.x_axis, x_lo, x_hi, frame.x_log, frame.x_is_date)
+        if old is not None:  # only once no mark or axis refers to it any more
+            old.close()
+        self.settling = any(p.settling for p in self.panels.values())
         boxes = tuple(p.box for p in self.panels.values())
         if self.box.children != boxes:
             self.box.children = boxes

@@ -37,7 +37,7 @@ from ..diagnostics import DiagnosticsConfig, Finding, findings_html
 from ..follow import Follower
 from ..readers import Batch, read_logs
 from .controls import control_bar
-from .display import Displays, in_kernel, static_bundle
+from .display import WIDGET_CSS, Displays, in_kernel, static_bundle
 from .figures import PanelGrid
 from .reruns import close_tree, replace_previous
 from .runs_table import RunsTable
@@ -45,8 +45,9 @@ from .snapshot import SnapshotButton
 from .status import status_html
 from .traits import SETTING_NAMES, check_options, setting_traits, validate_setting, view_settings
 
-__all__ = ["FINDINGS_SHOWN", "LossPlot"]
+__all__ = ["FINDINGS_SHOWN", "READOUT_OPEN_ROWS", "LossPlot"]
 
+READOUT_OPEN_ROWS = 8  # a readout of more rows starts collapsed (it is one click away)
 FINDINGS_SHOWN = 20  # rows (one per run, code and series) listed under the plot at most (diagnose() returns all)
 # constructor keywords that are not traits
 _OWN_KEYWORDS = ("log_file", "num_classes", "diagnostics_config", "on_rewind")
@@ -66,8 +67,9 @@ class LossPlot(widgets.VBox):
     Diagnostics (overfitting, divergence, plateaus, ...) show under the panels as they are
     found, with a marker on the curve; :meth:`diagnose` returns them.
 
-    Every view setting (``smoothing``, ``smoothing_mode``, ``log_y``, ``ignore_outliers``,
-    ``x_axis``, ``max_points``, ``fps``, ``x_range``, ``hidden_runs``, ``highlight_run``; see
+    Every view setting (``smoothing``, ``smoothing_mode``, ``log_y``, ``log_y_panels``, ``x_log``,
+    ``best_metrics``, ``ignore_outliers``, ``x_axis``, ``max_points``, ``panel_height``, ``fps``,
+    ``x_range``, ``hidden_runs``, ``highlight_run``; see
     :class:`~lossviz_widget._core.settings.ViewSettings`) is a constructor keyword and a trait.
     ``log_file`` streams every value to a JSON-lines file as it is logged; ``num_classes``
     enables the initial cross-entropy check (``ln C``); ``diagnostics_config`` sets every
@@ -104,21 +106,29 @@ class LossPlot(widgets.VBox):
         self._findings.add_class("lossviz-findings")
         self._readout = widgets.HTML(readout_html([]))
         self._readout.add_class("lossviz-readout")
+        # collapsible; open while short, collapsed once when it first grows past READOUT_OPEN_ROWS rows
+        self._readout_box = widgets.Accordion(children=[self._readout], titles=("latest and best",),
+                                              selected_index=0)
+        self._readout_box.add_class("lossviz-readout-box")
+        self._readout_folded = False
         self._status = widgets.HTML()
         self._status.add_class("lossviz-status")
         self._last_rows: list[ReadoutRow] = []
         self._last_notes: list[str] = []
         self._snapshot = SnapshotButton()
-        self._displays = Displays(self._bundle, self._display_key)
+        self._displays = Displays(self._widget_bundle, self._static_bundle, self._display_key)
+        # the display's style (see _ui.display): it applies while this widget renders
+        self._style = widgets.HTML(f"<style>{WIDGET_CSS}</style>", layout=widgets.Layout(display="none"))
         self._watcher: Any = None  # the last watch()'s Watcher
         super().__init__(title=title, **options)
         self._recorder.settings = view_settings(self)
+        self._grid.set_panel_height(self._recorder.settings.panel_height)
         self._update_header()
         bar = control_bar(self)
         bar.children += (self._snapshot,)
         self._runs_table = RunsTable(self)
-        self.children = [self._header, bar, self._runs_table.box, self._grid.box, self._findings, self._readout,
-                         self._status]
+        self.children = [self._header, bar, self._runs_table.box, self._grid.box, self._findings,
+                         self._readout_box, self._status, self._style]
         self.add_class("lossviz")
         self._recorder.attach_view(self._draw, live=in_kernel(), on_status=self._refresh_status)
         if log_file is not None:
@@ -134,6 +144,8 @@ class LossPlot(widgets.VBox):
     @observe(*SETTING_NAMES)
     def _on_setting(self, change: dict[str, Any]) -> None:
         self._recorder.settings = view_settings(self)
+        if change["name"] == "panel_height":
+            self._grid.set_panel_height(change["new"])
         if change["name"] == "x_range" and change["new"] is not None:
             self.follow_latest = False
 
@@ -550,10 +562,14 @@ class LossPlot(widgets.VBox):
 
     # -- display: the live widget plus a static image for saved notebooks -----------------------
 
-    def _bundle(self, live: bool) -> dict[str, Any]:
-        bundle = super()._repr_mimebundle_() if live and self.comm is not None else {}
-        bundle.update(static_bundle(self._recorder.frame(), self.title))
+    def _widget_bundle(self) -> dict[str, Any]:
+        """The widget view's output: the view, and a one-line text where it cannot render."""
+        bundle: dict[str, Any] = super()._repr_mimebundle_() if self.comm is not None else {}
+        bundle["text/plain"] = f"LossPlot {self.title!r}" if self.title else "LossPlot"
         return bundle
+
+    def _static_bundle(self) -> dict[str, Any]:
+        return static_bundle(self._recorder.frame(), self.title)
 
     def _display_key(self) -> Hashable:
         data = self._recorder.data()
@@ -562,8 +578,11 @@ class LossPlot(widgets.VBox):
 
     def _repr_mimebundle_(self, **kwargs: Any) -> dict[str, Any]:
         """The live widget, plus a static PNG and text summary for viewers without widget state
-        (GitHub, nbviewer, nbconvert; ipympl's precedent)."""
-        return self._bundle(live=True)
+        (GitHub, nbviewer, nbconvert; ipympl's precedent), in one bundle. (Displayed in a notebook,
+        :meth:`_ipython_display_` puts the static image in an output of its own: see :mod:`._ui.display`.)"""
+        static = self._static_bundle()
+        static.pop("text/html", None)
+        return {**static, **self._widget_bundle(), "text/plain": static["text/plain"]}
 
     def _ipython_display_(self) -> None:
         self._displays.show()
@@ -574,16 +593,33 @@ class LossPlot(widgets.VBox):
         """Push one frame to the widgets; returns the number of widget messages sent."""
         with self._draw_lock:
             sent = self._grid.apply(frame)
+            if self._grid.settling:  # new scales: their axes' ticks come with the next frame
+                self._recorder.request_frame()
             sent += self._runs_table.update(frame.runs)
             hidden = self._recorder.settings.hidden_runs  # a hidden run's findings go with its lines
             listing = findings_html([f for f in findings if (f.run or DEFAULT_RUN) not in hidden],
                                     limit=FINDINGS_SHOWN)
             sent += _set(self._findings, listing)
             sent += _set(self._readout, readout_html(frame.readout))
+            sent += self._fold_readout(frame.readout)
             self._last_rows, self._last_notes = frame.readout, frame.notes
             sent += _set(self._status, status_html(frame.readout, self._recorder.errors(), self._recorder.notes(),
                                                    frame.notes))
             return sent
+
+    def _fold_readout(self, rows: Sequence[ReadoutRow]) -> int:
+        """Title the readout box with what it holds; collapse it once, when it first grows long."""
+        runs = len({r.run for r in rows})
+        title = f"latest and best: {len(rows)} series" + (f" in {runs} runs" if runs > 1 else "")
+        sent = 0
+        if self._readout_box.titles != (title,):
+            self._readout_box.titles = (title,)
+            sent += 1
+        if len(rows) > READOUT_OPEN_ROWS and not self._readout_folded:
+            self._readout_folded = True
+            self._readout_box.selected_index = None
+            sent += 1
+        return sent
 
     def _refresh_status(self) -> None:
         """Redraw the status line now (errors change between frames)."""

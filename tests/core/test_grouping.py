@@ -1,6 +1,6 @@
 import pytest
 
-from lossviz_widget._core.grouping import family_of, higher_is_better
+from lossviz_widget._core.grouping import best_fits, family_of, higher_is_better, log_y_fits
 
 
 @pytest.mark.parametrize(
@@ -36,3 +36,17 @@ def test_distinct_families_stay_apart():
 def test_direction():
     assert higher_is_better("val_acc") and higher_is_better("f1") and higher_is_better("val/accuracy")
     assert not higher_is_better("loss") and not higher_is_better("val_loss") and not higher_is_better("lr")
+
+
+@pytest.mark.parametrize("name,fits", [
+    ("loss", True), ("val/loss", True), ("val_acc", True), ("top1", True), ("val_error", True),
+    ("perplexity", True), ("learning_rate", False), ("lr", False), ("watch/grad_norm", False),
+    ("weight_norm", False), ("epoch_time", False),
+])
+def test_best_means_something_for_losses_errors_and_accuracies_only(name, fits):
+    assert best_fits(name) is fits
+
+
+def test_log_y_by_default_on_loss_like_panels_only():
+    assert log_y_fits("loss") and log_y_fits("grad_norm")
+    assert not log_y_fits("accuracy") and not log_y_fits("learning_rate") and not log_y_fits("lr")

@@ -38,6 +38,7 @@ from export_data import (
 from matplotlib import dates as mdates
 from PIL import Image
 
+from lossviz_widget import LossPlot, tensorboard_ema
 from lossviz_widget._io.images import IMAGE_FORMATS, image_bytes, render_figure
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -116,7 +117,7 @@ HEADLESS_SCRIPT = textwrap.dedent(
     import lossviz_widget
     import lossviz_widget._io.images, lossviz_widget._io.report
     after_import = sorted(m for m in sys.modules if m == "matplotlib" or m.startswith("matplotlib."))
-    from lossviz_widget import LossPlot
+    from lossviz_widget import LossPlot, tensorboard_ema
     from lossviz_widget._io.images import image_bytes
     from PIL import Image
     plot = LossPlot(title="headless")
@@ -238,13 +239,12 @@ def test_main_line_over_faint_raw_line_and_dots_on_sparse_lines(frame):
     for line in loss_ax.get_lines():
         by_label.setdefault(line.get_label(), []).append(line)
     (main,) = by_label["loss"]
-    raws = by_label["_raw"]
-    assert len(raws) == 2  # loss and val_loss (smoothing 0.6: both have a faint raw line)
-    assert all(r.get_alpha() == 0.25 and r.get_zorder() < main.get_zorder() for r in raws)
+    (raw,) = by_label["_raw"]  # loss only: val_loss (50 points) is sparse, drawn raw (see _core.sparse)
+    assert raw.get_alpha() == 0.25 and raw.get_zorder() < main.get_zorder()
     assert main.get_color() == pf.series[0].color and main.get_marker() in ("None", None, "")
     np.testing.assert_array_equal(main.get_xdata(), pf.series[0].x)
     (val,) = by_label["val_loss"]
-    assert len(val.get_xdata()) == N_STEPS // 1000 and val.get_marker() == "o"
+    assert len(val.get_xdata()) == N_STEPS // 1000 and val.get_marker() == "o"  # a dot on each measured value
 
 
 def test_nonfinite_values_get_triangle_markers_at_the_top(frame):
@@ -283,7 +283,9 @@ def test_nonfinite_values_get_triangle_markers_at_the_top(frame):
 
 
 def test_log_scale_panels(run_plot):
-    frame = frame_of(run_plot, log_y=True)
+    # log_y: loss panels by default (not learning rate nor accuracy); log_y_panels chooses them
+    assert [pf.log_y for pf in frame_of(run_plot, log_y=True).panels] == [True, False, False]
+    frame = frame_of(run_plot, log_y=True, log_y_panels=("loss", "lr", "accuracy"))
     assert all(pf.log_y for pf in frame.panels)
     fig = render_figure(frame)
     assert [ax.get_yscale() for ax in fig.axes] == ["log"] * 3
@@ -433,3 +435,56 @@ def test_renders_from_background_threads(frame, default_png):
     assert not errors and not any(t.is_alive() for t in threads)
     assert results["png"] == default_png  # same bytes as on the main thread
     ET.fromstring(results["svg"])
+
+
+def test_the_last_dot_of_a_five_point_series_in_an_svg_is_its_last_measured_value():
+    """Parse the SVG: the dots of a sparse ``val_acc`` sit at its measured values, not on a smoothed line."""
+    plot = LossPlot()  # default smoothing 0.6
+    measured = [0.71, 0.83, 0.87, 0.90, 0.914]
+    try:
+        for i in range(500):
+            plot.log(acc=0.5 + i / 1000, step=i)
+        for step, v in zip(range(99, 500, 100), measured, strict=True):
+            plot.log(val_acc=v, step=step)
+        frame = plot.frame()
+    finally:
+        plot.close()
+    svg = ET.fromstring(image_bytes(frame, "svg", width=6, height=4, dpi=72))
+    (group,) = [g for g in svg.iter(f"{SVG_NS}g") if g.get("id") == "series val_acc"]
+    dots = [(float(u.get("x")), float(u.get("y"))) for u in group.iter(f"{SVG_NS}use")]
+    assert len(dots) == 5
+    ax = render_figure(frame, width=6, height=4, dpi=72).axes[0]  # the same layout: SVG units are points
+    to_data = ax.transData.inverted()
+    values = [to_data.transform((x, 4 * 72 - y))[1] for x, y in dots]
+    span = np.subtract(*ax.get_ylim()[::-1])
+    np.testing.assert_allclose(values, measured, atol=span * 1e-3)
+    ema_last = float(tensorboard_ema(np.array(measured), 0.6)[-1])  # where a 0.6 EMA would put it (the lag)
+    assert abs(values[-1] - ema_last) > 0.01 > abs(values[-1] - 0.914)
+
+
+def test_x_log_images_have_a_log_x_axis_and_no_point_at_or_below_zero():
+    plot = small_plot({"loss": [1.0 / (1 + i) for i in range(200)]}, x_log=True)
+    try:
+        frame = plot.frame()
+    finally:
+        plot.close()
+    assert frame.x_log and "log x leaves out 1 point" in frame.panels[0].note
+    fig = render_figure(frame)
+    assert fig.axes[0].get_xscale() == "log"
+    assert all((np.asarray(line.get_xdata()) > 0).all() for line in fig.axes[0].get_lines())
+    svg = image_bytes(frame, "svg").decode()
+    assert "nan" not in svg.lower().replace("nanosecond", "")
+
+
+def test_image_y_limits_stay_near_the_data_and_above_zero_for_non_negative_data():
+    plot = small_plot({"loss": [0.01 + 2.0 / (1 + i) for i in range(200)], "delta": [i / 100 - 1 for i in range(200)]},
+                      smoothing=0.0)
+    try:
+        frame = plot.frame()
+    finally:
+        plot.close()
+    fig = render_figure(frame)
+    loss_lo, loss_hi = fig.axes[0].get_ylim()
+    assert loss_lo >= 0.0 and loss_hi <= 2.01 + 0.05 * 2.0 + 1e-9  # matplotlib's margin would put it below 0
+    delta_lo, _ = fig.axes[1].get_ylim()
+    assert delta_lo < -1.0  # negative data keep their range

@@ -51,8 +51,11 @@ def test_each_panel_names_its_lines_for_the_browser(plot):
     assert list(entries) == ["loss", "val_loss"]
     for label, e in entries.items():
         faint, main = lines(plot, "loss", label)
-        assert e["main"] == f"IPY_MODEL_{main.model_id}" and e["raw"] == f"IPY_MODEL_{faint.model_id}"
+        assert e["main"] == f"IPY_MODEL_{main.model_id}"
         assert e["color"] == main.colors[0] and e["dash"] == main.line_style
+    # the smoothed loss has its raw line behind it; the sparse val_loss is drawn raw (no second line)
+    assert entries["loss"]["raw"] == f"IPY_MODEL_{lines(plot, 'loss', 'loss')[0].model_id}"
+    assert entries["val_loss"]["raw"] is None
     # 500 logged points, 100 drawn: the browser is told each drawn point stands for a bucket
     assert entries["loss"]["bucketed"] and len(lines(plot, "loss", "loss")[1].x) <= 100
     assert not entries["val_loss"]["bucketed"] and len(lines(plot, "loss", "val_loss")[1].x) == 10

@@ -1,5 +1,6 @@
-"""Saved notebooks keep the curves: the display carries a static PNG + text summary,
-refreshed when training ends, so nbconvert/nbviewer/GitHub show the final curves."""
+"""Saved notebooks keep the curves: the display is the widget's output, then an output of its own
+with a static PNG (also as an <img> in text/html) + text summary, refreshed when training ends, so
+JupyterLab without widget state, nbconvert, nbviewer and GitHub show the final curves."""
 
 import base64
 import io
@@ -33,20 +34,25 @@ def executed(tmp_path_factory):
 
 
 def test_display_is_refreshed_with_the_final_curves_when_the_cell_ends(executed):
-    (out,) = executed.cells[0].outputs
-    assert set(out["data"]) >= {WIDGET_VIEW_MIME, "image/png", "text/plain"}  # live widget + fallbacks
-    text = out["data"]["text/plain"]
+    widget, still = executed.cells[0].outputs
+    assert set(widget["data"]) == {WIDGET_VIEW_MIME, "text/plain"}  # the live view alone: JupyterLab picks it
+    assert widget["data"]["text/plain"] == "LossPlot 'saved <b>run</b>'"
+    assert set(still["data"]) == {"text/html", "image/png", "text/plain"}  # always shown where the view is not
+    text = still["data"]["text/plain"]
     assert "LossPlot 'saved <b>run</b>': 2 metrics" in text
     assert "loss: 300 points, step 299" in text  # the summary of the *final* data, not the empty plot
-    img = png_of(out)
+    img = png_of(still)
     assert img.width >= 600 and len(img.convert("RGB").getcolors(1 << 24)) > 50  # a real picture, not blank
+    page = still["data"]["text/html"]
+    assert page.startswith('<div class="lossviz-static"><img alt="LossPlot saved &lt;b&gt;run&lt;/b&gt;"')
+    assert still["data"]["image/png"] in page  # the same PNG (base64)
 
 
 def test_a_closed_plot_leaves_its_static_image(executed):
-    (out,) = executed.cells[2].outputs
-    assert WIDGET_VIEW_MIME not in out["data"]  # the widget is gone: nothing says "model not found"
-    assert "acc: 1 points, step 7" in out["data"]["text/plain"]
-    png_of(out).verify()
+    widget, still = executed.cells[2].outputs
+    assert widget["data"] == {"text/plain": ""}  # the widget is gone: nothing says "model not found"
+    assert "acc: 1 points, step 7" in still["data"]["text/plain"]
+    png_of(still).verify()
 
 
 def test_nbconvert_html_shows_the_static_image(executed):
@@ -56,7 +62,7 @@ def test_nbconvert_html_shows_the_static_image(executed):
     images = re.findall(r'<img [^>]*src="data:image/png;base64,([^"]+)"', body)
     assert len(images) == 2
     first = Image.open(io.BytesIO(base64.b64decode(images[0])))
-    assert first.size == png_of(executed.cells[0].outputs[0]).size
+    assert first.size == png_of(executed.cells[0].outputs[1]).size
     assert "saved <b>run</b>" not in body  # the title never reaches the page as markup
 
 

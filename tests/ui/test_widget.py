@@ -215,7 +215,7 @@ def test_readout_latest_and_best(plot):
 
 def test_controls_are_linked_both_ways(plot):
     bar = plot.children[1]
-    slider, mode, log_y, outliers, x_axis, _follow, snapshot = bar.children
+    slider, mode, log_y, x_log, outliers, x_axis, _follow, snapshot = bar.children
     assert isinstance(snapshot, SnapshotButton)
     plot.smoothing = 0.9
     assert slider.value == 0.9
@@ -225,9 +225,11 @@ def test_controls_are_linked_both_ways(plot):
     assert plot.smoothing_mode == "time_ema"
     slider.value = 0.25
     log_y.value = True
+    x_log.value = True
     outliers.value = True
     x_axis.value = "relative_time"
-    assert (plot.smoothing, plot.log_y, plot.ignore_outliers, plot.x_axis) == (0.25, True, True, "relative_time")
+    assert (plot.smoothing, plot.log_y, plot.x_log, plot.ignore_outliers, plot.x_axis) == (
+        0.25, True, True, True, "relative_time")
     with pytest.raises(Exception, match="smoothing must be in"):
         plot.smoothing = 1.0
     assert plot.smoothing == 0.25

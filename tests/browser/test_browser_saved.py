@@ -1,0 +1,89 @@
+"""End to end: a notebook saved in JupyterLab and reopened in a fresh server, without running
+anything, shows the final curves.
+
+JupyterLab saves no widget state by default ("Save Widget State Automatically" is off), so the
+reopened widget output says "Error displaying widget: model not found"; the static image is an
+output of its own (see ``lossviz_widget._ui.display``) and shows. While the plot is live, that
+image is hidden by the widget's style, so the curves are not shown twice; after a kernel restart
+the plot says "kernel disconnected: static view" once instead of a broken-link icon on each of its
+parts. Screenshots: ``test-artifacts/browser/saved-live.png``, ``kernel-disconnected.png`` and
+``saved-reopened.png``.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+from browser_harness import NotebookPage, new_context, opened_notebook, poll, running_jupyterlab
+
+CELLS = [
+    """\
+from lossviz_widget import LossPlot
+plot = LossPlot(title="saved run")
+for i in range(500):
+    plot.log(loss=2.0 / (1 + i / 20), step=i)
+    if i % 100 == 99:
+        plot.log(val_loss=2.2 / (1 + i / 20), step=i)
+plot""",
+]
+
+
+def _saved_outputs(path) -> list[dict]:
+    try:
+        return json.loads(path.read_text())["cells"][0]["outputs"]
+    except (OSError, ValueError, KeyError, IndexError):
+        return []
+
+
+@pytest.mark.browser
+@pytest.mark.timeout(300)
+def test_a_saved_notebook_reopened_in_a_fresh_server_shows_the_curves(request: pytest.FixtureRequest) -> None:
+    with opened_notebook(request, "saved.ipynb", CELLS) as nb:
+        nb.run_all_cells()
+        nb.wait_cell_done(0, timeout=120)
+        out = nb.cell(0)
+        poll(lambda: out.locator(".lossviz .lossviz-panel").count() == 1, 60, "the live plot never showed")
+        nb.page.wait_for_timeout(1500)  # the static image's refresh at the cell's end
+        live_static = out.locator(".lossviz-static img")
+        assert live_static.count() == 1 and not live_static.is_visible()  # hidden while the widget lives
+        nb.screenshot("saved-live", out)
+        nb.cell(0).locator(".jp-InputArea-prompt").click()
+        nb.page.keyboard.press("Control+s")
+        saved = nb.server.root_dir / "saved.ipynb"
+        poll(lambda: len(_saved_outputs(saved)) == 2, 30, "the notebook was not saved with its two outputs")
+        text = saved.read_text()
+        assert "application/vnd.jupyter.widget-state+json" not in text  # JupyterLab's default: no widget state
+
+        # A kernel restart: one "kernel disconnected: static view" line, no broken-link icon per part.
+        nb.cell(0).locator(".jp-InputArea-prompt").click()
+        nb.page.keyboard.press("0")
+        nb.page.keyboard.press("0")
+        root = out.locator(".lossviz").first
+        poll(lambda: "jupyter-widgets-disconnected" in (root.get_attribute("class") or ""), 60,
+             "the plot never showed the kernel as disconnected")
+        marks = root.evaluate("""root => [root, ...root.querySelectorAll('.jupyter-widgets-disconnected')]
+            .map(el => getComputedStyle(el, '::before').content)""")
+        assert marks[0] == '"kernel disconnected: static view (run the cell again to go live)"'
+        assert len(marks) > 5 and all(m in ("none", "normal") for m in marks[1:]), marks  # no icon on the parts
+        nb.screenshot("kernel-disconnected", out)
+
+    browser = request.getfixturevalue("chromium_browser")
+    with running_jupyterlab() as fresh:
+        shutil.copy(saved, fresh.root_dir / "saved.ipynb")
+        context = new_context(browser)
+        try:
+            page = context.new_page()
+            reopened = NotebookPage(page, fresh)
+            reopened.open("saved.ipynb")  # nothing is run
+            out = reopened.cell(0)
+            image = out.locator(".jp-OutputArea-output img")
+            poll(lambda: image.count() == 1 and image.first.is_visible(), 30,
+                 lambda: f"no image in the reopened output: {reopened.output_text(0)!r}")
+            box = image.first.bounding_box()
+            assert box["width"] > 300 and box["height"] > 100
+            assert image.first.evaluate("img => img.naturalWidth") > 300  # decoded, not a broken image
+            reopened.screenshot("saved-reopened", out)
+        finally:
+            context.close()
