@@ -157,11 +157,15 @@ export function fillTooltip(tip, rows, xLabel, cursorX) {
     tr.appendChild(sw);
     tr.appendChild(cell("td", r.info.label, "lossviz-tip-label"));
     tr.appendChild(cell("td", xText(r.x, r.xIsDate, xLabel), "lossviz-tip-x"));
-    tr.appendChild(cell("td", exactText(r.value, r.float32), "lossviz-tip-value"));
-    if (smoothed) {
-      const raw = r.raw === null ? "" : exactText(r.raw, r.rawFloat32);
-      const off = r.raw !== null && r.rawX !== r.x ? ` (at ${xText(r.rawX, r.xIsDate, xLabel)})` : "";
-      tr.appendChild(cell("td", raw + off, "lossviz-tip-raw"));
+    if (!smoothed) {
+      tr.appendChild(cell("td", exactText(r.value, r.float32), "lossviz-tip-value"));
+    } else if (r.raw === null) { // this series is drawn raw (a sparse one): its value is a raw value
+      tr.appendChild(cell("td", "", "lossviz-tip-value"));
+      tr.appendChild(cell("td", exactText(r.value, r.float32), "lossviz-tip-raw"));
+    } else {
+      tr.appendChild(cell("td", exactText(r.value, r.float32), "lossviz-tip-value"));
+      const off = r.rawX !== r.x ? ` (at ${xText(r.rawX, r.xIsDate, xLabel)})` : "";
+      tr.appendChild(cell("td", exactText(r.raw, r.rawFloat32) + off, "lossviz-tip-raw"));
     }
     if (r.info.bucketed) {
       bucketed += 1;

@@ -50,7 +50,7 @@ def test_each_panel_names_its_lines_for_the_browser(plot):
     entries = {e["label"]: e for e in found["loss"].series}
     assert list(entries) == ["loss", "val_loss"]
     for label, e in entries.items():
-        faint, main = lines(plot, "loss", label)
+        main = lines(plot, "loss", label)[1]
         assert e["main"] == f"IPY_MODEL_{main.model_id}"
         assert e["color"] == main.colors[0] and e["dash"] == main.line_style
     # the smoothed loss has its raw line behind it; the sparse val_loss is drawn raw (no second line)
