@@ -16,7 +16,8 @@
 //         (bqplot styles come from stylesheets and --jp-* CSS variables, which a
 //         serialized SVG would lose: getComputedStyle returns them resolved), serialized,
 //         and loaded as an <img> from a Blob URL at the canvas resolution.
-//   * The canvas is (root size) x devicePixelRatio x scale on a white background.
+//   * The canvas is (root size) x devicePixelRatio x scale on the background the plot is seen on
+//     (the theme's: dark in JupyterLab Dark), white when no element sets one.
 // Then the PNG bytes go to the kernel with model.send(...) and, for a click, a download
 // starts. Every wait is bounded (TIMEOUT_MS); a failure is sent as {ok: false, error} and
 // shown in the button's tooltip.
@@ -52,6 +53,16 @@ function withTimeout(promise, ms, what) {
     timer = setTimeout(() => reject(new Error(`${what} timed out after ${ms / 1000} s`)), ms);
   });
   return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+}
+
+// The colour the plot is seen on: the first opaque background of the root or its ancestors
+// (the notebook's, so a dark theme gives a dark PNG); white when there is none.
+function themeBackground(el) {
+  for (let e = el; e; e = e.parentElement) {
+    const bg = getComputedStyle(e).backgroundColor;
+    if (!isTransparent(bg)) return bg;
+  }
+  return "#ffffff";
 }
 
 function isTransparent(color) {
@@ -356,7 +367,7 @@ async function capture(root, scale) {
   canvas.width = width;
   canvas.height = height;
   const ctx = canvas.getContext("2d");
-  ctx.fillStyle = "#ffffff";
+  ctx.fillStyle = themeBackground(root);
   ctx.fillRect(0, 0, width, height);
   ctx.setTransform(width / origin.width, 0, 0, height / origin.height, 0, 0);
   for (const op of ops) {

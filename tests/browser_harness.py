@@ -100,6 +100,7 @@ if TYPE_CHECKING:  # playwright is imported lazily so a missing package fails at
 __all__ = [
     "ARTIFACTS_DIR",
     "CHROMIUM_ARGS",
+    "DARK_THEME",
     "LAB_SETTINGS",
     "LINE_VERTICES_JS",
     "HarnessError",
@@ -153,6 +154,9 @@ LAB_SETTINGS: dict[str, dict[str, Any]] = {
     # Never ask before restarting a kernel.
     "@jupyterlab/apputils-extension/sessionDialogs": {"skipKernelRestartDialog": True},
 }
+
+#: The user setting that selects JupyterLab's dark theme: ``(plugin, values)`` for ``lab_settings``.
+DARK_THEME: tuple[str, dict[str, Any]] = ("@jupyterlab/apputils-extension/themes", {"theme": "JupyterLab Dark"})
 
 T = TypeVar("T")
 
@@ -318,12 +322,16 @@ class JupyterLabServer:
                     os.kill(pid, signal.SIGKILL)
 
 
-def start_jupyterlab(workdir: Path, log_path: Path, timeout: float = 90.0) -> JupyterLabServer:
+def start_jupyterlab(workdir: Path, log_path: Path, timeout: float = 90.0, *, app: str = "jupyterlab",
+                     lab_settings: dict[str, dict[str, Any]] = LAB_SETTINGS) -> JupyterLabServer:
     """Start ``python -m jupyterlab`` isolated under ``workdir``; return once ``/api/status`` answers.
 
     ``workdir/root`` is the notebook root, the Jupyter config/data/runtime and lab
     settings/workspaces dirs are siblings of it. The server gets its own session (Ctrl+C in
-    the terminal running pytest does not hit it) and logs to ``log_path``.
+    the terminal running pytest does not hit it) and logs to ``log_path``. ``app="notebook"``
+    starts Jupyter Notebook 7 instead (same server options, notebooks at ``/notebooks/NAME``);
+    ``lab_settings`` are the user settings written first (add a theme to test one:
+    ``{**LAB_SETTINGS, DARK_THEME[0]: DARK_THEME[1]}``).
     """
     root = workdir / "root"
     dirs = {
@@ -336,7 +344,7 @@ def start_jupyterlab(workdir: Path, log_path: Path, timeout: float = 90.0) -> Ju
     }
     for d in (root, *dirs.values()):
         d.mkdir(parents=True, exist_ok=True)
-    write_lab_settings(dirs["JUPYTERLAB_SETTINGS_DIR"])
+    write_lab_settings(dirs["JUPYTERLAB_SETTINGS_DIR"], lab_settings)
     env = {k: v for k, v in os.environ.items() if k not in ("JUPYTER_PATH", "JUPYTER_PLATFORM_DIRS")}
     env.update({k: str(v) for k, v in dirs.items()})
     env["PYTHONUNBUFFERED"] = "1"
@@ -344,7 +352,7 @@ def start_jupyterlab(workdir: Path, log_path: Path, timeout: float = 90.0) -> Ju
     token = secrets.token_hex(24)
     port = free_port()
     cmd = [
-        sys.executable, "-m", "jupyterlab",
+        sys.executable, "-m", app,
         "--no-browser",
         "--ip=127.0.0.1",
         f"--port={port}",
@@ -353,10 +361,13 @@ def start_jupyterlab(workdir: Path, log_path: Path, timeout: float = 90.0) -> Ju
         f"--IdentityProvider.token={token}",
         "--allow-root",  # harmless for other users; containers often run as root
         "--ServerApp.terminals_enabled=False",
-        "--LabApp.news_url=None",
-        "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
-        "--LabApp.extension_manager=readonly",  # never query PyPI
     ]  # fmt: skip
+    if app == "jupyterlab":
+        cmd += [
+            "--LabApp.news_url=None",
+            "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
+            "--LabApp.extension_manager=readonly",  # never query PyPI
+        ]
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with open(log_path, "wb") as log_file:  # the server writes to its own copy of the descriptor
         log_file.write(f"$ {' '.join(cmd)}\n".replace(token, "<token>").encode())
@@ -405,12 +416,16 @@ def check_kernel_process(server: JupyterLabServer) -> list[str]:
 
 
 @contextlib.contextmanager
-def running_jupyterlab(artifacts: Path | None = None) -> Iterator[JupyterLabServer]:
-    """A temporary isolated JupyterLab server; its log is kept as ``<artifacts>/jupyterlab-server.log``."""
+def running_jupyterlab(artifacts: Path | None = None, *, app: str = "jupyterlab",
+                       lab_settings: dict[str, dict[str, Any]] = LAB_SETTINGS) -> Iterator[JupyterLabServer]:
+    """A temporary isolated JupyterLab (or, ``app="notebook"``, Notebook 7) server; its log is kept
+    as ``<artifacts>/jupyterlab-server.log`` (``<app>-server.log`` for another app or settings)."""
     artifacts = artifacts or artifacts_dir()
     workdir = Path(tempfile.mkdtemp(prefix="lossviz-lab-"))
+    own = app == "jupyterlab" and lab_settings is LAB_SETTINGS
+    log_name = "jupyterlab-server.log" if own else f"{app}-{secrets.token_hex(3)}-server.log"
     try:
-        server = start_jupyterlab(workdir, artifacts / "jupyterlab-server.log")
+        server = start_jupyterlab(workdir, artifacts / log_name, app=app, lab_settings=lab_settings)
         try:
             yield server
         finally:

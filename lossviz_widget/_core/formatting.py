@@ -4,7 +4,18 @@ from __future__ import annotations
 
 import math
 
-__all__ = ["format_number", "step_attr"]
+__all__ = ["TEXT_COLORS", "format_number", "step_attr"]
+
+#: Colours of text in the HTML parts (readout, status line, findings), as CSS: a variable that
+#: ``js/lossviz.css`` sets for light and dark JupyterLab themes (each with >= 4.5:1 contrast), and a
+#: fallback readable on white for pages without that stylesheet (the HTML report, nbconvert).
+TEXT_COLORS = {
+    "muted": "var(--lossviz-muted, #595959)",
+    "error": "var(--lossviz-error, #c62828)",
+    "warning": "var(--lossviz-warning, #a04a00)",
+    "info": "var(--lossviz-info, #1565c0)",
+    "rewind": "var(--lossviz-rewind, #00727d)",
+}
 
 
 def format_number(v: float) -> str:

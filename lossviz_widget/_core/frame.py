@@ -115,6 +115,8 @@ class SeriesFrame:
     label: str = ""
     dash: str = "solid"  # one of DASHES
     opacity: float = 1.0  # FADED when another run is highlighted
+    # logged points in the drawn x range: more than len(x) means each drawn point is a bucket's min or max
+    in_view: int = 0
     smoothing: float = 0.0  # the weight this series was smoothed with (0: the main line is raw; see _core.sparse)
     left_out: int = 0  # points at x <= 0 not drawn on a log x axis
 
@@ -508,6 +510,7 @@ class FrameBuilder:
             state.name, "", as_x(main_idx), _wire_y(main_y),  # colour and style: set by build()
             None if faint_idx is None else as_x(faint_idx), None if faint_y is None else _wire_y(faint_y),
             as_x(raw_idx[~np.isfinite(raw_y)]), run=state.run, smoothing=s.smoothing, left_out=left_out,
+            in_view=i1 - i0,
         )
 
     def _panel(self, family: str, states: list[_MetricState], s: ViewSettings,

@@ -9,9 +9,11 @@ and as a "Download CSV" link made from a ``data:`` URI.
 
 Why it is built this way:
 
-* **Offline and inert.** No CDN, no external URL, no JavaScript: everything is
-  visible with scripts disabled, and a Content-Security-Policy ``<meta>`` forbids
-  scripts and network fetches, as a second line of defence.
+* **Offline and inert.** No CDN, no external URL: everything is visible with scripts
+  disabled, and a Content-Security-Policy ``<meta>`` forbids network fetches and every
+  script but one, pinned by its sha256: the hover readout and crosshair over the chart
+  (``js/hover.js``, the live widget's own readout code, then ``js/report_hover.js``), which
+  reads the lines exactly as drawn from a second JSON block (``#lossviz-drawn``).
 * **Escaped.** Every user string (title, metric names, settings) goes through
   :func:`html.escape`; the JSON block escapes ``<``, ``>`` and ``&`` as
   ``\\u003c``/``\\u003e``/``\\u0026`` (so ``</script>`` or ``<!--`` in a metric
@@ -25,6 +27,7 @@ Why it is built this way:
 from __future__ import annotations
 
 import base64
+import hashlib
 import html
 import json
 import re
@@ -36,16 +39,49 @@ from .._core.formatting import format_number
 from .._core.frame import Frame
 from .._model import MetricHistory, RunData, as_runs
 from ..diagnostics import Finding, findings_html
+from .assets import js_file
 from .data_files import CSV_HEADER, csv_bytes, json_safe_floats
-from .images import image_bytes
+from .images import image_bytes, render_figure
 from .tables import readout_html, run_label_html
 
-__all__ = ["DATA_ELEMENT_ID", "render_report"]
+__all__ = ["DATA_ELEMENT_ID", "DRAWN_ELEMENT_ID", "render_report"]
 
 #: ``id`` of the embedded JSON data block.
 DATA_ELEMENT_ID = "lossviz-data"
-# Scripts and fetches are forbidden; only inline styles (and data: images) are allowed.
-_CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:; base-uri 'none'; form-action 'none'"
+#: ``id`` of the JSON block of the lines as the chart draws them (read by the hover readout).
+DRAWN_ELEMENT_ID = "lossviz-drawn"
+# Fetches are forbidden; only inline styles (and data: images) and the one hover script are allowed.
+_CSP = ("default-src 'none'; style-src 'unsafe-inline'; img-src data:; base-uri 'none'; form-action 'none'; "
+        "script-src '{script_hash}'")
+
+
+def _hover_script() -> str:
+    """The report's one script: the live widget's readout module followed by the report's glue."""
+    text = js_file("hover.js").read_text(encoding="utf-8") + "\n" + js_file("report_hover.js").read_text(
+        encoding="utf-8")
+    if "</script" in text.lower() or "<!--" in text:  # would end the inline <script> early
+        raise RuntimeError("js/hover.js or js/report_hover.js contains '</script' or '<!--'")
+    return text
+
+
+def _drawn_panels(frame: Frame) -> dict[str, object]:
+    """Each panel's plot area (fractions of the chart, y up) and x limits, from the same matplotlib
+    layout as the chart, and its lines exactly as drawn (the hover readout's input)."""
+    fig = render_figure(frame)
+    panels = []
+    for ax, pf in zip(fig.axes, frame.panels, strict=False):
+        box = ax.get_position()
+        panels.append({
+            "family": pf.family, "box": [box.x0, box.y0, box.x1, box.y1], "xlim": [float(v) for v in ax.get_xlim()],
+            "series": [{"key": str(sf.key), "label": sf.label or sf.name, "color": sf.color, "dash": sf.dash,
+                        "bucketed": sf.in_view > len(sf.x), "float32": sf.y.dtype == np.float32,
+                        "x": json_safe_floats(sf.x), "y": json_safe_floats(sf.y),
+                        "raw_x": None if sf.raw_x is None else json_safe_floats(sf.raw_x),
+                        "raw_y": None if sf.raw_y is None else json_safe_floats(sf.raw_y)}
+                       for sf in pf.series],
+        })
+    return {"x_label": frame.x_label, "panels": panels}
+
 
 _STYLE = """
 :root { color-scheme: light; }
@@ -143,8 +179,9 @@ def render_report(
     ``frame`` is what to draw (e.g. ``plot.frame()``), ``data`` the
     full-resolution history to embed: ``run -> metric -> history``, or one run's
     ``metric -> history`` (e.g. ``plot.history``); ``settings`` the
-    view settings to list (e.g. smoothing, log y). The page needs no network and
-    no JavaScript: the chart is inline SVG, the data an embedded JSON block
+    view settings to list (e.g. smoothing, log y). The page needs no network, and no
+    JavaScript to be read (one script, pinned in the CSP, adds the hover readout over the
+    chart on a step or relative-time axis): the chart is inline SVG, the data an embedded JSON block
     (``#lossviz-data``: ``{"metrics": [{"run", "name", "steps", "values", "wall_time"}], ...}``
     with NaN/±Inf as strings, see :func:`json_safe_floats`) plus a CSV ``data:``
     link. ``findings`` (diagnostics) are listed under the table. Every user string is escaped.
@@ -188,6 +225,10 @@ def render_report(
             for run, name, h in series
         ],
     }
+    # The hover readout reads step x values; on a time axis the chart's x units are matplotlib's own.
+    drawn = _drawn_panels(frame) if not frame.x_is_date and frame.panels else {"x_label": "", "panels": []}
+    script = _hover_script()
+    csp = _CSP.format(script_hash="sha256-" + base64.b64encode(hashlib.sha256(script.encode()).digest()).decode())
     csv_data = csv_bytes(RunData(runs, title))
     csv_uri = "data:text/csv;charset=utf-8;base64," + base64.b64encode(csv_data).decode("ascii")
     heading = title or "Loss curves"
@@ -201,11 +242,11 @@ def render_report(
 <html lang="en">
 <head>
 <meta charset="utf-8">
-<meta http-equiv="Content-Security-Policy" content="{_CSP}">
+<meta http-equiv="Content-Security-Policy" content="{csp}">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <meta name="generator" content="lossviz_widget">
 <title>{esc(heading)}</title>
-<style>{_STYLE}</style>
+<style>{_STYLE}{js_file("lossviz.css").read_text(encoding="utf-8")}</style>
 </head>
 <body>
 <main class="lossviz-report">
@@ -235,6 +276,8 @@ def render_report(
 <footer>Made with lossviz_widget.</footer>
 </main>
 <script type="application/json" id="{DATA_ELEMENT_ID}">{_script_json(document)}</script>
+<script type="application/json" id="{DRAWN_ELEMENT_ID}">{_script_json(drawn)}</script>
+<script type="module">{script}</script>
 </body>
 </html>
 """

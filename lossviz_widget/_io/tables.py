@@ -6,7 +6,7 @@ from __future__ import annotations
 import html
 import math
 
-from .._core.formatting import format_number, step_attr
+from .._core.formatting import TEXT_COLORS, format_number, step_attr
 from .._core.frame import ReadoutRow, RunRow
 
 __all__ = ["readout_html", "run_label_html"]
@@ -17,10 +17,10 @@ def run_label_html(row: RunRow) -> str:
     name = html.escape(row.name, quote=True)
     if row.metric and not math.isnan(row.best):
         which = "max" if row.higher_is_better else "min"
-        best = (f'<span style="color:#555">best {html.escape(row.metric)} ({which}) '
+        best = (f'<span style="color:{TEXT_COLORS["muted"]}">best {html.escape(row.metric)} ({which}) '
                 f"<b>{format_number(row.best)}</b> at step {format_number(row.best_step)}</span>")
     else:
-        best = '<span style="color:#999">no value yet</span>'
+        best = f'<span style="color:{TEXT_COLORS["muted"]}">no value yet</span>'
     return (f'<span data-run="{name}" style="font-size:12px">'
             f'<span style="display:inline-block;width:14px;height:4px;margin:0 6px 3px 0;background:{row.color}">'
             f"</span><b>{name}</b> &nbsp; {best}</span>")
@@ -30,7 +30,8 @@ def readout_html(rows: list[ReadoutRow]) -> str:
     """A table of the latest and best value of each metric (names escaped); with several runs, of each
     (run, metric), grouped by run: one ``<tbody>`` per run, its name once, spanning its rows."""
     if not rows:
-        return '<div class="lossviz-empty" style="color:#777">No values logged yet: call plot.log(loss=...)</div>'
+        return (f'<div class="lossviz-empty" style="color:{TEXT_COLORS["muted"]}">'
+                "No values logged yet: call plot.log(loss=...)</div>")
     runs: dict[str, list[ReadoutRow]] = {}
     for r in rows:
         runs.setdefault(r.run, []).append(r)
@@ -46,7 +47,7 @@ def readout_html(rows: list[ReadoutRow]) -> str:
             name = html.escape(r.name, quote=True)
             run = html.escape(r.run, quote=True)
             arrow = "&#9650;" if r.higher_is_better else "&#9660;"  # which way is better
-            bad = ' style="color:#d62728;font-weight:bold"' if r.nonfinite else ""
+            bad = f' style="color:{TEXT_COLORS["error"]};font-weight:bold"' if r.nonfinite else ""
             first = several and not i  # the run's name once, spanning its rows
             run_cell = f'<td rowspan="{len(run_rows)}" style="vertical-align:top">{run}</td>' if first else ""
             body.append(
@@ -67,7 +68,9 @@ def readout_html(rows: list[ReadoutRow]) -> str:
 
 def _rewound(note: str) -> str:
     """A mark after the step of a series that was resumed (a step rewind), the note as its tooltip."""
-    return f' <span title="{html.escape(note, quote=True)}" style="color:#17becf">&#8634;</span>' if note else ""
+    if not note:
+        return ""
+    return f' <span title="{html.escape(note, quote=True)}" style="color:{TEXT_COLORS["rewind"]}">&#8634;</span>'
 
 
 def _best_cells(r: ReadoutRow, arrow: str) -> str:

@@ -3,7 +3,9 @@
 All panels share one x scale, so sparse validation points line up with dense
 training points across panels. Each series (one metric of one run) is two
 ``Lines`` marks: a faint raw line (shown behind the smoothed one) and the main
-line that carries the legend entry. Non-finite values are drawn as gaps plus a
+line that carries the legend entry. The legend itself, a crosshair and the hover readout
+are drawn in the browser by a :class:`~lossviz_widget._ui.hover.HoverLayer` above each Figure
+(bqplot's own legend sits inside the plot area, over the curves). Non-finite values are drawn as gaps plus a
 triangle marker at the top of the panel.
 
 Runs: marks are added as runs appear; a hidden run's marks are made invisible
@@ -43,10 +45,9 @@ from collections.abc import Callable
 import numpy as np
 from bqplot import Axis, DateScale, Figure, LinearScale, Lines, LogScale, Scatter
 from bqplot.interacts import PanZoom
-from ipywidgets import Box, Layout
+from ipywidgets import Box, Layout, VBox
 
 from .._core.frame import Frame, PanelFrame, SeriesFrame
-from .._core.grouping import higher_is_better
 from .._core.limits import (
     MIN_X_SPAN,
     clamp_to_data,
@@ -57,6 +58,7 @@ from .._core.limits import (
     widen_to_min_span,
 )
 from .._core.run_groups import BAND_OPACITY
+from .hover import HoverLayer, series_entry
 
 __all__ = ["PanelGrid"]
 
@@ -153,9 +155,9 @@ class _Panel:
         self._cleared: set[object] = set()
         self._old_y_scale: LinearScale | LogScale | None = None  # closed once no mark uses it
         self.settling = False  # scales switched in the last apply(): the axes get their own ticks in the next
-        self.x_axis = Axis(scale=x_scale, label=x_label, grid_lines="solid", grid_color="#e8e8e8")
+        self.x_axis = Axis(scale=x_scale, label=x_label, grid_lines="solid")  # colours: js/lossviz.css
         self.y_axis = Axis(scale=self.y_scale, side="left", tick_format=".3~g",
-                           grid_lines="solid", grid_color="#e8e8e8")
+                           grid_lines="solid")
         self.markers = Scatter(
             x=_EMPTY, y=_EMPTY, scales=self._scales(), marker="triangle-down", default_size=48,
             stroke="black", stroke_width=0.5, visible=False, display_legend=False,
@@ -170,16 +172,18 @@ class _Panel:
         self.figure = Figure(
             interaction=self.panzoom,
             marks=[self.markers, self.findings], axes=[self.x_axis, self.y_axis], title=family, animation_duration=0,
-            # rising curves (accuracy) end top-right, falling ones (loss) bottom-right: keep the legend clear
-            legend_location="bottom-right" if higher_is_better(family) else "top-right",
             fig_margin={"top": 40, "bottom": 45, "left": 60, "right": 40},
             min_aspect_ratio=0.01, max_aspect_ratio=100,
             # bqplot's hover toolbar: its Reset throws unless its own pan/zoom button was pressed first
             # (no panzoom model yet), and "follow latest" is the reset here
             display_toolbar=False,
-            layout=Layout(flex="1 1 420px", min_width="320px", height=f"{height}px"),
+            layout=Layout(width="100%", height=f"{height}px"),
         )
         self.figure.add_class("lossviz-panel")
+        # the legend (outside the plot area), crosshair and hover readout: see _ui/hover.py
+        self.layer = HoverLayer()
+        self.box = VBox([self.layer, self.figure], layout=Layout(flex="1 1 420px", min_width="320px"))
+        self.box.add_class("lossviz-panel-box")
 
     def _scales(self) -> dict:
         return {"x": self.x_scale, "y": self.y_scale}
@@ -352,6 +356,7 @@ class _Panel:
         if pf.changed or rescale:
             sent += _set_points(self.markers, pf.marker_x, pf.marker_y, pf.marker_colors)
             sent += _set_points(self.findings, pf.finding_x, pf.finding_y, pf.finding_colors)
+        sent += self.layer.show(self._entries(pf), self.x_axis.label)
         old, self._old_y_scale = self._old_y_scale, None
         if old is not None:  # only once no mark refers to it any more
             old.close()
@@ -360,6 +365,17 @@ class _Panel:
             self.figure.title = title
             sent += 1
         return sent
+
+    def _entries(self, pf: PanelFrame) -> list[dict]:
+        """The hover layer's legend/readout entries: the shown series, then the run groups' lines."""
+        entries = []
+        for sf in pf.series:
+            faint, main = self.lines[sf.key]
+            entries.append(series_entry(sf.key, sf.label or sf.name, sf.color, sf.dash, main,
+                                        faint if sf.raw_x is not None else None, sf.in_view > len(sf.x)))
+        for b in pf.bands:
+            entries.append(series_entry(b.key, b.label, b.color, "solid", self.bands[b.key][1]))
+        return entries
 
     def _auto_y(self, pf: PanelFrame, current: tuple) -> tuple:
         extent = _extent([a for sf in pf.series for a in (sf.y, sf.raw_y)]
@@ -376,7 +392,8 @@ class _Panel:
         return clamp_to_data(*held, *extent, log=pf.log_y)
 
     def close(self) -> None:
-        for w in [*self._marks(), self.x_axis, self.y_axis, self.y_scale, self.panzoom, self.figure]:
+        for w in [*self._marks(), self.x_axis, self.y_axis, self.y_scale, self.panzoom, self.figure, self.layer,
+                  self.box]:
             w.close()
 
 
@@ -541,9 +558,9 @@ class PanelGrid:
         if old is not None:  # only once no mark or axis refers to it any more
             old.close()
         self.settling = any(p.settling for p in self.panels.values())
-        figures = tuple(p.figure for p in self.panels.values())
-        if self.box.children != figures:
-            self.box.children = figures
+        boxes = tuple(p.box for p in self.panels.values())
+        if self.box.children != boxes:
+            self.box.children = boxes
             sent += 1
         return sent
 

@@ -17,18 +17,18 @@ So :meth:`SnapshotButton.request` never waits; ask in one cell, read
 from __future__ import annotations
 
 import collections
-import importlib.resources
 import math
 import struct
 import threading
 import uuid
 from collections.abc import Callable, Sequence
-from pathlib import Path
 from typing import Any
 
 import anywidget
 from ipywidgets import CallbackDispatcher
 from traitlets import Bytes, Float, TraitError, Unicode, validate
+
+from .._io.assets import js_file
 
 __all__ = ["ESM_PATH", "PNG_SIGNATURE", "SnapshotButton"]
 
@@ -36,17 +36,8 @@ PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _REMEMBERED_IDS = 256  # answered request ids kept to drop duplicate replies (two views)
 
 
-def _esm_path() -> Path:
-    """``snapshot.js`` from the installed package (the wheel ships ``js/`` as
-    ``lossviz_widget/js/``), else from the repository's ``js/`` (editable install)."""
-    packaged = importlib.resources.files("lossviz_widget") / "js" / "snapshot.js"
-    if packaged.is_file():
-        return Path(str(packaged))
-    return Path(__file__).resolve().parents[2] / "js" / "snapshot.js"
-
-
 #: The front-end module loaded by anywidget.
-ESM_PATH = _esm_path()
+ESM_PATH = js_file("snapshot.js")
 
 
 def png_problem(data: bytes, width: Any = None, height: Any = None) -> str | None:

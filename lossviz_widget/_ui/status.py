@@ -9,7 +9,7 @@ from __future__ import annotations
 import html
 from collections.abc import Sequence
 
-from .._core.formatting import format_number
+from .._core.formatting import TEXT_COLORS, format_number
 from .._core.frame import ReadoutRow
 
 __all__ = ["status_html"]
@@ -27,8 +27,9 @@ def status_html(rows: Sequence[ReadoutRow], errors: Sequence[str], notes: Sequen
     what = f"{runs} runs, {len(rows)} series" if runs > 1 else f"{len(rows)} metrics"
     parts.append(f"{what}, {points:,} points")
     if nonfinite:
-        parts.append(f'<span style="color:#d62728">&#9660; {nonfinite:,} non-finite (NaN/Inf) values</span>')
-    parts += [f'<span style="color:#17becf">&#8634; {html.escape(n)}</span>' for n in rewinds]
-    parts += [f'<span style="color:#d62728">{html.escape(e)}</span>' for e in errors]
+        parts.append(f'<span style="color:{TEXT_COLORS["error"]}">&#9660; {nonfinite:,} non-finite (NaN/Inf) '
+                     "values</span>")
+    parts += [f'<span style="color:{TEXT_COLORS["rewind"]}">&#8634; {html.escape(n)}</span>' for n in rewinds]
+    parts += [f'<span style="color:{TEXT_COLORS["error"]}">{html.escape(e)}</span>' for e in errors]
     parts += [html.escape(note) for note in notes]
-    return '<span style="font-size:11px;color:#555">' + " &middot; ".join(parts) + "</span>"
+    return f'<span style="font-size:11px;color:{TEXT_COLORS["muted"]}">' + " &middot; ".join(parts) + "</span>"

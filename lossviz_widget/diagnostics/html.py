@@ -13,8 +13,8 @@ from __future__ import annotations
 import html
 from collections.abc import Sequence
 
-from .._core.formatting import step_attr
-from .findings import SEVERITIES, SEVERITY_COLORS, Finding, fmt
+from .._core.formatting import TEXT_COLORS, step_attr
+from .findings import SEVERITIES, Finding, fmt
 
 __all__ = ["SHOWN", "findings_html"]
 
@@ -30,12 +30,13 @@ def _row(group: list[Finding]) -> str:
     f = group[-1]
     step = step_attr(f.step) if f.step == f.step else "nan"
     run = f' data-run="{_e(f.run)}"' if f.run is not None else ""
-    more = (f' <span class="lossviz-finding-count" style="color:#777">({len(group)} times, latest at step '
+    more = (f' <span class="lossviz-finding-count" style="color:{TEXT_COLORS["muted"]}">'
+            f"({len(group)} times, latest at step "
             f"{_e(fmt(f.step))})</span>" if len(group) > 1 else "")
     return (
         f'<li class="lossviz-finding" data-code="{_e(f.code)}" data-severity="{_e(f.severity)}" '
         f'data-metric="{_e(f.metric)}" data-step="{_e(step)}" data-count="{len(group)}"{run}>'
-        f'<b style="color:{SEVERITY_COLORS.get(f.severity, "#555")}">{_e(f.severity)}</b> '
+        f'<b style="color:{TEXT_COLORS.get(f.severity, TEXT_COLORS["muted"])}">{_e(f.severity)}</b> '
         f"{'' if f.run is None else f'[{_e(f.run)}] '}{_e(f.message)} <i>{_e(f.suggestion)}</i>{more}</li>"
     )
 
@@ -65,7 +66,7 @@ def findings_html(findings: Sequence[Finding], limit: int | None = None) -> str:
                      f"{len(rest)} more ({_e(what)})</summary>"
                      f'<ul style="padding-left:18px;margin:2px 0">{"".join(_row(g) for g in rest)}</ul></details></li>')
     if hidden:
-        items.append(f'<li class="lossviz-findings-hidden" style="list-style:none;color:#777">'
+        items.append(f'<li class="lossviz-findings-hidden" style="list-style:none;color:{TEXT_COLORS["muted"]}">'
                      f"{hidden} more kinds of findings: plot.diagnose() lists all</li>")
     return ('<ul class="lossviz-findings" style="margin:4px 0;padding-left:18px;font-size:12px;line-height:1.4;'
             'max-height:11em;overflow-y:auto">' + "".join(items) + "</ul>")

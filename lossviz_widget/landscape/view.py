@@ -28,7 +28,7 @@ import numpy as np
 from bqplot import Axis, ColorAxis, ColorScale, Figure, HeatMap, LinearScale, Lines, LogScale, Scatter
 from traitlets import Bool
 
-from .._core.formatting import format_number
+from .._core.formatting import TEXT_COLORS, format_number
 from .grid import Landscape
 from .picture import contour_levels, contour_lines, nearest_fill, shown_values
 from .runner import Runner
@@ -201,7 +201,7 @@ class LandscapeView(widgets.VBox):
             text += f"; mean projection residual {format_number(float(np.mean(land.path.residual)))}"
         body = html.escape(text)
         if land.error:
-            body += f' <span style="color:#d62728">{html.escape(land.error)}</span>'
+            body += f' <span style="color:{TEXT_COLORS["error"]}">{html.escape(land.error)}</span>'
         return f'<span style="font-size:12px;font-variant-numeric:tabular-nums">{body}</span>'
 
     # -- display ------------------------------------------------------------------------

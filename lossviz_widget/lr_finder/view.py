@@ -19,7 +19,7 @@ import ipywidgets as widgets
 import numpy as np
 from bqplot import Axis, Figure, LinearScale, Lines, LogScale, Scatter
 
-from .._core.formatting import format_number
+from .._core.formatting import TEXT_COLORS, format_number
 from .suggest import Suggestion
 
 __all__ = ["LRFinderPlot"]
@@ -101,7 +101,8 @@ class LRFinderPlot(widgets.VBox):
 
     @staticmethod
     def _status_html(text: str) -> str:
-        return f'<div class="lossviz-lr-status" style="color:#555;font-size:12px">{html.escape(text)}</div>'
+        return (f'<div class="lossviz-lr-status" style="color:{TEXT_COLORS["muted"]};font-size:12px">'
+                f"{html.escape(text)}</div>")
 
     @staticmethod
     def _table_html(suggestions: Mapping[str, Suggestion], stop_reason: str) -> str:

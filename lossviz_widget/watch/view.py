@@ -21,6 +21,7 @@ import numpy as np
 from bqplot import Axis, ColorAxis, ColorScale, Figure, HeatMap, LinearScale, Tooltip
 from ipywidgets import Layout
 
+from .._core.formatting import TEXT_COLORS
 from .series import LOG_QUANTITIES, QUANTITIES, Heat, WatchedSeries
 
 __all__ = ["WatchView"]
@@ -74,7 +75,7 @@ class _Map:
         if heat.labels != self._labels:
             self._labels = heat.labels
             items = ", ".join(f"{i}&nbsp;{html.escape(name)}" for i, name in enumerate(heat.labels))
-            self.rows.value = f'<div style="font-size:11px;color:#555">rows: {items}</div>'
+            self.rows.value = f'<div style="font-size:11px;color:{TEXT_COLORS["muted"]}">rows: {items}</div>'
 
 
 class WatchView:

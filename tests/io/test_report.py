@@ -24,6 +24,7 @@ from PIL import Image
 from lossviz_widget._io.data_files import CSV_HEADER, floats_from_json
 from lossviz_widget._io.report import (
     DATA_ELEMENT_ID,
+    DRAWN_ELEMENT_ID,
     render_report,
 )
 
@@ -223,9 +224,9 @@ def test_hostile_names_stay_text(loaded, report):
     assert seen["dialogs"] == []
     assert page.title() == TITLE
     assert page.inner_text("h1") == TITLE
-    # Only the JSON data block is a script; nothing injected.
+    # The two JSON blocks and the hover module are the only scripts; nothing injected.
     assert page.evaluate("Array.from(document.scripts, s => s.id + ':' + s.type)") == [
-        f"{DATA_ELEMENT_ID}:application/json"
+        f"{DATA_ELEMENT_ID}:application/json", f"{DRAWN_ELEMENT_ID}:application/json", ":module"
     ]
     assert page.evaluate("document.querySelectorAll('img, [onerror], [onload], [onclick]').length") == 0
     cells = page.evaluate("Array.from(document.querySelectorAll('#lossviz-readout td'), td => td.textContent)")
@@ -242,5 +243,41 @@ def test_content_visible_without_javascript(browser, report):
         assert page.locator("#lossviz-readout tr[data-metric]").count() == len(METRICS + HOSTILE)
         assert page.locator("#lossviz-csv").get_attribute("href").startswith("data:text/csv;")
         assert seen["requests"] == [] and seen["dialogs"] == []
+    finally:
+        context.close()
+
+
+def test_hover_readout_over_the_chart_with_the_csp_on(browser, report):
+    """The page's own CSP lets exactly its hover script run: hovering the first panel shows, per
+    series, the step and value of the nearest drawn point, exactly as in the frame, and a
+    crosshair in every panel."""
+    context, page, seen = open_offline(browser, report["path"].as_uri())
+    try:
+        frame = report["frame"]
+        drawn = page.evaluate(f"JSON.parse(document.getElementById('{DRAWN_ELEMENT_ID}').textContent)")
+        first = drawn["panels"][0]
+        chart = page.locator("svg.lossviz-chart").bounding_box()
+        x0, y0, x1, y1 = first["box"]
+        fraction = 0.4
+        page.mouse.move(chart["x"] + (x0 + fraction * (x1 - x0)) * chart["width"],
+                        chart["y"] + (1 - (y0 + y1) / 2) * chart["height"])
+        page.wait_for_selector(".lossviz-tooltip tr[data-key]", state="visible", timeout=5000)
+        rows = page.evaluate("""() => Array.from(document.querySelectorAll('.lossviz-tooltip tr[data-key]'),
+            tr => [tr.querySelector('.lossviz-tip-label').textContent, tr.querySelector('.lossviz-tip-x').textContent,
+                   tr.querySelector('.lossviz-tip-value').textContent])""")
+        pf = frame.panels[0]
+        assert {r[0] for r in rows} == {sf.label or sf.name for sf in pf.series}
+        x = first["xlim"][0] + fraction * (first["xlim"][1] - first["xlim"][0])
+        for label, step, value in rows:
+            sf = next(s for s in pf.series if (s.label or s.name) == label)
+            i = int(np.argmin(np.abs(sf.x - x)))
+            assert float(step.replace(",", "")) == sf.x[i]
+            assert np.float32(float(value)) == np.float32(sf.y[i]), (label, value, sf.y[i])
+        crosshairs = page.evaluate("() => [...document.querySelectorAll('.lossviz-crosshair')]"
+                                   ".filter(c => c.style.display === 'block').length")
+        assert crosshairs == len(drawn["panels"])
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / "report-hover.png"))
+        assert seen["errors"] == [] and seen["requests"] == []
     finally:
         context.close()

@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 from traitlets import TraitError
 
+from lossviz_widget._io import assets
 from lossviz_widget._ui import snapshot as snapshot_module
 from lossviz_widget._ui.snapshot import ESM_PATH, PNG_SIGNATURE, SnapshotButton, png_problem
 
@@ -88,12 +89,11 @@ def test_esm_is_the_js_module():
 def test_esm_prefers_the_installed_package(tmp_path, monkeypatch):
     (tmp_path / "js").mkdir()
     (tmp_path / "js" / "snapshot.js").write_text("export default {};")
-    # private on purpose: ESM_PATH is resolved once, at import; this is the function that resolves it
-    esm_path = snapshot_module._esm_path
-    monkeypatch.setattr(snapshot_module.importlib.resources, "files", lambda _pkg: tmp_path)
-    assert esm_path() == tmp_path / "js" / "snapshot.js"
-    monkeypatch.setattr(snapshot_module.importlib.resources, "files", lambda _pkg: tmp_path / "missing")
-    assert esm_path() == Path(snapshot_module.__file__).resolve().parents[2] / "js" / "snapshot.js"
+    # ESM_PATH is resolved once, at import, by js_file (also used for hover.js, lossviz.css, the report)
+    monkeypatch.setattr(assets.importlib.resources, "files", lambda _pkg: tmp_path)
+    assert assets.js_file("snapshot.js") == tmp_path / "js" / "snapshot.js"
+    monkeypatch.setattr(assets.importlib.resources, "files", lambda _pkg: tmp_path / "missing")
+    assert assets.js_file("snapshot.js") == Path(snapshot_module.__file__).resolve().parents[2] / "js" / "snapshot.js"
 
 
 def test_valid_reply_is_accepted_and_calls_back(btn):

@@ -1,0 +1,350 @@
+// Legend, crosshair and hover readout of one LossPlot panel, computed in the browser.
+//
+// Loaded by anywidget (`lossviz_widget._ui.hover.HoverLayer._esm`); plain ES module, no
+// imports, no build step. One HoverLayer sits above each bqplot Figure, in the same box
+// (`.lossviz-panel-box`), and draws:
+//   * the legend: one entry per series (colour, dash, label), outside the plot area, so it
+//     never covers data. A click hides/shows that series in this browser tab: its bqplot Lines
+//     models get `visible` set here, in the browser, without `save_changes()` (nothing goes to
+//     the kernel, which keeps drawing frames as before);
+//   * on pointer move over the plot area: a vertical line at the cursor's x in every panel of
+//     the same LossPlot (they share one x scale; a "lossviz-crosshair" event on the plot's root
+//     carries the data x), and a tooltip listing, for each shown series of the hovered panel,
+//     the point nearest that x (binary search in the Lines' synced x array): x (step or time),
+//     the value drawn (smoothed when smoothing is on) and the raw value at the same x, sorted by
+//     value, at most MAX_ROWS rows then "N more".
+// Everything is read from the bqplot models already in the browser (`widget_manager.get_model`:
+// the marks' synced x/y typed arrays, the x scale's min/max), so hovering sends nothing over
+// the wire and works while the kernel is busy running the training cell.
+//
+// `series` (synced from Python): [{key, label, color, dash, main, raw, bucketed}], `main`/`raw`
+// are model ids of the drawn line and the faint raw line (raw: null when smoothing is off);
+// `bucketed`: fewer points drawn than logged in view, each drawn point is the smallest or
+// largest value of a bucket of logged points.
+
+export const MAX_ROWS = 8;
+const EVENT = "lossviz-crosshair";
+
+/** Index of the value of the sorted array `xs` nearest to `x` (-1 when empty). */
+export function nearestIndex(xs, x) {
+  const n = xs.length;
+  if (n === 0) return -1;
+  let lo = 0;
+  let hi = n - 1;
+  while (lo < hi) { // first index with xs[i] >= x
+    const mid = (lo + hi) >> 1;
+    if (xs[mid] < x) lo = mid + 1;
+    else hi = mid;
+  }
+  if (lo > 0 && Math.abs(xs[lo - 1] - x) <= Math.abs(xs[lo] - x)) return lo - 1;
+  return lo;
+}
+
+/** The shortest text that reads back as exactly `v` (a float32 from a Float32Array stays short). */
+export function exactText(v, float32) {
+  if (!Number.isFinite(v)) return String(v);
+  if (!float32) return String(v);
+  for (let p = 1; p <= 9; p++) {
+    const s = Number(v.toPrecision(p));
+    if (Math.fround(s) === v) return String(s);
+  }
+  return String(v);
+}
+
+/** An x value as the axis means it: a step, a date (x in epoch ms), or relative time. */
+export function xText(v, isDate, label) {
+  if (isDate) return new Date(v).toISOString().replace("T", " ").replace("Z", " UTC");
+  if (/^step/.test(label)) return Number.isInteger(v) ? v.toLocaleString("en-US") : String(v);
+  const unit = /\(([^)]+)\)/.exec(label);
+  return `${Number(v.toPrecision(6))}${unit ? " " + unit[1] : ""}`;
+}
+
+/** Rows of the tooltip: one per series with a point, sorted by value (largest first). */
+export function readoutRows(entries, x) {
+  const rows = [];
+  for (const e of entries) {
+    const xs = e.main.get("x");
+    const ys = e.main.get("y");
+    if (!xs || !ys || ys.length === undefined || ys.length !== xs.length) continue;
+    const i = nearestIndex(xs, x);
+    if (i < 0) continue;
+    const row = {
+      info: e.info, x: xs[i], xIsDate: xs.type === "date", value: ys[i],
+      float32: ys instanceof Float32Array, raw: null, rawX: null,
+    };
+    if (e.raw) {
+      const rx = e.raw.get("x");
+      const ry = e.raw.get("y");
+      const j = rx ? nearestIndex(rx, xs[i]) : -1;
+      if (j >= 0 && ry && j < ry.length) {
+        row.raw = ry[j];
+        row.rawX = rx[j];
+        row.rawFloat32 = ry instanceof Float32Array;
+      }
+    }
+    rows.push(row);
+  }
+  const key = (r) => (Number.isFinite(r.value) ? r.value : -Infinity);
+  rows.sort((a, b) => key(b) - key(a));
+  return rows;
+}
+
+/** A scale bound as a number: dates (a DateScale's bounds, a Date or an ISO string) in epoch ms. */
+export function boundValue(v) {
+  if (v === null || v === undefined) return NaN;
+  if (v instanceof Date) return v.getTime();
+  if (typeof v === "string") return Date.parse(v.endsWith("Z") || /[+-]\d\d:?\d\d$/.test(v) ? v : `${v}Z`);
+  return Number(v);
+}
+
+function scaleFraction(scale, v) {
+  const lo = boundValue(scale.get("min"));
+  const hi = boundValue(scale.get("max"));
+  if (!Number.isFinite(lo) || !Number.isFinite(hi) || hi === lo) return null;
+  if (scale.get("_model_name") === "LogScaleModel") {
+    if (v <= 0 || lo <= 0 || hi <= 0) return null;
+    return (Math.log(v) - Math.log(lo)) / (Math.log(hi) - Math.log(lo));
+  }
+  return (v - lo) / (hi - lo);
+}
+
+function scaleValue(scale, f) {
+  const lo = boundValue(scale.get("min"));
+  const hi = boundValue(scale.get("max"));
+  if (!Number.isFinite(lo) || !Number.isFinite(hi)) return null;
+  if (scale.get("_model_name") === "LogScaleModel") {
+    if (lo <= 0 || hi <= 0) return null;
+    return Math.exp(Math.log(lo) + f * (Math.log(hi) - Math.log(lo)));
+  }
+  return lo + f * (hi - lo);
+}
+
+/** A short line in the series' colour and dash (a CSS border: no SVG, no namespace). */
+function swatch(color, dash) {
+  const line = document.createElement("span");
+  line.className = "lossviz-swatch";
+  const style = { dashed: "dashed", dotted: "dotted", dash_dotted: "dashed" }[dash] || "solid";
+  line.style.borderTop = `2.5px ${style} ${color}`;
+  return line;
+}
+
+function cell(tag, text, cls) {
+  const c = document.createElement(tag);
+  c.textContent = text;
+  if (cls) c.className = cls;
+  return c;
+}
+
+/** Fill the tooltip element with `rows` (text only: labels are never parsed as HTML). */
+export function fillTooltip(tip, rows, xLabel, cursorX) {
+  tip.replaceChildren();
+  const isDate = rows.length > 0 && rows[0].xIsDate;
+  const at = /^step/.test(xLabel) ? Math.round(cursorX) : cursorX;
+  tip.appendChild(cell("div", `${xLabel || "x"}: ${xText(at, isDate, xLabel)}`, "lossviz-tip-head"));
+  const table = document.createElement("table");
+  const smoothed = rows.some((r) => r.raw !== null);
+  const hr = document.createElement("tr");
+  for (const h of ["", "series", xLabel || "x", smoothed ? "smoothed" : "value", ...(smoothed ? ["raw"] : [])]) {
+    hr.appendChild(cell("th", h));
+  }
+  table.appendChild(hr);
+  let bucketed = 0;
+  for (const r of rows.slice(0, MAX_ROWS)) {
+    const tr = document.createElement("tr");
+    tr.dataset.key = r.info.key;
+    const sw = document.createElement("td");
+    sw.appendChild(swatch(r.info.color, r.info.dash));
+    tr.appendChild(sw);
+    tr.appendChild(cell("td", r.info.label, "lossviz-tip-label"));
+    tr.appendChild(cell("td", xText(r.x, r.xIsDate, xLabel), "lossviz-tip-x"));
+    if (!smoothed) {
+      tr.appendChild(cell("td", exactText(r.value, r.float32), "lossviz-tip-value"));
+    } else if (r.raw === null) { // this series is drawn raw (a sparse one): its value is a raw value
+      tr.appendChild(cell("td", "", "lossviz-tip-value"));
+      tr.appendChild(cell("td", exactText(r.value, r.float32), "lossviz-tip-raw"));
+    } else {
+      tr.appendChild(cell("td", exactText(r.value, r.float32), "lossviz-tip-value"));
+      const off = r.rawX !== r.x ? ` (at ${xText(r.rawX, r.xIsDate, xLabel)})` : "";
+      tr.appendChild(cell("td", exactText(r.raw, r.rawFloat32) + off, "lossviz-tip-raw"));
+    }
+    if (r.info.bucketed) {
+      bucketed += 1;
+      tr.classList.add("lossviz-tip-bucket");
+    }
+    table.appendChild(tr);
+  }
+  tip.appendChild(table);
+  if (rows.length > MAX_ROWS) tip.appendChild(cell("div", `${rows.length - MAX_ROWS} more`, "lossviz-tip-more"));
+  if (bucketed) {
+    tip.appendChild(cell("div", "* each drawn point is the min or max of a bucket of logged points "
+      + "(zoom in for every point)", "lossviz-tip-note"));
+  }
+}
+
+function render({ model, el }) {
+  el.classList.add("lossviz-legend");
+  const manager = model.widget_manager;
+  const hidden = new Set(); // keys of the series hidden by a legend click in this view (its entries drawn struck out)
+  let entries = []; // [{info, main, raw}] with resolved models
+  let generation = 0;
+  const crosshair = document.createElement("div");
+  crosshair.className = "lossviz-crosshair";
+  const tip = document.createElement("div");
+  tip.className = "lossviz-tooltip";
+  document.body.append(crosshair, tip);
+  let pending = null;
+  let frameRequest = 0;
+  let shownSignature = "";
+
+  const box = () => el.closest(".lossviz-panel-box");
+  const root = () => el.closest(".lossviz") || box();
+  const plotArea = () => {
+    const b = box();
+    return b ? b.querySelector(".lossviz-panel rect.plotarea_events") : null;
+  };
+  const xScale = () => (entries.length ? entries[0].main.get("scales").x : null);
+
+  function setVisible(entry, visible) {
+    for (const m of [entry.main, entry.raw]) if (m && m.get("visible") !== visible) m.set("visible", visible);
+  }
+
+  function drawLegend() {
+    el.replaceChildren();
+    for (const e of entries) {
+      const item = document.createElement("span");
+      item.className = "lossviz-legend-item" + (hidden.has(e.info.key) ? " lossviz-legend-off" : "");
+      item.dataset.key = e.info.key;
+      item.title = "click to hide/show this series (in this browser tab only)";
+      item.append(swatch(e.info.color, e.info.dash), cell("span", e.info.label));
+      item.addEventListener("click", () => {
+        if (hidden.has(e.info.key)) hidden.delete(e.info.key);
+        else hidden.add(e.info.key);
+        setVisible(e, !hidden.has(e.info.key));
+        drawLegend();
+      });
+      el.appendChild(item);
+    }
+  }
+
+  async function resolve() {
+    const mine = ++generation;
+    const infos = model.get("series") || [];
+    const id = (ref) => String(ref).replace(/^IPY_MODEL_/, "");
+    const resolved = await Promise.all(infos.map(async (info) => ({
+      info,
+      main: await manager.get_model(id(info.main)),
+      raw: info.raw ? await manager.get_model(id(info.raw)) : null,
+    })));
+    if (mine !== generation) return; // a newer series list arrived meanwhile
+    entries = resolved;
+    const keys = new Set(entries.map((e) => e.info.key));
+    for (const k of [...hidden]) if (!keys.has(k)) hidden.delete(k);
+    for (const e of entries) if (hidden.has(e.info.key)) setVisible(e, false);
+    drawLegend();
+  }
+
+  function hide() {
+    crosshair.style.display = "none";
+    tip.style.display = "none";
+  }
+
+  // Every panel of the plot draws the crosshair at the data x the event carries.
+  function onCrosshair(ev) {
+    const area = plotArea();
+    const scale = xScale();
+    const f = ev.detail && ev.detail.x !== null && scale ? scaleFraction(scale, ev.detail.x) : null;
+    if (!area || f === null || f < 0 || f > 1) {
+      crosshair.style.display = "none";
+      return;
+    }
+    const r = area.getBoundingClientRect();
+    // moved by a transform: the line has its own compositing layer, the plot under it is not repainted
+    crosshair.style.transform = `translate(${Math.round(r.left + f * r.width)}px, ${r.top}px)`;
+    crosshair.style.height = `${r.height}px`;
+    crosshair.style.display = "block";
+  }
+
+  function update() {
+    frameRequest = 0;
+    const ev = pending;
+    pending = null;
+    const area = plotArea();
+    const scale = xScale();
+    const rt = root();
+    if (!ev || !area || !scale || !rt) return;
+    const r = area.getBoundingClientRect();
+    const f = (ev.clientX - r.left) / r.width;
+    const inside = f >= 0 && f <= 1 && ev.clientY >= r.top && ev.clientY <= r.bottom;
+    const x = inside ? scaleValue(scale, f) : null;
+    rt.dispatchEvent(new CustomEvent(EVENT, { detail: { x } }));
+    if (x === null) {
+      tip.style.display = "none";
+      return;
+    }
+    const rows = readoutRows(entries.filter((e) => !hidden.has(e.info.key)), x);
+    if (!rows.length) {
+      tip.style.display = "none";
+      return;
+    }
+    // rebuilt only when another point (or cursor step) is under the cursor
+    const xLabel = model.get("x_label");
+    const signature = JSON.stringify([xLabel, /^step/.test(xLabel) ? Math.round(x) : x,
+      rows.map((r) => [r.info.key, r.x, r.value, r.raw])]);
+    if (signature !== shownSignature) {
+      fillTooltip(tip, rows, xLabel, x);
+      shownSignature = signature;
+    }
+    tip.style.display = "block";
+    // beside the cursor, flipped to its left near the right edge of the window
+    const w = tip.offsetWidth;
+    const h = tip.offsetHeight;
+    const left = ev.clientX + 16 + w > window.innerWidth ? ev.clientX - 16 - w : ev.clientX + 16;
+    const top = Math.max(0, Math.min(ev.clientY + 12, window.innerHeight - h));
+    tip.style.transform = `translate(${Math.max(0, left)}px, ${top}px)`;
+  }
+
+  const onMove = (ev) => {
+    pending = ev;
+    if (!frameRequest) frameRequest = requestAnimationFrame(update);
+  };
+  const onLeave = () => {
+    pending = null;
+    const rt = root();
+    if (rt) rt.dispatchEvent(new CustomEvent(EVENT, { detail: { x: null } }));
+    hide();
+  };
+
+  // The box and the plot's root exist once this view is in the document: attach then.
+  let attached = null;
+  let attachRequest = requestAnimationFrame(function attach() {
+    const b = box();
+    const rt = root();
+    if (!b || !rt) {
+      attachRequest = requestAnimationFrame(attach);
+      return;
+    }
+    b.addEventListener("pointermove", onMove);
+    b.addEventListener("pointerleave", onLeave);
+    rt.addEventListener(EVENT, onCrosshair);
+    attached = { b, rt };
+  });
+  const onScroll = () => hide();
+  window.addEventListener("scroll", onScroll, true);
+
+  model.on("change:series", resolve);
+  resolve();
+  return () => {
+    cancelAnimationFrame(attachRequest);
+    cancelAnimationFrame(frameRequest);
+    window.removeEventListener("scroll", onScroll, true);
+    if (attached) {
+      attached.b.removeEventListener("pointermove", onMove);
+      attached.b.removeEventListener("pointerleave", onLeave);
+      attached.rt.removeEventListener(EVENT, onCrosshair);
+    }
+    crosshair.remove();
+    tip.remove();
+  };
+}
+
+export default { render };

@@ -1,0 +1,87 @@
+// Unit tests of js/hover.js's pure functions (node --test; run by tests/test_js.py).
+// The DOM parts (legend, tooltip, crosshair) are tested in a real browser:
+// tests/browser/test_browser_hover.py.
+import assert from "node:assert/strict";
+import { test } from "node:test";
+
+import { MAX_ROWS, boundValue, exactText, nearestIndex, readoutRows, xText } from "../../js/hover.js";
+
+test("nearestIndex finds the closest x, the left one on a tie, -1 when empty", () => {
+  const xs = new Float64Array([0, 10, 20, 40]);
+  assert.equal(nearestIndex(xs, -5), 0);
+  assert.equal(nearestIndex(xs, 4), 0);
+  assert.equal(nearestIndex(xs, 5), 0);
+  assert.equal(nearestIndex(xs, 6), 1);
+  assert.equal(nearestIndex(xs, 31), 3);
+  assert.equal(nearestIndex(xs, 1e9), 3);
+  assert.equal(nearestIndex(new Float64Array([]), 3), -1);
+  const many = Float64Array.from({ length: 2000 }, (_, i) => i * 2);
+  for (const x of [0, 1.1, 777.2, 3997, 5000]) {
+    let best = 0;
+    for (let i = 1; i < many.length; i++) if (Math.abs(many[i] - x) < Math.abs(many[best] - x)) best = i;
+    assert.equal(nearestIndex(many, x), best, `x=${x}`);
+  }
+});
+
+test("exactText: the shortest text that reads back as the very value sent", () => {
+  const f32 = Float32Array.from([0.914, 1.1239848, 1e-7, 123456.78]);
+  for (const v of f32) {
+    const text = exactText(v, true);
+    assert.equal(Math.fround(Number(text)), v, text);
+  }
+  assert.equal(exactText(f32[0], true), "0.914");
+  assert.equal(exactText(0.1 + 0.2, false), "0.30000000000000004"); // float64: every digit kept
+  assert.equal(exactText(NaN, true), "NaN");
+  assert.equal(exactText(-Infinity, false), "-Infinity");
+});
+
+test("xText: steps with separators, dates in UTC, relative time with its unit", () => {
+  assert.equal(xText(1234567, false, "step"), "1,234,567");
+  assert.equal(xText(0, true, "wall time"), "1970-01-01 00:00:00.000 UTC");
+  assert.equal(xText(1.5, false, "relative time (min)"), "1.5 min");
+});
+
+function model(data) {
+  return { get: (k) => data[k] };
+}
+
+function entry(key, xs, ys, raw = null) {
+  return {
+    info: { key, label: key, color: "#000", dash: "solid", bucketed: false },
+    main: model({ x: Float64Array.from(xs), y: Float32Array.from(ys) }),
+    raw: raw && model({ x: Float64Array.from(raw[0]), y: Float32Array.from(raw[1]) }),
+  };
+}
+
+test("readoutRows: nearest point per series, raw value at the same step, sorted by value", () => {
+  const rows = readoutRows([
+    entry("loss", [0, 1, 2, 3], [4, 3, 2, 1], [[0, 1, 2, 3], [4.5, 2.5, 2.25, 0.5]]),
+    entry("val_loss", [0, 2], [5, 3]),
+    entry("empty", [], []),
+  ], 1.8);
+  assert.deepEqual(rows.map((r) => r.info.key), ["val_loss", "loss"]);
+  const loss = rows[1];
+  assert.equal(loss.x, 2);
+  assert.equal(loss.value, 2);
+  assert.equal(loss.raw, 2.25);
+  assert.equal(loss.rawX, 2);
+  assert.equal(loss.float32, true);
+  assert.equal(rows[0].raw, null); // no raw line (smoothing off for it)
+});
+
+test("readoutRows puts non-finite values last and keeps every series (the tooltip caps at MAX_ROWS)", () => {
+  const many = Array.from({ length: MAX_ROWS + 3 }, (_, i) => entry(`s${i}`, [0], [i]));
+  many.push(entry("nan", [0], [NaN]));
+  const rows = readoutRows(many, 0);
+  assert.equal(rows.length, MAX_ROWS + 4);
+  assert.equal(rows[0].info.key, `s${MAX_ROWS + 2}`);
+  assert.equal(rows.at(-1).info.key, "nan");
+});
+
+test("boundValue: numbers, Dates and a DateScale's ISO strings (UTC) as numbers", () => {
+  assert.equal(boundValue(12.5), 12.5);
+  assert.equal(boundValue(new Date(86400000)), 86400000);
+  assert.equal(boundValue("1970-01-02T00:00:00"), 86400000);
+  assert.equal(boundValue("1970-01-02T00:00:00Z"), 86400000);
+  assert.ok(Number.isNaN(boundValue(null)));
+});
