@@ -73,9 +73,12 @@ def summary_text(title: str, rows: Sequence[ReadoutRow]) -> str:
 
 
 def static_bundle(frame: Frame, title: str) -> dict[str, Any]:
-    """``text/plain`` summary and, once there is data, a PNG of ``frame`` (also as ``text/html``, an
-    ``<img>`` in a ``lossviz-static`` box, which the live widget's style hides)."""
-    bundle: dict[str, Any] = {"text/plain": summary_text(title, frame.readout)}
+    """``text/plain`` summary and, once there is data, a PNG of ``frame``; the ``text/html`` part
+    (the ``<img>``, or the summary while nothing is logged) sits in a ``lossviz-static`` box, which
+    the live widget's style hides, so a live plot never shows its fallback under it."""
+    text = summary_text(title, frame.readout)
+    bundle: dict[str, Any] = {"text/plain": text,
+                              "text/html": f'<div class="lossviz-static"><pre>{html.escape(text)}</pre></div>'}
     if frame.readout:
         try:
             from .._io.images import image_bytes

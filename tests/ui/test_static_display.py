@@ -19,6 +19,7 @@ CELLS = [
     "for i in range(300):\n    plot.log(loss=1.0 / (i + 1), val_loss=0.5 + 0.1 * (i % 7), step=i)",
     'closed = LossPlot(title="closed")\ndisplay(closed)\nclosed.log(acc=0.9, step=7)\nclosed.close()',
     "print('unrelated cell')",
+    'empty = LossPlot(title="empty")\nempty',
 ]
 
 
@@ -53,6 +54,14 @@ def test_a_closed_plot_leaves_its_static_image(executed):
     assert widget["data"] == {"text/plain": ""}  # the widget is gone: nothing says "model not found"
     assert "acc: 1 points, step 7" in still["data"]["text/plain"]
     png_of(still).verify()
+
+
+def test_an_empty_plot_s_fallback_text_is_hidden_under_the_live_view(executed):
+    _, still = executed.cells[4].outputs
+    # in the box the live widget's style hides: no "no values logged yet" under a live plot that has data
+    assert still["data"]["text/html"] == ('<div class="lossviz-static"><pre>'
+                                          "LossPlot &#x27;empty&#x27;: no values logged yet</pre></div>")
+    assert still["data"]["text/plain"] == "LossPlot 'empty': no values logged yet"
 
 
 def test_nbconvert_html_shows_the_static_image(executed):
