@@ -1,0 +1,247 @@
+"""Score the learning-curve forecasts on the corpus of real training curves: one command, one table.
+
+``python benchmarks/forecast/evaluate.py`` reads the diagnostics corpus
+(``benchmarks/diagnostics/corpus``: real NumPy and PyTorch training runs on scikit-learn
+datasets, see its README), and for every loss series of every run, at each cut (the first
+10%, 25% and 50% of its steps) forecasts the value at its last step with
+:func:`lossviz_widget.forecast.forecast` (what ``LossPlot(forecast=True)`` runs), and compares:
+
+* **truth** -- the median of the series' last 5% of points (at least 3; a single last point of
+  a noisy small-batch loss is mostly noise);
+* **baseline "last"** -- the last smoothed value: the median of the last 5% of the points seen
+  (at least 3): a converged-curve guess, as generous to the baseline as the truth is;
+* **baseline "power law"** -- one least-squares fit of ``c + a·t^-alpha`` to all points seen
+  (block medians, no window, no robust loss, no ensemble);
+* **coverage** -- how often the truth lies in the forecast's 80% interval (target 70-90%);
+* **ETA** -- for each series that reaches the level it has at 75% of its steps (its smoothed
+  value there), the forecast from the 25% cut of the first step its median reaches that level,
+  against the first step the smoothed series does.
+
+Series whose truth is not finite (runs that diverged to NaN) are left out of the errors;
+"no forecast" answers are counted per cut and reason (a forecaster that abstains on hard curves
+would look better on the rest, so the table also scores every series with the "last" baseline
+standing in where there is no forecast). The runs are split by seed: **dev** (seeds 0-3, the
+ones looked at while building the models) and **held out** (seeds 4 and up, never looked at
+before the table was written); both are reported.
+
+``--subset`` scores a fixed fast subset (what ``tests/features/test_forecast.py`` runs);
+``--out`` writes the table elsewhere.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import platform
+import statistics
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parents[1]
+CORPUS = REPO / "benchmarks" / "diagnostics" / "corpus"
+CUTS = (0.10, 0.25, 0.50)
+HELD_OUT_SEED = 4  # seeds from here on are held out
+SUBSET = ("healthy-np-mlp-4", "healthy-torch-mlp-0", "low-numpy-mlp-0", "plateau-torch-mlp-1",
+          "noisy-numpy-mlp-4", "spike-numpy-mlp-lr-0", "overfit-torch-mlp-5", "high-torch-mlp-3")
+
+
+def load(corpus: Path = CORPUS) -> list[dict[str, Any]]:
+    """Every loss series of the corpus: run id, build, series name, steps, values."""
+    meta = json.loads((corpus / "labels.json").read_text())
+    arrays = np.load(corpus / "corpus.npz")
+    out = []
+    for run in meta["runs"]:
+        for name in run["series"]:
+            if "loss" not in name:
+                continue
+            out.append({"run": run["id"], "build": run["build"], "series": name,
+                        "steps": np.asarray(arrays[f"{run['id']}__{name}__steps"], dtype=np.float64),
+                        "values": np.asarray(arrays[f"{run['id']}__{name}__values"], dtype=np.float64)})
+    return out
+
+
+def level(values: np.ndarray) -> float:
+    """Median of the last 5% of the finite points (at least 3)."""
+    finite = values[np.isfinite(values)]
+    if len(finite) == 0 or not np.isfinite(values[-1]):
+        return math.nan
+    k = max(3, len(values) // 20)
+    return float(np.median(finite[-k:]))
+
+
+def power_law_baseline(steps: np.ndarray, values: np.ndarray, horizon: float) -> float:
+    """One plain least-squares fit of ``c + a·t^-alpha`` to the block medians of all points."""
+    from scipy.optimize import least_squares
+
+    from lossviz_widget.forecast.curve import blocks
+
+    b = blocks(steps, values, np.zeros(len(steps)))
+    if len(b) < 4:
+        return math.nan
+    t = b.steps - b.steps[0] + max(float(np.median(np.diff(b.steps))), 1.0)
+    scale = float(t[-1])
+    x, y = t / scale, b.values
+    span = float(np.ptp(y)) or 1.0
+    p0 = np.array([float(y.min()) - 0.1 * span, span, 0.5])
+    try:
+        res = least_squares(lambda p: p[0] + p[1] * x ** (-p[2]) - y, p0,
+                            bounds=([-np.inf, -np.inf, 0.0], [np.inf, np.inf, 10.0]))
+    except ValueError:
+        return math.nan
+    c, a, alpha = res.x
+    xh = (horizon - b.steps[0] + max(float(np.median(np.diff(b.steps))), 1.0)) / scale
+    return float(c + a * xh ** (-alpha))
+
+
+def first_reach(steps: np.ndarray, values: np.ndarray, goal: float) -> float:
+    """First step where the centered running median (5% of the points) is at or below ``goal``."""
+    k = max(3, len(values) // 20)
+    pad = np.pad(values, (k // 2, k - 1 - k // 2), mode="edge")
+    win = np.lib.stride_tricks.sliding_window_view(pad, k)
+    smooth = np.nanmedian(win, axis=1)
+    hit = np.nonzero(smooth <= goal)[0]
+    return float(steps[hit[0]]) if len(hit) else math.nan
+
+
+def score(series: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One row per (series, cut): the forecast, the baselines, the truth, the ETA."""
+    from lossviz_widget.forecast import forecast
+
+    rows = []
+    for s in series:
+        steps, values = s["steps"], s["values"]
+        truth, horizon = level(values), float(steps[-1])
+        for cut in CUTS:
+            seen = steps <= steps[0] + cut * (horizon - steps[0])
+            if seen.sum() < 3:
+                continue
+            st, va = steps[seen], values[seen]
+            started = time.perf_counter()
+            p = forecast(st, va, horizon=horizon, run=s["run"], metric=s["series"])
+            took = time.perf_counter() - started
+            row = {"run": s["run"], "series": s["series"], "cut": cut, "seed": s["build"]["seed"],
+                   "condition": s["build"]["condition"], "truth": truth, "ok": p.ok, "reason": p.reason,
+                   "final": p.final, "low": p.low, "high": p.high, "model": p.model, "seconds": took,
+                   "last": level(va), "power": power_law_baseline(st, va, horizon) if np.isfinite(va).sum() > 3
+                   else math.nan}
+            if cut == 0.25 and math.isfinite(truth):
+                i75 = int(np.searchsorted(steps, steps[0] + 0.75 * (horizon - steps[0])))
+                goal = level(values[: i75 + 1])
+                reach = first_reach(steps, values, goal) if math.isfinite(goal) else math.nan
+                if math.isfinite(reach) and reach > st[-1]:
+                    pe = forecast(st, va, horizon=horizon, target=goal)
+                    row.update(eta_true=reach, eta=pe.eta_step if pe.ok else math.nan, eta_ok=pe.ok)
+            rows.append(row)
+    return rows
+
+
+def _rel(pred: float, truth: float) -> float:
+    return abs(pred - truth) / abs(truth) if math.isfinite(pred) else math.inf
+
+
+def _median(xs: list[float]) -> float:
+    return statistics.median(xs) if xs else math.nan
+
+
+def _fmt(v: float, pct: bool = True) -> str:
+    if not math.isfinite(v):
+        return "–"
+    return f"{v:.1%}" if pct else f"{v:,.0f}"
+
+
+def summarise(rows: list[dict[str, Any]], which: str) -> list[str]:
+    """Markdown rows of one split: per cut, errors, coverage, abstentions."""
+    out = []
+    for cut in CUTS:
+        at = [r for r in rows if r["cut"] == cut and math.isfinite(r["truth"])]
+        ok = [r for r in at if r["ok"]]
+        ours = [_rel(r["final"], r["truth"]) for r in ok]
+        last = [_rel(r["last"], r["truth"]) for r in ok]
+        power = [_rel(r["power"], r["truth"]) for r in ok]
+        covered = [r["low"] <= r["truth"] <= r["high"] for r in ok]
+        every = [_rel(r["final"] if r["ok"] else r["last"], r["truth"]) for r in at]
+        every_last = [_rel(r["last"], r["truth"]) for r in at]
+        every_power = [_rel(r["power"], r["truth"]) for r in at]
+        out.append(f"| {which} | {cut:.0%} | {len(ok)} / {len(at)} | **{_fmt(_median(ours))}** | {_fmt(_median(last))} "
+                   f"| {_fmt(_median(power))} | **{_fmt(sum(covered) / len(covered) if covered else math.nan)}** "
+                   f"| {_fmt(_median(every))} | {_fmt(_median(every_last))} | {_fmt(_median(every_power))} |")
+    return out
+
+
+def eta_rows(rows: list[dict[str, Any]], which: str) -> list[str]:
+    eta = [r for r in rows if "eta_true" in r]
+    got = [r for r in eta if math.isfinite(r["eta"])]
+    err = [abs(r["eta"] - r["eta_true"]) for r in got]
+    rel = [abs(r["eta"] - r["eta_true"]) / (r["eta_true"]) for r in got]
+    return [f"| {which} | {len(eta)} | {len(got)} | {_fmt(_median(err), pct=False)} | {_fmt(_median(rel))} |"]
+
+
+def table(rows: list[dict[str, Any]], subset: bool) -> str:
+    dev = [r for r in rows if r["seed"] < HELD_OUT_SEED]
+    held = [r for r in rows if r["seed"] >= HELD_OUT_SEED]
+    reasons = Counter(r["reason"].split(":")[0].split(" at step")[0] for r in rows if not r["ok"])
+    finite_rows = [r for r in rows if math.isfinite(r["truth"])]
+    secs = sorted(r["seconds"] for r in rows if r["ok"])
+    lines = [
+        "# Learning-curve forecasts on real training curves",
+        "",
+        f"Made by `python benchmarks/forecast/evaluate.py{' --subset' if subset else ''}` "
+        f"({platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
+        f"load average {os.getloadavg()[0]:.1f} while it ran). Corpus: `benchmarks/diagnostics/corpus` "
+        f"({len({(r['run'], r['series']) for r in rows})} loss series of "
+        f"{len({r['run'] for r in rows})} runs; {len({(r['run'], r['series']) for r in finite_rows})} "
+        "end finite). How each number is computed: the docstring of `evaluate.py`.",
+        "",
+        "Median relative error of the final value (|forecast − truth| / truth) from the first 10%, 25%, 50% "
+        "of each curve; *forecast* columns on the series that got a forecast, *all series* columns on every "
+        "series ending finite, with the last smoothed value standing in where there was no forecast.",
+        "",
+        "| split | cut | forecasts | forecast | last value | power law | 80% coverage | all series: ours "
+        "| last value | power law |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+        *summarise(dev, "dev (seeds 0-3)"),
+        *summarise(held, "held out (seeds ≥ 4)"),
+        *summarise(rows, "all"),
+        "",
+        "ETA to a target (the level each series has at 75% of its steps), forecast from the 25% cut, on the "
+        "series that reach it after the cut:",
+        "",
+        "| split | series | with an ETA | median error (steps) | median relative error |",
+        "|---|---|---|---|---|",
+        *eta_rows(dev, "dev"),
+        *eta_rows(held, "held out"),
+        *eta_rows(rows, "all"),
+        "",
+        "No forecast, by reason (all cuts, all series, including the runs that diverge to NaN):",
+        "",
+        *[f"- {reason}: {n}" for reason, n in reasons.most_common()],
+        "",
+        f"Cost of one forecast (block medians + 6 fits): median {1e3 * _median(secs):.0f} ms, "
+        f"95th percentile {1e3 * secs[int(0.95 * (len(secs) - 1))]:.0f} ms." if secs else "",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--subset", action="store_true", help="the fixed fast subset the tests run")
+    ap.add_argument("--out", type=Path, default=REPO / "benchmarks" / "FORECAST.md")
+    args = ap.parse_args()
+    series = load()
+    if args.subset:
+        series = [s for s in series if s["run"] in SUBSET]
+    rows = score(series)
+    args.out.write_text(table(rows, args.subset))
+    print(args.out.read_text())
+
+
+if __name__ == "__main__":
+    main()
