@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 
-__all__ = ["family_of", "higher_is_better"]
+__all__ = ["family_of", "higher_is_better", "is_accuracy"]
 
 _SPLIT = re.compile(r"[/_\-.:\s]+")
 _ROLE_TOKENS = frozenset(
@@ -20,6 +20,7 @@ _ROLE_TOKENS = frozenset(
 )
 _SUFFIX_TOKENS = frozenset({"step", "epoch"})
 _ALIASES = {"acc": "accuracy"}
+_ACCURACY = frozenset({"acc", "accuracy", "top1", "top5"})
 _HIGHER_IS_BETTER = frozenset(
     {"acc", "accuracy", "f1", "precision", "recall", "auc", "roc", "iou", "miou", "dice", "map",
      "bleu", "rouge", "r2", "score", "top1", "top5", "psnr", "ssim", "reward", "return"}
@@ -45,3 +46,8 @@ def family_of(name: str) -> str:
 def higher_is_better(name: str) -> bool:
     """True for accuracy-like metrics, whose best value is the maximum."""
     return any(t in _HIGHER_IS_BETTER for t in _tokens(name))
+
+
+def is_accuracy(name: str) -> bool:
+    """An accuracy (``acc``, ``val_accuracy``, ``top1``...): with the losses, what is forecast by default."""
+    return any(t in _ACCURACY for t in _tokens(name))

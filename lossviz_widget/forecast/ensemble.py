@@ -53,7 +53,6 @@ __all__ = ["BACKTEST_SHARE", "MIN_POINTS", "Prediction", "forecast", "prob_below
 MIN_POINTS = 12  # block medians a window needs before it is fitted
 BACKTEST_SHARE = 0.7  # the backtest fits this share of the window and extrapolates to its end
 BAND_POINTS = 48  # points of the band drawn from the last step to the horizon
-_Z80 = 1.2815515655446004  # the 90th percentile of the standard normal
 _EMPTY = np.empty(0)
 
 
@@ -109,15 +108,11 @@ class Prediction:
             return 1.0 - prob_below(self.mixture, -value)
         return prob_below(self.mixture, value)
 
-    def prob_better_than(self, other: Prediction) -> float:
-        """Probability that this run ends better than ``other`` at the horizon (lower for losses,
-        higher for accuracies), the two taken as independent normals with their forecasts'
-        medians and the spreads of their 80% intervals (a normal's is 2 x 1.2816 sd wide)."""
-        if not (self.ok and other.ok):
-            return math.nan
-        sd = math.hypot(self.high - self.low, other.high - other.low) / (2 * _Z80)
-        diff = (self.final - other.final) if self.higher_is_better else (other.final - self.final)
-        return float(_ncdf(diff / sd)) if sd > 0 else float(diff > 0)
+    def prob_beats(self, value: float) -> float:
+        """Probability that the metric ends (at the horizon) better than ``value``: below it for a
+        loss, above it where higher is better."""
+        p = self.prob_below(value)
+        return 1.0 - p if self.higher_is_better else p
 
     def sentence(self) -> str:
         """What the readout says: the final value with its interval and the ETA, or why not."""
@@ -131,37 +126,36 @@ class Prediction:
             return f"{text}; already at {fmt(self.target)}"
         if math.isnan(self.eta_step):
             return f"{text}; not expected to reach {fmt(self.target)} by step {fmt(self.horizon)}"
-        eta = f"reaches {fmt(self.target)} at step ~{fmt(self.eta_step)}"
+        eta = f"reaches {fmt(self.target)} at step ~{fmt(round(self.eta_step))}"
         if math.isfinite(self.eta_seconds):
-            eta += f" (in ~{_duration(self.eta_seconds)})"
+            eta += f" (in {_duration(self.eta_seconds)})"
         return f"{text}; {eta}"
 
 
 def _duration(seconds: float) -> str:
+    if seconds < 1:
+        return "< 1 s"
     if seconds < 90:
-        return f"{seconds:.0f} s"
+        return f"~{seconds:.0f} s"
     if seconds < 90 * 60:
-        return f"{seconds / 60:.0f} min"
+        return f"~{seconds / 60:.0f} min"
     if seconds < 48 * 3600:
-        return f"{seconds / 3600:.1f} h"
-    return f"{seconds / 86400:.1f} days"
+        return f"~{seconds / 3600:.1f} h"
+    return f"~{seconds / 86400:.1f} days"
 
 
-def _ncdf(z: np.ndarray | float) -> np.ndarray | float:
-    from math import sqrt
+def _ncdf(z: np.ndarray) -> np.ndarray:
+    """The standard normal CDF (SciPy's: a forecast exists only where SciPy does)."""
+    from scipy.special import ndtr
 
-    return 0.5 * (1.0 + _erf(np.asarray(z) / sqrt(2.0))) if isinstance(z, np.ndarray) \
-        else 0.5 * (1.0 + math.erf(z / sqrt(2.0)))
-
-
-_erf = np.vectorize(math.erf, otypes=[np.float64])
+    return np.asarray(ndtr(z))
 
 
 def prob_below(mixture: Sequence[tuple[float, float, float]], value: float) -> float:
     """P(X < value) for a mixture of normals ``(weight, mean, sd)``."""
     total = 0.0
     for w, mu, sd in mixture:
-        total += w * (float(value > mu) if sd <= 0 else float(_ncdf((value - mu) / sd)))
+        total += w * (float(value > mu) if sd <= 0 else float(_ncdf(np.asarray((value - mu) / sd))))
     return total
 
 
@@ -250,12 +244,12 @@ def forecast(steps: np.ndarray, values: np.ndarray, wall_time: np.ndarray | None
     if not math.isfinite(values[-1]):
         return _no(run, metric, h, f"diverged: the latest value is {values[-1]} (step {last:g})",
                    higher_is_better, target, last)
-    if h <= last:
-        return _no(run, metric, h, f"the horizon (step {h:g}) is not after the last step ({last:g})",
-                   higher_is_better, target, last)
     b = blocks(steps, values, wall, max_blocks)
     if len(b) < MIN_POINTS:
         return _no(run, metric, h, f"too few points: {len(b)}, {MIN_POINTS} needed", higher_is_better, target, last)
+    if h <= last:
+        return _no(run, metric, h, f"the horizon (step {h:g}) is not after the last step ({last:g})",
+                   higher_is_better, target, last)
     scale = _Scale(log=not higher_is_better and bool(b.values.min() > 0), sign=-1.0 if higher_is_better else 1.0)
     floor = 0.0 if not higher_is_better and b.values.min() >= 0 else -np.inf
     u = scale.to_u(b.values)
@@ -326,7 +320,8 @@ def _ensemble(win: Blocks, u: np.ndarray, noise: float, h: float, target: float 
             if len(hit):
                 eta_step = float(grid[hit[0]])
                 eta_s = _pace(win) * (eta_step - last)
-    names = ", ".join(f"{f.family.label} {wi:.0%}" for (f, _), wi in sorted(zip(fits, w), key=lambda p: -p[1]))
+    names = ", ".join(f"{f.family.label} {wi:.0%}" for (f, _), wi in sorted(zip(fits, w), key=lambda p: -p[1])
+                      if wi >= 0.05)  # the families that matter: their weights add up to at least 85%
     return Prediction(
         run, metric, h, final=float(mid[-1]), low=float(lo[-1]), high=float(hi[-1]), model=names,
         weights={f.family.name: float(wi) for (f, _), wi in zip(fits, w)}, last_step=last, latest=latest,
