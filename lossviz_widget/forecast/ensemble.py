@@ -10,20 +10,22 @@
    (diverging, or a validation loss that over-fits), when it is flat within its noise, or when it
    has too few points; :attr:`Prediction.reason` says which.
 4. **Models** -- each family of :mod:`.models` (power law, shifted power law, exponential,
-   stretched exponential) is fitted to the window, and again to its first 70% (the *backtest*):
-   how far that fit's extrapolation misses the window's last level is the family's demonstrated
-   extrapolation error. Each family's forecast is *anchored*: its curve is shifted so that it
-   starts from the measured level now (the median of the window's last 5% of blocks) and only
-   the fall it predicts from there is the family's; a fit that runs a little above or below the
-   latest points does not carry that offset to the horizon.
-5. **Ensemble** -- the families are weighted by ``1 / (backtest error² + level noise²)``: a family
+   stretched exponential) is fitted to the window. Each family's forecast is *anchored*: its
+   curve is shifted to start from the measured level now (the median of the window's last 5% of
+   blocks), and only the change it predicts from there is the family's; a fit that runs a little
+   above or below the latest points does not carry that offset to the horizon.
+5. **Backtests** -- each family is fitted again to the first 50% and the first 70% of the window,
+   and its anchored forecast from there is compared with the level the curve then reached at the
+   window's end: the family's demonstrated extrapolation error (RMS over the two), and that error
+   per unit of log step.
+6. **Ensemble** -- the families are weighted by ``1 / (backtest error² + level noise²)``: a family
    that extrapolated the curve's own recent past well is trusted more.
-6. **Uncertainty** -- each family contributes a normal distribution at every future step with the
-   family's prediction as mean and a variance of two parts: the Laplace approximation of its
-   parameter uncertainty (delta method, residual autocorrelation inflated: see
-   :func:`~.models.fit`) and its backtest error scaled by how much further the forecast reaches
-   than the backtest did (in log steps). The forecast is the weighted mixture; its 10th, 50th and
-   90th percentiles give the band and the 80% interval.
+7. **Uncertainty** -- each family contributes, at every future step, a normal distribution (of the
+   logarithm, for a positive loss) with the anchored prediction as mean and a variance of three
+   parts: the noise of the anchor level, the Laplace approximation of the parameters' uncertainty
+   (delta method, residual autocorrelation inflated: see :func:`~.models.fit`), and the backtest
+   error per log step times how many log steps past the data the step is. The forecast is the
+   weighted mixture; its 10th, 50th and 90th percentiles give the band and the 80% interval.
 
 **Why Laplace plus backtest, not a bootstrap or MCMC.** A bootstrap over residual blocks, or
 Domhan et al.'s MCMC, refits each family tens to thousands of times; a live view refits every
@@ -48,10 +50,10 @@ from .._core.formatting import format_number as fmt
 from .curve import Blocks, blocks, last_change, noise_level
 from .models import FAMILIES, Family, Fit, fit
 
-__all__ = ["BACKTEST_SHARE", "MIN_POINTS", "Prediction", "forecast", "prob_below"]
+__all__ = ["BACKTEST_SHARES", "MIN_POINTS", "Prediction", "forecast", "prob_below"]
 
 MIN_POINTS = 12  # block medians a window needs before it is fitted
-BACKTEST_SHARE = 0.7  # the backtest fits this share of the window and extrapolates to its end
+BACKTEST_SHARES = (0.5, 0.7)  # the backtests fit these shares of the window and extrapolate to its end
 BAND_POINTS = 48  # points of the band drawn from the last step to the horizon
 _EMPTY = np.empty(0)
 
@@ -283,31 +285,41 @@ def _ensemble(win: Blocks, u: np.ndarray, noise: float, h: float, target: float 
         return (np.asarray(t, dtype=np.float64) - origin) / span
 
     x, y = to_x(win.steps), scale.sign * win.values  # y falls (a loss, or minus an accuracy)
-    n_bt = max(MIN_POINTS // 2 + 2, int(BACKTEST_SHARE * len(x)))
     k_end = max(3, len(x) // 20)
     end_level = float(np.median(u[-k_end:]))
     level_sd = max(noise, 1e-12) / math.sqrt(k_end)
-    x_end, x_bt = float(x[-1]), float(x[n_bt - 1])
-    fits: list[tuple[Fit, float]] = []
+    x_end = float(x[-1])
+    cuts = [max(MIN_POINTS // 2 + 2, int(share * len(x))) for share in BACKTEST_SHARES]
+    fits: list[tuple[Fit, float, float]] = []  # the fit, its backtest error, that error per unit of log x
     for family in families:
         full = fit(family, x, y, noise, floor, scale.log)
         if full is None:
             continue
-        back = fit(family, x[:n_bt], y[:n_bt], noise, floor, scale.log)
-        err = abs(float(back(np.array([x_end]))[0]) - end_level) if back is not None else float(np.ptp(u))
-        fits.append((full, err))
+        errs, rates = [], []
+        for n in cuts:
+            back = fit(family, x[:n], y[:n], noise, floor, scale.log)
+            if back is None:
+                errs.append(float(np.ptp(u)))
+                rates.append(errs[-1] / math.log(x_end / x[n - 1]))
+                continue
+            start_level = float(np.median(u[max(0, n - k_end):n]))  # anchored, as the forecast is
+            change = float(back(np.array([x_end]))[0] - back(np.array([x[n - 1]]))[0])
+            errs.append(abs(start_level + change - end_level))
+            rates.append(errs[-1] / math.log(x_end / x[n - 1]))
+        fits.append((full, math.sqrt(float(np.mean(np.square(errs)))), math.sqrt(float(np.mean(np.square(rates))))))
     maximize = scale.sign < 0
     if not fits:
         return _no(run, metric, h, "no model fits the curve", maximize, target, last, latest)
-    w = np.array([1.0 / (err * err + level_sd * level_sd) for _, err in fits])
+    w = np.array([1.0 / (err * err + level_sd * level_sd) for _, err, _ in fits])
     w /= w.sum()
     grid = np.unique(np.concatenate([np.geomspace(max(last - origin, 1e-12), h - origin, BAND_POINTS) + origin,
                                      [last, h]]))
     xg = to_x(grid)
-    reach = np.log(np.maximum(xg, x_end) / x_end) / math.log(x_end / x_bt)
-    mu = np.array([f(xg) for f, _ in fits])
+    reach = np.log(np.maximum(xg, x_end) / x_end)  # how far past the data, in log steps
+    mu = np.array([f(xg) for f, _, _ in fits])
     mu += end_level - mu[:, :1]  # anchored: the level now is measured, the models say how it changes
-    sd = np.maximum(np.array([np.hypot(f.sd(xg), err * reach) for f, err in fits]), level_sd)
+    # the anchor's own noise, the parameters' and the extrapolation's
+    sd = np.array([np.sqrt(level_sd**2 + f.sd(xg) ** 2 + (rate * reach) ** 2) for f, _, rate in fits])
     qs = [scale.to_y(q) for q in _quantiles(w, mu, sd, (0.1, 0.5, 0.9))]
     lo, mid, hi = (np.maximum(q, floor) for q in (qs[::-1] if maximize else qs))  # quantiles of max(Y, floor)
     eta_step, reached, eta_s = math.nan, False, math.nan
@@ -320,11 +332,11 @@ def _ensemble(win: Blocks, u: np.ndarray, noise: float, h: float, target: float 
             if len(hit):
                 eta_step = float(grid[hit[0]])
                 eta_s = _pace(win) * (eta_step - last)
-    names = ", ".join(f"{f.family.label} {wi:.0%}" for (f, _), wi in sorted(zip(fits, w), key=lambda p: -p[1])
+    names = ", ".join(f"{f.family.label} {wi:.0%}" for (f, _, _), wi in sorted(zip(fits, w), key=lambda p: -p[1])
                       if wi >= 0.05)  # the families that matter: their weights add up to at least 85%
     return Prediction(
         run, metric, h, final=float(mid[-1]), low=float(lo[-1]), high=float(hi[-1]), model=names,
-        weights={f.family.name: float(wi) for (f, _), wi in zip(fits, w)}, last_step=last, latest=latest,
+        weights={f.family.name: float(wi) for (f, _, _), wi in zip(fits, w)}, last_step=last, latest=latest,
         fitted_from=t0, target=target, eta_step=eta_step, eta_seconds=eta_s, reached=reached,
         higher_is_better=maximize, band_x=grid, band_lo=lo, band_mid=mid, band_hi=hi,
         mixture=tuple((float(wi), float(m[-1]), float(s_[-1])) for wi, m, s_ in zip(w, mu, sd)),
