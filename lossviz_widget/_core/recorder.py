@@ -28,7 +28,7 @@ from .._model import RunsData
 from ..diagnostics import Diagnostics, DiagnosticsConfig, Finding
 from ..forecast.ensemble import Prediction
 from ..forecast.live import ForecastTracker
-from .frame import Frame, FrameBuilder, main_metric
+from .frame import Frame, FrameBuilder
 from .parallel import cpu_time
 from .rewind import Rewind, RewindCursor
 from .run_groups import GroupBuilder, GroupSpec
@@ -306,12 +306,11 @@ class Recorder:
     def forecast_to(self, steps: float | None = None, target: float | None = None, *,
                     metric: str | None = None) -> None:
         """Forecast to step ``steps`` (None: twice the last step) and, with ``target``, when ``metric``
-        (None: the main metric, the first of the ``loss`` family) reaches it; see
+        (None: the main metric, the first of the ``loss`` family, once there is one) reaches it; see
         :meth:`lossviz_widget.LossPlot.forecast_to`. A ``metric`` that is neither a loss nor an
         accuracy is forecast from then on too."""
         with self._lock:
-            names = list(dict.fromkeys(name for metrics in self._runs.snapshot().values() for name in metrics))
-            self._forecasts.forecast_to(steps, target, metric, main_metric(names) or None)
+            self._forecasts.forecast_to(steps, target, metric)
         self.request_frame()
 
     def prediction(self, metric: str, run: str | None = None) -> Prediction:

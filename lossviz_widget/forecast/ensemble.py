@@ -7,8 +7,9 @@
 2. **Window** -- the fit starts after the last abrupt drop (:func:`~.curve.last_change`): a
    learning-rate step restarts the curve with other parameters.
 3. **No forecast** when the latest value is not finite (diverged), when the window rises
-   (diverging, or a validation loss that over-fits), when it is flat within its noise, or when it
-   has too few points; :attr:`Prediction.reason` says which.
+   (diverging, or a validation loss that over-fits), when it is flat within its noise, when it
+   has too few points, or when the horizon is more than :data:`MAX_REACH` times as far as the
+   window reaches (too early to say); :attr:`Prediction.reason` says which.
 4. **Models** -- each family of :mod:`.models` (power law, shifted power law, exponential,
    stretched exponential) is fitted to the window. Each family's forecast is *anchored*: its
    curve is shifted to start from the measured level now (the median of the window's last 5% of
@@ -50,9 +51,10 @@ from .._core.formatting import format_number as fmt
 from .curve import Blocks, blocks, last_change, noise_level
 from .models import FAMILIES, Family, Fit, fit
 
-__all__ = ["BACKTEST_SHARES", "MIN_POINTS", "Prediction", "forecast", "prob_below"]
+__all__ = ["BACKTEST_SHARES", "MAX_REACH", "MIN_POINTS", "Prediction", "forecast", "prob_below"]
 
 MIN_POINTS = 12  # block medians a window needs before it is fitted
+MAX_REACH = 20.0  # the horizon is at most this many times as far from the window's start as its last step
 BACKTEST_SHARES = (0.5, 0.7)  # the backtests fit these shares of the window and extrapolate to its end
 BAND_POINTS = 48  # points of the band drawn from the last step to the horizon
 _EMPTY = np.empty(0)
@@ -250,8 +252,8 @@ def forecast(steps: np.ndarray, values: np.ndarray, wall_time: np.ndarray | None
     if len(b) < MIN_POINTS:
         return _no(run, metric, h, f"too few points: {len(b)}, {MIN_POINTS} needed", higher_is_better, target, last)
     if h <= last:
-        return _no(run, metric, h, f"the horizon (step {h:g}) is not after the last step ({last:g})",
-                   higher_is_better, target, last)
+        return _no(run, metric, h, f"the run is at or past the horizon (step {fmt(h)})", higher_is_better, target,
+                   last)
     scale = _Scale(log=not higher_is_better and bool(b.values.min() > 0), sign=-1.0 if higher_is_better else 1.0)
     floor = 0.0 if not higher_is_better and b.values.min() >= 0 else -np.inf
     u = scale.to_u(b.values)
@@ -259,6 +261,10 @@ def forecast(steps: np.ndarray, values: np.ndarray, wall_time: np.ndarray | None
     win = b.tail(last_change(u, noise))
     uw = u[len(b) - len(win):]
     latest = float(win.values[-1])
+    reach = (h - win.steps[0]) / max(last - win.steps[0], 1e-12)
+    if len(win) >= MIN_POINTS and reach > MAX_REACH:
+        return _no(run, metric, h, f"too early: the horizon is {reach:.0f}x the steps fitted (at most {MAX_REACH:g}x)",
+                   higher_is_better, target, last, latest)
     if len(win) < MIN_POINTS:
         return _no(run, metric, h, f"changed course at step {win.steps[0]:g} (a learning-rate change?): "
                    f"{len(win)} points since, {MIN_POINTS} needed", higher_is_better, target, last, latest)
@@ -320,7 +326,9 @@ def _ensemble(win: Blocks, u: np.ndarray, noise: float, h: float, target: float 
     mu += end_level - mu[:, :1]  # anchored: the level now is measured, the models say how it changes
     # the anchor's own noise, the parameters' and the extrapolation's
     sd = np.array([np.sqrt(level_sd**2 + f.sd(xg) ** 2 + (rate * reach) ** 2) for f, _, rate in fits])
-    qs = [scale.to_y(q) for q in _quantiles(w, mu, sd, (0.1, 0.5, 0.9))]
+    # the worse edge stops at the window's worst level: a falling curve (a rising one gets no
+    # forecast) that would end above where it started is no forecast but the band's tail
+    qs = [scale.to_y(np.minimum(q, float(u.max()))) for q in _quantiles(w, mu, sd, (0.1, 0.5, 0.9))]
     lo, mid, hi = (np.maximum(q, floor) for q in (qs[::-1] if maximize else qs))  # quantiles of max(Y, floor)
     eta_step, reached, eta_s = math.nan, False, math.nan
     if target is not None:

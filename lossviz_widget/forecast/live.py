@@ -30,7 +30,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from .._core.formatting import format_number
-from .._core.frame import Frame, PanelFrame
+from .._core.frame import Frame, PanelFrame, main_metric
 from .._core.grouping import higher_is_better, is_accuracy
 from .._core.run_groups import BandFrame
 from .._model import DEFAULT_RUN, MetricHistory
@@ -60,33 +60,28 @@ class ForecastTracker:
 
     def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self._horizon: float | None = None
-        self._targets: dict[str, float] = {}
+        self._targets: dict[str | None, float] = {}  # None: the main metric's
         self._extra: set[str] = set()  # metrics forecast on request that are neither losses nor accuracies
         self._fitted: dict[tuple[str, str], _Fitted] = {}
         self._clock = clock
         self._last_refit = -math.inf
 
-    def forecast_to(self, steps: float | None, target: float | None, metric: str | None,
-                    main: str | None) -> None:
-        """Set the horizon (None: twice the last step) and ``metric``'s target (``main``: the plot's
-        main metric, when ``metric`` is None)."""
+    def forecast_to(self, steps: float | None, target: float | None, metric: str | None) -> None:
+        """Set the horizon (None: twice the last step) and ``metric``'s target (None: the main
+        metric's, whichever it is when the forecast runs)."""
         if steps is not None:
             steps = _number("steps", steps)
             if steps <= 0:
                 raise ValueError(f"forecast_to: steps must be > 0, got {steps!r}")
-        name = metric if metric is not None else main
         if target is not None:
             target = _number("target", target)
-            if name is None:
-                raise ValueError("forecast_to: no metric logged yet to set a target for: pass metric=")
         if metric is not None and not isinstance(metric, str):
             raise TypeError(f"forecast_to: metric must be a str, got {type(metric).__name__}")
         self._horizon = steps
-        if name is not None:
-            if target is None:
-                self._targets.pop(name, None)
-            else:
-                self._targets[name] = target
+        if target is None:
+            self._targets.pop(metric, None)
+        else:
+            self._targets[metric] = target
         if metric is not None and not forecast_by_default(metric):
             self._extra.add(metric)
 
@@ -104,7 +99,11 @@ class ForecastTracker:
     def _key(self, data: Mapping[str, Mapping[str, MetricHistory]], run: str, name: str,
              ) -> tuple[int, float, float, float | None]:
         h = data[run][name]
-        return (len(h), float(h.steps[-1]) if len(h) else math.nan, self.horizon(data, name), self._targets.get(name))
+        target = self._targets.get(name)
+        if target is None and None in self._targets:
+            names = list(dict.fromkeys(n for metrics in data.values() for n in metrics))
+            target = self._targets[None] if name == main_metric(names) else None
+        return (len(h), float(h.steps[-1]) if len(h) else math.nan, self.horizon(data, name), target)
 
     def predict(self, data: Mapping[str, Mapping[str, MetricHistory]], run: str, name: str) -> Prediction:
         """The forecast of ``run``'s metric ``name`` now (refitted if its points changed)."""

@@ -142,10 +142,11 @@ def test_no_forecast_for_a_flat_curve() -> None:
     assert not p.ok and p.reason.startswith("flat")
 
 
-def test_no_forecast_with_too_few_points_or_a_horizon_in_the_past() -> None:
+def test_no_forecast_with_too_few_points_or_a_horizon_too_near_or_too_far() -> None:
     assert forecast(STEPS[:5], power_law(STEPS[:5])).reason.startswith("too few points")
     assert forecast([], []).reason == "no values yet"
-    assert "not after the last step" in forecast(STEPS[:500], power_law(STEPS[:500]), horizon=100.0).reason
+    assert "at or past the horizon" in forecast(STEPS[:500], power_law(STEPS[:500]), horizon=100.0).reason
+    assert forecast(STEPS[:100], power_law(STEPS[:100]), horizon=1e6).reason.startswith("too early")
 
 
 # -- real training curves ----------------------------------------------------------------------------
@@ -220,8 +221,13 @@ def test_forecast_to_refuses_bad_values() -> None:
         rec.forecast_to(steps=-5)
     with pytest.raises(TypeError, match="target must be a finite number"):
         rec.forecast_to(target=math.nan)
-    with pytest.raises(ValueError, match="no metric logged yet"):
-        Recorder().forecast_to(target=1.0)
+    with pytest.raises(TypeError, match="metric must be a str"):
+        rec.forecast_to(metric=3)  # type: ignore[arg-type]
+    early = Recorder()  # a target set before anything is logged is the main metric's, once there is one
+    early.forecast_to(steps=100, target=0.5)
+    for s in range(1, 50):
+        early.log(acc=1 - 1 / s, loss=1 / s, step=s)
+    assert early.prediction("loss").target == 0.5 and early.prediction("acc").target is None
 
 
 def test_a_requested_metric_that_is_not_a_loss_is_forecast_too() -> None:
