@@ -48,6 +48,7 @@ REPO = HERE.parents[1]
 CORPUS = REPO / "benchmarks" / "diagnostics" / "corpus"
 CUTS = (0.10, 0.25, 0.50)
 HELD_OUT_SEED = 4  # seeds from here on are held out
+CONTINUING = ("healthy", "lr_too_low", "plateau", "noisy")  # conditions built not to change course later
 SUBSET = ("healthy-np-mlp-4", "healthy-torch-mlp-0", "low-numpy-mlp-0", "plateau-torch-mlp-1",
           "noisy-numpy-mlp-4", "spike-numpy-mlp-lr-0", "overfit-torch-mlp-5", "high-torch-mlp-3")
 
@@ -175,12 +176,43 @@ def summarise(rows: list[dict[str, Any]], which: str) -> list[str]:
     return out
 
 
+def verdicts(rows: list[dict[str, Any]], which: str) -> list[str]:
+    """Whether the issue's targets are met on one split: better than both baselines at every cut
+    (on the series forecast), and 80% intervals covering 70-90%."""
+    out = []
+    for cut in CUTS:
+        ok = [r for r in rows if r["cut"] == cut and r["ok"] and math.isfinite(r["truth"])]
+        ours = _median([_rel(r["final"], r["truth"]) for r in ok])
+        base = min(_median([_rel(r["last"], r["truth"]) for r in ok]),
+                   _median([_rel(r["power"], r["truth"]) for r in ok]))
+        cov = sum(r["low"] <= r["truth"] <= r["high"] for r in ok) / len(ok) if ok else math.nan
+        out.append(f"{cut:.0%}: error {'met' if ours < base else 'MISSED'} ({_fmt(ours)} vs {_fmt(base)}), "
+                   f"coverage {'met' if 0.7 <= cov <= 0.9 else 'MISSED'} ({_fmt(cov)})")
+    return [f"- {which}: " + "; ".join(out)]
+
+
+def condition_rows(rows: list[dict[str, Any]]) -> list[str]:
+    """Per condition of the corpus, every cut together: where the errors come from."""
+    out = []
+    for cond in sorted({r["condition"] for r in rows}):
+        at = [r for r in rows if r["condition"] == cond and math.isfinite(r["truth"])]
+        ok = [r for r in at if r["ok"]]
+        covered = [r["low"] <= r["truth"] <= r["high"] for r in ok]
+        out.append(f"| {cond} | {len(ok)} / {len(at)} | {_fmt(_median([_rel(r['final'], r['truth']) for r in ok]))} "
+                   f"| {_fmt(_median([_rel(r['last'], r['truth']) for r in ok]))} "
+                   f"| {_fmt(_median([_rel(r['power'], r['truth']) for r in ok]))} "
+                   f"| {_fmt(sum(covered) / len(covered) if covered else math.nan)} |")
+    return out
+
+
 def eta_rows(rows: list[dict[str, Any]], which: str) -> list[str]:
     eta = [r for r in rows if "eta_true" in r]
-    got = [r for r in eta if math.isfinite(r["eta"])]
+    forecast = [r for r in eta if r["eta_ok"]]
+    got = [r for r in forecast if math.isfinite(r["eta"])]
     err = [abs(r["eta"] - r["eta_true"]) for r in got]
     rel = [abs(r["eta"] - r["eta_true"]) / (r["eta_true"]) for r in got]
-    return [f"| {which} | {len(eta)} | {len(got)} | {_fmt(_median(err), pct=False)} | {_fmt(_median(rel))} |"]
+    return [f"| {which} | {len(eta)} | {len(forecast)} | {len(got)} | {_fmt(_median(err), pct=False)} "
+            f"| {_fmt(_median(rel))} |"]
 
 
 def table(rows: list[dict[str, Any]], subset: bool) -> str:
@@ -210,11 +242,33 @@ def table(rows: list[dict[str, Any]], subset: bool) -> str:
         *summarise(held, "held out (seeds ≥ 4)"),
         *summarise(rows, "all"),
         "",
+        "Targets (better than both baselines at every cut, on the series forecast; 80% intervals cover 70-90%):",
+        "",
+        *verdicts(dev, "dev"),
+        *verdicts(held, "held out"),
+        *verdicts(rows, "all"),
+        "",
+        "The held-out seeds are not a random sample of the same curves: in this corpus a run's seed comes "
+        "with its condition, and seeds 4 and up hold most of the runs built to change course *after* the "
+        "cut (a learning rate raised mid-run, loss spikes that do not recover, validation losses that turn "
+        "up). No extrapolation of the curve so far can see those coming; the table per condition shows "
+        "where the errors and the missed intervals are. The same targets on the conditions whose future "
+        f"continues their past ({', '.join(CONTINUING)}):",
+        "",
+        *verdicts([r for r in dev if r["condition"] in CONTINUING], "dev"),
+        *verdicts([r for r in held if r["condition"] in CONTINUING], "held out"),
+        "",
+        "Per condition of the corpus (all cuts and splits together; series ending finite):",
+        "",
+        "| condition | forecasts | forecast | last value | power law | 80% coverage |",
+        "|---|---|---|---|---|---|",
+        *condition_rows(rows),
+        "",
         "ETA to a target (the level each series has at 75% of its steps), forecast from the 25% cut, on the "
         "series that reach it after the cut:",
         "",
-        "| split | series | with an ETA | median error (steps) | median relative error |",
-        "|---|---|---|---|---|",
+        "| split | series | with a forecast | with an ETA | median error (steps) | median relative error |",
+        "|---|---|---|---|---|---|",
         *eta_rows(dev, "dev"),
         *eta_rows(held, "held out"),
         *eta_rows(rows, "all"),
@@ -223,7 +277,8 @@ def table(rows: list[dict[str, Any]], subset: bool) -> str:
         "",
         *[f"- {reason}: {n}" for reason, n in reasons.most_common()],
         "",
-        f"Cost of one forecast (block medians + 6 fits): median {1e3 * _median(secs):.0f} ms, "
+        "Cost of one forecast (block medians + 12 fits, on this machine under the load above): "
+        f"median {1e3 * _median(secs):.0f} ms, "
         f"95th percentile {1e3 * secs[int(0.95 * (len(secs) - 1))]:.0f} ms." if secs else "",
         "",
     ]
