@@ -63,10 +63,7 @@ def test_forecast_band_and_readout_while_training(request: pytest.FixtureRequest
 
 
 def _check(nb: NotebookPage) -> None:
-    nb.run_all_cells()
-    widget = nb.cell(0).locator(".lossviz")
-    widget.wait_for(state="visible", timeout=30_000)
-    poll(lambda: nb.is_executing(1), 30, "training cell never started executing ([*])", interval=0.05)
+    widget = nb.start_training()
     cell = widget.locator("td.lossviz-forecast")
     poll(lambda: (cell.count() == 1 and "80%" in cell.inner_text()) or not nb.is_executing(1), 60,
          "no forecast in the readout")
