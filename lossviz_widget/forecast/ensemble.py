@@ -12,8 +12,8 @@
    window reaches (too early to say); :attr:`Prediction.reason` says which.
 4. **Models** -- each family of :mod:`.models` (power law, shifted power law, exponential,
    stretched exponential) is fitted to the window. Each family's forecast is *anchored*: its
-   curve is shifted to start from the measured level now (the median of the window's last 5% of
-   blocks), and only the change it predicts from there is the family's; a fit that runs a little
+   curve is shifted to start from the measured level now (the median of the raw points of the
+   window's last 5% of blocks), and only the change it predicts from there is the family's; a fit that runs a little
    above or below the latest points does not carry that offset to the horizon.
 5. **Backtests** -- each family is fitted again to the first 50% and the first 70% of the window,
    and its anchored forecast from there is compared with the level the curve then reached at the
@@ -54,6 +54,7 @@ from .models import FAMILIES, Family, Fit, fit
 __all__ = ["BACKTEST_SHARES", "MAX_REACH", "MIN_POINTS", "Prediction", "forecast", "prob_below"]
 
 MIN_POINTS = 12  # block medians a window needs before it is fitted
+LEVEL_POINTS = 4096  # raw points read for the level now, at most
 MAX_REACH = 20.0  # the horizon is at most this many times as far from the window's start as its last step
 BACKTEST_SHARES = (0.5, 0.7)  # the backtests fit these shares of the window and extrapolate to its end
 BAND_POINTS = 48  # points of the band drawn from the last step to the horizon
@@ -235,8 +236,9 @@ def forecast(steps: np.ndarray, values: np.ndarray, wall_time: np.ndarray | None
     with zeros or negative values is fitted as it is (asymptote and interval not below 0 when it
     has never been negative); a metric where higher is better is fitted on its negation.
     ``families``: the models of the ensemble (:data:`~.models.FAMILIES`).
-    Cost: O(``max_blocks``) per call whatever the length of the series (plus two small
-    least-squares fits per family); needs SciPy (the ``forecast`` extra), else the reason says so.
+    Cost: O(``max_blocks``) per call whatever the length of the series (block medians of at most 16
+    points each, at most :data:`LEVEL_POINTS` for the level now, three small least-squares fits per
+    family); needs SciPy (the ``forecast`` extra), else the reason says so.
     """
     steps = np.asarray(steps, dtype=np.float64)
     values = np.asarray(values, dtype=np.float64)
@@ -271,16 +273,22 @@ def forecast(steps: np.ndarray, values: np.ndarray, wall_time: np.ndarray | None
     reason = _window_reason(uw, noise, 1e-3 if scale.log else 1e-3 * abs(float(uw[-1])))
     if reason:
         return _no(run, metric, h, reason, higher_is_better, target, last, latest)
+    # the level now: the median of the raw points of the window's last 5% of blocks (at most
+    # LEVEL_POINTS of them), not of their block medians, which are biased towards the mean of
+    # right-skewed mini-batch losses when blocks hold few points
+    k_end = max(3, len(win) // 20)
+    recent = values[max(int(np.searchsorted(steps, win.steps[-k_end])), len(values) - LEVEL_POINTS):]
+    now = float(scale.to_u(float(np.median(recent[np.isfinite(recent)]))))
     try:
-        return _ensemble(win, uw, noise, h, target, scale, floor, families, run, metric, last, latest)
+        return _ensemble(win, uw, noise, now, k_end, h, target, scale, floor, families, run, metric, last, latest)
     except ImportError:
         return _no(run, metric, h, "needs SciPy (pip install 'lossviz-widget[forecast]')", higher_is_better,
                    target, last, latest)
 
 
-def _ensemble(win: Blocks, u: np.ndarray, noise: float, h: float, target: float | None, scale: _Scale,
-              floor: float, families: Sequence[Family], run: str, metric: str, last: float,
-              latest: float) -> Prediction:
+def _ensemble(win: Blocks, u: np.ndarray, noise: float, end_level: float, k_end: int, h: float,
+              target: float | None, scale: _Scale, floor: float, families: Sequence[Family], run: str,
+              metric: str, last: float, latest: float) -> Prediction:
     """The fits, weights and mixture of :func:`forecast` (see the module docstring), on the scale ``u``."""
     t0 = float(win.steps[0])
     gap = float(np.median(np.diff(win.steps))) if len(win) > 1 else 1.0
@@ -291,8 +299,6 @@ def _ensemble(win: Blocks, u: np.ndarray, noise: float, h: float, target: float 
         return (np.asarray(t, dtype=np.float64) - origin) / span
 
     x, y = to_x(win.steps), scale.sign * win.values  # y falls (a loss, or minus an accuracy)
-    k_end = max(3, len(x) // 20)
-    end_level = float(np.median(u[-k_end:]))
     level_sd = max(noise, 1e-12) / math.sqrt(k_end)
     x_end = float(x[-1])
     cuts = [max(MIN_POINTS // 2 + 2, int(share * len(x))) for share in BACKTEST_SHARES]

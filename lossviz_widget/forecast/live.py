@@ -41,7 +41,7 @@ __all__ = ["REFITS_PER_SECOND", "ForecastTracker", "forecast_by_default"]
 
 log = logging.getLogger("lossviz_widget")
 
-REFITS_PER_SECOND = 4.0  # live refits of all series together, at most
+REFITS_PER_SECOND = 2.0  # live refits of all series together, at most
 
 
 def forecast_by_default(name: str) -> bool:
