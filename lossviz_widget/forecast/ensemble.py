@@ -309,7 +309,7 @@ def _ensemble(win: Blocks, u: np.ndarray, noise: float, end_level: float, k_end:
             continue
         errs, rates = [], []
         for n in cuts:
-            back = fit(family, x[:n], y[:n], noise, floor, scale.log)
+            back = fit(family, x[:n], y[:n], noise, floor, scale.log, start=full.params)
             if back is None:
                 errs.append(float(np.ptp(u)))
                 rates.append(errs[-1] / math.log(x_end / x[n - 1]))

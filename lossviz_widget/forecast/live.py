@@ -3,9 +3,9 @@
 A :class:`ForecastTracker` belongs to a :class:`~lossviz_widget.Recorder`. With the view setting
 ``forecast`` on, each frame calls :meth:`ForecastTracker.update` where the diagnostics run (on the
 frame thread, under the recorder's lock, never in ``log()``): it refits at most one series whose
-points changed, and no more than :data:`REFITS_PER_SECOND` a second in all (a refit costs tens of
-milliseconds whatever the length of the run: :func:`~.ensemble.forecast`), so a plot of many
-series refreshes them in turn. :meth:`ForecastTracker.add_to` then puts into the frame:
+points changed, and no more than :data:`REFITS_PER_SECOND` a second in all (a refit costs the same
+whatever the length of the run, :func:`~.ensemble.forecast`; measured in ``benchmarks/FORECAST.md``),
+so a plot of many series refreshes them in turn. :meth:`ForecastTracker.add_to` then puts into the frame:
 
 * per forecast series on the step axis, a :class:`~lossviz_widget._core.run_groups.BandFrame`:
   the median as a dashed line and the 80% interval as a band in the series' colour, from its last

@@ -163,10 +163,12 @@ def _robust_sd(r: np.ndarray) -> float:
 
 
 def fit(family: Family, x: np.ndarray, y: np.ndarray, noise: float, floor: float = -np.inf,
-        log: bool = False) -> Fit | None:
+        log: bool = False, start: np.ndarray | None = None) -> Fit | None:
     """Fit ``family`` to ``(x, y)`` (x > 0, y falling); None when the optimiser fails.
 
     ``floor`` bounds the asymptote from below (0 for a loss that has never been negative).
+    ``start``: the parameters to start from (say, a fit of the same family to more of the
+    points), else found by linearising.
     With ``log`` (positive ``y`` and ``floor`` 0) the residuals are of ``log y``: a loss falling
     over decades is fitted as closely at its end as at its start, and the right-skewed noise of
     mini-batch losses becomes about symmetric.
@@ -182,12 +184,12 @@ def fit(family: Family, x: np.ndarray, y: np.ndarray, noise: float, floor: float
 
     span = float(np.ptp(y)) or max(abs(float(y.mean())), 1e-12)
     lo, hi = _bounds(family, y, span, floor)
-    p0 = np.clip(_start(family, x, y, span, floor), lo + 1e-12, hi - 1e-12)
+    p0 = np.clip(_start(family, x, y, span, floor) if start is None else start, lo + 1e-12, hi - 1e-12)
     scale = max(noise, 1e-9)
     u = np.log(y) if log else y
     try:
         res = least_squares(lambda p: _on_scale(family, x, p, log) - u, p0, bounds=(lo, hi), loss="soft_l1",
-                            f_scale=scale, x_scale="jac", max_nfev=100 * len(p0))
+                            f_scale=scale, x_scale="jac", max_nfev=100 * len(p0), ftol=1e-6, xtol=1e-6)
     except (ValueError, FloatingPointError):
         return None
     if not np.all(np.isfinite(res.x)):
