@@ -226,7 +226,7 @@ def table(rows: list[dict[str, Any]], subset: bool) -> str:
         "",
         f"Made by `python benchmarks/forecast/evaluate.py{' --subset' if subset else ''}` "
         f"({platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
-        f"load average {os.getloadavg()[0]:.1f} while it ran). Corpus: `benchmarks/diagnostics/corpus` "
+        f"1-minute load average {os.getloadavg()[0]:.1f} when it finished). Corpus: `benchmarks/diagnostics/corpus` "
         f"({len({(r['run'], r['series']) for r in rows})} loss series of "
         f"{len({r['run'] for r in rows})} runs; {len({(r['run'], r['series']) for r in finite_rows})} "
         "end finite). How each number is computed: the docstring of `evaluate.py`.",
@@ -285,7 +285,7 @@ def table(rows: list[dict[str, Any]], subset: bool) -> str:
     return "\n".join(lines)
 
 
-def overhead(steps: int = 6000, repeats: int = 3) -> dict[str, float]:
+def overhead(steps: int = 40_000, repeats: int = 3) -> dict[str, float]:
     """Seconds a real training loop (softmax regression on digits, NumPy mini-batch SGD) takes
     with a live recorder drawing frames (as in a notebook), forecasts off and on (median of
     ``repeats``, alternated): what the refits on the frame thread cost the loop."""
@@ -335,7 +335,7 @@ def main() -> None:
     text = table(rows, args.subset)
     if not args.subset:
         cost = overhead()
-        text += (f"\nThe training loop with a live plot (softmax regression on digits, 6,000 steps, loss and accuracy "
+        text += (f"\nThe training loop with a live plot (softmax regression on digits, 40,000 steps, loss and accuracy "
                  f"logged each step, frames drawn in the background as in a notebook; median of 3): "
                  f"{cost['off']:.2f} s with forecasts off, {cost['on']:.2f} s on "
                  f"({cost['on'] / cost['off'] - 1:+.0%}; the refits run on the frame thread, at most "
