@@ -3,9 +3,10 @@
 A :class:`ForecastTracker` belongs to a :class:`~lossviz_widget.Recorder`. With the view setting
 ``forecast`` on, each frame calls :meth:`ForecastTracker.update` where the diagnostics run (on the
 frame thread, under the recorder's lock, never in ``log()``): it refits at most one series whose
-points changed, and no more than :data:`REFITS_PER_SECOND` a second in all (a refit costs the same
-whatever the length of the run, :func:`~.ensemble.forecast`; measured in ``benchmarks/FORECAST.md``),
-so a plot of many series refreshes them in turn. :meth:`ForecastTracker.add_to` then puts into the frame:
+points changed, no more than :data:`REFITS_PER_SECOND` a second in all and in no more than
+:data:`REFIT_SHARE` of the wall time (a refit costs the same whatever the length of the run,
+:func:`~.ensemble.forecast`; measured in ``benchmarks/FORECAST.md``), so a plot of many series
+refreshes them in turn, the one fitted longest ago first. :meth:`ForecastTracker.add_to` then puts into the frame:
 
 * per forecast series on the step axis, a :class:`~lossviz_widget._core.run_groups.BandFrame`:
   the median as a dashed line and the 80% interval as a band in the series' colour, from its last
@@ -37,11 +38,12 @@ from .._model import DEFAULT_RUN, MetricHistory
 from ..diagnostics.findings import is_loss_like
 from .ensemble import Prediction, forecast
 
-__all__ = ["REFITS_PER_SECOND", "ForecastTracker", "forecast_by_default"]
+__all__ = ["REFITS_PER_SECOND", "REFIT_SHARE", "ForecastTracker", "forecast_by_default"]
 
 log = logging.getLogger("lossviz_widget")
 
 REFITS_PER_SECOND = 2.0  # live refits of all series together, at most
+REFIT_SHARE = 0.1  # of the wall time, at most, spent in live refits
 
 
 def forecast_by_default(name: str) -> bool:
@@ -53,6 +55,7 @@ def forecast_by_default(name: str) -> bool:
 class _Fitted:
     key: tuple[int, float, float, float | None]  # points, last step, horizon, target
     prediction: Prediction
+    at: float  # when it was fitted (the tracker's clock)
 
 
 class ForecastTracker:
@@ -64,7 +67,7 @@ class ForecastTracker:
         self._extra: set[str] = set()  # metrics forecast on request that are neither losses nor accuracies
         self._fitted: dict[tuple[str, str], _Fitted] = {}
         self._clock = clock
-        self._last_refit = -math.inf
+        self._next_refit = -math.inf  # the clock's time from which a live refit may run
 
     def forecast_to(self, steps: float | None, target: float | None, metric: str | None) -> None:
         """Set the horizon (None: twice the last step) and ``metric``'s target (None: the main
@@ -110,8 +113,14 @@ class ForecastTracker:
         key = self._key(data, run, name)
         fitted = self._fitted.get((run, name))
         if fitted is None or fitted.key != key:
-            fitted = self._fitted[(run, name)] = _Fitted(key, self._fit(data[run][name], run, name, key))
+            prediction = self._fit(data[run][name], run, name, key)
+            fitted = self._fitted[(run, name)] = _Fitted(key, prediction, self._clock())
         return fitted.prediction
+
+    def latest(self, run: str, name: str) -> Prediction | None:
+        """The last forecast made of ``run``'s ``name`` (None: none yet), however old its points."""
+        fitted = self._fitted.get((run, name))
+        return None if fitted is None else fitted.prediction
 
     def _fit(self, h: MetricHistory, run: str, name: str, key: tuple[int, float, float, float | None]) -> Prediction:
         try:
@@ -122,19 +131,25 @@ class ForecastTracker:
             return Prediction(run, name, key[2], reason=f"error: {type(exc).__name__}: {exc}")
 
     def update(self, data: Mapping[str, Mapping[str, MetricHistory]], live: bool) -> None:
-        """Refit the series whose points changed: all of them, or with ``live`` at most one, and
-        no more than :data:`REFITS_PER_SECOND` a second (the longest-stale first)."""
+        """Refit the series whose points changed: all of them, or with ``live`` one (never fitted
+        first, then the longest since its fit) when the last live refit is long enough ago: at
+        least ``1 / REFITS_PER_SECOND`` seconds, and at least ``1 / REFIT_SHARE`` times as long as
+        that refit took, so refits never take more than :data:`REFIT_SHARE` of the time whatever
+        the machine's speed or load (they share the interpreter with the training loop)."""
         stale = [(run, name) for run, metrics in data.items() for name, h in metrics.items()
                  if len(h) and self.wanted(name)
                  and ((run, name) not in self._fitted or self._fitted[(run, name)].key != self._key(data, run, name))]
         if not stale:
             return
         if live:
-            now = self._clock()
-            if now - self._last_refit < 1.0 / REFITS_PER_SECOND:
+            started = self._clock()
+            if started < self._next_refit:
                 return
-            self._last_refit = now
-            stale = [min(stale, key=lambda s: s in self._fitted)]  # never fitted first, then in order
+            run, name = min(stale, key=lambda s: self._fitted[s].at if s in self._fitted else -math.inf)
+            self.predict(data, run, name)
+            took = self._clock() - started
+            self._next_refit = started + max(1.0 / REFITS_PER_SECOND, took / REFIT_SHARE)
+            return
         for run, name in stale:
             self.predict(data, run, name)
 
@@ -146,7 +161,7 @@ class ForecastTracker:
     def add_to(self, frame: Frame, step_axis: bool, hidden: frozenset[str]) -> None:
         """Put the latest predictions in ``frame``: bands (on the step axis), readout sentences and
         the runs' chances against the best forecast (see the module docstring)."""
-        shown = {k: f.prediction for k, f in self._fitted.items() if k[0] not in hidden}
+        shown = {k: f.prediction for k, f in self._fitted.items() if k[0] not in hidden}  # however old
         if not shown:
             return
         frame.readout = [dataclasses.replace(r, forecast=shown[(r.run, r.name)].sentence())

@@ -14,7 +14,9 @@ import pytest
 
 from lossviz_widget import LossPlot, Recorder
 from lossviz_widget._core.settings import ViewSettings
+from lossviz_widget._model import MetricHistory
 from lossviz_widget.forecast import FAMILIES, forecast
+from lossviz_widget.forecast.live import REFIT_SHARE, REFITS_PER_SECOND, ForecastTracker
 from lossviz_widget.forecast.models import fit
 
 REPO = Path(__file__).resolve().parents[2]
@@ -277,3 +279,46 @@ def test_images_and_reports_show_the_forecast(tmp_path: Path) -> None:
         assert "a<x>" not in report
     finally:
         plot.close()
+
+
+def test_live_refits_take_turns_and_a_bounded_share_of_the_time() -> None:
+    """Live, one series is refitted per frame, the one fitted longest ago first, and the next
+    refit waits at least 1 / REFITS_PER_SECOND and 1 / REFIT_SHARE times what the last one took."""
+    now = [0.0]
+    tracker = ForecastTracker(clock=lambda: now[0])
+
+    def data(n: int) -> dict[str, dict[str, MetricHistory]]:
+        steps = STEPS[:n]
+        return {"default": {name: MetricHistory(steps, power_law(steps, c=c), steps) for name, c in
+                            (("loss", 0.4), ("val_loss", 0.5))}}
+
+    tracker.update(data(500), live=True)
+    first = tracker.latest("default", "loss")
+    assert first is not None and tracker.latest("default", "val_loss") is None  # one refit per frame
+    tracker.update(data(510), live=True)  # no time has passed: nothing
+    assert tracker.latest("default", "val_loss") is None
+    now[0] += 1.0 / REFITS_PER_SECOND
+    tracker.update(data(520), live=True)
+    assert tracker.latest("default", "val_loss") is not None  # never fitted: first
+    assert tracker.latest("default", "loss") is first
+    now[0] += 1.0 / REFITS_PER_SECOND
+    tracker.update(data(530), live=True)
+    assert tracker.latest("default", "loss") is not first  # then the one fitted longest ago
+    tracker.update(data(540), live=False)  # frames for exports refit everything now
+    assert tracker.latest("default", "loss").last_step == tracker.latest("default", "val_loss").last_step == 540
+
+    slow = [0.0]  # a clock that says each refit took 0.2 s: the next waits 0.2 / REFIT_SHARE
+
+    def clock() -> float:
+        slow[0] += 0.1  # read before and after a refit
+        return slow[0]
+
+    tracker = ForecastTracker(clock=clock)
+    tracker.update(data(500), live=True)
+    assert tracker.latest("default", "loss") is not None
+    slow[0] += 0.2 / REFIT_SHARE - 0.5  # not long enough yet
+    tracker.update(data(510), live=True)
+    assert tracker.latest("default", "val_loss") is None
+    slow[0] += 0.5
+    tracker.update(data(520), live=True)
+    assert tracker.latest("default", "val_loss") is not None
