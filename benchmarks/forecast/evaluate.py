@@ -349,7 +349,7 @@ def main() -> None:
                  f"logged each step, frames drawn in the background as in a notebook; median of 3): "
                  f"{cost['off']:.2f} s with forecasts off, {cost['on']:.2f} s on "
                  f"({cost['on'] / cost['off'] - 1:+.0%}; the refits run on the frame thread, at most "
-                 "2 a second and in at most 10% of the wall time, and share the interpreter with the loop).\n")
+                 "2 a second and in at most 5% of the wall time, and share the interpreter with the loop).\n")
     args.out.write_text(text)
     print(args.out.read_text())
 

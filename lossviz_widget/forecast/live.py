@@ -43,7 +43,7 @@ __all__ = ["REFITS_PER_SECOND", "REFIT_SHARE", "ForecastTracker", "forecast_by_d
 log = logging.getLogger("lossviz_widget")
 
 REFITS_PER_SECOND = 2.0  # live refits of all series together, at most
-REFIT_SHARE = 0.1  # of the wall time, at most, spent in live refits
+REFIT_SHARE = 0.05  # of the wall time, at most, spent in live refits
 
 
 def forecast_by_default(name: str) -> bool:
