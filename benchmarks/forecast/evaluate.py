@@ -233,7 +233,8 @@ def table(rows: list[dict[str, Any]], subset: bool) -> str:
         "",
         f"Made by `python benchmarks/forecast/evaluate.py{' --subset' if subset else ''}` "
         f"({platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
-        f"1-minute load average {os.getloadavg()[0]:.1f} when it finished). Corpus: `benchmarks/diagnostics/corpus` "
+        f"1-minute load average {os.getloadavg()[0]:.1f} when it finished). "
+        "Corpora: `benchmarks/diagnostics/corpus` and `benchmarks/forecast/long` "
         f"({len({(r['run'], r['series']) for r in rows})} loss series of "
         f"{len({r['run'] for r in rows})} runs; {len({(r['run'], r['series']) for r in finite_rows})} "
         "end finite). How each number is computed: the docstring of `evaluate.py`.",
