@@ -611,6 +611,16 @@ class NotebookPage:
         return poll(done, timeout,
                     lambda: f"cell {index} not finished after {timeout}s (prompt {self.input_prompt(index)!r})")
 
+    def start_training(self, plot_cell: int = 0, training_cell: int = 1) -> Locator:
+        """Run all cells, wait for the plot shown by ``plot_cell`` and for ``training_cell`` to be
+        running ([*]); return the plot (``.lossviz``), to be read while the training goes on."""
+        self.run_all_cells()
+        widget = self.cell(plot_cell).locator(".lossviz")
+        widget.wait_for(state="visible", timeout=30_000)
+        poll(lambda: self.is_executing(training_cell), 30, "training cell never started executing ([*])",
+             interval=0.05)
+        return widget
+
     def error_outputs(self) -> list[str]:
         """Texts of all error (traceback) outputs in the notebook."""
         return self.page.locator(

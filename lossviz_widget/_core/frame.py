@@ -82,6 +82,11 @@ _TIME_UNITS = ((3 * 3600.0, 3600.0, "h"), (3 * 60.0, 60.0, "min"), (0.0, 1.0, "s
 PARALLEL_MIN_POINTS = 1 << 20
 
 
+def main_metric(names: Sequence[str]) -> str:
+    """The metric the runs table compares runs on: the first of the ``loss`` family, else the first ("": none)."""
+    return next((n for n in names if family_of(n) == "loss"), names[0] if names else "")
+
+
 def palette_color(i: int) -> str:
     """Colour number ``i`` (a run's, or with one run a metric's): :data:`PALETTE`, then generated.
 
@@ -167,6 +172,7 @@ class ReadoutRow:
     run: str = DEFAULT_RUN
     note: str = ""  # the series' last step rewind: "resumed at step 50, 50 points replaced"
     has_best: bool = True  # a best value means something for it (ViewSettings.best_for)
+    forecast: str = ""  # with forecasts on: the final value, interval and ETA, or why there is none
 
 
 @dataclass(frozen=True)
@@ -181,6 +187,7 @@ class RunRow:
     higher_is_better: bool
     hidden: bool
     highlighted: bool
+    forecast: str = ""  # with forecasts of several runs: its chance to beat the best run's forecast
 
 
 @dataclass
@@ -456,8 +463,7 @@ class FrameBuilder:
         self._dashes[name] = DASHES[i % len(DASHES)]
 
     def _run_rows(self, runs: Mapping[str, Mapping[str, MetricHistory]], s: ViewSettings) -> list[RunRow]:
-        names = list(self._metric_order)
-        main = next((n for n in names if family_of(n) == "loss"), names[0] if names else "")
+        main = main_metric(list(self._metric_order))
         rows = []
         for i, run in enumerate(runs):
             state = self._metrics.get((run, main)) if main in runs[run] else None

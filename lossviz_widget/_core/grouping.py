@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 
-__all__ = ["best_fits", "family_of", "higher_is_better", "log_y_fits"]
+__all__ = ["best_fits", "family_of", "higher_is_better", "is_accuracy", "log_y_fits"]
 
 _SPLIT = re.compile(r"[/_\-.:\s]+")
 _ROLE_TOKENS = frozenset(
@@ -28,6 +28,7 @@ _LOWER_IS_BETTER = frozenset(
 )
 # learning-rate families: a schedule reads best on a linear axis (warmup, steps, cosine)
 _LINEAR_FAMILIES = frozenset({"lr", "learning_rate", "learningrate"})
+_ACCURACY = frozenset({"acc", "accuracy", "top1", "top5"})
 _HIGHER_IS_BETTER = frozenset(
     {"acc", "accuracy", "f1", "precision", "recall", "auc", "roc", "iou", "miou", "dice", "map",
      "bleu", "rouge", "r2", "score", "top1", "top5", "psnr", "ssim", "reward", "return"}
@@ -66,3 +67,8 @@ def best_fits(name: str) -> bool:
     """Whether a "best" (min or max so far) means something for this metric: losses and errors
     (lowest), accuracy-like metrics (highest); not learning rates, norms, timings and the like."""
     return any(t in _LOWER_IS_BETTER or t in _HIGHER_IS_BETTER for t in _tokens(name))
+
+
+def is_accuracy(name: str) -> bool:
+    """An accuracy (``acc``, ``val_accuracy``, ``top1``...): with the losses, what is forecast by default."""
+    return any(t in _ACCURACY for t in _tokens(name))

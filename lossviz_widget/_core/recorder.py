@@ -26,6 +26,8 @@ from typing import Any, Protocol
 
 from .._model import RunsData
 from ..diagnostics import Diagnostics, DiagnosticsConfig, Finding
+from ..forecast.ensemble import Prediction
+from ..forecast.live import ForecastTracker
 from .frame import Frame, FrameBuilder
 from .parallel import cpu_time
 from .rewind import Rewind, RewindCursor
@@ -137,6 +139,7 @@ class Recorder:
         self._render_error = ""  # the last frame's error, until a frame renders again
         self._groups: GroupBuilder | None = None  # run groups (group_runs), drawn as a line with a band
         self._param_sources: list[Any] = []  # sources with ``params`` (run -> params): tracking servers
+        self._forecasts = ForecastTracker()  # horizon, targets, latest predictions (settings.forecast)
         self._scheduler = FrameScheduler(self._frame_from_thread, fps=self._settings.fps, on_error=self._report_error)
 
     # -- taking in data ----------------------------------------------------------------------------
@@ -230,15 +233,21 @@ class Recorder:
             data, rewinds = self._snapshot()
             findings = self._current_findings(data)
             groups = None if self._groups is None else GroupBuilder(self._groups.spec)
-        return self._build_frame(FrameBuilder(), data, settings, findings, groups, _in_order(rewinds))
+            frame = self._build_frame(FrameBuilder(), data, settings, findings, groups, _in_order(rewinds), live=False)
+        return frame
 
     def _build_frame(self, builder: FrameBuilder, data: RunsData, settings: ViewSettings,
-                     findings: Sequence[Finding], groups: GroupBuilder | None, rewinds: Sequence[Rewind]) -> Frame:
-        """A frame of ``data``; with run groups, their bands added and their members' lines left out
-        (unless shown; their readout rows stay)."""
+                     findings: Sequence[Finding], groups: GroupBuilder | None, rewinds: Sequence[Rewind],
+                     live: bool) -> Frame:
+        """A frame of ``data`` (under ``_lock``); with run groups, their bands added and their members'
+        lines left out (unless shown; their readout rows stay); with forecasts, theirs (refitted all
+        at once, or ``live`` a few a second: see :mod:`lossviz_widget.forecast.live`)."""
         frame = builder.build(data, self._runs.t0, settings, findings, rewinds)
         if groups is not None:
             groups.add_to(frame, data, settings, self.run_params())
+        if settings.forecast:
+            self._forecasts.update(data, live)
+            self._forecasts.add_to(frame, settings.x_axis == "step", settings.hidden_runs)
         return frame
 
     def diagnose(self) -> list[Finding]:
@@ -254,6 +263,7 @@ class Recorder:
         for rewind in self._replayed.take(rewinds):
             self._builder.forget(rewind.run, rewind.metric)
             self._diag.forget_run(rewind.run)
+            self._forecasts.forget(rewind.run)
         return data, rewinds
 
     def _current_findings(self, data: RunsData, budget: int | None = None) -> list[Finding]:
@@ -290,6 +300,30 @@ class Recorder:
             if not on:
                 self._diag = Diagnostics(self._diag_config)
         self.request_frame()
+
+    # -- forecasts ----------------------------------------------------------------------------------
+
+    def forecast_to(self, steps: float | None = None, target: float | None = None, *,
+                    metric: str | None = None) -> None:
+        """Forecast to step ``steps`` (None: twice the last step) and, with ``target``, when ``metric``
+        (None: the main metric, the first of the ``loss`` family, once there is one) reaches it; see
+        :meth:`lossviz_widget.LossPlot.forecast_to`. A ``metric`` that is neither a loss nor an
+        accuracy is forecast from then on too."""
+        with self._lock:
+            self._forecasts.forecast_to(steps, target, metric)
+        self.request_frame()
+
+    def prediction(self, metric: str, run: str | None = None) -> Prediction:
+        """The forecast of ``metric`` of ``run`` (None: the only run, else the default run) now: final
+        value at the horizon with its 80% interval, ETA to the target, model, or why there is none.
+        Works whether ``forecast`` is on or not. Raises ``KeyError`` for a metric the run does not have."""
+        with self._lock:
+            data, _ = self._snapshot()
+            name = self._runs.primary()[0] if run is None else check_run(run)
+            if name not in data or metric not in data[name] or not len(data[name][metric]):
+                held = sorted(data.get(name, {}))
+                raise KeyError(f"run {name!r} has no values of {metric!r} (it has {held})")
+            return self._forecasts.predict(data, name, metric)
 
     # -- run groups ---------------------------------------------------------------------------------
 
@@ -429,7 +463,7 @@ class Recorder:
             if self._diag.pending:
                 self._scheduler.request()
             frame = self._build_frame(self._builder, data, self._settings, findings, self._groups,
-                                      _in_order(rewinds))
+                                      _in_order(rewinds), live=budget is not None)
             self._render_error = ""  # this frame renders: an earlier error is over (it stays logged)
             return self._draw(frame, findings)
 

@@ -173,7 +173,11 @@ def aggregate(members: Sequence[tuple[np.ndarray, np.ndarray]], stat: str = "mea
 
 @dataclass
 class BandFrame:
-    """One group's metric in a frame: the statistic line and the band around it."""
+    """One group's metric in a frame: the statistic line and the band around it.
+
+    Forecasts (:mod:`lossviz_widget.forecast`) are drawn the same way: the median forecast as a
+    dashed line (``dash``) in the series' colour, and the 80% interval as the band.
+    """
 
     name: str  # the metric
     group: str
@@ -186,6 +190,7 @@ class BandFrame:
     band_hi: np.ndarray
     members: tuple[str, ...] = ()
     changed: bool = True
+    dash: str = "solid"  # the line's style (bqplot line_style names)
 
     @property
     def key(self) -> tuple[str, str]:

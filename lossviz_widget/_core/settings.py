@@ -127,6 +127,8 @@ class ViewSettings:
               "for relative time. None: everything.", check=_x_range)
     hidden_runs: frozenset[str] = _setting(frozenset(), "Names of runs not drawn (nor sent).", check=_runs)
     highlight_run: str | None = _setting(None, "The run drawn opaque while the others fade; None: no highlight.")
+    forecast: bool = _setting(False, "Forecast losses and accuracies (lossviz_widget.forecast): a band to the horizon, "
+                              "the final value, its 80% interval and the ETA to a target in the readout.", saved=True)
 
     def __post_init__(self) -> None:
         for f in fields(self):
@@ -138,12 +140,13 @@ class ViewSettings:
                 object.__setattr__(self, f.name, spec.check(value))
 
     def data_part(self) -> ViewSettings:
-        """These settings less the ones that never recompute a line (they only choose, restyle or pace)."""
+        """These settings less the ones that never recompute a line (they only choose, restyle or pace,
+        or add forecasts beside the lines)."""
         default = ViewSettings()
         if (self.hidden_runs or self.highlight_run is not None or self.fps != default.fps
-                or self.panel_height != default.panel_height):
+                or self.panel_height != default.panel_height or self.forecast):
             return replace(self, hidden_runs=frozenset(), highlight_run=None, fps=default.fps,
-                           panel_height=default.panel_height)
+                           panel_height=default.panel_height, forecast=False)
         return self
 
     def log_y_for(self, family: str) -> bool:

@@ -198,11 +198,13 @@ def _draw_panel(ax: Axes, pf: PanelFrame) -> None:
 
 
 def _draw_bands(ax: Axes, pf: PanelFrame) -> None:
-    """Run groups (see :mod:`lossviz_widget._core.run_groups`): the shaded band, then the group's line."""
+    """Run groups (see :mod:`lossviz_widget._core.run_groups`) and forecasts (:mod:`lossviz_widget.forecast`):
+    the shaded band, then the group's line (a forecast's dashed)."""
     for b in pf.bands:
         ax.fill_between(b.band_x, _finite_or_nan(b.band_lo), _finite_or_nan(b.band_hi), color=b.color,
                         alpha=BAND_OPACITY, linewidth=0, zorder=2.05, label="_band")
-        ax.plot(b.x, _finite_or_nan(b.y), color=b.color, linewidth=_MAIN_WIDTH * 1.25, zorder=2.2, label=b.label)
+        ax.plot(b.x, _finite_or_nan(b.y), color=b.color, linewidth=_MAIN_WIDTH * 1.25, zorder=2.2, label=b.label,
+                linestyle=_DASHES[b.dash])
 
 
 def render_figure(

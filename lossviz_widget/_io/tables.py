@@ -1,5 +1,6 @@
-"""HTML of a frame's tables: the latest/best readout and a run's label (the widget and the report
-show the same markup). Everything user-provided (metric and run names) is escaped."""
+"""HTML of a frame's tables: the latest/best readout (with forecasts on, a forecast column) and a
+run's label (with its chance against the best run's forecast) -- the widget and the report show the
+same markup. Everything user-provided (metric and run names) is escaped."""
 
 from __future__ import annotations
 
@@ -21,9 +22,11 @@ def run_label_html(row: RunRow) -> str:
                 f"<b>{format_number(row.best)}</b> at step {format_number(row.best_step)}</span>")
     else:
         best = f'<span style="color:{TEXT_COLORS["muted"]}">no value yet</span>'
+    forecast = (f' &nbsp; <span class="lossviz-chance" style="color:{TEXT_COLORS["muted"]}">'
+                f'{html.escape(row.forecast)}</span>' if row.forecast else "")
     return (f'<span data-run="{name}" style="font-size:12px">'
             f'<span style="display:inline-block;width:14px;height:4px;margin:0 6px 3px 0;background:{row.color}">'
-            f"</span><b>{name}</b> &nbsp; {best}</span>")
+            f"</span><b>{name}</b> &nbsp; {best}{forecast}</span>")
 
 
 def readout_html(rows: list[ReadoutRow]) -> str:
@@ -36,9 +39,10 @@ def readout_html(rows: list[ReadoutRow]) -> str:
     for r in rows:
         runs.setdefault(r.run, []).append(r)
     several = len(runs) > 1
+    forecasts = any(r.forecast for r in rows)
     head = (
         f"<tr><th></th>{'<th>run</th>' if several else ''}<th>metric</th><th>step</th><th>latest</th><th>best</th>"
-        "<th>at step</th><th>points</th><th>non-finite</th></tr>"
+        f"<th>at step</th><th>points</th><th>non-finite</th>{'<th>forecast</th>' if forecasts else ''}</tr>"
     )
     body = []
     for run_rows in runs.values():
@@ -57,13 +61,19 @@ def readout_html(rows: list[ReadoutRow]) -> str:
                 f"{run_cell}<td>{name}</td>"
                 f"<td>{format_number(r.step)}{_rewound(r.note)}</td><td>{format_number(r.latest)}</td>"
                 f"{_best_cells(r, arrow)}"
-                f"<td>{r.count:,}</td><td{bad}>{r.nonfinite:,}</td></tr>"
+                f"<td>{r.count:,}</td><td{bad}>{r.nonfinite:,}</td>{_forecast(r.forecast) if forecasts else ''}</tr>"
             )
         body.append("</tbody>")
     return (
         '<table style="border-collapse:collapse;font-size:12px;font-variant-numeric:tabular-nums" '
         'cellpadding="3"><thead>' + head + "</thead>" + "".join(body) + "</table>"
     )
+
+
+def _forecast(text: str) -> str:
+    """The forecast cell (see :mod:`lossviz_widget.forecast`); grey when there is no forecast."""
+    grey = f"color:{TEXT_COLORS['muted']};" if text.startswith("no forecast") else ""
+    return f'<td class="lossviz-forecast" style="{grey}text-align:left">{html.escape(text)}</td>'
 
 
 def _rewound(note: str) -> str:

@@ -271,7 +271,8 @@ class _Panel:
         self._order_marks()
 
     def _apply_bands(self, pf: PanelFrame) -> int:
-        """Push the run groups' bands and lines (see :mod:`lossviz_widget.run_groups`); returns updates sent."""
+        """Push the run groups' bands and lines (see :mod:`lossviz_widget.run_groups`), and the forecasts'
+        (:mod:`lossviz_widget.forecast`: a dashed line); returns updates sent."""
         sent = 0
         shown = set()
         for b in pf.bands:
@@ -280,7 +281,7 @@ class _Panel:
                              colors=[b.color, b.color], fill_colors=[b.color], opacities=[0.0, 0.0],
                              fill_opacities=[BAND_OPACITY], stroke_width=0, display_legend=False)
                 line = Lines(x=_EMPTY, y=_EMPTY, scales=self._scales(), colors=[b.color], stroke_width=2.5,
-                             labels=[b.label], display_legend=True)
+                             labels=[b.label], display_legend=True, line_style=b.dash)
                 self.bands[b.key] = (fill, line)
                 self._order_marks()
                 sent += 1

@@ -35,6 +35,7 @@ from .._io.tables import readout_html
 from .._model import DEFAULT_RUN
 from ..diagnostics import DiagnosticsConfig, Finding, findings_html
 from ..follow import Follower
+from ..forecast import Prediction
 from ..readers import Batch, read_logs
 from .controls import control_bar
 from .display import WIDGET_CSS, Displays, in_kernel, static_bundle
@@ -239,6 +240,25 @@ class LossPlot(widgets.VBox):
         Empty when ``diagnostics`` is off. Rules and thresholds: :mod:`lossviz_widget.diagnostics`.
         """
         return self._recorder.diagnose()
+
+    def forecast_to(self, steps: float | None = None, target: float | None = None, *,
+                    metric: str | None = None) -> None:
+        """Forecast to step ``steps`` and say when ``metric`` reaches ``target``.
+
+        ``steps`` is the horizon (None: twice the last step); ``target`` a value of ``metric``
+        (None: the main metric, the first of the ``loss`` family), and the readout then says
+        "reaches 1.8 at step ~41,000 (in ~12 min)" or "not expected to reach 1.8 by step
+        100,000". A ``metric`` that is neither a loss nor an accuracy is forecast from then on
+        too. Shown while ``forecast`` is on; see :meth:`prediction` and ``docs/forecasting.md``.
+        """
+        self._recorder.forecast_to(steps, target, metric=metric)
+
+    def prediction(self, metric: str, run: str | None = None) -> Prediction:
+        """The forecast of ``metric`` now: ``.final`` at the horizon, ``.low``/``.high`` (80%),
+        ``.eta_step``/``.eta_seconds`` to the target, ``.model``, or ``.reason`` when there is none
+        (``.ok`` says which); ``.sentence()`` is what the readout shows. ``run``: None for the only
+        (or default) run. Works whether ``forecast`` is on or not (needs SciPy)."""
+        return self._recorder.prediction(metric, run)
 
     def flush(self) -> None:
         """Draw (and write to ``log_file``) everything logged so far, now, on this thread.

@@ -39,10 +39,7 @@ def test_overfitting_finding_shows_while_training(request: pytest.FixtureRequest
 
 
 def _check(nb: NotebookPage) -> None:
-    nb.run_all_cells()
-    widget = nb.cell(0).locator(".lossviz")
-    widget.wait_for(state="visible", timeout=30_000)
-    poll(lambda: nb.is_executing(1), 30, "training cell never started executing ([*])", interval=0.05)
+    widget = nb.start_training()
     finding = widget.locator('li.lossviz-finding[data-code="overfitting"]')
     poll(lambda: finding.count() == 1 or not nb.is_executing(1), 60, "no overfitting finding")
     assert nb.is_executing(1) and "TRAINING DONE" not in nb.output_text(1), \

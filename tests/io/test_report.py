@@ -264,7 +264,8 @@ def test_hover_readout_over_the_chart_with_the_csp_on(browser, report):
         page.wait_for_selector(".lossviz-tooltip tr[data-key]", state="visible", timeout=5000)
         rows = page.evaluate("""() => Array.from(document.querySelectorAll('.lossviz-tooltip tr[data-key]'),
             tr => [tr.querySelector('.lossviz-tip-label').textContent, tr.querySelector('.lossviz-tip-x').textContent,
-                   tr.querySelector('.lossviz-tip-value').textContent])""")
+                   tr.querySelector('.lossviz-tip-value').textContent
+                   || tr.querySelector('.lossviz-tip-raw').textContent])""")  # a line drawn raw: raw column
         pf = frame.panels[0]
         assert {r[0] for r in rows} == {sf.label or sf.name for sf in pf.series}
         x = first["xlim"][0] + fraction * (first["xlim"][1] - first["xlim"][0])

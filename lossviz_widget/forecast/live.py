@@ -1,0 +1,214 @@
+"""Forecasts of a live plot: which series, how often they are refitted, and what frames show of them.
+
+A :class:`ForecastTracker` belongs to a :class:`~lossviz_widget.Recorder`. With the view setting
+``forecast`` on, each frame calls :meth:`ForecastTracker.update` where the diagnostics run (on the
+frame thread, under the recorder's lock, never in ``log()``): it refits at most one series whose
+points changed, no more than :data:`REFITS_PER_SECOND` a second in all and in no more than
+:data:`REFIT_SHARE` of the wall time (a refit costs the same whatever the length of the run,
+:func:`~.ensemble.forecast`; measured in ``benchmarks/FORECAST.md``), so a plot of many series
+refreshes them in turn, the one fitted longest ago first. :meth:`ForecastTracker.add_to` then puts into the frame:
+
+* per forecast series on the step axis, a :class:`~lossviz_widget._core.run_groups.BandFrame`:
+  the median as a dashed line and the 80% interval as a band in the series' colour, from its last
+  step to the horizon;
+* per readout row, the sentence of :meth:`~.ensemble.Prediction.sentence`;
+* per run, with two or more runs forecast on the main metric, the probability that the run ends
+  better (below, for a loss) than the median forecast of the run with the best one (the runs
+  table shows it: the early-stopping hint a sweep needs).
+
+Series forecast: losses and accuracies (:func:`forecast_by_default`), plus any metric given to
+:meth:`ForecastTracker.forecast_to`. The horizon is the step given there, else twice the last step
+of the metric's longest run (the same for every run, so their forecasts compare).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import math
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+from .._core.formatting import format_number
+from .._core.frame import Frame, PanelFrame, main_metric
+from .._core.grouping import higher_is_better, is_accuracy
+from .._core.run_groups import BandFrame
+from .._model import DEFAULT_RUN, MetricHistory
+from ..diagnostics.findings import is_loss_like
+from .ensemble import Prediction, forecast
+
+__all__ = ["REFITS_PER_SECOND", "REFIT_SHARE", "ForecastTracker", "forecast_by_default"]
+
+log = logging.getLogger("lossviz_widget")
+
+REFITS_PER_SECOND = 2.0  # live refits of all series together, at most
+REFIT_SHARE = 0.05  # of the wall time, at most, spent in live refits
+
+
+def forecast_by_default(name: str) -> bool:
+    """Whether ``plot.forecast = True`` forecasts metric ``name``: losses and accuracies."""
+    return is_loss_like(name) or is_accuracy(name)
+
+
+@dataclass(frozen=True)
+class _Fitted:
+    key: tuple[int, float, float, float | None]  # points, last step, horizon, target
+    prediction: Prediction
+    at: float  # when it was fitted (the tracker's clock)
+
+
+class ForecastTracker:
+    """The horizon, targets and latest predictions of one recorder's series (see the module docstring)."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._horizon: float | None = None
+        self._targets: dict[str | None, float] = {}  # None: the main metric's
+        self._extra: set[str] = set()  # metrics forecast on request that are neither losses nor accuracies
+        self._fitted: dict[tuple[str, str], _Fitted] = {}
+        self._clock = clock
+        self._next_refit = -math.inf  # the clock's time from which a live refit may run
+
+    def forecast_to(self, steps: float | None, target: float | None, metric: str | None) -> None:
+        """Set the horizon (None: twice the last step) and ``metric``'s target (None: the main
+        metric's, whichever it is when the forecast runs)."""
+        if steps is not None:
+            steps = _number("steps", steps)
+            if steps <= 0:
+                raise ValueError(f"forecast_to: steps must be > 0, got {steps!r}")
+        if target is not None:
+            target = _number("target", target)
+        if metric is not None and not isinstance(metric, str):
+            raise TypeError(f"forecast_to: metric must be a str, got {type(metric).__name__}")
+        self._horizon = steps
+        if target is None:
+            self._targets.pop(metric, None)
+        else:
+            self._targets[metric] = target
+        if metric is not None and not forecast_by_default(metric):
+            self._extra.add(metric)
+
+    def wanted(self, name: str) -> bool:
+        """Whether metric ``name`` is forecast while ``forecast`` is on."""
+        return name in self._extra or forecast_by_default(name)
+
+    def horizon(self, data: Mapping[str, Mapping[str, MetricHistory]], name: str) -> float:
+        """The horizon of metric ``name``: the one set, else twice its longest run's last step."""
+        if self._horizon is not None:
+            return self._horizon
+        last = [float(m[name].steps[-1]) for m in data.values() if name in m and len(m[name])]
+        return 2.0 * max(last) if last else math.nan
+
+    def _key(self, data: Mapping[str, Mapping[str, MetricHistory]], run: str, name: str,
+             ) -> tuple[int, float, float, float | None]:
+        h = data[run][name]
+        target = self._targets.get(name)
+        if target is None and None in self._targets:
+            names = list(dict.fromkeys(n for metrics in data.values() for n in metrics))
+            target = self._targets[None] if name == main_metric(names) else None
+        return (len(h), float(h.steps[-1]) if len(h) else math.nan, self.horizon(data, name), target)
+
+    def predict(self, data: Mapping[str, Mapping[str, MetricHistory]], run: str, name: str) -> Prediction:
+        """The forecast of ``run``'s metric ``name`` now (refitted if its points changed)."""
+        key = self._key(data, run, name)
+        fitted = self._fitted.get((run, name))
+        if fitted is None or fitted.key != key:
+            prediction = self._fit(data[run][name], run, name, key)
+            fitted = self._fitted[(run, name)] = _Fitted(key, prediction, self._clock())
+        return fitted.prediction
+
+    def latest(self, run: str, name: str) -> Prediction | None:
+        """The last forecast made of ``run``'s ``name`` (None: none yet), however old its points."""
+        fitted = self._fitted.get((run, name))
+        return None if fitted is None else fitted.prediction
+
+    def _fit(self, h: MetricHistory, run: str, name: str, key: tuple[int, float, float, float | None]) -> Prediction:
+        try:
+            return forecast(h.steps, h.values, h.wall_time, horizon=key[2] if math.isfinite(key[2]) else None,
+                            target=key[3], higher_is_better=higher_is_better(name), run=run, metric=name)
+        except Exception as exc:  # a bug here must not stop the frame: the readout says it
+            log.exception("forecast of %r (run %r) failed", name, run)
+            return Prediction(run, name, key[2], reason=f"error: {type(exc).__name__}: {exc}")
+
+    def update(self, data: Mapping[str, Mapping[str, MetricHistory]], live: bool) -> None:
+        """Refit the series whose points changed: all of them, or with ``live`` one (never fitted
+        first, then the longest since its fit) when the last live refit is long enough ago: at
+        least ``1 / REFITS_PER_SECOND`` seconds, and at least ``1 / REFIT_SHARE`` times as long as
+        that refit took, so refits never take more than :data:`REFIT_SHARE` of the time whatever
+        the machine's speed or load (they share the interpreter with the training loop)."""
+        stale = [(run, name) for run, metrics in data.items() for name, h in metrics.items()
+                 if len(h) and self.wanted(name)
+                 and ((run, name) not in self._fitted or self._fitted[(run, name)].key != self._key(data, run, name))]
+        if not stale:
+            return
+        if live:
+            started = self._clock()
+            if started < self._next_refit:
+                return
+            run, name = min(stale, key=lambda s: self._fitted[s].at if s in self._fitted else -math.inf)
+            self.predict(data, run, name)
+            took = self._clock() - started
+            self._next_refit = started + max(1.0 / REFITS_PER_SECOND, took / REFIT_SHARE)
+            return
+        for run, name in stale:
+            self.predict(data, run, name)
+
+    def forget(self, run: str) -> None:
+        """Drop ``run``'s predictions (its points were replaced)."""
+        for key in [k for k in self._fitted if k[0] == run]:
+            del self._fitted[key]
+
+    def add_to(self, frame: Frame, step_axis: bool, hidden: frozenset[str]) -> None:
+        """Put the latest predictions in ``frame``: bands (on the step axis), readout sentences and
+        the runs' chances against the best forecast (see the module docstring)."""
+        shown = {k: f.prediction for k, f in self._fitted.items() if k[0] not in hidden}  # however old
+        if not shown:
+            return
+        frame.readout = [dataclasses.replace(r, forecast=shown[(r.run, r.name)].sentence())
+                         if (r.run, r.name) in shown else r for r in frame.readout]
+        if step_axis:
+            for pf in frame.panels:
+                _add_bands(pf, shown, frame.several_runs)
+        frame.runs = [dataclasses.replace(r, forecast=text) if text else r
+                      for r, text in zip(frame.runs, _chances(frame, shown))]
+
+
+def _number(what: str, v: object) -> float:
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(float(v)):
+        raise TypeError(f"forecast_to: {what} must be a finite number, got {v!r}")
+    return float(v)
+
+
+def _add_bands(pf: PanelFrame, shown: Mapping[tuple[str, str], Prediction], several_runs: bool) -> None:
+    for sf in pf.series:
+        p = shown.get((sf.run, sf.name))
+        if p is None or not p.ok:
+            continue
+        label = f"{sf.run}: {sf.name} forecast" if several_runs or sf.run != DEFAULT_RUN else f"{sf.name} forecast"
+        pf.bands.append(BandFrame(sf.name, f"forecast\x00{sf.run}", label, sf.color, p.band_x, p.band_mid,
+                                  p.band_x, p.band_lo, p.band_hi, members=(sf.run,), dash="dashed"))
+        pf.changed = True
+
+
+def _chances(frame: Frame, shown: Mapping[tuple[str, str], Prediction]) -> list[str]:
+    """Per run row: how likely it ends better than the run with the best forecast of its main metric."""
+    texts = [""] * len(frame.runs)
+    by_metric: dict[str, list[tuple[int, Prediction]]] = {}
+    for i, row in enumerate(frame.runs):
+        p = shown.get((row.name, row.metric))
+        if p is not None and p.ok:
+            by_metric.setdefault(row.metric, []).append((i, p))
+    for rows in by_metric.values():
+        if len(rows) < 2:
+            continue
+        sign = -1.0 if rows[0][1].higher_is_better else 1.0
+        best_i, best = min(rows, key=lambda r: sign * r[1].final)
+        for i, p in rows:
+            if i == best_i:
+                texts[i] = (f"best forecast: {format_number(p.final)} at step {format_number(p.horizon)} "
+                            f"(80%: {format_number(p.low)}–{format_number(p.high)})")
+            else:
+                which = "above" if p.higher_is_better else "below"
+                texts[i] = (f"p ≈ {p.prob_beats(best.final):.2f} to end {which} {frame.runs[best_i].name}'s "
+                            f"forecast ({format_number(p.final)} vs {format_number(best.final)})")
+    return texts

@@ -1,0 +1,324 @@
+"""Learning-curve forecasts (:mod:`lossviz_widget.forecast`): the fits recover known curves, the
+forecaster says "no forecast" where it should, its 80% intervals cover real training curves (a
+fixed fast subset of the diagnostics corpus), and ``LossPlot(forecast=True)`` / ``Recorder`` show
+and return them (bands, readout, runs table, images, reports)."""
+
+from __future__ import annotations
+
+import math
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from lossviz_widget import LossPlot, Recorder
+from lossviz_widget._core.settings import ViewSettings
+from lossviz_widget._model import MetricHistory
+from lossviz_widget.forecast import FAMILIES, forecast
+from lossviz_widget.forecast.live import REFIT_SHARE, REFITS_PER_SECOND, ForecastTracker
+from lossviz_widget.forecast.models import fit
+
+REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO / "benchmarks" / "forecast"))
+import evaluate  # noqa: E402  (benchmarks/forecast/evaluate.py: the corpus and its scoring)
+
+FAMILY = {f.name: f for f in FAMILIES}
+STEPS = np.arange(1, 3001, dtype=np.float64)
+
+
+def power_law(t: np.ndarray, c: float = 0.4, a: float = 3.0, alpha: float = 0.5) -> np.ndarray:
+    return c + a * t ** (-alpha)
+
+
+# -- the models recover known curves ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_power_law_parameters_recovered_from_noisy_points(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    x = STEPS / STEPS[-1]
+    y = 0.4 + 0.06 * x ** (-0.5) + rng.normal(0, 0.01, len(x))  # c=0.4, a=3*3000^-0.5, alpha=0.5
+    fitted = fit(FAMILY["pow3"], x, y, noise=0.01)
+    assert fitted is not None
+    c, a, alpha = fitted.params
+    assert c == pytest.approx(0.4, abs=0.01)
+    assert alpha == pytest.approx(0.5, rel=0.1)
+    assert a == pytest.approx(0.06, rel=0.15)
+    sd = np.sqrt(np.diag(fitted.cov))  # the Laplace spread is honest about what the noise leaves open
+    assert np.all(np.abs(fitted.params - [0.4, 0.06, 0.5]) < 4 * sd + 1e-3)
+
+
+def test_exponential_parameters_recovered_from_noisy_points() -> None:
+    rng = np.random.default_rng(3)
+    x = STEPS / STEPS[-1]
+    y = 0.2 + 1.5 * np.exp(-6.0 * x) + rng.normal(0, 0.005, len(x))
+    fitted = fit(FAMILY["exp3"], x, y, noise=0.005)
+    assert fitted is not None
+    assert fitted.params == pytest.approx([0.2, 1.5, 6.0], rel=0.05)
+
+
+@pytest.mark.parametrize("cut", [300, 750, 1500])
+def test_forecast_of_a_noisy_power_law_covers_the_truth(cut: int) -> None:
+    """Five noisy copies of one power law: the 80% intervals cover the truth at least 3 times in
+    5 (an 80% interval misses 1 time in 5), and the median is within 10% of it from a tenth of the
+    run, within 5% from a quarter or more."""
+    truth = power_law(np.array([3000.0]))[0]
+    covered = 0
+    for seed in range(5):
+        rng = np.random.default_rng(seed)
+        values = power_law(STEPS) * np.exp(rng.normal(0, 0.05, len(STEPS)))  # multiplicative noise, as minibatches
+        p = forecast(STEPS[:cut], values[:cut], horizon=3000.0, metric="loss")
+        assert p.ok, p.reason
+        covered += p.low <= truth <= p.high
+        assert abs(p.final - truth) / truth < (0.10 if cut == 300 else 0.05)
+        assert p.band_x[0] == STEPS[cut - 1] and p.band_x[-1] == 3000.0
+        assert np.all(p.band_lo <= p.band_mid) and np.all(p.band_mid <= p.band_hi)
+        assert p.prob_below(p.high) == pytest.approx(0.9, abs=0.02)
+    assert covered >= 3
+
+
+def test_eta_to_a_target_in_steps_and_wall_time() -> None:
+    rng = np.random.default_rng(5)
+    values = power_law(STEPS) * np.exp(rng.normal(0, 0.02, len(STEPS)))
+    wall = 1000.0 + 0.5 * STEPS  # half a second a step
+    target = float(power_law(np.array([2000.0]))[0])
+    p = forecast(STEPS[:800], values[:800], wall[:800], horizon=3000.0, target=target)
+    assert p.ok and not p.reached
+    assert 1200 <= p.eta_step <= 3000  # the truth is 2000; a curve this flat makes the ETA sensitive
+    assert p.eta_seconds == pytest.approx(0.5 * (p.eta_step - 800), rel=0.05)
+    assert f"reaches {target:.4g}" in p.sentence() and "min" in p.sentence()
+    never = forecast(STEPS[:800], values[:800], wall[:800], horizon=3000.0, target=0.1)  # below the asymptote
+    assert math.isnan(never.eta_step) and "not expected to reach 0.1 by step 3,000" in never.sentence()
+    done = forecast(STEPS[:800], values[:800], horizon=3000.0, target=5.0)
+    assert done.reached and "already at 5" in done.sentence()
+
+
+def test_an_accuracy_is_forecast_rising() -> None:
+    rng = np.random.default_rng(6)
+    acc = 0.95 - 0.6 * STEPS ** -0.4 + rng.normal(0, 0.005, len(STEPS))
+    p = forecast(STEPS[:1000], acc[:1000], horizon=3000.0, higher_is_better=True, target=0.9)
+    assert p.ok, p.reason
+    truth = 0.95 - 0.6 * 3000.0 ** -0.4
+    assert p.low <= truth <= p.high and p.final > float(np.median(acc[950:1000]))
+    assert p.prob_beats(p.low) == pytest.approx(0.9, abs=0.02)  # above its 10th percentile: 90%
+
+
+def test_spikes_and_nan_gaps_do_not_throw_the_forecast_off() -> None:
+    rng = np.random.default_rng(7)
+    clean = power_law(STEPS) * np.exp(rng.normal(0, 0.03, len(STEPS)))
+    dirty = clean.copy()
+    dirty[rng.choice(1000, 15, replace=False)] *= 20.0  # loss spikes
+    dirty[400:430] = np.nan  # a NaN gap that recovered
+    a = forecast(STEPS[:1000], clean[:1000], horizon=3000.0)
+    b = forecast(STEPS[:1000], dirty[:1000], horizon=3000.0)
+    assert a.ok and b.ok, b.reason
+    assert b.final == pytest.approx(a.final, rel=0.05)
+    truth = power_law(np.array([3000.0]))[0]
+    assert a.low <= truth <= a.high and b.low <= truth <= b.high
+
+
+def test_the_fit_starts_after_a_learning_rate_step_drop() -> None:
+    rng = np.random.default_rng(8)
+    before = power_law(STEPS[:1000])
+    after = 0.5 * power_law(STEPS[1000:] - 999.0, c=0.3, a=0.4)  # LR / 10 at step 1000: a sudden fall
+    values = np.concatenate([before, after]) * np.exp(rng.normal(0, 0.01, len(STEPS)))
+    p = forecast(STEPS[:2000], values[:2000], horizon=3000.0)
+    assert p.ok, p.reason
+    assert 1000 <= p.fitted_from <= 1100
+    truth = 0.5 * power_law(np.array([2001.0]), c=0.3, a=0.4)[0]
+    assert p.low <= truth <= p.high
+
+
+# -- no forecast, and why ----------------------------------------------------------------------------
+
+
+def test_no_forecast_for_a_diverging_curve() -> None:
+    rising = np.exp(STEPS[:500] / 200.0)
+    p = forecast(STEPS[:500], rising)
+    assert not p.ok and p.reason.startswith("rising")
+    assert math.isnan(p.final) and "no forecast: rising" in p.sentence()
+    nan_end = power_law(STEPS[:500])
+    nan_end[-5:] = np.nan
+    p = forecast(STEPS[:500], nan_end)
+    assert not p.ok and p.reason.startswith("diverged")
+
+
+def test_no_forecast_for_a_flat_curve() -> None:
+    rng = np.random.default_rng(9)
+    p = forecast(STEPS, 0.7 + rng.normal(0, 0.02, len(STEPS)))
+    assert not p.ok and p.reason.startswith("flat")
+
+
+def test_no_forecast_with_too_few_points_or_a_horizon_too_near_or_too_far() -> None:
+    assert forecast(STEPS[:5], power_law(STEPS[:5])).reason.startswith("too few points")
+    assert forecast([], []).reason == "no values yet"
+    assert "at or past the horizon" in forecast(STEPS[:500], power_law(STEPS[:500]), horizon=100.0).reason
+    assert forecast(STEPS[:100], power_law(STEPS[:100]), horizon=1e6).reason.startswith("too early")
+
+
+# -- real training curves ----------------------------------------------------------------------------
+
+
+def test_interval_coverage_on_real_training_curves() -> None:
+    """The fixed fast subset of the corpus (``evaluate.py --subset``): 8 real runs, 3 cuts each."""
+    rows = evaluate.score([s for s in evaluate.load() if s["run"] in evaluate.SUBSET])
+    scored = [r for r in rows if r["ok"] and math.isfinite(r["truth"])]
+    assert len(scored) >= 20
+    covered = np.mean([r["low"] <= r["truth"] <= r["high"] for r in scored])
+    assert 0.65 <= covered <= 0.95, covered
+    diverged = [r for r in rows if r["run"] == "high-torch-mlp-3" and r["series"] == "loss"]
+    assert diverged and not any(r["ok"] for r in diverged)  # a run that went NaN gets no forecast
+
+
+# -- the widget and the recorder ---------------------------------------------------------------------
+
+
+def _train(plot: LossPlot | Recorder, run: str | None = None, c: float = 0.4, n: int = 800) -> None:
+    rng = np.random.default_rng(len(run or "") + 10)
+    for s in range(1, n + 1):
+        plot.log(loss=power_law(np.array([float(s)]), c=c)[0] * math.exp(rng.normal(0, 0.03)),
+                 acc=0.9 - 0.5 * s ** -0.3, lr=0.1, step=s, run=run)
+
+
+def test_widget_forecast_band_readout_and_prediction() -> None:
+    plot = LossPlot(forecast=True)
+    try:
+        _train(plot)
+        plot.forecast_to(steps=4000, target=0.5)
+        p = plot.prediction("loss")
+        assert p.ok and p.horizon == 4000 and p.target == 0.5 and p.model
+        assert p.low < p.final < p.high
+        frame = plot.frame()
+        bands = {b.label: b for pf in frame.panels for b in pf.bands}
+        assert set(bands) == {"loss forecast", "acc forecast"}  # lr is neither a loss nor an accuracy
+        band = bands["loss forecast"]
+        assert band.dash == "dashed" and band.x[0] == 800 and band.x[-1] == 4000
+        assert band.band_hi[-1] == pytest.approx(p.high) and band.band_lo[-1] == pytest.approx(p.low)
+        rows = {r.name: r for r in frame.readout}
+        assert rows["loss"].forecast == p.sentence() and "reaches 0.5 at step" in rows["loss"].forecast
+        assert rows["lr"].forecast == ""
+        plot.flush()  # draws: the widget's readout has the forecast column
+        readout = plot.shown_html["readout"]
+        assert "<th>forecast</th>" in readout and "reaches 0.5 at step" in readout
+    finally:
+        plot.close()
+
+
+def test_forecast_is_off_by_default_and_prediction_works_anyway() -> None:
+    plot = LossPlot()
+    try:
+        _train(plot, n=300)
+        frame = plot.frame()
+        assert not any(pf.bands for pf in frame.panels) and not any(r.forecast for r in frame.readout)
+        assert plot.prediction("loss").ok
+        plot.forecast = True
+        assert any(pf.bands for pf in plot.frame().panels)
+        with pytest.raises(KeyError, match="val_loss"):
+            plot.prediction("val_loss")
+    finally:
+        plot.close()
+
+
+def test_forecast_to_refuses_bad_values() -> None:
+    rec = Recorder()
+    rec.log(loss=1.0, step=1)
+    with pytest.raises(TypeError, match="steps must be a finite number"):
+        rec.forecast_to(steps="far")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="steps must be > 0"):
+        rec.forecast_to(steps=-5)
+    with pytest.raises(TypeError, match="target must be a finite number"):
+        rec.forecast_to(target=math.nan)
+    with pytest.raises(TypeError, match="metric must be a str"):
+        rec.forecast_to(metric=3)  # type: ignore[arg-type]
+    early = Recorder()  # a target set before anything is logged is the main metric's, once there is one
+    early.forecast_to(steps=100, target=0.5)
+    for s in range(1, 50):
+        early.log(acc=1 - 1 / s, loss=1 / s, step=s)
+    assert early.prediction("loss").target == 0.5 and early.prediction("acc").target is None
+
+
+def test_a_requested_metric_that_is_not_a_loss_is_forecast_too() -> None:
+    rec = Recorder(ViewSettings(forecast=True))
+    for s in range(1, 400):
+        rec.log(lr=0.01 + 0.4 * s ** -0.5, step=s)  # a decaying learning rate: neither loss nor accuracy
+    assert not any(pf.bands for pf in rec.frame().panels)
+    rec.forecast_to(metric="lr", target=0.02)
+    frame = rec.frame()
+    assert [b.label for pf in frame.panels for b in pf.bands] == ["lr forecast"]
+    assert rec.prediction("lr").target == 0.02
+
+
+def test_runs_table_gives_each_run_its_chance_against_the_best_forecast() -> None:
+    plot = LossPlot(forecast=True)
+    try:
+        _train(plot, "a", c=0.40)
+        _train(plot, "b", c=0.20)  # ends clearly lower
+        frame = plot.frame()
+        runs = {r.name: r.forecast for r in frame.runs}
+        assert runs["b"].startswith("best forecast:")
+        assert runs["a"].startswith("p ≈ 0.0") and "to end below b's forecast" in runs["a"]
+        p_a, p_b = plot.prediction("loss", run="a"), plot.prediction("loss", run="b")
+        assert p_a.prob_beats(p_b.final) < 0.05
+        assert f"p ≈ {p_a.prob_beats(p_b.final):.2f}" in runs["a"]
+    finally:
+        plot.close()
+
+
+def test_images_and_reports_show_the_forecast(tmp_path: Path) -> None:
+    plot = LossPlot(forecast=True, title="<b>forecast</b>")
+    try:
+        _train(plot, "a<x>")
+        _train(plot, "b", c=0.3)
+        plot.forecast_to(steps=2000, target=0.45)
+        svg = plot.export(tmp_path / "p.svg").read_text()
+        assert "a&lt;x&gt;: loss forecast" in svg  # the legend names the forecast line (escaped)
+        report = plot.export(tmp_path / "r.html").read_text()
+        assert "lossviz-forecast" in report and "to reach 0.45 by step 2,000" in report
+        assert "to end below b&#x27;s forecast" in report or "to end below b's forecast" in report
+        assert "a<x>" not in report
+    finally:
+        plot.close()
+
+
+def test_live_refits_take_turns_and_a_bounded_share_of_the_time() -> None:
+    """Live, one series is refitted per frame, the one fitted longest ago first, and the next
+    refit waits at least 1 / REFITS_PER_SECOND and 1 / REFIT_SHARE times what the last one took."""
+    now = [0.0]
+    tracker = ForecastTracker(clock=lambda: now[0])
+
+    def data(n: int) -> dict[str, dict[str, MetricHistory]]:
+        steps = STEPS[:n]
+        return {"default": {name: MetricHistory(steps, power_law(steps, c=c), steps) for name, c in
+                            (("loss", 0.4), ("val_loss", 0.5))}}
+
+    tracker.update(data(500), live=True)
+    first = tracker.latest("default", "loss")
+    assert first is not None and tracker.latest("default", "val_loss") is None  # one refit per frame
+    tracker.update(data(510), live=True)  # no time has passed: nothing
+    assert tracker.latest("default", "val_loss") is None
+    now[0] += 1.0 / REFITS_PER_SECOND
+    tracker.update(data(520), live=True)
+    assert tracker.latest("default", "val_loss") is not None  # never fitted: first
+    assert tracker.latest("default", "loss") is first
+    now[0] += 1.0 / REFITS_PER_SECOND
+    tracker.update(data(530), live=True)
+    assert tracker.latest("default", "loss") is not first  # then the one fitted longest ago
+    tracker.update(data(540), live=False)  # frames for exports refit everything now
+    assert tracker.latest("default", "loss").last_step == tracker.latest("default", "val_loss").last_step == 540
+
+    slow = [0.0]  # a clock that says each refit took 0.2 s: the next waits 0.2 / REFIT_SHARE
+
+    def clock() -> float:
+        slow[0] += 0.1  # read before and after a refit
+        return slow[0]
+
+    tracker = ForecastTracker(clock=clock)
+    tracker.update(data(500), live=True)
+    assert tracker.latest("default", "loss") is not None
+    slow[0] += 0.2 / REFIT_SHARE - 0.5  # not long enough yet
+    tracker.update(data(510), live=True)
+    assert tracker.latest("default", "val_loss") is None
+    slow[0] += 0.5
+    tracker.update(data(520), live=True)
+    assert tracker.latest("default", "val_loss") is not None
