@@ -39,6 +39,7 @@ from typing import Any
 
 import numpy as np
 
+from .._core.columns import Column, SeriesColumns
 from .._core.rewind import Rewind
 from .._model import DEFAULT_RUN, RunData, RunsData
 from .data_files import check_file_name, float_from_json, json_float, make_history
@@ -215,7 +216,6 @@ def parse_header(line: str) -> tuple[str, dict[str, Any]]:
 #: One record: ``(run, metric, steps, values, wall_times, purge)``: points (``purge`` None; a
 #: point line's as one-element lists, a chunk line's as arrays), or a purge of the metric's
 #: points at or after ``purge`` (empty columns).
-Column = Sequence[float] | np.ndarray
 Record = tuple[str, str, Column, Column, Column, "float | None"]
 
 _NONE = np.empty(0)
@@ -238,47 +238,9 @@ def parse_record(line: str) -> Record | None:
         return None  # typically the last line, cut mid-write by a killed process
 
 
-class _Series:
-    """One series' columns as read: chunks of arrays (point lines gathered in lists), cut back by purges."""
-
-    __slots__ = ("chunks", "points")
-
-    def __init__(self) -> None:
-        self.chunks: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
-        self.points: tuple[list[float], list[float], list[float]] = ([], [], [])
-
-    def add(self, s: Column, v: Column, t: Column) -> None:
-        if isinstance(s, list):
-            self.points[0].extend(s)
-            self.points[1].extend(v)
-            self.points[2].extend(t)
-            return
-        self._end_points()
-        self.chunks.append((np.asarray(s), np.asarray(v), np.asarray(t)))
-
-    def _end_points(self) -> None:
-        if self.points[0]:
-            self.chunks.append(tuple(np.array(c, dtype=np.float64) for c in self.points))  # type: ignore[arg-type]
-            self.points = ([], [], [])
-
-    def columns(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        self._end_points()
-        if not self.chunks:
-            return _NONE, _NONE, _NONE
-        if len(self.chunks) > 1:
-            self.chunks = [(np.concatenate([c[0] for c in self.chunks]), np.concatenate([c[1] for c in self.chunks]),
-                            np.concatenate([c[2] for c in self.chunks]))]
-        return self.chunks[0]
-
-    def purge(self, step: float) -> None:
-        s, v, t = self.columns()
-        keep = int(np.searchsorted(s, step, side="left"))
-        self.chunks = [(s[:keep], v[:keep], t[:keep])]
-
-
 def read_log(path: Path) -> RunData:
     """Read a log file (purges applied); cut/corrupt lines are skipped and counted in ``skipped_lines``."""
-    series: dict[tuple[str, str], _Series] = {}
+    series: dict[tuple[str, str], SeriesColumns] = {}
     skipped = 0
     with path.open(encoding="utf-8", errors="replace") as f:
         title, settings = parse_header(f.readline())
@@ -288,7 +250,7 @@ def read_log(path: Path) -> RunData:
                 skipped += 1
                 continue
             run, name, s, v, t, purge = rec
-            cols = series.setdefault((run, name), _Series())
+            cols = series.setdefault((run, name), SeriesColumns())
             if purge is None:
                 cols.add(s, v, t)
             else:

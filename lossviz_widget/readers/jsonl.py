@@ -45,4 +45,4 @@ class JsonlTail(LineTail):
             self.skipped += 1
             return
         run, metric, steps, values, wall_times, _ = record
-        points.add_many(metric, steps, values, wall_times, "" if run == DEFAULT_RUN else run)
+        points.add_arrays(metric, steps, values, wall_times, "" if run == DEFAULT_RUN else run)
