@@ -22,7 +22,9 @@ from collections.abc import Callable
 
 import numpy as np
 
-__all__ = ["FOOTER", "HEADER", "bytes_at", "frame_records", "value_at"]
+from .._core.bytescan import bytes_at, value_at
+
+__all__ = ["FOOTER", "HEADER", "frame_records"]
 
 HEADER = 12  # uint64 length + uint32 CRC of it
 FOOTER = 4  # uint32 CRC of the data
@@ -48,29 +50,6 @@ def _mask(crc: np.ndarray) -> np.ndarray:
     """TFRecord's CRC masking (rotate right by 15, add a constant), on uint32 arrays."""
     crc = crc.astype(np.uint64)
     return ((((crc >> np.uint64(15)) | (crc << np.uint64(17))) + np.uint64(_MASK_DELTA)) & np.uint64(0xFFFFFFFF))
-
-
-def bytes_at(buf: np.ndarray, at: np.ndarray, width: int) -> np.ndarray:
-    """The ``width`` bytes at each of ``at`` in the byte array ``buf``, one row each; bytes past
-    the end read as zeros (callers check bounds themselves). One gather of rows from a
-    sliding-window view, not of ``width`` separate bytes per row."""
-    last = len(buf) - width  # the last offset with a whole window
-    if last < 0 or not len(at) or int(at.max()) > last:  # near the end: a zero-padded copy of the tail
-        base = max(0, last)
-        tail = np.concatenate([buf[base:], np.zeros(width, dtype=np.uint8)])
-        rows = np.lib.stride_tricks.sliding_window_view(tail, width)
-        out = rows[np.clip(at - base, 0, len(rows) - 1)]
-        inside = at < base
-        if inside.any():
-            out[inside] = bytes_at(buf, at[inside], width)
-        return out
-    return np.lib.stride_tricks.sliding_window_view(buf, width)[np.maximum(at, 0)]
-
-
-def value_at(buf: np.ndarray, at: np.ndarray, dtype: str) -> np.ndarray:
-    """The little-endian ``dtype`` number stored (unaligned) at each of ``at``."""
-    kind = np.dtype(dtype)
-    return bytes_at(buf, at, kind.itemsize).view(kind).ravel()
 
 
 def frame_records(data: bytes, check_crc: bool = True) -> tuple[np.ndarray, np.ndarray, int]:

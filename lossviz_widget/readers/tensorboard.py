@@ -28,8 +28,9 @@ from typing import Any
 
 import numpy as np
 
+from .._core.bytescan import distinct_strings, groups_in_order, value_at
 from ._tail import Points, Tail
-from ._tfrecord import bytes_at, frame_records, value_at
+from ._tfrecord import frame_records
 
 __all__ = ["TensorBoardTail", "is_event_file"]
 
@@ -90,7 +91,7 @@ class TensorBoardTail(Tail):
             ids = np.concatenate([ids, more])[order]
             s, v, w = (np.concatenate([a, b])[order] for a, b in ((s, steps), (v, values), (w, walls)))
         names = list(index)
-        for tag_id, where in _groups_in_order(ids):
+        for tag_id, where in groups_in_order(ids):
             points.add_arrays(names[tag_id], s[where], v[where], w[where])
 
     def _proto_scalars(self, record: bytes) -> list[tuple[str, float, float, float]]:
@@ -208,22 +209,8 @@ def _simple_values(buf: np.ndarray, starts: np.ndarray, lengths: np.ndarray) -> 
 
 def _tags(buf: np.ndarray, at: np.ndarray, size: np.ndarray) -> tuple[list[str], np.ndarray, np.ndarray]:
     """Tag names, an id per record into them, and which records' tags are valid UTF-8 (protobuf
-    refuses the others: they go to the proto path, which reports them as it does). Records are
-    told apart by their tag bytes, gathered zero-padded to a common width of whole 8-byte words,
-    and their length: by a 64-bit hash of those (sorting one number per record), checked exact."""
-    width = -(-int(size.max()) // 8) * 8
-    cols = np.arange(width)
-    words = np.where(cols < size[:, None], bytes_at(buf, at, width), 0).view("<u8")
-    digest = size.astype(np.uint64)
-    for j in range(words.shape[1]):
-        digest = digest * np.uint64(0x9E3779B97F4A7C15) ^ words[:, j]
-    _, first, inverse = np.unique(digest, return_index=True, return_inverse=True)
-    inverse = inverse.ravel()
-    if not (np.array_equal(words[first][inverse], words) and np.array_equal(size[first][inverse], size)):
-        # two tags with one hash (never seen): tell the rows apart by sorting them instead
-        keyed = np.concatenate([words, size.astype(np.uint64)[:, None]], axis=1)
-        _, first, inverse = np.unique(keyed, axis=0, return_index=True, return_inverse=True)
-        inverse = inverse.ravel()
+    refuses the others: they go to the proto path, which reports them as it does)."""
+    first, which = distinct_strings(buf, at, size)
     names: list[str] = []
     valid = np.ones(len(first), dtype=bool)
     for k, (a, n) in enumerate(zip(at[first].tolist(), size[first].tolist())):
@@ -232,18 +219,4 @@ def _tags(buf: np.ndarray, at: np.ndarray, size: np.ndarray) -> tuple[list[str],
         except UnicodeDecodeError:
             names.append("")
             valid[k] = False
-    return names, inverse, valid[inverse]
-
-
-def _groups_in_order(ids: np.ndarray) -> list[tuple[int, np.ndarray]]:
-    """``(id, positions)`` for each distinct id, in order of first appearance; positions ascending."""
-    if not len(ids):
-        return []
-    distinct, first = np.unique(ids, return_index=True)
-    order = np.argsort(first)
-    if len(distinct) <= 16:
-        return [(int(d), np.flatnonzero(ids == d)) for d in distinct[order]]
-    by_id = np.argsort(ids, kind="stable")
-    bounds = np.searchsorted(ids[by_id], distinct)
-    groups = np.split(by_id, bounds[1:])
-    return [(int(distinct[k]), groups[k]) for k in order]
+    return names, which, valid[which]

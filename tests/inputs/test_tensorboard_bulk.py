@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import math
 import shutil
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -172,3 +173,16 @@ def test_tensorboard_tail_resumes_after_a_replaced_file(torch_file, tensorboardx
     path.unlink()
     shutil.copy(torch_file, path)
     assert set(bulk(source.poll())) == set(reference(torch_file))
+
+
+def test_without_google_crc32c_the_same(torch_file, tmp_path, monkeypatch):
+    """Without the optional ``google-crc32c``, the records not checked in bulk (histograms, text,
+    the odd length) are checked by TensorBoard's pure-Python CRC32C: the same result, corrupt
+    records included."""
+    monkeypatch.setitem(sys.modules, "google_crc32c", None)  # as if not installed: importing it fails
+    assert_same(bulk(read_logs(torch_file)[0]), reference(torch_file))
+    whole = bytearray(torch_file.read_bytes())
+    whole[len(whole) // 3] ^= 0x01
+    bad = tmp_path / torch_file.name
+    bad.write_bytes(bytes(whole))
+    assert_same(bulk(LogSource(bad).poll()), reference(bad))
