@@ -178,19 +178,23 @@ class LineTail(Tail):
 
     def _read(self) -> Points:
         points = Points(with_wall_times=self.has_wall_times)
+        for line in self._new_lines().decode("utf-8", errors="replace").splitlines():
+            if line.strip():
+                self._parse_line(line, points)
+        return points
+
+    def _new_lines(self) -> bytes:
+        """The complete lines appended since the last read (a last line without its newline is
+        still being written: it waits)."""
         try:
             with open(self.path, "rb") as f:
                 f.seek(self._offset)
                 data = f.read()
         except FileNotFoundError:
-            return points
-        end = data.rfind(b"\n") + 1  # a last line without its newline is still being written
-        if end:
-            self._offset += end
-            for line in data[:end].decode("utf-8", errors="replace").splitlines():
-                if line.strip():
-                    self._parse_line(line, points)
-        return points
+            return b""
+        end = data.rfind(b"\n") + 1
+        self._offset += end
+        return data[:end]
 
     def _parse_line(self, line: str, points: Points) -> None:
         raise NotImplementedError
