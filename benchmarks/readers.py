@@ -1,0 +1,218 @@
+"""Reading logs: lossviz_widget's bulk readers beside TensorBoard's own and the line-by-line ones.
+
+Usage: ``nice -n 10 python benchmarks/readers.py [--quick | --smoke] [--out FILE.md]``
+(default writes ``benchmarks/READERS.md``; ``--quick``: the smaller sizes only).
+
+Every reader reads the same files, written by the real writers: TensorBoard event files from
+``torch.utils.tensorboard.SummaryWriter`` (4 scalars per step: ``loss``, ``val_loss``, ``acc``,
+``lr``) and ``log_file=`` logs from ``LossPlot`` (the same 4 metrics; a "point lines" log flushed
+every 16 steps, as a loop of a few hundred steps/s writes it, and a "chunk lines" log flushed every
+5,000 steps, as a fast loop writes it). Each reader runs ``--repeats`` times in one process, side
+by side (A, B, C, A, B, C, ...), after one untimed warm-up read so that imports are not timed; the
+table gives the median, the fastest and the slowest run, and scalars (points) per second on the
+median. One core: the readers are single-threaded, and nothing else runs in the process.
+
+TensorBoard readers:
+
+* **lossviz (bulk)**: ``lossviz_widget.readers.read_logs`` (CRC32C of every record checked), and
+  with ``check_crc=False``;
+* **record by record**: TensorBoard's ``LegacyEventFileLoader`` and ``Event`` protos, one record at
+  a time (what ``read_logs`` did before; its CRC checks are the pure-Python ones TensorBoard ships);
+* **EventAccumulator**: ``tensorboard.backend.event_processing.event_accumulator.EventAccumulator``
+  with every scalar kept (``size_guidance={"scalars": 0}``), ``Reload()`` then ``Scalars(tag)``
+  for each tag: what TensorBoard itself and most scripts use.
+
+``log_file`` readers: ``LossPlot.load``'s ``read_log`` and the follower's first poll (bulk), and
+the line-by-line reader they replaced (one ``parse_record`` per line).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import os
+import platform
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import numpy as np
+
+BENCH = Path(__file__).resolve().parent
+METRICS = ("loss", "val_loss", "acc", "lr")
+
+
+def write_event_file(folder: Path, steps: int) -> Path:
+    from torch.utils.tensorboard import SummaryWriter
+
+    with SummaryWriter(folder, max_queue=100_000, flush_secs=100_000) as w:
+        for i in range(steps):
+            w.add_scalar("loss", 1.0 / (i + 1) + 0.01 * ((i * 7919) % 13), i)
+            w.add_scalar("val_loss", 2.0 / (i + 1), i)
+            w.add_scalar("acc", i / steps, i)
+            w.add_scalar("lr", 0.1 * 0.5 ** (i // 10_000), i)
+    (path,) = folder.glob("*tfevents*")
+    return path
+
+
+def write_log(path: Path, steps: int, flush_every: int) -> Path:
+    from lossviz_widget import LossPlot
+
+    plot = LossPlot(log_file=path)
+    for i in range(steps):
+        plot.log(loss=1.0 / (i + 1), val_loss=2.0 / (i + 1), acc=i / steps, lr=0.1, step=i)
+        if (i + 1) % flush_every == 0:
+            plot.flush()
+    plot.close()
+    return path
+
+
+def lossviz_tb(path: Path, check_crc: bool = True) -> int:
+    from lossviz_widget.readers.tensorboard import TensorBoardTail
+
+    return sum(len(b) for b in TensorBoardTail(path, "run", check_crc=check_crc).poll())
+
+
+def record_by_record(path: Path) -> int:
+    """The reader before the bulk one: TensorBoard's loader and protos, one record at a time."""
+    from tensorboard.backend.event_processing.event_file_loader import LegacyEventFileLoader
+
+    columns: dict[str, tuple[list[float], list[float], list[float]]] = {}
+    for event in LegacyEventFileLoader(str(path)).Load():
+        if event.HasField("summary"):
+            for value in event.summary.value:
+                if value.WhichOneof("value") == "simple_value":
+                    s, v, w = columns.setdefault(value.tag, ([], [], []))
+                    s.append(float(event.step))
+                    v.append(value.simple_value)
+                    w.append(event.wall_time)
+    return _as_arrays(columns)
+
+
+def _as_arrays(columns: dict) -> int:
+    """Columns of lists made float64 arrays, as a reader hands them over; the points they hold."""
+    arrays = [np.array(col, dtype=np.float64) for cols in columns.values() for col in cols]
+    return sum(len(a) for a in arrays[0::3])
+
+
+def event_accumulator(path: Path) -> int:
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    acc = EventAccumulator(str(path), size_guidance={"scalars": 0})
+    acc.Reload()
+    return sum(len(acc.Scalars(tag)) for tag in acc.Tags()["scalars"])
+
+
+def lossviz_load(path: Path) -> int:
+    from lossviz_widget._io.logfile import read_log
+
+    return sum(len(h) for metrics in read_log(path).runs.values() for h in metrics.values())
+
+
+def lossviz_follow(path: Path) -> int:
+    from lossviz_widget.readers import LogSource
+
+    return sum(len(b) for b in LogSource(path).poll())
+
+
+def line_by_line(path: Path) -> int:
+    """The log reader before the bulk one: one ``parse_record`` per line."""
+    from lossviz_widget._io.logfile import parse_header, parse_record
+
+    columns: dict[tuple[str, str], tuple[list[float], list[float], list[float]]] = {}
+    with path.open(encoding="utf-8", errors="replace") as f:
+        parse_header(f.readline())
+        for line in f:
+            rec = parse_record(line)
+            if rec is not None and rec[5] is None:
+                cols = columns.setdefault((rec[0], rec[1]), ([], [], []))
+                for col, new in zip(cols, rec[2:5]):
+                    col.extend(new.tolist() if isinstance(new, np.ndarray) else new)
+    return _as_arrays(columns)
+
+
+def measure(readers: dict[str, Callable[[], int]], repeats: int) -> dict[str, tuple[list[float], int]]:
+    """Each reader once untimed, then ``repeats`` rounds of all of them, interleaved."""
+    counts = {name: read() for name, read in readers.items()}
+    times: dict[str, list[float]] = {name: [] for name in readers}
+    for _ in range(repeats):
+        for name, read in readers.items():
+            start = time.perf_counter()
+            read()
+            times[name].append(time.perf_counter() - start)
+    return {name: (times[name], counts[name]) for name in readers}
+
+
+def rows(label: str, results: dict[str, tuple[list[float], int]], baseline: str) -> list[str]:
+    base = statistics.median(results[baseline][0])
+    out = []
+    for name, (times, n) in results.items():
+        med = statistics.median(times)
+        out.append(f"| {label} | {name} | {n:,} | {med:.3f} s ({min(times):.3f}–{max(times):.3f}) | "
+                   f"{n / med / 1e6:.2f} M/s | {base / med:.1f}× |")
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    mode = ap.add_mutually_exclusive_group()
+    mode.add_argument("--quick", action="store_true", help="the smaller files only")
+    mode.add_argument("--smoke", action="store_true", help="tiny files, one repeat: a check that it runs")
+    ap.add_argument("--repeats", type=int, default=None)
+    ap.add_argument("--out", type=Path, default=None, help="Markdown output (default benchmarks/READERS.md)")
+    args = ap.parse_args(argv)
+    tb_sizes = (250,) if args.smoke else (50_000,) if args.quick else (50_000, 250_000)
+    log_steps = 1_000 if args.smoke else 50_000
+    repeats = args.repeats or (1 if args.smoke else 5)
+    out = args.out or (BENCH / "READERS.md")
+    load = os.getloadavg()
+    lines = ["| file | reader | scalars | read time, median (min–max) | per second | × slowest-known |",
+             "|---|---|---|---|---|---|"]
+    with tempfile.TemporaryDirectory() as tmp:
+        for steps in tb_sizes:
+            path = write_event_file(Path(tmp) / f"tb{steps}", steps)
+            label = f"TensorBoard, {4 * steps:,} scalars ({path.stat().st_size / 2**20:.1f} MiB)"
+            results = measure({
+                "**lossviz (bulk)**": lambda p=path: lossviz_tb(p),
+                "lossviz (bulk), no CRC check": lambda p=path: lossviz_tb(p, check_crc=False),
+                "record by record (before)": lambda p=path: record_by_record(p),
+                "EventAccumulator": lambda p=path: event_accumulator(p),
+            }, repeats)
+            lines += rows(label, results, "EventAccumulator")
+            print(f"{label}: done", flush=True)
+        for kind, every in (("point lines", 16), ("chunk lines", 5_000)):
+            steps = log_steps * (10 if kind == "chunk lines" and not args.smoke else 1)
+            path = write_log(Path(tmp) / f"{kind.split()[0]}.jsonl", steps, every)
+            label = f"log_file, {kind}, {4 * steps:,} points ({path.stat().st_size / 2**20:.1f} MiB)"
+            results = measure({
+                "**LossPlot.load (bulk)**": lambda p=path: lossviz_load(p),
+                "follow, first poll (bulk)": lambda p=path: lossviz_follow(p),
+                "line by line (before)": lambda p=path: line_by_line(p),
+            }, repeats)
+            lines += rows(label, results, "line by line (before)")
+            print(f"{label}: done", flush=True)
+    header = [
+        "# Reading logs: lossviz_widget's readers beside TensorBoard's",
+        "",
+        f"Written by `benchmarks/readers.py{' --quick' if args.quick else ' --smoke' if args.smoke else ''}` "
+        f"on {dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M} UTC: {platform.processor() or platform.machine()}, "
+        f"{os.cpu_count()} cores, Python {platform.python_version()}; load average at the start "
+        f"{load[0]:.2f} / {load[1]:.2f} / {load[2]:.2f} (1 / 5 / 15 min: a shared machine, so compare "
+        f"within a row group, not across runs). {repeats} interleaved repeats per reader; imports not timed.",
+        "",
+        "× slowest-known: how many times faster than TensorBoard's `EventAccumulator` (event files) or "
+        "than the line-by-line reader (logs). See the module docstring for what each reader does.",
+        "",
+    ]
+    out.write_text("\n".join(header + lines) + "\n")
+    print(f"wrote {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
