@@ -160,13 +160,14 @@ def rows(label: str, results: dict[str, tuple[list[float], int]], baseline: str)
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    mode = ap.add_mutually_exclusive_group()
-    mode.add_argument("--quick", action="store_true", help="the smaller files only")
-    mode.add_argument("--smoke", action="store_true", help="tiny files, one repeat: a check that it runs")
+    ap.add_argument("--quick", action="store_true", help="the smaller files only")
+    ap.add_argument("--smoke", action="store_true", help="tiny files, one repeat: a check that it runs")
     ap.add_argument("--repeats", type=int, default=None)
     ap.add_argument("--out", type=Path, default=None, help="Markdown output (default benchmarks/READERS.md)")
     args = ap.parse_args(argv)
-    tb_sizes = (250,) if args.smoke else (50_000,) if args.quick else (50_000, 250_000)
+    sizes = {"smoke": (250,), "quick": (50_000,), "full": (50_000, 250_000)}
+    mode = "smoke" if args.smoke else "quick" if args.quick else "full"
+    tb_sizes = sizes[mode]
     log_steps = 1_000 if args.smoke else 50_000
     repeats = args.repeats or (1 if args.smoke else 5)
     out = args.out or (BENCH / "READERS.md")

@@ -18,19 +18,20 @@ from lossviz_widget._model import DEFAULT_RUN
 from lossviz_widget.readers import LogSource
 
 
+def parse_each(lines) -> tuple[list, int]:
+    """:func:`parse_record` of each line: the records, and how many lines were none."""
+    records = [parse_record(line) for line in lines]
+    return [r for r in records if r is not None], sum(r is None for r in records)
+
+
 def reference_load(path: Path) -> tuple[dict, int]:
     """What ``read_log`` read before the bulk parser: ``{(run, metric): (steps, values, walls)}``
     with purges applied, and the lines skipped. Text mode, one :func:`parse_record` per line."""
     series: dict = {}
-    skipped = 0
     with path.open(encoding="utf-8", errors="replace") as f:
         parse_header(f.readline())
-        for line in f:
-            rec = parse_record(line)
-            if rec is None:
-                skipped += 1
-                continue
-            run, name, s, v, t, purge = rec
+        records, skipped = parse_each(f)
+        for run, name, s, v, t, purge in records:
             cols = series.setdefault((run, name), ([], [], []))
             if purge is None:
                 for col, new in zip(cols, (s, v, t)):
@@ -49,21 +50,11 @@ def reference_follow(path: Path) -> tuple[dict, int]:
     """What the follower read before: complete lines, ``str.splitlines``, blank lines passed over."""
     data = path.read_bytes()
     text = data[:data.rfind(b"\n") + 1].decode("utf-8", errors="replace")
+    lines = [line for line in text.splitlines() if line.strip()]
+    parse_header(lines[0])
     series: dict = {}
-    skipped = 0
-    header = True
-    for line in text.splitlines():
-        if not line.strip():
-            continue
-        if header:
-            parse_header(line)
-            header = False
-            continue
-        rec = parse_record(line)
-        if rec is None:
-            skipped += 1
-            continue
-        run, name, s, v, t, _ = rec
+    records, skipped = parse_each(lines[1:])
+    for run, name, s, v, t, _ in records:
         cols = series.setdefault((run, name), ([], [], []))
         for col, new in zip(cols, (s, v, t)):
             col.extend(np.asarray(new, dtype=float).tolist())
