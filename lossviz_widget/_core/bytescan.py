@@ -65,13 +65,18 @@ def distinct_strings(buf: np.ndarray, at: np.ndarray, size: np.ndarray) -> tuple
 
 
 def groups_in_order(ids: np.ndarray) -> list[tuple[int, np.ndarray]]:
-    """``(id, positions)`` for each distinct id, in order of first appearance; positions ascending."""
+    """``(id, positions)`` for each id present in ``ids`` (small non-negative ints: series ids), in
+    order of first appearance; positions ascending. No sort of the ids for a few series (one
+    comparison pass each), one stable sort for many."""
     if not len(ids):
         return []
-    distinct, first = np.unique(ids, return_index=True)
-    order = np.argsort(first)
-    if len(distinct) <= 16:  # a few series: one comparison each beats a sort
-        return [(int(d), np.flatnonzero(ids == d)) for d in distinct[order]]
-    by_id = np.argsort(ids, kind="stable")
-    groups = np.split(by_id, np.searchsorted(ids[by_id], distinct)[1:])
-    return [(int(distinct[k]), groups[k]) for k in order]
+    count = int(ids.max()) + 1
+    if count <= 16:
+        groups = [(d, np.flatnonzero(ids == d)) for d in range(count)]
+    else:
+        by_id = np.argsort(ids, kind="stable")
+        bounds = np.searchsorted(ids[by_id], np.arange(count + 1))
+        groups = [(d, by_id[bounds[d]:bounds[d + 1]]) for d in range(count)]
+    present = [g for g in groups if len(g[1])]
+    present.sort(key=lambda g: int(g[1][0]))
+    return present

@@ -31,10 +31,9 @@ from __future__ import annotations
 import base64
 import contextlib
 import json
-import math
 import os
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -247,15 +246,23 @@ _NUMBER = (float, int)  # what a JSON number parses to
 
 
 class LogLines:
-    """The records of many lines of a log, as columns: every point in file order (``ids`` says
-    whose, an index into ``keys``), the purges between them, and how many lines held no record."""
+    """The records of many lines of a log, in file order: runs of point lines (several series,
+    ``ids`` says whose: an index into ``keys``), other records' points (one series) and purges."""
 
     def __init__(self) -> None:
         self.keys: list[tuple[str, str]] = []
-        self.ids = np.zeros(0, dtype=np.int64)
-        self.steps = self.values = self.walls = _NONE
-        self.purges: list[tuple[int, int, float]] = []  # (points before it, key id, step)
+        self.parts: list[tuple[int, np.ndarray | None, np.ndarray, np.ndarray, np.ndarray, float | None]] = []
         self.skipped = 0
+
+    def each(self) -> Iterator[tuple[int, np.ndarray, np.ndarray, np.ndarray, float | None]]:
+        """``(key, steps, values, wall_times, purge)`` in file order, one series at a time: the
+        points of a series (``purge`` None), or a purge of its points at or after ``purge``."""
+        for key, ids, s, v, t, purge in self.parts:
+            if ids is None:
+                yield key, s, v, t, purge
+                continue
+            for k, where in groups_in_order(ids):
+                yield k, s[where], v[where], t[where], None
 
 
 def parse_lines(text: bytes, split: Callable[[str], list[str]], count_blank: bool) -> LogLines:
@@ -294,9 +301,17 @@ def parse_lines(text: bytes, split: Callable[[str], list[str]], count_blank: boo
     else:
         numbers, fast[fast] = parsed
     fast_lines = np.flatnonzero(fast)
-    fast_cols = (ids[fast], numbers[:, 0], numbers[:, 1], numbers[:, 2])
-    parts: list[tuple[np.ndarray, ...]] = []  # in file order: runs of point lines, and the other records
+    fast_ids = ids[fast]
     done = 0  # point lines already in parts
+
+    def points_before(line: int) -> None:
+        nonlocal done
+        before = int(np.searchsorted(fast_lines, line))
+        if before > done:
+            out.parts.append((-1, fast_ids[done:before], numbers[done:before, 0], numbers[done:before, 1],
+                              numbers[done:before, 2], None))
+            done = before
+
     for i in np.flatnonzero(~fast).tolist():
         piece = text[starts[i]:ends[i]].decode("utf-8", errors="replace")
         for line in split(piece):
@@ -306,19 +321,11 @@ def parse_lines(text: bytes, split: Callable[[str], list[str]], count_blank: boo
             if rec is None:
                 out.skipped += 1
                 continue
-            before = int(np.searchsorted(fast_lines, i))
-            if before > done:
-                parts.append(tuple(c[done:before] for c in fast_cols))
-                done = before
+            points_before(i)
             run, name, steps, values, walls, purge = rec
-            key = index.setdefault((run, name), len(index))
-            if purge is not None:
-                out.purges.append((sum(len(p[0]) for p in parts), key, purge))
-                continue
-            parts.append((np.full(len(steps), key), np.asarray(steps, dtype=np.float64),
-                          np.asarray(values, dtype=np.float64), np.asarray(walls, dtype=np.float64)))
-    parts.append(tuple(c[done:] for c in fast_cols))
-    out.ids, out.steps, out.values, out.walls = (np.concatenate([p[k] for p in parts]) for k in range(4))
+            out.parts.append((index.setdefault((run, name), len(index)), None, np.asarray(steps, dtype=np.float64),
+                              np.asarray(values, dtype=np.float64), np.asarray(walls, dtype=np.float64), purge))
+    points_before(len(starts))
     out.keys = list(index)
     return out
 
@@ -423,24 +430,17 @@ def read_log(path: Path) -> RunData:
     rest = head + 2 if data[head:head + 2] == b"\r\n" else head + 1
     title, settings = parse_header(data[:head].decode("utf-8", errors="replace"))
     lines = parse_lines(data[rest:], _text_mode_lines, count_blank=True)
-    series = [SeriesColumns() for _ in lines.keys]
-    groups = groups_in_order(lines.ids)
-    first_seen = {key: float(where[0]) for key, where in groups}
-    done = 0
-    for at, key, step in [*lines.purges, (len(lines.ids), -1, 0.0)]:
-        if at > done:  # the points up to this purge, each series' in order
-            part = lines.ids[done:at]
-            for k, where in groups_in_order(part):
-                where = where + done
-                series[k].add(lines.steps[where], lines.values[where], lines.walls[where])
-            done = at
-        if key >= 0:
-            first_seen[key] = min(first_seen.get(key, math.inf), at - 0.5)  # before the points after it
-            series[key].purge(step)
+    series: dict[int, SeriesColumns] = {}  # in first-seen order
+    for key, s, v, t, purge in lines.each():
+        cols = series.setdefault(key, SeriesColumns())
+        if purge is None:
+            cols.add(s, v, t)
+        else:
+            cols.purge(purge)
     runs: RunsData = {}
-    for key in sorted(first_seen, key=first_seen.__getitem__):
+    for key, cols in series.items():
         run, name = lines.keys[key]
-        runs.setdefault(run, {})[name] = make_history(*series[key].columns(), name)
+        runs.setdefault(run, {})[name] = make_history(*cols.columns(), name)
     return RunData(runs, title, settings, lines.skipped)
 
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import os
 
-from .._core.bytescan import groups_in_order
 from .._io.logfile import parse_header, parse_lines
 from .._model import DEFAULT_RUN
 from ._tail import LineTail, Points
@@ -51,8 +50,8 @@ class JsonlTail(LineTail):
                 break
         parsed = parse_lines(data, str.splitlines, count_blank=False)
         self.skipped += parsed.skipped
-        for key, where in groups_in_order(parsed.ids):
-            run, metric = parsed.keys[key]
-            points.add_arrays(metric, parsed.steps[where], parsed.values[where], parsed.walls[where],
-                              "" if run == DEFAULT_RUN else run)
+        for key, steps, values, walls, purge in parsed.each():
+            if purge is None:
+                run, metric = parsed.keys[key]
+                points.add_arrays(metric, steps, values, walls, "" if run == DEFAULT_RUN else run)
         return points
