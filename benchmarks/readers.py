@@ -158,24 +158,18 @@ def rows(label: str, results: dict[str, tuple[list[float], int]], baseline: str)
     return out
 
 
-def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--quick", action="store_true", help="the smaller files only")
-    ap.add_argument("--smoke", action="store_true", help="tiny files, one repeat: a check that it runs")
-    ap.add_argument("--repeats", type=int, default=None)
-    ap.add_argument("--out", type=Path, default=None, help="Markdown output (default benchmarks/READERS.md)")
-    args = ap.parse_args(argv)
-    sizes = {"smoke": (250,), "quick": (50_000,), "full": (50_000, 250_000)}
-    mode = "smoke" if args.smoke else "quick" if args.quick else "full"
-    tb_sizes = sizes[mode]
-    log_steps = 1_000 if args.smoke else 50_000
-    repeats = args.repeats or (1 if args.smoke else 5)
-    out = args.out or (BENCH / "READERS.md")
+SIZES = {"smoke": (250,), "quick": (50_000,), "full": (50_000, 250_000)}  # TensorBoard: steps of 4 scalars
+
+
+def section(mode: str, repeats: int | None = None, log: Callable[[str], None] = print) -> str:
+    """The Markdown section (``## Reading logs`` and its table) for ``mode`` (full, quick, smoke)."""
+    log_steps = 1_000 if mode == "smoke" else 50_000
+    repeats = repeats or (1 if mode == "smoke" else 5)
     load = os.getloadavg()
     lines = ["| file | reader | scalars | read time, median (min–max) | per second | × slowest-known |",
              "|---|---|---|---|---|---|"]
     with tempfile.TemporaryDirectory() as tmp:
-        for steps in tb_sizes:
+        for steps in SIZES[mode]:
             path = write_event_file(Path(tmp) / f"tb{steps}", steps)
             label = f"TensorBoard, {4 * steps:,} scalars ({path.stat().st_size / 2**20:.1f} MiB)"
             results = measure({
@@ -185,9 +179,9 @@ def main(argv: list[str] | None = None) -> int:
                 "EventAccumulator": lambda p=path: event_accumulator(p),
             }, repeats)
             lines += rows(label, results, "EventAccumulator")
-            print(f"{label}: done", flush=True)
+            log(f"  readers: {label}: done")
         for kind, every in (("point lines", 16), ("chunk lines", 5_000)):
-            steps = log_steps * (10 if kind == "chunk lines" and not args.smoke else 1)
+            steps = log_steps * (10 if kind == "chunk lines" and mode != "smoke" else 1)
             path = write_log(Path(tmp) / f"{kind.split()[0]}.jsonl", steps, every)
             label = f"log_file, {kind}, {4 * steps:,} points ({path.stat().st_size / 2**20:.1f} MiB)"
             results = measure({
@@ -196,22 +190,32 @@ def main(argv: list[str] | None = None) -> int:
                 "line by line (before)": lambda p=path: line_by_line(p),
             }, repeats)
             lines += rows(label, results, "line by line (before)")
-            print(f"{label}: done", flush=True)
+            log(f"  readers: {label}: done")
     header = [
-        "# Reading logs: lossviz_widget's readers beside TensorBoard's",
+        "## Reading logs",
         "",
-        f"Written by `benchmarks/readers.py{' --quick' if args.quick else ' --smoke' if args.smoke else ''}` "
-        f"on {dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M} UTC: {platform.processor() or platform.machine()}, "
-        f"{os.cpu_count()} cores, Python {platform.python_version()}; load average at the start "
-        f"{load[0]:.2f} / {load[1]:.2f} / {load[2]:.2f} (1 / 5 / 15 min: a shared machine, so compare "
-        f"within a row group, not across runs). {repeats} interleaved repeats per reader; imports not timed.",
-        "",
-        "× slowest-known: how many times faster than TensorBoard's `EventAccumulator` (event files) or "
-        "than the line-by-line reader (logs). See the module docstring for what each reader does.",
+        f"`benchmarks/readers.py` ({mode}), {dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M} UTC, "
+        f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}; load average at the "
+        f"start {load[0]:.2f} / {load[1]:.2f} / {load[2]:.2f} (1 / 5 / 15 min: on a shared machine compare within "
+        f"a row group, not across runs). {repeats} interleaved repeats per reader, one core, imports not timed. "
+        "× slowest-known: times faster than TensorBoard's `EventAccumulator` (event files) or than the "
+        "line-by-line reader (logs); the readers are described in the script's docstring.",
         "",
     ]
-    out.write_text("\n".join(header + lines) + "\n")
-    print(f"wrote {out}")
+    return "\n".join(header + lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--quick", action="store_true", help="the smaller files only")
+    ap.add_argument("--smoke", action="store_true", help="tiny files, one repeat: a check that it runs")
+    ap.add_argument("--repeats", type=int, default=None)
+    ap.add_argument("--out", type=Path, default=BENCH / "READERS.md", help="Markdown output")
+    args = ap.parse_args(argv)
+    mode = "smoke" if args.smoke else "quick" if args.quick else "full"
+    text = section(mode, args.repeats)
+    args.out.write_text("# Reading logs: lossviz_widget's readers beside TensorBoard's\n\n" + text.split("\n", 2)[2])
+    print(f"wrote {args.out}")
     return 0
 
 

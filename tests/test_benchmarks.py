@@ -38,7 +38,7 @@ def test_benchmark_smoke_writes_the_table(tmp_path: Path) -> None:
     assert "/update" in rows["livelossplot"] or "not installed" in rows["livelossplot"]
     tensors = next(line for line in text.splitlines() if line.startswith("| `log()` of 4 CPU tensors"))
     assert "µs per call" in tensors or "torch not installed" in tensors, tensors
-    for section in ("## Targets", "## Method", "Machines are noisy"):
+    for section in ("## Targets", "## Method", "Machines are noisy", "## Reading logs"):
         assert section in text
     raw = json.loads((out / "results-smoke.json").read_text())
     lossviz = next(r for r in raw["rows"] if r["tool"] == "lossviz")
