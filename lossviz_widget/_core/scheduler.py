@@ -42,6 +42,7 @@ __all__ = ["HAND_OVER_S", "Deadline", "FrameScheduler"]
 log = logging.getLogger("lossviz_widget")
 
 HAND_OVER_S = 0.05  # how long a due frame waits for a logging thread to draw it (see FrameScheduler)
+HAND_OVER_LOOP_S = 0.5  # ... when the last frame was drawn by one: the loop is likely still logging
 
 # Render threads still running at interpreter exit are stopped first, so no frame is
 # sent while the kernel tears down IOPub (registered after ipykernel's hooks, so it runs
@@ -78,6 +79,9 @@ class FrameScheduler:
     now and waits up to :data:`HAND_OVER_S`; ``log()``, which reads the clock anyway, sees the
     deadline passed and calls :meth:`request`, which draws the frame right there, in one hold of
     the GIL (:meth:`draw_overdue`). If nothing logs meanwhile, the render thread draws it itself.
+    After a frame drawn by the logging thread it waits longer (:data:`HAND_OVER_LOOP_S`): on a busy
+    machine the loop may be off the CPU for a while, and a frame the render thread starts while
+    the loop still runs is the slow kind (seconds at 1e7 steps).
     Either way one frame is drawn, under the same throttling; the logging thread pays for the frames
     it draws, as it paid before for the GIL the render thread took from it.
     """
@@ -109,6 +113,7 @@ class FrameScheduler:
         self.deadline = deadline or Deadline()
         self.frames = 0
         self.handed_over = 0  # frames drawn by the logging thread (see the class docstring)
+        self._handed_last = False  # whether the last frame offered to it was drawn there
         self.last_cost = 0.0  # CPU seconds of the last frame, helper threads' share included
         self.exempt = 0.0  # CPU seconds of the current frame that do not count towards throttling
 
@@ -157,7 +162,8 @@ class FrameScheduler:
             frames = self.frames
             self._drawn.clear()
             self.deadline.at = time.time()  # offered to a logging thread first
-            handed_over = self._drawn.wait(HAND_OVER_S)
+            handed_over = self._drawn.wait(HAND_OVER_LOOP_S if self._handed_last else HAND_OVER_S)
+            self._handed_last = handed_over
             self.deadline.at = math.inf
             if handed_over:  # drawn there (or being drawn): throttle from that frame
                 continue
