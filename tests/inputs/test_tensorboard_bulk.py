@@ -113,7 +113,15 @@ def event_file(request) -> Path:
     return request.getfixturevalue(request.param)
 
 
-def test_same_points_as_tensorboard(event_file):
+@pytest.fixture(params=[None, 1000], ids=["4MiB-blocks", "1000-byte-blocks"])
+def blocks(request, monkeypatch):
+    """The reader decodes a file in blocks (4 MiB); small ones put block edges everywhere, and
+    make some records (histograms, text) larger than a block."""
+    if request.param is not None:
+        monkeypatch.setattr("lossviz_widget.readers.tensorboard._BLOCK", request.param)
+
+
+def test_same_points_as_tensorboard(event_file, blocks):
     expected = reference(event_file)
     assert sum(len(s) for s, _, _ in expected.values()) > 5000  # long enough for the bulk path
     assert_same(bulk(read_logs(event_file)[0]), expected)
@@ -145,7 +153,7 @@ def test_file_read_in_pieces_gives_the_same(event_file, tmp_path):
 
 @pytest.mark.parametrize("where", [0.0, 0.001, 0.3, 0.5, 0.77, 0.999])
 @pytest.mark.parametrize("what", ["data", "length"])
-def test_corrupt_record_stops_where_tensorboard_stops(torch_file, tmp_path, where, what):
+def test_corrupt_record_stops_where_tensorboard_stops(torch_file, tmp_path, where, what, blocks):
     whole = bytearray(torch_file.read_bytes())
     at = int(where * (len(whole) - 20))
     if what == "length":  # move to the next record's length field: walk the records
