@@ -82,8 +82,9 @@ class FrameScheduler:
     After a frame drawn by the logging thread it waits longer (:data:`HAND_OVER_LOOP_S`): on a busy
     machine the loop may be off the CPU for a while, and a frame the render thread starts while
     the loop still runs is the slow kind (seconds at 1e7 steps).
-    Either way one frame is drawn, under the same throttling; the logging thread pays for the frames
-    it draws, as it paid before for the GIL the render thread took from it.
+    Either way one frame is drawn, under the same throttling, except that a handed-over frame counts
+    its wall time, not only its CPU time: the loop waited for all of it (the IOPub thread's sends
+    included), and the 20% cap then bounds what the frames cost the loop.
     """
 
     def __init__(
@@ -196,6 +197,8 @@ class FrameScheduler:
         with self._idle_lock:
             if not self._pending.is_set():
                 self._idle.set()
+        if threading.current_thread() is not self._thread:  # handed over: the loop waited all of it
+            busy = max(busy, time.monotonic() - started)  # (its IOPub sends and GIL waits included)
         throttled = max(0.0, busy - self.exempt)
         interval = max(1.0 / self.fps, messages / self.max_messages_per_s, throttled / self.max_busy_fraction)
         self._next_allowed = started + interval
