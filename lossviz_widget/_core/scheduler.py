@@ -43,6 +43,7 @@ log = logging.getLogger("lossviz_widget")
 
 HAND_OVER_S = 0.05  # how long a due frame waits for a logging thread to draw it (see FrameScheduler)
 HAND_OVER_LOOP_S = 0.5  # ... when the last frame was drawn by one: the loop is likely still logging
+HANDED_OVER_MAX_S = 0.4  # the most a handed-over frame's wall time (beyond its CPU time) delays the next
 
 # Render threads still running at interpreter exit are stopped first, so no frame is
 # sent while the kernel tears down IOPub (registered after ipykernel's hooks, so it runs
@@ -82,9 +83,10 @@ class FrameScheduler:
     After a frame drawn by the logging thread it waits longer (:data:`HAND_OVER_LOOP_S`): on a busy
     machine the loop may be off the CPU for a while, and a frame the render thread starts while
     the loop still runs is the slow kind (seconds at 1e7 steps).
-    Either way one frame is drawn, under the same throttling, except that a handed-over frame counts
-    its wall time, not only its CPU time: the loop waited for all of it (the IOPub thread's sends
-    included), and the 20% cap then bounds what the frames cost the loop.
+    Either way one frame is drawn, under the same throttling; a handed-over frame also counts its
+    wall time (the loop waited for all of it, the IOPub thread's sends included), but that part
+    delays the next frame by at most :data:`HANDED_OVER_MAX_S`: one frame slowed by a busy machine
+    must not stop frames for seconds.
     """
 
     def __init__(
@@ -197,10 +199,12 @@ class FrameScheduler:
         with self._idle_lock:
             if not self._pending.is_set():
                 self._idle.set()
-        if threading.current_thread() is not self._thread:  # handed over: the loop waited all of it
-            busy = max(busy, time.monotonic() - started)  # (its IOPub sends and GIL waits included)
         throttled = max(0.0, busy - self.exempt)
-        interval = max(1.0 / self.fps, messages / self.max_messages_per_s, throttled / self.max_busy_fraction)
+        spacing = throttled / self.max_busy_fraction
+        if threading.current_thread() is not self._thread:  # handed over: the loop waited all of it
+            waited = max(0.0, time.monotonic() - started - self.exempt)  # its IOPub sends, GIL waits
+            spacing = max(spacing, min(waited / self.max_busy_fraction, HANDED_OVER_MAX_S))
+        interval = max(1.0 / self.fps, messages / self.max_messages_per_s, spacing)
         self._next_allowed = started + interval
 
     def wait_idle(self, timeout: float | None = None) -> bool:
