@@ -42,8 +42,7 @@ __all__ = ["HAND_OVER_S", "Deadline", "FrameScheduler"]
 log = logging.getLogger("lossviz_widget")
 
 HAND_OVER_S = 0.05  # how long a due frame waits for a logging thread to draw it (see FrameScheduler)
-HAND_OVER_LOOP_S = 0.5  # ... when the last frame was drawn by one: the loop is likely still logging
-HANDED_OVER_MAX_S = 0.4  # the most a handed-over frame's wall time (beyond its CPU time) delays the next
+HANDED_OVER_MAX_S = 0.25  # the most a handed-over frame's wall time (beyond its CPU time) delays the next
 
 # Render threads still running at interpreter exit are stopped first, so no frame is
 # sent while the kernel tears down IOPub (registered after ipykernel's hooks, so it runs
@@ -80,9 +79,8 @@ class FrameScheduler:
     now and waits up to :data:`HAND_OVER_S`; ``log()``, which reads the clock anyway, sees the
     deadline passed and calls :meth:`request`, which draws the frame right there, in one hold of
     the GIL (:meth:`draw_overdue`). If nothing logs meanwhile, the render thread draws it itself.
-    After a frame drawn by the logging thread it waits longer (:data:`HAND_OVER_LOOP_S`): on a busy
-    machine the loop may be off the CPU for a while, and a frame the render thread starts while
-    the loop still runs is the slow kind (seconds at 1e7 steps).
+    The wait is short because the frame after the loop's last ``log()`` (the trailing frame, which
+    also writes ``log_file``) waits for it too: a kill soon after a loop must not lose more.
     Either way one frame is drawn, under the same throttling; a handed-over frame also counts its
     wall time (the loop waited for all of it, the IOPub thread's sends included), but that part
     delays the next frame by at most :data:`HANDED_OVER_MAX_S`: one frame slowed by a busy machine
@@ -116,7 +114,6 @@ class FrameScheduler:
         self.deadline = deadline or Deadline()
         self.frames = 0
         self.handed_over = 0  # frames drawn by the logging thread (see the class docstring)
-        self._handed_last = False  # whether the last frame offered to it was drawn there
         self.last_cost = 0.0  # CPU seconds of the last frame, helper threads' share included
         self.exempt = 0.0  # CPU seconds of the current frame that do not count towards throttling
 
@@ -165,8 +162,7 @@ class FrameScheduler:
             frames = self.frames
             self._drawn.clear()
             self.deadline.at = time.time()  # offered to a logging thread first
-            handed_over = self._drawn.wait(HAND_OVER_LOOP_S if self._handed_last else HAND_OVER_S)
-            self._handed_last = handed_over
+            handed_over = self._drawn.wait(HAND_OVER_S)
             self.deadline.at = math.inf
             if handed_over:  # drawn there (or being drawn): throttle from that frame
                 continue
