@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # the sibling modules, wherever this runs from
+import readers
 import report
 import suite
 
@@ -117,9 +118,11 @@ def main(argv: list[str] | None = None) -> int:
         log("browser paint (column 5) ...")
         paint = measure_paint({k: list(v) for k, v in cfg.paint_sizes.items()}, cfg.paint_updates,
                               cfg.paint_limit_s, cfg.paint_single_limit_s, args.out / "browser", log)
+    log("log readers ...")
+    readers_md = readers.section(cfg.name, log=log)
     runtime = time.monotonic() - start
     vers = versions()
-    text = report.render(cfg, kernel["rows"], paint, env, runtime, vers, kernel["tensors"])
+    text = report.render(cfg, kernel["rows"], paint, env, runtime, vers, kernel["tensors"]) + "\n" + readers_md
     results_md.parent.mkdir(parents=True, exist_ok=True)
     results_md.write_text(text)
     raw: dict[str, Any] = {

@@ -38,8 +38,22 @@ def test_benchmark_smoke_writes_the_table(tmp_path: Path) -> None:
     assert "/update" in rows["livelossplot"] or "not installed" in rows["livelossplot"]
     tensors = next(line for line in text.splitlines() if line.startswith("| `log()` of 4 CPU tensors"))
     assert "µs per call" in tensors or "torch not installed" in tensors, tensors
-    for section in ("## Targets", "## Method", "Machines are noisy"):
+    for section in ("## Targets", "## Method", "Machines are noisy", "## Reading logs"):
         assert section in text
     raw = json.loads((out / "results-smoke.json").read_text())
     lossviz = next(r for r in raw["rows"] if r["tool"] == "lossviz")
     assert lossviz["cost_s"]["value"] > 0 and lossviz["frame_bytes"]["value"] > 0
+
+
+def test_readers_benchmark_smoke(tmp_path: Path) -> None:
+    """``benchmarks/readers.py --smoke``: every reader reads the same files and gets the same count."""
+    md = tmp_path / "READERS.md"
+    proc = subprocess.run([sys.executable, str(REPO / "benchmarks" / "readers.py"), "--smoke", "--out", str(md)],
+                          cwd=REPO, capture_output=True, text=True, timeout=140)
+    assert proc.returncode == 0, f"stdout:\n{proc.stdout[-4000:]}\nstderr:\n{proc.stderr[-4000:]}"
+    table = [line.split("|") for line in md.read_text().splitlines() if line.startswith("| TensorBoard")
+             or line.startswith("| log_file")]
+    readers = {cells[2].strip() for cells in table}
+    assert {"**lossviz (bulk)**", "EventAccumulator", "**LossPlot.load (bulk)**", "line by line (before)"} <= readers
+    for label in {cells[1] for cells in table}:  # within a file, every reader read every point
+        assert len({cells[3] for cells in table if cells[1] == label}) == 1, label

@@ -33,7 +33,7 @@ from .parallel import cpu_time
 from .rewind import Rewind, RewindCursor
 from .run_groups import GroupBuilder, GroupSpec
 from .runs import Run, RunStores, check_run
-from .scheduler import FrameScheduler
+from .scheduler import Deadline, FrameScheduler
 from .settings import ViewSettings
 from .store import History, MetricStore
 from .values import merge_metrics
@@ -124,7 +124,8 @@ class Recorder:
             self._diag_config = dataclasses.replace(self._diag_config, num_classes=num_classes)
         self._diagnostics_on = diagnostics
         self._diag = Diagnostics(self._diag_config)
-        self._runs = RunStores(on_rewind, on_new_default=self._set_default)
+        deadline = Deadline()  # the scheduler's, read by log()'s hot path: see FrameScheduler
+        self._runs = RunStores(on_rewind, on_new_default=self._set_default, deadline=deadline)
         self._store = self._runs.default  # the default run: log() without run=
         self._builder = FrameBuilder()
         self._lock = threading.Lock()  # one frame at a time; guards builder, diagnostics and sinks
@@ -140,7 +141,8 @@ class Recorder:
         self._groups: GroupBuilder | None = None  # run groups (group_runs), drawn as a line with a band
         self._param_sources: list[Any] = []  # sources with ``params`` (run -> params): tracking servers
         self._forecasts = ForecastTracker()  # horizon, targets, latest predictions (settings.forecast)
-        self._scheduler = FrameScheduler(self._frame_from_thread, fps=self._settings.fps, on_error=self._report_error)
+        self._scheduler = FrameScheduler(self._frame_from_thread, fps=self._settings.fps, on_error=self._report_error,
+                                         deadline=deadline)
 
     # -- taking in data ----------------------------------------------------------------------------
 

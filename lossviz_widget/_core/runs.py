@@ -17,6 +17,7 @@ from typing import Any
 
 from .._model import DEFAULT_RUN, MetricHistory, RunsData
 from .rewind import Rewind, check_on_rewind
+from .scheduler import Deadline
 from .settings import check_run
 from .store import History, MetricStore
 
@@ -31,8 +32,10 @@ class RunStores:
     default run (the recorder's hot path holds the default store).
     """
 
-    def __init__(self, on_rewind: str = "purge", on_new_default: Callable[[MetricStore], None] | None = None) -> None:
+    def __init__(self, on_rewind: str = "purge", on_new_default: Callable[[MetricStore], None] | None = None,
+                 deadline: Deadline | None = None) -> None:
         self.on_rewind = check_on_rewind(on_rewind)
+        self._deadline = deadline or Deadline()  # when a frame is overdue: every store's log() checks it
         self._on_new_default = on_new_default
         self._lock = threading.Lock()
         self._resumed_from: dict[str, str] = {}  # "<run> (resumed k)" -> "<run>"
@@ -40,7 +43,7 @@ class RunStores:
         self._stores: dict[str, MetricStore] = {DEFAULT_RUN: self.default}
 
     def _new_store(self, run: str) -> MetricStore:
-        return MetricStore(run, self.on_rewind, self._successor)
+        return MetricStore(run, self.on_rewind, self._successor, self._deadline)
 
     def _successor(self, old: MetricStore) -> MetricStore:
         """The new run a rewound run ``old`` goes on in: ``"<run> (resumed k)"``, k from 1."""

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import atexit
 import logging
+import math
 import threading
 import time
 import weakref
@@ -36,9 +37,12 @@ from collections.abc import Callable
 
 from .parallel import cpu_time
 
-__all__ = ["FrameScheduler"]
+__all__ = ["HAND_OVER_S", "Deadline", "FrameScheduler"]
 
 log = logging.getLogger("lossviz_widget")
+
+HAND_OVER_S = 0.05  # how long a due frame waits for a logging thread to draw it (see FrameScheduler)
+HANDED_OVER_MAX_S = 0.25  # the most a handed-over frame's wall time (beyond its CPU time) delays the next
 
 # Render threads still running at interpreter exit are stopped first, so no frame is
 # sent while the kernel tears down IOPub (registered after ipykernel's hooks, so it runs
@@ -52,8 +56,36 @@ def _stop_all() -> None:
         scheduler.stop(timeout=1.0)
 
 
+class Deadline:
+    """When the pending frame is overdue, in ``time.time()`` seconds (``inf``: none is).
+
+    Shared by a scheduler and the stores that feed it: ``log()``'s hot path already reads the
+    wall clock for each point, so comparing it with this is the whole cost of the hand-over (see
+    :class:`FrameScheduler`)."""
+
+    __slots__ = ("at",)
+
+    def __init__(self) -> None:
+        self.at = math.inf
+
+
 class FrameScheduler:
-    """Runs ``render()`` on a background thread, throttled to ``fps`` with a trailing frame."""
+    """Runs ``render()`` on a background thread, throttled to ``fps`` with a trailing frame.
+
+    **Hand-over in tight loops.** A thread that logs as fast as it can holds the GIL; the render
+    thread gets it back only after the interpreter's switch interval (5 ms), and loses it at every
+    NumPy call or socket write that releases it, so one frame could take seconds. So when a frame
+    is due, the render thread first offers it to the logging thread: it sets :attr:`deadline` to
+    now and waits up to :data:`HAND_OVER_S`; ``log()``, which reads the clock anyway, sees the
+    deadline passed and calls :meth:`request`, which draws the frame right there, in one hold of
+    the GIL (:meth:`draw_overdue`). If nothing logs meanwhile, the render thread draws it itself.
+    The wait is short because the frame after the loop's last ``log()`` (the trailing frame, which
+    also writes ``log_file``) waits for it too: a kill soon after a loop must not lose more.
+    Either way one frame is drawn, under the same throttling; a handed-over frame also counts its
+    wall time (the loop waited for all of it, the IOPub thread's sends included), but that part
+    delays the next frame by at most :data:`HANDED_OVER_MAX_S`: one frame slowed by a busy machine
+    must not stop frames for seconds.
+    """
 
     def __init__(
         self,
@@ -62,6 +94,7 @@ class FrameScheduler:
         max_messages_per_s: float = 500.0,
         max_busy_fraction: float = 0.2,
         on_error: Callable[[BaseException], None] | None = None,
+        deadline: Deadline | None = None,
     ) -> None:
         self._render = weakref.WeakMethod(render) if hasattr(render, "__self__") else (lambda: render)
         self.fps = fps
@@ -73,20 +106,39 @@ class FrameScheduler:
         self._idle = threading.Event()  # set while nothing is pending or being rendered
         self._idle.set()
         self._idle_lock = threading.Lock()  # makes "pending -> not idle" and "drawn -> idle" atomic
+        self._drawing = threading.Lock()  # held while a frame is drawn, on whichever thread
+        self._drawn = threading.Event()  # set when a frame offered to the logging thread was drawn
         self._thread: threading.Thread | None = None
         self._start_lock = threading.Lock()
+        self._next_allowed = 0.0  # time.monotonic() before which no frame starts (throttling)
+        self.deadline = deadline or Deadline()
         self.frames = 0
+        self.handed_over = 0  # frames drawn by the logging thread (see the class docstring)
         self.last_cost = 0.0  # CPU seconds of the last frame, helper threads' share included
         self.exempt = 0.0  # CPU seconds of the current frame that do not count towards throttling
 
     def request(self) -> None:
-        """Ask for a frame soon. Cheap when one is already pending."""
+        """Ask for a frame soon. Cheap when one is already pending; draws it here when it is
+        overdue (the render thread offered it to the caller: see the class docstring)."""
         if not self._pending.is_set():
             if self._thread is None:
                 self._start()
             with self._idle_lock:
                 self._idle.clear()
                 self._pending.set()
+        elif time.time() >= self.deadline.at:
+            self.draw_overdue()
+
+    def draw_overdue(self) -> None:
+        """Draw the pending frame on the calling thread, unless one is being drawn already."""
+        if self._drawing.acquire(blocking=False):
+            self._drawn.set()  # the render thread stops waiting for this frame
+            try:
+                if self._pending.is_set() and not self._stop.is_set():
+                    self.handed_over += 1
+                    self._draw()
+            finally:
+                self._drawing.release()
 
     def _start(self) -> None:
         with self._start_lock:
@@ -96,7 +148,6 @@ class FrameScheduler:
                 self._thread.start()
 
     def _run(self) -> None:
-        next_allowed = 0.0
         while not self._stop.is_set():
             self._pending.wait(timeout=1.0)
             if self._stop.is_set():
@@ -105,32 +156,52 @@ class FrameScheduler:
                 if self._render() is None:  # owner was garbage-collected
                     return
                 continue
-            delay = next_allowed - time.monotonic()
+            delay = self._next_allowed - time.monotonic()
             if delay > 0 and self._stop.wait(delay):
                 return
-            self._pending.clear()  # requests from now on schedule another frame
-            render = self._render()
-            if render is None:
+            frames = self.frames
+            self._drawn.clear()
+            self.deadline.at = time.time()  # offered to a logging thread first
+            handed_over = self._drawn.wait(HAND_OVER_S)
+            self.deadline.at = math.inf
+            if handed_over:  # drawn there (or being drawn): throttle from that frame
+                continue
+            with self._drawing:
+                if self.frames == frames and self._pending.is_set() and not self._stop.is_set():
+                    self._draw()
+            if self._render() is None:
                 return
-            started = time.monotonic()
-            cpu_started = cpu_time()
-            self.exempt = 0.0
-            try:
-                messages = render() or 0
-            except Exception as exc:  # keep the thread alive; report and go on
-                log.exception("lossviz_widget: rendering a frame failed")
-                messages = 0
-                if self._on_error is not None:
-                    self._on_error(exc)
-            del render
-            self.last_cost = busy = cpu_time() - cpu_started
-            self.frames += 1
-            with self._idle_lock:
-                if not self._pending.is_set():
-                    self._idle.set()
-            throttled = max(0.0, busy - self.exempt)
-            interval = max(1.0 / self.fps, messages / self.max_messages_per_s, throttled / self.max_busy_fraction)
-            next_allowed = started + interval
+
+    def _draw(self) -> None:
+        """One frame (the caller holds ``_drawing``): render, then when the next may start."""
+        self.deadline.at = math.inf
+        self._pending.clear()  # requests from now on schedule another frame
+        render = self._render()
+        if render is None:
+            return
+        started = time.monotonic()
+        cpu_started = cpu_time()
+        self.exempt = 0.0
+        try:
+            messages = render() or 0
+        except Exception as exc:  # keep drawing later frames; report and go on
+            log.exception("lossviz_widget: rendering a frame failed")
+            messages = 0
+            if self._on_error is not None:
+                self._on_error(exc)
+        del render
+        self.last_cost = busy = cpu_time() - cpu_started
+        self.frames += 1
+        with self._idle_lock:
+            if not self._pending.is_set():
+                self._idle.set()
+        throttled = max(0.0, busy - self.exempt)
+        spacing = throttled / self.max_busy_fraction
+        if threading.current_thread() is not self._thread:  # handed over: the loop waited all of it
+            waited = max(0.0, time.monotonic() - started - self.exempt)  # its IOPub sends, GIL waits
+            spacing = max(spacing, min(waited / self.max_busy_fraction, HANDED_OVER_MAX_S))
+        interval = max(1.0 / self.fps, messages / self.max_messages_per_s, spacing)
+        self._next_allowed = started + interval
 
     def wait_idle(self, timeout: float | None = None) -> bool:
         """Block until every frame requested so far has been rendered; False on timeout.
@@ -149,7 +220,9 @@ class FrameScheduler:
     def stop(self, timeout: float = 5.0) -> None:
         """Stop the thread (pending frames are dropped; call the owner's flush first)."""
         self._stop.set()
+        self.deadline.at = math.inf
         self._pending.set()
+        self._drawn.set()
         _running.discard(self)
         thread = self._thread
         if thread is not None and thread is not threading.current_thread():

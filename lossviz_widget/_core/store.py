@@ -43,6 +43,7 @@ import numpy as np
 from .._model import DEFAULT_RUN, MetricHistory
 from .buffers import MetricBuffer, append_row, columns_nbytes, extend_rows, truncate_at
 from .rewind import Rewind, check_on_rewind
+from .scheduler import Deadline
 from .values import DeferredValue, check_name, coerce_array, coerce_step, coerce_value
 
 __all__ = ["History", "MetricStore"]
@@ -81,8 +82,10 @@ class MetricStore:
     """
 
     def __init__(self, run: str = DEFAULT_RUN, on_rewind: str = "purge",
-                 successor: Callable[[MetricStore], MetricStore] | None = None) -> None:
+                 successor: Callable[[MetricStore], MetricStore] | None = None,
+                 deadline: Deadline | None = None) -> None:
         self.run = run
+        self._deadline = deadline or Deadline()  # a pending frame overdue from then: see log_kwargs
         self.on_rewind = check_on_rewind(on_rewind)
         self._make_successor = successor
         self.successor: MetricStore | None = None  # set once a rewind made a new run of this one
@@ -124,7 +127,9 @@ class MetricStore:
 
         Returns whether the caller must ask for a frame: False when the call only added
         rows to a group that already held some, because the call that staged the first of
-        them asked for a frame, and that frame's snapshot will take these rows too.
+        them asked for a frame, and that frame's snapshot will take these rows too; True again
+        once that frame is overdue (past :attr:`Deadline.at`): asked again, the scheduler then
+        draws it on this thread (see :class:`~lossviz_widget._core.scheduler.FrameScheduler`).
         """
         group = self._groups.get(tuple(values))
         if group is None:
@@ -172,7 +177,7 @@ class MetricStore:
             lock.release()
         if group is None:
             return self._log_general(values, step)
-        return request
+        return request or wall >= self._deadline.at
 
     def _log_general(self, metrics: Mapping[str, Any], step: Any) -> bool:
         """Every other call: validate each value and the step, then stage (or append) atomically.

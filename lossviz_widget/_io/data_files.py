@@ -30,6 +30,7 @@ from .._model import DEFAULT_RUN, MetricHistory, RunData, RunsData
 
 __all__ = [
     "CSV_HEADER",
+    "NONFINITE",
     "check_file_name",
     "csv_bytes",
     "float_from_json",
@@ -50,7 +51,7 @@ CSV_HEADER = ["run", "metric", "step", "value", "wall_time"]
 
 
 
-_NONFINITE = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}
+NONFINITE = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}  # strict JSON's non-finite floats
 
 
 def json_float(v: float) -> float | str:
@@ -63,7 +64,7 @@ def json_float(v: float) -> float | str:
 def float_from_json(v: Any) -> float:
     if isinstance(v, str):
         try:
-            return _NONFINITE[v]
+            return NONFINITE[v]
         except KeyError:
             raise ValueError(f"not a number: {v!r}") from None
     if isinstance(v, bool) or not isinstance(v, (int, float)):

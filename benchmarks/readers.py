@@ -1,0 +1,223 @@
+"""Reading logs: lossviz_widget's bulk readers beside TensorBoard's own and the line-by-line ones.
+
+Usage: ``nice -n 10 python benchmarks/readers.py [--quick | --smoke] [--out FILE.md]``
+(default writes ``benchmarks/READERS.md``; ``--quick``: the smaller sizes only).
+
+Every reader reads the same files, written by the real writers: TensorBoard event files from
+``torch.utils.tensorboard.SummaryWriter`` (4 scalars per step: ``loss``, ``val_loss``, ``acc``,
+``lr``) and ``log_file=`` logs from ``LossPlot`` (the same 4 metrics; a "point lines" log flushed
+every 16 steps, as a loop of a few hundred steps/s writes it, and a "chunk lines" log flushed every
+5,000 steps, as a fast loop writes it). Each reader runs ``--repeats`` times in one process, side
+by side (A, B, C, A, B, C, ...), after one untimed warm-up read so that imports are not timed; the
+table gives the median, the fastest and the slowest run, and scalars (points) per second on the
+median. One core: the readers are single-threaded, and nothing else runs in the process.
+
+TensorBoard readers:
+
+* **lossviz (bulk)**: ``lossviz_widget.readers.read_logs`` (CRC32C of every record checked), and
+  with ``check_crc=False``;
+* **record by record**: TensorBoard's ``LegacyEventFileLoader`` and ``Event`` protos, one record at
+  a time (what ``read_logs`` did before; its CRC checks are the pure-Python ones TensorBoard ships);
+* **EventAccumulator**: ``tensorboard.backend.event_processing.event_accumulator.EventAccumulator``
+  with every scalar kept (``size_guidance={"scalars": 0}``), ``Reload()`` then ``Scalars(tag)``
+  for each tag: what TensorBoard itself and most scripts use.
+
+``log_file`` readers: ``LossPlot.load``'s ``read_log`` and the follower's first poll (bulk), and
+the line-by-line reader they replaced (one ``parse_record`` per line).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import os
+import platform
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import numpy as np
+
+BENCH = Path(__file__).resolve().parent
+METRICS = ("loss", "val_loss", "acc", "lr")
+
+
+def write_event_file(folder: Path, steps: int) -> Path:
+    from torch.utils.tensorboard import SummaryWriter
+
+    with SummaryWriter(folder, max_queue=100_000, flush_secs=100_000) as w:
+        for i in range(steps):
+            w.add_scalar("loss", 1.0 / (i + 1) + 0.01 * ((i * 7919) % 13), i)
+            w.add_scalar("val_loss", 2.0 / (i + 1), i)
+            w.add_scalar("acc", i / steps, i)
+            w.add_scalar("lr", 0.1 * 0.5 ** (i // 10_000), i)
+    (path,) = folder.glob("*tfevents*")
+    return path
+
+
+def write_log(path: Path, steps: int, flush_every: int) -> Path:
+    from lossviz_widget import LossPlot
+
+    plot = LossPlot(log_file=path)
+    for i in range(steps):
+        plot.log(loss=1.0 / (i + 1), val_loss=2.0 / (i + 1), acc=i / steps, lr=0.1, step=i)
+        if (i + 1) % flush_every == 0:
+            plot.flush()
+    plot.close()
+    return path
+
+
+def lossviz_tb(path: Path, check_crc: bool = True) -> int:
+    from lossviz_widget.readers.tensorboard import TensorBoardTail
+
+    return sum(len(b) for b in TensorBoardTail(path, "run", check_crc=check_crc).poll())
+
+
+def record_by_record(path: Path) -> int:
+    """The reader before the bulk one: TensorBoard's loader and protos, one record at a time."""
+    from tensorboard.backend.event_processing.event_file_loader import LegacyEventFileLoader
+
+    columns: dict[str, tuple[list[float], list[float], list[float]]] = {}
+    for event in LegacyEventFileLoader(str(path)).Load():
+        if event.HasField("summary"):
+            for value in event.summary.value:
+                if value.WhichOneof("value") == "simple_value":
+                    s, v, w = columns.setdefault(value.tag, ([], [], []))
+                    s.append(float(event.step))
+                    v.append(value.simple_value)
+                    w.append(event.wall_time)
+    return _as_arrays(columns)
+
+
+def _as_arrays(columns: dict) -> int:
+    """Columns of lists made float64 arrays, as a reader hands them over; the points they hold."""
+    arrays = [np.array(col, dtype=np.float64) for cols in columns.values() for col in cols]
+    return sum(len(a) for a in arrays[0::3])
+
+
+def event_accumulator(path: Path) -> int:
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    acc = EventAccumulator(str(path), size_guidance={"scalars": 0})
+    acc.Reload()
+    return sum(len(acc.Scalars(tag)) for tag in acc.Tags()["scalars"])
+
+
+def lossviz_load(path: Path) -> int:
+    from lossviz_widget._io.logfile import read_log
+
+    return sum(len(h) for metrics in read_log(path).runs.values() for h in metrics.values())
+
+
+def lossviz_follow(path: Path) -> int:
+    from lossviz_widget.readers import LogSource
+
+    return sum(len(b) for b in LogSource(path).poll())
+
+
+def line_by_line(path: Path) -> int:
+    """The log reader before the bulk one: one ``parse_record`` per line."""
+    from lossviz_widget._io.logfile import parse_header, parse_record
+
+    columns: dict[tuple[str, str], tuple[list[float], list[float], list[float]]] = {}
+    with path.open(encoding="utf-8", errors="replace") as f:
+        parse_header(f.readline())
+        for line in f:
+            rec = parse_record(line)
+            if rec is not None and rec[5] is None:
+                cols = columns.setdefault((rec[0], rec[1]), ([], [], []))
+                for col, new in zip(cols, rec[2:5]):
+                    col.extend(new.tolist() if isinstance(new, np.ndarray) else new)
+    return _as_arrays(columns)
+
+
+def measure(readers: dict[str, Callable[[], int]], repeats: int) -> dict[str, tuple[list[float], int]]:
+    """Each reader once untimed, then ``repeats`` rounds of all of them, interleaved."""
+    counts = {name: read() for name, read in readers.items()}
+    times: dict[str, list[float]] = {name: [] for name in readers}
+    for _ in range(repeats):
+        for name, read in readers.items():
+            start = time.perf_counter()
+            read()
+            times[name].append(time.perf_counter() - start)
+    return {name: (times[name], counts[name]) for name in readers}
+
+
+def rows(label: str, results: dict[str, tuple[list[float], int]], baseline: str) -> list[str]:
+    base = statistics.median(results[baseline][0])
+    out = []
+    for name, (times, n) in results.items():
+        med = statistics.median(times)
+        out.append(f"| {label} | {name} | {n:,} | {med:.3f} s ({min(times):.3f}–{max(times):.3f}) | "
+                   f"{n / med / 1e6:.2f} M/s | {base / med:.1f}× |")
+    return out
+
+
+SIZES = {"smoke": (250,), "quick": (50_000,), "full": (50_000, 250_000)}  # TensorBoard: steps of 4 scalars
+
+
+def section(mode: str, repeats: int | None = None, log: Callable[[str], None] = print) -> str:
+    """The Markdown section (``## Reading logs`` and its table) for ``mode`` (full, quick, smoke)."""
+    log_steps = 1_000 if mode == "smoke" else 50_000
+    repeats = repeats or (1 if mode == "smoke" else 5)
+    load = os.getloadavg()
+    lines = ["| file | reader | scalars | read time, median (min–max) | per second | × slowest-known |",
+             "|---|---|---|---|---|---|"]
+    with tempfile.TemporaryDirectory() as tmp:
+        for steps in SIZES[mode]:
+            path = write_event_file(Path(tmp) / f"tb{steps}", steps)
+            label = f"TensorBoard, {4 * steps:,} scalars ({path.stat().st_size / 2**20:.1f} MiB)"
+            results = measure({
+                "**lossviz (bulk)**": lambda p=path: lossviz_tb(p),
+                "lossviz (bulk), no CRC check": lambda p=path: lossviz_tb(p, check_crc=False),
+                "record by record (before)": lambda p=path: record_by_record(p),
+                "EventAccumulator": lambda p=path: event_accumulator(p),
+            }, repeats)
+            lines += rows(label, results, "EventAccumulator")
+            log(f"  readers: {label}: done")
+        for kind, every in (("point lines", 16), ("chunk lines", 5_000)):
+            steps = log_steps * (10 if kind == "chunk lines" and mode != "smoke" else 1)
+            path = write_log(Path(tmp) / f"{kind.split()[0]}.jsonl", steps, every)
+            label = f"log_file, {kind}, {4 * steps:,} points ({path.stat().st_size / 2**20:.1f} MiB)"
+            results = measure({
+                "**LossPlot.load (bulk)**": lambda p=path: lossviz_load(p),
+                "follow, first poll (bulk)": lambda p=path: lossviz_follow(p),
+                "line by line (before)": lambda p=path: line_by_line(p),
+            }, repeats)
+            lines += rows(label, results, "line by line (before)")
+            log(f"  readers: {label}: done")
+    header = [
+        "## Reading logs",
+        "",
+        f"`benchmarks/readers.py` ({mode}), {dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M} UTC, "
+        f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}; load average at the "
+        f"start {load[0]:.2f} / {load[1]:.2f} / {load[2]:.2f} (1 / 5 / 15 min: on a shared machine compare within "
+        f"a row group, not across runs). {repeats} interleaved repeats per reader, one core, imports not timed. "
+        "× slowest-known: times faster than TensorBoard's `EventAccumulator` (event files) or than the "
+        "line-by-line reader (logs); the readers are described in the script's docstring.",
+        "",
+    ]
+    return "\n".join(header + lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--quick", action="store_true", help="the smaller files only")
+    ap.add_argument("--smoke", action="store_true", help="tiny files, one repeat: a check that it runs")
+    ap.add_argument("--repeats", type=int, default=None)
+    ap.add_argument("--out", type=Path, default=BENCH / "READERS.md", help="Markdown output")
+    args = ap.parse_args(argv)
+    mode = "smoke" if args.smoke else "quick" if args.quick else "full"
+    text = section(mode, args.repeats)
+    args.out.write_text("# Reading logs: lossviz_widget's readers beside TensorBoard's\n\n" + text.split("\n", 2)[2])
+    print(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
