@@ -449,7 +449,7 @@ class Recorder:
         """Write new points to the sinks and, with ``draw``, build and draw one frame; returns the
         number of widget messages sent. With ``budget`` (live frames) the diagnostics read at most
         that many new points per series, and while they are behind the next frame is requested."""
-        with self._lock:
+        with self._lock, self._scheduler.rendering():
             started = cpu_time()
             data, rewinds = self._snapshot()
             if self._sinks:

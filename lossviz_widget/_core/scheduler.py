@@ -33,7 +33,8 @@ import math
 import threading
 import time
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 from .parallel import cpu_time
 
@@ -112,6 +113,7 @@ class FrameScheduler:
         self._start_lock = threading.Lock()
         self._next_allowed = 0.0  # time.monotonic() before which no frame starts (throttling)
         self.deadline = deadline or Deadline()
+        self._local = threading.local()  # .depth: frames being drawn on this thread (see rendering())
         self.frames = 0
         self.handed_over = 0  # frames drawn by the logging thread (see the class docstring)
         self.last_cost = 0.0  # CPU seconds of the last frame, helper threads' share included
@@ -126,8 +128,20 @@ class FrameScheduler:
             with self._idle_lock:
                 self._idle.clear()
                 self._pending.set()
-        elif time.time() >= self.deadline.at:
+        elif time.time() >= self.deadline.at and not getattr(self._local, "depth", 0):
             self.draw_overdue()
+
+    @contextmanager
+    def rendering(self) -> Iterator[None]:
+        """Mark this thread as drawing a frame (the owner's render, whoever called it: this
+        scheduler, or a ``flush()``). A request made meanwhile (a sink or the view asking for the
+        next frame) then only schedules it: drawing the overdue frame there would re-enter the
+        render, whose lock this thread holds."""
+        self._local.depth = getattr(self._local, "depth", 0) + 1
+        try:
+            yield
+        finally:
+            self._local.depth -= 1
 
     def draw_overdue(self) -> None:
         """Draw the pending frame on the calling thread, unless one is being drawn already."""

@@ -227,3 +227,42 @@ def test_a_tight_logging_loop_draws_the_due_frames_itself_with_the_same_content(
             np.testing.assert_array_equal(series.x, want.x)
             np.testing.assert_array_equal(series.y, want.y)
     rec.close()
+
+
+def test_a_request_made_while_this_thread_draws_never_draws_again_inside_it():
+    # a sink that asks for another frame from inside one (as the watcher does while its heatmaps
+    # are throttled), and a loop that logs and flushes: once a frame is overdue (offered to the
+    # logging thread), that request used to draw it right there, re-entering the render whose lock
+    # the thread held (a deadlock, seen in CI). Now it only schedules the frame.
+    from lossviz_widget import Recorder
+
+    recorder = Recorder()
+
+    class AskingSink:
+        error = ""
+
+        def write_new(self, data, rewinds=()):
+            recorder.changed()
+
+        def close(self):
+            pass
+
+    recorder.add_sink(AskingSink())
+    done = threading.Event()
+
+    def loop() -> None:
+        deadline = time.monotonic() + 3.0
+        step = 0
+        while time.monotonic() < deadline:
+            for _ in range(200):
+                recorder.log(loss=1.0 / (step + 1), step=step)
+                step += 1
+            recorder.flush()
+        done.set()
+
+    worker = threading.Thread(target=loop, daemon=True)
+    worker.start()
+    worker.join(timeout=60)
+    assert done.is_set(), "the logging loop deadlocked in flush()"
+    assert len(recorder.data()["default"]["loss"]) >= 200  # it logged, flushed and went on
+    recorder.close()
