@@ -147,6 +147,7 @@ class Collector:
         self._act_rows: dict[int, tuple[torch.Tensor, tuple[int, int]]] = {}
         self._stepping = False  # the optimizer step under way is a sampled one
         self._before: list[torch.Tensor] = []  # update samples of the weights just before the sampled step
+        self._samples: list[torch.Tensor] = []  # the views they were copied from (read again after the step)
         self._backward_norms: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}  # no optimizer: (grad, weight)
         self._backward_seen = False  # no optimizer: a backward pass ended the current step
         self._handles: list[Any] = []
@@ -208,7 +209,7 @@ class Collector:
         for handles in (self._handles, self._act_handles):
             while handles:
                 handles.pop().remove()
-        self._before = []
+        self._before, self._samples = [], []
 
     # -- gradients, weights, updates --------------------------------------------------------
 
@@ -220,7 +221,7 @@ class Collector:
         self._stepping = self.sampling
         if self._stepping:
             with torch.no_grad():
-                samples = [_update_sample(p) for p in self._params]
+                self._samples = samples = [_update_sample(p) for p in self._params]
                 if len(self._before) == len(samples) and all(
                         b.shape == s.shape and b.device == s.device for b, s in zip(self._before, samples)):
                     torch._foreach_copy_(self._before, samples)
@@ -245,7 +246,7 @@ class Collector:
                         index = torch.tensor(present, dtype=torch.long).to(self._device, non_blocking=True)
                         grads = torch.full((len(params),), math.nan, device=self._device).index_copy_(
                             0, index, _norms(given, self._device))
-                    torch._foreach_sub_(self._before, [_update_sample(p) for p in params])  # now -Δθ (sampled)
+                    torch._foreach_sub_(self._before, self._samples)  # now -Δθ (sampled)
                     w = _norms(params, self._device)
                     u = _norms(self._before, self._device) * self._update_scale
                 self._emit(grads, w, u)
