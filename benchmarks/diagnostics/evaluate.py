@@ -20,7 +20,12 @@ Scoring:
   corpus lists those steps for every run); ``converged`` and ``generalization_gap`` are
   descriptive (no run is built to have or lack them) and are counted, not scored;
 * recall per condition counts a run as found when any of its codes is; recall per code counts
-  the conditions whose first code it is.
+  the conditions whose first code it is;
+* a finding that later data ended (``Finding.ended``: the loss started learning, a converged
+  loss fell again) still counts where it was made; the "Findings that ended" table says how
+  many ended and how many are still current at the end of each run, here and on the long
+  healthy runs of ``benchmarks/forecast/long`` (12,000-20,000 steps), where findings made in
+  the early window are the ones later data contradicts.
 """
 
 from __future__ import annotations
@@ -40,6 +45,7 @@ import numpy as np
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
+LONG = REPO / "benchmarks" / "forecast" / "long"  # long healthy runs, same format (make_long.py)
 UNSCORED = ("converged", "generalization_gap")  # descriptive: no run is built to have or lack them
 
 
@@ -61,7 +67,7 @@ def diagnose(
     (``overrides``: other ``DiagnosticsConfig`` thresholds than the defaults)."""
     from lossviz_widget import DiagnosticsConfig, LossPlot
 
-    plot = LossPlot(diagnostics_config=DiagnosticsConfig(num_classes=run["num_classes"], **(overrides or {})))
+    plot = LossPlot(diagnostics_config=DiagnosticsConfig(num_classes=run.get("num_classes"), **(overrides or {})))
     try:
         for name, (steps, values) in series.items():
             plot.extend(name, steps, values)
@@ -220,6 +226,7 @@ def evaluate(
     per_run, items = [], []
     codes_true: Counter[str] = Counter()
     codes_all: Counter[str] = Counter()
+    codes_ended: Counter[str] = Counter()
     healthy_bad, healthy_info = [], []
     steps_total = 0.0
     for run in runs:
@@ -230,8 +237,9 @@ def evaluate(
         for f, ok in zip(findings, scored["verdicts"]):
             codes_all[f.code] += 1
             codes_true[f.code] += bool(ok)
+            codes_ended[f.code] += f.ended is not None
         if run["build"]["condition"] == "healthy":
-            healthy_bad += [(run["id"], f.code, f.metric, f.step) for f in findings if f.severity != "info"]
+            healthy_bad += [(run["id"], f.code, f.metric, f.step, f.ended) for f in findings if f.severity != "info"]
             healthy_info.append(len(findings))
         steps_total += max(float(s[-1]) for s, _ in series.values()) + 1
         per_run.append(
@@ -266,6 +274,7 @@ def evaluate(
         delays = [lab["delay"] for lab in hit]
         result["codes"][code] = {
             "findings": codes_all[code],
+            "ended": codes_ended[code],
             "true": codes_true[code],
             "precision": None if code in UNSCORED or not codes_all[code] else codes_true[code] / codes_all[code],
             "labels": len(labs),
@@ -285,6 +294,20 @@ def evaluate(
     if timing:
         result["cost"] = cost(items)
     return result
+
+
+def endings(corpus: Path) -> list[dict[str, Any]]:
+    """Per run of ``corpus``: each finding's code, series, step, and where and why it ended."""
+    meta, arrays = load(corpus)
+    return [
+        {
+            "id": run["id"],
+            "steps": max(float(s[-1]) for s, _ in series_of(arrays, run).values()) + 1,
+            "findings": [(f.code, f.severity, f.metric, f.step, f.ended, f.ended_because)
+                         for f in diagnose(run, series_of(arrays, run))],
+        }
+        for run in meta["runs"]
+    ]
 
 
 def _f(v: float | None, digits: int = 2) -> str:
@@ -364,9 +387,11 @@ def markdown(res: dict[str, Any], meta: dict[str, Any]) -> str:
     if hw:
         lines += (
             ["Warnings or errors on healthy runs:", ""]
-            + [f"- `{r}`: `{c}` on `{m}` at step {_f(s)}" for r, c, m, s in hw]
+            + [f"- `{r}`: `{c}` on `{m}` at step {_f(s)}" + ("" if e is None else f", ended at step {_f(e)}")
+               for r, c, m, s, e in hw]
             + [""]
         )
+    lines += _endings_table(res)
     if res.get("tradeoff"):
         lines += [
             "## Overfitting: noise margin and persistence",
@@ -437,6 +462,35 @@ TRADEOFF = [
 ]
 
 
+def _endings_table(res: dict[str, Any]) -> list[str]:
+    """The "Findings that ended" section: per code, how many findings later data ended, on the
+    corpus and on the long runs, and the long runs' findings one by one."""
+    long = res.get("long", [])
+    long_all = Counter(f[0] for r in long for f in r["findings"])
+    long_ended = Counter(f[0] for r in long for f in r["findings"] if f[4] is not None)
+    lines = [
+        "## Findings that ended",
+        "",
+        "A finding about a state of the curve ends when later points contradict it (`docs/diagnostics.md`, "
+        "\"Findings that end\"): it stays listed, muted, with the step and the reason. Before this rule every "
+        "finding stayed current to the end of the run.",
+        "",
+        f"| code | corpus: findings | ended | long runs ({len(long)}): findings | ended |",
+        "|---|---|---|---|---|",
+    ]
+    for code in sorted(set(res["codes"]) | set(long_all)):
+        c = res["codes"].get(code, {})
+        lines.append(f"| `{code}` | {c.get('findings', 0)} | {c.get('ended', 0)} | {long_all[code]} | "
+                     f"{long_ended[code]} |")
+    if long:
+        lines += ["", "Long runs, every finding (step; where it ended and why):", ""]
+        for r in long:
+            fs = "; ".join(f"`{c}` on `{m}` at {_f(s)}" + ("" if e is None else f", ended at {_f(e)}: {why}")
+                           for c, _, m, s, e, why in r["findings"]) or "none"
+            lines.append(f"- `{r['id']}` ({_f(r['steps'])} steps): {fs}")
+    return [*lines, ""]
+
+
 def tradeoff(corpus: Path) -> list[dict[str, Any]]:
     """The overfitting rule's noise margin and persistence against false warnings, recall and
     delay, one full scoring per setting."""
@@ -476,6 +530,8 @@ def main(argv: list[str] | None = None) -> None:
     res = evaluate(args.corpus, subset=args.subset, timing=not args.no_timing, overrides=overrides)
     if not args.subset and not overrides:
         res["tradeoff"] = tradeoff(args.corpus)
+        if (LONG / "labels.json").exists():
+            res["long"] = endings(LONG)
     args.out.write_text(markdown(res, meta))
     if args.json:
         args.json.write_text(json.dumps(res, indent=1, default=float))

@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from .._model import DEFAULT_RUN, MetricHistory, as_runs
-from ..diagnostics.findings import SEVERITY_COLORS, Finding
+from ..diagnostics.findings import Finding
 from .formatting import format_number
 from .grouping import family_of, higher_is_better
 from .limits import clamp_to_data
@@ -579,8 +579,7 @@ def _finding_marks(
     """Per family: x, y (the raw value at the finding's step) and colour of each shown finding's
     marker, and of each rewind's (at the resumed point, in :data:`REWIND_COLOR`)."""
     points: dict[str, list[tuple[float, float, str]]] = {}
-    wanted = [(DEFAULT_RUN if f.run is None else f.run, f.metric, f.step, SEVERITY_COLORS[f.severity])
-              for f in findings]
+    wanted = [(DEFAULT_RUN if f.run is None else f.run, f.metric, f.step, f.color) for f in findings]
     wanted += [(r.new_run or r.run, r.metric, r.step, REWIND_COLOR) for r in rewinds]
     for run, metric, step, color in wanted:
         hist = runs.get(run, {}).get(metric)

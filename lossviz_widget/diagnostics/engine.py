@@ -28,7 +28,7 @@ import numpy as np
 from .._core.grouping import family_of, higher_is_better
 from .._model import DEFAULT_RUN, MetricHistory, as_runs
 from .evaluations import Evaluations
-from .findings import Finding, fmt, is_loss_like, is_validation
+from .findings import Closing, Ended, Finding, fmt, is_loss_like, is_validation
 from .generalization import Generalization
 from .plateau import PlateauTracker
 from .series import BlockTrends, Divergence, InitialLoss, LossSpike, negative_rule, nonfinite_rule, with_grad_norm
@@ -153,6 +153,10 @@ class Diagnostics:
                budget: int | None = None) -> list[Finding]:
         """Read the points appended since the last call; returns the new findings (also kept).
 
+        A finding whose condition stopped holding in these points (the loss started learning,
+        a converged loss fell again...) is marked ended, in :attr:`findings` and in what is
+        returned (:attr:`Finding.ended`).
+
         ``data`` is ``run -> metric -> history`` (series are kept apart per run) or one run's
         ``metric -> history``. Findings of runs other than the default one carry ``run``; once
         more than one run has data, the default run's findings carry ``run="default"`` too
@@ -164,10 +168,14 @@ class Diagnostics:
         if budget is not None and (not _is_int(budget) or budget < 1):
             raise ValueError(f"budget must be an int >= 1 (points per series) or None, got {budget!r}")
         new: list[Finding] = []
+        closed: list[tuple[str, str, Ended]] = []
         self.pending = 0
         for run, metrics in as_runs(data).items():
-            found = self._update_run(run, metrics, budget)
+            found = self._update_run(run, metrics, budget, closed)
             new += found if run == DEFAULT_RUN else [replace(f, run=run) for f in found]
+        for run, metric, ended in sorted(closed, key=lambda c: c[2][1]):
+            new = _close(new, run, metric, ended) or new
+            self.findings = _close(self.findings, run, metric, ended) or self.findings
         if not self._several_runs and len({run for run, _ in self._series}) > 1:
             self._several_runs = True
             self.findings = _label_default_run(self.findings)
@@ -193,8 +201,9 @@ class Diagnostics:
         """Where ``f`` is listed: by step; at one step, by when its series was first seen."""
         return f.step, self._series[f.run or DEFAULT_RUN, f.metric].order
 
-    def _update_run(self, run: str, data: Mapping[str, MetricHistory],
-                    budget: int | None) -> list[Finding]:
+    def _update_run(self, run: str, data: Mapping[str, MetricHistory], budget: int | None,
+                    closed: list[tuple[str, str, Ended]]) -> list[Finding]:
+        """The new findings of one run's new points; the episodes they close go to ``closed``."""
         new: list[Finding] = []
         spans: dict[str, tuple[int, int]] = {}
         for name, hist in data.items():
@@ -215,6 +224,8 @@ class Diagnostics:
                 for det in st.detectors:
                     self.examined += b - a
                     new += det.feed(name, steps, values, a)
+                    if isinstance(det, Closing):
+                        closed += [(run, name, e) for e in det.take_ended()]
         grad = _grad_norm(data)
         if grad is not None:
             new = [with_grad_norm(f, grad, data[grad]) if f.code == "loss_spike" else f for f in new]
@@ -274,6 +285,19 @@ def _grad_norm(data: Mapping[str, MetricHistory]) -> str | None:
         tokens = set(re.split(r"[/_\-.:\s]+", name.lower()))
         if "norm" in tokens and tokens & {"grad", "gradient", "grads", "update"}:
             return name
+    return None
+
+
+def _close(findings: list[Finding], run: str, metric: str, ended: Ended) -> list[Finding] | None:
+    """``findings`` with the open finding that ``ended`` closes marked ended (the one of its run,
+    series and code found at or before the step where it ended; a series has at most one open
+    per code), or None if it is not among them."""
+    code, step, why = ended
+    for i in range(len(findings) - 1, -1, -1):
+        f = findings[i]
+        if (f.code == code and f.metric == metric and f.ended is None and f.step <= step
+                and (f.run or DEFAULT_RUN) == run):
+            return [*findings[:i], replace(f, ended=step, ended_because=why), *findings[i + 1:]]
     return None
 
 

@@ -3,7 +3,11 @@
 A finding is reported once per *episode*: the condition must first hold, and a new
 finding of the same kind on the same series needs the episode to end first, which
 takes a clearly stricter "all clear" condition (hysteresis), so a curve hovering at a
-threshold does not flap.
+threshold does not flap. A finding about a *state* of the curve (not learning, converged,
+noisy, a learning rate that looks too low or too high, diverging) is closed when its episode
+ends: :attr:`Finding.ended` says at which step and :attr:`Finding.ended_because` why, so a
+claim that later data contradicts is no longer shown as current (an *event*, a spike or a
+NaN, stays as it was).
 """
 
 from __future__ import annotations
@@ -18,10 +22,13 @@ from .._core.formatting import format_number
 from .._core.grouping import family_of, higher_is_better
 
 __all__ = [
+    "ENDED_COLOR",
     "SEVERITIES",
     "SEVERITY_COLORS",
+    "Closing",
+    "Ended",
     "Finding",
-    "first_episode",
+    "episodes",
     "fmt",
     "held",
     "is_loss_like",
@@ -33,6 +40,7 @@ __all__ = [
 
 SEVERITIES = ("info", "warning", "error")
 SEVERITY_COLORS = {"error": "#d62728", "warning": "#ff7f0e", "info": "#1f77b4"}
+ENDED_COLOR = "#9e9e9e"  # a finding's marker once its condition ended: grey, readable on light and dark
 _TOKENS = re.compile(r"[/_\-.:\s]+")
 _VALIDATION = frozenset({"val", "valid", "validation", "eval", "evaluation", "test", "dev", "holdout"})
 _LOSS_TOKENS = frozenset(
@@ -49,6 +57,8 @@ class Finding:
     and ``suggestion`` what to do; ``evidence`` holds the numbers behind it. ``step`` is where it
     was detected (the marker's place on the curve). ``run`` names the run it is about; it is
     None only while the plot's data is all in the default run (``log()`` without ``run=``).
+    ``ended`` is the step where the condition stopped holding (None while it still holds, and
+    for events), ``ended_because`` says what the curve did then ("it started learning").
     """
 
     code: str
@@ -59,10 +69,41 @@ class Finding:
     suggestion: str
     evidence: Mapping[str, float | str] = field(default_factory=dict)
     run: str | None = None
+    ended: float | None = None
+    ended_because: str = ""
+
+    @property
+    def color(self) -> str:
+        """Its marker's colour on the curve: by severity while it holds, grey once it ended."""
+        return SEVERITY_COLORS[self.severity] if self.ended is None else ENDED_COLOR
+
+    @property
+    def active(self) -> bool:
+        """Whether the condition still holds (an event finding is always active)."""
+        return self.ended is None
 
     @property
     def text(self) -> str:
-        return f"{self.message} {self.suggestion}"
+        if self.ended is None:
+            return f"{self.message} {self.suggestion}"
+        return f"{self.message} Until step {fmt(self.ended)}: {self.ended_because}."
+
+
+Ended = tuple[str, float, str]  # a closed episode: (code, step where it ended, why)
+
+
+class Closing:
+    """Base of a detector whose findings describe a state of the curve that can end: it lists
+    the episodes it closes in :attr:`ended`, and the engine marks their findings
+    (:attr:`Finding.ended`) after each read."""
+
+    def __init__(self) -> None:
+        self.ended: list[Ended] = []  # episodes closed since the last take_ended()
+
+    def take_ended(self) -> list[Ended]:
+        """The episodes closed since the last call, oldest first."""
+        out, self.ended = self.ended, []
+        return out
 
 
 def _tokens(name: str) -> list[str]:
@@ -87,13 +128,15 @@ def pct(v: float) -> str:
     return f"{v:.0%}" if abs(v) >= 0.095 else f"{v:.1%}"
 
 
-def first_episode(trigger: np.ndarray, clear: np.ndarray, active: bool) -> tuple[list[int], bool]:
-    """Indices where an episode starts, walking ``trigger``/``clear`` flags with hysteresis.
+def episodes(trigger: np.ndarray, clear: np.ndarray, active: bool) -> tuple[list[int], list[int], bool]:
+    """Indices where episodes start and where they end, walking ``trigger``/``clear`` flags with
+    hysteresis, and whether one is still active after the last value.
 
     An inactive episode starts at the first ``trigger``; an active one ends at the first
     ``clear`` after it. Costs O(len) NumPy work plus O(number of transitions) Python steps.
     """
     starts: list[int] = []
+    ends: list[int] = []
     i, n = 0, len(trigger)
     while i < n:
         flags = clear if active else trigger
@@ -101,11 +144,10 @@ def first_episode(trigger: np.ndarray, clear: np.ndarray, active: bool) -> tuple
         if not len(hits):
             break
         i += int(hits[0])
-        if not active:
-            starts.append(i)
+        (ends if active else starts).append(i)
         active = not active
         i += 1
-    return starts, active
+    return starts, ends, active
 
 
 def held(cond: np.ndarray, carry: int, length: int) -> tuple[np.ndarray, int]:

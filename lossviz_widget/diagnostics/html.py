@@ -1,8 +1,11 @@
 """The findings list as HTML (the widget's findings area and the report), everything escaped.
 
 One row per (run, code, series): the latest finding's message and what to do, with how many
-episodes there were and the latest step when more than one. Rows are ordered by severity,
-then by their first step, so a row keeps its place while its count grows. At most
+episodes there were and the latest step when more than one. A row whose latest finding has
+ended (the curve later contradicted it: :attr:`Finding.ended`) is muted, says until which step
+and why instead of what to do, and is listed after every current one. Rows are ordered by
+that, then by severity, then by their first step, so a row keeps its place while its count
+grows. At most
 ``SHOWN`` (3) rows are open; the others fold into a ``<details>`` summary line with their
 count (no JavaScript needed), and the list has a capped height with its own scroll bar, so
 it never pushes the plots out of view however many findings a run has.
@@ -30,15 +33,18 @@ def _row(group: list[Finding]) -> str:
     f = group[-1]
     step = step_attr(f.step) if f.step == f.step else "nan"
     run = f' data-run="{_e(f.run)}"' if f.run is not None else ""
-    more = (f' <span class="lossviz-finding-count" style="color:{TEXT_COLORS["muted"]}">'
-            f"({len(group)} times, latest at step "
+    muted = TEXT_COLORS["muted"]
+    more = (f' <span class="lossviz-finding-count" style="color:{muted}">({len(group)} times, latest at step '
             f"{_e(fmt(f.step))})</span>" if len(group) > 1 else "")
-    return (
-        f'<li class="lossviz-finding" data-code="{_e(f.code)}" data-severity="{_e(f.severity)}" '
-        f'data-metric="{_e(f.metric)}" data-step="{_e(step)}" data-count="{len(group)}"{run}>'
-        f'<b style="color:{TEXT_COLORS.get(f.severity, TEXT_COLORS["muted"])}">{_e(f.severity)}</b> '
-        f"{'' if f.run is None else f'[{_e(f.run)}] '}{_e(f.message)} <i>{_e(f.suggestion)}</i>{more}</li>"
-    )
+    head = f'data-code="{_e(f.code)}" data-severity="{_e(f.severity)}" data-metric="{_e(f.metric)}" ' \
+           f'data-step="{_e(step)}" data-count="{len(group)}"{run}'
+    who = "" if f.run is None else f"[{_e(f.run)}] "
+    if f.ended is not None:
+        return (f'<li class="lossviz-finding lossviz-finding-ended" {head} data-ended="{_e(step_attr(f.ended))}" '
+                f'style="color:{muted}"><b>ended {_e(f.severity)}</b> {who}{_e(f.message)} '
+                f"<i>Until step {_e(fmt(f.ended))}: {_e(f.ended_because)}.</i>{more}</li>")
+    return (f'<li class="lossviz-finding" {head}><b style="color:{TEXT_COLORS.get(f.severity, muted)}">'
+            f"{_e(f.severity)}</b> {who}{_e(f.message)} <i>{_e(f.suggestion)}</i>{more}</li>")
 
 
 def findings_html(findings: Sequence[Finding], limit: int | None = None) -> str:
@@ -52,7 +58,8 @@ def findings_html(findings: Sequence[Finding], limit: int | None = None) -> str:
     groups: dict[tuple[str | None, str, str], list[Finding]] = {}
     for f in sorted(findings, key=lambda f: f.step):
         groups.setdefault((f.run, f.code, f.metric), []).append(f)
-    rows = sorted(groups.values(), key=lambda g: (-_worst(g), g[0].step))  # errors first, then in order
+    # current rows first, errors first among them, then in order
+    rows = sorted(groups.values(), key=lambda g: (g[-1].ended is not None, -_worst(g), g[0].step))
     hidden = 0
     if limit is not None and len(rows) > limit:
         hidden = len(rows) - limit
@@ -60,8 +67,11 @@ def findings_html(findings: Sequence[Finding], limit: int | None = None) -> str:
     items = [_row(g) for g in rows[:SHOWN]]
     if len(rows) > SHOWN:
         rest = rows[SHOWN:]
-        counts = {s: sum(1 for g in rest if _worst(g) == SEVERITIES.index(s)) for s in reversed(SEVERITIES)}
-        what = ", ".join(f"{n} {s}{'s' if n > 1 and s != 'info' else ''}" for s, n in counts.items() if n)
+        current = [g for g in rest if g[-1].ended is None]
+        counts = {s: sum(1 for g in current if _worst(g) == SEVERITIES.index(s)) for s in reversed(SEVERITIES)}
+        counts["ended"] = len(rest) - len(current)
+        what = ", ".join(f"{n} {s}{'s' if n > 1 and s not in ('info', 'ended') else ''}"
+                         for s, n in counts.items() if n)
         items.append(f'<li class="lossviz-findings-more" style="list-style:none"><details><summary>'
                      f"{len(rest)} more ({_e(what)})</summary>"
                      f'<ul style="padding-left:18px;margin:2px 0">{"".join(_row(g) for g in rest)}</ul></details></li>')

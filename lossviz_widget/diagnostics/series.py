@@ -24,14 +24,21 @@ sources is ``docs/diagnostics.md``, the scores on real curves ``benchmarks/DIAGN
     blocks under 70% of that.
   - ``not_learning`` (first ``early_blocks`` = 20 blocks): from the 5th block still at an
     untrained classifier's loss (>= 0.9 ln C, with ``num_classes``) or, without it, from the 8th
-    never 5% away from the first level.
+    never 5% away from the first level. Ends when the level moves twice that band away (with
+    ``num_classes``: under 0.7 ln C).
   - ``lr_too_high`` (same window, from the 5th block, while the loss never came 10% down): the
     level is 10% above the first block's, or has not come down 2% while the noise is over 25%.
+    Ends once a level is 10% below the first.
   - ``lr_too_low`` (same window, from the 10th block): under 50% down from the first level,
-    falling significantly and steadily (the second half 0.4-2x the first).
+    falling significantly and steadily (the second half 0.4-2x the first). Ends once the level
+    is half the first.
   - ``converged`` (from the 10th block): the level moved by less than the larger of 0.5% and two
     standard errors over the last 5 blocks and by less than 10% since the block half as far
-    into the run. Ends when it drops by three times that again.
+    into the run. Ends when it drops by three times that again, or 10% below where the episode
+    opened (:meth:`BlockTrends._converged_episodes`).
+
+Those, ``noisy`` and ``divergence`` describe a state: an episode that ends is listed in the
+detector's ``ended`` (:class:`~.findings.Closing`), and the engine marks its finding ended.
 
 Costs: a few NumPy passes per new point; :class:`RunRule` returns after one pass when a frame
 holds no bad value, and blocks past the early window are judged together (no Python per block).
@@ -41,12 +48,13 @@ from __future__ import annotations
 
 import math
 import warnings
+from collections.abc import Callable
 from dataclasses import replace
 
 import numpy as np
 
 from .._model import MetricHistory
-from .findings import Finding, first_episode, fmt, held, pct, row_stats
+from .findings import Closing, Finding, episodes, fmt, held, pct, row_stats
 
 __all__ = [
     "BlockTrends",
@@ -79,7 +87,7 @@ class RunRule:
             return []
         idx = np.arange(start, len(values))
         last_bad = np.maximum.accumulate(np.where(bad, idx, self.last_bad))
-        starts, self.active = first_episode(bad, (idx - last_bad) >= self.clear_after, self.active)
+        starts, _, self.active = episodes(bad, (idx - last_bad) >= self.clear_after, self.active)
         self.last_bad = int(last_bad[-1])
         return [self._describe(name, float(steps[start + i]), float(v[i])) for i in starts]
 
@@ -126,7 +134,7 @@ def _rolling(x: np.ndarray, window: int, how: str) -> np.ndarray:
     return out
 
 
-class Divergence:
+class Divergence(Closing):
     """A loss that runs away: its robust level exceeds ``ratio`` times its best.
 
     The level is the median of the last ``window`` (7) medians of ``size``-point (10) blocks:
@@ -146,6 +154,7 @@ class Divergence:
         self.best = math.inf
         self.first = math.nan  # the first level: what "a quarter of the progress" is measured on
         self.active = False
+        super().__init__()
 
     def feed(self, name: str, steps: np.ndarray, values: np.ndarray, start: int) -> list[Finding]:
         stop = len(values) // self.size
@@ -170,7 +179,8 @@ class Divergence:
             material = level - best > 0.25 * np.maximum(self.first - best, 0.0)
             trigger = eligible & (best > 0) & (level > self.ratio * best) & material
             clear = eligible & (level < 0.5 * self.ratio * best)
-        starts, self.active = first_episode(trigger, clear, self.active)
+        starts, stops, self.active = episodes(trigger, clear, self.active)
+        self.ended += [("divergence", float(ends[i]), f"it came back down ({fmt(float(level[i]))})") for i in stops]
         out = []
         for i in starts:
             s, v, b = float(ends[i]), float(level[i]), float(best[i])
@@ -351,7 +361,7 @@ def with_grad_norm(f: Finding, name: str, grad: MetricHistory, lead: int = 50) -
     return replace(f, message=f.message + text, evidence=ev)
 
 
-class BlockTrends:
+class BlockTrends(Closing):
     """Noise, learning and learning-rate rules on per-block summaries (see the module docstring).
 
     Blocks of the early window are judged one by one (every rule, at most ``early_blocks`` of
@@ -372,6 +382,10 @@ class BlockTrends:
         self.active: dict[str, bool] = {c: False for c in _BLOCK_CODES}
         self.learned = False  # the loss has left its initial level: not_learning cannot open any more
         self._hi = self._lo = 0  # blocks in a row above / well below the noise threshold
+        self._band = math.nan  # not_learning: how far from the first level counts as learning (2x this)
+        self._settled = math.nan  # converged: the level where the open episode started
+        self._fell = 0  # converged: the block where the last episode closed (the loss fell again)
+        super().__init__()
 
     def feed(self, name: str, steps: np.ndarray, values: np.ndarray, start: int) -> list[Finding]:
         v = np.concatenate((self._pend_v, values[start:]))
@@ -406,10 +420,13 @@ class BlockTrends:
         self.noises = (self.noises + noises)[-5:]
         self.ends = (self.ends + ends)[-2:]
 
-    def _open(self, code: str, cond: bool, clear: bool) -> bool:
+    def _open(self, code: str, cond: bool, clear: bool, step: float, why: str) -> bool:
+        """Whether an episode of ``code`` opens at this block; an open one closes on ``clear``
+        (listed in :attr:`ended` with ``why``)."""
         if self.active[code]:
             if clear:
                 self.active[code] = False
+                self.ended.append((code, step, why))
             return False
         self.active[code] = cond
         return cond
@@ -428,12 +445,12 @@ class BlockTrends:
         self._hi = self._hi + 1 if rel > self.noise_ratio else 0
         self._lo = self._lo + 1 if rel < 0.7 * self.noise_ratio else 0
         out: list[Finding] = []
-        if self._open("noisy", self._hi >= 2, self._lo >= 2):
+        if self._open("noisy", self._hi >= 2, self._lo >= 2, step, _steadier(rel)):
             out.append(self._noisy(name, self.ends[-2] if i else step, step, self.noises[-1], level, rel))
         out += self._not_learning(name, i, step, level, l0)
         early = 4 <= i < self.early_blocks and l0 > 0 and min(L) > 0.9 * l0  # it never came down
         high = early and (level > 1.1 * l0 or (level > 0.98 * l0 and rel > 0.25))
-        if self._open("lr_too_high", high, level < 0.9 * l0):
+        if self._open("lr_too_high", high, level < 0.9 * l0, step, _came_down(level)):
             out.append(Finding(
                 "lr_too_high", "warning", name, step,
                 f"{name} has not come down since the start ({fmt(l0)} -> {fmt(level)} by step {fmt(step)}) and "
@@ -447,7 +464,7 @@ class BlockTrends:
             first, second = l0 - half, half - level  # falls over the first and the second half
             # steady: the second half falls about as much as the first (not stalling, not speeding up)
             low = (0 < (l0 - level) / l0 < 0.5 and second > 3 * self._se(5) and 0.4 * first <= second <= 2 * first)
-        if self._open("lr_too_low", low, False):
+        if self._open("lr_too_low", low, level < 0.5 * l0, step, _halved(level)):
             out.append(Finding(
                 "lr_too_low", "info", name, step,
                 f"{name} falls slowly and steadily: {pct((l0 - level) / l0)} in {fmt((i + 1) * self.block)} points "
@@ -457,9 +474,44 @@ class BlockTrends:
             ))
         if i >= 9:
             moved, thr, longer = self._moved(i, level)
-            if self._open("converged", abs(moved) < thr and longer < max(0.1 * abs(level), thr), moved > 3 * thr):
+            cond = abs(moved) < thr and longer < max(0.1 * abs(level), thr)
+            if self._converged_episodes(np.array([cond]), np.array([moved]), np.array([thr]), np.array([level]),
+                                        np.array([step]), np.array([i])):
                 out.append(self._converged(name, step, level, moved, thr))
         return out
+
+    def _converged_episodes(self, cond: np.ndarray, moved: np.ndarray, thr: np.ndarray, level: np.ndarray,
+                            ends: np.ndarray, idx: np.ndarray) -> list[int]:
+        """Blocks (``idx``: their numbers) where a ``converged`` episode opens (``cond``); an open
+        one closes when the level drops by 3 thresholds over 5 blocks, or by more than 10% (and 3
+        thresholds) below where the episode started: a loss that keeps falling slowly, a little
+        per 5 blocks, was not converged after all. After such a close, a new episode needs the
+        block half as far into the run (what ``cond`` compares with) to be past it, so a slow
+        steady fall does not open and close one episode after another. One pass over the
+        blocks, Python only at each opening and closing."""
+        starts: list[int] = []
+        i, n = 0, len(cond)
+        while i < n:
+            if self.active["converged"]:
+                ref = self._settled
+                with np.errstate(invalid="ignore"):
+                    hits = np.flatnonzero((moved[i:] > 3 * thr[i:])
+                                          | (ref - level[i:] > np.maximum(0.1 * abs(ref), 3 * thr[i:])))
+                if not len(hits):
+                    break
+                i += int(hits[0])
+                self.ended.append(("converged", float(ends[i]), f"it fell again, to {fmt(float(level[i]))}"))
+                self._fell = int(idx[i])
+            else:
+                hits = np.flatnonzero(cond[i:] & (idx[i:] // 2 >= self._fell))
+                if not len(hits):
+                    break
+                i += int(hits[0])
+                starts.append(i)
+                self._settled = float(level[i])
+            self.active["converged"] = not self.active["converged"]
+            i += 1
+        return starts
 
     def _moved(self, i: int, level: float) -> tuple[float, float, float]:
         """Change of the level over the last 5 blocks, the threshold for that, and the fall since
@@ -476,7 +528,9 @@ class BlockTrends:
         errors) away from the first: 8, not fewer, because the quickstart's MLP sits at its
         initial loss for ~600 steps before it falls 50x (a saddle, not a dead network). Once the
         loss leaves that level it can no longer open."""
-        if self.learned or i >= self.early_blocks:
+        if i >= self.early_blocks:
+            return []
+        if self.learned:  # an open episode closed when it learned; nothing opens again
             return []
         L = self.levels.tolist()
         if self.expected is not None:
@@ -488,8 +542,9 @@ class BlockTrends:
             stuck = i >= FLAT_BLOCKS - 1 and max(abs(x - l0) for x in L) <= band
             self.learned = abs(level - l0) > 2 * band
             what = f"within {pct(band / abs(l0)) if l0 else fmt(band)} of where it started"
-        if not self._open("not_learning", stuck and not self.learned, self.learned):
+        if not self._open("not_learning", stuck and not self.learned, self.learned, step, _learning(level)):
             return []
+        self._band = math.nan if self.expected is not None else band
         return [Finding(
             "not_learning", "warning", name, step,
             f"{name} is not learning: after {fmt((i + 1) * self.block)} points it is still {fmt(level)}, {what}.",
@@ -515,7 +570,6 @@ class BlockTrends:
             rel = np.where(level != 0, noise / np.abs(level), np.where(noise > 0, math.inf, 0.0))
             hi, self._hi = held(rel > self.noise_ratio, self._hi, 2)
             lo, self._lo = held(rel < 0.7 * self.noise_ratio, self._lo, 2)
-            noisy, self.active["noisy"] = first_episode(hi, lo, self.active["noisy"])
             # over the 5 blocks ending at each: the same left-to-right sum of squares as _se
             late = idx >= 9
             j = np.arange(len(level)) + pad
@@ -530,16 +584,37 @@ class BlockTrends:
             thr = np.where(b > a, b, a)
             cap = 0.1 * np.abs(level)
             cond = late & (np.abs(moved) < thr) & (longer < np.where(thr > cap, thr, cap))
-            converged, self.active["converged"] = first_episode(cond, late & (moved > 3 * thr),
-                                                                self.active["converged"])
-        if self.active["lr_too_high"] and bool((level < 0.9 * self._levels[0]).any()):
-            self.active["lr_too_high"] = False
+            converged = self._converged_episodes(cond, moved, thr, level, ends, idx)
+            noisy, calm, self.active["noisy"] = episodes(hi, lo, self.active["noisy"])
+        self.ended += [("noisy", float(ends[k]), _steadier(float(rel[k]))) for k in calm]
+        l0 = self._levels[0]
+        self._close_late("lr_too_high", level < 0.9 * l0, level, ends, _came_down)
+        self._close_late("lr_too_low", level < 0.5 * l0, level, ends, _halved)
+        if self.expected is not None:
+            left = level < 0.7 * self.expected
+        else:
+            with np.errstate(invalid="ignore"):
+                left = np.abs(level - l0) > 2 * self._band
+        if self._close_late("not_learning", left, level, ends, _learning):
+            self.learned = True
         found = [(k, 0, self._noisy(name, float(E[k]), float(ends[k]), float(noise[k]), float(level[k]), float(rel[k])))
                  for k in noisy]
         found += [(k, 1, self._converged(name, float(ends[k]), float(level[k]), float(moved[k]), float(thr[k])))
                   for k in converged]
         self._push(level.tolist(), noise[-5:].tolist(), ends[-2:].tolist())
         return [f for _, _, f in sorted(found, key=lambda t: t[:2])]
+
+    def _close_late(self, code: str, clear: np.ndarray, level: np.ndarray, ends: np.ndarray,
+                    why: Callable[[float], str]) -> bool:
+        """Close an open ``code`` episode at the first block past the early window where ``clear``
+        holds (those rules cannot open there any more); whether it closed."""
+        hits = np.flatnonzero(clear)
+        if not self.active[code] or not len(hits):
+            return False
+        k = int(hits[0])
+        self.active[code] = False
+        self.ended.append((code, float(ends[k]), why(float(level[k]))))
+        return True
 
     @staticmethod
     def _noisy(name: str, prev_end: float, step: float, noise: float, level: float, rel: float) -> Finding:
@@ -559,6 +634,22 @@ class BlockTrends:
             "If validation is flat too you can stop here; otherwise lower the learning rate (a schedule or "
             "ReduceLROnPlateau) for a final gain.", {"level": level, "moved": moved, "threshold": thr},
         )
+
+
+def _steadier(rel: float) -> str:
+    return f"steadier since (noise {pct(rel)} of its level)"
+
+
+def _came_down(level: float) -> str:
+    return f"it came down, to {fmt(level)}"
+
+
+def _halved(level: float) -> str:
+    return f"it has since fallen by half, to {fmt(level)}"
+
+
+def _learning(level: float) -> str:
+    return f"it started learning ({fmt(level)})"
 
 
 FLAT_BLOCKS = 8  # blocks at the initial level before a loss is "not learning" (without num_classes)

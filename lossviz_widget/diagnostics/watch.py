@@ -3,7 +3,7 @@
 They read a :class:`~lossviz_widget.watch.series.WatchedSeries` (one row per sampled training
 step) and report :class:`~.findings.Finding`
 objects like every other detector: once per episode, an episode ending only on a clearly
-stricter all-clear (hysteresis, :func:`~.findings.first_episode`). Thresholds are the fields of
+stricter all-clear (hysteresis, :func:`~.findings.episodes`). Thresholds are the fields of
 :class:`WatchConfig`; each one's source is in ``docs/watch.md``.
 
 * ``exploding_gradients`` (error): the total gradient norm is non-finite, or more than
@@ -31,7 +31,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..watch.series import WatchedSeries, rms
-from .findings import Finding, first_episode, fmt, held, pct
+from .findings import Finding, episodes, fmt, held, pct
 
 __all__ = ["GRAD_NORM_METRIC", "WatchConfig", "WatchRules"]
 
@@ -98,7 +98,7 @@ class _Episodes:
     def starts(self, key: str, cond: np.ndarray, clear: np.ndarray, persist: int) -> list[int]:
         """Indices (into ``cond``) where an episode of ``key`` starts: ``cond`` held ``persist`` in a row."""
         trig, self._carry[key] = held(cond, self._carry.get(key, 0), persist)
-        found, self._active[key] = first_episode(trig, clear, self._active.get(key, False))
+        found, _, self._active[key] = episodes(trig, clear, self._active.get(key, False))
         return found
 
 

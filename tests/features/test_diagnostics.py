@@ -320,7 +320,7 @@ def test_vectorized_episode_machine_matches_the_sequential_rule():
     """The NumPy run lengths (``held``) and episode starts equal the per-value state machine
     (run counter always updated; an open episode closes on a release value, which cannot
     reopen it; a closed one opens when the run reaches ``persist``)."""
-    from lossviz_widget.diagnostics.findings import first_episode, held
+    from lossviz_widget.diagnostics.findings import episodes, held
     from lossviz_widget.diagnostics.generalization import _episode_starts  # private on purpose: vs its reference
 
     rng = np.random.default_rng(7)
@@ -328,19 +328,21 @@ def test_vectorized_episode_machine_matches_the_sequential_rule():
         n, persist = int(rng.integers(1, 60)), int(rng.integers(1, 5))
         cond, release = rng.random(n) < 0.7, rng.random(n) < 0.2
         carry, active = int(rng.integers(0, 4)), bool(rng.integers(0, 2))
-        run, act, starts, runs = carry, active, [], []
+        run, act, starts, ends, runs = carry, active, [], [], []
         for i in range(n):
             run = run + 1 if cond[i] else 0
             runs.append(run)
             if act:
                 act = not release[i]
+                if not act:
+                    ends.append(i)
             elif run >= persist:
                 act = True
                 starts.append(i)
         trigger, run_at_end = held(cond, carry, persist)
         assert trigger.tolist() == [r >= persist for r in runs] and run_at_end == run
         assert _episode_starts(trigger, release, active)[:2] == (starts, act)
-        assert first_episode(trigger, release, active) == (starts, act)
+        assert episodes(trigger, release, active) == (starts, ends, act)
 
 
 @pytest.mark.parametrize("field, value", [
@@ -444,3 +446,41 @@ def test_a_spike_without_a_gradient_norm_spike_says_so():
     f = next(f for f in run({"loss": (s, v), "train/grad_norm": (s, g)}) if f.code == "loss_spike")
     assert "train/grad_norm did not spike before it" in f.message and f.evidence["grad_spiked_first"] == 0.0
     assert f.severity == "info" and f.evidence["reported_at"] > f.step
+
+
+# -- findings that later data contradicts end -----------------------------------------------------
+
+
+def _slow_then_learning(n=160_000, seed=8):
+    """Flat for the early window, then a steady 100x fall: a saddle, or a long run's slow start."""
+    return curve(n, level=lambda s: 0.02 + 2 * np.exp(-np.maximum(s - 3000, 0) / 8000), noise=0.01, seed=seed)
+
+
+def test_early_findings_end_when_the_loss_later_learns_and_the_end_does_not_depend_on_chunks():
+    s, v = _slow_then_learning()
+    whole = run({"loss": (s, v)})
+    early = {f.code: f for f in whole if f.step < 3000}
+    assert {"not_learning", "converged"} <= set(early)
+    nl, conv = early["not_learning"], early["converged"]
+    assert not nl.active and 3000 < nl.ended < 6000 and nl.ended_because.startswith("it started learning")
+    assert not conv.active and 3000 < conv.ended < 6000 and conv.ended_because.startswith("it fell again")
+    assert f"Until step {nl.ended:,.0f}" in nl.text and nl.suggestion not in nl.text
+    # from ~60k steps the loss sits at 0.02: converged again (judged against the level half as far
+    # into the run, so some 100k steps later), and that one holds
+    last = [f for f in whole if f.code == "converged"][-1]
+    assert last.step > 60_000 and last.active
+    assert not [f for f in whole if f.active and f.severity != "info"]
+    for seed in range(2):
+        assert run({"loss": (s, v)}, chunk=20_000, seed=seed) == whole
+
+
+def test_a_slow_steady_fall_is_not_called_converged_over_and_over():
+    """A loss that falls 0.25% per 500 steps for a million steps looks flat over 5 blocks; once
+    it has fallen 10% below where it was called converged, that ends, and it is not said again
+    while the fall goes on."""
+    s = np.arange(400_000, dtype=float)
+    v = 2 * np.exp(-s / 2e5) * (1 + 0.005 * np.random.default_rng(9).normal(size=len(s)))
+    found = [f for f in run({"loss": (s, v)}) if f.code in ("converged", "not_learning", "lr_too_low")]
+    assert found and not [f for f in found if f.active and f.code != "lr_too_low"]
+    assert len([f for f in found if f.code == "converged"]) == 1
+

@@ -236,3 +236,36 @@ def test_widget_findings_area_stays_short_on_a_long_spiky_run(plot):
     assert area.count('data-code="loss_spike"') == 1 and 'data-count="19"' in area
     markers = finding_markers(plot, "loss").x
     assert len(markers) == len(plot.diagnose()) and {f.step for f in spikes} <= set(markers.tolist())  # one per episode
+
+
+def test_an_ended_finding_is_listed_muted_after_the_current_ones_with_its_end():
+    from dataclasses import replace
+
+    from lossviz_widget.diagnostics import findings_html
+
+    ended = replace(_finding("not_learning", 800, severity="warning"), ended=21_099.0,
+                    ended_because="it started learning <1.8>")
+    page = findings_html([ended, _finding("noisy", 900)])
+    assert page.index('data-code="noisy"') < page.index('data-code="not_learning"')
+    row = page.split('data-code="not_learning"')[1].split("</li>")[0]
+    assert 'data-ended="21099"' in row and "ended warning" in row
+    assert "Until step 21,099: it started learning &lt;1.8&gt;." in row and "do something" not in row
+    assert ended.color != _finding("x", 1, severity="warning").color
+
+
+def test_a_slow_start_that_later_learns_shows_its_early_warning_as_ended(plot):
+    """A million-step loss that falls slowly at first: the early 'not learning' warning is still
+    listed, muted, with where it ended, its marker grey; no current warning remains."""
+    s = np.arange(1_000_000, dtype=float)
+    v = 2 * np.exp(-s / 2e5) * (1 + 0.005 * np.random.default_rng(0).normal(size=len(s)))
+    plot.extend("loss", s, v)
+    plot.flush()
+    nl = next(f for f in plot.diagnose() if f.code == "not_learning")
+    assert not nl.active and nl.ended_because.startswith("it started learning")
+    assert not [f for f in plot.diagnose() if f.active and f.severity != "info"]
+    area = html.unescape(plot.shown_html["findings"])
+    row = area.split('data-code="not_learning"')[1].split("</li>")[0]
+    assert "ended warning" in row and f"Until step {nl.ended:,.0f}: it started learning" in row
+    markers = finding_markers(plot, "loss")
+    i = list(markers.x).index(nl.step)
+    assert markers.colors[i] == nl.color != "#ff7f0e"
