@@ -248,6 +248,7 @@ class Diagnostics:
                 if st.pair is not None and partner is not None:
                     before = st.pair.examined
                     new += st.pair.feed(name, partner, MetricHistory(steps, values, steps), data[partner], 0, se)
+                    closed += [(run, name, e) for e in st.pair.take_ended()]
                     self.examined += st.pair.examined - before
         return new
 
@@ -289,16 +290,17 @@ def _grad_norm(data: Mapping[str, MetricHistory]) -> str | None:
 
 
 def _close(findings: list[Finding], run: str, metric: str, ended: Ended) -> list[Finding] | None:
-    """``findings`` with the open finding that ``ended`` closes marked ended (the one of its run,
-    series and code found at or before the step where it ended; a series has at most one open
-    per code), or None if it is not among them."""
+    """``findings`` with the open findings that ``ended`` closes marked ended (those of its run,
+    series and code found at or before the step where it ended), or None if none is among them."""
     code, step, why = ended
-    for i in range(len(findings) - 1, -1, -1):
-        f = findings[i]
-        if (f.code == code and f.metric == metric and f.ended is None and f.step <= step
-                and (f.run or DEFAULT_RUN) == run):
-            return [*findings[:i], replace(f, ended=step, ended_because=why), *findings[i + 1:]]
-    return None
+    hit = [i for i, f in enumerate(findings) if f.code == code and f.metric == metric and f.ended is None
+           and f.step <= step and (f.run or DEFAULT_RUN) == run]
+    if not hit:
+        return None
+    out = list(findings)
+    for i in hit:
+        out[i] = replace(out[i], ended=step, ended_because=why)
+    return out
 
 
 def _label_default_run(findings: list[Finding]) -> list[Finding]:

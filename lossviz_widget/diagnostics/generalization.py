@@ -39,7 +39,7 @@ import math
 import numpy as np
 
 from .._model import MetricHistory
-from .findings import Finding, fmt, held, pct, row_medians
+from .findings import Closing, Finding, fmt, held, pct, row_medians
 
 __all__ = ["Generalization"]
 
@@ -47,7 +47,7 @@ NOISE_WINDOW = 10  # evaluations whose second differences give the noise GL must
 _SLICE = 1 << 14  # validation values per binary search and window pass (bounds the temporaries)
 
 
-class Generalization:
+class Generalization(Closing):
     """Overfitting and generalization-gap state for one (validation, training) pair."""
 
     def __init__(self, gl_alpha: float, train_fall: float, gap_ratio: float, persist: int, train_window: int,
@@ -65,7 +65,9 @@ class Generalization:
         # after an overfitting report at best B, the next needs a best below B * (1 - gl_alpha/100):
         # a noisy validation series would otherwise open an episode at every chance new minimum
         self.over_reopen = math.inf
+        self.over_current = False  # the latest overfitting finding still holds (see _end_overfitting)
         self.examined = 0
+        super().__init__()
 
     def _train_levels(self, train: MetricHistory, steps: np.ndarray) -> np.ndarray:
         """Per validation step: the mean of the finite values among the last ``train_window``
@@ -123,9 +125,12 @@ class Generalization:
 
         over_trigger, self.over_run = held(over_cond, self.over_run, self.persist)
         gap_trigger, self.gap_run = held(gap_cond, self.gap_run, self.persist)
-        over_at, self.over_active, self.over_reopen = _episode_starts(
+        over_at, _, self.over_active, self.over_reopen = _episodes(
             over_trigger, over_release, self.over_active, best, self.over_reopen, self.gl_alpha / 100)
-        gap_at, self.gap_active, _ = _episode_starts(gap_trigger, gap_release, self.gap_active)
+        gap_at, gap_end, self.gap_active, _ = _episodes(gap_trigger, gap_release, self.gap_active)
+        self._end_overfitting(val_name, over_at, steps, values, best)
+        self.ended += [("generalization_gap", float(steps[i]), f"the gap narrowed to {float(ratio[i]):.3g}x")
+                       for i in gap_end]
         best_step = _latest(improved, n, steps[improved], self.best_step, at=[*over_at, n - 1])
         out = [self._overfitting(val_name, train_name, float(steps[i]), float(values[i]), float(gl[i]),
                                  float(best[i]), float(best_step[k]), float(levels[i]), float(train_at_best[i]))
@@ -135,6 +140,21 @@ class Generalization:
         out.sort(key=lambda f: f.step)
         self.best, self.train_at_best, self.best_step = float(best[-1]), float(train_at_best[-1]), float(best_step[-1])
         return out
+
+    def _end_overfitting(self, val_name: str, opened: list[int], steps: np.ndarray, values: np.ndarray,
+                         best: np.ndarray) -> None:
+        """End the current overfitting finding where the validation loss itself is back within
+        ``gl_alpha / 2`` % of its best: stricter than the episode's release (GL, which discounts
+        the evaluations' noise, under ``gl_alpha / 2``), which only stops a new report; a noisy
+        validation curve dips under that while it still sits well above its best."""
+        with np.errstate(invalid="ignore"):
+            back = np.flatnonzero(values <= best * (1.0 + self.gl_alpha / 200.0))
+        since = ([-1] if self.over_current else []) + opened  # the current finding's index, and new ones
+        ends = sorted({int(back[k]) for k in np.searchsorted(back, since, side="right") if k < len(back)})
+        self.ended += [("overfitting", float(steps[i]), f"{val_name} came back to {fmt(float(values[i]))}, within "
+                        f"{self.gl_alpha / 2:g}% of its best ({fmt(float(best[i]))})") for i in ends]
+        if since:
+            self.over_current = not ends or ends[-1] <= since[-1]
 
     def _noise(self, values: np.ndarray) -> np.ndarray:
         """Per evaluation, the noise of the evaluations around it: 1.4826 x the median of the
@@ -257,14 +277,16 @@ def _latest(improved: np.ndarray, n: int, there: np.ndarray, prev: float, at: li
     return np.repeat(known, np.diff(improved, prepend=0, append=n))
 
 
-def _episode_starts(trigger: np.ndarray, release: np.ndarray, active: bool, best: np.ndarray | None = None,
-                    reopen: float = math.inf, margin: float = 0.0) -> tuple[list[int], bool, float]:
+def _episodes(trigger: np.ndarray, release: np.ndarray, active: bool, best: np.ndarray | None = None,
+              reopen: float = math.inf, margin: float = 0.0) -> tuple[list[int], list[int], bool, float]:
     """Indices where an episode opens: the first ``trigger`` while none is open; an open episode
     closes at the next ``release`` (that value cannot open a new one). With ``best`` (a
     non-increasing running best), an episode may open only where ``best < reopen``, and each
-    opening sets ``reopen = best * (1 - margin)`` there. Returns the indices, whether an episode
-    is open after the last value, and ``reopen``. Cost: O(episodes * log n)."""
+    opening sets ``reopen = best * (1 - margin)`` there. Returns the indices where episodes open
+    and where they close, whether one is open after the last value, and ``reopen``.
+    Cost: O(episodes * log n)."""
     starts: list[int] = []
+    ends: list[int] = []
     triggers, releases = np.flatnonzero(trigger), np.flatnonzero(release)
     i = 0
     while True:
@@ -273,9 +295,11 @@ def _episode_starts(trigger: np.ndarray, release: np.ndarray, active: bool, best
         pool = releases if active else triggers
         k = int(np.searchsorted(pool, i))
         if k == len(pool):
-            return starts, active, reopen
+            return starts, ends, active, reopen
         j = int(pool[k])
-        if not active:
+        if active:
+            ends.append(j)
+        else:
             starts.append(j)
             if best is not None:
                 reopen = float(best[j]) * (1.0 - margin)

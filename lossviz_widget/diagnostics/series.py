@@ -37,7 +37,7 @@ sources is ``docs/diagnostics.md``, the scores on real curves ``benchmarks/DIAGN
     into the run. Ends when it drops by three times that again, or 10% below where the episode
     opened (:meth:`BlockTrends._converged_episodes`).
 
-Those, ``noisy`` and ``divergence`` describe a state: an episode that ends is listed in the
+Those, ``noisy``, ``divergence`` and the generalization rules describe a state: an episode that ends is listed in the
 detector's ``ended`` (:class:`~.findings.Closing`), and the engine marks its finding ended.
 
 Costs: a few NumPy passes per new point; :class:`RunRule` returns after one pass when a frame

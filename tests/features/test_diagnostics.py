@@ -321,7 +321,7 @@ def test_vectorized_episode_machine_matches_the_sequential_rule():
     (run counter always updated; an open episode closes on a release value, which cannot
     reopen it; a closed one opens when the run reaches ``persist``)."""
     from lossviz_widget.diagnostics.findings import episodes, held
-    from lossviz_widget.diagnostics.generalization import _episode_starts  # private on purpose: vs its reference
+    from lossviz_widget.diagnostics.generalization import _episodes  # private on purpose: vs its reference
 
     rng = np.random.default_rng(7)
     for _ in range(300):
@@ -341,7 +341,7 @@ def test_vectorized_episode_machine_matches_the_sequential_rule():
                 starts.append(i)
         trigger, run_at_end = held(cond, carry, persist)
         assert trigger.tolist() == [r >= persist for r in runs] and run_at_end == run
-        assert _episode_starts(trigger, release, active)[:2] == (starts, act)
+        assert _episodes(trigger, release, active)[:3] == (starts, ends, act)
         assert episodes(trigger, release, active) == (starts, ends, act)
 
 
@@ -484,3 +484,18 @@ def test_a_slow_steady_fall_is_not_called_converged_over_and_over():
     assert found and not [f for f in found if f.active and f.code != "lr_too_low"]
     assert len([f for f in found if f.code == "converged"]) == 1
 
+
+
+def test_overfitting_ends_when_the_validation_loss_comes_back_to_its_best():
+    """Double descent: validation rises while training falls (overfitting), then falls back
+    below its first minimum; the warning ends there, and the run has no current warning."""
+    s, train = curve(6000, level=lambda s: 2 * np.exp(-s / 300) + 0.02, noise=0.01)
+    vs = s[::50]
+    bump = 0.5 * np.exp(-(((vs - 2500) / 600) ** 2))  # up from ~1,500, back down by ~3,500
+    val = 0.3 + 2 * np.exp(-vs / 300) + bump - 0.05 * np.maximum(vs - 2500, 0) / 3500
+    series = {"loss": (s, train), "val_loss": (vs, val)}
+    found = run(series)
+    (over,) = [f for f in found if f.code == "overfitting"]
+    assert not over.active and 2500 < over.ended < 4500 and "came back to" in over.ended_because
+    assert not [f for f in found if f.active and f.severity != "info"]
+    assert run(series, chunk=400) == found
