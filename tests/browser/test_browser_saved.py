@@ -1,5 +1,5 @@
-"""End to end: a notebook saved in JupyterLab and reopened in a fresh server, without running
-anything, shows the final curves.
+"""End to end: a notebook saved in JupyterLab and reopened in a fresh JupyterLab or Notebook 7
+server, without running anything, shows the final curves.
 
 JupyterLab saves no widget state by default ("Save Widget State Automatically" is off), so the
 reopened widget output says "Error displaying widget: model not found"; the static image is an
@@ -7,7 +7,7 @@ output of its own (see ``lossviz_widget._ui.display``) and shows. While the plot
 image is hidden by the widget's style, so the curves are not shown twice; after a kernel restart
 the plot says "kernel disconnected: static view" once instead of a broken-link icon on each of its
 parts. Screenshots: ``test-artifacts/browser/saved-live.png``, ``kernel-disconnected.png`` and
-``saved-reopened.png``.
+``saved-reopened.png`` (JupyterLab) and ``saved-reopened-notebook7.png``.
 """
 
 from __future__ import annotations
@@ -70,20 +70,28 @@ def test_a_saved_notebook_reopened_in_a_fresh_server_shows_the_curves(request: p
         nb.screenshot("kernel-disconnected", out)
 
     browser = request.getfixturevalue("chromium_browser")
-    with running_jupyterlab() as fresh:
+    _reopen(browser, saved, "jupyterlab", "lab/tree/saved.ipynb", "saved-reopened")
+    _reopen(browser, saved, "notebook", "notebooks/saved.ipynb", "saved-reopened-notebook7")
+
+
+def _reopen(browser, saved, app: str, path: str, shot: str) -> None:
+    """Open the saved notebook, without running it, in a fresh ``app`` server: the static image
+    of the curves shows (the widget cannot, its state was not saved)."""
+    with running_jupyterlab(app=app) as fresh:
         shutil.copy(saved, fresh.root_dir / "saved.ipynb")
         context = new_context(browser)
         try:
             page = context.new_page()
             reopened = NotebookPage(page, fresh)
-            reopened.open("saved.ipynb")  # nothing is run
+            page.goto(fresh.url(path), wait_until="domcontentloaded")  # nothing is run
             out = reopened.cell(0)
+            out.wait_for(state="visible", timeout=60_000)
             image = out.locator(".jp-OutputArea-output img")
             poll(lambda: image.count() == 1 and image.first.is_visible(), 30,
-                 lambda: f"no image in the reopened output: {reopened.output_text(0)!r}")
+                 lambda: f"{app}: no image in the reopened output: {reopened.output_text(0)!r}")
             box = image.first.bounding_box()
             assert box["width"] > 300 and box["height"] > 100
             assert image.first.evaluate("img => img.naturalWidth") > 300  # decoded, not a broken image
-            reopened.screenshot("saved-reopened", out)
+            reopened.screenshot(shot, out)
         finally:
             context.close()
