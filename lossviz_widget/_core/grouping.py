@@ -72,3 +72,8 @@ def best_fits(name: str) -> bool:
 def is_accuracy(name: str) -> bool:
     """An accuracy (``acc``, ``val_accuracy``, ``top1``...): with the losses, what is forecast by default."""
     return any(t in _ACCURACY for t in _tokens(name))
+
+
+def is_learning_rate(name: str) -> bool:
+    """A learning rate (``lr``, ``learning_rate``, ``train/lr``): forecasts start after its last step drop."""
+    return family_of(name) in _LINEAR_FAMILIES

@@ -6,14 +6,19 @@ block: O(max_blocks x per_block) whatever the length of the run, and a spike or 
 points moves no block median. :func:`last_change` finds where the curve last changed course (a
 learning-rate step, a restart): the fit starts there, since the curve before a step drop follows
 other parameters. :func:`noise_level` estimates the spread of the block medians around a smooth
-curve from their second differences, which a smooth trend hardly moves.
+curve from their second differences, which a smooth trend hardly moves. :func:`lr_drop` reads
+the last step drop of a logged learning rate, which is exact where the curve's own drop is lost
+in its noise (a tenfold step often moves a mini-batch loss by less than its block medians'
+spread: ``benchmarks/FORECAST.md``).
 """
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
-__all__ = ["Blocks", "blocks", "last_change", "noise_level"]
+__all__ = ["Blocks", "blocks", "last_change", "lr_drop", "noise_level"]
 
 _MAD = 1.4826  # MAD -> standard deviation for normal noise
 
@@ -90,3 +95,24 @@ def last_change(values: np.ndarray, noise: float) -> int:
     last = int(i[np.nonzero(hit)[0][-1]])
     cluster = [j for j in range(max(2 * k, last - k), last + 1) if hit[j - 2 * k]]
     return int(max(cluster, key=lambda j: jump[j - 2 * k])) + 1
+
+
+LR_DROP = 0.5  # a learning-rate step: the rate falls to at most this share of its value in one logged step
+
+
+def lr_drop(steps: np.ndarray, lr: np.ndarray) -> float:
+    """The first step at the learning rate's last step drop (NaN when none).
+
+    A step drop: the rate falls to at most :data:`LR_DROP` of the value logged before, from at
+    least half the highest rate since the previous drop; the end of a cosine or linear decay,
+    where consecutive tiny rates also halve, is not one. O(n), vectorised but for the few drops.
+    """
+    lr = np.asarray(lr, dtype=np.float64)
+    ok = np.isfinite(lr) & (lr >= 0)
+    steps, lr = np.asarray(steps, dtype=np.float64)[ok], lr[ok]
+    drops = np.nonzero(lr[1:] <= LR_DROP * lr[:-1])[0] + 1
+    found, since = math.nan, 0
+    for i in drops:
+        if lr[i - 1] > 0 and lr[i - 1] >= 0.5 * float(lr[since:i].max()):
+            found, since = float(steps[i]), int(i)
+    return found

@@ -4,8 +4,10 @@
 
 1. **Points** -- block medians of the history (:func:`~.curve.blocks`, at most ``max_blocks``),
    so the cost of a refit is bounded whatever the run's length, and spikes and NaN gaps drop out.
-2. **Window** -- the fit starts after the last abrupt drop (:func:`~.curve.last_change`): a
-   learning-rate step restarts the curve with other parameters.
+2. **Window** -- the fit starts after the last learning-rate step: where a logged learning rate
+   last fell by half or more (:func:`~.curve.lr_drop`: exact, when the run logs one), or where the
+   curve itself last dropped abruptly (:func:`~.curve.last_change`): a learning-rate step
+   restarts the curve with other parameters.
 3. **No forecast** when the latest value is not finite (diverged), when the window rises
    (diverging, or a validation loss that over-fits), when it is flat within its noise, when it
    has too few points, or when the horizon is more than :data:`MAX_REACH` times as far as the
@@ -27,6 +29,16 @@
    (delta method, residual autocorrelation inflated: see :func:`~.models.fit`), and the backtest
    error per log step times how many log steps past the data the step is. The forecast is the
    weighted mixture; its 10th, 50th and 90th percentiles give the band and the 80% interval.
+8. **Calibration** -- each family's spread is then multiplied by what :mod:`.calibration`
+   learnt on real curves (split-conformal, on the corpus's development seeds): at each future
+   step, by the share of the run seen then, the factor that put 80% of those curves' outcomes
+   inside the interval. The interval's optimistic edge stops where the curve would have fallen
+   as far again (on the fitted scale) as it has so far, or three times as far as its recent
+   slope per log step carried on to the horizon (:func:`_max_fall`; the worse edge at the
+   window's worst level), so an early, loosely pinned fit prints no absurd bound.
+9. **ETA** -- the first step the median reaches the target, with the steps its 80% band's
+   optimistic and pessimistic edges reach it; "may reach" when only the optimistic edge does by
+   the horizon.
 
 **Why Laplace plus backtest, not a bootstrap or MCMC.** A bootstrap over residual blocks, or
 Domhan et al.'s MCMC, refits each family tens to thousands of times; a live view refits every
@@ -48,10 +60,12 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .._core.formatting import format_number as fmt
-from .curve import Blocks, blocks, last_change, noise_level
+from . import calibration as _calibration
+from .curve import Blocks, blocks, last_change, lr_drop, noise_level
 from .models import FAMILIES, Family, Fit, fit
 
-__all__ = ["BACKTEST_SHARES", "MAX_REACH", "MIN_POINTS", "Prediction", "forecast", "prob_below"]
+__all__ = ["BACKTEST_SHARES", "CALIBRATED", "MAX_REACH", "MIN_POINTS", "UNCALIBRATED", "Calibration", "Prediction",
+           "forecast", "mixture_quantiles", "prob_below"]
 
 MIN_POINTS = 12  # block medians a window needs before it is fitted
 LEVEL_POINTS = 4096  # raw points read for the level now, at most
@@ -62,12 +76,37 @@ _EMPTY = np.empty(0)
 
 
 @dataclass(frozen=True)
+class Calibration:
+    """Per share of the run seen (``shares``, rising): what each family's spread is multiplied by
+    (``scale``); see :mod:`.calibration`. Empty: none (what ``benchmarks/forecast/calibrate.py``
+    learns from)."""
+
+    shares: tuple[float, ...]
+    scale: tuple[float, ...]
+
+    def at(self, share: np.ndarray) -> np.ndarray:
+        """The factor at each share: interpolated in log share, the first share's below it, 1 at
+        share 1 (the last step)."""
+        share = np.clip(np.asarray(share, dtype=np.float64), 1e-12, 1.0)
+        if not self.shares:
+            return np.ones_like(share)
+        return np.interp(np.log(share), np.log([*self.shares, 1.0]), [*self.scale, 1.0])
+
+
+CALIBRATED = Calibration(_calibration.SHARES, _calibration.SCALE)
+UNCALIBRATED = Calibration((), ())
+
+
+@dataclass(frozen=True)
 class Prediction:
     """A forecast of one metric of one run at ``horizon`` (a step), or why there is none.
 
     ``final`` is the median of the forecast at the horizon, ``low``/``high`` its 80% interval;
     ``eta_step`` the first step the median reaches ``target`` (NaN when it does not by the
-    horizon), ``eta_seconds`` the wall time from the last point to then at the recent pace.
+    horizon), ``eta_early``/``eta_late`` the first steps the 80% band's optimistic and pessimistic
+    edges reach it (NaN: not by the horizon; with only ``eta_early`` the target *may* be reached),
+    ``eta_seconds`` the wall time from the last point to ``eta_step`` (else ``eta_early``) at the
+    recent pace.
     ``reached`` is True when the curve is already at the target. ``model`` names the families and
     their weights. With no forecast, ``reason`` says why and the numbers are NaN.
     """
@@ -87,6 +126,8 @@ class Prediction:
     target: float | None = None
     eta_step: float = math.nan
     eta_seconds: float = math.nan
+    eta_early: float = math.nan
+    eta_late: float = math.nan
     reached: bool = False
     higher_is_better: bool = False
     band_x: np.ndarray = field(default_factory=lambda: _EMPTY)  # last step .. horizon
@@ -129,12 +170,21 @@ class Prediction:
             return text
         if self.reached:
             return f"{text}; already at {fmt(self.target)}"
+        goal, by = fmt(self.target), fmt(self.horizon)
+        when = f" (in {_duration(self.eta_seconds)})" if math.isfinite(self.eta_seconds) else ""
+        if math.isnan(self.eta_early):
+            return f"{text}; not expected to reach {goal} by step {by}"
         if math.isnan(self.eta_step):
-            return f"{text}; not expected to reach {fmt(self.target)} by step {fmt(self.horizon)}"
-        eta = f"reaches {fmt(self.target)} at step ~{fmt(round(self.eta_step))}"
-        if math.isfinite(self.eta_seconds):
-            eta += f" (in {_duration(self.eta_seconds)})"
-        return f"{text}; {eta}"
+            return (f"{text}; may reach {goal} by step ~{_steps(self.eta_early)}{when} "
+                    f"(the 80% band's optimistic edge; the median does not by step {by})")
+        late = _steps(self.eta_late) if math.isfinite(self.eta_late) else f"beyond {by}"
+        return (f"{text}; reaches {goal} at step ~{_steps(self.eta_step)}{when} "
+                f"(80%: {_steps(self.eta_early)}–{late})")
+
+
+def _steps(step: float) -> str:
+    """A step of an ETA, rounded to what such a forecast knows: 3 significant digits ("41,200")."""
+    return fmt(float(f"{step:.3g}"))
 
 
 def _duration(seconds: float) -> str:
@@ -164,7 +214,7 @@ def prob_below(mixture: Sequence[tuple[float, float, float]], value: float) -> f
     return total
 
 
-def _quantiles(w: np.ndarray, mu: np.ndarray, sd: np.ndarray, qs: Sequence[float]) -> list[np.ndarray]:
+def mixture_quantiles(w: np.ndarray, mu: np.ndarray, sd: np.ndarray, qs: Sequence[float]) -> list[np.ndarray]:
     """Quantiles of a mixture of normals at every column: ``w`` (k,), ``mu`` and ``sd`` (k, n); bisection."""
     sd = np.maximum(sd, 1e-300)
     out = []
@@ -228,14 +278,18 @@ class _Scale:
 def forecast(steps: np.ndarray, values: np.ndarray, wall_time: np.ndarray | None = None, *,
              horizon: float | None = None, target: float | None = None, higher_is_better: bool = False,
              run: str = "", metric: str = "", max_blocks: int = 160,
-             families: Sequence[Family] = FAMILIES) -> Prediction:
+             families: Sequence[Family] = FAMILIES, lr: tuple[np.ndarray, np.ndarray] | None = None,
+             calibration: Calibration = CALIBRATED) -> Prediction:
     """Forecast one series at ``horizon`` (default: twice its last step); see the module docstring.
 
     A loss that has been positive throughout is fitted on its logarithm (see :func:`~.models.fit`):
     the forecast and its interval stay positive and errors count relative to the level; a loss
     with zeros or negative values is fitted as it is (asymptote and interval not below 0 when it
     has never been negative); a metric where higher is better is fitted on its negation.
-    ``families``: the models of the ensemble (:data:`~.models.FAMILIES`).
+    ``families``: the models of the ensemble (:data:`~.models.FAMILIES`). ``lr``: the run's logged
+    learning rate ``(steps, values)``, if any: the fit starts after its last step drop.
+    ``calibration``: how the mixture is moved and stretched (:data:`CALIBRATED`: learnt on real
+    curves; :data:`UNCALIBRATED` for learning it).
     Cost: O(``max_blocks``) per call whatever the length of the series (block medians of at most 16
     points each, at most :data:`LEVEL_POINTS` for the level now, three small least-squares fits per
     family); needs SciPy (the ``forecast`` extra), else the reason says so.
@@ -260,7 +314,9 @@ def forecast(steps: np.ndarray, values: np.ndarray, wall_time: np.ndarray | None
     floor = 0.0 if not higher_is_better and b.values.min() >= 0 else -np.inf
     u = scale.to_u(b.values)
     noise = noise_level(u)
-    win = b.tail(last_change(u, noise))
+    tiny = 1e-3 if scale.log else 1e-3 * abs(float(u[-1]))  # a fall this small is flat
+    start = _window_start(b, u, noise, tiny, lr)
+    win = b.tail(start)
     uw = u[len(b) - len(win):]
     latest = float(win.values[-1])
     reach = (h - win.steps[0]) / max(last - win.steps[0], 1e-12)
@@ -270,7 +326,7 @@ def forecast(steps: np.ndarray, values: np.ndarray, wall_time: np.ndarray | None
     if len(win) < MIN_POINTS:
         return _no(run, metric, h, f"changed course at step {win.steps[0]:g} (a learning-rate change?): "
                    f"{len(win)} points since, {MIN_POINTS} needed", higher_is_better, target, last, latest)
-    reason = _window_reason(uw, noise, 1e-3 if scale.log else 1e-3 * abs(float(uw[-1])))
+    reason = _window_reason(uw, noise, tiny)
     if reason:
         return _no(run, metric, h, reason, higher_is_better, target, last, latest)
     # the level now: the median of the raw points of the window's last 5% of blocks (at most
@@ -280,15 +336,55 @@ def forecast(steps: np.ndarray, values: np.ndarray, wall_time: np.ndarray | None
     recent = values[max(int(np.searchsorted(steps, win.steps[-k_end])), len(values) - LEVEL_POINTS):]
     now = float(scale.to_u(float(np.median(recent[np.isfinite(recent)]))))
     try:
-        return _ensemble(win, uw, noise, now, k_end, h, target, scale, floor, families, run, metric, last, latest)
+        return _ensemble(win, uw, noise, now, k_end, h, target, scale, floor, families, run, metric, last, latest,
+                         calibration, float(steps[0]), _max_fall(win, uw, u, now, h))
     except ImportError:
         return _no(run, metric, h, "needs SciPy (pip install 'lossviz-widget[forecast]')", higher_is_better,
                    target, last, latest)
 
 
+def _max_fall(win: Blocks, uw: np.ndarray, u: np.ndarray, now: float, h: float) -> float:
+    """How far below the level now the band's optimistic edge may reach by the horizon (on the
+    fitted scale): the fall seen so far (the observed range), or three times the fall of the
+    window's recent slope per log step carried on to the horizon, whichever is larger.
+
+    A power law falls as far per log step at its end as the tangent says and a saturating curve
+    less, so the bound leaves the outcomes a curve's own course allows and removes the absurd
+    tails of a loosely pinned early fit (a 10% cut once printed ``4e-33`` on a loss near 0.1).
+    On the corpus's development seeds (``benchmarks/FORECAST.md``) 12 of 177 outcomes fell
+    further, 9 of them runs whose learning rate was too low and whose fall sped up later; the
+    bound then cost a few percent of coverage, where a linear tangent allowed e^-11 at 10% for
+    2 fewer."""
+    k = max(3, len(win) // 4)
+    origin = float(win.steps[0]) - max(float(np.median(np.diff(win.steps))), 1e-12)
+    drop = float(np.median(uw[-2 * k:-k]) - np.median(uw[-k:]))
+    logs = math.log((float(np.median(win.steps[-k:])) - origin) / (float(np.median(win.steps[-2 * k:-k])) - origin))
+    ahead = math.log((h - origin) / (float(win.steps[-1]) - origin))
+    tangent = max(drop, 0.0) / logs * ahead if logs > 0 else 0.0
+    return max(float(u.max()) - now, 3.0 * tangent, 0.0)
+
+
+def _window_start(b: Blocks, u: np.ndarray, noise: float, tiny: float,
+                  lr: tuple[np.ndarray, np.ndarray] | None) -> int:
+    """The first block fitted: after the curve's last abrupt drop, or after the logged learning
+    rate's last step drop where the blocks since show a trend to fit (MIN_POINTS or more, not flat
+    or rising): where they do not, the drop moved the curve too little to restart it (a tenfold
+    step often moves a mini-batch loss by less than its noise: ``benchmarks/FORECAST.md``), and the
+    curve before it still says where it is going."""
+    start = last_change(u, noise)
+    if lr is None:
+        return start
+    dropped = lr_drop(np.asarray(lr[0], dtype=np.float64), np.asarray(lr[1], dtype=np.float64))
+    at = int(np.searchsorted(b.steps, dropped)) if math.isfinite(dropped) else 0
+    if at <= start or len(b) - at < MIN_POINTS:
+        return start
+    return start if _window_reason(u[at:], noise, tiny) else at
+
+
 def _ensemble(win: Blocks, u: np.ndarray, noise: float, end_level: float, k_end: int, h: float,
               target: float | None, scale: _Scale, floor: float, families: Sequence[Family], run: str,
-              metric: str, last: float, latest: float) -> Prediction:
+              metric: str, last: float, latest: float, calibration: Calibration, first: float,
+              fall: float) -> Prediction:
     """The fits, weights and mixture of :func:`forecast` (see the module docstring), on the scale ``u``."""
     t0 = float(win.steps[0])
     gap = float(np.median(np.diff(win.steps))) if len(win) > 1 else 1.0
@@ -332,30 +428,39 @@ def _ensemble(win: Blocks, u: np.ndarray, noise: float, end_level: float, k_end:
     mu += end_level - mu[:, :1]  # anchored: the level now is measured, the models say how it changes
     # the anchor's own noise, the parameters' and the extrapolation's
     sd = np.array([np.sqrt(level_sd**2 + f.sd(xg) ** 2 + (rate * reach) ** 2) for f, _, rate in fits])
+    sd = sd * calibration.at((last - first) / np.maximum(grid - first, 1e-12))  # learnt on real curves
     # the worse edge stops at the window's worst level: a falling curve (a rising one gets no
-    # forecast) that would end above where it started is no forecast but the band's tail
-    qs = [scale.to_y(np.minimum(q, float(u.max()))) for q in _quantiles(w, mu, sd, (0.1, 0.5, 0.9))]
+    # forecast) that would end above where it started is no forecast but the band's tail; the
+    # optimistic edge falls at most as far again as the curve has fallen so far
+    u_q = [np.clip(q, end_level - fall, float(u.max()))
+           for q in mixture_quantiles(w, mu, sd, (0.1, 0.5, 0.9))]
+    qs = [scale.to_y(q) for q in u_q]
     lo, mid, hi = (np.maximum(q, floor) for q in (qs[::-1] if maximize else qs))  # quantiles of max(Y, floor)
-    eta_step, reached, eta_s = math.nan, False, math.nan
+    eta_step, eta_early, eta_late, reached, eta_s = math.nan, math.nan, math.nan, False, math.nan
     if target is not None:
         goal = float(scale.to_u(target))
         if end_level <= goal:
             reached = True
         else:
-            hit = np.nonzero(_quantiles(w, mu, sd, (0.5,))[0] <= goal)[0]
-            if len(hit):
-                eta_step = float(grid[hit[0]])
-                eta_s = _pace(win) * (eta_step - last)
+            eta_early, eta_step, eta_late = (_first(grid, q <= goal) for q in u_q)
+            eta_s = _pace(win) * ((eta_early if math.isnan(eta_step) else eta_step) - last)
     names = ", ".join(f"{f.family.label} {wi:.0%}" for (f, _, _), wi in sorted(zip(fits, w), key=lambda p: -p[1])
                       if wi >= 0.05)  # the families that matter: their weights add up to at least 85%
     return Prediction(
         run, metric, h, final=float(mid[-1]), low=float(lo[-1]), high=float(hi[-1]), model=names,
         weights={f.family.name: float(wi) for (f, _, _), wi in zip(fits, w)}, last_step=last, latest=latest,
-        fitted_from=t0, target=target, eta_step=eta_step, eta_seconds=eta_s, reached=reached,
+        fitted_from=t0, target=target, eta_step=eta_step, eta_seconds=eta_s, eta_early=eta_early,
+        eta_late=eta_late, reached=reached,
         higher_is_better=maximize, band_x=grid, band_lo=lo, band_mid=mid, band_hi=hi,
         mixture=tuple((float(wi), float(m[-1]), float(s_[-1])) for wi, m, s_ in zip(w, mu, sd)),
         log_scale=scale.log,
     )
+
+
+def _first(grid: np.ndarray, hit: np.ndarray) -> float:
+    """The first step of ``grid`` where ``hit`` (NaN: nowhere)."""
+    at = np.nonzero(hit)[0]
+    return float(grid[at[0]]) if len(at) else math.nan
 
 
 def _pace(win: Blocks) -> float:

@@ -16,6 +16,9 @@ refreshes them in turn, the one fitted longest ago first. :meth:`ForecastTracker
   better (below, for a loss) than the median forecast of the run with the best one (the runs
   table shows it: the early-stopping hint a sweep needs).
 
+A run that logs its learning rate (``lr``, ``learning_rate``...) has each forecast fitted after
+the rate's last step drop (:func:`~.curve.lr_drop`).
+
 Series forecast: losses and accuracies (:func:`forecast_by_default`), plus any metric given to
 :meth:`ForecastTracker.forecast_to`. The horizon is the step given there, else twice the last step
 of the metric's longest run (the same for every run, so their forecasts compare).
@@ -32,7 +35,7 @@ from dataclasses import dataclass
 
 from .._core.formatting import format_number
 from .._core.frame import Frame, PanelFrame, main_metric
-from .._core.grouping import higher_is_better, is_accuracy
+from .._core.grouping import higher_is_better, is_accuracy, is_learning_rate
 from .._core.run_groups import BandFrame
 from .._model import DEFAULT_RUN, MetricHistory
 from ..diagnostics.findings import is_loss_like
@@ -113,7 +116,7 @@ class ForecastTracker:
         key = self._key(data, run, name)
         fitted = self._fitted.get((run, name))
         if fitted is None or fitted.key != key:
-            prediction = self._fit(data[run][name], run, name, key)
+            prediction = self._fit(data[run], run, name, key)
             fitted = self._fitted[(run, name)] = _Fitted(key, prediction, self._clock())
         return fitted.prediction
 
@@ -122,10 +125,15 @@ class ForecastTracker:
         fitted = self._fitted.get((run, name))
         return None if fitted is None else fitted.prediction
 
-    def _fit(self, h: MetricHistory, run: str, name: str, key: tuple[int, float, float, float | None]) -> Prediction:
+    def _fit(self, metrics: Mapping[str, MetricHistory], run: str, name: str,
+             key: tuple[int, float, float, float | None]) -> Prediction:
+        """Forecast ``metrics[name]``, given the run's learning rate where it logs one."""
+        h = metrics[name]
+        lr = next((m for n, m in metrics.items() if is_learning_rate(n) and len(m)), None)
         try:
             return forecast(h.steps, h.values, h.wall_time, horizon=key[2] if math.isfinite(key[2]) else None,
-                            target=key[3], higher_is_better=higher_is_better(name), run=run, metric=name)
+                            target=key[3], higher_is_better=higher_is_better(name), run=run, metric=name,
+                            lr=None if lr is None else (lr.steps, lr.values))
         except Exception as exc:  # a bug here must not stop the frame: the readout says it
             log.exception("forecast of %r (run %r) failed", name, run)
             return Prediction(run, name, key[2], reason=f"error: {type(exc).__name__}: {exc}")

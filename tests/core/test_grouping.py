@@ -1,6 +1,6 @@
 import pytest
 
-from lossviz_widget._core.grouping import best_fits, family_of, higher_is_better, log_y_fits
+from lossviz_widget._core.grouping import best_fits, family_of, higher_is_better, is_learning_rate, log_y_fits
 
 
 @pytest.mark.parametrize(
@@ -50,3 +50,9 @@ def test_best_means_something_for_losses_errors_and_accuracies_only(name, fits):
 def test_log_y_by_default_on_loss_like_panels_only():
     assert log_y_fits("loss") and log_y_fits("grad_norm")
     assert not log_y_fits("accuracy") and not log_y_fits("learning_rate") and not log_y_fits("lr")
+
+
+def test_learning_rates_are_recognised_by_family() -> None:
+    """What a forecast reads a run's step drops from: ``lr``, ``learning_rate``, ``train/lr``."""
+    assert all(is_learning_rate(n) for n in ("lr", "learning_rate", "train/lr", "LearningRate"))
+    assert not any(is_learning_rate(n) for n in ("loss", "val_loss", "lr_finder_loss", "grad_norm"))

@@ -16,11 +16,15 @@ from lossviz_widget import LossPlot, Recorder
 from lossviz_widget._core.settings import ViewSettings
 from lossviz_widget._model import MetricHistory
 from lossviz_widget.forecast import FAMILIES, forecast
+from lossviz_widget.forecast import calibration as learnt
+from lossviz_widget.forecast.curve import lr_drop
+from lossviz_widget.forecast.ensemble import CALIBRATED, UNCALIBRATED, Calibration
 from lossviz_widget.forecast.live import REFIT_SHARE, REFITS_PER_SECOND, ForecastTracker
 from lossviz_widget.forecast.models import fit
 
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "benchmarks" / "forecast"))
+import calibrate  # noqa: E402  (benchmarks/forecast/calibrate.py: how the calibration is learnt)
 import evaluate  # noqa: E402  (benchmarks/forecast/evaluate.py: the corpus and its scoring)
 
 FAMILY = {f.name: f for f in FAMILIES}
@@ -78,7 +82,15 @@ def test_forecast_of_a_noisy_power_law_covers_the_truth(cut: int) -> None:
     assert covered >= 3
 
 
+def _r3(step: float) -> str:
+    """A step as ETAs print it: 3 significant digits, thousands separated."""
+    return f"{float(f'{step:.3g}'):,.0f}"
+
+
 def test_eta_to_a_target_in_steps_and_wall_time() -> None:
+    """The ETA is the median's crossing with the band's edges' crossings as its 80% range:
+    "reaches T at step ~N (in ...) (80%: A–B)"; "may reach T by step ~N" when only the band's
+    optimistic edge crosses by the horizon; "not expected to reach" when not even that does."""
     rng = np.random.default_rng(5)
     values = power_law(STEPS) * np.exp(rng.normal(0, 0.02, len(STEPS)))
     wall = 1000.0 + 0.5 * STEPS  # half a second a step
@@ -86,12 +98,64 @@ def test_eta_to_a_target_in_steps_and_wall_time() -> None:
     p = forecast(STEPS[:800], values[:800], wall[:800], horizon=3000.0, target=target)
     assert p.ok and not p.reached
     assert 1200 <= p.eta_step <= 3000  # the truth is 2000; a curve this flat makes the ETA sensitive
+    assert p.eta_early <= p.eta_step and (math.isnan(p.eta_late) or p.eta_late >= p.eta_step)
     assert p.eta_seconds == pytest.approx(0.5 * (p.eta_step - 800), rel=0.05)
-    assert f"reaches {target:.4g}" in p.sentence() and "min" in p.sentence()
+    late = _r3(p.eta_late) if math.isfinite(p.eta_late) else "beyond 3,000"
+    assert f"reaches {target:.4g} at step ~{_r3(p.eta_step)} (in ~" in p.sentence()
+    assert f"min) (80%: {_r3(p.eta_early)}–{late})" in p.sentence()
+    # a target only the optimistic edge reaches: between the median and the low end at the horizon
+    maybe_target = 0.5 * (p.final + p.low)
+    maybe = forecast(STEPS[:800], values[:800], wall[:800], horizon=3000.0, target=maybe_target)
+    assert math.isnan(maybe.eta_step) and maybe.eta_early < 3000
+    assert f"may reach {maybe_target:.4g} by step ~{_r3(maybe.eta_early)} (in ~" in maybe.sentence()
+    assert "the median does not by step 3,000" in maybe.sentence()
+    assert maybe.eta_seconds == pytest.approx(0.5 * (maybe.eta_early - 800), rel=0.05)
     never = forecast(STEPS[:800], values[:800], wall[:800], horizon=3000.0, target=0.1)  # below the asymptote
-    assert math.isnan(never.eta_step) and "not expected to reach 0.1 by step 3,000" in never.sentence()
+    assert math.isnan(never.eta_step) and math.isnan(never.eta_early)
+    assert "not expected to reach 0.1 by step 3,000" in never.sentence()
     done = forecast(STEPS[:800], values[:800], horizon=3000.0, target=5.0)
     assert done.reached and "already at 5" in done.sentence()
+
+
+def test_the_calibration_is_interpolated_by_the_share_of_the_run_seen() -> None:
+    """The spread factor calibrate.py learnt, per share seen; log-interpolated between shares,
+    the first share's below it, 1 at the last step; UNCALIBRATED changes nothing."""
+    table = Calibration((0.1, 0.5), (2.0, 1.5))
+    scale = table.at(np.array([0.05, 0.1, math.sqrt(0.05), 0.5, 1.0]))
+    assert scale == pytest.approx([2.0, 2.0, 1.75, 1.5, 1.0])
+    assert UNCALIBRATED.at(np.array([0.1, 0.7])) == pytest.approx([1, 1])
+    assert CALIBRATED.shares == learnt.SHARES == evaluate.CUTS  # learnt at the cuts FORECAST.md scores
+    assert all(n >= 20 for n in learnt.DEV_ROWS) and all(0.3 < k < 5 for k in learnt.SCALE)
+
+
+def test_calibrated_intervals_are_wider_by_the_learnt_scale() -> None:
+    rng = np.random.default_rng(11)
+    values = power_law(STEPS) * np.exp(rng.normal(0, 0.05, len(STEPS)))
+    plain = forecast(STEPS[:750], values[:750], horizon=3000.0, calibration=UNCALIBRATED)
+    wide = forecast(STEPS[:750], values[:750], horizon=3000.0, calibration=Calibration((0.25,), (3.0,)))
+    assert wide.final == pytest.approx(plain.final, rel=0.02)
+    assert np.log(wide.high / wide.low) == pytest.approx(3 * np.log(plain.high / plain.low), rel=0.25)
+
+
+def test_split_conformal_learning_finds_the_scale_that_covers_80_percent() -> None:
+    """calibrate.learn on forecasts whose spread is half the truth's: the scale it learns is ~2."""
+    rng = np.random.default_rng(12)
+    rows = [{"mixture": ((1.0, 0.0, 0.5),), "log_scale": True, "maximize": False, "truth": float(np.exp(t))}
+            for t in rng.normal(0.0, 1.0, 400)]
+    assert calibrate.learn(rows) == pytest.approx(2.0, rel=0.12)
+
+
+def test_early_intervals_keep_a_bounded_optimistic_edge() -> None:
+    """A real over-fitting run's training loss from 10% of its steps (a steep fall of three
+    decades, loosely pinned): the band's optimistic edge once read 1e-145; it now stops at most
+    three times the recent log-log slope's fall to the horizon below the level now."""
+    s = next(s for s in evaluate.load() if s["run"] == "overfit-torch-mlp-5" and s["series"] == "loss")
+    seen = s["steps"] <= s["steps"][0] + 0.1 * (s["steps"][-1] - s["steps"][0])
+    p = forecast(s["steps"][seen], s["values"][seen], horizon=float(s["steps"][-1]))
+    assert p.ok, p.reason
+    truth = evaluate.level(s["values"])
+    assert p.low <= truth <= p.high
+    assert p.low >= 1e-8 * p.latest and np.all(p.band_lo >= p.low)  # was 1e-145: 1e-143 times the level
 
 
 def test_an_accuracy_is_forecast_rising() -> None:
@@ -116,6 +180,29 @@ def test_spikes_and_nan_gaps_do_not_throw_the_forecast_off() -> None:
     assert b.final == pytest.approx(a.final, rel=0.05)
     truth = power_law(np.array([3000.0]))[0]
     assert a.low <= truth <= a.high and b.low <= truth <= b.high
+
+
+def test_a_logged_learning_rate_step_is_found_exactly() -> None:
+    """The last step drop of a logged rate (x0.1 at 40% and 80%); a cosine schedule's tail and a
+    warmup are not drops; the forecast's window starts there even where the loss shows no drop,
+    unless the curve since is flat (then the whole curve is fitted)."""
+    t = np.arange(2000, dtype=np.float64)
+    step = 0.05 * 0.1 ** (t // 800)
+    assert lr_drop(t, step) == 1600.0 and lr_drop(t[:1200], step[:1200]) == 800.0
+    assert math.isnan(lr_drop(t[:700], step[:700]))
+    cosine = 0.05 * 0.5 * (1 + np.cos(np.pi * t / 2000))
+    warmup = np.minimum(1.0, (t + 1) / 200) * 0.05
+    assert math.isnan(lr_drop(t, cosine)) and math.isnan(lr_drop(t, warmup))
+    rng = np.random.default_rng(14)
+    lr = (STEPS[:1800], 0.1 * 0.1 ** (STEPS[:1800] >= 1000))
+    noise = np.exp(rng.normal(0, 0.05, 1800))
+    values = power_law(STEPS[:1800], c=0.02) * noise  # still falling after the drop, which hardly shows
+    p = forecast(STEPS[:1800], values, horizon=3000.0, lr=lr)
+    assert p.ok and 1000 <= p.fitted_from <= 1015
+    assert forecast(STEPS[:1800], values, horizon=3000.0).fitted_from < 50
+    # flat after the drop: the blocks since say nothing, the curve before it still does
+    flat = forecast(STEPS[:1800], power_law(STEPS[:1800]) * noise, horizon=3000.0, lr=lr)
+    assert flat.ok and flat.fitted_from < 50
 
 
 def test_the_fit_starts_after_a_learning_rate_step_drop() -> None:
@@ -179,6 +266,15 @@ def _train(plot: LossPlot | Recorder, run: str | None = None, c: float = 0.4, n:
     for s in range(1, n + 1):
         plot.log(loss=power_law(np.array([float(s)]), c=c)[0] * math.exp(rng.normal(0, 0.03)),
                  acc=0.9 - 0.5 * s ** -0.3, lr=0.1, step=s, run=run)
+
+
+def test_the_live_forecast_reads_the_runs_logged_learning_rate() -> None:
+    rec = Recorder()
+    rng = np.random.default_rng(15)
+    for s in range(1, 1500):
+        rec.log(loss=power_law(np.array([float(s)]))[0] * math.exp(rng.normal(0, 0.03)), lr=0.1 if s < 900 else 0.01,
+                step=s)
+    assert 900 <= rec.prediction("loss").fitted_from <= 915
 
 
 def test_widget_forecast_band_readout_and_prediction() -> None:
@@ -274,7 +370,7 @@ def test_images_and_reports_show_the_forecast(tmp_path: Path) -> None:
         svg = plot.export(tmp_path / "p.svg").read_text()
         assert "a&lt;x&gt;: loss forecast" in svg  # the legend names the forecast line (escaped)
         report = plot.export(tmp_path / "r.html").read_text()
-        assert "lossviz-forecast" in report and "to reach 0.45 by step 2,000" in report
+        assert "lossviz-forecast" in report and "reach 0.45 by step" in report
         assert "to end below b&#x27;s forecast" in report or "to end below b's forecast" in report
         assert "a<x>" not in report
     finally:
