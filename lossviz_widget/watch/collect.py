@@ -4,10 +4,10 @@ Imported only by :meth:`lossviz_widget.LossPlot.watch` (it imports torch). Every
 training step, reductions run where the tensors live and stay there: gradient, weight and
 update norms per parameter tensor in one fused ``torch._foreach_norm`` call (the update ‖Δθ‖
 from a copy of the weights taken just before ``optimizer.step()``), and per activation module
-the output's sum, 2-norm and live units, for all modules at once when the forward pass ends. Everything else (per-layer sums, the
-total, ratios, mean, std, dead share) is host arithmetic at frame time, so a sampled step costs
-the training loop a handful of device operations. The step's numbers end in
-one device vector handed to ``on_row``; nothing here waits for the device (no ``.item()``, no
+the output's sum, 2-norm and live units, for all modules at once when the forward pass ends.
+Everything else (per-layer sums, the total, ratios, mean, std, dead share) is host arithmetic at
+frame time, so a sampled step costs the training loop a handful of device operations. The step's
+numbers end in one device vector handed to ``on_row``; nothing here waits for the device (no ``.item()``, no
 ``.cpu()``): the watcher copies the rows to the host in one batch at frame time.
 
 When the sample is taken:
