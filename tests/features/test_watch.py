@@ -457,13 +457,18 @@ def test_the_plot_shows_one_log_coloured_heatmap_per_quantity(digits):
     assert plot.recorder.wait_idle(10)  # maps redraw at most once a second: the last redraw is due then
     box = next(c for c in plot.children if "lossviz-watch" in c._dom_classes)
     assert plot.children.index(box) == 4  # under the panels, above the findings
-    figures = [w.children[0] for w in box.children]
+    figures = [w.children[1] for w in box.children]
     assert [f.title for f in figures] == ["gradient norm", "weight norm", "update / weight ratio", "activation mean",
                                          "activation std", "dead ReLU units"]
     heat = figures[0].marks[0]
     assert isinstance(heat, HeatMap)
     assert heat.color.shape == (3, 12)  # layers x sampled steps
     np.testing.assert_allclose(heat.color, np.log10(watcher.series.matrix("grad_norm").T), rtol=1e-5)  # log colour
-    rows = box.children[0].children[1].value
+    rows = box.children[0].children[2].value
     assert "0&nbsp;0" in rows and "2&nbsp;4" in rows  # row index -> layer name
+    hover = box.children[0].children[0]  # the hover readout (tests/browser/test_browser_watch.py hovers it)
+    assert hover.rows == ["0", "2", "4"] and hover.heat == f"IPY_MODEL_{heat.model_id}" and hover.log
+    # the scales span the cells' outer edges (the hover layer maps the cursor to a cell with them)
+    assert (heat.scales["x"].min, heat.scales["x"].max) == (-0.5, 11.5)
+    assert (heat.scales["y"].min, heat.scales["y"].max) == (-0.5, 2.5)
     plot.close()
