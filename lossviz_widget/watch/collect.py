@@ -162,14 +162,14 @@ class Collector:
         # per parameter tensor: sqrt(elements / elements in its update sample), scaling the sample's norm
         self._update_scale = torch.tensor([math.sqrt(p.numel() / max(_update_sample(p).numel(), 1))
                                            for p in self._params], dtype=torch.float32, device=device)
+        self._optimizer = optimizer
         if optimizer is not None:
-            self._handles += [optimizer.register_step_pre_hook(self._guarded(self._pre_step)),
-                              optimizer.register_step_post_hook(self._guarded(self._post_step))]
+            self._handles.append(optimizer.register_step_post_hook(self._guarded(self._post_step)))
         else:
             self._handles += [p.register_post_accumulate_grad_hook(self._guarded(self._grad_hook(i)))
                               for i, p in enumerate(self._params)]
             self._handles.append(self._root.register_forward_pre_hook(self._guarded(self._on_forward)))
-        self._act_handles: list[Any] = []  # activation hooks, on only for sampled steps
+        self._sampled_handles: list[Any] = []  # hooks on only for sampled steps (see _arm)
         self._arm()
 
     def _guarded(self, hook: Callable[..., None]) -> Callable[..., None]:
@@ -191,27 +191,35 @@ class Collector:
         return self.count % self.every == 0
 
     def _advance(self) -> None:
-        """One step done: count it, and hook the activation modules only if the next one is sampled."""
+        """One step done: count it, and put on the sampled steps' hooks only if the next one is sampled."""
         self.count += 1
         self._arm()
 
     def _arm(self) -> None:
-        """Activation hooks on for a sampled step, off otherwise: a module with a forward hook leaves
-        PyTorch's fast call path, which costs every forward pass even when the hook returns at once."""
-        if self.sampling and self._acts and not self._act_handles:
-            self._act_handles = [module.register_forward_hook(self._guarded(self._activation_hook(i)))
-                                 for i, (_, module) in enumerate(self._acts)]
-            self._act_handles.append(self._root.register_forward_hook(self._guarded(self._on_forward_end)))
-        elif not self.sampling:
-            while self._act_handles:
-                self._act_handles.pop().remove()
+        """The hooks only a sampled step needs (the optimizer's pre-step hook, the activation modules'
+        and the model's forward hooks) on for one, off otherwise: a module with a forward hook leaves
+        PyTorch's fast call path, which costs every forward pass even when the hook returns at once,
+        and an unsampled step then costs the loop the post-step hook's count alone."""
+        sampling = self.sampling
+        if sampling and not self._sampled_handles:
+            handles = []
+            if self._optimizer is not None:
+                handles.append(self._optimizer.register_step_pre_hook(self._guarded(self._pre_step)))
+            if self._acts:
+                handles += [module.register_forward_hook(self._guarded(self._activation_hook(i)))
+                            for i, (_, module) in enumerate(self._acts)]
+                handles.append(self._root.register_forward_hook(self._guarded(self._on_forward_end)))
+            self._sampled_handles = handles
+        elif not sampling:
+            while self._sampled_handles:
+                self._sampled_handles.pop().remove()
 
     def remove(self) -> None:
         """Take every hook off the model and optimizer (idempotent); a step measured without an
         optimizer is handed over first."""
         if self._backward_seen:
             self._guarded(self._finish_backward)()
-        for handles in (self._handles, self._act_handles):
+        for handles in (self._handles, self._sampled_handles):
             while handles:
                 handles.pop().remove()
         self._before, self._samples, self._sampled_at = [], [], []
