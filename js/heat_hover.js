@@ -52,72 +52,77 @@ function render({ model, el }) {
   let heat = null;
   let pending = null;
   let frameRequest = 0;
+  let shown = ""; // the cell the readout is for ("" when hidden): rebuilt only when it changes
 
   async function resolve() {
     const ref = model.get("heat");
     heat = ref ? await model.widget_manager.get_model(String(ref).replace(/^IPY_MODEL_/, "")) : null;
   }
 
-  const box = () => el.closest(".lossviz-watch-map");
-  const hide = () => { tip.style.display = "none"; };
+  function hide() {
+    tip.style.display = "none";
+    shown = "";
+  }
+
+  // The readout sits right of the hovered cell (left of it near the window's edge), level with
+  // its row: it stays put while the pointer moves within the cell.
+  function show(area, cell, xs, nRows) {
+    const scales = heat.get("scales");
+    const [x0, x1] = [scales.x.get("min"), scales.x.get("max")];
+    const right = cell.col + 1 < xs.length ? (xs[cell.col] + xs[cell.col + 1]) / 2 : x1;
+    const left = cell.col > 0 ? (xs[cell.col - 1] + xs[cell.col]) / 2 : x0;
+    const r = area.getBoundingClientRect();
+    const cellLeft = r.left + ((left - x0) / (x1 - x0)) * r.width;
+    const cellRight = r.left + ((right - x0) / (x1 - x0)) * r.width;
+    const rowMiddle = r.top + ((cell.row + 0.5) / nRows) * r.height;
+    tip.style.display = "block";
+    const w = tip.offsetWidth;
+    const h = tip.offsetHeight;
+    const x = cellRight + 8 + w <= window.innerWidth ? cellRight + 8 : Math.max(0, cellLeft - 8 - w);
+    tip.style.transform = `translate(${x}px, ${Math.max(0, rowMiddle - h / 2)}px)`;
+  }
 
   function update() {
     frameRequest = 0;
     const ev = pending;
-    const b = box();
-    const area = b ? b.querySelector("rect.plotarea_events") : null;
-    if (!ev || !area || !heat) return hide();
+    const box = el.closest(".lossviz-watch-map");
+    const area = box ? box.querySelector("rect.plotarea_events") : null;
+    if (!ev || !area || !heat || !box.contains(ev.target)) return hide();
     const scales = heat.get("scales");
     const xs = heat.get("x");
-    const color = heat.get("color");
     const rows = model.get("rows");
+    const nRows = heat.get("color").length;
     const r = area.getBoundingClientRect();
     const cell = cellAt(xs, rows.length, scales.x.get("min"), scales.x.get("max"), scales.y.get("min"),
       scales.y.get("max"), (ev.clientX - r.left) / r.width, (ev.clientY - r.top) / r.height);
     if (!cell) return hide();
-    tip.replaceChildren(
-      line("layer", rows[cell.row], "lossviz-heat-layer"),
-      line(model.get("merged") ? "from step" : "step", String(xs[cell.col]), "lossviz-heat-step"),
-      line(model.get("title"), valueText(color[cell.row][cell.col], model.get("log")), "lossviz-heat-value"),
-    );
-    tip.style.display = "block";
-    const w = tip.offsetWidth;
-    const h = tip.offsetHeight;
-    const left = ev.clientX + 16 + w > window.innerWidth ? ev.clientX - 16 - w : ev.clientX + 16;
-    const top = Math.max(0, Math.min(ev.clientY + 12, window.innerHeight - h));
-    tip.style.transform = `translate(${Math.max(0, left)}px, ${top}px)`;
+    const value = heat.get("color")[cell.row][cell.col];
+    const key = `${cell.row},${cell.col},${xs[cell.col]},${value},${rows[cell.row]}`;
+    if (key !== shown) {
+      tip.replaceChildren(
+        line("layer", rows[cell.row], "lossviz-heat-layer"),
+        line(model.get("merged") ? "from step" : "step", String(xs[cell.col]), "lossviz-heat-step"),
+        line(model.get("title"), valueText(value, model.get("log")), "lossviz-heat-value"),
+      );
+      show(area, cell, xs, nRows);
+      shown = key;
+    }
   }
 
+  // One listener on the document (the map's box is not in it yet when this view renders): a
+  // pointer outside this map hides the readout.
   const onMove = (ev) => {
     pending = ev;
     if (!frameRequest) frameRequest = requestAnimationFrame(update);
   };
-  const onLeave = () => {
-    pending = null;
-    hide();
-  };
-  let attached = null;
-  let attachRequest = requestAnimationFrame(function attach() {
-    const b = box();
-    if (!b) {
-      attachRequest = requestAnimationFrame(attach);
-      return;
-    }
-    b.addEventListener("pointermove", onMove);
-    b.addEventListener("pointerleave", onLeave);
-    attached = b;
-  });
+  document.addEventListener("pointermove", onMove);
   window.addEventListener("scroll", hide, true);
   model.on("change:heat", resolve);
   resolve();
   return () => {
-    cancelAnimationFrame(attachRequest);
     cancelAnimationFrame(frameRequest);
+    document.removeEventListener("pointermove", onMove);
     window.removeEventListener("scroll", hide, true);
-    if (attached) {
-      attached.removeEventListener("pointermove", onMove);
-      attached.removeEventListener("pointerleave", onLeave);
-    }
     tip.remove();
   };
 }
