@@ -54,11 +54,13 @@ TIP_JS = """() => {
 @pytest.mark.browser
 @pytest.mark.timeout(180)
 def test_hovering_the_heatmap_shows_layer_step_and_value(request: pytest.FixtureRequest) -> None:
+    nb: NotebookPage
     with opened_notebook(request, "watch_hover.ipynb", [SETUP_CELL, TRAIN_CELL]) as nb:
-        _check(nb)
+        hover_two_cells(nb)
 
 
-def _check(nb: NotebookPage) -> None:
+def hover_two_cells(nb: NotebookPage) -> None:
+    """Run the notebook, hover two cells of the gradient-norm map, then leave it."""
     nb.run_all_cells()
     out = nb.wait_output_text(1, "STATE", timeout=90)
     measured = json.loads(re.search(r"STATE (.*)", out).group(1))["grad_norm"]  # steps x layers
