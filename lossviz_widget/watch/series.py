@@ -35,7 +35,7 @@ class Layout:
     A stored row is ``[total grad norm, grad_norm x P, weight_norm x P, update_ratio x P,
     act_mean x A, act_std x A, dead_fraction x A]`` with ``P = len(param_layers)``,
     ``A = len(act_layers)``. Rows come from the device as ``[grad norm x Q, weight norm x Q,
-    update norm x Q, sum x A, sum of squares x A, live units x A]`` over the ``Q`` parameter
+    update norm x Q, sum x A, 2-norm x A, live units x A]`` over the ``Q`` parameter
     tensors; :meth:`WatchedSeries.append` turns them into stored rows.
     """
 
@@ -140,7 +140,8 @@ class WatchedSeries:
             if a:
                 c = np.asarray(counts, dtype=np.float64).reshape(len(steps), a, 2)
                 n, units = c[..., 0], c[..., 1]
-                sums, squares, alive = (raw[:, 3 * q + k * a : 3 * q + (k + 1) * a] for k in range(3))
+                sums, norms, alive = (raw[:, 3 * q + k * a : 3 * q + (k + 1) * a] for k in range(3))
+                squares = norms**2
                 mean = np.where(n > 0, sums / n, np.nan)
                 var = np.where(n > 1, (squares - sums * mean) / (n - 1), np.where(n == 1, 0.0, np.nan))
                 parts += [mean, np.sqrt(np.maximum(var, 0.0)), np.where(units > 0, 1.0 - alive / units, np.nan)]

@@ -100,17 +100,34 @@ def test_too_high_learning_rate_explodes_and_updates_too_fast(digits):
     plot.close()
 
 
-def test_healthy_cnn_on_digits_has_no_finding(digits):
+@pytest.fixture
+def one_thread() -> Any:
+    """torch on one intra-op thread for the test, restored after: the numbers then do not depend
+    on the machine's core count, and a loaded machine does not stall OpenMP's spinning team (a
+    250-step run took 10 s alone, 90 s at load 7 and once passed pytest's 300 s timeout)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def test_healthy_cnn_on_digits_has_no_finding(digits, one_thread):
+    # lr 0.007 with momentum 0.9: every rule clear by a margin (update ratio median at most 0.0071
+    # against 1e-2, the total gradient norm at most 5.5x its running median against 10x); at lr 0.01
+    # the update ratio reached 0.0096 and the gradient-norm ratio 9.35, so a last-bit difference
+    # (another CPU, another thread count) could have turned either into a finding
     torch.manual_seed(0)
     model = nn.Sequential(
         nn.Unflatten(1, (1, 8, 8)), nn.Conv2d(1, 16, 3, padding=1), nn.ReLU(), nn.Conv2d(16, 32, 3, padding=1),
         nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(), nn.Linear(32 * 16, 64), nn.ReLU(), nn.Linear(64, 10),
     )
-    opt, plot, watcher = start(model, 0.01, 5, momentum=0.9)
+    opt, plot, watcher = start(model, 0.007, 5, momentum=0.9)
     train(plot, model, opt, digits, 250)
     assert plot.history["loss"].values[-20:].mean() < 0.5  # it learned (from ln 10 = 2.3)
     assert plot.diagnose() == [], [f.message for f in plot.diagnose()]
     assert len(watcher.series) == 50
+    ratio = np.nanmedian(watcher.series.matrix("update_ratio"), axis=1)
+    assert ratio.max() < 0.8 * WatchConfig().update_ratio_band[1]  # clear of the rule, not just under it
     plot.close()
 
 
@@ -231,7 +248,8 @@ def test_update_ratio_of_large_tensors_is_estimated_from_a_strided_sample_within
 def test_an_unsampled_step_costs_the_loop_only_a_few_python_calls(digits):
     # every=10 must cost ~nothing on the nine steps in ten it does not measure: count the Python
     # function calls (sys.setprofile: deterministic, unlike a timer) of one unsampled training step
-    # with and without the watch; what watching adds there is a flag check in each optimizer hook
+    # with and without the watch; what watching adds there is the optimizer's post-step hook counting
+    # the step (5 calls; the pre-step and forward hooks are on for sampled steps only)
     import collections
 
     torch.manual_seed(0)
@@ -264,7 +282,7 @@ def test_an_unsampled_step_costs_the_loop_only_a_few_python_calls(digits):
 
     bare, unsampled, sampled = calls_of_step(5, False), calls_of_step(5, True), calls_of_step(10, True)
     extra = sum((unsampled - bare).values())
-    assert 0 < extra <= 12, (unsampled - bare).most_common()
+    assert 0 < extra <= 5, (unsampled - bare).most_common()
     assert sum((sampled - bare).values()) > 10 * extra  # the measuring itself happens on sampled steps only
 
 
@@ -343,11 +361,12 @@ def test_unwatch_and_close_leave_no_hook(digits, with_optimizer):
     assert "lossviz-watch" in [c for w in plot.children for c in w._dom_classes]  # the maps stay
 
     watcher = plot.watch(model, opt, every=2)  # watching again, then closing the plot
-    assert _hook_count(model, opt) == 2 + 2  # optimizer step hooks, and the 2 ReLUs' for step 6 (sampled)
+    # the optimizer's post-step hook, and for step 6 (sampled) its pre-step hook, the 2 ReLUs' and
+    # the model's (the forward pass's end)
+    assert _hook_count(model, opt) == 1 + 1 + 2 + 1
     train(plot, model, opt, digits, 3, start=6)
     assert list(watcher.series.steps) == [6, 8]
-    assert _hook_count(model, opt) == 2  # step 9 is not sampled: its forward pass runs without hooks
-    assert _hook_count(model, opt) > 0
+    assert _hook_count(model, opt) == 1  # step 9 is not sampled: only the post-step hook counts it
     plot.close()
     assert _hook_count(model, opt) == 0 and not watcher.active
 
@@ -439,13 +458,18 @@ def test_the_plot_shows_one_log_coloured_heatmap_per_quantity(digits):
     assert plot.recorder.wait_idle(10)  # maps redraw at most once a second: the last redraw is due then
     box = next(c for c in plot.children if "lossviz-watch" in c._dom_classes)
     assert plot.children.index(box) == 4  # under the panels, above the findings
-    figures = [w.children[0] for w in box.children]
+    figures = [w.children[1] for w in box.children]
     assert [f.title for f in figures] == ["gradient norm", "weight norm", "update / weight ratio", "activation mean",
                                          "activation std", "dead ReLU units"]
     heat = figures[0].marks[0]
     assert isinstance(heat, HeatMap)
     assert heat.color.shape == (3, 12)  # layers x sampled steps
     np.testing.assert_allclose(heat.color, np.log10(watcher.series.matrix("grad_norm").T), rtol=1e-5)  # log colour
-    rows = box.children[0].children[1].value
+    rows = box.children[0].children[2].value
     assert "0&nbsp;0" in rows and "2&nbsp;4" in rows  # row index -> layer name
+    hover = box.children[0].children[0]  # the hover readout (tests/browser/test_browser_watch.py hovers it)
+    assert hover.rows == ["0", "2", "4"] and hover.heat == f"IPY_MODEL_{heat.model_id}" and hover.log
+    # the scales span the cells' outer edges (the hover layer maps the cursor to a cell with them)
+    assert (heat.scales["x"].min, heat.scales["x"].max) == (-0.5, 11.5)
+    assert (heat.scales["y"].min, heat.scales["y"].max) == (-0.5, 2.5)
     plot.close()
