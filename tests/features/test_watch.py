@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -15,8 +16,11 @@ torch = pytest.importorskip("torch")
 from sklearn.datasets import load_digits  # noqa: E402
 from torch import nn  # noqa: E402
 
+import lossviz_widget  # noqa: E402
 from lossviz_widget import LossPlot  # noqa: E402
 from lossviz_widget.diagnostics.watch import WatchConfig  # noqa: E402
+
+WATCH_DIR = str(Path(lossviz_widget.__file__).parent / "watch")  # the watch package's source files
 
 
 @pytest.fixture(scope="module")
@@ -264,7 +268,9 @@ def test_an_unsampled_step_costs_the_loop_only_a_few_python_calls(digits):
         calls: collections.Counter = collections.Counter()
 
         def profile(frame: Any, event: str, arg: Any) -> None:
-            if event == "call":
+            # the watch package's own calls: whether log() also drew an overdue frame in this step
+            # depends on the machine's timing (the frame hand-over), with or without a watch
+            if event == "call" and WATCH_DIR in frame.f_code.co_filename:
                 calls[frame.f_code.co_filename, frame.f_code.co_name] += 1
 
         for i in range(step_index + 1):
@@ -281,9 +287,11 @@ def test_an_unsampled_step_costs_the_loop_only_a_few_python_calls(digits):
         return calls
 
     bare, unsampled, sampled = calls_of_step(5, False), calls_of_step(5, True), calls_of_step(10, True)
+    assert not bare
     extra = sum((unsampled - bare).values())
     assert 0 < extra <= 5, (unsampled - bare).most_common()
-    assert sum((sampled - bare).values()) > 10 * extra  # the measuring itself happens on sampled steps only
+    measuring = {"_norms", "_emit", "_reduce_activations"}  # the measuring itself: on sampled steps only
+    assert measuring <= {name for _, name in sampled} and not measuring & {name for _, name in unsampled}
 
 
 def test_without_optimizer_gradients_come_from_each_backward(digits):
