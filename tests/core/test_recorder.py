@@ -142,6 +142,44 @@ def test_a_run_handle_holds_no_plot():
     assert set(run.history) == {"loss", "val_loss"}
 
 
+def test_live_frames_give_diagnostics_a_cpu_budget_while_points_keep_coming(monkeypatch):
+    """While points keep arriving, a live frame's diagnostics read only what fits in
+    ``DIAGNOSTICS_FRAME_S`` of CPU (here next to nothing: the 1024-point floor), so a tight loop's
+    frames stay cheap; once logging pauses they catch up at the full budget, and the findings
+    are those of one unbudgeted pass."""
+    from lossviz_widget._core import recorder
+
+    monkeypatch.setattr(recorder, "DIAGNOSTICS_FRAME_S", 1e-9)
+    reads, update = [], Diagnostics.update
+
+    def update_and_record(diag, data, budget=None):
+        found = update(diag, data, budget)
+        reads.append(budget)
+        return found
+
+    monkeypatch.setattr(Diagnostics, "update", update_and_record)
+    rec = Recorder()
+    try:
+        n = 200_000
+        s = np.arange(n, dtype=float)
+        rec.extend("loss", s, 2 / (1 + s / 1e4) * (1 + 0.05 * np.sin(s)))
+        drawn = []
+        rec.attach_view(lambda frame, findings: drawn.append(list(findings)) or 0, live=True)
+        for k in range(6):  # points arriving between frames
+            more = n + 5000 * k + np.arange(5000, dtype=float)
+            rec.extend("loss", more, 2 / (1 + more / 1e4))
+            rec.request_frame()
+            time.sleep(0.4)
+        assert rec.wait_idle(timeout=300)
+        assert 1024 in reads  # a frame that found new points read the floor
+        assert reads[-1] == LIVE_DIAGNOSTICS_BUDGET  # the catch-up, after logging stopped
+        whole = Diagnostics()
+        update(whole, rec.data())
+        assert [repr(f) for f in drawn[-1]] == [repr(f) for f in whole.findings]
+    finally:
+        rec.close()
+
+
 def test_live_frames_catch_up_on_a_backlog_within_a_budget(monkeypatch):
     """After extend() of 1e6 steps one live frame reads at most the budget per series and asks
     for the next frame; once caught up the findings are those of one unbudgeted pass."""
