@@ -19,7 +19,7 @@ that diverged never share again (that would need an O(n) comparison).
 
 Appends are O(1) amortized (capacity doubles) and never pause for long: a long column found
 three quarters full at a frame (:meth:`MetricBuffer.snapshot`) is copied into its next array by a
-helper thread (:class:`_Ahead`), so the append that fills it only copies the last rows (doubling
+helper thread (:class:`GrowAhead`), so the append that fills it only copies the last rows (doubling
 a 10M-point run's columns at once copied ~400 MB into fresh memory inside one frame or one
 ``log()``: 0.3-0.7 s). Reads return read-only
 views of the filled prefix, so handing out history never copies: the steps and
@@ -39,7 +39,8 @@ import numpy as np
 from .._model import MetricHistory
 from .values import DeferredValue, resolve_deferred
 
-__all__ = ["MetricBuffer", "Timeline", "append_row", "columns_nbytes", "extend_rows", "truncate_at"]
+__all__ = ["GrowAhead", "MetricBuffer", "Timeline", "append_row", "columns_nbytes", "extend_rows", "grow_ahead",
+           "grown_columns", "truncate_at"]
 
 _INITIAL_CAPACITY = 256
 AHEAD_FROM = 1 << 20  # columns at least this long are grown ahead of need (a shorter one copies quickly)
@@ -55,24 +56,24 @@ def _readonly(a: np.ndarray) -> np.ndarray:
 def _grown(a: np.ndarray, n: int, needed: int) -> np.ndarray:
     """A copy of ``a[:n]`` with room for ``needed`` points (doubling: the slack past ``n`` is never
     written, so it takes address space, not resident memory)."""
-    new = np.empty(max(2 * len(a), needed, _INITIAL_CAPACITY))
+    new = np.empty(max(2 * len(a), needed, _INITIAL_CAPACITY), dtype=a.dtype)
     new[:n] = a[:n]
     return new
 
 
-class _Ahead:
+class GrowAhead:
     """The next, twice as long arrays of some columns, filled by a helper thread ahead of need:
-    rows before ``copied`` are copied in (filled rows are never written again, except device
-    values resolved at frame time, which were resolved before the copy began), the rest of the
-    old capacity is touched (so the append that switches to them copies the last rows into memory
-    that is already mapped). NumPy releases the GIL while it copies, so neither the training loop
+    rows before ``copied`` are copied in (for columns whose filled rows are never written again:
+    a metric's, whose device values are resolved before a copy begins; 0 for others), the rest of
+    the old capacity is touched, so the growth that switches to them copies the other rows into
+    memory that is already mapped. NumPy releases the GIL while it copies, so neither the training loop
     nor a frame waits for the copy, nor for the page faults of the new memory (on a VM they cost
     ~10 ms per MB: far more than the copy itself)."""
 
     __slots__ = ("arrays", "copied", "ready")
 
     def __init__(self, columns: Sequence[np.ndarray], n: int) -> None:
-        self.arrays = [np.empty(2 * len(a)) for a in columns]
+        self.arrays = [np.empty(2 * len(a), dtype=a.dtype) for a in columns]
         self.copied = n
         self.ready = threading.Event()
         threading.Thread(target=self._fill, args=(list(columns),), name="lossviz-grow", daemon=True).start()
@@ -89,19 +90,20 @@ class _Ahead:
         self.ready.set()
 
 
-def _copy_ahead(ahead: _Ahead | None, columns: Sequence[np.ndarray], n: int) -> _Ahead | None:
-    """Start filling the next arrays of ``columns`` (``n`` rows filled) once they are long and
-    three quarters full."""
+def grow_ahead(ahead: GrowAhead | None, columns: Sequence[np.ndarray], n: int, final: bool = True) -> GrowAhead | None:
+    """Start filling the next arrays of ``columns`` (``n`` rows filled; ``final``: those rows never
+    change, so they are copied ahead too) once they are long and three quarters full."""
     capacity = len(columns[0])
     if ahead is not None or capacity < AHEAD_FROM or 4 * n < 3 * capacity:
         return ahead
-    return _Ahead(columns, n)
+    return GrowAhead(columns, n if final else 0)
 
 
-def _grown_columns(ahead: _Ahead | None, columns: Sequence[np.ndarray], n: int, needed: int) -> list[np.ndarray]:
+def grown_columns(ahead: GrowAhead | None, columns: Sequence[np.ndarray], n: int, needed: int) -> list[np.ndarray]:
     """Copies of the first ``n`` rows of ``columns`` with room for ``needed``: the arrays filled
-    ahead, completed, if there are any and they are long enough."""
-    if ahead is None or not ahead.ready.is_set() or len(ahead.arrays[0]) < needed:
+    ahead, completed, if there are any that fit."""
+    if (ahead is None or not ahead.ready.is_set() or len(ahead.arrays[0]) < needed
+            or ahead.arrays[0].dtype != columns[0].dtype):
         return [_grown(a, n, needed) for a in columns]
     for new, old in zip(ahead.arrays, columns):
         new[ahead.copied:n] = old[ahead.copied:n]
@@ -118,7 +120,7 @@ class Timeline:
         self.wall = np.empty(capacity)
         self.n = 0
         self.members = members
-        self._ahead: _Ahead | None = None
+        self._ahead: GrowAhead | None = None
 
     def append(self, step: float, wall: float) -> None:
         n = self.n
@@ -137,12 +139,12 @@ class Timeline:
         self.n = n + k
 
     def _reserve(self, needed: int) -> None:
-        self.steps, self.wall = _grown_columns(self._ahead, (self.steps, self.wall), self.n, needed)
+        self.steps, self.wall = grown_columns(self._ahead, (self.steps, self.wall), self.n, needed)
         self._ahead = None
 
     def grow_ahead(self) -> None:
         """Copy a slice of the columns into their next arrays, if they will soon need them."""
-        self._ahead = _copy_ahead(self._ahead, (self.steps, self.wall), self.n)
+        self._ahead = grow_ahead(self._ahead, (self.steps, self.wall), self.n)
 
     def split(self, members: int) -> Timeline:
         """Give ``members`` of this timeline's members a copy of their own (copy-on-divergence)."""
@@ -167,7 +169,7 @@ class MetricBuffer:
     def __init__(self) -> None:
         self.timeline = Timeline()
         self._values = np.empty(_INITIAL_CAPACITY)
-        self._ahead: _Ahead | None = None
+        self._ahead: GrowAhead | None = None
         self.n = 0
         self.last_step = -np.inf
         # (index, tensor) of device tensors whose value is fetched at frame time.
@@ -201,7 +203,7 @@ class MetricBuffer:
         self.n = n + k
 
     def _grow(self, needed: int) -> None:
-        (self._values,) = _grown_columns(self._ahead, (self._values,), self.n, needed)
+        (self._values,) = grown_columns(self._ahead, (self._values,), self.n, needed)
         self._ahead = None
 
     def resolve(self) -> None:
@@ -216,7 +218,7 @@ class MetricBuffer:
         copy a slice of long columns that are nearly full into their next arrays)."""
         self.resolve()
         n, t = self.n, self.timeline
-        self._ahead = _copy_ahead(self._ahead, (self._values,), n)
+        self._ahead = grow_ahead(self._ahead, (self._values,), n)
         t.grow_ahead()
         return MetricHistory(_readonly(t.steps[:n]), _readonly(self._values[:n]), _readonly(t.wall[:n]))
 
