@@ -61,13 +61,14 @@ class _DiagnosticsPace:
     """
 
     def __init__(self) -> None:
-        self.budget = LIVE_DIAGNOSTICS_BUDGET
-        self._points = -1  # points in the data at the last frame
+        self.budget = 1 << 13  # until a budget-bound read measures the pace
+        self._points: int | None = None  # points in the data at the last frame
 
     def next(self, data: RunsData) -> int:
-        """The budget for this frame's read of ``data``."""
+        """The budget for this frame's read of ``data`` (the full one for the first frame)."""
         points = sum(len(h) for metrics in data.values() for h in metrics.values())
-        arriving, self._points = points != self._points, points
+        arriving = self._points is not None and points != self._points
+        self._points = points
         return self.budget if arriving else LIVE_DIAGNOSTICS_BUDGET
 
     def measured(self, budget: int, spent: float, pending: bool) -> None:
