@@ -142,6 +142,20 @@ def test_a_run_handle_holds_no_plot():
     assert set(run.history) == {"loss", "val_loss"}
 
 
+def recorded_reads(monkeypatch) -> tuple[list[tuple[int | None, int]], object]:
+    """Every diagnostics pass's budget and what it left unread, as they happen; and the real
+    ``Diagnostics.update``."""
+    reads, update = [], Diagnostics.update
+
+    def update_and_record(diag, data, budget=None):
+        found = update(diag, data, budget)
+        reads.append((budget, diag.pending))
+        return found
+
+    monkeypatch.setattr(Diagnostics, "update", update_and_record)
+    return reads, update
+
+
 def test_live_frames_give_diagnostics_a_cpu_budget_while_points_keep_coming(monkeypatch):
     """While points keep arriving, a live frame's diagnostics read only what fits in
     ``DIAGNOSTICS_FRAME_S`` of CPU (here next to nothing: the 1024-point floor), so a tight loop's
@@ -150,14 +164,7 @@ def test_live_frames_give_diagnostics_a_cpu_budget_while_points_keep_coming(monk
     from lossviz_widget._core import recorder
 
     monkeypatch.setattr(recorder, "DIAGNOSTICS_FRAME_S", 1e-9)
-    reads, update = [], Diagnostics.update
-
-    def update_and_record(diag, data, budget=None):
-        found = update(diag, data, budget)
-        reads.append(budget)
-        return found
-
-    monkeypatch.setattr(Diagnostics, "update", update_and_record)
+    reads, update = recorded_reads(monkeypatch)
     rec = Recorder()
     try:
         n = 200_000
@@ -171,8 +178,9 @@ def test_live_frames_give_diagnostics_a_cpu_budget_while_points_keep_coming(monk
             rec.request_frame()
             time.sleep(0.4)
         assert rec.wait_idle(timeout=300)
-        assert 1024 in reads  # a frame that found new points read the floor
-        assert reads[-1] == LIVE_DIAGNOSTICS_BUDGET  # the catch-up, after logging stopped
+        budgets = [b for b, _ in reads]
+        assert 1024 in budgets  # a frame that found new points read the floor
+        assert budgets[-1] == LIVE_DIAGNOSTICS_BUDGET  # the catch-up, after logging stopped
         whole = Diagnostics()
         update(whole, rec.data())
         assert [repr(f) for f in drawn[-1]] == [repr(f) for f in whole.findings]
@@ -184,14 +192,7 @@ def test_live_frames_catch_up_on_a_backlog_within_a_budget(monkeypatch):
     """After extend() of 1e6 steps one live frame reads at most the budget per series and asks
     for the next frame; once caught up the findings are those of one unbudgeted pass."""
     budget = LIVE_DIAGNOSTICS_BUDGET
-    reads, update = [], Diagnostics.update
-
-    def update_and_record(diag, data, budget=None):  # what each diagnostics pass read and left
-        found = update(diag, data, budget)
-        reads.append((budget, diag.pending))
-        return found
-
-    monkeypatch.setattr(Diagnostics, "update", update_and_record)
+    reads, update = recorded_reads(monkeypatch)
     rec = Recorder()
     try:
         n = 1_000_000
