@@ -156,6 +156,13 @@ def recorded_reads(monkeypatch) -> tuple[list[tuple[int | None, int]], object]:
     return reads, update
 
 
+def drawn_findings(rec: Recorder) -> list[list]:
+    """Attach a live view to ``rec``; each frame it draws appends its findings to the list."""
+    drawn: list[list] = []
+    rec.attach_view(lambda frame, findings: drawn.append(list(findings)) or 0, live=True)
+    return drawn
+
+
 def test_live_frames_give_diagnostics_a_cpu_budget_while_points_keep_coming(monkeypatch):
     """While points keep arriving, a live frame's diagnostics read only what fits in
     ``DIAGNOSTICS_FRAME_S`` of CPU (here next to nothing: the 1024-point floor), so a tight loop's
@@ -167,13 +174,11 @@ def test_live_frames_give_diagnostics_a_cpu_budget_while_points_keep_coming(monk
     reads, update = recorded_reads(monkeypatch)
     rec = Recorder()
     try:
-        n = 200_000
-        s = np.arange(n, dtype=float)
-        rec.extend("loss", s, 2 / (1 + s / 1e4) * (1 + 0.05 * np.sin(s)))
-        drawn = []
-        rec.attach_view(lambda frame, findings: drawn.append(list(findings)) or 0, live=True)
+        steps = np.arange(200_000.0)
+        rec.extend("loss", steps, 2 / (1 + steps / 1e4) * (1 + 0.05 * np.sin(steps)))
+        drawn = drawn_findings(rec)
         for k in range(6):  # points arriving between frames
-            more = n + 5000 * k + np.arange(5000, dtype=float)
+            more = len(steps) + 5000 * k + np.arange(5000, dtype=float)
             rec.extend("loss", more, 2 / (1 + more / 1e4))
             rec.request_frame()
             time.sleep(0.4)
@@ -199,8 +204,7 @@ def test_live_frames_catch_up_on_a_backlog_within_a_budget(monkeypatch):
         s = np.arange(n, dtype=float)
         rec.extend("loss", s, 2 / (1 + s / 1e5) * (1 + 0.05 * np.sin(s)))
         rec.extend("val_loss", s[::10], 2.4 / (1 + s[::10] / 1e5) + np.maximum(0, s[::10] - 6e5) / 1e6)
-        drawn = []
-        rec.attach_view(lambda frame, findings: drawn.append(list(findings)) or 0, live=True)
+        drawn = drawn_findings(rec)
         rec.request_frame()
         assert rec.wait_idle(timeout=300)  # each frame behind asked for the next: all drawn now
         frames = -(-n // budget)
