@@ -19,9 +19,9 @@ that diverged never share again (that would need an O(n) comparison).
 
 Appends are O(1) amortized (capacity doubles) and never pause for long: a long column found
 three quarters full at a frame (:meth:`MetricBuffer.snapshot`) is copied into its next array by a
-helper thread (:class:`GrowAhead`), so the append that fills it only copies the last rows (doubling
-a 10M-point run's columns at once copied ~400 MB into fresh memory inside one frame or one
-``log()``: 0.3-0.7 s). Reads return read-only
+helper thread (:class:`GrowAhead`), and a later frame switches to it, copying only the rows logged
+meanwhile (doubling a 10M-point run's columns at once copied ~400 MB into fresh memory inside one
+frame or one ``log()``: 0.3-0.7 s). Reads return read-only
 views of the filled prefix, so handing out history never copies: the steps and
 wall times of metrics that share a timeline are views of the same memory. A
 timeline is only ever written past its filled prefix, so views handed out stay
@@ -62,27 +62,30 @@ def _grown(a: np.ndarray, n: int, needed: int) -> np.ndarray:
 
 
 class GrowAhead:
-    """The next, twice as long arrays of some columns, filled by a helper thread ahead of need:
-    rows before ``copied`` are copied in (for columns whose filled rows are never written again:
-    a metric's, whose device values are resolved before a copy begins; 0 for others), the rest of
-    the old capacity is touched, so the growth that switches to them copies the other rows into
-    memory that is already mapped. NumPy releases the GIL while it copies, so neither the training loop
-    nor a frame waits for the copy, nor for the page faults of the new memory (on a VM they cost
-    ~10 ms per MB: far more than the copy itself)."""
+    """The next, twice as long arrays of some columns, prepared by a helper thread: the first
+    ``copied`` rows copied in (columns whose filled rows are never written again: a metric's,
+    whose device values are resolved before a copy begins; 0 for others), and the memory for the
+    rows that come next touched (all ``filled`` rows, plus an eighth more), so the switch to them
+    (:func:`grown_columns`, at the next frame once :attr:`ready`) copies the other rows into
+    memory that is already mapped. NumPy releases the GIL while it copies and touches, so neither
+    the training loop nor a frame waits for the copy, nor for the page faults of new memory (on a
+    VM ~10 ms per MB: far more than the copy). Switching as soon as it is ready frees the old
+    arrays, so a run that stops there keeps at most an eighth more memory, not both arrays."""
 
     __slots__ = ("arrays", "copied", "ready")
 
-    def __init__(self, columns: Sequence[np.ndarray], n: int) -> None:
+    def __init__(self, columns: Sequence[np.ndarray], filled: int, final: bool) -> None:
         self.arrays = [np.empty(2 * len(a), dtype=a.dtype) for a in columns]
-        self.copied = n
+        self.copied = filled if final else 0
         self.ready = threading.Event()
-        threading.Thread(target=self._fill, args=(list(columns),), name="lossviz-grow", daemon=True).start()
+        touched = min(len(columns[0]), filled + (filled >> 3))
+        threading.Thread(target=self._fill, args=(list(columns), touched), name="lossviz-grow", daemon=True).start()
 
-    def _fill(self, columns: list[np.ndarray]) -> None:
+    def _fill(self, columns: list[np.ndarray], touched: int) -> None:
         n = self.copied
         for new, old in zip(self.arrays, columns):
-            for a in range(0, len(old), AHEAD_SLICE):
-                b = min(a + AHEAD_SLICE, len(old))
+            for a in range(0, touched, AHEAD_SLICE):
+                b = min(a + AHEAD_SLICE, touched)
                 if a < n:
                     new[a:min(b, n)] = old[a:min(b, n)]
                 if b > n:
@@ -91,12 +94,12 @@ class GrowAhead:
 
 
 def grow_ahead(ahead: GrowAhead | None, columns: Sequence[np.ndarray], n: int, final: bool = True) -> GrowAhead | None:
-    """Start filling the next arrays of ``columns`` (``n`` rows filled; ``final``: those rows never
-    change, so they are copied ahead too) once they are long and three quarters full."""
+    """Start preparing the next arrays of ``columns`` (``n`` rows filled; ``final``: those rows
+    never change, so they are copied ahead too) once they are long and three quarters full."""
     capacity = len(columns[0])
     if ahead is not None or capacity < AHEAD_FROM or 4 * n < 3 * capacity:
         return ahead
-    return GrowAhead(columns, n if final else 0)
+    return GrowAhead(columns, n, final)
 
 
 def grown_columns(ahead: GrowAhead | None, columns: Sequence[np.ndarray], n: int, needed: int) -> list[np.ndarray]:
@@ -143,8 +146,11 @@ class Timeline:
         self._ahead = None
 
     def grow_ahead(self) -> None:
-        """Copy a slice of the columns into their next arrays, if they will soon need them."""
-        self._ahead = grow_ahead(self._ahead, (self.steps, self.wall), self.n)
+        """Prepare the columns' next arrays if they will soon need them; switch once prepared."""
+        if self._ahead is not None and self._ahead.ready.is_set():
+            self._reserve(self.n)
+        else:
+            self._ahead = grow_ahead(self._ahead, (self.steps, self.wall), self.n)
 
     def split(self, members: int) -> Timeline:
         """Give ``members`` of this timeline's members a copy of their own (copy-on-divergence)."""
@@ -218,7 +224,10 @@ class MetricBuffer:
         copy a slice of long columns that are nearly full into their next arrays)."""
         self.resolve()
         n, t = self.n, self.timeline
-        self._ahead = grow_ahead(self._ahead, (self._values,), n)
+        if self._ahead is not None and self._ahead.ready.is_set():
+            self._grow(n)
+        else:
+            self._ahead = grow_ahead(self._ahead, (self._values,), n)
         t.grow_ahead()
         return MetricHistory(_readonly(t.steps[:n]), _readonly(self._values[:n]), _readonly(t.wall[:n]))
 

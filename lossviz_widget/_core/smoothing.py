@@ -170,11 +170,17 @@ class _Cache:
 
     def _room(self, n: int, keep: int) -> None:
         """Room in ``_out`` for ``n`` points, its first ``keep`` kept. A long output three quarters
-        full has its next array's memory touched by a helper thread ahead of need
-        (:class:`~lossviz_widget._core.buffers.GrowAhead`): a frame that grows it then copies into
-        mapped memory (fresh memory cost a 1e7-step run's frames up to 250 ms in page faults)."""
+        full has its next array's memory touched by a helper thread ahead of need and is moved
+        there once it is ready (:class:`~lossviz_widget._core.buffers.GrowAhead`): a frame then
+        copies into mapped memory (fresh memory cost a 1e7-step run's frames up to 250 ms)."""
+        ahead = self._ahead
+        if ahead is not None and ahead.ready.is_set():
+            self._ahead = None
+            if ahead.arrays[0].dtype == self._out.dtype and n <= len(ahead.arrays[0]):
+                (self._out,) = grown_columns(ahead, (self._out,), keep, n)
+                return
         if n > len(self._out):
-            (self._out,) = grown_columns(self._ahead, (self._out,), keep, n)
+            (self._out,) = grown_columns(None, (self._out,), keep, n)
             self._ahead = None
         else:
             self._ahead = grow_ahead(self._ahead, (self._out,), n, final=False)
