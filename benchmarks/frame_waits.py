@@ -1,8 +1,10 @@
 """Frames in a tight loop: the longest wait for a frame, this code beside an earlier revision.
 
 Usage: ``nice -n 10 python benchmarks/frame_waits.py [--before REV] [--sizes 1e5 1e6 1e7]
-[--repeats 3] [--out FILE.md]`` (default ``--before 1046245``, the code before the hand-over;
-writes ``benchmarks/FRAMES.md``).
+[--repeats 3] [--out FILE.md]`` (default ``--before 93987c3``, the code before frames were made
+bounded in tight loops: columns and smoothed outputs grown ahead by a helper thread, diagnostics
+paced to ~10 ms per frame; ``1046245`` is the code before the hand-over; writes
+``benchmarks/FRAMES.md``).
 
 The measurement is the main suite's (``benchmarks/run.py``, RESULTS.md's "longest wait for a frame
 during it" and cost per call), run on the same machine in one invocation for both versions, runs
@@ -56,7 +58,7 @@ def run(code: Path, n: int, logs: Path) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--before", default="1046245", help="the revision to compare with")
+    ap.add_argument("--before", default="93987c3", help="the revision to compare with")
     ap.add_argument("--sizes", nargs="+", type=float, default=[1e5, 1e6, 1e7])
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--out", type=Path, default=BENCH / "FRAMES.md")
@@ -79,14 +81,14 @@ def main(argv: list[str] | None = None) -> int:
                     print(f"n={n:.0e} {rep + 1}/{args.repeats} {name}: longest wait {last['max_frame_gap_s']:.3f} s, "
                           f"{last['frames_in_loop']} frames, {last['per_call_s'] * 1e6:.2f} us/log", flush=True)
             bare_s = statistics.median(bare)
-            for name, label in (("before", f"before (`{args.before}`)"), ("after", "**after** (hand-over)")):
+            for name, label in (("before", f"before (`{args.before}`)"), ("after", "**after** (this code)")):
                 waits = [r["max_frame_gap_s"] for r in res[name]]
                 per_call = statistics.median(r["per_call_s"] for r in res[name])
                 rows.append(f"| {n:.0e} | {label} | {statistics.median(waits) * 1e3:.0f} ms "
                             f"({min(waits) * 1e3:.0f}–{max(waits) * 1e3:.0f}) | "
                             f"{statistics.median(r['frames_in_loop'] for r in res[name]):.0f} | "
                             f"{per_call * 1e6:.2f} µs | {per_call / bare_s:.2f}× |")
-    head = f"""# Frames in a tight loop: the hand-over
+    head = f"""# Frames in a tight loop
 
 Written by `benchmarks/frame_waits.py` on {dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M} UTC:
 {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}; load average at the start

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["bytes_at", "distinct_strings", "groups_in_order", "value_at"]
+__all__ = ["LOW_BYTES", "bytes_at", "distinct_strings", "groups_in_order", "value_at", "words", "words_at"]
 
 _HASH = np.uint64(0x9E3779B97F4A7C15)
+LOW_BYTES = np.array([(1 << (8 * n)) - 1 for n in range(9)], dtype=np.uint64)  # the n low bytes of a word
 
 
 def bytes_at(buf: np.ndarray, at: np.ndarray, width: int) -> np.ndarray:
@@ -34,6 +35,32 @@ def bytes_at(buf: np.ndarray, at: np.ndarray, width: int) -> np.ndarray:
     return np.asarray(np.lib.stride_tricks.sliding_window_view(buf, width)[np.maximum(at, 0)])
 
 
+def words(buf: np.ndarray) -> np.ndarray:
+    """The little-endian 8-byte word starting at each byte of ``buf`` (the last 7 offsets have
+    none): a view, no copy. Gathering ``words(buf)[at]`` reads 8 bytes per offset in one unaligned
+    load, where :func:`bytes_at` copies rows of a byte window; comparing a word against a pattern
+    under a mask tests up to 8 bytes at once."""
+    view: np.ndarray = np.ndarray(shape=(max(len(buf) - 7, 0),), dtype="<u8", buffer=buf, strides=(1,))
+    return view
+
+
+def words_at(buf: np.ndarray, at: np.ndarray, count: int, size: np.ndarray | None = None) -> np.ndarray:
+    """The ``8 * count`` bytes at each of ``at`` as ``count`` little-endian words per row (one
+    gather of :func:`words`); bytes past the end of ``buf``, and past ``size[i]`` bytes of row
+    ``i`` if given, read as zeros."""
+    out = np.zeros((len(at), count), dtype=np.uint64)
+    inside = at <= len(buf) - 8 * count
+    offsets = 8 * np.arange(count)
+    if inside.all():
+        out[:] = words(buf)[at[:, None] + offsets]
+    elif len(at):
+        out[inside] = words(buf)[at[inside][:, None] + offsets]
+        out[~inside] = np.ascontiguousarray(bytes_at(buf, at[~inside], 8 * count)).view("<u8")
+    if size is not None:
+        out &= LOW_BYTES[np.clip(size[:, None] - offsets, 0, 8)]
+    return out
+
+
 def value_at(buf: np.ndarray, at: np.ndarray, dtype: str) -> np.ndarray:
     """The little-endian ``dtype`` number stored (unaligned) at each of ``at``."""
     kind = np.dtype(dtype)
@@ -45,23 +72,38 @@ def distinct_strings(buf: np.ndarray, at: np.ndarray, size: np.ndarray) -> tuple
     ``(first, which)``, the index of one string of each distinct value and, per string, which
     distinct value it is (``first[which[i]]`` holds the same bytes as string ``i``).
 
-    Strings are gathered zero-padded to a common width of whole 8-byte words and told apart by a
-    64-bit hash of those words and their length (sorting one number per string, not rows of
-    bytes); the result is then checked exactly, with a sort of the rows themselves if two
+    Strings are gathered zero-padded to a common width of whole 8-byte words (:func:`words_at`)
+    and told apart by a 64-bit hash of those words and their length (sorting one number per
+    string, not rows of bytes); the result is then checked exactly, with a sort of the rows themselves if two
     distinct strings ever share a hash."""
-    width = -(-int(size.max()) // 8) * 8 if len(size) else 8
-    cols = np.arange(width)
-    words = np.where(cols < size[:, None], bytes_at(buf, at, width), 0).astype(np.uint8).view("<u8")
+    rows = words_at(buf, at, max(-(-int(size.max()) // 8), 1) if len(size) else 1, size)
     digest = size.astype(np.uint64)
-    for j in range(words.shape[1]):
-        digest = digest * _HASH ^ words[:, j]
-    _, first, which = np.unique(digest, return_index=True, return_inverse=True)
-    which = which.ravel()
-    if not (np.array_equal(words[first][which], words) and np.array_equal(size[first][which], size)):
-        keyed = np.concatenate([words, size.astype(np.uint64)[:, None]], axis=1)
+    for j in range(rows.shape[1]):
+        digest = digest * _HASH ^ rows[:, j]
+    first, which = _distinct(digest)
+    if not (np.array_equal(rows[first][which], rows) and np.array_equal(size[first][which], size)):
+        keyed = np.concatenate([rows, size.astype(np.uint64)[:, None]], axis=1)
         _, first, which = np.unique(keyed, axis=0, return_index=True, return_inverse=True)
         which = which.ravel()
     return first, which
+
+
+def _distinct(keys: np.ndarray, most: int = 16) -> tuple[np.ndarray, np.ndarray]:
+    """``(first, which)`` as :func:`distinct_strings` gives them, for the numbers ``keys``: one
+    comparison pass per distinct value while there are at most ``most`` (a log's few series), a
+    sort of them all beyond that."""
+    which = np.empty(len(keys), dtype=np.int64)
+    first: list[int] = []
+    rest = np.arange(len(keys))
+    while len(rest) and len(first) < most:
+        hit = keys[rest] == keys[rest[0]]
+        which[rest[hit]] = len(first)
+        first.append(int(rest[0]))
+        rest = rest[~hit]
+    if not len(rest):
+        return np.array(first, dtype=np.int64), which
+    _, at, inverse = np.unique(keys, return_index=True, return_inverse=True)
+    return at, inverse.ravel()
 
 
 def groups_in_order(ids: np.ndarray) -> list[tuple[int, np.ndarray]]:

@@ -45,6 +45,36 @@ log = logging.getLogger("lossviz_widget")
 # points per series the diagnostics read in one live frame (~10 ms for 4 series); a backlog
 # (extend(), a fast loop) is caught up over the next frames while the curves keep updating
 LIVE_DIAGNOSTICS_BUDGET = 1 << 17
+DIAGNOSTICS_FRAME_S = 0.01  # CPU seconds a live frame gives the diagnostics while points keep coming
+
+
+class _DiagnosticsPace:
+    """How many points per series the diagnostics read in the next live frame.
+
+    While points keep arriving (a tight loop logs ~1M points/s), reading up to
+    :data:`LIVE_DIAGNOSTICS_BUDGET` per series cost a frame 40-200 ms, and the scheduler spaces
+    frames 5x their cost apart: the frames the user waits for came ever later. So a frame that
+    finds new points reads what fits in :data:`DIAGNOSTICS_FRAME_S` of CPU at the pace the last
+    budget-bound read measured (the diagnostics fall behind while the loop outpaces them, and the
+    curves keep coming); one that finds none (logging paused or over) catches up at the full
+    budget, frame after frame, until nothing is pending. Findings are the same once caught up.
+    """
+
+    def __init__(self) -> None:
+        self.budget = 1 << 13  # until a budget-bound read measures the pace
+        self._points: int | None = None  # points in the data at the last frame
+
+    def next(self, data: RunsData) -> int:
+        """The budget for this frame's read of ``data`` (the full one for the first frame)."""
+        points = sum(len(h) for metrics in data.values() for h in metrics.values())
+        arriving = self._points is not None and points != self._points
+        self._points = points
+        return self.budget if arriving else LIVE_DIAGNOSTICS_BUDGET
+
+    def measured(self, budget: int, spent: float, pending: bool) -> None:
+        """A read at ``budget`` took ``spent`` CPU seconds; ``pending``: the budget bound it."""
+        if pending and spent > 0:
+            self.budget = int(min(max(budget * DIAGNOSTICS_FRAME_S / spent, 1024), LIVE_DIAGNOSTICS_BUDGET))
 
 
 class Sink(Protocol):
@@ -124,6 +154,7 @@ class Recorder:
             self._diag_config = dataclasses.replace(self._diag_config, num_classes=num_classes)
         self._diagnostics_on = diagnostics
         self._diag = Diagnostics(self._diag_config)
+        self._diag_pace = _DiagnosticsPace()
         deadline = Deadline()  # the scheduler's, read by log()'s hot path: see FrameScheduler
         self._runs = RunStores(on_rewind, on_new_default=self._set_default, deadline=deadline)
         self._store = self._runs.default  # the default run: log() without run=
@@ -271,7 +302,13 @@ class Recorder:
     def _current_findings(self, data: RunsData, budget: int | None = None) -> list[Finding]:
         if not self._diagnostics_on:
             return []
-        self._diag.update(data, budget)
+        if budget is None:
+            self._diag.update(data)
+        else:
+            budget = min(budget, self._diag_pace.next(data))
+            started = cpu_time()
+            self._diag.update(data, budget)
+            self._diag_pace.measured(budget, cpu_time() - started, self._diag.pending > 0)
         found = list(self._diag.findings)
         for finder in self._finders:
             found += finder(data)

@@ -28,6 +28,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .buffers import GrowAhead, grow_ahead, grown_columns
 from .precision import fits_float32
 
 __all__ = [
@@ -165,6 +166,24 @@ class _Cache:
     """What every smoother shares: the smoothed series lives in ``_out`` (with room to grow)."""
 
     _out: np.ndarray
+    _ahead: GrowAhead | None = None
+
+    def _room(self, n: int, keep: int) -> None:
+        """Room in ``_out`` for ``n`` points, its first ``keep`` kept. A long output three quarters
+        full has its next array's memory touched by a helper thread ahead of need and is moved
+        there once it is ready (:class:`~lossviz_widget._core.buffers.GrowAhead`): a frame then
+        copies into mapped memory (fresh memory cost a 1e7-step run's frames up to 250 ms)."""
+        ahead = self._ahead
+        if ahead is not None and ahead.ready.is_set():
+            self._ahead = None
+            if ahead.arrays[0].dtype == self._out.dtype and n <= len(ahead.arrays[0]):
+                (self._out,) = grown_columns(ahead, (self._out,), keep, n)
+                return
+        if n > len(self._out):
+            (self._out,) = grown_columns(None, (self._out,), keep, n)
+            self._ahead = None
+        else:
+            self._ahead = grow_ahead(self._ahead, (self._out,), n, final=False)
 
     @property
     def buffer(self) -> np.ndarray:
@@ -235,7 +254,7 @@ class EmaSmoother(_Cache):
                 self._n, self._last, self._count = 0, 0.0, 0
                 self.changed_from = 0
                 new = values[:n]
-            self._ensure_capacity(n)
+            self._room(n, self._n)
             start = n - len(new)
             if self._constant:
                 self._store(start, new)
@@ -306,12 +325,6 @@ class EmaSmoother(_Cache):
             wide[:start] = self._out[:start]
             self._out = wide
         self._out[start : start + len(smoothed)] = smoothed
-
-    def _ensure_capacity(self, n: int) -> None:
-        if n > len(self._out):
-            grown = np.empty(max(n, 2 * len(self._out), 256), dtype=self._out.dtype)
-            grown[: self._n] = self._out[: self._n]
-            self._out = grown
 
 
 # -- further modes -------------------------------------------------------------------------------
@@ -394,10 +407,7 @@ class TimeEmaSmoother(_Cache):
                 self._num = self._den = 0.0
                 self._t_last = math.nan
         self.changed_from = start
-        if n > len(self._out):
-            grown = np.empty(max(n, 2 * len(self._out), 256))
-            grown[:start] = self._out[:start]
-            self._out = grown
+        self._room(n, start)
         if n > start:
             self._smooth(values[start:n], x[start:n], self._out[start:n])
         self._n = n

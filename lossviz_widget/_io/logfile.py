@@ -39,7 +39,7 @@ from typing import Any
 
 import numpy as np
 
-from .._core.bytescan import bytes_at, distinct_strings, groups_in_order
+from .._core.bytescan import LOW_BYTES, distinct_strings, groups_in_order, words, words_at
 from .._core.columns import Column, SeriesColumns
 from .._core.rewind import Rewind
 from .._model import DEFAULT_RUN, RunData, RunsData
@@ -242,7 +242,6 @@ def parse_record(line: str) -> Record | None:
 _FAST_KEYS = ({"m"}, {"m", "r"})
 _MAX_KEY = 1024  # longer series keys (rare) are parsed line by line
 _MAX_NUMBER = 64  # and longer numbers
-_NUMBER = (float, int)  # what a JSON number parses to
 
 
 class LogLines:
@@ -285,34 +284,35 @@ def parse_lines(text: bytes, split: Callable[[str], list[str]], count_blank: boo
     if not len(ends):
         return out
     starts = np.concatenate(([0], ends[:-1] + 1)).astype(np.int64)
-    fast, fields, key_at, key_len = _point_lines(buf, starts, ends)
+    lines, at, key_len = _point_lines(buf, starts, ends)
     index: dict[tuple[str, str], int] = {}
-    ids = np.full(len(starts), -1, dtype=np.int64)
-    if fast.any():
-        first, which = distinct_strings(buf, key_at[fast], key_len[fast])
+    ids = np.zeros(0, dtype=np.int64)
+    if len(lines):
+        first, which = distinct_strings(buf, starts[lines] + 1, key_len)
         key_ids = np.array([_key_id(text[a:a + n], index) for a, n in
-                            zip(key_at[fast][first].tolist(), key_len[fast][first].tolist())], dtype=np.int64)
-        ids[fast] = key_ids[which]
-        fast &= ids >= 0
-    parsed = _numbers(buf, fields[fast])
+                            zip((starts[lines][first] + 1).tolist(), key_len[first].tolist())], dtype=np.int64)
+        ids = key_ids[which]
+        known = ids >= 0
+        lines, at, ids = lines[known], at[known], ids[known]
+    parsed = _numbers(buf, at, ends[lines] - 1)
     if parsed is None:
-        fast[:] = False
-        numbers = np.zeros((0, 3))
+        lines, numbers = lines[:0], np.zeros((0, 3))
     else:
-        numbers, fast[fast] = parsed
-    fast_lines = np.flatnonzero(fast)
-    fast_ids = ids[fast]
+        numbers, good = parsed
+        lines, ids, numbers = lines[good], ids[good], numbers[good]
     done = 0  # point lines already in parts
 
     def points_before(line: int) -> None:
         nonlocal done
-        before = int(np.searchsorted(fast_lines, line))
+        before = int(np.searchsorted(lines, line))
         if before > done:
-            out.parts.append((-1, fast_ids[done:before], numbers[done:before, 0], numbers[done:before, 1],
+            out.parts.append((-1, ids[done:before], numbers[done:before, 0], numbers[done:before, 1],
                               numbers[done:before, 2], None))
             done = before
 
-    for i in np.flatnonzero(~fast).tolist():
+    slow = np.ones(len(starts), dtype=bool)
+    slow[lines] = False
+    for i in np.flatnonzero(slow).tolist():
         piece = text[starts[i]:ends[i]].decode("utf-8", errors="replace")
         for line in split(piece):
             if not count_blank and not line.strip():
@@ -330,39 +330,37 @@ def parse_lines(text: bytes, split: Callable[[str], list[str]], count_blank: boo
     return out
 
 
-def _point_lines(buf: np.ndarray, starts: np.ndarray, ends: np.ndarray
-                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Which lines look like point lines, their three number fields (``(start, end)`` each), and
-    where their series key (what lies between ``{`` and ``, "s": ``) is."""
-    n = len(starts)
-    fields = np.zeros((n, 3, 2), dtype=np.int64)
-    colons = np.flatnonzero(buf == ord(":"))
-    colons = colons[(colons >= 5) & (colons < len(buf) - 1)]
-    near = bytes_at(buf, colons - 5, 7)  # `, "x": ` around each colon
-    marks = colons[(near[:, 0] == ord(",")) & (near[:, 1] == ord(" ")) & (near[:, 2] == ord('"'))
-                   & (near[:, 4] == ord('"')) & (near[:, 6] == ord(" "))]
+#: ``, "x": `` and the byte after it as one little-endian word, the letter and that byte masked out
+_MARK = int.from_bytes(b', "\0": \0', "little")
+_MARK_MASK = np.uint64(0x00FF_FFFF_00FF_FFFF)
+_SVT = (ord("s"), ord("v"), ord("t"))
+
+
+def _point_lines(buf: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The lines that look like point lines, ascending; the colons of their ``"s"``, ``"v"``,
+    ``"t"`` fields (one row each); and the length of their series key (what lies between ``{``
+    and ``, "s": ``). One pass over the text finds the colons; each is tested as one 8-byte word
+    against ``, "x": `` (in a JSON string a quote is escaped, so in a valid line these are
+    fields); a point line has exactly the three, in that order."""
+    colons = np.flatnonzero(buf[5:-2] == ord(":"))  # each at 5 + its index
+    marks = colons[(words(buf)[colons] & _MARK_MASK) == _MARK] + 5
     letters = buf[marks - 2]
-    line = np.searchsorted(ends, marks)
-    count = np.bincount(line, minlength=n)
-    ok = count == 3
-    first = np.cumsum(count) - count
-    pick = np.minimum(first[:, None] + np.arange(3), max(len(marks) - 1, 0))
-    if len(marks):
-        ok &= (letters[pick] == np.array([ord("s"), ord("v"), ord("t")])).all(axis=1)
-        at = marks[pick]  # each field's colon
-    else:
-        at = np.zeros((n, 3), dtype=np.int64)
-    last = np.maximum(ends - 1, 0)
-    ok &= (ends - starts > 2) & (buf[np.minimum(starts, len(buf) - 1)] == ord("{")) & (buf[last] == ord("}"))
-    fields[:, :, 0] = at + 2
-    fields[:, 0, 1] = at[:, 1] - 5
-    fields[:, 1, 1] = at[:, 2] - 5
-    fields[:, 2, 1] = last
-    ok &= (fields[:, :, 1] > fields[:, :, 0]).all(axis=1)
-    key_at, key_len = starts + 1, at[:, 0] - 5 - (starts + 1)
+    m = len(marks)
+    k = np.flatnonzero(letters[:max(m - 2, 0)] == _SVT[0])  # each "s" mark with two more after it
+    k = k[(letters[k + 1] == _SVT[1]) & (letters[k + 2] == _SVT[2])]
+    lines = np.searchsorted(ends, marks[k])
+    ok = marks[k + 2] < ends[lines]  # all three in one line, no other mark in it before or after
+    ok &= (k == 0) | (marks[k - 1] < starts[lines])
+    ok &= (k + 3 >= m) | (marks[np.minimum(k + 3, m - 1)] > ends[lines])
+    k, lines = k[ok], lines[ok]
+    at = marks[k[:, None] + np.arange(3)]
+    first, last = starts[lines], ends[lines] - 1
+    ok = (buf[first] == ord("{")) & (buf[last] == ord("}"))
+    key_len = at[:, 0] - 5 - (first + 1)
     ok &= (key_len > 0) & (key_len <= _MAX_KEY)
-    ok &= (fields[:, :, 1] - fields[:, :, 0] <= _MAX_NUMBER).all(axis=1)
-    return ok, fields, key_at, key_len
+    for size in (at[:, 1] - 5 - (at[:, 0] + 2), at[:, 2] - 5 - (at[:, 1] + 2), last - (at[:, 2] + 2)):
+        ok &= (size > 0) & (size <= _MAX_NUMBER)
+    return lines[ok], at[ok], key_len[ok]
 
 
 def _key_id(key: bytes, index: dict[tuple[str, str], int]) -> int:
@@ -379,38 +377,69 @@ def _key_id(key: bytes, index: dict[tuple[str, str], int]) -> int:
     return index.setdefault((run, name), len(index))
 
 
-def _numbers(buf: np.ndarray, fields: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
-    """The numbers in ``fields`` (``(start, end)`` of each point line's three numbers), parsed as
-    one JSON array: a copy of the buffer with every byte outside them made a space and a comma
-    after each; and which lines they are (those whose values are all numbers, or a non-finite
-    value as the writer stores it). ``None`` unless each field is exactly one JSON value (the
+def _numbers(buf: np.ndarray, at: np.ndarray, t_end: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+    """The three numbers of each point line (``at``: its fields' colons; ``t_end``: its closing
+    ``}``), parsed as one JSON array (:func:`_number_text`); and which lines they are: those whose
+    fields are all numbers (they start with ``-`` or a digit), or whose value is non-finite as the
+    writer stores it (``"NaN"``...). ``None`` unless each field is exactly one JSON value (the
     parse fails, or gives another count): then every line takes the slow path."""
-    spans = fields.reshape(-1, 2)
-    if not len(spans):
+    n = len(at)
+    if not n:
         return np.zeros((0, 3)), np.zeros(0, dtype=bool)
-    edges = np.zeros(len(buf) + 1, dtype=np.int8)
-    edges[spans[:, 0]] = 1
-    edges[spans[:, 1]] = -1  # an end is never another field's start (": " lies between)
-    blob = np.where(np.cumsum(edges[:-1], dtype=np.int8).view(bool), buf, np.uint8(ord(" ")))
-    blob[spans[:-1, 1]] = ord(",")
+    begin = at + 2
     try:
-        numbers = _loads(b"[" + blob.tobytes() + b"]")
+        numbers = _loads(_number_text(buf, at, t_end))
     except ValueError:
         return None
-    if len(numbers) != len(spans):
+    if len(numbers) != 3 * n:
         return None
-    if set(map(type, numbers)) <= {float, int}:
-        return np.array(numbers, dtype=np.float64).reshape(-1, 3), np.ones(len(fields), dtype=bool)
-    # some values are not numbers: "NaN"/"Infinity"/"-Infinity" (how the writer stores them) are
-    # read here; lines with anything else go the slow way
-    good = np.zeros(len(fields), dtype=bool)
-    rows: list[list[float]] = []
-    for k in range(len(fields)):
-        s, v, t = numbers[3 * k:3 * k + 3]
-        if type(s) in _NUMBER and type(t) in _NUMBER and (type(v) in _NUMBER or (type(v) is str and v in NONFINITE)):
-            good[k] = True
-            rows.append([s, float_from_json(v), t])
-    return np.array(rows, dtype=np.float64).reshape(-1, 3), good
+    lead = buf[begin.ravel()]
+    numeric = (lead == ord("-")) | ((lead >= ord("0")) & (lead <= ord("9")))
+    good = numeric.reshape(n, 3).all(axis=1)
+    for i in np.flatnonzero(~numeric).tolist():  # few: "NaN"/"Infinity"/"-Infinity" values are read,
+        x = numbers[i]  # lines with anything else go the slow way
+        if i % 3 == 1 and type(x) is str and x in NONFINITE and numeric[i - 1] and numeric[i + 1]:
+            good[i // 3] = True
+            numbers[i] = NONFINITE[x]
+        else:
+            numbers[i] = 0.0
+    return np.fromiter(numbers, np.float64, 3 * n).reshape(n, 3), good
+
+
+_SPACES = np.uint64(int.from_bytes(b" " * 8, "little"))
+
+
+def _number_text(buf: np.ndarray, at: np.ndarray, t_end: np.ndarray) -> bytes:
+    """A JSON array of the point lines' numbers (``at``: their fields' colons; ``t_end``: their
+    closing ``}``), each line's three in order.
+
+    Where the point lines fill most of the text they span (a log of point lines), what follows
+    each line's ``"s": `` is kept (one pass over the span), with the ``"v":`` and ``"t":`` in it
+    made spaces and the closing ``}`` a comma. Else (a few point lines among chunk lines) each
+    field is gathered on its own (:func:`words_at`), padded with spaces to whole 8-byte words."""
+    begin = at[:, 0] + 2
+    kept = t_end + 1 - begin
+    if 2 * int(kept.sum()) >= int(t_end[-1]) - int(begin[0]):
+        runs = np.empty(2 * len(at), dtype=np.int64)  # alternately: bytes dropped, bytes kept
+        runs[0] = 0
+        runs[2::2] = begin[1:] - t_end[:-1] - 1
+        runs[1::2] = kept
+        keep = np.repeat(np.tile(np.array([False, True]), len(at)), runs)
+        text = buf[int(begin[0]):int(t_end[-1]) + 1][keep]
+        line_at = np.cumsum(kept) - kept  # where each line's text starts in it
+        names = (line_at[:, None] + (at[:, 1:] - 3 - begin[:, None])).ravel()  # the `"v":`, `"t":`
+        text[(names[:, None] + np.arange(4)).ravel()] = ord(" ")
+        text[line_at + kept - 1] = ord(",")
+        text[-1] = ord("]")
+        return b"[" + text.tobytes()
+    stop = np.stack([at[:, 1] - 5, at[:, 2] - 5, t_end], axis=1).ravel()
+    size = stop - (at + 2).ravel()
+    rows = words_at(buf, (at + 2).ravel(), int(size.max()) // 8 + 1)
+    keep = LOW_BYTES[np.clip(size[:, None] - 8 * np.arange(rows.shape[1]), 0, 8)]
+    text = ((rows & keep) | (_SPACES & ~keep)).view(np.uint8)  # the last byte of each row is a space
+    text[:, -1] = ord(",")
+    text[-1, -1] = ord("]")
+    return b"[" + text.tobytes()
 
 
 def _loads(data: bytes) -> Any:

@@ -142,26 +142,69 @@ def test_a_run_handle_holds_no_plot():
     assert set(run.history) == {"loss", "val_loss"}
 
 
-def test_live_frames_catch_up_on_a_backlog_within_a_budget(monkeypatch):
-    """After extend() of 1e6 steps one live frame reads at most the budget per series and asks
-    for the next frame; once caught up the findings are those of one unbudgeted pass."""
-    budget = LIVE_DIAGNOSTICS_BUDGET
+def recorded_reads(monkeypatch) -> tuple[list[tuple[int | None, int]], object]:
+    """Every diagnostics pass's budget and what it left unread, as they happen; and the real
+    ``Diagnostics.update``."""
     reads, update = [], Diagnostics.update
 
-    def update_and_record(diag, data, budget=None):  # what each diagnostics pass read and left
+    def update_and_record(diag, data, budget=None):
         found = update(diag, data, budget)
         reads.append((budget, diag.pending))
         return found
 
     monkeypatch.setattr(Diagnostics, "update", update_and_record)
+    return reads, update
+
+
+def drawn_findings(rec: Recorder) -> list[list]:
+    """Attach a live view to ``rec``; each frame it draws appends its findings to the list."""
+    drawn: list[list] = []
+    rec.attach_view(lambda frame, findings: drawn.append(list(findings)) or 0, live=True)
+    return drawn
+
+
+def test_live_frames_give_diagnostics_a_cpu_budget_while_points_keep_coming(monkeypatch):
+    """While points keep arriving, a live frame's diagnostics read only what fits in
+    ``DIAGNOSTICS_FRAME_S`` of CPU (here next to nothing: the 1024-point floor), so a tight loop's
+    frames stay cheap; once logging pauses they catch up at the full budget, and the findings
+    are those of one unbudgeted pass."""
+    from lossviz_widget._core import recorder
+
+    monkeypatch.setattr(recorder, "DIAGNOSTICS_FRAME_S", 1e-9)
+    reads, update = recorded_reads(monkeypatch)
+    rec = Recorder()
+    try:
+        steps = np.arange(200_000.0)
+        rec.extend("loss", steps, 2 / (1 + steps / 1e4) * (1 + 0.05 * np.sin(steps)))
+        drawn = drawn_findings(rec)
+        for k in range(6):  # points arriving between frames
+            more = len(steps) + 5000 * k + np.arange(5000, dtype=float)
+            rec.extend("loss", more, 2 / (1 + more / 1e4))
+            rec.request_frame()
+            time.sleep(0.4)
+        assert rec.wait_idle(timeout=300)
+        budgets = [b for b, _ in reads]
+        assert 1024 in budgets  # a frame that found new points read the floor
+        assert budgets[-1] == LIVE_DIAGNOSTICS_BUDGET  # the catch-up, after logging stopped
+        whole = Diagnostics()
+        update(whole, rec.data())
+        assert [repr(f) for f in drawn[-1]] == [repr(f) for f in whole.findings]
+    finally:
+        rec.close()
+
+
+def test_live_frames_catch_up_on_a_backlog_within_a_budget(monkeypatch):
+    """After extend() of 1e6 steps one live frame reads at most the budget per series and asks
+    for the next frame; once caught up the findings are those of one unbudgeted pass."""
+    budget = LIVE_DIAGNOSTICS_BUDGET
+    reads, update = recorded_reads(monkeypatch)
     rec = Recorder()
     try:
         n = 1_000_000
         s = np.arange(n, dtype=float)
         rec.extend("loss", s, 2 / (1 + s / 1e5) * (1 + 0.05 * np.sin(s)))
         rec.extend("val_loss", s[::10], 2.4 / (1 + s[::10] / 1e5) + np.maximum(0, s[::10] - 6e5) / 1e6)
-        drawn = []
-        rec.attach_view(lambda frame, findings: drawn.append(list(findings)) or 0, live=True)
+        drawn = drawn_findings(rec)
         rec.request_frame()
         assert rec.wait_idle(timeout=300)  # each frame behind asked for the next: all drawn now
         frames = -(-n // budget)

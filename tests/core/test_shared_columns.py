@@ -197,3 +197,51 @@ def test_device_tensors_logged_together_share_the_timeline():
     snap = store.snapshot()
     assert sharing(store) == [{"loss", "acc"}]
     assert snap["loss"].values.tolist() == [0.0, 1.0, 2.0, 3.0, 4.0] and snap["acc"].steps.tolist() == list(range(5))
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_columns_grown_ahead_of_need_hold_exactly_what_was_logged(monkeypatch, seed):
+    """Long columns found three quarters full at a snapshot are copied into their next arrays by
+    a helper thread (so the append that fills them copies only the rest): through any interleaving of row
+    appends, bulk appends, snapshots and a rewind, every snapshot holds exactly what was logged,
+    and views handed out earlier never change."""
+    from lossviz_widget._core import buffers
+
+    monkeypatch.setattr(buffers, "AHEAD_FROM", 256)
+    monkeypatch.setattr(buffers, "AHEAD_SLICE", 37)
+    rng = random.Random(seed)
+    shared, alone = [MetricBuffer(), MetricBuffer()], MetricBuffer()
+    expected: dict[int, list[tuple[float, float, float]]] = {id(b): [] for b in (*shared, alone)}
+    views: list[tuple[MetricHistory, list]] = []
+    step = 0.0
+    for _ in range(400):
+        action = rng.random()
+        if action < 0.5:
+            k = rng.choice([1, 1, 1, 5, 90])
+            steps = step + np.arange(k, dtype=float)
+            wall = 1e9 + steps
+            cols = [rng.random() + steps for _ in shared]
+            if k == 1:
+                append_row(shared, float(steps[0]), float(wall[0]), [float(c[0]) for c in cols])
+            else:
+                extend_rows(shared, steps, wall, cols)
+            alone.extend_columns(steps, steps * 2, wall)
+            for buf, c in zip(shared, cols):
+                expected[id(buf)] += list(zip(steps.tolist(), c.tolist(), wall.tolist()))
+            expected[id(alone)] += list(zip(steps.tolist(), (steps * 2).tolist(), wall.tolist()))
+            step += k
+        elif action < 0.98:
+            for buf in (*shared, alone):
+                h = buf.snapshot()
+                want = expected[id(buf)]
+                assert list(zip(h.steps.tolist(), h.values.tolist(), h.wall_time.tolist())) == want
+                views.append((h, list(want)))
+        else:  # a rewind purges the last points of every buffer
+            cut = step - rng.randint(1, 50)
+            buffers.truncate_at([*shared, alone], cut)
+            for key in expected:
+                expected[key] = [p for p in expected[key] if p[0] < cut]
+            step = max(cut, 0.0)
+    assert len(expected[id(alone)]) > 4 * 256  # grown past the threshold several times
+    for h, want in views:
+        assert list(zip(h.steps.tolist(), h.values.tolist(), h.wall_time.tolist())) == want

@@ -253,3 +253,39 @@ def test_float32_cache_decisions_follow_the_rule_slice_by_slice(monkeypatch, see
     assert got.dtype == (np.float32 if switch == len(y) else np.float64)
     np.testing.assert_array_equal(got[:switch], wide[:switch].astype(np.float32))
     np.testing.assert_array_equal(got[switch:], wide[switch:])
+
+
+@pytest.mark.parametrize("mode", ["ema", "time_ema"])
+@pytest.mark.parametrize("compact", [False, True])
+def test_outputs_grown_ahead_of_need_hold_the_same(monkeypatch, mode, compact):
+    """A long smoothed output three quarters full has its next array prepared by a helper thread
+    (lossviz_widget._core.buffers.GrowAhead): fed in the same pieces, through many growths (and,
+    compact, a switch from float32 to float64 storage), the output is exactly what it is when
+    every growth copies at once."""
+    import time
+
+    from lossviz_widget._core import buffers
+    from lossviz_widget._core.smoothing import make_smoother
+
+    rng = np.random.default_rng(5)
+    n = 20_000
+    x = np.cumsum(rng.uniform(0.5, 1.5, n))
+    values = 1.0 / (1 + x / 100) + 0.1 * rng.standard_normal(n)
+    values[15_000:] *= 1e40  # past float32's range: compact storage turns float64
+    ends = np.minimum(np.cumsum(rng.integers(1, 700, n)), n)
+    ends = ends[: int(np.searchsorted(ends, n)) + 1]
+
+    def fed(ahead_from: float) -> np.ndarray:
+        monkeypatch.setattr(buffers, "AHEAD_FROM", ahead_from)
+        smoother = make_smoother(mode, 0.9, compact=compact) if mode == "ema" else make_smoother(mode, 0.9)
+        for k, end in enumerate(ends.tolist()):
+            out = smoother.update(values[:end], x[:end])
+            if k % 10 == 0:
+                time.sleep(0.001)  # the helper thread gets to finish sometimes
+        return np.array(out)
+
+    monkeypatch.setattr(buffers, "AHEAD_SLICE", 50)
+    at_once = fed(math.inf)
+    ahead = fed(256)
+    assert ahead.dtype == at_once.dtype and len(ahead) == n
+    np.testing.assert_array_equal(ahead, at_once)

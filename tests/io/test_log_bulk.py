@@ -188,3 +188,55 @@ def test_without_orjson_the_same(written, monkeypatch):
     """orjson is optional: the standard library's parser gives the same."""
     monkeypatch.setitem(sys.modules, "orjson", None)
     check(written)
+
+
+# -- any log the writer can produce ---------------------------------------------------------
+
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+from lossviz_widget._io.logfile import LogWriter  # noqa: E402
+from lossviz_widget._model import MetricHistory  # noqa: E402
+
+NAMES = st.sampled_from(["loss", "val_loss", 'a "quoted", "s": name', "ünï\u2028cödé", "x\\y:z}{"])
+RUNS = st.sampled_from([DEFAULT_RUN, DEFAULT_RUN, 'lr="1e-3" ✓'])
+VALUES = st.one_of(st.floats(allow_nan=True, allow_infinity=True), st.integers(-3, 3).map(float),
+                   st.sampled_from([math.nan, math.inf, -math.inf, 5e-324, -0.0, 1.7976931348623157e308]))
+# a frame: for each of a few series, how many new points (up to 64 become point lines, more one chunk line)
+FRAMES = st.lists(st.lists(st.tuples(RUNS, NAMES, st.one_of(st.integers(0, 5), st.integers(60, 80))),
+                           min_size=1, max_size=4), min_size=1, max_size=6)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(frames=FRAMES, values=st.lists(VALUES, min_size=1, max_size=50), cut=st.floats(0.5, 1.0),
+       resumed=st.booleans(), data=st.data())
+def test_any_written_log_reads_as_line_by_line(tmp_path_factory, frames, values, cut, resumed, data):
+    """Logs as :class:`LogWriter` writes them, frame by frame (point lines and chunk lines of
+    several series and runs, names JSON must escape or that hold the writer's own field markers,
+    NaN, infinities, extremes), cut anywhere (a killed process) and possibly resumed after the
+    cut (the writer starts a new line): the bulk readers read exactly what the line-by-line
+    reference reads."""
+    path = tmp_path_factory.mktemp("any") / "fit.jsonl"
+    series: dict[tuple[str, str], tuple[list[float], list[float], list[float]]] = {}
+    writer = LogWriter(path, title="t", settings={})
+    k = 0
+    for frame in frames:
+        for run, name, count in frame:
+            cols = series.setdefault((run, name), ([], [], []))
+            for _ in range(count):
+                cols[0].append(float(len(cols[0])))
+                cols[1].append(values[k % len(values)])
+                cols[2].append(1.7e9 + 0.1 * k)
+                k += 1
+        runs: dict = {}
+        for (run, name), (s, v, t) in series.items():
+            runs.setdefault(run, {})[name] = MetricHistory(np.array(s), np.array(v), np.array(t))
+        writer.write_new(runs)
+    writer.close()
+    raw = path.read_bytes()
+    head = raw.index(b"\n") + 1
+    raw = raw[:head + int((len(raw) - head) * cut)]
+    if resumed:  # what a resumed log appends after a cut line: a newline, then whole lines
+        raw += b"\n" + data.draw(st.sampled_from([b'{"m": "loss", "s": 1e6, "v": 1.0, "t": 2.0}\n', b""]))
+    path.write_bytes(raw)
+    check(path)
