@@ -12,7 +12,9 @@
 //     carries the data x), and a tooltip listing, for each shown series of the hovered panel,
 //     the point nearest that x (binary search in the Lines' synced x array): x (step or time),
 //     the value drawn (smoothed when smoothing is on) and the raw value at the same x, sorted by
-//     value, at most MAX_ROWS rows then "N more".
+//     value, at most MAX_ROWS rows then "N more";
+//   * nothing, but measures the plot area's width (`width`, synced to the kernel, which then sends
+//     at most 2 points per pixel column), again after each resize.
 // Everything is read from the bqplot models already in the browser (`widget_manager.get_model`:
 // the marks' synced x/y typed arrays, the x scale's min/max), so hovering sends nothing over
 // the wire and works while the kernel is busy running the training cell.
@@ -23,6 +25,13 @@
 // largest value of a bucket of logged points.
 
 export const MAX_ROWS = 8;
+const WIDTH_STEP = 32;
+const WIDTH_DEBOUNCE_MS = 250;
+
+/** A plot area width (CSS px) as reported to the kernel: rounded up to WIDTH_STEP (0 when not laid out). */
+export function reportedWidth(px) {
+  return px >= 1 ? Math.ceil(px / WIDTH_STEP) * WIDTH_STEP : 0;
+}
 const EVENT = "lossviz-crosshair";
 
 /** Index of the value of the sorted array `xs` nearest to `x` (-1 when empty). */
@@ -326,8 +335,31 @@ function render({ model, el }) {
     b.addEventListener("pointermove", onMove);
     b.addEventListener("pointerleave", onLeave);
     rt.addEventListener(EVENT, onCrosshair);
-    attached = { b, rt };
+    const figure = b.querySelector(".lossviz-panel");
+    const resize = figure ? new ResizeObserver(() => measureSoon()) : null;
+    if (resize) resize.observe(figure);
+    attached = { b, rt, resize };
+    measureSoon();
   });
+
+  // The plot area's width, rounded up to WIDTH_STEP px, goes to the kernel (`width`): it sends lines
+  // with at most 2 points per pixel column. Debounced: a resize drag sends one message at its end.
+  let measureTimer = 0;
+  function measureSoon() {
+    clearTimeout(measureTimer);
+    measureTimer = setTimeout(() => {
+      const area = plotArea();
+      const w = area ? reportedWidth(area.getBoundingClientRect().width) : 0;
+      if (!w) {
+        measureSoon(); // not drawn yet
+        return;
+      }
+      if (w !== model.get("width")) {
+        model.set("width", w);
+        model.save_changes();
+      }
+    }, WIDTH_DEBOUNCE_MS);
+  }
   const onScroll = () => hide();
   window.addEventListener("scroll", onScroll, true);
 
@@ -335,12 +367,14 @@ function render({ model, el }) {
   resolve();
   return () => {
     cancelAnimationFrame(attachRequest);
+    clearTimeout(measureTimer);
     cancelAnimationFrame(frameRequest);
     window.removeEventListener("scroll", onScroll, true);
     if (attached) {
       attached.b.removeEventListener("pointermove", onMove);
       attached.b.removeEventListener("pointerleave", onLeave);
       attached.rt.removeEventListener(EVENT, onCrosshair);
+      if (attached.resize) attached.resize.disconnect();
     }
     crosshair.remove();
     tip.remove();

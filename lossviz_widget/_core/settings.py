@@ -71,6 +71,12 @@ def _max_points(v: int) -> int:
     return v
 
 
+def _plot_width(v: int) -> int:
+    if not (v == 0 or 8 <= v <= 100_000):
+        raise ValueError(f"plot_width must be 0 (not known) or in [8, 100000] pixels, got {v!r}")
+    return v
+
+
 def _x_range(v: tuple[float, float] | None) -> tuple[float, float] | None:
     if v is not None and not (math.isfinite(v[0]) and math.isfinite(v[1]) and v[0] < v[1]):
         raise ValueError(f"x_range must be (low, high) with finite low < high, or None; got {v!r}")
@@ -119,6 +125,9 @@ class ViewSettings:
     ignore_outliers: bool = _setting(False, "Fit y axes to the 5th-95th percentile of the data.", saved=True)
     x_axis: str = _setting("step", "x axis: step, wall_time or relative_time.", saved=True, choices=X_AXIS_MODES)
     max_points: int = _setting(2000, "Maximum points per line per frame.", saved=True, check=_max_points)
+    plot_width: int = _setting(0, "Width in pixels of the widest panel's plot area, as the browser reports it "
+                               "(when the kernel is idle); lines then get at most 2 points per pixel column, "
+                               "never more than max_points. 0: not known, max_points.", check=_plot_width)
     panel_height: int = _setting(240, "Height of each panel in pixels (the width follows the output area).",
                                  saved=True, check=_panel_height)
     fps: float = _setting(10.0, "Maximum frames per second sent to the browser.", saved=True, check=_fps)
@@ -164,6 +173,12 @@ class ViewSettings:
         if self.best_metrics:
             return metric in self.best_metrics or family_of(metric) in self.best_metrics
         return best_fits(metric)
+
+    @property
+    def points_per_line(self) -> int:
+        """Points to draw per line: ``max_points``, or 2 per pixel column of a known ``plot_width`` if fewer
+        (a min/max bucket per column keeps every spike; more points would land on the same pixels)."""
+        return min(self.max_points, max(16, 2 * self.plot_width)) if self.plot_width else self.max_points
 
     @property
     def x_is_log(self) -> bool:

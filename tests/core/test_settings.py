@@ -111,7 +111,7 @@ def test_saved_settings_round_trip_through_files(tmp_path, suffix):
 
 def test_unsaved_settings_are_view_state_only():
     unsaved = {f.name for f in FIELDS} - set(SAVED)
-    assert unsaved == {"x_range", "hidden_runs", "highlight_run"}
+    assert unsaved == {"x_range", "hidden_runs", "highlight_run", "plot_width"}
 
 
 def test_every_smoothing_mode_is_in_the_trait_the_dropdown_and_the_factory(plot):
