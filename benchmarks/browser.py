@@ -323,6 +323,7 @@ class LiveResult:
     """One live window: main-thread share and time per frame, for one app and run length."""
 
     app: str
+    renderer: str
     n: int
     seconds: float
     frames: int
@@ -391,15 +392,15 @@ def _open_app_notebook(nb: NotebookPage, app: str, name: str) -> None:
 
 
 def _live_app(nb: NotebookPage, app: str, sizes: list[int], seconds: float, steps_per_s: int, repeats: int,
-              updates: int, log: Any, trace: bool = False) -> list[LiveResult]:
+              updates: int, log: Any, trace: bool = False, renderer: str = "svg") -> list[LiveResult]:
     page = nb.page
     root = nb.server.root_dir
-    folder = root / f"cmds-live-{app}"
-    name = f"live_{app}.ipynb"
+    folder = root / f"cmds-live-{app}-{renderer}"
+    name = f"live_{app}_{renderer}.ipynb"
     # shown by a cell of its own (the view reports its width to the idle kernel), then the "training" cell
     write_notebook(root / name, [
         f"import sys\nsys.path.insert(0, {str(BENCH_DIR)!r})\nimport workloads\n"
-        "from lossviz_widget import LossPlot\nplot = LossPlot(title='bench')\n"
+        f"from lossviz_widget import LossPlot\nplot = LossPlot(title='bench', renderer={renderer!r})\n"
         "plot.log(workloads.values_at(0, 1e-7), step=0)\nplot",
         f"workloads.serve_commands('lossviz', {str(folder)!r}, plot=plot, start=1)",
     ])
@@ -411,6 +412,9 @@ def _live_app(nb: NotebookPage, app: str, sizes: list[int], seconds: float, step
     nb.cell(1).locator(".jp-InputArea-prompt").click()
     page.keyboard.press("Shift+Enter")
     page.mouse.move(1, 999)  # not over a plot (no hover readout)
+    page.wait_for_timeout(500)
+    # the panels in view (running a cell scrolls to the next one): what is measured is a plot being watched
+    page.locator(".lossviz .lossviz-panels").first.evaluate("el => el.scrollIntoView({block: 'start'})")
     cdp = page.context.new_cdp_session(page)
     cdp.send("Performance.enable", {"timeDomain": "threadTicks"})
     offset = _clock_offset(page)
@@ -455,7 +459,7 @@ def _live_app(nb: NotebookPage, app: str, sizes: list[int], seconds: float, step
                 if row is not None:
                     paints.append(row["paint_ms"])
             res = LiveResult(
-                app=app, n=n, seconds=w1 - w0, frames=frames, share=d["TaskDuration"] / (w1 - w0),
+                app=app, renderer=renderer, n=n, seconds=w1 - w0, frames=frames, share=d["TaskDuration"] / (w1 - w0),
                 task_ms_per_frame=d["TaskDuration"] * 1e3 / frames,
                 script_ms_per_frame=d["ScriptDuration"] * 1e3 / frames,
                 layout_style_ms_per_frame=(d["LayoutDuration"] + d["RecalcStyleDuration"]) * 1e3 / frames,
@@ -464,7 +468,8 @@ def _live_app(nb: NotebookPage, app: str, sizes: list[int], seconds: float, step
                 paint_ms=statistics.median(paints) if paints else None, plot_width=width,
             )
             out.append(res)
-            log(f"  live {app:10s} n={n:>9,}: share {res.share:5.1%}, task {res.task_ms_per_frame:5.1f} ms/frame "
+            log(f"  live {app:10s} {renderer:6s} n={n:>9,}: share {res.share:5.1%}, "
+                f"task {res.task_ms_per_frame:5.1f} ms/frame "
                 f"(script {res.script_ms_per_frame:.1f}, layout+style {res.layout_style_ms_per_frame:.1f}), "
                 f"{res.paths_per_frame:.1f} paths/frame, {res.bytes_per_frame / 1024:.1f} KiB/frame, "
                 f"{frames} frames, paint {res.paint_ms or float('nan'):.1f} ms, plot width {width}")
@@ -474,7 +479,7 @@ def _live_app(nb: NotebookPage, app: str, sizes: list[int], seconds: float, step
 
 def measure_live(sizes: list[int], apps: tuple[str, ...] = ("jupyterlab", "notebook"), seconds: float = 5.0,
                  steps_per_s: int = 500, repeats: int = 3, updates: int = 3, artifacts: Path | None = None,
-                 log: Any = print, trace: bool = False) -> list[LiveResult]:
+                 log: Any = print, trace: bool = False, renderers: tuple[str, ...] = ("svg",)) -> list[LiveResult]:
     """Main-thread share while lossviz updates live (``steps_per_s`` steps of 4 metrics logged per
     second for ``seconds``, the plot drawing at its default 10 frames/s), per app and run length:
     ``Performance.getMetrics`` ``TaskDuration`` over the window / wall time; per frame; and the
@@ -489,16 +494,18 @@ def measure_live(sizes: list[int], apps: tuple[str, ...] = ("jupyterlab", "noteb
         try:
             for app in apps:
                 with running_jupyterlab(artifacts, app=app) as server:
-                    context = new_context(browser)
-                    context.set_default_timeout(120_000)
-                    context.add_init_script(INSTRUMENT_JS)
-                    page = context.new_page()
-                    try:
-                        nb = NotebookPage(page, server, artifacts)
-                        results += _live_app(nb, app, sizes, seconds, steps_per_s, repeats, updates, log, trace)
-                        nb.screenshot(f"live-{app}")
-                    finally:
-                        context.close()
+                    for renderer in renderers:
+                        context = new_context(browser)
+                        context.set_default_timeout(120_000)
+                        context.add_init_script(INSTRUMENT_JS)
+                        page = context.new_page()
+                        try:
+                            nb = NotebookPage(page, server, artifacts)
+                            results += _live_app(nb, app, sizes, seconds, steps_per_s, repeats, updates, log, trace,
+                                                 renderer)
+                            nb.screenshot(f"live-{app}-{renderer}")
+                        finally:
+                            context.close()
         finally:
             browser.close()
     return results
@@ -506,18 +513,19 @@ def measure_live(sizes: list[int], apps: tuple[str, ...] = ("jupyterlab", "noteb
 
 def live_table(results: list[LiveResult]) -> str:
     """Markdown: medians per app and run length."""
-    rows = ["| app | logged steps | main-thread share | task ms/frame | script | layout+style | "
+    rows = ["| app | renderer | logged steps | main-thread share | task ms/frame | script | layout+style | "
             "line paths/frame | KiB/frame | paint ms (single frame) | windows |",
-            "|---|---|---|---|---|---|---|---|---|---|"]
-    keys = sorted({(r.app, r.n) for r in results}, key=lambda k: (k[0] != "jupyterlab", k[1]))
-    for app, n in keys:
-        rs = [r for r in results if (r.app, r.n) == (app, n)]
+            "|---|---|---|---|---|---|---|---|---|---|---|"]
+    keys = sorted({(r.app, r.renderer, r.n) for r in results}, key=lambda k: (k[0] != "jupyterlab", k[1], k[2]))
+    for app, renderer, n in keys:
+        rs = [r for r in results if (r.app, r.renderer, r.n) == (app, renderer, n)]
 
         def med(f: Any, rs: list[LiveResult] = rs) -> float:
             vals = [f(r) for r in rs if f(r) is not None]
             return statistics.median(vals) if vals else float("nan")
 
-        rows.append(f"| {app} | {n:.0e} | {med(lambda r: r.share):.1%} | {med(lambda r: r.task_ms_per_frame):.1f} | "
+        rows.append(f"| {app} | {renderer} | {n:.0e} | {med(lambda r: r.share):.1%} | "
+                    f"{med(lambda r: r.task_ms_per_frame):.1f} | "
                     f"{med(lambda r: r.script_ms_per_frame):.1f} | {med(lambda r: r.layout_style_ms_per_frame):.1f} | "
                     f"{med(lambda r: r.paths_per_frame):.1f} | {med(lambda r: r.bytes_per_frame) / 1024:.1f} | "
                     f"{med(lambda r: r.paint_ms):.1f} | {len(rs)} |")
@@ -533,8 +541,10 @@ if __name__ == "__main__":
     ap.add_argument("--seconds", type=float, default=5.0)
     ap.add_argument("--apps", default="jupyterlab,notebook")
     ap.add_argument("--updates", type=int, default=3, help="single frames timed after each window (paint timer)")
+    ap.add_argument("--renderers", default="svg,canvas")
     ap.add_argument("--trace", action="store_true", help="also trace the first window: main-thread time by event")
     a = ap.parse_args()
     live = measure_live([int(float(s)) for s in a.sizes.split(",")], tuple(a.apps.split(",")), a.seconds,
-                        repeats=a.repeats, updates=a.updates, trace=a.trace)
+                        repeats=a.repeats, updates=a.updates, trace=a.trace,
+                        renderers=tuple(a.renderers.split(",")))
     print(live_table(live))

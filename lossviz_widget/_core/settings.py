@@ -38,6 +38,10 @@ class Setting:
     check: Callable[[Any], Any] | None = None  # returns the normalized value or raises ValueError
 
 
+#: Values of ``ViewSettings.renderer``.
+RENDERERS = ("svg", "canvas")
+
+
 def _setting(default: Any, help: str, **kwargs: Any) -> Any:
     if isinstance(default, (frozenset, tuple)):
         return field(default_factory=lambda: default, metadata={"setting": Setting(help, **kwargs)})
@@ -128,6 +132,10 @@ class ViewSettings:
     plot_width: int = _setting(0, "Width in pixels of the widest panel's plot area, as the browser reports it "
                                "(when the kernel is idle); lines then get at most 2 points per pixel column, "
                                "never more than max_points. 0: not known, max_points.", check=_plot_width)
+    renderer: str = _setting("svg", "How the curves are drawn in the browser: svg (bqplot's Lines, one SVG path each) "
+                             "or canvas (one canvas per panel under the hover layer: much less browser work per "
+                             "frame; axes, zoom, legend and hover readout unchanged).", saved=True,
+                             choices=RENDERERS)
     panel_height: int = _setting(240, "Height of each panel in pixels (the width follows the output area).",
                                  saved=True, check=_panel_height)
     fps: float = _setting(10.0, "Maximum frames per second sent to the browser.", saved=True, check=_fps)
@@ -153,9 +161,9 @@ class ViewSettings:
         or add forecasts beside the lines)."""
         default = ViewSettings()
         if (self.hidden_runs or self.highlight_run is not None or self.fps != default.fps
-                or self.panel_height != default.panel_height or self.forecast):
+                or self.panel_height != default.panel_height or self.forecast or self.renderer != default.renderer):
             return replace(self, hidden_runs=frozenset(), highlight_run=None, fps=default.fps,
-                           panel_height=default.panel_height, forecast=False)
+                           panel_height=default.panel_height, forecast=False, renderer=default.renderer)
         return self
 
     def log_y_for(self, family: str) -> bool:

@@ -257,11 +257,22 @@ class _Panel:
         return [m for pair in (*self.lines.values(), *self.bands.values()) for m in pair] + [self.markers,
                                                                                           self.findings]
 
+    def set_canvas(self, canvas: bool) -> None:
+        """Draw the series' lines on the hover layer's canvas (True) or as bqplot SVG marks."""
+        if canvas != self.layer.canvas:
+            self.layer.canvas = canvas
+            self._order_marks()
+
     def _order_marks(self) -> None:
-        """Raw lines behind, then run groups' bands, the main lines, the groups' lines; markers on top."""
-        self.figure.marks = ([p[0] for p in self.lines.values()] + [p[0] for p in self.bands.values()]
-                             + [p[1] for p in self.lines.values()] + [p[1] for p in self.bands.values()]
-                             + [self.markers, self.findings])
+        """Raw lines behind, then run groups' bands, the main lines, the groups' lines; markers on top.
+
+        On a canvas (:meth:`set_canvas`) the series' lines are left out: bqplot makes no view for
+        them (their models still hold the data, which js/hover.js draws and reads)."""
+        pairs = [] if self.layer.canvas else list(self.lines.values())
+        marks = ([p[0] for p in pairs] + [p[0] for p in self.bands.values()]
+                 + [p[1] for p in pairs] + [p[1] for p in self.bands.values()] + [self.markers, self.findings])
+        if list(self.figure.marks) != marks:
+            self.figure.marks = marks
 
     def _add_series(self, sf: SeriesFrame) -> None:
         faint = Lines(x=_EMPTY, y=_EMPTY, scales=self._scales(), colors=[sf.color], opacities=[_FAINT],
@@ -461,6 +472,7 @@ class PanelGrid:
         self._on_width = on_width
         self._applying_range = False
         self._panel_height = panel_height
+        self._canvas = False
         #: Scales were switched in the last apply(): draw one more frame soon, for the axes' own ticks.
         self.settling = False
         self.x_scale: LinearScale | LogScale | DateScale = self._new_x_scale(*self._x_kind)
@@ -480,6 +492,12 @@ class PanelGrid:
         widest = max(p.layer.width for p in self.panels.values())
         if widest > 0 and self._on_width is not None:
             self._on_width(widest)
+
+    def set_renderer(self, renderer: str) -> None:
+        """Draw the lines of every panel (and those to come) as SVG (``"svg"``) or on a canvas (``"canvas"``)."""
+        self._canvas = renderer == "canvas"
+        for panel in self.panels.values():
+            panel.set_canvas(self._canvas)
 
     def _new_x_scale(self, date: bool, log: bool) -> LinearScale | LogScale | DateScale:
         scale = DateScale(allow_padding=False) if date else _y_scale(log)
@@ -562,6 +580,7 @@ class PanelGrid:
                 panel = self.panels[pf.family] = _Panel(pf.family, self.x_scale, frame.x_label, pf.log_y,
                                                         self._panel_height)
                 panel.layer.observe(self._width_measured, names=["width"])
+                panel.set_canvas(self._canvas)
             elif panel.log_y != pf.log_y or panel.x_axis.label != frame.x_label:
                 panel.set_scales(self.x_scale, frame.x_label, pf.log_y, frame.x_is_date)
             sent += panel.apply(pf)

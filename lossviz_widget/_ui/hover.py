@@ -16,7 +16,7 @@ from __future__ import annotations
 from typing import Any
 
 import anywidget
-from traitlets import Dict, Int, List, Unicode
+from traitlets import Bool, Dict, Int, List, Unicode
 
 from .._io.assets import js_file
 
@@ -44,6 +44,8 @@ class HoverLayer(anywidget.AnyWidget):
 
     series = List(Dict(), help="Shown series: see series_entry.").tag(sync=True)
     x_label = Unicode("step", help="The x axis label (step, wall time, relative time (unit)).").tag(sync=True)
+    canvas = Bool(False, help="Draw the series' lines on a canvas over the plot area (their bqplot Lines then have "
+                              "no view: only their models, which hold the data).").tag(sync=True)
     width = Int(0, help="The plot area's width in CSS pixels, set by the browser (rounded up to 32; 0: not "
                         "measured yet): the kernel sends at most 2 points per pixel column.").tag(sync=True)
 

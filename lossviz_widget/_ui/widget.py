@@ -124,6 +124,7 @@ class LossPlot(widgets.VBox):
         super().__init__(title=title, **options)
         self._recorder.settings = view_settings(self)
         self._grid.set_panel_height(self._recorder.settings.panel_height)
+        self._grid.set_renderer(self._recorder.settings.renderer)
         self._update_header()
         bar = control_bar(self)
         bar.children += (self._snapshot,)
@@ -147,6 +148,9 @@ class LossPlot(widgets.VBox):
         self._recorder.settings = view_settings(self)
         if change["name"] == "panel_height":
             self._grid.set_panel_height(change["new"])
+        if change["name"] == "renderer":
+            with self._draw_lock:
+                self._grid.set_renderer(change["new"])
         if change["name"] == "x_range" and change["new"] is not None:
             self.follow_latest = False
 
