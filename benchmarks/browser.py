@@ -26,6 +26,7 @@ that first message in the page (no clock matching needed).
 from __future__ import annotations
 
 import json
+import math
 import statistics
 import sys
 import time
@@ -46,6 +47,7 @@ from browser_harness import (
 __all__ = ["INSTRUMENT_JS", "PaintResult", "measure_paint"]
 
 BENCH_DIR = Path(__file__).resolve().parent
+IMPORT_WORKLOADS = f"import sys\nsys.path.insert(0, {str(BENCH_DIR)!r})\nimport workloads\n"  # a notebook cell's start
 
 INSTRUMENT_JS = r"""
 (() => {
@@ -226,10 +228,7 @@ def _run_tool(nb: NotebookPage, tool: str, sizes: list[int], updates: int, limit
     root = nb.server.root_dir
     folder = root / f"cmds-{tool}"
     name = f"paint_{tool}.ipynb"
-    write_notebook(root / name, [
-        f"import sys\nsys.path.insert(0, {str(BENCH_DIR)!r})\nimport workloads\n"
-        f"workloads.serve_commands({tool!r}, {str(folder)!r})"
-    ])
+    write_notebook(root / name, [f"{IMPORT_WORKLOADS}workloads.serve_commands({tool!r}, {str(folder)!r})"])
     nb.open(name)
     nb.run_all_cells()
     try:
@@ -399,8 +398,8 @@ def _live_app(nb: NotebookPage, app: str, sizes: list[int], seconds: float, step
     name = f"live_{app}_{renderer}.ipynb"
     # shown by a cell of its own (the view reports its width to the idle kernel), then the "training" cell
     write_notebook(root / name, [
-        f"import sys\nsys.path.insert(0, {str(BENCH_DIR)!r})\nimport workloads\n"
-        f"from lossviz_widget import LossPlot\nplot = LossPlot(title='bench', renderer={renderer!r})\n"
+        f"{IMPORT_WORKLOADS}from lossviz_widget import LossPlot\n"
+        f"plot = LossPlot(title='bench', renderer={renderer!r})\n"
         "plot.log(workloads.values_at(0, 1e-7), step=0)\nplot",
         f"workloads.serve_commands('lossviz', {str(folder)!r}, plot=plot, start=1)",
     ])
@@ -450,7 +449,8 @@ def _live_app(nb: NotebookPage, app: str, sizes: list[int], seconds: float, step
             frames = max(1, int(ack.get("frames") or 0))
             width = ack.get("plot_width")
             paints = []
-            for _u in range(updates):  # single frames after the window: today's paint timer
+            # single frames after the window: the paint timer of measure_paint (it times SVG path changes)
+            for _u in range(updates if renderer == "svg" else 0):
                 page.wait_for_timeout(500)
                 page.evaluate(_TAKE_JS)
                 uack = driver.send({"op": "update"}, timeout=120.0, nb=nb)
@@ -516,19 +516,21 @@ def live_table(results: list[LiveResult]) -> str:
     rows = ["| app | renderer | logged steps | main-thread share | task ms/frame | script | layout+style | "
             "line paths/frame | KiB/frame | paint ms (single frame) | windows |",
             "|---|---|---|---|---|---|---|---|---|---|---|"]
-    keys = sorted({(r.app, r.renderer, r.n) for r in results}, key=lambda k: (k[0] != "jupyterlab", k[1], k[2]))
+    keys = sorted({(r.app, r.renderer, r.n) for r in results},
+                  key=lambda k: (k[0] != "jupyterlab", k[2], k[1] != "svg"))
+    apps = {"jupyterlab": "JupyterLab", "notebook": "Notebook 7"}
     for app, renderer, n in keys:
         rs = [r for r in results if (r.app, r.renderer, r.n) == (app, renderer, n)]
 
         def med(f: Any, rs: list[LiveResult] = rs) -> float:
             vals = [f(r) for r in rs if f(r) is not None]
-            return statistics.median(vals) if vals else float("nan")
+            return statistics.median(vals) if vals else math.nan
 
-        rows.append(f"| {app} | {renderer} | {n:.0e} | {med(lambda r: r.share):.1%} | "
+        rows.append(f"| {apps.get(app, app)} | {renderer} | {n:,} | {med(lambda r: r.share):.1%} | "
                     f"{med(lambda r: r.task_ms_per_frame):.1f} | "
                     f"{med(lambda r: r.script_ms_per_frame):.1f} | {med(lambda r: r.layout_style_ms_per_frame):.1f} | "
                     f"{med(lambda r: r.paths_per_frame):.1f} | {med(lambda r: r.bytes_per_frame) / 1024:.1f} | "
-                    f"{med(lambda r: r.paint_ms):.1f} | {len(rs)} |")
+                    f"{med(lambda r: r.paint_ms):.1f} | {len(rs)} |".replace("| nan |", "| — |"))
     return "\n".join(rows)
 
 

@@ -324,7 +324,7 @@ function render({ model, el }) {
     const ctx = canvas.getContext("2d");
     ctx.setTransform(ratio, 0, 0, ratio, 0, 0);
     ctx.clearRect(0, 0, w, h);
-    ctx.lineJoin = "round";
+    ctx.lineJoin = "miter"; // as bqplot's SVG paths
     for (const pass of ["raw", "main"]) { // the faint raw lines behind every main line, as the SVG marks
       for (const e of entries) {
         const m = e[pass];
