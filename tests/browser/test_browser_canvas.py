@@ -16,19 +16,10 @@ from __future__ import annotations
 
 from typing import Any
 
+import browser_harness as bh
 import numpy as np
 import pytest
-from browser_harness import (
-    DARK_THEME,
-    LAB_SETTINGS,
-    NotebookPage,
-    new_context,
-    opened_notebook,
-    poll,
-    require_chromium,
-    running_jupyterlab,
-    write_notebook,
-)
+from browser_harness import NotebookPage, poll
 
 SETUP_CELL = """\
 import math, random
@@ -173,21 +164,21 @@ def _check_all(nb: NotebookPage, name: str) -> None:
 @pytest.mark.browser
 @pytest.mark.timeout(300)
 def test_canvas_renderer_draws_what_svg_draws_light_theme(request: pytest.FixtureRequest) -> None:
-    with opened_notebook(request, "canvas.ipynb", [SETUP_CELL]) as nb:
+    with bh.opened_notebook(request, "canvas.ipynb", [SETUP_CELL]) as nb:
         _check_all(nb, "canvas-light")
 
 
 @pytest.mark.browser
 @pytest.mark.timeout(300)
 def test_canvas_renderer_draws_what_svg_draws_dark_theme(request: pytest.FixtureRequest) -> None:
-    require_chromium()
+    bh.require_chromium()
     browser: Any = request.getfixturevalue("chromium_browser")
-    with running_jupyterlab(lab_settings={**LAB_SETTINGS, DARK_THEME[0]: DARK_THEME[1]}) as server:
-        context = new_context(browser)
+    with bh.running_jupyterlab(lab_settings={**bh.LAB_SETTINGS, bh.DARK_THEME[0]: bh.DARK_THEME[1]}) as server:
+        context = bh.new_context(browser)
         context.set_default_timeout(30_000)
         nb = NotebookPage(context.new_page(), server)
         try:
-            write_notebook(server.root_dir / "canvas_dark.ipynb", [SETUP_CELL])
+            bh.write_notebook(server.root_dir / "canvas_dark.ipynb", [SETUP_CELL])
             nb.open("canvas_dark.ipynb")
             assert nb.page.evaluate("() => document.body.dataset.jpThemeLight") == "false"
             _check_all(nb, "canvas-dark")
