@@ -6,7 +6,8 @@ the SVG renderer draws (``path.line``: its vertices are plot-area pixels), the c
 panel in the other plot must be painted at each vertex (within 1 px); the main lines' vertices
 mostly in the line's own colour (another line may cross). Then the hover readout (it reads the same
 Lines models) and the snapshot button (it copies the canvas) on the canvas plot, and screenshots of
-both plots in the light and the dark theme, compared pixel by pixel.
+both plots in the light and the dark theme, compared pixel by pixel. First of all, the views' measured
+plot width reaches the kernel (``plot_width``; the raw lines are then sent with fewer points).
 
 Artifacts (``test-artifacts/browser/``): ``canvas-<theme>-svg.png`` and ``canvas-<theme>-canvas.png``
 (the two plots' panels), ``canvas-<theme>-snapshot.png`` (what the snapshot button saved).
@@ -100,17 +101,19 @@ def _check_same_lines(nb: NotebookPage) -> None:
     roots = nb.page.locator(".jp-Cell .lossviz")
     poll(lambda: roots.count() == 2 and roots.nth(1).locator("canvas.lossviz-lines").count() == 3, 60,
          "the canvas plot never drew its three panels")
-    nb.page.wait_for_timeout(800)  # the last frame's redraw (one animation frame)
-    panels = nb.page.evaluate(COMPARE_JS, [roots.nth(0).element_handle(), roots.nth(1).element_handle()])
-    assert len(panels) == 3, panels
-    for i, panel in enumerate(panels):
-        assert panel["canvases"] == 1 and panel["canvasPaths"] == 0, (i, panel)  # no SVG data line there
-        assert panel["lines"], (i, panel)
-        for line in panel["lines"]:
-            assert line["vertices"] > 1, (i, line)
-            assert line["painted"] == line["vertices"], (i, line)  # every vertex of the SVG line is drawn
-            if line["main"]:
-                assert line["own"] >= 0.5 * line["vertices"], (i, line)  # in its own colour where not crossed
+    last: list[Any] = []
+
+    def same() -> bool:
+        """Both plots have drawn their last frame (the width reports re-send the lines) and agree."""
+        last[:] = nb.page.evaluate(COMPARE_JS, [roots.nth(0).element_handle(), roots.nth(1).element_handle()])
+        return len(last) == 3 and all(
+            p["canvases"] == 1 and p["canvasPaths"] == 0 and p["lines"]  # no SVG data line on the canvas plot
+            and all(line["vertices"] > 1 and line["painted"] == line["vertices"]  # every SVG vertex painted
+                    and (not line["main"] or line["own"] >= 0.5 * line["vertices"])  # in its colour unless crossed
+                    for line in p["lines"])
+            for p in last)
+
+    poll(same, 20, lambda: f"the canvas does not draw what the SVG renderer draws: {last}", interval=0.5)
 
 
 def _check_hover_and_snapshot(nb: NotebookPage, name: str) -> None:
@@ -148,11 +151,34 @@ def _screenshots(nb: NotebookPage, name: str) -> float:
     return float(diff.mean())
 
 
+WIDTH_CELL = 'print("WIDTH", svg.plot_width, canvas.plot_width)'
+
+
+def _check_width_reported(nb: NotebookPage) -> None:
+    """Each view measures its panels and tells the idle kernel: ``plot_width`` is the widest plot area,
+    rounded up to 32 px (the kernel then sends at most 2 points per pixel column)."""
+    area = nb.page.locator(".jp-Cell .lossviz").nth(0).locator(".lossviz-panel rect.plotarea_events")
+    widest = max(area.nth(i).bounding_box()["width"] for i in range(area.count()))  # type: ignore[index]
+
+    def reported() -> list[int] | None:
+        nb.cell(1).locator(".jp-InputArea-prompt").click()
+        nb.page.keyboard.press("Control+Enter")  # run this cell again
+        nb.page.wait_for_timeout(500)
+        words = nb.output_text(1).split()
+        got = [int(w) for w in words[words.index("WIDTH") + 1 :]] if "WIDTH" in words else []
+        return got if len(got) == 2 and all(got) else None
+
+    widths = poll(reported, 30, "the views never reported their plot width to the kernel", interval=0.5)
+    for w in widths:
+        assert w % 32 == 0 and widest <= w < widest + 32, (widths, widest)
+
+
 def _check_all(nb: NotebookPage, name: str) -> None:
     errors: list[str] = []
     nb.page.on("pageerror", lambda e: errors.append(str(e)))
     nb.run_all_cells()
     nb.wait_cell_done(0, timeout=120)
+    _check_width_reported(nb)  # first: the lines are sent again for the new width
     _check_same_lines(nb)
     differ = _screenshots(nb, name)
     assert differ < 0.03, f"{differ:.1%} of the panels' pixels differ between the SVG and the canvas plot"
@@ -164,7 +190,7 @@ def _check_all(nb: NotebookPage, name: str) -> None:
 @pytest.mark.browser
 @pytest.mark.timeout(300)
 def test_canvas_renderer_draws_what_svg_draws_light_theme(request: pytest.FixtureRequest) -> None:
-    with bh.opened_notebook(request, "canvas.ipynb", [SETUP_CELL]) as nb:
+    with bh.opened_notebook(request, "canvas.ipynb", [SETUP_CELL, WIDTH_CELL]) as nb:
         _check_all(nb, "canvas-light")
 
 
@@ -178,7 +204,7 @@ def test_canvas_renderer_draws_what_svg_draws_dark_theme(request: pytest.Fixture
         context.set_default_timeout(30_000)
         nb = NotebookPage(context.new_page(), server)
         try:
-            bh.write_notebook(server.root_dir / "canvas_dark.ipynb", [SETUP_CELL])
+            bh.write_notebook(server.root_dir / "canvas_dark.ipynb", [SETUP_CELL, WIDTH_CELL])
             nb.open("canvas_dark.ipynb")
             assert nb.page.evaluate("() => document.body.dataset.jpThemeLight") == "false"
             _check_all(nb, "canvas-dark")
