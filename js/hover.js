@@ -291,6 +291,7 @@ function render({ model, el }) {
 
   function requestDraw() {
     dirty = true;
+    if (!model.get("canvas")) return; // SVG marks draw the lines: nothing to do here
     if (!drawRequest && onScreen && !document.hidden) drawRequest = requestAnimationFrame(drawLines);
   }
 
@@ -354,7 +355,15 @@ function render({ model, el }) {
     }
     requestDraw();
   }
-  const onCanvasChange = () => requestDraw();
+  const onCanvasChange = () => {
+    if (model.get("canvas")) {
+      requestDraw();
+      return;
+    }
+    cancelAnimationFrame(drawRequest);
+    drawRequest = 0;
+    canvas.remove();
+  };
   const onVisibility = () => { if (!document.hidden && dirty) requestDraw(); };
   document.addEventListener("visibilitychange", onVisibility);
   const seen = new IntersectionObserver((records) => {
