@@ -2,9 +2,9 @@
 
 For each metric: choose the x column (step, wall time or relative time), smooth
 the full-resolution values, downsample raw and smoothed lines to at most
-``ViewSettings.points_per_line`` each (``max_points``, fewer for a narrow plot), mask values
-<= 0 on a log axis, and locate non-finite points for markers. Per panel: the y range (auto, or the 5th-95th percentile
-when ignoring outliers). Per metric: the readout (latest, best, counts).
+``ViewSettings.points_per_line`` each (``max_points``, fewer for a narrow plot), mask
+values <= 0 on a log axis, and locate non-finite points for markers. Per panel: the y range
+(auto, or the 5th-95th percentile when ignoring outliers). Per metric: the readout (latest, best, counts).
 
 Several runs: the input is ``run -> metric -> history``; a series is one
 (run, metric) pair, and a panel (a metric family) holds one line per series.

@@ -133,8 +133,8 @@ class ViewSettings:
                                "(when the kernel is idle); lines then get at most 2 points per pixel column, "
                                "never more than max_points. 0: not known, max_points.", check=_plot_width)
     renderer: str = _setting("svg", "How the curves are drawn in the browser: svg (bqplot's Lines, one SVG path each) "
-                             "or canvas (one canvas per panel under the hover layer: much less browser work per "
-                             "frame; axes, zoom, legend and hover readout unchanged).", saved=True,
+                             "or canvas (one canvas per panel, drawn by the panel's hover layer: less browser work "
+                             "per frame; axes, zoom, legend and hover readout unchanged).", saved=True,
                              choices=RENDERERS)
     panel_height: int = _setting(240, "Height of each panel in pixels (the width follows the output area).",
                                  saved=True, check=_panel_height)
