@@ -26,6 +26,7 @@ that first message in the page (no clock matching needed).
 from __future__ import annotations
 
 import json
+import math
 import statistics
 import sys
 import time
@@ -46,6 +47,7 @@ from browser_harness import (
 __all__ = ["INSTRUMENT_JS", "PaintResult", "measure_paint"]
 
 BENCH_DIR = Path(__file__).resolve().parent
+IMPORT_WORKLOADS = f"import sys\nsys.path.insert(0, {str(BENCH_DIR)!r})\nimport workloads\n"  # a notebook cell's start
 
 INSTRUMENT_JS = r"""
 (() => {
@@ -113,6 +115,8 @@ _QUIET_JS = """(quietMs) => { const B = window.__bench; const now = performance.
   return B.lastMut >= 0 && now - B.lastMut > quietMs && !B.pending && B.paints.length > 0
     && B.paints[B.paints.length - 1].raf >= B.lastMut; }"""
 
+_MSGS_QUIET_JS = """(quietMs) => { const B = window.__bench; const m = B.msgs;
+  return m.length > 0 && performance.now() - m[m.length - 1].t > quietMs; }"""
 SELECTORS = {"lossviz": ".lossviz", "naive": ".bqplot.figure"}
 
 
@@ -224,10 +228,7 @@ def _run_tool(nb: NotebookPage, tool: str, sizes: list[int], updates: int, limit
     root = nb.server.root_dir
     folder = root / f"cmds-{tool}"
     name = f"paint_{tool}.ipynb"
-    write_notebook(root / name, [
-        f"import sys\nsys.path.insert(0, {str(BENCH_DIR)!r})\nimport workloads\n"
-        f"workloads.serve_commands({tool!r}, {str(folder)!r})"
-    ])
+    write_notebook(root / name, [f"{IMPORT_WORKLOADS}workloads.serve_commands({tool!r}, {str(folder)!r})"])
     nb.open(name)
     nb.run_all_cells()
     try:
@@ -308,3 +309,244 @@ def measure_paint(sizes: dict[str, list[int]], updates: int, limit_s: float, sin
         finally:
             browser.close()
     return results
+
+
+# -- main-thread share during live updates ------------------------------------------------------
+
+#: DevTools ``Performance.getMetrics`` counters summed over the live window (seconds of main-thread time).
+LIVE_METRICS = ("TaskDuration", "ScriptDuration", "LayoutDuration", "RecalcStyleDuration")
+
+
+@dataclass
+class LiveResult:
+    """One live window: main-thread share and time per frame, for one app and run length."""
+
+    app: str
+    renderer: str
+    n: int
+    seconds: float
+    frames: int
+    share: float  # TaskDuration / wall time of the window
+    task_ms_per_frame: float
+    script_ms_per_frame: float
+    layout_style_ms_per_frame: float
+    paths_per_frame: float  # `d` changes of data line paths (SVG) per frame
+    bytes_per_frame: float
+    paint_ms: float | None  # median paint time of single updates right after, as measure_paint
+    plot_width: int | None  # the widest plot area the kernel knew of (0: none reported)
+
+
+TRACE_CATEGORIES = ["devtools.timeline", "disabled-by-default-devtools.timeline", "v8", "blink.user_timing"]
+
+
+def trace_summary(events: list[dict[str, Any]], top: int = 14) -> dict[str, float]:
+    """Self time (ms) of the renderer's main thread per event name, the ``top`` largest: each
+    complete event's duration minus that of the events nested in it."""
+    main = {(e["pid"], e["tid"]) for e in events
+            if e.get("ph") == "M" and e.get("name") == "thread_name" and e["args"].get("name") == "CrRendererMain"}
+    spans = sorted(((e["ts"], e.get("dur", 0), e["name"]) for e in events
+                    if e.get("ph") == "X" and (e["pid"], e["tid"]) in main), key=lambda t: (t[0], -t[1]))
+    out: dict[str, float] = {}
+    stack: list[tuple[float, str]] = []  # (end, name) of the open events
+    for ts, dur, name in spans:
+        while stack and stack[-1][0] <= ts:
+            stack.pop()
+        if stack:  # nested: not the parent's own time
+            out[stack[-1][1]] = out.get(stack[-1][1], 0.0) - dur / 1000.0
+        out[name] = out.get(name, 0.0) + dur / 1000.0
+        stack.append((ts + dur, name))
+    return dict(sorted(out.items(), key=lambda kv: -kv[1])[:top])
+
+
+def profile_summary(profile: dict[str, Any], top: int = 20) -> dict[str, float]:
+    """Self time (ms) per JS function (``name file:line``) of a DevTools ``Profiler`` profile, ``top`` largest."""
+    nodes = {node["id"]: node for node in profile["nodes"]}
+    out: dict[str, float] = {}
+    for sample, delta in zip(profile.get("samples", []), profile.get("timeDeltas", []), strict=False):
+        f = nodes[sample]["callFrame"]
+        key = f"{f['functionName'] or '(anon)'} {f['url'].rsplit('/', 1)[-1][:40]}:{f['lineNumber']}"
+        out[key] = out.get(key, 0.0) + delta / 1000.0
+    return dict(sorted(out.items(), key=lambda kv: -kv[1])[:top])
+
+
+def _metrics(cdp: Any) -> dict[str, float]:
+    return {m["name"]: m["value"] for m in cdp.send("Performance.getMetrics")["metrics"]}
+
+
+def _open_app_notebook(nb: NotebookPage, app: str, name: str) -> None:
+    """Open ``name`` in JupyterLab (own workspace) or Notebook 7 and wait for an idle kernel."""
+    if app == "jupyterlab":
+        _Notebook.open(nb, name)  # type: ignore[arg-type]
+        return
+    nb.page.goto(nb.server.url(f"notebooks/{name}"), wait_until="domcontentloaded")
+    nb.cell(0).wait_for(state="visible", timeout=60_000)
+    def idle() -> bool:
+        try:
+            return any(k.get("execution_state") == "idle" for k in nb.server.api("kernels"))
+        except OSError:  # the server answers 500 while a kernel is starting (no last_activity yet)
+            return False
+
+    poll(idle, 60, "Notebook 7: no idle kernel", interval=0.5)
+    nb.page.wait_for_timeout(1000)
+
+
+def _live_app(nb: NotebookPage, app: str, sizes: list[int], seconds: float, steps_per_s: int, repeats: int,
+              updates: int, log: Any, trace: bool = False, renderer: str = "svg") -> list[LiveResult]:
+    page = nb.page
+    root = nb.server.root_dir
+    folder = root / f"cmds-live-{app}-{renderer}"
+    name = f"live_{app}_{renderer}.ipynb"
+    # shown by a cell of its own (the view reports its width to the idle kernel), then the "training" cell
+    write_notebook(root / name, [
+        f"{IMPORT_WORKLOADS}from lossviz_widget import LossPlot\n"
+        f"plot = LossPlot(title='bench', renderer={renderer!r})\n"
+        "plot.log(workloads.values_at(0, 1e-7), step=0)\nplot",
+        f"workloads.serve_commands('lossviz', {str(folder)!r}, plot=plot, start=1)",
+    ])
+    _open_app_notebook(nb, app, name)
+    nb.cell(0).locator(".jp-InputArea-prompt").click()
+    page.keyboard.press("Shift+Enter")
+    page.locator(SELECTORS["lossviz"]).first.wait_for(state="visible", timeout=60_000)
+    page.wait_for_timeout(2000)  # the view measures its plot area and tells the (idle) kernel
+    nb.cell(1).locator(".jp-InputArea-prompt").click()
+    page.keyboard.press("Shift+Enter")
+    page.mouse.move(1, 999)  # not over a plot (no hover readout)
+    page.wait_for_timeout(500)
+    # the panels in view (running a cell scrolls to the next one): what is measured is a plot being watched
+    page.locator(".lossviz .lossviz-panels").first.evaluate("el => el.scrollIntoView({block: 'start'})")
+    cdp = page.context.new_cdp_session(page)
+    cdp.send("Performance.enable", {"timeDomain": "threadTicks"})
+    offset = _clock_offset(page)
+    origin = page.evaluate("performance.timeOrigin")
+    driver = _Driver(folder)
+    out: list[LiveResult] = []
+    total = max(sizes) + int(steps_per_s * seconds * repeats * len(sizes)) + 10 * updates * len(sizes) + 1000
+    for n in sizes:
+        driver.send({"op": "grow", "n": n, "total": total}, timeout=max(120.0, n * 2e-5 * 3), nb=nb)
+        poll(lambda: page.evaluate(_MSGS_QUIET_JS, 500), 120.0, "page never settled after growing", interval=0.05)
+        for _ in range(repeats):
+            page.evaluate(_TAKE_JS)
+            if trace:
+                cdp.send("Profiler.enable")
+                cdp.send("Profiler.setSamplingInterval", {"interval": 200})
+                cdp.send("Profiler.start")
+                page.context.browser.start_tracing(page=page, categories=TRACE_CATEGORIES)
+            m0, w0 = _metrics(cdp), time.monotonic()
+            ack = driver.send({"op": "live", "seconds": seconds, "steps_per_s": steps_per_s}, timeout=120.0, nb=nb)
+            m1, w1 = _metrics(cdp), time.monotonic()
+            if trace:
+                events = json.loads(page.context.browser.stop_tracing())["traceEvents"]
+                profile = cdp.send("Profiler.stop")["profile"]
+                log(f"  profile {app} n={n:,}: self ms per frame by function: "
+                    + ", ".join(f"{k} {v / max(1, ack.get('frames') or 1):.1f}"
+                                for k, v in profile_summary(profile).items()))
+                log(f"  trace {app} n={n:,}: main-thread self ms per frame by event: "
+                    + ", ".join(f"{k} {v / max(1, ack.get('frames') or 1):.1f}"
+                                for k, v in trace_summary(events).items()))
+                trace = False  # the first window only
+            data = page.evaluate(_TAKE_JS)
+            d = {k: m1.get(k, 0.0) - m0.get(k, 0.0) for k in LIVE_METRICS}
+            frames = max(1, int(ack.get("frames") or 0))
+            width = ack.get("plot_width")
+            paints = []
+            # single frames after the window: the paint timer of measure_paint (it times SVG path changes)
+            for _u in range(updates if renderer == "svg" else 0):
+                page.wait_for_timeout(500)
+                page.evaluate(_TAKE_JS)
+                uack = driver.send({"op": "update"}, timeout=120.0, nb=nb)
+                _wait_quiet(page, timeout=60.0)
+                row = _analyse(page.evaluate(_TAKE_JS), uack, offset, origin)
+                if row is not None:
+                    paints.append(row["paint_ms"])
+            res = LiveResult(
+                app=app, renderer=renderer, n=n, seconds=w1 - w0, frames=frames, share=d["TaskDuration"] / (w1 - w0),
+                task_ms_per_frame=d["TaskDuration"] * 1e3 / frames,
+                script_ms_per_frame=d["ScriptDuration"] * 1e3 / frames,
+                layout_style_ms_per_frame=(d["LayoutDuration"] + d["RecalcStyleDuration"]) * 1e3 / frames,
+                paths_per_frame=sum(m["n"] for m in data["muts"]) / frames,
+                bytes_per_frame=sum(m["size"] for m in data["msgs"] if m["type"] == "comm_msg") / frames,
+                paint_ms=statistics.median(paints) if paints else None, plot_width=width,
+            )
+            out.append(res)
+            log(f"  live {app:10s} {renderer:6s} n={n:>9,}: share {res.share:5.1%}, "
+                f"task {res.task_ms_per_frame:5.1f} ms/frame "
+                f"(script {res.script_ms_per_frame:.1f}, layout+style {res.layout_style_ms_per_frame:.1f}), "
+                f"{res.paths_per_frame:.1f} paths/frame, {res.bytes_per_frame / 1024:.1f} KiB/frame, "
+                f"{frames} frames, paint {res.paint_ms or float('nan'):.1f} ms, plot width {width}")
+    driver.send({"op": "done"}, timeout=60.0, nb=nb)
+    return out
+
+
+def measure_live(sizes: list[int], apps: tuple[str, ...] = ("jupyterlab", "notebook"), seconds: float = 5.0,
+                 steps_per_s: int = 500, repeats: int = 3, updates: int = 3, artifacts: Path | None = None,
+                 log: Any = print, trace: bool = False, renderers: tuple[str, ...] = ("svg",)) -> list[LiveResult]:
+    """Main-thread share while lossviz updates live (``steps_per_s`` steps of 4 metrics logged per
+    second for ``seconds``, the plot drawing at its default 10 frames/s), per app and run length:
+    ``Performance.getMetrics`` ``TaskDuration`` over the window / wall time; per frame; and the
+    paint timer of :func:`measure_paint` on ``updates`` single frames after each window."""
+    from playwright.sync_api import sync_playwright
+
+    artifacts = artifacts or BENCH_DIR / "out" / "browser-live"
+    artifacts.mkdir(parents=True, exist_ok=True)
+    results: list[LiveResult] = []
+    with sync_playwright() as pw:
+        browser = launch_chromium(pw)
+        try:
+            for app in apps:
+                with running_jupyterlab(artifacts, app=app) as server:
+                    for renderer in renderers:
+                        context = new_context(browser)
+                        context.set_default_timeout(120_000)
+                        context.add_init_script(INSTRUMENT_JS)
+                        page = context.new_page()
+                        try:
+                            nb = NotebookPage(page, server, artifacts)
+                            results += _live_app(nb, app, sizes, seconds, steps_per_s, repeats, updates, log, trace,
+                                                 renderer)
+                            nb.screenshot(f"live-{app}-{renderer}")
+                        finally:
+                            context.close()
+        finally:
+            browser.close()
+    return results
+
+
+def live_table(results: list[LiveResult]) -> str:
+    """Markdown: medians per app and run length."""
+    rows = ["| app | renderer | logged steps | main-thread share | task ms/frame | script | layout+style | "
+            "line paths/frame | KiB/frame | paint ms (single frame) | windows |",
+            "|---|---|---|---|---|---|---|---|---|---|---|"]
+    keys = sorted({(r.app, r.renderer, r.n) for r in results},
+                  key=lambda k: (k[0] != "jupyterlab", k[2], k[1] != "svg"))
+    apps = {"jupyterlab": "JupyterLab", "notebook": "Notebook 7"}
+    for app, renderer, n in keys:
+        rs = [r for r in results if (r.app, r.renderer, r.n) == (app, renderer, n)]
+
+        def med(f: Any, rs: list[LiveResult] = rs) -> float:
+            vals = [f(r) for r in rs if f(r) is not None]
+            return statistics.median(vals) if vals else math.nan
+
+        rows.append(f"| {apps.get(app, app)} | {renderer} | {n:,} | {med(lambda r: r.share):.1%} | "
+                    f"{med(lambda r: r.task_ms_per_frame):.1f} | "
+                    f"{med(lambda r: r.script_ms_per_frame):.1f} | {med(lambda r: r.layout_style_ms_per_frame):.1f} | "
+                    f"{med(lambda r: r.paths_per_frame):.1f} | {med(lambda r: r.bytes_per_frame) / 1024:.1f} | "
+                    f"{med(lambda r: r.paint_ms):.1f} | {len(rs)} |".replace("| nan |", "| — |"))
+    return "\n".join(rows)
+
+
+if __name__ == "__main__":
+    import argparse
+
+    ap = argparse.ArgumentParser(description="main-thread share of live updates (JupyterLab, Notebook 7)")
+    ap.add_argument("--sizes", default="1000,100000")
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--seconds", type=float, default=5.0)
+    ap.add_argument("--apps", default="jupyterlab,notebook")
+    ap.add_argument("--updates", type=int, default=3, help="single frames timed after each window (paint timer)")
+    ap.add_argument("--renderers", default="svg,canvas")
+    ap.add_argument("--trace", action="store_true", help="also trace the first window: main-thread time by event")
+    a = ap.parse_args()
+    live = measure_live([int(float(s)) for s in a.sizes.split(",")], tuple(a.apps.split(",")), a.seconds,
+                        repeats=a.repeats, updates=a.updates, trace=a.trace,
+                        renderers=tuple(a.renderers.split(",")))
+    print(live_table(live))

@@ -6,7 +6,7 @@ import statistics
 from collections.abc import Mapping
 from typing import Any
 
-from browser import PaintResult
+from browser import LiveResult, PaintResult, live_table
 from suite import Cell, Config, ToolRow
 from workloads import TENSOR_POOL
 
@@ -26,11 +26,22 @@ TARGETS = {
     "tensor_us": 10.0,  # log() of 4 CPU tensors, microseconds per call
     "msgs_per_s": 1000.0,  # jupyter_server's limit
     "paint_ms": 60.0,  # at 1e7
+    "share": 0.08,  # browser main-thread share during live updates (issue 20), any run length
+    "frame_paint_ms": 10.0,  # ... and main-thread time per frame
     "mem_bytes": 24.0,  # per point per metric
     "resmooth_ms": 200.0,  # at 1e7
     "bytes_growth": 1.1,  # steady frame bytes at the largest N / largest at smaller N >= 1e4
     "frame_wait_s": 0.5,  # longest wait for a frame while a tight loop logs, 1e5...1e7 steps (issue 20)
 }
+
+
+LIVE_METHOD = (
+    "The plot is shown by one cell (its panels report their width to the idle kernel), then a second cell logs "
+    "4 metrics at 500 steps/s while the plot draws at its default 10 frames/s, for a few seconds per window, "
+    "the panels scrolled into view. Main-thread share = DevTools `Performance.getMetrics` `TaskDuration` "
+    "(thread time) over the window ÷ its wall time; per frame = that ÷ the frames the kernel drew. svg: the "
+    "default renderer (bqplot `Lines`); canvas: `renderer=\"canvas\"`. See `benchmarks/BROWSER.md`."
+)
 
 
 # -- number formatting -----------------------------------------------------------------------
@@ -125,12 +136,28 @@ def paint_cells(paint: Mapping[str, PaintResult], sizes: tuple[int, ...]) -> dic
 # -- sections --------------------------------------------------------------------------------
 
 
+def _live_median(live: list[LiveResult], n: int, renderer: str, key: str, app: str = "jupyterlab") -> float | None:
+    vals = [getattr(r, key) for r in live if (r.app, r.renderer, r.n) == (app, renderer, n)]
+    return statistics.median(vals) if vals else None
+
+
+def _share_cell(live: list[LiveResult] | None, n: int) -> str:
+    """Column 6: JupyterLab's main-thread share during live updates, SVG / canvas renderer."""
+    if live is None:
+        return "not run"
+    svg, canvas = (_live_median(live, n, r, "share") for r in ("svg", "canvas"))
+    if svg is None and canvas is None:
+        return "—"
+    return " / ".join("—" if v is None else f"{v:.0%}" for v in (svg, canvas))
+
+
 def _main_table(rows: dict[tuple[str, int], ToolRow], sizes: tuple[int, ...], paint: dict[tuple[str, int], Cell],
-                browser_note: str) -> list[str]:
+                browser_note: str, live: list[LiveResult] | None = None) -> list[str]:
     out = [
         "| logged steps | tool | 1. cost per `log()` / per update | × bare loop | × lossviz | "
-        "2. bytes per frame | 3. IOPub msg/s | 4. peak memory, B/point/metric | 5. browser paint per frame |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "2. bytes per frame | 3. IOPub msg/s | 4. peak memory, B/point/metric | 5. browser paint per frame | "
+        "6. browser main-thread share, svg / canvas |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for n in sizes:
         lv = rows["lossviz", n].cost_s.value
@@ -154,7 +181,8 @@ def _main_table(rows: dict[tuple[str, int], ToolRow], sizes: tuple[int, ...], pa
             out.append(
                 f"| {fmt_n(n) if tool == 'lossviz' else ''} | {NAMES[tool]} | {cell(r.cost_s, fmt_s)}{unit} | "
                 f"{x_bare} | {x_lv} | {cell(r.frame_bytes, fmt_bytes)} | {rate} | "
-                f"{cell(r.mem_peak, lambda v: fmt_num(v, 1))} | {ptxt} |"
+                f"{cell(r.mem_peak, lambda v: fmt_num(v, 1))} | {ptxt} | "
+                f"{_share_cell(live, n) if tool == 'lossviz' else '—'} |"
             )
     return out
 
@@ -167,8 +195,30 @@ def _ratio(a: float | None, b: float | None) -> float | None:
     return a / b if a is not None and b else None
 
 
+def _live_target(live: list[LiveResult] | None) -> str:
+    """The issue-20 row: main-thread share and time per frame at every measured size, per app and renderer."""
+    if not live:
+        return "| browser main-thread share ≤ 8% and ≤ 10 ms per frame during live updates | not measured | — |"
+    parts, ok = [], {"svg": True, "canvas": True}
+    for renderer in ("svg", "canvas"):
+        for app in ("jupyterlab", "notebook"):
+            got = []
+            for n in sorted({r.n for r in live}):
+                share = _live_median(live, n, renderer, "share", app)
+                ms = _live_median(live, n, renderer, "task_ms_per_frame", app)
+                if share is None or ms is None:
+                    continue
+                got.append(f"{fmt_n(n)}: {share:.0%}, {ms:.0f} ms")
+                ok[renderer] &= share <= TARGETS["share"] and ms <= TARGETS["frame_paint_ms"]
+            if got:
+                parts.append(f"{renderer}, {'JupyterLab' if app == 'jupyterlab' else 'Notebook 7'}: " + "; ".join(got))
+    verdict = ", ".join(f"{r}: {_verdict(v)}" for r, v in ok.items())
+    return (f"| browser main-thread share ≤ {TARGETS['share']:.0%} and ≤ {TARGETS['frame_paint_ms']:.0f} ms per "
+            f"frame during live updates (4 metrics, 10 frames/s) | {' — '.join(parts)} | {verdict} |")
+
+
 def _targets(rows: dict[tuple[str, int], ToolRow], sizes: tuple[int, ...], paint: dict[tuple[str, int], Cell],
-             tensors: Cell, tensor_steps: int) -> list[str]:
+             tensors: Cell, tensor_steps: int, live: list[LiveResult] | None = None) -> list[str]:
     big = max(sizes)
     ratios = {n: r for n in sizes
               if (r := _ratio(rows["lossviz", n].cost_s.value, rows["bare", n].cost_s.value)) is not None}
@@ -216,6 +266,7 @@ def _targets(rows: dict[tuple[str, int], ToolRow], sizes: tuple[int, ...], paint
         f"{_verdict(max(rates) < TARGETS['msgs_per_s'] and not dropped)} |",
         f"| browser paint ≤ {TARGETS['paint_ms']:.0f} ms at 1e7 | {paint_txt} | "
         f"{_verdict(None if p is None or p.value is None or big != 10**7 else p.value <= TARGETS['paint_ms'])} |",
+        _live_target(live),
         f"| memory ≤ {TARGETS['mem_bytes']:.0f} B/point/metric at 1e7{at} | "
         f"retained {fmt_num(mem.mem_retained.value)} B, "
         f"peak {fmt_num(mem.mem_peak.value)} B | "
@@ -407,6 +458,12 @@ Columns:
    after a fast loop the tail frame can come a second or more after the loop ends, and was
    earlier measured as part of the first updates), then the driver waits until no line path
    changed for 400 ms. The first size of each tool starts with one unrecorded warm-up frame.
+6. **Browser main-thread share** (lossviz, JupyterLab; svg / canvas renderer): the share of wall
+   time the page's main thread is busy while the plot updates live (DevTools `TaskDuration`, all
+   of script, style, layout, paint and the kernel messages' handling); Notebook 7 and the time per
+   frame are in "Browser main thread during live updates" below. Unlike column 5 it is measured
+   while frames keep coming, as in training, and on the canvas renderer too (column 5 times SVG
+   path changes only).
 
 Extras: **`log()` with CPU tensors** is the lossviz loop with 4 0-d float32 torch tensors per
 call (as `loss.detach()` gives), cycled from a pool of {tensor_pool} made before the timed loop; the loop
@@ -424,7 +481,8 @@ how live the plot stays while a loop logs as fast as it can.
 
 
 def render(cfg: Config, rows: dict[tuple[str, int], ToolRow], paint: Mapping[str, PaintResult] | None,
-           env: dict[str, str], runtime_s: float, versions: dict[str, str], tensors: Cell | None = None) -> str:
+           env: dict[str, str], runtime_s: float, versions: dict[str, str], tensors: Cell | None = None,
+           live: list[LiveResult] | None = None) -> str:
     sizes = cfg.sizes
     pcells = paint_cells(paint, sizes) if paint else {}
     browser_note = "not run" if paint is None else "—"
@@ -445,7 +503,7 @@ def render(cfg: Config, rows: dict[tuple[str, int], ToolRow], paint: Mapping[str
         "",
         "## Side by side",
         "",
-        *_main_table(rows, sizes, pcells, browser_note),
+        *_main_table(rows, sizes, pcells, browser_note, live),
         "",
         "‡ extrapolated (not run at that size; see the method). † sustained rate of a loop updating on every "
         "step (messages per update ÷ seconds per update). ⚠ above jupyter_server's 1000 msg/s: output is "
@@ -454,7 +512,7 @@ def render(cfg: Config, rows: dict[tuple[str, int], ToolRow], paint: Mapping[str
         "",
         "## Targets",
         "",
-        *_targets(rows, sizes, pcells, tensors or Cell(None, "not measured"), cfg.tensor_steps),
+        *_targets(rows, sizes, pcells, tensors or Cell(None, "not measured"), cfg.tensor_steps, live),
         "",
         "## Details",
         "",
@@ -477,6 +535,8 @@ def render(cfg: Config, rows: dict[tuple[str, int], ToolRow], paint: Mapping[str
     ]
     if paint:
         parts += ["### Browser paint per frame", "", *_paint_table(paint, sizes), ""]
+    if live:
+        parts += ["### Browser main thread during live updates", "", LIVE_METHOD, "", live_table(live), ""]
     parts.append(METHOD.format(repeats=cfg.repeats, small_repeats=cfg.repeats_for(1), updates=cfg.updates,
                                paint_updates=cfg.paint_updates, limit=cfg.paint_limit_s,
                                single_limit=cfg.paint_single_limit_s,

@@ -91,7 +91,7 @@ def main(argv: list[str] | None = None) -> int:
     mode = ap.add_mutually_exclusive_group()
     mode.add_argument("--quick", action="store_true", help="1e3..1e5 steps, < 3 minutes")
     mode.add_argument("--smoke", action="store_true", help="1e3 steps, one repeat, no browser (seconds)")
-    ap.add_argument("--no-browser", action="store_true", help="skip column 5 (JupyterLab + Chromium)")
+    ap.add_argument("--no-browser", action="store_true", help="skip columns 5 and 6 (JupyterLab + Chromium)")
     ap.add_argument("--out", type=Path, default=BENCH_DIR / "out", help="raw results and logs (default benchmarks/out)")
     ap.add_argument("--results", type=Path, default=None,
                     help="Markdown output (default: benchmarks/RESULTS.md for a full run, "
@@ -112,17 +112,24 @@ def main(argv: list[str] | None = None) -> int:
     log("kernel measurements (columns 1-4) ...")
     kernel = suite.run_kernel_suite(cfg, args.out, log)
     paint = None
+    live = None
     if cfg.browser and not args.no_browser:
         from browser import measure_paint
 
         log("browser paint (column 5) ...")
         paint = measure_paint({k: list(v) for k, v in cfg.paint_sizes.items()}, cfg.paint_updates,
                               cfg.paint_limit_s, cfg.paint_single_limit_s, args.out / "browser", log)
+        if cfg.live_sizes:
+            from browser import measure_live
+
+            log("browser main-thread share during live updates (column 6) ...")
+            live = measure_live(list(cfg.live_sizes), seconds=cfg.live_seconds, repeats=cfg.live_repeats, updates=0,
+                                artifacts=args.out / "browser-live", log=log, renderers=("svg", "canvas"))
     log("log readers ...")
     readers_md = readers.section(cfg.name, log=log)
     runtime = time.monotonic() - start
     vers = versions()
-    text = report.render(cfg, kernel["rows"], paint, env, runtime, vers, kernel["tensors"]) + "\n" + readers_md
+    text = report.render(cfg, kernel["rows"], paint, env, runtime, vers, kernel["tensors"], live) + "\n" + readers_md
     results_md.parent.mkdir(parents=True, exist_ok=True)
     results_md.write_text(text)
     raw: dict[str, Any] = {
@@ -131,6 +138,7 @@ def main(argv: list[str] | None = None) -> int:
         "tensors": {**asdict(kernel["tensors"]), "runs": kernel["tensor_runs"]},
         "kernel_raw": {tool: {str(n): v for n, v in by_n.items()} for tool, by_n in kernel["raw"].items()},
         "paint": None if paint is None else {t: asdict(r) for t, r in paint.items()},
+        "live": None if live is None else [asdict(r) for r in live],
     }
     (args.out / f"results-{cfg.name}.json").write_text(json.dumps(raw, indent=1, default=str))
     log(f"wrote {results_md} ({runtime / 60:.1f} min)")

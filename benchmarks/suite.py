@@ -40,6 +40,9 @@ class Config:
     paint_single_limit_s: float = 120.0  # ... longer than this: skipped
     small_repeats: int = 5  # runs for N <= 1e5: short loops are noisier, and cheap
     tensor_steps: int = 10**5  # steps of the CPU-tensor loop (its cost per call does not depend on N)
+    live_sizes: tuple[int, ...] = ()  # browser main-thread share during live updates (JupyterLab, Notebook 7)
+    live_repeats: int = 3  # windows per size, app and renderer
+    live_seconds: float = 4.0  # length of a window
 
     def repeats_for(self, n: int) -> int:
         return self.repeats if n > 10**5 else max(self.repeats, self.small_repeats)
@@ -49,11 +52,13 @@ FULL = Config("full", (10**3, 10**4, 10**5, 10**6, 10**7), repeats=3, updates=3,
               livelossplot_max=10**6, naive_max=10**7, browser=True,
               paint_sizes={"lossviz": (10**3, 10**4, 10**5, 10**6, 10**7),
                            "naive": (10**3, 10**4, 10**5, 10**6, 10**7)},
-              paint_updates=5, paint_limit_s=20.0, tensor_steps=10**6)
+              paint_updates=5, paint_limit_s=20.0, tensor_steps=10**6,
+              live_sizes=(10**3, 10**5, 10**6, 10**7), live_repeats=3, live_seconds=4.0)
 QUICK = Config("quick", (10**3, 10**4, 10**5), repeats=3, updates=3, livelossplot_max=10**5,
                naive_max=10**5, browser=True,
                paint_sizes={"lossviz": (10**3, 10**4, 10**5), "naive": (10**3, 10**4, 10**5)},
-               paint_updates=3, paint_limit_s=5.0, paint_single_limit_s=5.0, small_repeats=3)
+               paint_updates=3, paint_limit_s=5.0, paint_single_limit_s=5.0, small_repeats=3,
+               live_sizes=(10**3, 10**5), live_repeats=1, live_seconds=3.0)
 SMOKE = Config("smoke", (10**3,), repeats=1, updates=1, livelossplot_max=10**3, naive_max=10**3, browser=False,
                paint_sizes={"lossviz": (10**3,), "naive": (10**3,)}, paint_updates=1, paint_limit_s=5.0,
                paint_single_limit_s=5.0, small_repeats=1, tensor_steps=10**3)

@@ -378,19 +378,40 @@ def _write_atomic(path: Path, text: str) -> None:
     tmp.rename(path)
 
 
-def serve_commands(tool: str, folder: str, poll_s: float = 0.005, timeout_s: float = 1800.0) -> None:
+def _live_loop(log: Callable[..., None], draw: Callable[[], None], start: int, total: int, seconds: float,
+               steps_per_s: int, tick_s: float = 0.01) -> int:
+    """Log ``steps_per_s`` steps per second (in batches every ``tick_s``) for ``seconds``, as a
+    training loop does between its GPU steps; returns the next step."""
+    n = start
+    inv_n = 1.0 / total
+    t0 = time.monotonic()
+    while (elapsed := time.monotonic() - t0) < seconds:
+        due = start + int(elapsed * steps_per_s)
+        while n < due:
+            log(n, **values_at(n, inv_n))
+            n += 1
+        draw()
+        time.sleep(tick_s)
+    return n
+
+
+def serve_commands(tool: str, folder: str, poll_s: float = 0.005, timeout_s: float = 1800.0,
+                   plot: Any = None, start: int = 0) -> None:
     """Run in a notebook cell: display ``tool``'s plot, then execute numbered command files.
 
     The driver writes ``<folder>/cmd-<k>.json`` (``{"op": "grow", "n": N}``: log up to N steps;
-    ``{"op": "update"}``: log one step; ``{"op": "done"}``: return, leaving the plot as it is: its
-    kernel is shut down next) and waits for ``<folder>/ack-<k>.json``
+    ``{"op": "update"}``: log one step; ``{"op": "live", "seconds": S, "steps_per_s": R}``: log R steps
+    per second for S seconds, acknowledged with the frames drawn; ``{"op": "done"}``: return,
+    leaving the plot as it is: its kernel is shut down next) and waits for ``<folder>/ack-<k>.json``
     (``{"n", "t_a", "t_b"}``: kernel epoch times before the step was logged and after it was
     handed over for drawing) before watching the page. The cell keeps running throughout, as
     a training cell would. lossviz draws from its render thread, exactly as during training
     (``flush()`` would also refresh the static image kept for saved notebooks); a "grow" is
     acknowledged only once that thread has drawn its last step (throttled by the frames'
     cost, the tail of a fast loop can be drawn a second or more after the loop ends, and
-    would otherwise be taken for the next update's frame). The naive loop re-assigns its
+    would otherwise be taken for the next update's frame). ``plot``: a LossPlot displayed by an
+    earlier cell (its view has then told the kernel its plot width) with steps up to ``start`` logged,
+    else one is made here. The naive loop re-assigns its
     arrays right after logging (a grow draws nothing).
     """
     import json
@@ -406,10 +427,11 @@ def serve_commands(tool: str, folder: str, poll_s: float = 0.005, timeout_s: flo
     settle: Callable[[], None] = nothing
     log: Callable[..., None]
     if tool == "lossviz":
-        from lossviz_widget import LossPlot
+        if plot is None:  # else shown by an earlier cell, which has let the browser report its size
+            from lossviz_widget import LossPlot
 
-        plot = LossPlot(title="bench")
-        display(plot)
+            plot = LossPlot(title="bench")
+            display(plot)
 
         def log_lossviz(i: int, **kw: float) -> None:
             plot.log(kw, step=i)
@@ -424,7 +446,7 @@ def serve_commands(tool: str, folder: str, poll_s: float = 0.005, timeout_s: flo
         log, draw = naive.log, naive.update
     else:
         raise ValueError(f"unknown tool {tool!r}")
-    n = 0
+    n = start
     total = 10**7
     k = 0
     deadline = time.monotonic() + timeout_s
@@ -438,6 +460,16 @@ def serve_commands(tool: str, folder: str, poll_s: float = 0.005, timeout_s: flo
         if cmd["op"] == "done":
             _write_atomic(base / f"ack-{k}.json", json.dumps({"n": n}))
             return
+        if cmd["op"] == "live":  # log steady for a while, the plot drawing as in training
+            frames0 = _frames(plot) if tool == "lossviz" else None
+            n = _live_loop(log, draw, n, total, float(cmd["seconds"]), int(cmd["steps_per_s"]))
+            settle()
+            frames = None if frames0 is None else (_frames(plot) or 0) - frames0
+            _write_atomic(base / f"ack-{k}.json", json.dumps(
+                {"n": n, "t_a": t_a, "t_b": time.time(), "frames": frames,
+                 "plot_width": getattr(plot, "plot_width", None) if tool == "lossviz" else None}))
+            k += 1
+            continue
         if cmd["op"] == "grow":
             target = int(cmd["n"])
             total = int(cmd.get("total", target))

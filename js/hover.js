@@ -12,7 +12,13 @@
 //     carries the data x), and a tooltip listing, for each shown series of the hovered panel,
 //     the point nearest that x (binary search in the Lines' synced x array): x (step or time),
 //     the value drawn (smoothed when smoothing is on) and the raw value at the same x, sorted by
-//     value, at most MAX_ROWS rows then "N more".
+//     value, at most MAX_ROWS rows then "N more";
+//   * with `canvas` on, the series' lines (raw ones behind, then the main ones) on a canvas over the
+//     plot area, from the same Lines models (which then have no bqplot view): redrawn once per
+//     animation frame whatever changed, and not at all while the tab is hidden or the panel is
+//     scrolled out of view (drawn once when it is seen again);
+//   * nothing, but measures the plot area's width (`width`, synced to the kernel, which then sends
+//     at most 2 points per pixel column), again after each resize.
 // Everything is read from the bqplot models already in the browser (`widget_manager.get_model`:
 // the marks' synced x/y typed arrays, the x scale's min/max), so hovering sends nothing over
 // the wire and works while the kernel is busy running the training cell.
@@ -23,6 +29,13 @@
 // largest value of a bucket of logged points.
 
 export const MAX_ROWS = 8;
+const WIDTH_STEP = 32;
+const WIDTH_DEBOUNCE_MS = 250;
+
+/** A plot area width (CSS px) as reported to the kernel: rounded up to WIDTH_STEP (0 when not laid out). */
+export function reportedWidth(px) {
+  return px >= 1 ? Math.ceil(px / WIDTH_STEP) * WIDTH_STEP : 0;
+}
 const EVENT = "lossviz-crosshair";
 
 /** Index of the value of the sorted array `xs` nearest to `x` (-1 when empty). */
@@ -119,6 +132,68 @@ function scaleValue(scale, f) {
   return lo + f * (hi - lo);
 }
 
+const DASHES = { dashed: [6, 4], dotted: [1.5, 3], dash_dotted: [6, 3, 1.5, 3] };
+
+/** A scale's pixel mapping over `size` px: v -> px (NaN where the scale cannot place v), or null. */
+export function scaleMapper(scale, size, flip) {
+  const lo = boundValue(scale.get("min"));
+  const hi = boundValue(scale.get("max"));
+  if (!Number.isFinite(lo) || !Number.isFinite(hi) || hi === lo) return null;
+  const log = scale.get("_model_name") === "LogScaleModel";
+  if (log && (lo <= 0 || hi <= 0)) return null;
+  const a = log ? Math.log(lo) : lo;
+  const k = size / ((log ? Math.log(hi) : hi) - a);
+  if (flip) return log ? (v) => size - (Math.log(v) - a) * k : (v) => size - (v - a) * k;
+  return log ? (v) => (Math.log(v) - a) * k : (v) => (v - a) * k;
+}
+
+/** Stroke one bqplot Lines model's line (and its dots) on `ctx`, `w` x `h` px: as bqplot's SVG path
+ * would (colour, opacity, width, dash; NaN and values a log scale cannot place are gaps). */
+export function strokeLines(ctx, m, w, h) {
+  const xs = m.get("x");
+  const ys = m.get("y");
+  const scales = m.get("scales") || {};
+  if (!xs || !ys || !scales.x || !scales.y || ys.length !== xs.length || ys.length === 0) return 0;
+  const fx = scaleMapper(scales.x, w, false);
+  const fy = scaleMapper(scales.y, h, true);
+  if (!fx || !fy) return 0;
+  ctx.globalAlpha = Number((m.get("opacities") || [1])[0] ?? 1);
+  ctx.strokeStyle = (m.get("colors") || ["#1f77b4"])[0];
+  ctx.lineWidth = Number(m.get("stroke_width") || 1);
+  ctx.setLineDash(DASHES[m.get("line_style")] || []);
+  ctx.beginPath();
+  let pen = false;
+  let drawn = 0;
+  for (let i = 0; i < xs.length; i++) {
+    const px = fx(xs[i]);
+    const py = fy(ys[i]);
+    if (!Number.isFinite(px) || !Number.isFinite(py)) {
+      pen = false;
+      continue;
+    }
+    if (pen) ctx.lineTo(px, py);
+    else ctx.moveTo(px, py);
+    pen = true;
+    drawn += 1;
+  }
+  ctx.stroke();
+  if (m.get("marker")) { // dots on measured values (sparse series)
+    const r = Math.sqrt(Number(m.get("marker_size") || 24) / Math.PI);
+    ctx.fillStyle = ctx.strokeStyle;
+    ctx.setLineDash([]);
+    ctx.beginPath();
+    for (let i = 0; i < xs.length; i++) {
+      const px = fx(xs[i]);
+      const py = fy(ys[i]);
+      if (!Number.isFinite(px) || !Number.isFinite(py)) continue;
+      ctx.moveTo(px + r, py);
+      ctx.arc(px, py, r, 0, 2 * Math.PI);
+    }
+    ctx.fill();
+  }
+  return drawn;
+}
+
 /** A short line in the series' colour and dash (a CSS border: no SVG, no namespace). */
 function swatch(color, dash) {
   const line = document.createElement("span");
@@ -204,6 +279,98 @@ function render({ model, el }) {
   };
   const xScale = () => (entries.length ? entries[0].main.get("scales").x : null);
 
+  // -- lines on a canvas (model.get("canvas")): the series' Lines have no bqplot view then --
+  const canvas = document.createElement("canvas");
+  canvas.className = "lossviz-lines";
+  let drawRequest = 0;
+  let dirty = true; // data changed while nothing was drawn (hidden tab, scrolled out of view)
+  let onScreen = true;
+  let bound = []; // [[model, events, fn]] listeners to drop when the series change
+  const LINE_EVENTS = "change:x change:y change:visible change:colors change:opacities change:stroke_width "
+    + "change:line_style change:marker change:scales";
+
+  function requestDraw() {
+    dirty = true;
+    if (!model.get("canvas")) return; // SVG marks draw the lines: nothing to do here
+    if (!drawRequest && onScreen && !document.hidden) drawRequest = requestAnimationFrame(drawLines);
+  }
+
+  function drawLines() {
+    drawRequest = 0;
+    const on = model.get("canvas");
+    const b = box();
+    const figure = b ? b.querySelector(".lossviz-panel") : null;
+    const area = plotArea();
+    if (!on || !figure || !area) {
+      canvas.remove();
+      return;
+    }
+    // between bqplot's two SVGs: above the background one (grid, axes), under the marks' one (markers, run
+    // groups' bands, the zoom/pan events)
+    const marks = figure.querySelector(":scope > svg.svg-figure");
+    if (canvas.parentElement !== figure || canvas.nextSibling !== marks) figure.insertBefore(canvas, marks);
+    const fr = figure.getBoundingClientRect();
+    const ar = area.getBoundingClientRect();
+    const w = Math.max(1, Math.round(ar.width));
+    const h = Math.max(1, Math.round(ar.height));
+    const ratio = window.devicePixelRatio || 1;
+    if (canvas.width !== Math.round(w * ratio) || canvas.height !== Math.round(h * ratio)) {
+      canvas.width = Math.round(w * ratio);
+      canvas.height = Math.round(h * ratio);
+      canvas.style.width = `${w}px`;
+      canvas.style.height = `${h}px`;
+    }
+    canvas.style.left = `${Math.round(ar.left - fr.left)}px`;
+    canvas.style.top = `${Math.round(ar.top - fr.top)}px`;
+    const ctx = canvas.getContext("2d");
+    ctx.setTransform(ratio, 0, 0, ratio, 0, 0);
+    ctx.clearRect(0, 0, w, h);
+    ctx.lineJoin = "miter"; // as bqplot's SVG paths
+    for (const pass of ["raw", "main"]) { // the faint raw lines behind every main line, as the SVG marks
+      for (const e of entries) {
+        const m = e[pass];
+        if (m && m.get("visible") !== false) strokeLines(ctx, m, w, h);
+      }
+    }
+    ctx.globalAlpha = 1;
+    dirty = false;
+  }
+
+  function bindLines() {
+    for (const [m, ev, fn] of bound) m.off(ev, fn);
+    bound = [];
+    const scales = new Set();
+    for (const e of entries) {
+      for (const m of [e.main, e.raw]) {
+        if (!m) continue;
+        m.on(LINE_EVENTS, requestDraw);
+        bound.push([m, LINE_EVENTS, requestDraw]);
+        const sc = m.get("scales") || {};
+        for (const s of [sc.x, sc.y]) if (s) scales.add(s);
+      }
+    }
+    for (const s of scales) {
+      s.on("change:min change:max", requestDraw);
+      bound.push([s, "change:min change:max", requestDraw]);
+    }
+    requestDraw();
+  }
+  const onCanvasChange = () => {
+    if (model.get("canvas")) {
+      requestDraw();
+      return;
+    }
+    cancelAnimationFrame(drawRequest);
+    drawRequest = 0;
+    canvas.remove();
+  };
+  const onVisibility = () => { if (!document.hidden && dirty) requestDraw(); };
+  document.addEventListener("visibilitychange", onVisibility);
+  const seen = new IntersectionObserver((records) => {
+    onScreen = records[records.length - 1].isIntersecting;
+    if (onScreen && dirty) requestDraw();
+  });
+
   function setVisible(entry, visible) {
     for (const m of [entry.main, entry.raw]) if (m && m.get("visible") !== visible) m.set("visible", visible);
   }
@@ -241,6 +408,7 @@ function render({ model, el }) {
     for (const k of [...hidden]) if (!keys.has(k)) hidden.delete(k);
     for (const e of entries) if (hidden.has(e.info.key)) setVisible(e, false);
     drawLegend();
+    bindLines();
   }
 
   function hide() {
@@ -326,21 +494,54 @@ function render({ model, el }) {
     b.addEventListener("pointermove", onMove);
     b.addEventListener("pointerleave", onLeave);
     rt.addEventListener(EVENT, onCrosshair);
-    attached = { b, rt };
+    const figure = b.querySelector(".lossviz-panel");
+    const resize = figure ? new ResizeObserver(() => { measureSoon(); requestDraw(); }) : null;
+    if (resize) resize.observe(figure);
+    seen.observe(b);
+    attached = { b, rt, resize };
+    measureSoon();
   });
+
+  // The plot area's width, rounded up to WIDTH_STEP px, goes to the kernel (`width`): it sends lines
+  // with at most 2 points per pixel column. Debounced: a resize drag sends one message at its end.
+  let measureTimer = 0;
+  function measureSoon() {
+    clearTimeout(measureTimer);
+    measureTimer = setTimeout(() => {
+      const area = plotArea();
+      const w = area ? reportedWidth(area.getBoundingClientRect().width) : 0;
+      if (!w) {
+        measureSoon(); // not drawn yet
+        return;
+      }
+      if (w !== model.get("width")) {
+        model.set("width", w);
+        model.save_changes();
+      }
+    }, WIDTH_DEBOUNCE_MS);
+  }
   const onScroll = () => hide();
   window.addEventListener("scroll", onScroll, true);
 
   model.on("change:series", resolve);
+  model.on("change:canvas", onCanvasChange);
   resolve();
   return () => {
     cancelAnimationFrame(attachRequest);
+    clearTimeout(measureTimer);
     cancelAnimationFrame(frameRequest);
+    cancelAnimationFrame(drawRequest);
+    for (const [m, ev, fn] of bound) m.off(ev, fn);
+    model.off("change:canvas", onCanvasChange);
+    document.removeEventListener("visibilitychange", onVisibility);
+    seen.disconnect();
+    canvas.remove();
     window.removeEventListener("scroll", onScroll, true);
     if (attached) {
       attached.b.removeEventListener("pointermove", onMove);
       attached.b.removeEventListener("pointerleave", onLeave);
       attached.rt.removeEventListener(EVENT, onCrosshair);
+      if (attached.resize) attached.resize.disconnect();
     }
     crosshair.remove();
     tip.remove();

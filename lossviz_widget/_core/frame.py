@@ -2,9 +2,9 @@
 
 For each metric: choose the x column (step, wall time or relative time), smooth
 the full-resolution values, downsample raw and smoothed lines to at most
-``max_points`` each, mask values <= 0 on a log axis, and locate non-finite
-points for markers. Per panel: the y range (auto, or the 5th-95th percentile
-when ignoring outliers). Per metric: the readout (latest, best, counts).
+``ViewSettings.points_per_line`` each (``max_points``, fewer for a narrow plot), mask
+values <= 0 on a log axis, and locate non-finite points for markers. Per panel: the y range
+(auto, or the 5th-95th percentile when ignoring outliers). Per metric: the readout (latest, best, counts).
 
 Several runs: the input is ``run -> metric -> history``; a series is one
 (run, metric) pair, and a panel (a metric family) holds one line per series.
@@ -492,14 +492,15 @@ class FrameBuilder:
         raw = hist.values
         state.raw_pyramid.update(raw)  # (a no-op when _refresh_caches did it)
         # behind a smoothed line the faint raw line gets half the budget: half the path to draw
-        raw_budget = max(4, s.max_points // 2) if s.smoothing > 0 else s.max_points
+        budget = s.points_per_line
+        raw_budget = max(4, budget // 2) if s.smoothing > 0 else budget
         raw_idx = state.raw_pyramid.select(column, raw, i0, i1, raw_budget)
         raw_y = raw[raw_idx]
         faint_idx: np.ndarray | None
         faint_y: np.ndarray | None
         if s.smoothing > 0:
             smooth = state.smoothed(raw, column, s)
-            idx = state.smooth_pyramid.select(column, smooth, i0, i1, s.max_points)
+            idx = state.smooth_pyramid.select(column, smooth, i0, i1, budget)
             main_idx, main_y = idx, smooth[idx]
             faint_idx, faint_y = raw_idx, raw_y
         else:

@@ -261,7 +261,7 @@ class Recorder:
         What exports, reports and tests read. Built by a fresh :class:`FrameBuilder`, so the live
         view's incremental state is untouched.
         """
-        settings = dataclasses.replace(self._settings, max_points=max_points)
+        settings = dataclasses.replace(self._settings, max_points=max_points, plot_width=0)  # not the browser's width
         with self._lock:
             data, rewinds = self._snapshot()
             findings = self._current_findings(data)

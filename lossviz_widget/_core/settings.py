@@ -38,6 +38,10 @@ class Setting:
     check: Callable[[Any], Any] | None = None  # returns the normalized value or raises ValueError
 
 
+#: Values of ``ViewSettings.renderer``.
+RENDERERS = ("svg", "canvas")
+
+
 def _setting(default: Any, help: str, **kwargs: Any) -> Any:
     if isinstance(default, (frozenset, tuple)):
         return field(default_factory=lambda: default, metadata={"setting": Setting(help, **kwargs)})
@@ -68,6 +72,12 @@ def _fps(v: float) -> float:
 def _max_points(v: int) -> int:
     if not 16 <= v <= 1_000_000:
         raise ValueError(f"max_points must be in [16, 1000000], got {v!r}")
+    return v
+
+
+def _plot_width(v: int) -> int:
+    if not (v == 0 or 8 <= v <= 100_000):
+        raise ValueError(f"plot_width must be 0 (not known) or in [8, 100000] pixels, got {v!r}")
     return v
 
 
@@ -119,6 +129,13 @@ class ViewSettings:
     ignore_outliers: bool = _setting(False, "Fit y axes to the 5th-95th percentile of the data.", saved=True)
     x_axis: str = _setting("step", "x axis: step, wall_time or relative_time.", saved=True, choices=X_AXIS_MODES)
     max_points: int = _setting(2000, "Maximum points per line per frame.", saved=True, check=_max_points)
+    plot_width: int = _setting(0, "Width in pixels of the widest panel's plot area, as the browser reports it "
+                               "(when the kernel is idle); lines then get at most 2 points per pixel column, "
+                               "never more than max_points. 0: not known, max_points.", check=_plot_width)
+    renderer: str = _setting("svg", "How the curves are drawn in the browser: svg (bqplot's Lines, one SVG path each) "
+                             "or canvas (one canvas per panel, drawn by the panel's hover layer: less browser work "
+                             "per frame; axes, zoom, legend and hover readout unchanged).", saved=True,
+                             choices=RENDERERS)
     panel_height: int = _setting(240, "Height of each panel in pixels (the width follows the output area).",
                                  saved=True, check=_panel_height)
     fps: float = _setting(10.0, "Maximum frames per second sent to the browser.", saved=True, check=_fps)
@@ -144,9 +161,9 @@ class ViewSettings:
         or add forecasts beside the lines)."""
         default = ViewSettings()
         if (self.hidden_runs or self.highlight_run is not None or self.fps != default.fps
-                or self.panel_height != default.panel_height or self.forecast):
+                or self.panel_height != default.panel_height or self.forecast or self.renderer != default.renderer):
             return replace(self, hidden_runs=frozenset(), highlight_run=None, fps=default.fps,
-                           panel_height=default.panel_height, forecast=False)
+                           panel_height=default.panel_height, forecast=False, renderer=default.renderer)
         return self
 
     def log_y_for(self, family: str) -> bool:
@@ -164,6 +181,12 @@ class ViewSettings:
         if self.best_metrics:
             return metric in self.best_metrics or family_of(metric) in self.best_metrics
         return best_fits(metric)
+
+    @property
+    def points_per_line(self) -> int:
+        """Points to draw per line: ``max_points``, or 2 per pixel column of a known ``plot_width`` if fewer
+        (a min/max bucket per column keeps every spike; more points would land on the same pixels)."""
+        return min(self.max_points, max(16, 2 * self.plot_width)) if self.plot_width else self.max_points
 
     @property
     def x_is_log(self) -> bool:

@@ -12,7 +12,8 @@ Runs: marks are added as runs appear; a hidden run's marks are made invisible
 (their data stays on them, nothing new is sent), and colour, dash, opacity and
 legend label are restyled in place when they change (a second run appearing,
 a run highlighted). The bytes per frame stay bounded: at most ``max_points``
-points per line, two lines (main and raw) per visible series, so a frame sends at
+points per line (2 per pixel column of the widest plot area once a view has reported
+its width: ``HoverLayer.width``), two lines (main and raw) per visible series, so a frame sends at
 most ``2 * max_points * visible runs * metrics per run`` points, and only for
 the series that changed; hidden runs add nothing.
 
@@ -256,11 +257,22 @@ class _Panel:
         return [m for pair in (*self.lines.values(), *self.bands.values()) for m in pair] + [self.markers,
                                                                                           self.findings]
 
+    def set_canvas(self, canvas: bool) -> None:
+        """Draw the series' lines on the hover layer's canvas (True) or as bqplot SVG marks."""
+        if canvas != self.layer.canvas:
+            self.layer.canvas = canvas
+            self._order_marks()
+
     def _order_marks(self) -> None:
-        """Raw lines behind, then run groups' bands, the main lines, the groups' lines; markers on top."""
-        self.figure.marks = ([p[0] for p in self.lines.values()] + [p[0] for p in self.bands.values()]
-                             + [p[1] for p in self.lines.values()] + [p[1] for p in self.bands.values()]
-                             + [self.markers, self.findings])
+        """Raw lines behind, then run groups' bands, the main lines, the groups' lines; markers on top.
+
+        On a canvas (:meth:`set_canvas`) the series' lines are left out: bqplot makes no view for
+        them (their models still hold the data, which js/hover.js draws and reads)."""
+        pairs = [] if self.layer.canvas else list(self.lines.values())
+        marks = ([p[0] for p in pairs] + [p[0] for p in self.bands.values()]
+                 + [p[1] for p in pairs] + [p[1] for p in self.bands.values()] + [self.markers, self.findings])
+        if list(self.figure.marks) != marks:
+            self.figure.marks = marks
 
     def _add_series(self, sf: SeriesFrame) -> None:
         faint = Lines(x=_EMPTY, y=_EMPTY, scales=self._scales(), colors=[sf.color], opacities=[_FAINT],
@@ -444,19 +456,23 @@ class PanelGrid:
 
     ``on_zoom`` is called with the new ``(min, max)`` x range (epoch seconds on a date
     axis) when the user pans or zooms in the browser; ranges set by :meth:`apply` are
-    not reported back. A zoom narrower than :data:`~lossviz_widget._core.limits.MIN_X_SPAN`
+    not reported back. ``on_width`` is called with the widest plot area (CSS pixels) the
+    browser measured, when it changes. A zoom narrower than :data:`~lossviz_widget._core.limits.MIN_X_SPAN`
     steps (seconds on time axes) is widened to it about its middle.
     """
 
-    def __init__(self, on_zoom: Callable[[tuple[float, float]], None] | None = None, panel_height: int = 240) -> None:
+    def __init__(self, on_zoom: Callable[[tuple[float, float]], None] | None = None, panel_height: int = 240,
+                 on_width: Callable[[int], None] | None = None) -> None:
         self.box = Box(layout=Layout(display="flex", flex_flow="row wrap", width="100%"))
         self.box.add_class("lossviz-panels")
         self.panels: dict[str, _Panel] = {}
         self._x_kind = (False, False)  # (date, log) of the shared x scale
         self._min_span = MIN_X_SPAN  # in x axis units
         self._on_zoom = on_zoom
+        self._on_width = on_width
         self._applying_range = False
         self._panel_height = panel_height
+        self._canvas = False
         #: Scales were switched in the last apply(): draw one more frame soon, for the axes' own ticks.
         self.settling = False
         self.x_scale: LinearScale | LogScale | DateScale = self._new_x_scale(*self._x_kind)
@@ -470,6 +486,18 @@ class PanelGrid:
         self._panel_height = height
         for panel in self.panels.values():
             panel.figure.layout.height = f"{height}px"
+
+    def _width_measured(self, change: dict) -> None:
+        """A view measured a panel's plot area: report the widest (each panel is drawn from one point budget)."""
+        widest = max(p.layer.width for p in self.panels.values())
+        if widest > 0 and self._on_width is not None:
+            self._on_width(widest)
+
+    def set_renderer(self, renderer: str) -> None:
+        """Draw the lines of every panel (and those to come) as SVG (``"svg"``) or on a canvas (``"canvas"``)."""
+        self._canvas = renderer == "canvas"
+        for panel in self.panels.values():
+            panel.set_canvas(self._canvas)
 
     def _new_x_scale(self, date: bool, log: bool) -> LinearScale | LogScale | DateScale:
         scale = DateScale(allow_padding=False) if date else _y_scale(log)
@@ -551,6 +579,8 @@ class PanelGrid:
             if panel is None:
                 panel = self.panels[pf.family] = _Panel(pf.family, self.x_scale, frame.x_label, pf.log_y,
                                                         self._panel_height)
+                panel.layer.observe(self._width_measured, names=["width"])
+                panel.set_canvas(self._canvas)
             elif panel.log_y != pf.log_y or panel.x_axis.label != frame.x_label:
                 panel.set_scales(self.x_scale, frame.x_label, pf.log_y, frame.x_is_date)
             sent += panel.apply(pf)

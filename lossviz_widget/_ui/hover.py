@@ -7,7 +7,8 @@ instead, from the bqplot models that are already there: this widget only tells i
 ``Lines`` models belong to which series (model ids, labels, colours), so hovering costs nothing
 on the wire. One layer sits above each panel's Figure (in :class:`~lossviz_widget._ui.figures.PanelGrid`)
 and also draws the panel's legend (outside the plot area; a click hides or shows a series in
-that view). ``js/lossviz.css`` (its ``_css``) themes the whole plot from JupyterLab's CSS variables.
+that view), and reports the plot area's width (``width``) so that lines are sent with at most 2
+points per pixel column. ``js/lossviz.css`` (its ``_css``) themes the whole plot from JupyterLab's CSS variables.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from __future__ import annotations
 from typing import Any
 
 import anywidget
-from traitlets import Dict, List, Unicode
+from traitlets import Bool, Dict, Int, List, Unicode
 
 from .._io.assets import js_file
 
@@ -43,6 +44,10 @@ class HoverLayer(anywidget.AnyWidget):
 
     series = List(Dict(), help="Shown series: see series_entry.").tag(sync=True)
     x_label = Unicode("step", help="The x axis label (step, wall time, relative time (unit)).").tag(sync=True)
+    canvas = Bool(False, help="Draw the series' lines on a canvas over the plot area (their bqplot Lines then have "
+                              "no view: only their models, which hold the data).").tag(sync=True)
+    width = Int(0, help="The plot area's width in CSS pixels, set by the browser (rounded up to 32; 0: not "
+                        "measured yet): the kernel sends at most 2 points per pixel column.").tag(sync=True)
 
     def show(self, series: list[dict[str, Any]], x_label: str) -> int:
         """Set the shown series and x label; returns the updates sent (0 when nothing changed)."""

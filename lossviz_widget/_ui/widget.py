@@ -100,7 +100,7 @@ class LossPlot(widgets.VBox):
         # The hot path: log() is the recorder's own bound method (no extra call per step).
         self.log = self._recorder.log  # type: ignore[method-assign]
         self._draw_lock = threading.Lock()  # widgets are written from the frame thread and followers
-        self._grid = PanelGrid(on_zoom=self._on_browser_zoom)
+        self._grid = PanelGrid(on_zoom=self._on_browser_zoom, on_width=self._on_browser_width)
         self._header = widgets.HTML()
         self._header.add_class("lossviz-title")
         self._findings = widgets.HTML()
@@ -124,6 +124,7 @@ class LossPlot(widgets.VBox):
         super().__init__(title=title, **options)
         self._recorder.settings = view_settings(self)
         self._grid.set_panel_height(self._recorder.settings.panel_height)
+        self._grid.set_renderer(self._recorder.settings.renderer)
         self._update_header()
         bar = control_bar(self)
         bar.children += (self._snapshot,)
@@ -147,6 +148,9 @@ class LossPlot(widgets.VBox):
         self._recorder.settings = view_settings(self)
         if change["name"] == "panel_height":
             self._grid.set_panel_height(change["new"])
+        if change["name"] == "renderer":
+            with self._draw_lock:
+                self._grid.set_renderer(change["new"])
         if change["name"] == "x_range" and change["new"] is not None:
             self.follow_latest = False
 
@@ -162,6 +166,11 @@ class LossPlot(widgets.VBox):
     def _on_browser_zoom(self, x_range: tuple[float, float]) -> None:
         """The user panned/zoomed: re-downsample for the visible range (full fidelity)."""
         self.set_trait("x_range", x_range)
+
+    def _on_browser_width(self, width: int) -> None:
+        """The browser measured the widest plot area: lines get at most 2 points per pixel column."""
+        if width != self._recorder.settings.plot_width:
+            self.set_trait("plot_width", width)
 
     @observe("diagnostics")
     def _on_diagnostics(self, change: dict[str, Any]) -> None:

@@ -90,7 +90,8 @@ def test_load_refuses_a_misspelled_keyword_before_reading(tmp_path):
 def test_saved_settings_round_trip_through_files(tmp_path, suffix):
     chosen = {"smoothing": 0.93, "smoothing_mode": "gaussian", "log_y": True, "ignore_outliers": True,
               "x_axis": "relative_time", "max_points": 512, "fps": 5.0, "log_y_panels": ("learning_rate", "loss"),
-              "x_log": True, "panel_height": 320, "best_metrics": ("grad_norm", "loss"), "forecast": True}
+              "x_log": True, "panel_height": 320, "best_metrics": ("grad_norm", "loss"), "forecast": True,
+              "renderer": "canvas"}
     assert set(chosen) == set(SAVED), "a new saved setting needs a value here"
     path = tmp_path / f"run{suffix}"
     if suffix == ".jsonl":
@@ -111,7 +112,7 @@ def test_saved_settings_round_trip_through_files(tmp_path, suffix):
 
 def test_unsaved_settings_are_view_state_only():
     unsaved = {f.name for f in FIELDS} - set(SAVED)
-    assert unsaved == {"x_range", "hidden_runs", "highlight_run"}
+    assert unsaved == {"x_range", "hidden_runs", "highlight_run", "plot_width"}
 
 
 def test_every_smoothing_mode_is_in_the_trait_the_dropdown_and_the_factory(plot):

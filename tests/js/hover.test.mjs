@@ -4,7 +4,9 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 
-import { MAX_ROWS, boundValue, exactText, nearestIndex, readoutRows, xText } from "../../js/hover.js";
+import {
+  MAX_ROWS, boundValue, exactText, nearestIndex, readoutRows, reportedWidth, xText,
+} from "../../js/hover.js";
 
 test("nearestIndex finds the closest x, the left one on a tie, -1 when empty", () => {
   const xs = new Float64Array([0, 10, 20, 40]);
@@ -84,4 +86,13 @@ test("boundValue: numbers, Dates and a DateScale's ISO strings (UTC) as numbers"
   assert.equal(boundValue("1970-01-02T00:00:00"), 86400000);
   assert.equal(boundValue("1970-01-02T00:00:00Z"), 86400000);
   assert.ok(Number.isNaN(boundValue(null)));
+});
+
+test("reportedWidth rounds a plot width up to 32 px, 0 before layout", () => {
+  assert.equal(reportedWidth(0), 0);
+  assert.equal(reportedWidth(0.4), 0);
+  assert.equal(reportedWidth(1), 32);
+  assert.equal(reportedWidth(320), 320);
+  assert.equal(reportedWidth(320.5), 352);
+  assert.equal(reportedWidth(895.2), 896);
 });
