@@ -528,7 +528,12 @@ class BlockTrends(Closing):
         errors) away from the first: 8, not fewer, because the quickstart's MLP sits at its
         initial loss for ~600 steps before it falls 50x (a saddle, not a dead network). Once the
         loss leaves that level it can no longer open."""
-        if i >= self.early_blocks:
+        if i >= self.early_blocks:  # past the early window an open episode can still close
+            if self.active["not_learning"]:
+                left = (level < 0.7 * self.expected if self.expected is not None
+                        else abs(level - l0) > 2 * self._band)
+                self.learned = self._close_late("not_learning", np.array([left]), np.array([level]),
+                                                np.array([step]), _learning)
             return []
         if self.learned:  # an open episode closed when it learned; nothing opens again
             return []

@@ -147,6 +147,7 @@ def test_vectorized_blocks_match_judging_each_block(seed, n, block, noise_ratio,
     for c in cuts:
         assert fast.feed("loss", s[:c], v[:c], start) == slow.feed("loss", s[:c], v[:c], start)
         assert repr(block_state(fast)) == repr(block_state(slow))
+        assert sorted(fast.take_ended()) == sorted(slow.take_ended())  # the same episodes end, where and why
         start = c
 
 
