@@ -64,7 +64,7 @@ def run_at(tree: Path, steps: int) -> dict[str, list[float]]:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--steps", type=float, default=1e7)
-    ap.add_argument("--before", default="8baf25c", help="the revision run beside this checkout")
+    ap.add_argument("--before", default="8baf25c", help="the revision run beside this checkout ('' for none)")
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--child", type=int, default=0, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
@@ -74,10 +74,12 @@ def main(argv: list[str] | None = None) -> int:
     steps = int(args.steps)
     load = os.getloadavg()
     with tempfile.TemporaryDirectory() as tmp:
-        archive = subprocess.run(["git", "-C", str(REPO), "archive", args.before],
-                                 capture_output=True, check=True).stdout
-        subprocess.run(["tar", "-x", "-C", tmp], input=archive, check=True)
-        trees = {f"`{args.before}` (before)": Path(tmp), "this checkout": REPO}
+        trees = {"this checkout": REPO}
+        if args.before:
+            archive = subprocess.run(["git", "-C", str(REPO), "archive", args.before],
+                                     capture_output=True, check=True).stdout
+            subprocess.run(["tar", "-x", "-C", tmp], input=archive, check=True)
+            trees = {f"`{args.before}` (before)": Path(tmp), **trees}
         got: dict[str, list[dict[str, list[float]]]] = {name: [] for name in trees}
         for _ in range(args.rounds):
             for name, tree in trees.items():
