@@ -301,10 +301,12 @@ class Collector:
 
     def _index(self, positions: tuple[int, ...]) -> torch.Tensor:
         """``positions`` as a device index tensor, made once per distinct tuple (copying a host list
-        to the device at each step would cost a transfer each time)."""
+        to the device at each step would cost a transfer each time). ``non_blocking``: a blocking
+        copy to a GPU synchronises the stream, which a training step must never do."""
         index = self._indices.get(positions)
         if index is None:
-            index = self._indices[positions] = torch.tensor(positions, dtype=torch.long).to(self._device)
+            index = torch.tensor(positions, dtype=torch.long).to(self._device, non_blocking=True)
+            self._indices[positions] = index
         return index
 
     def _act_positions(self, order: tuple[int, ...], units: int) -> tuple[int, ...]:
