@@ -470,6 +470,7 @@ class LossPlot(widgets.VBox):
         view = WatchView()
         self._watcher = Watcher(self._recorder, model, optimizer, every=every, activations=activations,
                                 config=config, start=start, draw=view.draw)
+        view.prepare(self._watcher.expected)
         kept = [c for c in self.children if "lossviz-watch" not in c._dom_classes]
         i = kept.index(self._grid.box) + 1
         replaced = [c for c in self.children if c not in kept]  # a previous watch's maps

@@ -96,20 +96,24 @@ def layout_of(model: nn.Module, activations: bool = True) -> Layout:
                   tuple(n for n, _ in acts), frozenset(n for n, m in acts if isinstance(m, _RELU_FAMILY)))
 
 
-def _norms(tensors: list[torch.Tensor], device: torch.device, ord: int = 2) -> torch.Tensor:
-    """The ``ord``-norm of each tensor, as one float32 vector on ``device`` (one fused kernel where
-    available); ``ord`` 0 counts the nonzero elements."""
+def _norms(tensors: list[torch.Tensor], ord: int = 2) -> Sequence[torch.Tensor]:
+    """The ``ord``-norm of each tensor as float32 device scalars, in one fused call where available;
+    ``ord`` 0 counts the nonzero elements."""
     if not tensors:
-        return torch.zeros(0, device=device)
-    norms: Sequence[torch.Tensor]
+        return []
     try:
-        norms = torch._foreach_norm(tensors, ord, dtype=torch.float32)
+        return torch._foreach_norm(tensors, ord, dtype=torch.float32)
     except (AttributeError, RuntimeError, TypeError):  # an older torch, or mixed devices
-        norms = [torch.linalg.vector_norm(t, ord, dtype=torch.float32) for t in tensors]
+        return [torch.linalg.vector_norm(t, ord, dtype=torch.float32) for t in tensors]
+
+
+def _stack_into(out: torch.Tensor, values: Sequence[torch.Tensor]) -> None:
+    """Write the scalars ``values`` into the vector ``out`` in one call (moved to its device first
+    when they live on several: a model split across GPUs)."""
     try:
-        return torch.stack(norms)
-    except RuntimeError:  # on several devices (a model split across GPUs): gather them on one
-        return torch.stack([n.to(device) for n in norms])
+        torch.stack(list(values), out=out)
+    except RuntimeError:
+        torch.stack([v.to(out.device) for v in values], out=out)
 
 
 def _update_sample(param: torch.Tensor) -> torch.Tensor:
@@ -120,20 +124,25 @@ def _update_sample(param: torch.Tensor) -> torch.Tensor:
     return param
 
 
-class Collector:
-    """Hooks that hand one packed device vector per sampled step to ``on_row(step_index, row, counts, total)``.
+_CHUNK_ROWS = 64  # sampled rows per preallocated device block (see Collector._row_for_step)
 
-    ``row`` is laid out as :class:`~.series.Layout` says, with per activation module the sum, the
-    sum of squares and the live units of its output; ``counts`` holds, per activation module, the
-    output's elements and units (host numbers, from shapes), from which the series derive mean,
-    std and dead share; ``total`` is the total gradient norm (a device scalar).
+
+class Collector:
+    """Hooks that hand one device row per sampled step to ``on_row(step_index, row, counts, total)``.
+
+    ``row`` (a view into a preallocated device block, NaN where nothing was measured) is laid out
+    as :class:`~.series.Layout` says, with per activation module the sum, the 2-norm and the live
+    units of its output; ``counts`` holds, per activation module, the output's elements and units
+    (host numbers, from shapes; ``(0, 0)`` where it did not run), from which the series derive
+    mean, std and dead share; ``total`` is the total gradient norm (a device scalar).
 
     ``every``: sample one step in ``every`` (step 0, ``every``, ``2 * every``...).
     :meth:`remove` takes every hook off again.
     """
 
     def __init__(self, model: nn.Module, optimizer: torch.optim.Optimizer | None, *, every: int,
-                 activations: bool, on_row: Callable[[int, torch.Tensor, list[tuple[int, int]], torch.Tensor], None],
+                 activations: bool, on_row: Callable[[int, torch.Tensor, tuple[tuple[int, int], ...], torch.Tensor],
+                                                     None],
                  on_error: Callable[[BaseException], None]) -> None:
         self.layout = layout_of(model, activations)
         self.every = every
@@ -145,9 +154,11 @@ class Collector:
         self._params: list[torch.Tensor] = [p for _, ps in params for p in ps]
         self._acts = acts if activations else []
         self._relu = [isinstance(m, _RELU_FAMILY) for _, m in self._acts]
-        # activation module index -> [sum, 2-norm, live units or NaN] on the device, (elements, units)
-        self._act_rows: dict[int, tuple[torch.Tensor, tuple[int, int]]] = {}
+        self._no_counts = ((0, 0),) * len(self._acts)
+        self._counts = self._no_counts  # this step's activation (elements, units), by module
         self._outputs: dict[int, torch.Tensor] = {}  # activation outputs of this forward pass, to measure at its end
+        self._indices: dict[tuple[int, ...], torch.Tensor] = {}  # see _index
+        self._act_where: dict[tuple[tuple[int, ...], int], tuple[int, ...]] = {}  # see _act_positions
         self._stepping = False  # the optimizer step under way is a sampled one
         self._before: list[torch.Tensor] = []  # update samples of the weights just before the sampled step
         self._samples: list[torch.Tensor] = []  # the views they were copied from (read again after the step)
@@ -158,7 +169,9 @@ class Collector:
         device = self._params[0].device if self._params else torch.device("cpu")
         self._device = device
         self._nan = torch.full((), math.nan, device=device)
-        self._nan3 = torch.full((3,), math.nan, device=device)  # an activation module that did not run
+        self._block = torch.empty(0, self.layout.device_width, device=device)  # rows handed out so far: _next
+        self._next = 0
+        self._row: torch.Tensor | None = None  # the sampled step's row, once something measured it
         # per parameter tensor: sqrt(elements / elements in its update sample), scaling the sample's norm
         self._update_scale = torch.tensor([math.sqrt(p.numel() / max(_update_sample(p).numel(), 1))
                                            for p in self._params], dtype=torch.float32, device=device)
@@ -190,11 +203,6 @@ class Collector:
         """Whether the current step is one to measure."""
         return self.count % self.every == 0
 
-    def _advance(self) -> None:
-        """One step done: count it, and put on the sampled steps' hooks only if the next one is sampled."""
-        self.count += 1
-        self._arm()
-
     def _arm(self) -> None:
         """The hooks only a sampled step needs (the optimizer's pre-step hook, the activation modules'
         and the model's forward hooks) on for one, off otherwise: a module with a forward hook leaves
@@ -224,6 +232,18 @@ class Collector:
                 handles.pop().remove()
         self._before, self._samples, self._sampled_at = [], [], []
 
+    def _row_for_step(self) -> torch.Tensor:
+        """The current sampled step's row: the next one of a preallocated, NaN-filled device block
+        (one allocation per ``_CHUNK_ROWS`` sampled steps, not one per reduction and step). The
+        reductions write into it in place; what a step did not measure stays NaN."""
+        if self._row is None:
+            if self._next == len(self._block):
+                self._block = torch.full((_CHUNK_ROWS, self.layout.device_width), math.nan, device=self._device)
+                self._next = 0
+            self._row = self._block[self._next]
+            self._next += 1
+        return self._row
+
     # -- gradients, weights, updates --------------------------------------------------------
 
     def _pre_step(self, optimizer: Any, args: Any, kwargs: Any) -> None:
@@ -245,30 +265,60 @@ class Collector:
                     self._sampled_at = where
 
     def _post_step(self, optimizer: Any, args: Any, kwargs: Any) -> None:
-        """Gradients, weights and update of the step just taken.
+        """Count the step; on a sampled one, measure its gradients, weights and update first.
 
         Gradients are read here, not before the step: a closure passed to ``step()`` (Lightning's
         automatic optimization, LBFGS) computes them inside it, and nothing in ``step()`` changes
         them (after ``GradScaler.unscale_`` and clipping, they are what the optimizer used)."""
         try:
             if self._stepping:
-                params, q = self._params, len(self._params)
-                with torch.no_grad():
-                    torch._foreach_sub_(self._before, self._samples)  # now -Δθ (sampled)
-                    given = [p.grad for p in params if p.grad is not None]
-                    if len(given) == q:  # the usual case: every norm in one call
-                        norms = _norms([*given, *params, *self._before], self._device)
-                    else:  # by index: a boolean mask would sync with the device
-                        present = [i for i, p in enumerate(params) if p.grad is not None]
-                        index = torch.tensor(present, dtype=torch.long).to(self._device, non_blocking=True)
-                        grads = torch.full((q,), math.nan, device=self._device).index_copy_(
-                            0, index, _norms(given, self._device))
-                        norms = torch.cat([grads, _norms([*params, *self._before], self._device)])
-                    norms[2 * q :] *= self._update_scale
-                self._emit(norms)
+                self._stepping = False
+                self._measure_step()
         finally:
-            self._stepping = False
-            self._advance()
+            self._row, self._counts = None, self._no_counts  # a failed measurement leaves nothing behind
+            self.count += 1
+            if self.every > 1:  # with every=1 the sampled steps' hooks just stay on
+                self._arm()
+
+    def _measure_step(self) -> None:
+        """Every norm of the step just taken, in one fused call written straight into its row."""
+        params, q = self._params, len(self._params)
+        row = self._row_for_step()
+        with torch.no_grad():
+            torch._foreach_sub_(self._before, self._samples)  # now -Δθ (sampled)
+            # (``is not None`` one by one: ``None in grads`` compares tensors, ~50 µs each)
+            grads = [p.grad for p in params if p.grad is not None]
+            if len(grads) == q:  # the usual case: every norm in one call
+                _stack_into(row[: 3 * q], _norms([*grads, *params, *self._before]))
+            else:  # tensors without a gradient stay NaN in the row, and out of the total
+                norms = _norms([*grads, *params, *self._before])
+                if grads:
+                    present = tuple(i for i, p in enumerate(params) if p.grad is not None)
+                    row[:q].index_copy_(0, self._index(present), torch.stack(list(norms[: len(grads)])))
+                _stack_into(row[q : 3 * q], norms[len(grads) :])
+            row[2 * q : 3 * q] *= self._update_scale
+        self._emit()
+
+    def _index(self, positions: tuple[int, ...]) -> torch.Tensor:
+        """``positions`` as a device index tensor, made once per distinct tuple (copying a host list
+        to the device at each step would cost a transfer each time). ``non_blocking``: a blocking
+        copy to a GPU synchronises the stream, which a training step must never do."""
+        index = self._indices.get(positions)
+        if index is None:
+            index = torch.tensor(positions, dtype=torch.long).to(self._device, non_blocking=True)
+            self._indices[positions] = index
+        return index
+
+    def _act_positions(self, order: tuple[int, ...], units: int) -> tuple[int, ...]:
+        """Where the values of :meth:`_reduce_activations` go in a row, for activation modules
+        ``order`` of which the first ``units`` have live units: sums, then 2-norms, then live units."""
+        key = (order, units)
+        where = self._act_where.get(key)
+        if where is None:
+            a, start = len(self._acts), 3 * len(self._params)
+            where = self._act_where[key] = (*(start + i for i in order), *(start + a + i for i in order),
+                                            *(start + 2 * a + i for i in order[:units]))
+        return where
 
     def _grad_hook(self, i: int) -> Callable[[torch.Tensor], None]:
         """No optimizer: after parameter ``i``'s gradient is accumulated, note its norm and its weight's."""
@@ -290,14 +340,17 @@ class Collector:
     def _finish_backward(self) -> None:
         try:
             if self.sampling and self._backward_norms:
-                nan = self._nan
-                pairs = [self._backward_norms.get(i, (nan, nan)) for i in range(len(self._params))]
-                grads, weights = (torch.stack([p[k].to(nan.device) for p in pairs]) for k in (0, 1))
-                self._emit(torch.cat([grads, weights, torch.full_like(weights, math.nan)]))
+                q, nan = len(self._params), self._nan
+                pairs = [self._backward_norms.get(i, (nan, nan)) for i in range(q)]
+                row = self._row_for_step()
+                _stack_into(row[: 2 * q], [p[0] for p in pairs] + [p[1] for p in pairs])
+                self._emit()
         finally:
+            self._row, self._counts = None, self._no_counts
             self._backward_norms = {}
             self._backward_seen = False
-            self._advance()
+            self.count += 1
+            self._arm()
 
     # -- activations ------------------------------------------------------------------------
 
@@ -315,47 +368,41 @@ class Collector:
 
     def _reduce_activations(self) -> None:
         """Per activation output kept since the last call: its sum, its 2-norm and (ReLU family)
-        its live units, into :attr:`_act_rows`; the outputs are let go.
+        its live units, written into the step's row; the outputs are let go.
 
         Done once per forward pass over all modules, not in each module's hook: three fused
-        ``_foreach_norm`` calls and one reduction per module, instead of several small operations per
-        module (PyTorch's per-call overhead dominated on small layers). A ReLU output is >= 0, so a
-        unit (a feature, or a channel of a map) is alive iff its sum over the batch (and positions)
-        is > 0: that one pass gives both the live units (ord-0 norm of the per-unit sums) and the
-        total (their ord-1 norm), where a max over the batch and a sum took two."""
+        ``_foreach_norm`` calls, one reduction per module and one write, instead of several small
+        operations per module (PyTorch's per-call overhead dominated on small layers). A ReLU output
+        is >= 0, so a unit (a feature, or a channel of a map) is alive iff its sum over the batch
+        (and positions) is > 0: that one pass gives both the live units (ord-0 norm of the per-unit
+        sums) and the total (their ord-1 norm), where a max over the batch and a sum took two."""
         outs, self._outputs = self._outputs, {}
-        units = {i: o for i, o in outs.items() if self._relu[i] and o.dim() >= 2}
-        others = [i for i in outs if i not in units]
-        order = [*units, *others]
-        device = outs[order[0]].device
-        unit_sums = [o.sum(dim=(0, *range(2, o.dim())), dtype=torch.float32) for o in units.values()]
-        nan = self._nan.to(device).expand(len(others))
-        other_sums = [outs[i].sum(dtype=torch.float32).to(device) for i in others]
-        sums = torch.cat([_norms(unit_sums, device, 1), torch.stack(other_sums) if others else nan])
-        live = torch.cat([_norms(unit_sums, device, 0), nan])
-        block = torch.stack([sums, _norms([outs[i] for i in order], device), live])
-        for i, column in zip(order, block.unbind(1), strict=True):
-            self._act_rows[i] = (column, (outs[i].numel(), units[i].shape[1] if i in units else 0))
+        units = [i for i, o in outs.items() if self._relu[i] and o.dim() >= 2]
+        others = [i for i in outs if not (self._relu[i] and outs[i].dim() >= 2)]
+        unit_sums = [outs[i].sum(dim=(0, *range(2, outs[i].dim())), dtype=torch.float32) for i in units]
+        order = (*units, *others)
+        values = [*_norms(unit_sums, 1), *(outs[i].sum(dtype=torch.float32) for i in others),
+                  *_norms([outs[i] for i in order]), *_norms(unit_sums, 0)]
+        row = self._row_for_step()
+        try:
+            values_t = torch.stack(values)
+        except RuntimeError:  # activations on several devices
+            values_t = torch.stack([v.to(row.device) for v in values])
+        row.index_copy_(0, self._index(self._act_positions(order, len(units))), values_t)
+        counts = list(self._counts)
+        for i in units:
+            counts[i] = (outs[i].numel(), outs[i].shape[1])
+        for i in others:
+            counts[i] = (outs[i].numel(), 0)
+        self._counts = tuple(counts)
 
     # -- one row ----------------------------------------------------------------------------
 
-    def _emit(self, norms: torch.Tensor) -> None:
-        """One row: per-parameter norms (gradients, weights, updates: the host sums them per layer),
-        then activation sums; and the total gradient norm, a device scalar for the plot's curve
-        (tensors without a gradient left out)."""
-        parts = [norms]
-        counts = []
+    def _emit(self) -> None:
+        """Hand the step's row over with its activation counts and the total gradient norm (a device
+        scalar for the plot's curve; tensors without a gradient left out)."""
         if self._outputs:  # kept by modules called outside the model's forward (no forward end seen)
             self._reduce_activations()
-        if self._acts:
-            missing = (self._nan3, (0, 0))
-            rows = [self._act_rows.get(i, missing) for i in range(len(self._acts))]
-            try:
-                sums = torch.stack([r for r, _ in rows])
-            except RuntimeError:  # activations on several devices
-                sums = torch.stack([r.to(norms.device) for r, _ in rows])
-            parts.append(sums.t().reshape(-1))  # sums, then 2-norms, then live units
-            counts = [c for _, c in rows]
-        self._act_rows = {}
-        total = torch.linalg.vector_norm(norms[: len(self._params)].nan_to_num(0.0))
-        self._on_row(self.count, torch.cat(parts), counts, total)
+        row = self._row_for_step()
+        total = torch.linalg.vector_norm(row[: len(self._params)].nan_to_num(0.0))
+        self._on_row(self.count, row, self._counts, total)

@@ -29,7 +29,7 @@ from .._core.rewind import Rewind
 from .._model import DEFAULT_RUN, RunsData
 from ..diagnostics.findings import Finding
 from ..diagnostics.watch import GRAD_NORM_METRIC, WatchConfig, WatchRules
-from .series import WatchedSeries
+from .series import QUANTITIES, WatchedSeries
 
 __all__ = ["Watcher", "fetch_rows"]
 
@@ -88,9 +88,10 @@ class Watcher:
         self._draw = draw
         self._start = self._next_step(recorder) if start is None else int(start)
         self._stale = False  # samples the view has not drawn yet
-        self._queue: collections.deque[tuple[int, Any, list[tuple[int, int]]]] = collections.deque()
+        self._queue: collections.deque[tuple[int, Any, tuple[tuple[int, int], ...]]] = collections.deque()
         self._collector: Collector | None = None
         self.series = WatchedSeries(layout_of(model, activations))
+        self._has_optimizer = optimizer is not None
         if _distributed_rank() == 0:
             self._collector = Collector(model, optimizer, every=every, activations=activations,
                                         on_row=self._on_row, on_error=self._on_error)
@@ -103,13 +104,27 @@ class Watcher:
         return int(max(last)) + 1 if last else 0
 
     @property
+    def expected(self) -> tuple[str, ...]:
+        """The quantities this watch will measure (the view makes their maps up front): none on a
+        DDP rank other than 0, the update ratio only with an optimizer, the activation statistics
+        only for activation modules, the dead share only for the ReLU family."""
+        if self._collector is None:
+            return ()
+        lay = self.series.layout
+        has = {"grad_norm": bool(lay.param_layers), "weight_norm": bool(lay.param_layers),
+               "update_ratio": bool(lay.param_layers) and self._has_optimizer,
+               "act_mean": bool(lay.act_layers), "act_std": bool(lay.act_layers),
+               "dead_fraction": bool(lay.relu_layers)}
+        return tuple(q for q in QUANTITIES if has[q])
+
+    @property
     def active(self) -> bool:
         """Whether hooks are on the model (False after :meth:`close`, and on DDP ranks other than 0)."""
         return self._collector is not None
 
     # -- from the training loop ------------------------------------------------------------------
 
-    def _on_row(self, count: int, row: Any, counts: list[tuple[int, int]], total: Any) -> None:
+    def _on_row(self, count: int, row: Any, counts: tuple[tuple[int, int], ...], total: Any) -> None:
         step = self._start + count
         # the total goes to the plot now, with the step's loss (a device value is fetched later, in
         # the plot's batch): the diagnostics engine reads it beside the loss (loss spikes)
