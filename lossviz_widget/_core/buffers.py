@@ -34,10 +34,10 @@ from __future__ import annotations
 
 import ctypes
 import mmap
+import queue
 import sys
 import threading
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
@@ -53,6 +53,7 @@ AHEAD_FROM = 1 << 20  # columns at least this long are grown ahead of need (a sh
 AHEAD_SLICE = 1 << 20  # rows a helper thread copies per GIL release when it grows a column ahead
 
 PREFAULT_FROM = 1 << 16  # columns at least this long have the memory of their next rows mapped ahead
+_PREFAULT_MIN = 1 << 16  # bytes: a smaller stretch is not worth a job (its faults cost ~0.5 ms at most)
 _MADV_POPULATE_WRITE = 23  # Linux 5.14+: map pages writable without touching their contents
 
 
@@ -84,15 +85,17 @@ class _Prefault:
 
     def __init__(self) -> None:
         self._madvise = _load_madvise()
-        self._pool: ThreadPoolExecutor | None = None
+        self._jobs: queue.SimpleQueue[tuple[list[tuple[np.ndarray, int, int]], threading.Event]] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
         self._done: dict[int, int] = {}  # array address -> end address mapped (or asked for) so far
 
-    def ahead(self, columns: Sequence[np.ndarray], n: int) -> None:
+    def ahead(self, columns: Sequence[np.ndarray], n: int) -> threading.Event | None:
         """Map the rows of each long column from ``n`` to an eighth of ``n`` further (at least
-        :data:`PREFAULT_FROM` rows), within its length; what was asked for before is skipped."""
+        :data:`PREFAULT_FROM` rows), within its length; what was asked for before is skipped.
+        Returns an event set once mapped (None: nothing to do), which callers never wait for."""
         if self._madvise is None:
-            return
+            return None
         jobs = []
         for a in columns:
             if len(a) < PREFAULT_FROM:
@@ -102,24 +105,31 @@ class _Prefault:
             stop -= stop % mmap.PAGESIZE
             start = max(base + n * a.itemsize, self._done.get(base, 0))
             start += -start % mmap.PAGESIZE
-            if stop - start >= PREFAULT_FROM:  # bytes: not worth a job below that
+            if stop - start >= _PREFAULT_MIN:
                 self._done[base] = stop  # (a freed array's address may come back: then a miss, no harm)
                 jobs.append((a, start, stop))
-        if jobs:
-            if len(self._done) > 4096:  # mostly addresses of arrays long gone
-                self._done.clear()
-            with self._lock:
-                if self._pool is None:
-                    self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="lossviz-prefault")
-                self._pool.submit(self._map, jobs)
+        if not jobs:
+            return None
+        if len(self._done) > 4096:  # mostly addresses of arrays long gone
+            self._done.clear()
+        with self._lock:
+            if self._thread is None:  # a daemon: it never delays the interpreter's exit
+                self._thread = threading.Thread(target=self._run, name="lossviz-prefault", daemon=True)
+                self._thread.start()
+        done = threading.Event()
+        self._jobs.put((jobs, done))
+        return done
 
-    def _map(self, jobs: list[tuple[np.ndarray, int, int]]) -> None:
-        """(On the helper.) Each job keeps its array alive until its pages are mapped."""
-        madvise = self._madvise
-        for _array, start, stop in jobs:
-            if madvise is None or madvise(start, stop - start, _MADV_POPULATE_WRITE) != 0:
-                self._madvise = None  # not supported here (EINVAL): stop asking
-                return
+    def _run(self) -> None:
+        """(The helper.) Each job keeps its array alive until its pages are mapped."""
+        while True:
+            jobs, done = self._jobs.get()
+            for _array, start, stop in jobs:
+                madvise = self._madvise
+                if madvise is None or madvise(start, stop - start, _MADV_POPULATE_WRITE) != 0:
+                    self._madvise = None  # not supported here (EINVAL), or failing: stop asking
+                    break
+            done.set()
 
 
 _prefault = _Prefault()

@@ -45,7 +45,7 @@ log = logging.getLogger("lossviz_widget")
 # points per series the diagnostics read in one live frame (~10 ms for 4 series); a backlog
 # (extend(), a fast loop) is caught up over the next frames while the curves keep updating
 LIVE_DIAGNOSTICS_BUDGET = 1 << 17
-DIAGNOSTICS_FRAME_S = 0.01  # CPU seconds a live frame gives the diagnostics while points keep coming
+DIAGNOSTICS_FRAME_S = 0.005  # CPU seconds a live frame gives the diagnostics while points keep coming
 
 
 class _DiagnosticsPace:
