@@ -48,6 +48,7 @@ log = logging.getLogger("lossviz_widget")
 HAND_OVER_S = 0.05  # how long a due frame waits for a logging thread to draw it (see FrameScheduler)
 HANDED_OVER_MAX_S = 0.25  # the most a handed-over frame's wall time (beyond its CPU time) delays the next
 MAX_SPACING_S = 0.4  # the most a frame's cost delays the next (a frame every 0.5 s, even in tight loops)
+HANDED_OVER_SHARE = 0.5  # of max_busy_fraction, for frames drawn in log(): the loop pays all of their CPU
 
 # Render threads still running at interpreter exit are stopped first, so no frame is
 # sent while the kernel tears down IOPub (registered after ipykernel's hooks, so it runs
@@ -86,8 +87,11 @@ class FrameScheduler:
     the GIL (:meth:`draw_overdue`). If nothing logs meanwhile, the render thread draws it itself.
     The wait is short because the frame after the loop's last ``log()`` (the trailing frame, which
     also writes ``log_file``) waits for it too: a kill soon after a loop must not lose more.
-    Either way one frame is drawn, under the same throttling; a handed-over frame also counts its
-    wall time (the loop waited for all of it, the IOPub thread's sends included), but that part
+    Either way one frame is drawn. A handed-over frame gets half the CPU share
+    (:data:`HANDED_OVER_SHARE`): a frame the render thread draws overlaps the loop in NumPy's
+    GIL-free calls, one drawn in ``log()`` costs the loop all of its CPU (at the full share, frames
+    alone made ``log()`` 1.25x slower in a tight loop). A handed-over frame also counts its wall
+    time (the loop waited for all of it, the IOPub thread's sends included), but that part
     delays the next frame by at most :data:`HANDED_OVER_MAX_S`: one frame slowed by a busy machine
     must not stop frames for seconds.
     """
@@ -224,9 +228,11 @@ class FrameScheduler:
             if not self._pending.is_set():
                 self._idle.set()
         throttled = max(0.0, busy - self.exempt)
-        spacing = min(throttled / self.max_busy_fraction, MAX_SPACING_S)
-        if threading.current_thread() is not self._thread:  # handed over: the loop waited all of it
-            waited = max(0.0, time.monotonic() - started - self.exempt)  # its IOPub sends, GIL waits
+        if threading.current_thread() is self._thread:
+            spacing = min(throttled / self.max_busy_fraction, MAX_SPACING_S)
+        else:  # handed over: the loop paid all of it (half the share), and waited for its IOPub sends, GIL waits
+            spacing = min(throttled / (self.max_busy_fraction * HANDED_OVER_SHARE), MAX_SPACING_S)
+            waited = max(0.0, time.monotonic() - started - self.exempt)
             spacing = max(spacing, min(waited / self.max_busy_fraction, HANDED_OVER_MAX_S))
         interval = max(1.0 / self.fps, messages / self.max_messages_per_s, spacing)
         self._next_allowed = started + interval
