@@ -100,7 +100,7 @@ class _Prefault:
         for a in columns:
             if len(a) < PREFAULT_FROM:
                 continue
-            base: int = a.ctypes.data
+            base: int = a.__array_interface__["data"][0]  # (``a.ctypes`` imports: not at interpreter exit)
             stop = base + min(len(a), n + max(n >> 3, PREFAULT_FROM)) * a.itemsize
             stop -= stop % mmap.PAGESIZE
             start = max(base + n * a.itemsize, self._done.get(base, 0))
@@ -114,8 +114,12 @@ class _Prefault:
             self._done.clear()
         with self._lock:
             if self._thread is None:  # a daemon: it never delays the interpreter's exit
-                self._thread = threading.Thread(target=self._run, name="lossviz-prefault", daemon=True)
-                self._thread.start()
+                thread = threading.Thread(target=self._run, name="lossviz-prefault", daemon=True)
+                try:
+                    thread.start()
+                except RuntimeError:  # the interpreter is shutting down (a plot closed by its finalizer)
+                    return None
+                self._thread = thread
         done = threading.Event()
         self._jobs.put((jobs, done))
         return done

@@ -1,9 +1,15 @@
 """Mapping the memory of long columns' next rows ahead of the writes (``prefault_ahead``) never
 changes a byte: not what was written before, nor what another thread writes meanwhile."""
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 
+import lossviz_widget
 from lossviz_widget import Recorder
 from lossviz_widget._core import buffers
 from lossviz_widget._core.buffers import prefault_ahead
@@ -44,3 +50,21 @@ def test_a_long_run_logged_while_its_columns_are_mapped_ahead_holds_exactly_what
     np.testing.assert_array_equal(h["acc"].values, values * 0.5)
     np.testing.assert_array_equal(h["acc"].steps, np.arange(n))
     rec.close()
+
+
+def test_a_long_run_left_open_at_interpreter_exit_closes_quietly(tmp_path):
+    """A plot closed by its finalizer while the interpreter shuts down still snapshots its columns
+    (and asks to map them ahead): that must neither import (``ndarray.ctypes`` did) nor fail."""
+    script = tmp_path / "train.py"
+    script.write_text(
+        "from lossviz_widget import LossPlot\n"
+        "plot = LossPlot()\n"
+        "for i in range(300_000):\n"
+        "    plot.log(loss=1.0 / (i + 1), acc=0.5, step=i)\n"
+        "plot.flush()\n"
+        "for i in range(300_000, 400_000):\n"
+        "    plot.log(loss=1.0 / (i + 1), acc=0.5, step=i)\n"
+    )
+    out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120,
+                         env={**os.environ, "PYTHONPATH": str(Path(lossviz_widget.__file__).parents[1])})
+    assert out.returncode == 0 and "Traceback" not in out.stderr, out.stderr
