@@ -120,7 +120,8 @@ class _Recorder(threading.Thread):
 
 
 class KernelSession:
-    """One fresh ipykernel of this interpreter; ``benchmarks/`` is importable in it.
+    """One fresh ipykernel of this interpreter; ``benchmarks/`` and this checkout's ``lossviz_widget``
+    are importable in it.
 
     Use as a context manager; :meth:`call` runs ``workloads.<func>(**kwargs)`` and returns
     its dict, :attr:`messages` holds the IOPub traffic so far.
@@ -135,7 +136,10 @@ class KernelSession:
             self._log = open(log_path, "ab")  # noqa: SIM115 - open for the kernel's lifetime, closed in close()
         (self._tmp / "cwd").mkdir()
         env = {**os.environ, "IPYTHONDIR": str(self._tmp / "ipython"),
-               "PYTHONPATH": os.pathsep.join(filter(None, [str(BENCH_DIR), os.environ.get("PYTHONPATH")]))}
+               # this checkout's lossviz_widget, not whichever one the environment installed (an editable
+               # install of another worktree); a PYTHONPATH given still goes first (frame_waits.py's "before")
+               "PYTHONPATH": os.pathsep.join(filter(None, [str(BENCH_DIR), os.environ.get("PYTHONPATH"),
+                                                           str(BENCH_DIR.parent)]))}
         env.pop("JPY_PARENT_PID", None)
         env.pop("MPLBACKEND", None)  # ipykernel picks the inline backend, as in a notebook
         self.km = KernelManager(kernel_name="python3", kernel_spec_manager=private_kernelspecs(self._tmp / "jupyter"))

@@ -80,27 +80,34 @@ def memory_reset_peak() -> int:
 
 def generation_cost(n: int) -> float:
     """Seconds per step spent computing the 4 values alone (no logging), over min(n, 1e6) steps."""
+    return _generation(n)[0]
+
+
+def _generation(n: int) -> tuple[float, float]:
+    """:func:`generation_cost`, and the same in this thread's CPU seconds (``time.thread_time``)."""
     m = min(n, _GEN_SAMPLE)
     inv_n = 1.0 / n
     t = time.perf_counter()
+    c = time.thread_time()
     for i in range(m):
         r = ((i * _HASH_MUL + 12345) & _HASH_MASK) * _HASH_SCALE
         loss = 2.0 / (1.0 + i * inv_n * 20.0) + 0.2 * r
         _v, _a, _l = loss * 1.1, 1.0 - 0.4 * loss, 0.001 * (1.0 - i * inv_n)
-    return (time.perf_counter() - t) / m
+    return (time.perf_counter() - t) / m, (time.thread_time() - c) / m
 
 
 def _timed_loop(log: Callable[..., Any], n: int, start: int = 0, total: int | None = None) -> dict[str, float]:
     """Call ``log(step, loss=, val_loss=, acc=, lr=)`` for steps ``start..start+n-1``, timed."""
     inv_n = 1.0 / (total or n)
     t_epoch = time.time()
+    c = time.thread_time()
     t = time.perf_counter()
     for i in range(start, start + n):
         r = ((i * _HASH_MUL + 12345) & _HASH_MASK) * _HASH_SCALE
         loss = 2.0 / (1.0 + i * inv_n * 20.0) + 0.2 * r
         log(i, loss=loss, val_loss=loss * 1.1, acc=1.0 - 0.4 * loss, lr=0.001 * (1.0 - i * inv_n))
     loop_s = time.perf_counter() - t
-    return {"loop_s": loop_s, "t_loop0": t_epoch, "t_loop1": time.time()}
+    return {"loop_s": loop_s, "loop_cpu_s": time.thread_time() - c, "t_loop0": t_epoch, "t_loop1": time.time()}
 
 
 # -- bare Python loop ------------------------------------------------------------------------
@@ -108,7 +115,7 @@ def _timed_loop(log: Callable[..., Any], n: int, start: int = 0, total: int | No
 
 def run_bare(n: int) -> dict[str, Any]:
     """A minimal logger: ``log(step, **kw)`` appends ``(step, value)`` to a dict of lists."""
-    gen = generation_cost(n)
+    gen, gen_cpu = _generation(n)
     store: dict[str, list[tuple[int, float]]] = {}
 
     def log(step: int, **kw: float) -> None:
@@ -119,7 +126,8 @@ def run_bare(n: int) -> dict[str, Any]:
     res = _timed_loop(log, n)
     mem = memory_now()
     assert len(store["loss"]) == n
-    return {**res, "n": n, "gen_s": gen, "per_call_s": res["loop_s"] / n - gen, "rss0": rss0, **mem}
+    return {**res, "n": n, "gen_s": gen, "per_call_s": res["loop_s"] / n - gen,
+            "cpu_per_call_s": res["loop_cpu_s"] / n - gen_cpu, "rss0": rss0, **mem}
 
 
 # -- lossviz_widget --------------------------------------------------------------------------
@@ -184,13 +192,14 @@ def _lossviz_loop(plog: Callable[..., None], n: int) -> dict[str, float]:
     (no wrapper call is timed that the bare logger does not pay too)."""
     inv_n = 1.0 / n
     t_epoch = time.time()
+    c = time.thread_time()
     t = time.perf_counter()
     for i in range(n):
         r = ((i * _HASH_MUL + 12345) & _HASH_MASK) * _HASH_SCALE
         loss = 2.0 / (1.0 + i * inv_n * 20.0) + 0.2 * r
         plog(loss=loss, val_loss=loss * 1.1, acc=1.0 - 0.4 * loss, lr=0.001 * (1.0 - i * inv_n), step=i)
     loop_s = time.perf_counter() - t
-    return {"loop_s": loop_s, "t_loop0": t_epoch, "t_loop1": time.time()}
+    return {"loop_s": loop_s, "loop_cpu_s": time.thread_time() - c, "t_loop0": t_epoch, "t_loop1": time.time()}
 
 
 def run_lossviz(n: int, steady_frames: int = 5, resmooth: tuple[float, ...] = (0.9, 0.95, 0.8)) -> dict[str, Any]:
@@ -204,7 +213,7 @@ def run_lossviz(n: int, steady_frames: int = 5, resmooth: tuple[float, ...] = (0
     """
     from lossviz_widget import LossPlot
 
-    gen = generation_cost(n)
+    gen, gen_cpu = _generation(n)
     plot = LossPlot(title="bench")
     rss0 = memory_reset_peak()
     res: dict[str, Any] = dict(_lossviz_loop(plot.log, n))
@@ -235,7 +244,8 @@ def run_lossviz(n: int, steady_frames: int = 5, resmooth: tuple[float, ...] = (0
         plot.flush()
         smooth.append({"w": w, "t_a": t_a, "t_b": time.time(), "dt": time.perf_counter() - t})
     plot.close()
-    return {**res, "n": n, "gen_s": gen, "per_call_s": res["loop_s"] / n - gen, "rss0": rss0, **mem,
+    return {**res, "n": n, "gen_s": gen, "per_call_s": res["loop_s"] / n - gen,
+            "cpu_per_call_s": res["loop_cpu_s"] / n - gen_cpu, "rss0": rss0, **mem,
             "steady": steady, "resmooth": smooth}
 
 

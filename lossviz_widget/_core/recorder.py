@@ -45,7 +45,7 @@ log = logging.getLogger("lossviz_widget")
 # points per series the diagnostics read in one live frame (~10 ms for 4 series); a backlog
 # (extend(), a fast loop) is caught up over the next frames while the curves keep updating
 LIVE_DIAGNOSTICS_BUDGET = 1 << 17
-DIAGNOSTICS_FRAME_S = 0.01  # CPU seconds a live frame gives the diagnostics while points keep coming
+DIAGNOSTICS_FRAME_S = 0.005  # CPU seconds a live frame gives the diagnostics while points keep coming
 
 
 class _DiagnosticsPace:
@@ -184,7 +184,7 @@ class Recorder:
         if metrics is None and values:  # keywords only: the common case, and the hot path
             # ``values`` is this call's own dict (str keys). False: a frame is already due.
             if store.log_kwargs(values, step) and self._background:
-                self._scheduler.request()
+                self._scheduler.request(settle=True)
             return
         self._log_into(store, metrics, step, values)
 
@@ -199,8 +199,8 @@ class Recorder:
 
     def _log_into(self, store: MetricStore, metrics: Mapping[str, Any] | None, step: Any,
                   values: dict[str, Any]) -> None:
-        if store.log(merge_metrics(metrics, values), step):
-            self.changed()
+        if store.log(merge_metrics(metrics, values), step) and self._background:
+            self._scheduler.request(settle=True)
 
     def extend(self, metric: str, steps: Any, values: Any, wall_time: Any = None, *, run: str | None = None) -> None:
         """Append many points of one metric at once; see :meth:`lossviz_widget.LossPlot.extend`."""
@@ -404,6 +404,8 @@ class Recorder:
         self._live = live
         self._background = live or bool(self._sinks)  # (sinks: a list of pairs)
         self._on_status = on_status
+        if live:
+            self._scheduler.start()  # now, not in the training loop's first log()
 
     def add_sink(self, sink: Sink) -> None:
         """Stream every point to ``sink`` from now on; what is held already goes in the next frame."""

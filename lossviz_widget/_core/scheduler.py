@@ -4,11 +4,14 @@
 a single attribute read, so the training loop never pays for plotting. A daemon
 thread renders the frame, never sooner than ``1/fps`` after the previous one,
 and always once more after the last request (the trailing frame), so the final
-value shows even when logging stops. The render callback returns how many
-widget messages it sent; the next frame waits long enough to keep the IOPub
+value shows even when logging stops. The first frame of a burst of logging (``request(settle=True)``
+after a pause) waits ``1/fps`` too: a short loop is then drawn once, after it, instead of paying
+for a frame (the first one also for its one-off setup: figures, marks) in its own time.
+The render callback returns how many widget messages it sent; the next frame waits long enough to keep the IOPub
 rate under ``max_messages_per_s`` (jupyter_server drops messages above 1000/s)
 and to keep rendering under ``max_busy_fraction`` of wall time, so slow frames
-never starve the training loop of the GIL. A frame's cost is the render thread's
+never starve the training loop of the GIL (but never more than :data:`MAX_SPACING_S` apart
+for that: a costly frame must not stop the view for seconds). A frame's cost is the render thread's
 own CPU time, plus the CPU that helper threads spent on its jobs (a full recompute
 of several series runs on a few cores, :mod:`._parallel`): its wall time also
 counts the waits for the GIL that a busy training loop causes, which would
@@ -38,12 +41,14 @@ from contextlib import contextmanager
 
 from .parallel import cpu_time
 
-__all__ = ["HAND_OVER_S", "Deadline", "FrameScheduler"]
+__all__ = ["HAND_OVER_S", "MAX_SPACING_S", "Deadline", "FrameScheduler"]
 
 log = logging.getLogger("lossviz_widget")
 
 HAND_OVER_S = 0.05  # how long a due frame waits for a logging thread to draw it (see FrameScheduler)
 HANDED_OVER_MAX_S = 0.25  # the most a handed-over frame's wall time (beyond its CPU time) delays the next
+MAX_SPACING_S = 0.4  # the most a frame's cost delays the next (a frame every 0.5 s, even in tight loops)
+HANDED_OVER_SHARE = 0.5  # of max_busy_fraction, for frames drawn in log(): the loop pays all of their CPU
 
 # Render threads still running at interpreter exit are stopped first, so no frame is
 # sent while the kernel tears down IOPub (registered after ipykernel's hooks, so it runs
@@ -82,8 +87,11 @@ class FrameScheduler:
     the GIL (:meth:`draw_overdue`). If nothing logs meanwhile, the render thread draws it itself.
     The wait is short because the frame after the loop's last ``log()`` (the trailing frame, which
     also writes ``log_file``) waits for it too: a kill soon after a loop must not lose more.
-    Either way one frame is drawn, under the same throttling; a handed-over frame also counts its
-    wall time (the loop waited for all of it, the IOPub thread's sends included), but that part
+    Either way one frame is drawn. A handed-over frame gets half the CPU share
+    (:data:`HANDED_OVER_SHARE`): a frame the render thread draws overlaps the loop in NumPy's
+    GIL-free calls, one drawn in ``log()`` costs the loop all of its CPU (at the full share, frames
+    alone made ``log()`` 1.25x slower in a tight loop). A handed-over frame also counts its wall
+    time (the loop waited for all of it, the IOPub thread's sends included), but that part
     delays the next frame by at most :data:`HANDED_OVER_MAX_S`: one frame slowed by a busy machine
     must not stop frames for seconds.
     """
@@ -119,12 +127,20 @@ class FrameScheduler:
         self.last_cost = 0.0  # CPU seconds of the last frame, helper threads' share included
         self.exempt = 0.0  # CPU seconds of the current frame that do not count towards throttling
 
-    def request(self) -> None:
+    def request(self, settle: bool = False) -> None:
         """Ask for a frame soon. Cheap when one is already pending; draws it here when it is
-        overdue (the render thread offered it to the caller: see the class docstring)."""
+        overdue (the render thread offered it to the caller: see the class docstring).
+
+        ``settle`` (new data from ``log()``): if no frame was due for ``1/fps`` already, this is
+        the start of a burst, and its frame waits ``1/fps`` (see the module docstring)."""
         if not self._pending.is_set():
             if self._thread is None:
-                self._start()
+                self.start()
+            if settle:
+                interval = 1.0 / self.fps
+                now = time.monotonic()
+                if now >= self._next_allowed + interval:
+                    self._next_allowed = now + interval  # (before the render thread wakes to read it)
             with self._idle_lock:
                 self._idle.clear()
                 self._pending.set()
@@ -154,7 +170,9 @@ class FrameScheduler:
             finally:
                 self._drawing.release()
 
-    def _start(self) -> None:
+    def start(self) -> None:
+        """Start the render thread (the first request does, if nothing did before: starting it
+        when a view attaches keeps that cost out of a training loop's first ``log()``)."""
         with self._start_lock:
             if self._thread is None and not self._stop.is_set():
                 self._thread = threading.Thread(target=self._run, name="lossviz-render", daemon=True)
@@ -210,9 +228,11 @@ class FrameScheduler:
             if not self._pending.is_set():
                 self._idle.set()
         throttled = max(0.0, busy - self.exempt)
-        spacing = throttled / self.max_busy_fraction
-        if threading.current_thread() is not self._thread:  # handed over: the loop waited all of it
-            waited = max(0.0, time.monotonic() - started - self.exempt)  # its IOPub sends, GIL waits
+        if threading.current_thread() is self._thread:
+            spacing = min(throttled / self.max_busy_fraction, MAX_SPACING_S)
+        else:  # handed over: the loop paid all of it (half the share), and waited for its IOPub sends, GIL waits
+            spacing = min(throttled / (self.max_busy_fraction * HANDED_OVER_SHARE), MAX_SPACING_S)
+            waited = max(0.0, time.monotonic() - started - self.exempt)
             spacing = max(spacing, min(waited / self.max_busy_fraction, HANDED_OVER_MAX_S))
         interval = max(1.0 / self.fps, messages / self.max_messages_per_s, spacing)
         self._next_allowed = started + interval

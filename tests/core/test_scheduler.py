@@ -116,6 +116,30 @@ def test_slow_frames_keep_rendering_under_its_share_of_wall_time():
     assert len(gaps) >= 2 and min(gaps) >= 0.24
 
 
+def test_a_costly_frame_delays_the_next_by_at_most_max_spacing():
+    # a 0.3 s frame at a 20% budget would be spaced 1.5 s apart: the view would stop for seconds
+    rec = Recorder(cost=0.3)
+    gaps = frame_gaps(rec, 2.5, fps=30, max_busy_fraction=0.2)
+    assert len(gaps) >= 2 and max(gaps) < 1.5  # MAX_SPACING_S (0.4 s) after its start, or once drawn
+
+
+def test_a_burst_of_logging_is_drawn_once_after_it_settled():
+    """The first frame of a burst (``settle=True`` after a pause) waits one frame interval, so a
+    burst shorter than that is drawn once, with its last value, instead of interrupted by a frame;
+    after a pause, the next burst settles again."""
+    rec = Recorder()
+    rec.source = [0]
+    sched = FrameScheduler(rec.render, fps=2)  # an interval of 0.5 s: far longer than a burst
+    for burst in range(2):
+        for i in range(2000):
+            rec.source[0] = (burst, i)
+            sched.request(settle=True)
+        assert sched.wait_idle(timeout=5)
+        assert rec.seen == [(b, 1999) for b in range(burst + 1)]
+        time.sleep(1.1)  # a pause: more than an interval past the time the next frame could start
+    sched.stop()
+
+
 def test_render_errors_are_reported_and_the_thread_survives():
     errors = []
     calls = []
