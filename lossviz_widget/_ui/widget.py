@@ -37,6 +37,7 @@ from ..diagnostics import DiagnosticsConfig, Finding, findings_html
 from ..follow import Follower
 from ..forecast import Prediction
 from ..readers import Batch, read_logs
+from .cells import kernel_listens, watch_cells
 from .controls import control_bar
 from .display import WIDGET_CSS, Displays, in_kernel, static_bundle
 from .figures import PanelGrid
@@ -100,7 +101,9 @@ class LossPlot(widgets.VBox):
         # The hot path: log() is the recorder's own bound method (no extra call per step).
         self.log = self._recorder.log  # type: ignore[method-assign]
         self._draw_lock = threading.Lock()  # widgets are written from the frame thread and followers
-        self._grid = PanelGrid(on_zoom=self._on_browser_zoom, on_width=self._on_browser_width)
+        watch_cells()  # panels nobody sees get no frames while the kernel would hear them seen again
+        self._grid = PanelGrid(on_zoom=self._on_browser_zoom, on_width=self._on_browser_width,
+                               on_seen=self._recorder.request_frame, skip_unseen=kernel_listens)
         self._header = widgets.HTML()
         self._header.add_class("lossviz-title")
         self._findings = widgets.HTML()
