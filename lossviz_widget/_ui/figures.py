@@ -407,8 +407,8 @@ class _Panel:
         packed = None
         if canvas and (repack or self._packed != [sf.key for sf in pf.series]):
             self._packed = [sf.key for sf in pf.series]
-            packed = pack_lines([line for sf in pf.series for line in
-                                 ((sf.x, sf.y), None if sf.raw_x is None or sf.raw_y is None else (sf.raw_x, sf.raw_y))])
+            packed = pack_lines([line for sf in pf.series for line in (
+                (sf.x, sf.y), None if sf.raw_x is None or sf.raw_y is None else (sf.raw_x, sf.raw_y))])
         sent += self.layer.show(self._entries(pf), self.x_axis.label, packed)
         old, self._old_y_scale = self._old_y_scale, None
         if old is not None:  # only once no mark refers to it any more
