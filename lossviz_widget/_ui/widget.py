@@ -15,6 +15,7 @@ from __future__ import annotations
 import html
 import os
 import threading
+import time
 import warnings
 from collections.abc import Hashable, Mapping, Sequence
 from pathlib import Path
@@ -51,6 +52,7 @@ __all__ = ["FINDINGS_SHOWN", "READOUT_OPEN_ROWS", "LossPlot"]
 
 READOUT_OPEN_ROWS = 8  # a readout of more rows starts collapsed (it is one click away)
 FINDINGS_SHOWN = 20  # rows (one per run, code and series) listed under the plot at most (diagnose() returns all)
+TEXT_INTERVAL_S = 0.5  # live frames update the findings, readout and status text at most this often (_text_later)
 # constructor keywords that are not traits
 _OWN_KEYWORDS = ("log_file", "num_classes", "diagnostics_config", "on_rewind")
 
@@ -118,6 +120,7 @@ class LossPlot(widgets.VBox):
         self._status = widgets.HTML()
         self._status.add_class("lossviz-status")
         self._last_rows: list[ReadoutRow] = []
+        self._text_at = 0.0  # when the frame text (findings, readout, status) was last updated: _text_later
         self._last_notes: list[str] = []
         self._snapshot = SnapshotButton()
         self._displays = Displays(self._widget_bundle, self._static_bundle, self._display_key)
@@ -628,6 +631,8 @@ class LossPlot(widgets.VBox):
             if self._grid.settling:  # new scales: their axes' ticks come with the next frame
                 self._recorder.request_frame()
             sent += self._runs_table.update(frame.runs)
+            if self._text_later():
+                return sent
             hidden = self._recorder.settings.hidden_runs  # a hidden run's findings go with its lines
             listing = findings_html([f for f in findings if (f.run or DEFAULT_RUN) not in hidden],
                                     limit=FINDINGS_SHOWN)
@@ -638,6 +643,24 @@ class LossPlot(widgets.VBox):
             sent += _set(self._status, status_html(frame.readout, self._recorder.errors(), self._recorder.notes(),
                                                    frame.notes))
             return sent
+
+    def _text_later(self) -> bool:
+        """Whether this frame leaves the findings, readout and status text to a later one.
+
+        Frames drawn in the background while a browser may show them update the text at most every
+        TEXT_INTERVAL_S: each change re-lays out HTML tables in the browser, about a quarter of its
+        main-thread time per live frame with the canvas renderer (benchmarks/BROWSER.md). A frame
+        that skips them asks for another one, so the last values always arrive; frames drawn on the
+        main thread (``flush()``) always update them."""
+        now = time.monotonic()
+        if threading.current_thread() is threading.main_thread() or not self._recorder.background:
+            self._text_at = now
+            return False
+        if now - self._text_at < TEXT_INTERVAL_S:
+            self._recorder.request_frame()
+            return True
+        self._text_at = now
+        return False
 
     def _fold_readout(self, rows: Sequence[ReadoutRow]) -> int:
         """Title the readout box with what it holds; collapse it once, when it first grows long."""
