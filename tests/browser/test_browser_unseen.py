@@ -41,26 +41,40 @@ def last_sent():  # the largest step in the points the kernel sent the panel's c
     n = int(np.frombuffer(buf, "<u4", count, 8).sum())
     return int(np.frombuffer(buf, "<f8", n, -(-(8 + 4 * count) // 8) * 8).max())
 
+snap = None
+
 def train(start, stop):
+    # log steps [start, stop) from a thread once the kernel has heard the panel is not seen (the cell
+    # has ended by then: a frame during a running cell is sent, see kernel_listens), then note what
+    # the kernel has sent the panel
+    global snap
+    snap = None
     def run():
+        global snap
+        for _ in range(100):
+            if not layer().seen:
+                break
+            time.sleep(0.1)
+        unseen = not layer().seen
         for i in range(start, stop):
             plot.log(loss=1 / (i + 1), step=i)
             time.sleep(0.003)
+        time.sleep(1.0)  # frames for a second
+        snap = (unseen, not layer().seen, last_sent())
     threading.Thread(target=run).start()
 plot"""
 SPACER_CELL = 'from IPython.display import HTML\nHTML(\'<div style="height: 4000px">spacer</div>\')'
-PROBE_CELL = 'print("PROBE", layer().seen, last_sent())'
+HIDE_JS = """(hidden) => { Object.defineProperty(document, 'hidden', {configurable: true, get: () => hidden});
+  document.dispatchEvent(new Event('visibilitychange')); }"""
+PROBE_CELL = 'print("PROBE", *(snap or (None, None, None)), last_sent())'
 
 
-def _probe(nb: NotebookPage) -> tuple[bool, int]:
-    """Run the probe cell (the kernel is idle otherwise): the layer's ``seen`` and the last step sent."""
-    before = nb.input_prompt(3)
-    nb.cell(3).locator(".jp-InputArea-prompt").click()
-    nb.page.keyboard.press("Control+Enter")
-    poll(lambda: nb.input_prompt(3) not in (before, "[*]:"), 30, "the probe cell did not run")
+def _probe(nb: NotebookPage) -> list[str]:
+    """Run the probe cell: what the last training thread noted (the kernel had heard 'not seen'
+    before logging, still had after, last step sent then), and the last step sent now."""
+    _run(nb, 3)
     words = nb.output_text(3).split()
-    i = words.index("PROBE")
-    return words[i + 1] == "True", int(words[i + 2])
+    return words[words.index("PROBE") + 1:]
 
 
 def _run(nb: NotebookPage, index: int) -> None:
@@ -73,6 +87,8 @@ def _run(nb: NotebookPage, index: int) -> None:
 def _readout_step(nb: NotebookPage) -> int:
     """Hover the right end of the loss panel's plot area: the step the readout names."""
     area = nb.cell(0).locator(".lossviz-panel rect.plotarea_events").first
+    nb.cell(0).locator(".lossviz-panel").first.scroll_into_view_if_needed()  # the probe cell scrolled away
+    nb.page.wait_for_timeout(300)
     box = area.bounding_box()
     assert box is not None
     nb.page.mouse.move(box["x"] + box["width"] - 2, box["y"] + box["height"] / 2)
@@ -81,10 +97,6 @@ def _readout_step(nb: NotebookPage) -> int:
     step = int(tip.first.inner_text().replace(",", ""))
     nb.page.mouse.move(1, 999)
     return step
-
-
-def _wait_seen(nb: NotebookPage, seen: bool) -> None:
-    poll(lambda: _probe(nb)[0] == seen, 20, f"the kernel never heard seen={seen}", interval=0.5)
 
 
 @pytest.mark.browser
@@ -102,28 +114,23 @@ def test_a_plot_out_of_view_gets_no_frames_and_is_current_once_seen(request: pyt
         for how, start in (("scroll", 100), ("tab", 400)):
             # out of view: scrolled far below, or the tab hidden
             if how == "scroll":
-                nb.cell(3).scroll_into_view_if_needed()
+                nb.cell(2).scroll_into_view_if_needed()
             else:
-                nb.page.evaluate("""() => { Object.defineProperty(document, 'hidden', {configurable: true,
-                    get: () => true}); document.dispatchEvent(new Event('visibilitychange')); }""")
-            _wait_seen(nb, False)
+                nb.page.evaluate(HIDE_JS, True)
             nb.cell(2).locator(".cm-content").click()
             nb.page.keyboard.press("Control+A")
             nb.page.keyboard.type(f"train({start}, {start + 300})")
             nb.page.keyboard.press("Control+Enter")
-            nb.page.wait_for_timeout(3000)  # the thread logs 300 steps in ~1 s; the kernel is idle meanwhile
-            seen, last = _probe(nb)
-            assert not seen and last == sent, f"{how}: frames went to a panel nobody sees ({last} > {sent})"
-            # seen again: a full frame, the readout at the right end names the last logged step
-            if how == "scroll":
-                nb.cell(0).locator(".lossviz-panel").first.scroll_into_view_if_needed()
-            else:
-                nb.page.evaluate("""() => { Object.defineProperty(document, 'hidden', {configurable: true,
-                    get: () => false}); document.dispatchEvent(new Event('visibilitychange')); }""")
-            _wait_seen(nb, True)
+            poll(lambda: _probe(nb)[0] != "None", 30, f"{how}: the training thread did not finish", interval=1.0)
+            unseen_before, unseen_after, last, _ = _probe(nb)
+            assert unseen_before == unseen_after == "True", f"{how}: the kernel did not hear that nobody sees the panel"
+            assert int(last) == sent, f"{how}: frames went to a panel nobody sees ({last} > {sent})"
+            # seen again: a full frame, and the readout at the right end names the last logged step
             nb.cell(0).locator(".lossviz-panel").first.scroll_into_view_if_needed()
+            if how == "tab":
+                nb.page.evaluate(HIDE_JS, False)
             sent = start + 299
-            poll(lambda want=sent: _probe(nb)[1] == want, 20, f"{how}: the kernel did not send the latest points")
+            poll(lambda want=sent: int(_probe(nb)[-1]) == want, 20, f"{how}: the kernel did not send the latest points")
             poll(lambda want=sent: _readout_step(nb) == want, 20, f"{how}: the plot is not current once seen again")
         assert not errors, errors
         assert not nb.error_outputs(), nb.error_outputs()
