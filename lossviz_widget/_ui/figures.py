@@ -17,6 +17,12 @@ its width: ``HoverLayer.width``), two lines (main and raw) per visible series, s
 most ``2 * max_points * visible runs * metrics per run`` points, and only for
 the series that changed; hidden runs add nothing.
 
+With the canvas renderer (:meth:`_Panel.set_canvas`) the series' ``Lines`` get no view and no
+data, only their style: each panel's points go to its :class:`~lossviz_widget._ui.hover.HoverLayer`
+as one binary message per frame (``pack_lines``), sent when any of its series changed. Panels
+that no view shows (``HoverLayer.seen``) get nothing while the kernel would hear them seen again
+(see :class:`PanelGrid`).
+
 Only arrays that changed are assigned, always as fresh arrays and x with y
 under ``hold_sync`` (one message, no frame with mismatched lengths). Switching
 between linear/log y or x, or step/date x, replaces the scales: the new scale gets

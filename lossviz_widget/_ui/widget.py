@@ -563,7 +563,8 @@ class LossPlot(widgets.VBox):
         order (``labels`` is the legend label: the metric, or ``"run: metric"`` with several runs),
         then two ``Scatter`` marks: non-finite values (``marker="triangle-down"``) and diagnostics findings
         (``marker="diamond"``). Every frame writes to them: read them, don't keep state in them.
-        The same view as plain data: :meth:`frame`.
+        With ``renderer="canvas"`` the series' lines are not among the marks (the canvas draws
+        them, from points sent apart from bqplot). The same view as plain data: :meth:`frame`.
         """
         return {family: panel.figure for family, panel in tuple(self._grid.panels.items())}
 
