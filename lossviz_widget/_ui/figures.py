@@ -462,9 +462,13 @@ def _set_points(scatter: Scatter, x: np.ndarray, y: np.ndarray, colors: list[str
     shown = len(x) > 0
     if not (shown or scatter.visible):
         return 0
+    colors = colors or ["#d62728"]
+    if (scatter.visible == shown and list(scatter.colors) == colors and _same(np.asarray(scatter.x), np.asarray(x))
+            and _same(np.asarray(scatter.y), np.asarray(y))):
+        return 0  # the same points (findings stay put while a run grows): nothing to send
     with scatter.hold_sync():
         scatter.x, scatter.y = x, y
-        scatter.colors = colors or ["#d62728"]
+        scatter.colors = colors
         scatter.visible = shown
     return 1
 
