@@ -658,6 +658,75 @@ class NotebookPage:
 # --------------------------------------------------------------------------------------------
 
 
+# Every visible text node of the plot (HTML and SVG) and of the tooltip: its colour and the
+# colour behind it, composited; the WCAG contrast ratio of each.
+CONTRAST_JS = """(roots) => {
+  const parse = (c) => { const m = c.match(/rgba?\\(([^)]+)\\)/); if (!m) return null;
+    const v = m[1].split(/[ ,/]+/).filter(Boolean).map(Number); return [v[0], v[1], v[2], v.length > 3 ? v[3] : 1]; };
+  const over = (top, bottom) => [0, 1, 2].map(i => top[i] * top[3] + bottom[i] * (1 - top[3])).concat([1]);
+  const lum = (c) => { const f = (v) => { v /= 255; return v <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4; };
+    return 0.2126 * f(c[0]) + 0.7152 * f(c[1]) + 0.0722 * f(c[2]); };
+  const background = (el) => {
+    const layers = [];
+    for (let e = el; e; e = e.parentElement) {
+      const b = parse(getComputedStyle(e).backgroundColor || ''); if (b && b[3] > 0) layers.push(b);
+      if (b && b[3] === 1) break;
+    }
+    let bg = [255, 255, 255, 1];
+    for (const l of layers.reverse()) bg = over(l, bg);
+    return bg;
+  };
+  const out = [];
+  for (const root of roots) {
+    const walker = document.createTreeWalker(root, NodeFilter.SHOW_TEXT);
+    for (let n = walker.nextNode(); n; n = walker.nextNode()) {
+      const el = n.parentElement; const text = n.textContent.trim();
+      if (!el || !text) continue;
+      const r = el.getBoundingClientRect(); if (r.width === 0 || r.height === 0) continue;
+      const cs = getComputedStyle(el);
+      if (cs.visibility === 'hidden' || cs.display === 'none' || el.closest('[style*="display: none"]')) continue;
+      if (el.closest('.g_legend')) continue;
+      let op = 1; for (let e = el; e; e = e.parentElement) op *= Number(getComputedStyle(e).opacity);
+      if (op < 0.99) continue;  // deliberately faded (a legend entry switched off): not body text
+      const isSvg = el instanceof SVGElement;
+      let fg = parse(isSvg ? cs.fill : cs.color); if (!fg) continue;
+      const bg = background(el);
+      fg = over(fg, bg);
+      const [a, b] = [lum(fg), lum(bg)].sort((x, y) => y - x);
+      out.push({text: text.slice(0, 40), ratio: (a + 0.05) / (b + 0.05), fg: cs.color, fill: cs.fill,
+                cls: (el.getAttribute('class') || el.tagName)});
+    }
+  }
+  return out;
+}"""
+
+
+def low_contrast(nb: NotebookPage, roots_js: str) -> tuple[list[dict[str, Any]], int]:
+    """The visible text nodes under the elements ``roots_js`` (a JS array expression) whose WCAG
+    contrast ratio is below 4.5 (normal text, level AA), and how many text nodes were checked."""
+    texts = nb.page.evaluate(f"() => ({CONTRAST_JS})({roots_js})")
+    return [t for t in texts if t["ratio"] < 4.5], len(texts)
+
+
+def own_server_page(browser: Browser, server: JupyterLabServer) -> NotebookPage:
+    """A page in a fresh browser context on ``server`` (one started by the test itself, e.g. with
+    another theme or ``app="notebook"``); close it with ``nb.page.context.close()``."""
+    context = new_context(browser)
+    context.set_default_timeout(30_000)
+    return NotebookPage(context.new_page(), server)
+
+
+def open_in_notebook7(nb: NotebookPage, name: str) -> None:
+    """Open notebook ``name`` in Jupyter Notebook 7 (``/notebooks/NAME`` on an ``app="notebook"``
+    server) and wait until its first cell shows and its kernel is idle."""
+    nb.page.goto(nb.server.url(f"notebooks/{name}"), wait_until="domcontentloaded")
+    nb.cell(0).wait_for(state="visible", timeout=60_000)
+    poll(lambda: any(k.get("execution_state") == "idle" for k in nb.server.api("kernels")), 60,
+         "Notebook 7: no idle kernel")
+    nb.page.wait_for_timeout(1000)
+
+
+
 def _safe_name(nodeid: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", nodeid.split("::")[-1])[:100]
 

@@ -57,3 +57,12 @@ def test_readers_benchmark_smoke(tmp_path: Path) -> None:
     assert {"**lossviz (bulk)**", "EventAccumulator", "**LossPlot.load (bulk)**", "line by line (before)"} <= readers
     for label in {cells[1] for cells in table}:  # within a file, every reader read every point
         assert len({cells[3] for cells in table if cells[1] == label}) == 1, label
+
+
+def test_resmooth_benchmark_smoke() -> None:
+    """``benchmarks/resmooth.py`` at a tiny size: it runs, and times every weight change."""
+    proc = subprocess.run([sys.executable, str(REPO / "benchmarks" / "resmooth.py"), "--steps", "2000",
+                           "--rounds", "1", "--before", ""], cwd=REPO, capture_output=True, text=True, timeout=140)
+    assert proc.returncode == 0, f"stdout:\n{proc.stdout[-4000:]}\nstderr:\n{proc.stderr[-4000:]}"
+    (row,) = [line.split("|") for line in proc.stdout.splitlines() if line.startswith("| this checkout")]
+    assert len(row[4].split(",")) == 3  # 0.6 -> 0.9 -> 0.95 -> 0.8: three changes timed

@@ -50,7 +50,7 @@ __all__ = [
 _SLICE = 1 << 20
 # _scan evaluates the recurrence in rows of _ROW points, a cache-sized _BLOCK of them at a time.
 _ROW = 8
-_BLOCK = 1 << 16  # 512 KiB of float64: stays in L2 while its columns are summed
+_BLOCK = 1 << 15  # 256 KiB of float64: stays in L2 while its columns are summed
 _SCALAR_MAX = 64  # up to this many points a plain loop is cheaper
 # Scaling by a**-(j+1) within a row needs a**_ROW far from float64 underflow.
 _MIN_SCALED = 1e-100
@@ -95,7 +95,7 @@ def _scan(x: np.ndarray, a: float | np.ndarray, b: float, init: float, out: np.n
     rows = m // L
     body = rows * L
     tile = min(_BLOCK, body) // L
-    scale = np.tile(b / powers, tile) if scaled else None
+    scale = _tiled(b / powers, tile) if scaled else None
     tmp = np.empty(tile)
     for lo in range(0, body, _BLOCK):  # 1. row accumulators from a zero start
         hi = min(body, lo + _BLOCK)
@@ -117,7 +117,7 @@ def _scan(x: np.ndarray, a: float | np.ndarray, b: float, init: float, out: np.n
     # varying: a copy (the recursion overwrites its coefficients)
     a_row = np.ascontiguousarray(coefs[:body].reshape(rows, L)[:, -1]) if coefs is not None else float(powers[-1])
     _scan(ends, a_row, float(powers[-1]) if scaled else 1.0, init, carry[1:])  # 2. carries between rows
-    unscale = np.tile(powers, tile) if scaled else None
+    unscale = _tiled(powers, tile) if scaled else None
     for lo in range(0, body, _BLOCK):  # 3. add the carries
         hi = min(body, lo + _BLOCK)
         g = out[lo:hi].reshape(-1, L)
@@ -136,6 +136,23 @@ def _scan(x: np.ndarray, a: float | np.ndarray, b: float, init: float, out: np.n
         last = (float(coefs[i]) if coefs is not None else w) * last + b * float(x[i])
         out[i] = last
     return last
+
+
+_tiles: dict[tuple[bytes, int], np.ndarray] = {}
+
+
+def _tiled(row: np.ndarray, count: int) -> np.ndarray:
+    """``np.tile(row, count)``, kept for the next call with the same row (read-only): a re-smooth
+    scans ~20 slices with the same coefficients, and building the tiles anew for each cost ~10%
+    of the scan. The few latest are kept (one weight's rows, and those of its recursion)."""
+    key = (row.tobytes(), count)
+    tiled = _tiles.get(key)
+    if tiled is None:
+        if len(_tiles) >= 16:
+            _tiles.clear()
+        tiled = _tiles[key] = np.tile(row, count)
+        tiled.flags.writeable = False
+    return tiled
 
 
 def _debias_horizon(weight: float) -> int:

@@ -128,26 +128,46 @@ def pct(v: float) -> str:
     return f"{v:.0%}" if abs(v) >= 0.095 else f"{v:.1%}"
 
 
-def episodes(trigger: np.ndarray, clear: np.ndarray, active: bool) -> tuple[list[int], list[int], bool]:
+@dataclass
+class Reopening:
+    """A gate on episodes that may open again only after a new best: where the non-increasing
+    running best ``best`` is below ``below``; each opening sets ``below = best * (1 - margin)``
+    there (so an episode reported at a best of 0.5 opens again only under 0.5 * (1 - margin))."""
+
+    best: np.ndarray
+    below: float
+    margin: float
+
+
+def episodes(trigger: np.ndarray, clear: np.ndarray, active: bool,
+             reopening: Reopening | None = None) -> tuple[list[int], list[int], bool]:
     """Indices where episodes start and where they end, walking ``trigger``/``clear`` flags with
     hysteresis, and whether one is still active after the last value.
 
-    An inactive episode starts at the first ``trigger``; an active one ends at the first
-    ``clear`` after it. Costs O(len) NumPy work plus O(number of transitions) Python steps.
+    An inactive episode starts at the first ``trigger`` (with ``reopening``: only where its gate
+    allows, which it then moves); an active one ends at the first ``clear`` after it, and that
+    value cannot start a new one. Costs O(len) NumPy work plus O(log len) per transition.
     """
     starts: list[int] = []
     ends: list[int] = []
-    i, n = 0, len(trigger)
-    while i < n:
-        flags = clear if active else trigger
-        hits = np.flatnonzero(flags[i:])
-        if not len(hits):
-            break
-        i += int(hits[0])
-        (ends if active else starts).append(i)
+    triggers, clears = np.flatnonzero(trigger), np.flatnonzero(clear)
+    i = 0
+    while True:
+        if not active and reopening is not None:  # first index with best < below (best never rises)
+            i = max(i, int(np.searchsorted(-reopening.best, -reopening.below, side="right")))
+        pool = clears if active else triggers
+        k = int(np.searchsorted(pool, i))
+        if k == len(pool):
+            return starts, ends, active
+        j = int(pool[k])
+        if active:
+            ends.append(j)
+        else:
+            starts.append(j)
+            if reopening is not None:
+                reopening.below = float(reopening.best[j]) * (1.0 - reopening.margin)
         active = not active
-        i += 1
-    return starts, ends, active
+        i = j + 1
 
 
 def held(cond: np.ndarray, carry: int, length: int) -> tuple[np.ndarray, int]:

@@ -39,7 +39,7 @@ import math
 import numpy as np
 
 from .._model import MetricHistory
-from .findings import Closing, Finding, fmt, held, pct, row_medians
+from .findings import Closing, Finding, Reopening, episodes, fmt, held, pct, row_medians
 
 __all__ = ["Generalization"]
 
@@ -125,9 +125,10 @@ class Generalization(Closing):
 
         over_trigger, self.over_run = held(over_cond, self.over_run, self.persist)
         gap_trigger, self.gap_run = held(gap_cond, self.gap_run, self.persist)
-        over_at, _, self.over_active, self.over_reopen = _episodes(
-            over_trigger, over_release, self.over_active, best, self.over_reopen, self.gl_alpha / 100)
-        gap_at, gap_end, self.gap_active, _ = _episodes(gap_trigger, gap_release, self.gap_active)
+        reopening = Reopening(best, self.over_reopen, self.gl_alpha / 100)
+        over_at, _, self.over_active = episodes(over_trigger, over_release, self.over_active, reopening)
+        self.over_reopen = reopening.below
+        gap_at, gap_end, self.gap_active = episodes(gap_trigger, gap_release, self.gap_active)
         self._end_overfitting(val_name, over_at, steps, values, best)
         self.ended += [("generalization_gap", float(steps[i]), f"the gap narrowed to {float(ratio[i]):.3g}x")
                        for i in gap_end]
@@ -276,32 +277,3 @@ def _latest(improved: np.ndarray, n: int, there: np.ndarray, prev: float, at: li
         return known[np.searchsorted(improved, at, side="right")]
     return np.repeat(known, np.diff(improved, prepend=0, append=n))
 
-
-def _episodes(trigger: np.ndarray, release: np.ndarray, active: bool, best: np.ndarray | None = None,
-              reopen: float = math.inf, margin: float = 0.0) -> tuple[list[int], list[int], bool, float]:
-    """Indices where an episode opens: the first ``trigger`` while none is open; an open episode
-    closes at the next ``release`` (that value cannot open a new one). With ``best`` (a
-    non-increasing running best), an episode may open only where ``best < reopen``, and each
-    opening sets ``reopen = best * (1 - margin)`` there. Returns the indices where episodes open
-    and where they close, whether one is open after the last value, and ``reopen``.
-    Cost: O(episodes * log n)."""
-    starts: list[int] = []
-    ends: list[int] = []
-    triggers, releases = np.flatnonzero(trigger), np.flatnonzero(release)
-    i = 0
-    while True:
-        if not active and best is not None:  # first index with best < reopen (best never rises)
-            i = max(i, int(np.searchsorted(-best, -reopen, side="right")))
-        pool = releases if active else triggers
-        k = int(np.searchsorted(pool, i))
-        if k == len(pool):
-            return starts, ends, active, reopen
-        j = int(pool[k])
-        if active:
-            ends.append(j)
-        else:
-            starts.append(j)
-            if best is not None:
-                reopen = float(best[j]) * (1.0 - margin)
-        active = not active
-        i = j + 1

@@ -43,8 +43,11 @@ from browser_harness import (
     NotebookPage,
     artifacts_dir,
     free_port,
+    low_contrast,
     new_context,
+    open_in_notebook7,
     opened_notebook,
+    own_server_page,
     poll,
     require_chromium,
     running_jupyterlab,
@@ -52,7 +55,7 @@ from browser_harness import (
 )
 
 if TYPE_CHECKING:
-    from playwright.sync_api import Browser, Locator
+    from playwright.sync_api import Locator
 
 N_STEPS = 700
 LOSS = "1.5 * math.exp(-i / 150) + 0.1 + 0.03 * math.sin(i / 3)"
@@ -295,54 +298,6 @@ OVERLAPS_JS = """(root) => {
   return out;
 }"""
 
-# Every visible text node of the plot (HTML and SVG) and of the tooltip: its colour and the
-# colour behind it, composited; the WCAG contrast ratio of each.
-CONTRAST_JS = """(roots) => {
-  const parse = (c) => { const m = c.match(/rgba?\\(([^)]+)\\)/); if (!m) return null;
-    const v = m[1].split(/[ ,/]+/).filter(Boolean).map(Number); return [v[0], v[1], v[2], v.length > 3 ? v[3] : 1]; };
-  const over = (top, bottom) => [0, 1, 2].map(i => top[i] * top[3] + bottom[i] * (1 - top[3])).concat([1]);
-  const lum = (c) => { const f = (v) => { v /= 255; return v <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4; };
-    return 0.2126 * f(c[0]) + 0.7152 * f(c[1]) + 0.0722 * f(c[2]); };
-  const background = (el) => {
-    const layers = [];
-    for (let e = el; e; e = e.parentElement) {
-      const b = parse(getComputedStyle(e).backgroundColor || ''); if (b && b[3] > 0) layers.push(b);
-      if (b && b[3] === 1) break;
-    }
-    let bg = [255, 255, 255, 1];
-    for (const l of layers.reverse()) bg = over(l, bg);
-    return bg;
-  };
-  const out = [];
-  for (const root of roots) {
-    const walker = document.createTreeWalker(root, NodeFilter.SHOW_TEXT);
-    for (let n = walker.nextNode(); n; n = walker.nextNode()) {
-      const el = n.parentElement; const text = n.textContent.trim();
-      if (!el || !text) continue;
-      const r = el.getBoundingClientRect(); if (r.width === 0 || r.height === 0) continue;
-      const cs = getComputedStyle(el);
-      if (cs.visibility === 'hidden' || cs.display === 'none' || el.closest('[style*="display: none"]')) continue;
-      if (el.closest('.g_legend')) continue;
-      let op = 1; for (let e = el; e; e = e.parentElement) op *= Number(getComputedStyle(e).opacity);
-      if (op < 0.99) continue;  // deliberately faded (a legend entry switched off): not body text
-      const isSvg = el instanceof SVGElement;
-      let fg = parse(isSvg ? cs.fill : cs.color); if (!fg) continue;
-      const bg = background(el);
-      fg = over(fg, bg);
-      const [a, b] = [lum(fg), lum(bg)].sort((x, y) => y - x);
-      out.push({text: text.slice(0, 40), ratio: (a + 0.05) / (b + 0.05), fg: cs.color, fill: cs.fill,
-                cls: (el.getAttribute('class') || el.tagName)});
-    }
-  }
-  return out;
-}"""
-
-
-def low_contrast(nb: NotebookPage, roots_js: str) -> tuple[list[dict[str, Any]], int]:
-    texts = nb.page.evaluate(f"() => ({CONTRAST_JS})({roots_js})")
-    return [t for t in texts if t["ratio"] < 4.5], len(texts)
-
-
 def controls_in_one_row(widget: Locator) -> bool:
     """Whether every control of the bar starts above the bottom of every other one (no wrap)."""
     return bool(widget.locator(".lossviz-controls").first.evaluate("""(bar) => {
@@ -384,12 +339,6 @@ def test_legends_off_the_data_and_layout(request: pytest.FixtureRequest, width: 
 # --------------------------------------------------------------------------------------------
 # JupyterLab Dark and Notebook 7: servers of their own
 # --------------------------------------------------------------------------------------------
-
-
-def own_server_page(browser: Browser, server: Any) -> NotebookPage:
-    context = new_context(browser)
-    context.set_default_timeout(30_000)
-    return NotebookPage(context.new_page(), server)
 
 
 @pytest.mark.browser
@@ -436,11 +385,7 @@ def test_notebook7_live_update_and_hover(request: pytest.FixtureRequest) -> None
         nb = own_server_page(browser, server)
         try:
             write_notebook(server.root_dir / "nb7.ipynb", [SETUP_CELL, TRAIN_CELL, STATE_CELL])
-            nb.page.goto(server.url("notebooks/nb7.ipynb"), wait_until="domcontentloaded")
-            nb.cell(0).wait_for(state="visible", timeout=60_000)
-            poll(lambda: any(k.get("execution_state") == "idle" for k in server.api("kernels")), 60,
-                 "Notebook 7: no idle kernel")
-            nb.page.wait_for_timeout(1000)
+            open_in_notebook7(nb, "nb7.ipynb")
             nb.run_all_cells()
             loss = panel(nb, "loss")
             poll(lambda: nb.is_executing(1) and loss.count() == 1, 60, "Notebook 7: training never started")

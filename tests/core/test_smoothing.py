@@ -195,7 +195,9 @@ def test_stream_equals_the_stored_ema_chunk_by_chunk_and_keeps_nothing():
         kept = tracemalloc.get_traced_memory()[0] - before
     finally:
         tracemalloc.stop()
-    assert kept < 64 * 1024  # nothing per point is kept
+    # nothing per point is kept (that would be 8 MB a pass); the scan's coefficient tiles for
+    # this weight, kept for the next slice, are bounded whatever the length (~1.3 MB)
+    assert kept < 2 * 1024 * 1024
 
 
 def step_by_step(x, a, b, init):

@@ -319,16 +319,19 @@ def test_degenerate_series_raise_nothing_and_warn_nothing(kind):
 def test_vectorized_episode_machine_matches_the_sequential_rule():
     """The NumPy run lengths (``held``) and episode starts equal the per-value state machine
     (run counter always updated; an open episode closes on a release value, which cannot
-    reopen it; a closed one opens when the run reaches ``persist``)."""
-    from lossviz_widget.diagnostics.findings import episodes, held
-    from lossviz_widget.diagnostics.generalization import _episodes  # private on purpose: vs its reference
+    reopen it; a closed one opens when the run reaches ``persist`` and, with a reopening gate,
+    only where the running best is below the gate, which each opening moves down)."""
+    from lossviz_widget.diagnostics.findings import Reopening, episodes, held
 
     rng = np.random.default_rng(7)
-    for _ in range(300):
+    for case in range(600):
         n, persist = int(rng.integers(1, 60)), int(rng.integers(1, 5))
         cond, release = rng.random(n) < 0.7, rng.random(n) < 0.2
         carry, active = int(rng.integers(0, 4)), bool(rng.integers(0, 2))
-        run, act, starts, ends, runs = carry, active, [], [], []
+        gated = case % 2 == 1
+        best = np.minimum.accumulate(rng.random(n) * 2.0) if gated else None
+        below, margin = float(rng.choice([np.inf, 1.0])), 0.1
+        run, act, starts, ends, runs, gate = carry, active, [], [], [], below
         for i in range(n):
             run = run + 1 if cond[i] else 0
             runs.append(run)
@@ -336,13 +339,17 @@ def test_vectorized_episode_machine_matches_the_sequential_rule():
                 act = not release[i]
                 if not act:
                     ends.append(i)
-            elif run >= persist:
+            elif run >= persist and (best is None or best[i] < gate):
                 act = True
                 starts.append(i)
+                if best is not None:
+                    gate = float(best[i]) * (1 - margin)
         trigger, run_at_end = held(cond, carry, persist)
         assert trigger.tolist() == [r >= persist for r in runs] and run_at_end == run
-        assert _episodes(trigger, release, active)[:3] == (starts, ends, act)
-        assert episodes(trigger, release, active) == (starts, ends, act)
+        reopening = Reopening(best, below, margin) if best is not None else None
+        assert episodes(trigger, release, active, reopening) == (starts, ends, act)
+        if reopening is not None:
+            assert reopening.below == gate
 
 
 @pytest.mark.parametrize("field, value", [
