@@ -236,13 +236,6 @@ def test_canvas_renderer_draws_what_svg_draws_light_theme(request: pytest.Fixtur
         _check_switching(nb)
 
 
-def _kernel_idle(server: Any) -> bool:
-    try:
-        return any(k.get("execution_state") == "idle" for k in server.api("kernels"))
-    except OSError:  # the server answers 500 while a kernel is starting
-        return False
-
-
 @pytest.mark.browser
 @pytest.mark.timeout(300)
 @pytest.mark.parametrize(("app", "dark"), [("jupyterlab", True), ("notebook", False), ("notebook", True)],
@@ -253,18 +246,14 @@ def test_canvas_renderer_draws_what_svg_draws(request: pytest.FixtureRequest, ap
     settings = {**bh.LAB_SETTINGS, bh.DARK_THEME[0]: bh.DARK_THEME[1]} if dark else bh.LAB_SETTINGS
     name = f"canvas-{'notebook7-' if app == 'notebook' else ''}{'dark' if dark else 'light'}"
     with bh.running_jupyterlab(app=app, lab_settings=settings) as server:
-        context = bh.new_context(browser)
-        context.set_default_timeout(30_000)
-        nb = NotebookPage(context.new_page(), server)
+        nb = bh.own_server_page(browser, server)
         try:
             bh.write_notebook(server.root_dir / f"{name}.ipynb", [SETUP_CELL, WIDTH_CELL])
             if app == "notebook":
-                nb.page.goto(server.url(f"notebooks/{name}.ipynb"), wait_until="domcontentloaded")
-                nb.cell(0).wait_for(state="visible", timeout=60_000)
-                poll(lambda: _kernel_idle(server), 60, "Notebook 7: no idle kernel", interval=0.5)
+                bh.open_in_notebook7(nb, f"{name}.ipynb")
             else:
                 nb.open(f"{name}.ipynb")
             assert nb.page.evaluate("() => document.body.dataset.jpThemeLight") == ("false" if dark else "true")
             _check_all(nb, name)
         finally:
-            context.close()
+            nb.page.context.close()
