@@ -52,7 +52,7 @@ __all__ = ["FINDINGS_SHOWN", "READOUT_OPEN_ROWS", "LossPlot"]
 
 READOUT_OPEN_ROWS = 8  # a readout of more rows starts collapsed (it is one click away)
 FINDINGS_SHOWN = 20  # rows (one per run, code and series) listed under the plot at most (diagnose() returns all)
-TEXT_INTERVAL_S = 0.5  # live frames update the findings, readout and status text at most this often (_text_later)
+TEXT_INTERVAL_S = 0.5  # live frames update the text under the plot at most this often (_text_later)
 # constructor keywords that are not traits
 _OWN_KEYWORDS = ("log_file", "num_classes", "diagnostics_config", "on_rewind")
 
@@ -121,6 +121,7 @@ class LossPlot(widgets.VBox):
         self._status.add_class("lossviz-status")
         self._last_rows: list[ReadoutRow] = []
         self._text_at = 0.0  # when the frame text (findings, readout, status) was last updated: _text_later
+        self._flushing = False  # in flush(): the frame updates the text whatever _text_later says
         self._last_notes: list[str] = []
         self._snapshot = SnapshotButton()
         self._displays = Displays(self._widget_bundle, self._static_bundle, self._display_key)
@@ -280,7 +281,11 @@ class LossPlot(widgets.VBox):
 
         Also refreshes the static image that saved notebooks show. Works without a browser.
         """
-        self._recorder.flush()
+        self._flushing = True  # the text under the plot too, now (see _text_later)
+        try:
+            self._recorder.flush()
+        finally:
+            self._flushing = False
         self._displays.refresh()
 
     # -- files ----------------------------------------------------------------------------------
@@ -631,9 +636,9 @@ class LossPlot(widgets.VBox):
             sent = self._grid.apply(frame)
             if self._grid.settling:  # new scales: their axes' ticks come with the next frame
                 self._recorder.request_frame()
-            sent += self._runs_table.update(frame.runs)
             if self._text_later():
                 return sent
+            sent += self._runs_table.update(frame.runs)
             hidden = self._recorder.settings.hidden_runs  # a hidden run's findings go with its lines
             listing = findings_html([f for f in findings if (f.run or DEFAULT_RUN) not in hidden],
                                     limit=FINDINGS_SHOWN)
@@ -646,15 +651,15 @@ class LossPlot(widgets.VBox):
             return sent
 
     def _text_later(self) -> bool:
-        """Whether this frame leaves the findings, readout and status text to a later one.
+        """Whether this frame leaves the runs table, findings, readout and status text to a later one.
 
         Frames drawn in the background while a browser may show them update the text at most every
         TEXT_INTERVAL_S: each change re-lays out HTML tables in the browser, about a quarter of its
         main-thread time per live frame with the canvas renderer (benchmarks/BROWSER.md). A frame
-        that skips them asks for another one, so the last values always arrive; frames drawn on the
-        main thread (``flush()``) always update them."""
+        that skips them asks for another one, so the last values always arrive; ``flush()`` always
+        updates them."""
         now = time.monotonic()
-        if threading.current_thread() is threading.main_thread() or not self._recorder.background:
+        if self._flushing or not self._recorder.background:
             self._text_at = now
             return False
         if now - self._text_at < TEXT_INTERVAL_S:
