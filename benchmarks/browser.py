@@ -11,12 +11,14 @@ In the page, an init script (:data:`INSTRUMENT_JS`, installed before JupyterLab 
   ``performance.now()`` on arrival, before JupyterLab handles it, and its header (type,
   kernel send ``date``) decoded from the ``v1.kernel.websocket.jupyter.org`` frame;
 * watches the whole document with a ``MutationObserver`` for changes of the ``d``
-  attribute of bqplot ``path.line`` elements outside legends (the drawn data lines);
+  attribute of bqplot ``path.line`` elements outside legends (the drawn data lines), and
+  counts each redraw of a ``renderer="canvas"`` panel (``clearRect`` on its ``canvas.lossviz-lines``)
+  the same way;
 * after each batch of such mutations, requests an animation frame and, from it, posts a
   ``MessageChannel`` message: that task runs right after the frame that contains the new
   paths has been rendered, and its ``performance.now()`` is the paint time.
 
-Per update: **paint time** = paint after the update's last ``d`` mutation minus the kernel
+Per update: **paint time** = paint after the update's last ``d`` mutation (or canvas redraw) minus the kernel
 send time of the update's first ``comm_msg`` (``header.date``, kernel clock = this
 machine's clock; the page clock ``performance.timeOrigin + now()`` is calibrated against
 ``time.time()`` by round trips). **In-page time** = the same paint minus the arrival of
@@ -86,14 +88,7 @@ INSTRUMENT_JS = r"""
   window.WebSocket = Instrumented;
   const mc = new MessageChannel();
   mc.port1.onmessage = (ev) => { B.paints.push({ raf: ev.data, t: performance.now() }); };
-  new MutationObserver((records) => {
-    let hit = 0;
-    for (const r of records) {
-      const el = r.target;
-      // data lines only: bqplot redraws the legend's swatch paths too (in .g_legend)
-      if (el.tagName === 'path' && el.classList.contains('line') && !el.closest('.g_legend')) hit++;
-    }
-    if (!hit) return;
+  function drawn(hit) {
     const t = performance.now();
     B.muts.push({ t, n: hit });
     B.lastMut = t;
@@ -105,7 +100,22 @@ INSTRUMENT_JS = r"""
         mc.port2.postMessage(B.lastRaf);  // delivered in a task after this frame is rendered
       });
     }
+  }
+  new MutationObserver((records) => {
+    let hit = 0;
+    for (const r of records) {
+      const el = r.target;
+      // data lines only: bqplot redraws the legend's swatch paths too (in .g_legend)
+      if (el.tagName === 'path' && el.classList.contains('line') && !el.closest('.g_legend')) hit++;
+    }
+    if (hit) drawn(hit);
   }).observe(document, { subtree: true, attributes: true, attributeFilter: ['d'] });
+  // renderer="canvas": js/hover.js clears a panel's canvas.lossviz-lines before drawing its lines
+  const clear = CanvasRenderingContext2D.prototype.clearRect;
+  CanvasRenderingContext2D.prototype.clearRect = function (...args) {
+    clear.apply(this, args);
+    if (this.canvas && this.canvas.classList && this.canvas.classList.contains('lossviz-lines')) drawn(1);
+  };
 })();
 """
 
@@ -449,8 +459,8 @@ def _live_app(nb: NotebookPage, app: str, sizes: list[int], seconds: float, step
             frames = max(1, int(ack.get("frames") or 0))
             width = ack.get("plot_width")
             paints = []
-            # single frames after the window: the paint timer of measure_paint (it times SVG path changes)
-            for _u in range(updates if renderer == "svg" else 0):
+            # single frames after the window: the paint timer of measure_paint (SVG path changes, canvas redraws)
+            for _u in range(updates):
                 page.wait_for_timeout(500)
                 page.evaluate(_TAKE_JS)
                 uack = driver.send({"op": "update"}, timeout=120.0, nb=nb)
@@ -514,7 +524,7 @@ def measure_live(sizes: list[int], apps: tuple[str, ...] = ("jupyterlab", "noteb
 def live_table(results: list[LiveResult]) -> str:
     """Markdown: medians per app and run length."""
     rows = ["| app | renderer | logged steps | main-thread share | task ms/frame | script | layout+style | "
-            "line paths/frame | KiB/frame | paint ms (single frame) | windows |",
+            "line paths or canvas draws/frame | KiB/frame | paint ms (single frame) | windows |",
             "|---|---|---|---|---|---|---|---|---|---|---|"]
     keys = sorted({(r.app, r.renderer, r.n) for r in results},
                   key=lambda k: (k[0] != "jupyterlab", k[2], k[1] != "svg"))

@@ -14,19 +14,23 @@
 //     the value drawn (smoothed when smoothing is on) and the raw value at the same x, sorted by
 //     value, at most MAX_ROWS rows then "N more";
 //   * with `canvas` on, the series' lines (raw ones behind, then the main ones) on a canvas over the
-//     plot area, from the same Lines models (which then have no bqplot view): redrawn once per
-//     animation frame whatever changed, and not at all while the tab is hidden or the panel is
-//     scrolled out of view (drawn once when it is seen again);
+//     plot area: the points of every line of the panel come in one binary trait (`lines`, see
+//     unpackLines: one message per frame, read as typed-array views), the style from the series'
+//     Lines models (which then have no bqplot view and no data); redrawn once per animation frame
+//     whatever changed, and not at all while the tab is hidden or the panel is scrolled out of
+//     view (drawn once when it is seen again). Whether any view of the panel is seen goes to the
+//     kernel (`seen`), which then may stop sending its frames;
 //   * nothing, but measures the plot area's width (`width`, synced to the kernel, which then sends
 //     at most 2 points per pixel column), again after each resize.
 // Everything is read from the bqplot models already in the browser (`widget_manager.get_model`:
 // the marks' synced x/y typed arrays, the x scale's min/max), so hovering sends nothing over
 // the wire and works while the kernel is busy running the training cell.
 //
-// `series` (synced from Python): [{key, label, color, dash, main, raw, bucketed}], `main`/`raw`
+// `series` (synced from Python): [{key, label, color, dash, main, raw, bucketed, slot}], `main`/`raw`
 // are model ids of the drawn line and the faint raw line (raw: null when smoothing is off);
 // `bucketed`: fewer points drawn than logged in view, each drawn point is the smallest or
-// largest value of a bucket of logged points.
+// largest value of a bucket of logged points; `slot`: with `canvas` on, the index of the main
+// line's points in `lines` (the raw line's: slot + 1), else null (the points are on the models).
 
 export const MAX_ROWS = 8;
 const WIDTH_STEP = 32;
@@ -37,6 +41,12 @@ export function reportedWidth(px) {
   return px >= 1 ? Math.ceil(px / WIDTH_STEP) * WIDTH_STEP : 0;
 }
 const EVENT = "lossviz-crosshair";
+const UNSEEN_DELAY_MS = 1000; // out of view this long before the kernel is told (not while scrolling past)
+
+// model -> Map(view id -> seen) of this page's views of a HoverLayer: the kernel is told `seen`
+// when any of them is on screen (a plot shown in two outputs, one scrolled away, stays current)
+const viewsSeen = new WeakMap();
+let viewIds = 0;
 
 /** Index of the value of the sorted array `xs` nearest to `x` (-1 when empty). */
 export function nearestIndex(xs, x) {
@@ -72,12 +82,45 @@ export function xText(v, isDate, label) {
   return `${Number(v.toPrecision(6))}${unit ? " " + unit[1] : ""}`;
 }
 
-/** Rows of the tooltip: one per series with a point, sorted by value (largest first). */
-export function readoutRows(entries, x) {
+/** A line's points from its bqplot Lines model: [x, y] (null without a model). */
+export function modelPoints(m) {
+  return m ? [m.get("x"), m.get("y")] : null;
+}
+
+/** The lines packed by Python's `pack_lines` (a DataView, ArrayBuffer or typed array): one
+ * [x Float64Array, y Float32Array] per line (x.type "date" when x is epoch ms, as bqplot's date
+ * arrays), views into one buffer (copied once if it is not 8-byte aligned); [] when empty. */
+export function unpackLines(data) {
+  if (!data || data.byteLength < 8) return [];
+  let buf = data.buffer || data;
+  let at = data.byteOffset || 0;
+  if (at % 8) {
+    buf = buf.slice(at, at + data.byteLength);
+    at = 0;
+  }
+  const head = new Uint32Array(buf, at, 2);
+  const count = head[0];
+  const date = (head[1] & 1) === 1;
+  const counts = new Uint32Array(buf, at + 8, count);
+  let xAt = at + Math.ceil((8 + 4 * count) / 8) * 8;
+  let yAt = xAt + 8 * counts.reduce((a, n) => a + n, 0);
+  const lines = [];
+  for (const n of counts) {
+    const xs = new Float64Array(buf, xAt, n);
+    if (date) xs.type = "date";
+    lines.push([xs, new Float32Array(buf, yAt, n)]);
+    xAt += 8 * n;
+    yAt += 4 * n;
+  }
+  return lines;
+}
+
+/** Rows of the tooltip: one per series with a point, sorted by value (largest first). `points(e,
+ * "main" | "raw")` gives an entry's line as [x, y] or null (default: from its Lines models). */
+export function readoutRows(entries, x, points = (e, pass) => modelPoints(e[pass])) {
   const rows = [];
   for (const e of entries) {
-    const xs = e.main.get("x");
-    const ys = e.main.get("y");
+    const [xs, ys] = points(e, "main") || [];
     if (!xs || !ys || ys.length === undefined || ys.length !== xs.length) continue;
     const i = nearestIndex(xs, x);
     if (i < 0) continue;
@@ -86,8 +129,7 @@ export function readoutRows(entries, x) {
       float32: ys instanceof Float32Array, raw: null, rawX: null,
     };
     if (e.raw) {
-      const rx = e.raw.get("x");
-      const ry = e.raw.get("y");
+      const [rx, ry] = points(e, "raw") || [];
       const j = rx ? nearestIndex(rx, xs[i]) : -1;
       if (j >= 0 && ry && j < ry.length) {
         row.raw = ry[j];
@@ -147,11 +189,10 @@ export function scaleMapper(scale, size, flip) {
   return log ? (v) => (Math.log(v) - a) * k : (v) => (v - a) * k;
 }
 
-/** Stroke one bqplot Lines model's line (and its dots) on `ctx`, `w` x `h` px: as bqplot's SVG path
- * would (colour, opacity, width, dash; NaN and values a log scale cannot place are gaps). */
-export function strokeLines(ctx, m, w, h) {
-  const xs = m.get("x");
-  const ys = m.get("y");
+/** Stroke the line `xs`, `ys` (and its dots) in the style of the bqplot Lines model `m` on `ctx`,
+ * `w` x `h` px: as bqplot's SVG path would (colour, opacity, width, dash; NaN and values a log
+ * scale cannot place are gaps). */
+export function strokeLines(ctx, m, xs, ys, w, h) {
   const scales = m.get("scales") || {};
   if (!xs || !ys || !scales.x || !scales.y || ys.length !== xs.length || ys.length === 0) return 0;
   const fx = scaleMapper(scales.x, w, false);
@@ -286,8 +327,15 @@ function render({ model, el }) {
   let dirty = true; // data changed while nothing was drawn (hidden tab, scrolled out of view)
   let onScreen = true;
   let bound = []; // [[model, events, fn]] listeners to drop when the series change
-  const LINE_EVENTS = "change:x change:y change:visible change:colors change:opacities change:stroke_width "
+  const LINE_EVENTS = "change:visible change:colors change:opacities change:stroke_width "
     + "change:line_style change:marker change:scales";
+  let packed = unpackLines(model.get("lines")); // the series' points with canvas on (see `slot`)
+  // an entry's line as [x, y]: from `lines` when it has a slot, else from its Lines model
+  const points = (e, pass) => {
+    const slot = e.info.slot;
+    if (slot === null || slot === undefined) return modelPoints(e[pass]);
+    return packed[slot + (pass === "raw" ? 1 : 0)] || null;
+  };
 
   function requestDraw() {
     dirty = true;
@@ -329,7 +377,8 @@ function render({ model, el }) {
     for (const pass of ["raw", "main"]) { // the faint raw lines behind every main line, as the SVG marks
       for (const e of entries) {
         const m = e[pass];
-        if (m && m.get("visible") !== false) strokeLines(ctx, m, w, h);
+        const xy = e.info.slot === null || e.info.slot === undefined ? null : points(e, pass); // series only
+        if (m && xy && m.get("visible") !== false) strokeLines(ctx, m, xy[0], xy[1], w, h);
       }
     }
     ctx.globalAlpha = 1;
@@ -364,11 +413,40 @@ function render({ model, el }) {
     drawRequest = 0;
     canvas.remove();
   };
-  const onVisibility = () => { if (!document.hidden && dirty) requestDraw(); };
+  const onLines = () => {
+    if (settled !== generation) return; // resolve() reads them with the series they belong to
+    packed = unpackLines(model.get("lines"));
+    requestDraw();
+  };
+
+  // Is this view seen? Reported (any view of the model seen) at once when it becomes so, after
+  // UNSEEN_DELAY_MS when it stops being so.
+  const viewId = ++viewIds;
+  if (!viewsSeen.has(model)) viewsSeen.set(model, new Map());
+  let unseenTimer = 0;
+  function reportSeen() {
+    const views = viewsSeen.get(model);
+    views.set(viewId, onScreen && !document.hidden);
+    const any = [...views.values()].some(Boolean);
+    clearTimeout(unseenTimer);
+    const tell = () => {
+      if (model.get("seen") !== any) {
+        model.set("seen", any);
+        model.save_changes();
+      }
+    };
+    if (any) tell();
+    else unseenTimer = setTimeout(tell, UNSEEN_DELAY_MS);
+  }
+  const onVisibility = () => {
+    if (!document.hidden && dirty) requestDraw();
+    reportSeen();
+  };
   document.addEventListener("visibilitychange", onVisibility);
   const seen = new IntersectionObserver((records) => {
     onScreen = records[records.length - 1].isIntersecting;
     if (onScreen && dirty) requestDraw();
+    reportSeen();
   });
 
   function setVisible(entry, visible) {
@@ -393,6 +471,7 @@ function render({ model, el }) {
     }
   }
 
+  let settled = 0; // the generation whose series were last resolved
   async function resolve() {
     const mine = ++generation;
     const infos = model.get("series") || [];
@@ -404,6 +483,8 @@ function render({ model, el }) {
     })));
     if (mine !== generation) return; // a newer series list arrived meanwhile
     entries = resolved;
+    settled = mine;
+    packed = unpackLines(model.get("lines")); // the points that came with this series list
     const keys = new Set(entries.map((e) => e.info.key));
     for (const k of [...hidden]) if (!keys.has(k)) hidden.delete(k);
     for (const e of entries) if (hidden.has(e.info.key)) setVisible(e, false);
@@ -449,7 +530,7 @@ function render({ model, el }) {
       tip.style.display = "none";
       return;
     }
-    const rows = readoutRows(entries.filter((e) => !hidden.has(e.info.key)), x);
+    const rows = readoutRows(entries.filter((e) => !hidden.has(e.info.key)), x, points);
     if (!rows.length) {
       tip.style.display = "none";
       return;
@@ -525,6 +606,7 @@ function render({ model, el }) {
 
   model.on("change:series", resolve);
   model.on("change:canvas", onCanvasChange);
+  model.on("change:lines", onLines);
   resolve();
   return () => {
     cancelAnimationFrame(attachRequest);
@@ -533,6 +615,9 @@ function render({ model, el }) {
     cancelAnimationFrame(drawRequest);
     for (const [m, ev, fn] of bound) m.off(ev, fn);
     model.off("change:canvas", onCanvasChange);
+    model.off("change:lines", onLines);
+    clearTimeout(unseenTimer);
+    viewsSeen.get(model).delete(viewId);
     document.removeEventListener("visibilitychange", onVisibility);
     seen.disconnect();
     canvas.remove();

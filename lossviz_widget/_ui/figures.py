@@ -17,6 +17,12 @@ its width: ``HoverLayer.width``), two lines (main and raw) per visible series, s
 most ``2 * max_points * visible runs * metrics per run`` points, and only for
 the series that changed; hidden runs add nothing.
 
+With the canvas renderer (:meth:`_Panel.set_canvas`) the series' ``Lines`` get no view and no
+data, only their style: each panel's points go to its :class:`~lossviz_widget._ui.hover.HoverLayer`
+as one binary message per frame (``pack_lines``), sent when any of its series changed. Panels
+that no view shows (``HoverLayer.seen``) get nothing while the kernel would hear them seen again
+(see :class:`PanelGrid`).
+
 Only arrays that changed are assigned, always as fresh arrays and x with y
 under ``hold_sync`` (one message, no frame with mismatched lengths). Switching
 between linear/log y or x, or step/date x, replaces the scales: the new scale gets
@@ -59,7 +65,7 @@ from .._core.limits import (
     widen_to_min_span,
 )
 from .._core.run_groups import BAND_OPACITY
-from .hover import HoverLayer, series_entry
+from .hover import HoverLayer, pack_lines, series_entry
 
 __all__ = ["PanelGrid"]
 
@@ -155,6 +161,8 @@ class _Panel:
         # series (and ("band", key) of run groups) whose data a scale change dropped: sent again when shown
         self._cleared: set[object] = set()
         self._old_y_scale: LinearScale | LogScale | None = None  # closed once no mark uses it
+        self._packed: list[str | tuple[str, str]] | None = None  # series in HoverLayer.lines, in slot order
+        self._stale = False  # frames were skipped (nobody saw the panel): the next one sends everything
         self.settling = False  # scales switched in the last apply(): the axes get their own ticks in the next
         self.x_axis = Axis(scale=x_scale, label=x_label, grid_lines="solid")  # colours: js/lossviz.css
         self.y_axis = Axis(scale=self.y_scale, side="left", tick_format=".3~g",
@@ -258,10 +266,35 @@ class _Panel:
                                                                                           self.findings]
 
     def set_canvas(self, canvas: bool) -> None:
-        """Draw the series' lines on the hover layer's canvas (True) or as bqplot SVG marks."""
-        if canvas != self.layer.canvas:
+        """Draw the series' lines on the hover layer's canvas (True) or as bqplot SVG marks.
+
+        The points move with them (the layer's ``lines``, or the ``Lines`` models): the next
+        :meth:`apply` sends every series again."""
+        if canvas == self.layer.canvas:
+            return
+        with self.layer.hold_sync():
             self.layer.canvas = canvas
-            self._order_marks()
+            if not canvas:
+                self.layer.lines = b""
+        for pair in self.lines.values():
+            for mark in pair:
+                if canvas and np.size(mark.x):
+                    with mark.hold_sync():
+                        mark.x, mark.y = _EMPTY, _EMPTY
+        self._packed = None
+        self._cleared.update(self.lines)
+        self._order_marks()
+
+    @property
+    def unseen(self) -> bool:
+        """No view shows this panel (the browser said so), and no scale switch waits for its next frame."""
+        return not self.layer.seen and self._pending is None and not self.settling
+
+    def skip(self) -> None:
+        """Nobody sees this panel: send nothing for this frame, and everything with the next one applied."""
+        self._stale = True
+        self._cleared.update(self.lines)
+        self._cleared.update(("band", key) for key in self.bands)
 
     def _order_marks(self) -> None:
         """Raw lines behind, then run groups' bands, the main lines, the groups' lines; markers on top.
@@ -333,7 +366,9 @@ class _Panel:
             sent = self._apply_y_range(pf, ticks=False)
             sent += _ticks(self.y_axis, self.y_scale.min, self.y_scale.max, self.log_y)
         else:
-            sent = self._apply_y_range(pf) if pf.changed else 0
+            sent = self._apply_y_range(pf) if pf.changed or self._stale else 0
+        canvas = self.layer.canvas
+        repack = False  # with canvas on: a series' points changed, HoverLayer.lines is sent again
         shown = set()
         for sf in pf.series:
             if sf.key not in self.lines:
@@ -348,11 +383,16 @@ class _Panel:
                     sent += 1
                 continue
             self._cleared.discard(sf.key)
+            show_raw = sf.raw_x is not None
+            if canvas:  # the points go in HoverLayer.lines; the models keep the style the canvas reads
+                repack = True
+                sent += _set_style(main, marker="circle" if sf.dots else None)
+                sent += _set_style(faint, visible=show_raw)
+                continue
             with main.hold_sync():
                 main.x, main.y = sf.x, sf.y
                 main.marker = "circle" if sf.dots else None  # dots only on measured values
             sent += 1
-            show_raw = sf.raw_x is not None
             if show_raw or faint.visible:
                 with faint.hold_sync():
                     faint.x = sf.raw_x if show_raw else _EMPTY
@@ -366,10 +406,16 @@ class _Panel:
                     main.visible = main.display_legend = False
                 faint.visible = False
                 sent += 2
-        if pf.changed or rescale:
+        if pf.changed or rescale or self._stale:
             sent += _set_points(self.markers, pf.marker_x, pf.marker_y, pf.marker_colors)
             sent += _set_points(self.findings, pf.finding_x, pf.finding_y, pf.finding_colors)
-        sent += self.layer.show(self._entries(pf), self.x_axis.label)
+        self._stale = False
+        packed = None
+        if canvas and (repack or self._packed != [sf.key for sf in pf.series]):
+            self._packed = [sf.key for sf in pf.series]
+            packed = pack_lines([line for sf in pf.series for line in (
+                (sf.x, sf.y), None if sf.raw_x is None or sf.raw_y is None else (sf.raw_x, sf.raw_y))])
+        sent += self.layer.show(self._entries(pf), self.x_axis.label, packed)
         old, self._old_y_scale = self._old_y_scale, None
         if old is not None:  # only once no mark refers to it any more
             old.close()
@@ -382,10 +428,11 @@ class _Panel:
     def _entries(self, pf: PanelFrame) -> list[dict]:
         """The hover layer's legend/readout entries: the shown series, then the run groups' lines."""
         entries = []
-        for sf in pf.series:
+        for i, sf in enumerate(pf.series):
             faint, main = self.lines[sf.key]
             entries.append(series_entry(sf.key, sf.label or sf.name, sf.color, sf.dash, main,
-                                        faint if sf.raw_x is not None else None, sf.in_view > len(sf.x)))
+                                        faint if sf.raw_x is not None else None, sf.in_view > len(sf.x),
+                                        2 * i if self.layer.canvas else None))
         for b in pf.bands:
             entries.append(series_entry(b.key, b.label, b.color, "solid", self.bands[b.key][1]))
         return entries
@@ -415,29 +462,32 @@ def _set_points(scatter: Scatter, x: np.ndarray, y: np.ndarray, colors: list[str
     shown = len(x) > 0
     if not (shown or scatter.visible):
         return 0
+    colors = colors or ["#d62728"]
+    if (scatter.visible == shown and list(scatter.colors) == colors and _same(np.asarray(scatter.x), np.asarray(x))
+            and _same(np.asarray(scatter.y), np.asarray(y))):
+        return 0  # the same points (findings stay put while a run grows): nothing to send
     with scatter.hold_sync():
         scatter.x, scatter.y = x, y
-        scatter.colors = colors or ["#d62728"]
+        scatter.colors = colors
         scatter.visible = shown
     return 1
 
 
+def _set_style(mark: Lines, **style: object) -> int:
+    """Set the traits of ``style`` that differ on ``mark``, in one message; returns the updates sent (0 or 1)."""
+    changed = {k: v for k, v in style.items() if getattr(mark, k) != v}
+    if changed:
+        with mark.hold_sync():
+            for k, v in changed.items():
+                setattr(mark, k, v)
+    return int(bool(changed))
+
+
 def _restyle(faint: Lines, main: Lines, sf: SeriesFrame) -> int:
     """Bring a series' marks to its colour, dash, opacity, label and visibility; returns updates sent."""
-    style = {"colors": [sf.color], "line_style": sf.dash, "opacities": [sf.opacity],
-             "labels": [sf.label or sf.name], "visible": True, "display_legend": True}
-    changed = {k: v for k, v in style.items() if getattr(main, k) != v}
-    if changed:
-        with main.hold_sync():
-            for k, v in changed.items():
-                setattr(main, k, v)
-    faint_style = {"colors": [sf.color], "opacities": [_FAINT * sf.opacity]}
-    faint_changed = {k: v for k, v in faint_style.items() if getattr(faint, k) != v}
-    if faint_changed:
-        with faint.hold_sync():
-            for k, v in faint_changed.items():
-                setattr(faint, k, v)
-    return bool(changed) + bool(faint_changed)
+    return (_set_style(main, colors=[sf.color], line_style=sf.dash, opacities=[sf.opacity],
+                       labels=[sf.label or sf.name], visible=True, display_legend=True)
+            + _set_style(faint, colors=[sf.color], opacities=[_FAINT * sf.opacity]))
 
 
 def _epoch_to_date(seconds: float) -> dt.datetime:
@@ -459,10 +509,15 @@ class PanelGrid:
     not reported back. ``on_width`` is called with the widest plot area (CSS pixels) the
     browser measured, when it changes. A zoom narrower than :data:`~lossviz_widget._core.limits.MIN_X_SPAN`
     steps (seconds on time axes) is widened to it about its middle.
+
+    Panels nobody sees (``HoverLayer.seen`` off: scrolled out of view, tab hidden) get nothing
+    while ``skip_unseen()`` says so, i.e. while the kernel would hear at once that they are seen
+    again; then ``on_seen`` is called, and the next frame sends them everything.
     """
 
     def __init__(self, on_zoom: Callable[[tuple[float, float]], None] | None = None, panel_height: int = 240,
-                 on_width: Callable[[int], None] | None = None) -> None:
+                 on_width: Callable[[int], None] | None = None, on_seen: Callable[[], None] | None = None,
+                 skip_unseen: Callable[[], bool] | None = None) -> None:
         self.box = Box(layout=Layout(display="flex", flex_flow="row wrap", width="100%"))
         self.box.add_class("lossviz-panels")
         self.panels: dict[str, _Panel] = {}
@@ -470,6 +525,8 @@ class PanelGrid:
         self._min_span = MIN_X_SPAN  # in x axis units
         self._on_zoom = on_zoom
         self._on_width = on_width
+        self._on_seen = on_seen
+        self._skip_unseen = skip_unseen
         self._applying_range = False
         self._panel_height = panel_height
         self._canvas = False
@@ -492,6 +549,10 @@ class PanelGrid:
         widest = max(p.layer.width for p in self.panels.values())
         if widest > 0 and self._on_width is not None:
             self._on_width(widest)
+
+    def _seen_changed(self, change: dict) -> None:
+        if change["new"] and self._on_seen is not None:
+            self._on_seen()
 
     def set_renderer(self, renderer: str) -> None:
         """Draw the lines of every panel (and those to come) as SVG (``"svg"``) or on a canvas (``"canvas"``)."""
@@ -580,9 +641,13 @@ class PanelGrid:
                 panel = self.panels[pf.family] = _Panel(pf.family, self.x_scale, frame.x_label, pf.log_y,
                                                         self._panel_height)
                 panel.layer.observe(self._width_measured, names=["width"])
+                panel.layer.observe(self._seen_changed, names=["seen"])
                 panel.set_canvas(self._canvas)
             elif panel.log_y != pf.log_y or panel.x_axis.label != frame.x_label:
                 panel.set_scales(self.x_scale, frame.x_label, pf.log_y, frame.x_is_date)
+            if panel.unseen and self._skip_unseen is not None and self._skip_unseen():
+                panel.skip()
+                continue
             sent += panel.apply(pf)
             if not panel.settling:
                 sent += _ticks(panel.x_axis, x_lo, x_hi, frame.x_log, frame.x_is_date)

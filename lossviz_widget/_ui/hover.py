@@ -9,31 +9,62 @@ on the wire. One layer sits above each panel's Figure (in :class:`~lossviz_widge
 and also draws the panel's legend (outside the plot area; a click hides or shows a series in
 that view), and reports the plot area's width (``width``) so that lines are sent with at most 2
 points per pixel column. ``js/lossviz.css`` (its ``_css``) themes the whole plot from JupyterLab's CSS variables.
+
+With ``canvas`` on, the layer also draws the series' lines, and their points come on the layer
+itself: every line of the panel in one binary trait (``lines``, see :func:`pack_lines`), one
+message per panel and frame instead of one ``Lines`` update per line, which bqplot decodes into
+one JS object per point even when it draws nothing (benchmarks/BROWSER.md). The browser reports
+whether anyone can see the panel (``seen``: scrolled into view, tab not hidden), so the kernel can
+stop sending frames nobody sees.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import anywidget
-from traitlets import Bool, Dict, Int, List, Unicode
+import numpy as np
+from traitlets import Bool, Bytes, Dict, Int, List, Unicode
 
 from .._io.assets import js_file
 
-__all__ = ["HoverLayer", "series_entry"]
+__all__ = ["HoverLayer", "pack_lines", "series_entry"]
 
 
 def series_entry(key: Any, label: str, color: str, dash: str, main: Any, raw: Any = None,
-                 bucketed: bool = False) -> dict[str, Any]:
+                 bucketed: bool = False, slot: int | None = None) -> dict[str, Any]:
     """One legend/readout entry: the drawn ``Lines`` ``main`` and the faint raw one (or None).
 
     ``bucketed``: fewer points drawn than logged in the drawn x range, so each drawn point is the
     min or max of a bucket (a flag, not the counts, so a growing run does not resend the entry
-    every frame).
+    every frame). ``slot``: on a canvas, the index of the main line's points in ``HoverLayer.lines``
+    (the raw line's are at ``slot + 1``); None: they are on the ``Lines`` models.
     """
     return {"key": "\x1f".join(key) if isinstance(key, tuple) else str(key), "label": label, "color": color,
             "dash": dash, "main": f"IPY_MODEL_{main.model_id}", "raw": f"IPY_MODEL_{raw.model_id}" if raw else None,
-            "bucketed": bool(bucketed)}
+            "bucketed": bool(bucketed), "slot": slot}
+
+
+def pack_lines(lines: Sequence[tuple[np.ndarray, np.ndarray] | None]) -> bytes:
+    """Every line of a panel as one little-endian buffer, for ``HoverLayer.lines``.
+
+    Layout: a uint32 header ``[count, flags, n_0, ..., n_{count-1}]`` zero-padded to a multiple of
+    8 bytes; then the x values of every line in order (float64: steps stay exact past 2**24 and
+    dates are epoch milliseconds); then their y values (float32, the precision the frame draws
+    and the readout shows). ``flags`` bit 0: x is a date. A None line (no raw line) has 0 points.
+    ``js/hover.js`` ``unpackLines`` reads it as typed-array views, no per-point work.
+    """
+    xs = [np.asarray(line[0]) for line in lines if line is not None]
+    date = any(np.issubdtype(x.dtype, np.datetime64) for x in xs)
+    if date:
+        xs = [x.astype("datetime64[ms]").astype(np.int64) for x in xs]
+    head = np.array([len(lines), int(date), *(0 if line is None else len(line[0]) for line in lines)], dtype="<u4")
+    pad = bytes(-head.nbytes % 8)
+    x = np.concatenate(xs).astype("<f8", copy=False) if xs else np.empty(0, "<f8")
+    ys = [np.asarray(line[1]) for line in lines if line is not None]
+    y = np.concatenate(ys).astype("<f4", copy=False) if ys else np.empty(0, "<f4")
+    return b"".join((head.tobytes(), pad, x.tobytes(), y.tobytes()))
 
 
 class HoverLayer(anywidget.AnyWidget):
@@ -46,13 +77,20 @@ class HoverLayer(anywidget.AnyWidget):
     x_label = Unicode("step", help="The x axis label (step, wall time, relative time (unit)).").tag(sync=True)
     canvas = Bool(False, help="Draw the series' lines on a canvas over the plot area (their bqplot Lines then have "
                               "no view: only their models, which hold the data).").tag(sync=True)
+    lines = Bytes(b"", help="With canvas on: the points of every series line of the panel (see pack_lines), in "
+                              "the order of the series' slots.").tag(sync=True)
+    seen = Bool(True, help="Set by the browser: some view of this panel is on screen (scrolled into view, "
+                           "its tab not hidden).").tag(sync=True)
     width = Int(0, help="The plot area's width in CSS pixels, set by the browser (rounded up to 32; 0: not "
                         "measured yet): the kernel sends at most 2 points per pixel column.").tag(sync=True)
 
-    def show(self, series: list[dict[str, Any]], x_label: str) -> int:
-        """Set the shown series and x label; returns the updates sent (0 when nothing changed)."""
-        if series == self.series and x_label == self.x_label:
+    def show(self, series: list[dict[str, Any]], x_label: str, lines: bytes | None = None) -> int:
+        """Set the shown series, x label and (not None) the lines' points, in one message; returns the
+        updates sent (0 when nothing changed)."""
+        if series == self.series and x_label == self.x_label and (lines is None or lines == self.lines):
             return 0
         with self.hold_sync():
             self.series, self.x_label = series, x_label
+            if lines is not None:
+                self.lines = lines
         return 1

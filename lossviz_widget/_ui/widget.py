@@ -15,6 +15,7 @@ from __future__ import annotations
 import html
 import os
 import threading
+import time
 import warnings
 from collections.abc import Hashable, Mapping, Sequence
 from pathlib import Path
@@ -37,6 +38,7 @@ from ..diagnostics import DiagnosticsConfig, Finding, findings_html
 from ..follow import Follower
 from ..forecast import Prediction
 from ..readers import Batch, read_logs
+from .cells import kernel_listens, watch_cells
 from .controls import control_bar
 from .display import WIDGET_CSS, Displays, in_kernel, static_bundle
 from .figures import PanelGrid
@@ -50,6 +52,7 @@ __all__ = ["FINDINGS_SHOWN", "READOUT_OPEN_ROWS", "LossPlot"]
 
 READOUT_OPEN_ROWS = 8  # a readout of more rows starts collapsed (it is one click away)
 FINDINGS_SHOWN = 20  # rows (one per run, code and series) listed under the plot at most (diagnose() returns all)
+TEXT_INTERVAL_S = 0.5  # live frames update the text under the plot at most this often (_text_later)
 # constructor keywords that are not traits
 _OWN_KEYWORDS = ("log_file", "num_classes", "diagnostics_config", "on_rewind")
 
@@ -100,7 +103,9 @@ class LossPlot(widgets.VBox):
         # The hot path: log() is the recorder's own bound method (no extra call per step).
         self.log = self._recorder.log  # type: ignore[method-assign]
         self._draw_lock = threading.Lock()  # widgets are written from the frame thread and followers
-        self._grid = PanelGrid(on_zoom=self._on_browser_zoom, on_width=self._on_browser_width)
+        watch_cells()  # panels nobody sees get no frames while the kernel would hear them seen again
+        self._grid = PanelGrid(on_zoom=self._on_browser_zoom, on_width=self._on_browser_width,
+                               on_seen=self._recorder.request_frame, skip_unseen=kernel_listens)
         self._header = widgets.HTML()
         self._header.add_class("lossviz-title")
         self._findings = widgets.HTML()
@@ -115,6 +120,8 @@ class LossPlot(widgets.VBox):
         self._status = widgets.HTML()
         self._status.add_class("lossviz-status")
         self._last_rows: list[ReadoutRow] = []
+        self._text_at = 0.0  # when the frame text (findings, readout, status) was last updated: _text_later
+        self._flushing = False  # in flush(): the frame updates the text whatever _text_later says
         self._last_notes: list[str] = []
         self._snapshot = SnapshotButton()
         self._displays = Displays(self._widget_bundle, self._static_bundle, self._display_key)
@@ -274,7 +281,11 @@ class LossPlot(widgets.VBox):
 
         Also refreshes the static image that saved notebooks show. Works without a browser.
         """
-        self._recorder.flush()
+        self._flushing = True  # the text under the plot too, now (see _text_later)
+        try:
+            self._recorder.flush()
+        finally:
+            self._flushing = False
         self._displays.refresh()
 
     # -- files ----------------------------------------------------------------------------------
@@ -558,7 +569,8 @@ class LossPlot(widgets.VBox):
         order (``labels`` is the legend label: the metric, or ``"run: metric"`` with several runs),
         then two ``Scatter`` marks: non-finite values (``marker="triangle-down"``) and diagnostics findings
         (``marker="diamond"``). Every frame writes to them: read them, don't keep state in them.
-        The same view as plain data: :meth:`frame`.
+        With ``renderer="canvas"`` the series' lines are not among the marks (the canvas draws
+        them, from points sent apart from bqplot). The same view as plain data: :meth:`frame`.
         """
         return {family: panel.figure for family, panel in tuple(self._grid.panels.items())}
 
@@ -625,6 +637,8 @@ class LossPlot(widgets.VBox):
             sent = self._grid.apply(frame)
             if self._grid.settling:  # new scales: their axes' ticks come with the next frame
                 self._recorder.request_frame()
+            if self._text_later():
+                return sent
             sent += self._runs_table.update(frame.runs)
             hidden = self._recorder.settings.hidden_runs  # a hidden run's findings go with its lines
             listing = findings_html([f for f in findings if (f.run or DEFAULT_RUN) not in hidden],
@@ -636,6 +650,24 @@ class LossPlot(widgets.VBox):
             sent += _set(self._status, status_html(frame.readout, self._recorder.errors(), self._recorder.notes(),
                                                    frame.notes))
             return sent
+
+    def _text_later(self) -> bool:
+        """Whether this frame leaves the runs table, findings, readout and status text to a later one.
+
+        Frames drawn in the background while a browser may show them update the text at most every
+        TEXT_INTERVAL_S: each change re-lays out HTML tables in the browser, about a quarter of its
+        main-thread time per live frame with the canvas renderer (benchmarks/BROWSER.md). A frame
+        that skips them asks for another one, so the last values always arrive; ``flush()`` always
+        updates them."""
+        now = time.monotonic()
+        if self._flushing or not self._recorder.background:
+            self._text_at = now
+            return False
+        if now - self._text_at < TEXT_INTERVAL_S:
+            self._recorder.request_frame()
+            return True
+        self._text_at = now
+        return False
 
     def _fold_readout(self, rows: Sequence[ReadoutRow]) -> int:
         """Title the readout box with what it holds; collapse it once, when it first grows long."""

@@ -1,16 +1,20 @@
-"""End to end: ``renderer="canvas"`` draws the same lines as the SVG renderer (real JupyterLab + Chromium).
+"""End to end: ``renderer="canvas"`` draws the same lines as the SVG renderer (real JupyterLab and
+Notebook 7 + Chromium).
 
 Two plots of the same data side by side in one notebook, one per renderer (smoothing on: faint raw
 lines behind the smoothed ones; a sparse val_loss with dots; a log-y panel). For every data line
 the SVG renderer draws (``path.line``: its vertices are plot-area pixels), the canvas of the same
 panel in the other plot must be painted at each vertex (within 1 px); the main lines' vertices
-mostly in the line's own colour (another line may cross). Then the hover readout (it reads the same
-Lines models) and the snapshot button (it copies the canvas) on the canvas plot, and screenshots of
-both plots in the light and the dark theme, compared pixel by pixel. First of all, the views' measured
+mostly in the line's own colour (another line may cross); the canvas plot's points come in one
+binary message per panel (``HoverLayer.lines``), not through its ``Lines`` models. Then the hover
+readout (it reads the same points) and the snapshot button (it copies the canvas) on the canvas
+plot, and screenshots of both plots in the light and the dark theme (JupyterLab and Notebook 7),
+compared pixel by pixel. First of all, the views' measured
 plot width reaches the kernel (``plot_width``; the raw lines are then sent with fewer points). Last
 (light theme), switching ``renderer`` back and forth on the shown plot.
 
-Artifacts (``test-artifacts/browser/``): ``canvas-<theme>-svg.png`` and ``canvas-<theme>-canvas.png``
+Artifacts (``test-artifacts/browser/``; ``<theme>``: light, dark, notebook7-light, notebook7-dark):
+``canvas-<theme>-svg.png`` and ``canvas-<theme>-canvas.png``
 (the two plots' panels), ``canvas-<theme>-snapshot.png`` (what the snapshot button saved).
 """
 
@@ -234,17 +238,22 @@ def test_canvas_renderer_draws_what_svg_draws_light_theme(request: pytest.Fixtur
 
 @pytest.mark.browser
 @pytest.mark.timeout(300)
-def test_canvas_renderer_draws_what_svg_draws_dark_theme(request: pytest.FixtureRequest) -> None:
+@pytest.mark.parametrize(("app", "dark"), [("jupyterlab", True), ("notebook", False), ("notebook", True)],
+                         ids=["jupyterlab-dark", "notebook7-light", "notebook7-dark"])
+def test_canvas_renderer_draws_what_svg_draws(request: pytest.FixtureRequest, app: str, dark: bool) -> None:
     bh.require_chromium()
     browser: Any = request.getfixturevalue("chromium_browser")
-    with bh.running_jupyterlab(lab_settings={**bh.LAB_SETTINGS, bh.DARK_THEME[0]: bh.DARK_THEME[1]}) as server:
-        context = bh.new_context(browser)
-        context.set_default_timeout(30_000)
-        nb = NotebookPage(context.new_page(), server)
+    settings = {**bh.LAB_SETTINGS, bh.DARK_THEME[0]: bh.DARK_THEME[1]} if dark else bh.LAB_SETTINGS
+    name = f"canvas-{'notebook7-' if app == 'notebook' else ''}{'dark' if dark else 'light'}"
+    with bh.running_jupyterlab(app=app, lab_settings=settings) as server:
+        nb = bh.own_server_page(browser, server)
         try:
-            bh.write_notebook(server.root_dir / "canvas_dark.ipynb", [SETUP_CELL, WIDTH_CELL])
-            nb.open("canvas_dark.ipynb")
-            assert nb.page.evaluate("() => document.body.dataset.jpThemeLight") == "false"
-            _check_all(nb, "canvas-dark")
+            bh.write_notebook(server.root_dir / f"{name}.ipynb", [SETUP_CELL, WIDTH_CELL])
+            if app == "notebook":
+                bh.open_in_notebook7(nb, f"{name}.ipynb")
+            else:
+                nb.open(f"{name}.ipynb")
+            assert nb.page.evaluate("() => document.body.dataset.jpThemeLight") == ("false" if dark else "true")
+            _check_all(nb, name)
         finally:
-            context.close()
+            nb.page.context.close()

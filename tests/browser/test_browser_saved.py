@@ -7,7 +7,8 @@ output of its own (see ``lossviz_widget._ui.display``) and shows. While the plot
 image is hidden by the widget's style, so the curves are not shown twice; after a kernel restart
 the plot says "kernel disconnected: static view" once instead of a broken-link icon on each of its
 parts. Screenshots: ``test-artifacts/browser/saved-live.png``, ``kernel-disconnected.png`` and
-``saved-reopened.png`` (JupyterLab) and ``saved-reopened-notebook7.png``.
+``saved-reopened.png`` (JupyterLab) and ``saved-reopened-notebook7.png``; the same with
+``renderer="canvas"`` (``saved_canvas-*.png``, ``kernel-disconnected_canvas.png``).
 """
 
 from __future__ import annotations
@@ -39,8 +40,12 @@ def _saved_outputs(path) -> list[dict]:
 
 @pytest.mark.browser
 @pytest.mark.timeout(300)
-def test_a_saved_notebook_reopened_in_a_fresh_server_shows_the_curves(request: pytest.FixtureRequest) -> None:
-    with opened_notebook(request, "saved.ipynb", CELLS) as nb:
+@pytest.mark.parametrize("renderer", ["svg", "canvas"])
+def test_a_saved_notebook_reopened_in_a_fresh_server_shows_the_curves(request: pytest.FixtureRequest,
+                                                                       renderer: str) -> None:
+    cells = [CELLS[0].replace('LossPlot(title="saved run")', f'LossPlot(title="saved run", renderer="{renderer}")')]
+    name = "saved" if renderer == "svg" else f"saved_{renderer}"
+    with opened_notebook(request, f"{name}.ipynb", cells) as nb:
         nb.run_all_cells()
         nb.wait_cell_done(0, timeout=120)
         out = nb.cell(0)
@@ -48,10 +53,10 @@ def test_a_saved_notebook_reopened_in_a_fresh_server_shows_the_curves(request: p
         nb.page.wait_for_timeout(1500)  # the static image's refresh at the cell's end
         live_static = out.locator(".lossviz-static img")
         assert live_static.count() == 1 and not live_static.is_visible()  # hidden while the widget lives
-        nb.screenshot("saved-live", out)
+        nb.screenshot(f"{name}-live", out)
         nb.cell(0).locator(".jp-InputArea-prompt").click()
         nb.page.keyboard.press("Control+s")
-        saved = nb.server.root_dir / "saved.ipynb"
+        saved = nb.server.root_dir / f"{name}.ipynb"
         poll(lambda: len(_saved_outputs(saved)) == 2, 30, "the notebook was not saved with its two outputs")
         text = saved.read_text()
         assert "application/vnd.jupyter.widget-state+json" not in text  # JupyterLab's default: no widget state
@@ -67,18 +72,18 @@ def test_a_saved_notebook_reopened_in_a_fresh_server_shows_the_curves(request: p
             .map(el => getComputedStyle(el, '::before').content)""")
         assert marks[0] == '"kernel disconnected: static view (run the cell again to go live)"'
         assert len(marks) > 5 and all(m in ("none", "normal") for m in marks[1:]), marks  # no icon on the parts
-        nb.screenshot("kernel-disconnected", out)
+        nb.screenshot(f"kernel-disconnected{name[5:]}", out)
 
     browser = request.getfixturevalue("chromium_browser")
-    _reopen(browser, saved, "jupyterlab", "lab/tree/saved.ipynb", "saved-reopened")
-    _reopen(browser, saved, "notebook", "notebooks/saved.ipynb", "saved-reopened-notebook7")
+    _reopen(browser, saved, "jupyterlab", f"lab/tree/{name}.ipynb", f"{name}-reopened")
+    _reopen(browser, saved, "notebook", f"notebooks/{name}.ipynb", f"{name}-reopened-notebook7")
 
 
 def _reopen(browser, saved, app: str, path: str, shot: str) -> None:
     """Open the saved notebook, without running it, in a fresh ``app`` server: the static image
     of the curves shows (the widget cannot, its state was not saved)."""
     with running_jupyterlab(app=app) as fresh:
-        shutil.copy(saved, fresh.root_dir / "saved.ipynb")
+        shutil.copy(saved, fresh.root_dir / saved.name)
         context = new_context(browser)
         try:
             page = context.new_page()

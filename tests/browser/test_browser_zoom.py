@@ -79,3 +79,48 @@ def _zoom_and_follow(nb: NotebookPage) -> None:
     nb.wait_cell_done(1, timeout=60)
     poll(lambda: _state(nb) is not None and _state(nb)[:2] == ("None", "True"), 20, lambda: f"{_state(nb)}")
     poll(lambda: nb.visible_line_vertices(panel, "loss") == full, 20, "the full view did not come back")
+
+
+CANVAS_JS = "el => el.querySelector('canvas.lossviz-lines').toDataURL()"
+
+
+@pytest.mark.browser
+@pytest.mark.timeout(180)
+def test_wheel_zoom_on_the_canvas_renderer(request: pytest.FixtureRequest) -> None:
+    """The same zoom with ``renderer="canvas"``: bqplot's pan/zoom events (above the canvas) move the
+    shared x scale, the canvas redraws for it at once, the kernel gets the range and sends the range's
+    points, and the hover readout reads them."""
+    setup = SETUP_CELL.replace('max_points=400)', 'max_points=400, renderer="canvas")')
+    state = 'print("STATE", plot.x_range, plot.follow_latest, 0)'
+    with opened_notebook(request, "zoom_canvas.ipynb", [setup, state]) as nb:
+        nb.run_all_cells()
+        nb.wait_cell_done(1, timeout=120)
+        panel = nb.cell(0).locator(".lossviz .lossviz-panel").first
+        panel.locator("canvas.lossviz-lines").wait_for(state="attached", timeout=30_000)
+        nb.page.wait_for_timeout(500)
+        whole = panel.evaluate(CANVAS_JS)
+        box = panel.locator("svg.svg-figure").bounding_box()
+        assert box is not None
+        nb.page.mouse.move(box["x"] + box["width"] * 0.5, box["y"] + box["height"] * 0.5)
+        for _ in range(12):
+            nb.page.mouse.wheel(0, -400)
+            nb.page.wait_for_timeout(50)
+        nb.page.mouse.move(1, 1)
+        poll(lambda: panel.evaluate(CANVAS_JS) != whole, 10, "the canvas did not redraw for the zoom")
+        zoomed = panel.evaluate(CANVAS_JS)
+        nb.run_all_cells()  # the kernel is idle: it takes in the range and sends that range's points
+        nb.wait_cell_done(1, timeout=60)
+        poll(lambda: _state(nb) is not None and _state(nb)[0] != "None", 20,
+             lambda: f"no zoom reached the kernel: {_state(nb)}")
+        x_range, follow, _ = _state(nb)  # type: ignore[misc]
+        lo, hi = (float(v) for v in re.findall(r"[-\d.e+]+", x_range)[:2])
+        assert follow == "False" and 0 < hi - lo < 200_000 / 4, x_range
+        poll(lambda: panel.evaluate(CANVAS_JS) != zoomed, 20, "the range's points were not drawn")
+        area = panel.locator("rect.plotarea_events").bounding_box()
+        assert area is not None
+        nb.page.mouse.move(area["x"] + area["width"] * 0.5, area["y"] + area["height"] * 0.5)
+        tip = nb.page.locator(".lossviz-tooltip .lossviz-tip-x")
+        poll(lambda: tip.count() > 0 and tip.first.is_visible(), 10, "no hover readout")
+        step = int(tip.first.inner_text().replace(",", ""))
+        assert lo <= step <= hi, (step, x_range)
+        nb.screenshot("zoom-canvas")

@@ -5,7 +5,7 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 
 import {
-  MAX_ROWS, boundValue, exactText, nearestIndex, readoutRows, reportedWidth, xText,
+  MAX_ROWS, boundValue, exactText, nearestIndex, readoutRows, reportedWidth, unpackLines, xText,
 } from "../../js/hover.js";
 
 test("nearestIndex finds the closest x, the left one on a tie, -1 when empty", () => {
@@ -95,4 +95,56 @@ test("reportedWidth rounds a plot width up to 32 px, 0 before layout", () => {
   assert.equal(reportedWidth(320), 320);
   assert.equal(reportedWidth(320.5), 352);
   assert.equal(reportedWidth(895.2), 896);
+});
+
+/** A buffer as Python's pack_lines writes it (the layout its docstring gives). */
+function pack(lines, date = false) {
+  const head = 8 + 4 * lines.length;
+  const start = Math.ceil(head / 8) * 8;
+  const total = lines.reduce((a, l) => a + (l ? l[0].length : 0), 0);
+  const buf = new ArrayBuffer(start + 12 * total);
+  new Uint32Array(buf, 0, 2 + lines.length).set([lines.length, date ? 1 : 0, ...lines.map((l) => (l ? l[0].length : 0))]);
+  const xs = new Float64Array(buf, start, total);
+  const ys = new Float32Array(buf, start + 8 * total, total);
+  let i = 0;
+  for (const l of lines) {
+    if (!l) continue;
+    xs.set(l[0], i);
+    ys.set(l[1], i);
+    i += l[0].length;
+  }
+  return buf;
+}
+
+test("unpackLines: one [x, y] view per line, empty for a missing raw line, dates flagged", () => {
+  const lines = unpackLines(new DataView(pack([[[0, 1, 2 ** 40 + 1], [3, 2, 0.1]], null, [[5], [NaN]]])));
+  assert.equal(lines.length, 3);
+  assert.deepEqual(Array.from(lines[0][0]), [0, 1, 2 ** 40 + 1]); // float64 x: exact past 2**24
+  assert.ok(lines[0][1] instanceof Float32Array);
+  assert.equal(lines[0][1][2], Math.fround(0.1));
+  assert.equal(lines[1][0].length, 0);
+  assert.ok(Number.isNaN(lines[2][1][0]));
+  assert.equal(lines[0][0].type, undefined);
+  assert.equal(unpackLines(pack([[[1.7e12], [1]]], true))[0][0].type, "date");
+  assert.deepEqual(unpackLines(null), []);
+  assert.deepEqual(unpackLines(new DataView(new ArrayBuffer(0))), []);
+});
+
+test("unpackLines reads a view that does not start on an 8-byte boundary (copied once)", () => {
+  const packed = new Uint8Array(pack([[[1, 2], [3, 4]]]));
+  const shifted = new Uint8Array(packed.length + 4);
+  shifted.set(packed, 4);
+  const lines = unpackLines(new DataView(shifted.buffer, 4, packed.length));
+  assert.deepEqual(Array.from(lines[0][0]), [1, 2]);
+  assert.deepEqual(Array.from(lines[0][1]), [3, 4]);
+});
+
+test("readoutRows reads the lines from the given points (the canvas' packed lines)", () => {
+  const e = { info: { key: "loss" }, main: model({}), raw: model({}) };
+  const packed = unpackLines(pack([[[0, 10], [1, 0.5]], [[0, 9, 10], [1.2, 0.4, 0.45]]]));
+  const rows = readoutRows([e], 9, (en, pass) => packed[pass === "raw" ? 1 : 0]);
+  assert.equal(rows[0].x, 10);
+  assert.equal(rows[0].value, 0.5);
+  assert.equal(rows[0].raw, Math.fround(0.45));
+  assert.equal(rows[0].float32, true);
 });
