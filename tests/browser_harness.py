@@ -716,6 +716,31 @@ def own_server_page(browser: Browser, server: JupyterLabServer) -> NotebookPage:
     return NotebookPage(context.new_page(), server)
 
 
+#: Kernel-side code for canvas-renderer tests (run it in the notebook before use):
+#: ``sent_steps(plot)`` gives the first and last step of the points the kernel last sent the first
+#: panel's canvas layer (``HoverLayer.lines``, decoded as ``js/hover.js`` does: a uint32 line count,
+#: flags, each line's point count, padded to 8 bytes; then every x as float64).
+CANVAS_SENT_CODE = """\
+import numpy as np
+from lossviz_widget._ui.hover import HoverLayer
+
+def canvas_layer(plot):
+    found, todo = [], [plot]
+    while todo:
+        w = todo.pop()
+        found += [w] if isinstance(w, HoverLayer) else []
+        todo += list(getattr(w, "children", ()))
+    return found[0]
+
+def sent_steps(plot):
+    buf = canvas_layer(plot).lines
+    count = int(np.frombuffer(buf, "<u4", 1)[0])
+    n = int(np.frombuffer(buf, "<u4", count, 8).sum())
+    x = np.frombuffer(buf, "<f8", n, -(-(8 + 4 * count) // 8) * 8)
+    return int(x.min()), int(x.max())
+"""
+
+
 def open_in_notebook7(nb: NotebookPage, name: str) -> None:
     """Open notebook ``name`` in Jupyter Notebook 7 (``/notebooks/NAME`` on an ``app="notebook"``
     server) and wait until its first cell shows and its kernel is idle."""

@@ -12,69 +12,57 @@ Chromium never hides a page itself).
 
 from __future__ import annotations
 
+import json
+
 import browser_harness as bh
 import pytest
 from browser_harness import NotebookPage, poll
 
-PLOT_CELL = """\
-import threading, time
-import numpy as np
+PLOT_CELL = bh.CANVAS_SENT_CODE + """\
+import json, threading, time
 from lossviz_widget import LossPlot
-from lossviz_widget._ui.hover import HoverLayer
 
 plot = LossPlot(title="unseen", renderer="canvas")
 for i in range(100):
     plot.log(loss=1 / (i + 1), step=i)
 plot.flush()
 
-def layer():
-    found, todo = [], [plot]
-    while todo:
-        w = todo.pop()
-        found += [w] if isinstance(w, HoverLayer) else []
-        todo += list(getattr(w, "children", ()))
-    return found[0]
-
-def last_sent():  # the largest step in the points the kernel sent the panel's canvas
-    buf = layer().lines
-    count = int(np.frombuffer(buf, "<u4", 1)[0])
-    n = int(np.frombuffer(buf, "<u4", count, 8).sum())
-    return int(np.frombuffer(buf, "<f8", n, -(-(8 + 4 * count) // 8) * 8).max())
-
-snap = None
-
 def train(start, stop):
-    # log steps [start, stop) from a thread once the kernel has heard the panel is not seen (the cell
-    # has ended by then: a frame during a running cell is sent, see kernel_listens), then note what
-    # the kernel has sent the panel
-    global snap
-    snap = None
+    # log steps [start, stop) from a thread once the cell has ended (a frame during a running cell is
+    # sent, see kernel_listens) and the kernel has heard the panel is not seen, then write what
+    # the kernel has sent the panel to a file: running a cell to ask would itself let frames out
+    ended = threading.Event()  # the cell that started the thread has ended (registered after the plot's own hook)
+    def cell_ended(result):
+        ended.set()
+        get_ipython().events.unregister("post_run_cell", cell_ended)
+    get_ipython().events.register("post_run_cell", cell_ended)
     def run():
-        global snap
+        ended.wait(30)
         for _ in range(100):
-            if not layer().seen:
+            if not canvas_layer(plot).seen:
                 break
             time.sleep(0.1)
-        unseen = not layer().seen
+        unseen = not canvas_layer(plot).seen
         for i in range(start, stop):
             plot.log(loss=1 / (i + 1), step=i)
             time.sleep(0.003)
         time.sleep(1.0)  # frames for a second
-        snap = (unseen, not layer().seen, last_sent())
+        noted = [unseen, not canvas_layer(plot).seen, sent_steps(plot)[1]]
+        with open(f"sent-{start}.json", "w") as f:
+            json.dump(noted, f)
     threading.Thread(target=run).start()
 plot"""
 SPACER_CELL = 'from IPython.display import HTML\nHTML(\'<div style="height: 4000px">spacer</div>\')'
 HIDE_JS = """(hidden) => { Object.defineProperty(document, 'hidden', {configurable: true, get: () => hidden});
   document.dispatchEvent(new Event('visibilitychange')); }"""
-PROBE_CELL = 'print("PROBE", *(snap or (None, None, None)), last_sent())'
+PROBE_CELL = 'print("PROBE", sent_steps(plot)[1])'
 
 
-def _probe(nb: NotebookPage) -> list[str]:
-    """Run the probe cell: what the last training thread noted (the kernel had heard 'not seen'
-    before logging, still had after, last step sent then), and the last step sent now."""
+def _probe(nb: NotebookPage) -> int:
+    """Run the probe cell: the last step the kernel has sent the panel now."""
     _run(nb, 3)
     words = nb.output_text(3).split()
-    return words[words.index("PROBE") + 1:]
+    return int(words[words.index("PROBE") + 1])
 
 
 def _run(nb: NotebookPage, index: int) -> None:
@@ -117,20 +105,23 @@ def test_a_plot_out_of_view_gets_no_frames_and_is_current_once_seen(request: pyt
                 nb.cell(2).scroll_into_view_if_needed()
             else:
                 nb.page.evaluate(HIDE_JS, True)
+            noted = nb.server.root_dir / f"sent-{start}.json"  # written by the training thread
+            noted.unlink(missing_ok=True)
             nb.cell(2).locator(".cm-content").click()
             nb.page.keyboard.press("Control+A")
             nb.page.keyboard.type(f"train({start}, {start + 300})")
             nb.page.keyboard.press("Control+Enter")
-            poll(lambda: _probe(nb)[0] != "None", 30, f"{how}: the training thread did not finish", interval=1.0)
-            unseen_before, unseen_after, last, _ = _probe(nb)
-            assert unseen_before == unseen_after == "True", f"{how}: the kernel did not hear that nobody sees the panel"
-            assert int(last) == sent, f"{how}: frames went to a panel nobody sees ({last} > {sent})"
+            poll(noted.exists, 60, f"{how}: the training thread did not finish")
+            poll(lambda noted=noted: noted.read_text().endswith("]"), 5, f"{how}: the training thread's note is cut")
+            unseen_before, unseen_after, last = json.loads(noted.read_text())
+            assert unseen_before and unseen_after, f"{how}: the kernel did not hear that nobody sees the panel"
+            assert last == sent, f"{how}: frames went to a panel nobody sees ({last} > {sent})"
             # seen again: a full frame, and the readout at the right end names the last logged step
             nb.cell(0).locator(".lossviz-panel").first.scroll_into_view_if_needed()
             if how == "tab":
                 nb.page.evaluate(HIDE_JS, False)
             sent = start + 299
-            poll(lambda want=sent: int(_probe(nb)[-1]) == want, 20, f"{how}: the kernel did not send the latest points")
+            poll(lambda want=sent: _probe(nb) == want, 20, f"{how}: the kernel did not send the latest points")
             poll(lambda want=sent: _readout_step(nb) == want, 20, f"{how}: the plot is not current once seen again")
         assert not errors, errors
         assert not nb.error_outputs(), nb.error_outputs()
