@@ -532,6 +532,22 @@ def running_voila(notebook: Path) -> Iterator[str]:
         log.close()
 
 
+# How many curve paths of the plot have a box on screen and are not hidden.
+SHOWN_CURVES_JS = """() => [...document.querySelectorAll('.lossviz-panel g.curve path.line')].filter((p) => {
+  const r = p.getBoundingClientRect();
+  return (r.width > 0 || r.height > 0) && getComputedStyle(p).visibility !== 'hidden';
+}).length"""
+
+
+def voila_failed(page: Any, what: str) -> str:
+    """``what``, with a screenshot of the page and what its curve paths look like."""
+    page.screenshot(path=str(artifacts_dir() / "hover-voila-failed.png"))
+    paths = page.evaluate("""() => [...document.querySelectorAll('.lossviz-panel g.curve path.line')].map((p) => {
+      const r = p.getBoundingClientRect(), c = getComputedStyle(p);
+      return [r.width, r.height, c.visibility, c.display, (p.getAttribute('d') || '').length]; })""")
+    return f"{what}: curve paths (width, height, visibility, display, length of d): {paths}"
+
+
 def voila_vertices(page: Any) -> int:
     return int(page.evaluate("() => Math.max(0, ...[...document.querySelectorAll('.lossviz-panel g.curve path.line')]"
                              ".map(p => ((p.getAttribute('d') || '').match(/L/g) || []).length + 1))"))
@@ -550,7 +566,8 @@ def test_voila_live_with_a_training_thread_and_after_a_blocking_cell(request: py
         nb = write_notebook(tmp_path / "thread" / "app.ipynb", [VOILA_SETUP, VOILA_THREAD])
         with running_voila(nb) as url:
             page.goto(url, timeout=90_000)
-            page.wait_for_selector(".lossviz-panel g.curve path.line", timeout=90_000)
+            # any curve on screen (the first path in the DOM may be one not drawn yet)
+            poll(lambda: page.evaluate(SHOWN_CURVES_JS) > 0, 90, lambda: voila_failed(page, "no curve shown in Voila"))
             samples = []
             for _ in range(4):
                 samples.append(voila_vertices(page))
@@ -565,7 +582,7 @@ def test_voila_live_with_a_training_thread_and_after_a_blocking_cell(request: py
         nb = write_notebook(tmp_path / "blocking" / "app.ipynb", [VOILA_SETUP, VOILA_BLOCKING])
         with running_voila(nb) as url:
             page.goto(url, timeout=90_000)
-            page.wait_for_selector(".lossviz-panel g.curve path.line", timeout=90_000)
+            poll(lambda: page.evaluate(SHOWN_CURVES_JS) > 0, 90, lambda: voila_failed(page, "no curve shown in Voila"))
             poll(lambda: voila_vertices(page) == 300, 20, lambda: f"{voila_vertices(page)} vertices, not 300")
             page.screenshot(path=str(artifacts_dir() / "hover-voila-blocking.png"))
     finally:
