@@ -199,8 +199,8 @@ class Recorder:
 
     def _log_into(self, store: MetricStore, metrics: Mapping[str, Any] | None, step: Any,
                   values: dict[str, Any]) -> None:
-        if store.log(merge_metrics(metrics, values), step) and self._background:
-            self._scheduler.request(settle=True)
+        if store.log(merge_metrics(metrics, values), step):
+            self.changed(settle=True)
 
     def extend(self, metric: str, steps: Any, values: Any, wall_time: Any = None, *, run: str | None = None) -> None:
         """Append many points of one metric at once; see :meth:`lossviz_widget.LossPlot.extend`."""
@@ -224,10 +224,11 @@ class Recorder:
         self._runs.load(runs)
         self.changed()
 
-    def changed(self) -> None:
-        """New data arrived by another way than :meth:`log`: schedule a frame if anything consumes one."""
+    def changed(self, settle: bool = False) -> None:
+        """New data arrived: schedule a frame if anything consumes one (``settle``: logged points,
+        whose burst's first frame waits one interval; see :meth:`FrameScheduler.request`)."""
         if self._background:
-            self._scheduler.request()
+            self._scheduler.request(settle)
 
     def run(self, name: str) -> Run:
         """A handle that logs to run ``name``; see :meth:`lossviz_widget.LossPlot.run`."""
