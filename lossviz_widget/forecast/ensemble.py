@@ -22,8 +22,10 @@
    and its anchored forecast from there is compared with the level the curve then reached at the
    window's end: the family's demonstrated extrapolation error (RMS over the two), and that error
    per unit of log step.
-6. **Ensemble** -- the families are weighted by ``1 / (backtest error² + level noise²)``: a family
-   that extrapolated the curve's own recent past well is trusted more.
+6. **Ensemble** -- the families are weighted by ``prior / (backtest error² + level noise²)``: a
+   family that extrapolated the curve's own recent past well is trusted more; the prior is 1 but
+   for the log power's, learnt on real curves (:mod:`.calibration`: a backtest over the window's
+   last half hardly tells a curve that falls on from one that levels off).
 7. **Uncertainty** -- each family contributes, at every future step, a normal distribution (of the
    logarithm, for a positive loss) with the anchored prediction as mean and a variance of three
    parts: the noise of the anchor level, the Laplace approximation of the parameters' uncertainty
@@ -32,8 +34,9 @@
    weighted mixture; its 10th, 50th and 90th percentiles give the band and the 80% interval.
 8. **Calibration** -- each family's spread is then multiplied by what :mod:`.calibration`
    learnt on real curves (split-conformal, on the corpus's development seeds): at each future
-   step, by the share of the run seen then, the factor that put 80% of those curves' outcomes
-   inside the interval. The interval's optimistic edge stops where the curve would have fallen
+   step, by the share of the run seen then and by the curve's noise level (of a log-scale fit),
+   the factors that put 80% of those curves' outcomes inside the interval, per share and per
+   noise bin. The interval's optimistic edge stops where the curve would have fallen
    as far again (on the fitted scale) as it has so far, or three times as far as its recent
    slope per log step carried on to the horizon (:func:`_max_fall`; the worse edge at the
    window's worst level), so an early, loosely pinned fit prints no absurd bound.
