@@ -127,7 +127,9 @@ class Prediction:
     ``eta_seconds`` the wall time from the last point to ``eta_step`` (else ``eta_early``) at the
     recent pace.
     ``reached`` is True when the curve is already at the target. ``model`` names the families and
-    their weights. With no forecast, ``reason`` says why and the numbers are NaN.
+    their weights. ``noise``: of a log-scale fit (a positive loss), the spread of the logarithm of
+    the block medians around a smooth curve, which the interval's calibration bins by (NaN
+    otherwise). With no forecast, ``reason`` says why and the numbers are NaN.
     """
 
     run: str
@@ -157,7 +159,7 @@ class Prediction:
     # (of minus the value where higher is better)
     mixture: tuple[tuple[float, float, float], ...] = ()
     log_scale: bool = False
-    noise: float = math.nan  # of a log-scale fit: the spread of log(block medians), what the calibration bins by
+    noise: float = math.nan
 
     @property
     def ok(self) -> bool:
