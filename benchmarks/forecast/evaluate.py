@@ -13,6 +13,12 @@ datasets, see its README), and for every loss series of every run, at each cut (
 * **baseline "power law"** -- one least-squares fit of ``c + a·t^-alpha`` to all points seen
   (block medians, no window, no robust loss, no ensemble);
 * **coverage** -- how often the truth lies in the forecast's 80% interval (target 70-90%);
+* **bias** -- how often the median forecast ends above the truth (a pessimistic median of a loss:
+  more than half), and the median over the forecasts of the true fall from the level at the cut
+  (baseline "last") over the forecast fall (more than 1: the curves fell further than forecast);
+* **before -> after** -- the same scores of the forecaster of commit e3bbb57 (four saturating
+  families, the interval calibrated by the share seen only: :func:`score_before`), on the same
+  curves;
 * **ETA** -- for each series that reaches the level it has at 75% of its steps (its smoothed
   value there), the forecast from the 25% cut of the first step its median reaches that level,
   against the first step the smoothed series does; how many get such an ETA, how many only a
@@ -60,7 +66,10 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from lossviz_widget.forecast.ensemble import Calibration
+    from lossviz_widget.forecast.models import Family
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
@@ -166,13 +175,16 @@ def first_reach(steps: np.ndarray, values: np.ndarray, goal: float) -> float:
     return float(steps[hit[0]]) if len(hit) else math.nan
 
 
-def score(series: list[dict[str, Any]], calibration: Calibration | None = None) -> list[dict[str, Any]]:
+def score(series: list[dict[str, Any]], calibration: Calibration | None = None,
+          families: Sequence[Family] | None = None) -> list[dict[str, Any]]:
     """One row per (series, cut): the forecast, the baselines, the truth, the ETA (``calibration``:
-    the forecasts', else the one learnt, :data:`~lossviz_widget.forecast.ensemble.CALIBRATED`)."""
-    from lossviz_widget.forecast import forecast
+    the forecasts', else the one learnt, :data:`~lossviz_widget.forecast.ensemble.CALIBRATED`;
+    ``families``: the ensemble's, else all of :data:`~lossviz_widget.forecast.FAMILIES`)."""
+    from lossviz_widget.forecast import FAMILIES, forecast
     from lossviz_widget.forecast.ensemble import CALIBRATED
 
     cal = CALIBRATED if calibration is None else calibration
+    fams = FAMILIES if families is None else tuple(families)
     rows = []
     for s in series:
         steps, values = s["steps"], s["values"]
@@ -184,14 +196,16 @@ def score(series: list[dict[str, Any]], calibration: Calibration | None = None) 
             st, va = steps[seen], values[seen]
             lr = None if s["lr"] is None else (s["lr"][0][s["lr"][0] <= st[-1]], s["lr"][1][s["lr"][0] <= st[-1]])
             started = time.perf_counter()
-            p = forecast(st, va, horizon=horizon, run=s["run"], metric=s["series"], lr=lr, calibration=cal)
+            p = forecast(st, va, horizon=horizon, run=s["run"], metric=s["series"], lr=lr, calibration=cal,
+                         families=fams)
             took = time.perf_counter() - started
             row = {"run": s["run"], "series": s["series"], "cut": cut, "split": s["split"],
                    "condition": s["build"]["condition"], "schedule": schedule(s["build"]), "truth": truth,
                    "ok": p.ok, "reason": p.reason,
                    "final": p.final, "low": p.low, "high": p.high, "model": p.model, "seconds": took,
                    "changes": changes_after(s["build"], float(st[-1])), "mixture": p.mixture,
-                   "log_scale": p.log_scale, "maximize": p.higher_is_better,
+                   "log_scale": p.log_scale, "maximize": p.higher_is_better, "families": tuple(p.weights),
+                   "noise": p.noise,
                    "last": level(va), "power": power_law_baseline(st, va, horizon) if np.isfinite(va).sum() > 3
                    else math.nan}
             if cut == 0.25 and math.isfinite(truth):
@@ -199,11 +213,12 @@ def score(series: list[dict[str, Any]], calibration: Calibration | None = None) 
                 goal = level(values[: i75 + 1])
                 reach = first_reach(steps, values, goal) if math.isfinite(goal) else math.nan
                 if math.isfinite(reach) and reach > st[-1]:
-                    pe = forecast(st, va, horizon=horizon, target=goal, lr=lr, calibration=cal)
+                    pe = forecast(st, va, horizon=horizon, target=goal, lr=lr, calibration=cal, families=fams)
                     row.update(eta_true=reach, eta=pe.eta_step, eta_early=pe.eta_early, eta_late=pe.eta_late,
                                eta_ok=pe.ok)
                 # a target the series never reaches (20% below its final level): a "reaches" is false
-                never = forecast(st, va, horizon=horizon, target=0.8 * truth, lr=lr, calibration=cal)
+                never = forecast(st, va, horizon=horizon, target=0.8 * truth, lr=lr, calibration=cal,
+                                 families=fams)
                 if never.ok and not never.reached and math.isnan(first_reach(steps, values, 0.8 * truth)):
                     row.update(never_eta=never.eta_step, never_early=never.eta_early)
             rows.append(row)
@@ -261,8 +276,22 @@ def _fmt(v: float, pct: bool = True) -> str:
     return f"{v:.1%}" if pct else f"{v:,.0f}"
 
 
+SUMMARY_HEADER = ["| split | cut | forecasts | forecast | last value | power law | 80% coverage | median above truth "
+                  "| true / forecast fall | all series: ours | last value | power law |",
+                  "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+
+
+def bias(ok: list[dict[str, Any]]) -> tuple[float, float]:
+    """How pessimistic the medians of these forecasts of a loss are: the share that end above the
+    truth, and the median of the true fall from the level at the cut over the forecast fall (on
+    the forecasts that fall at all): 1 and 1/2 for an unbiased median."""
+    above = [r["final"] > r["truth"] for r in ok]
+    ratio = [(r["last"] - r["truth"]) / (r["last"] - r["final"]) for r in ok if r["last"] > r["final"]]
+    return (sum(above) / len(above) if above else math.nan), _median(ratio)
+
+
 def summarise(rows: list[dict[str, Any]], which: str) -> list[str]:
-    """Markdown rows of one split: per cut, errors, coverage, abstentions."""
+    """Markdown rows of one split: per cut, errors, coverage, bias, abstentions."""
     out = []
     for cut in CUTS:
         at = [r for r in rows if r["cut"] == cut and math.isfinite(r["truth"])]
@@ -274,8 +303,10 @@ def summarise(rows: list[dict[str, Any]], which: str) -> list[str]:
         every = [_rel(r["final"] if r["ok"] else r["last"], r["truth"]) for r in at]
         every_last = [_rel(r["last"], r["truth"]) for r in at]
         every_power = [_rel(r["power"], r["truth"]) for r in at]
+        above, ratio = bias(ok)
         out.append(f"| {which} | {cut:.0%} | {len(ok)} / {len(at)} | **{_fmt(_median(ours))}** | {_fmt(_median(last))} "
                    f"| {_fmt(_median(power))} | **{_fmt(sum(covered) / len(covered) if covered else math.nan)}** "
+                   f"| {_fmt(above)} | {ratio:.2f}x "
                    f"| {_fmt(_median(every))} | {_fmt(_median(every_last))} | {_fmt(_median(every_power))} |")
     return out
 
@@ -325,6 +356,11 @@ def condition_rows(rows: list[dict[str, Any]], key: str = "condition") -> list[s
     return out
 
 
+ETA_HEADER = ["| split | series | with a forecast | with an ETA | median error (steps) | median relative error "
+              "| in range | may reach | its relative error | false ETA | may reach (never) |",
+              "|---|---|---|---|---|---|---|---|---|---|---|"]
+
+
 def eta_rows(rows: list[dict[str, Any]], which: str) -> list[str]:
     """Markdown row of one split: who gets an ETA or a "may reach", its errors, its range's coverage,
     and the false "reaches" on targets never reached."""
@@ -345,7 +381,69 @@ def eta_rows(rows: list[dict[str, Any]], which: str) -> list[str]:
             f"| {_fmt(_median(may_rel))} | {false} / {len(never)} | {false_may} / {len(never)} |"]
 
 
-def table(rows: list[dict[str, Any]], subset: bool, changes: dict[str, list[bool]]) -> str:
+# The forecaster before the log-power family and the calibration by noise (commit e3bbb57): its four
+# saturating families and calibration.py's spread factors of then, per share seen only
+BEFORE_FAMILIES = ("pow3", "exp3", "weibull", "pow4")
+BEFORE_SCALE = (1.151, 0.863, 1.112)
+
+
+def score_before(series: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """:func:`score` with the forecaster as it was before (:data:`BEFORE_FAMILIES`,
+    :data:`BEFORE_SCALE`): what the before/after table compares with."""
+    from lossviz_widget.forecast import FAMILIES
+    from lossviz_widget.forecast.ensemble import Calibration
+
+    return score(series, Calibration(CUTS, BEFORE_SCALE), [f for f in FAMILIES if f.name in BEFORE_FAMILIES])
+
+
+def compare_rows(before: list[dict[str, Any]], after: list[dict[str, Any]], which: str) -> list[str]:
+    """Markdown rows of one split, per cut: error, coverage and bias before -> after."""
+    out = []
+    for cut in CUTS:
+        cells = []
+        for rows in (before, after):
+            ok = [r for r in rows if r["cut"] == cut and r["ok"] and math.isfinite(r["truth"])]
+            above, ratio = bias(ok)
+            cells.append((len(ok), _median([_rel(r["final"], r["truth"]) for r in ok]),
+                          sum(r["low"] <= r["truth"] <= r["high"] for r in ok) / len(ok) if ok else math.nan,
+                          above, ratio))
+        (n0, e0, c0, a0, f0), (n1, e1, c1, a1, f1) = cells
+        out.append(f"| {which} | {cut:.0%} | {n0} → {n1} | {_fmt(e0)} → **{_fmt(e1)}** | {_fmt(c0)} → **{_fmt(c1)}** "
+                   f"| {_fmt(a0)} → **{_fmt(a1)}** | {f0:.2f}x → **{f1:.2f}x** |")
+    return out
+
+
+def before_after(before: list[dict[str, Any]], rows: list[dict[str, Any]]) -> list[str]:
+    """The section of FORECAST.md that compares the forecaster before (:func:`score_before`) and now."""
+    splits = [("dev", "dev"), ("held out", "held out"), ("long", "long runs")]
+
+    def pick(rs: list[dict[str, Any]], split: str) -> list[dict[str, Any]]:
+        return [r for r in rs if r["split"] == split and not r["changes"]]
+
+    return [
+        "**Before → after** (before: the forecaster of commit e3bbb57, four saturating families and the "
+        "interval calibrated by the share of the run seen only; after: the log-power family in the "
+        "ensemble and the calibration by the share seen and the curve's noise; runs whose future "
+        "continues their past):",
+        "",
+        "| split | cut | forecasts | median error | 80% coverage | median above truth | true / forecast fall |",
+        "|---|---|---|---|---|---|---|",
+        *[line for split, name in splits for line in compare_rows(pick(before, split), pick(rows, split), name)],
+        "",
+        "ETA before → after (columns as in the ETA table below):",
+        "",
+        *ETA_HEADER,
+        *[line for split, name in splits for line in eta_rows([r for r in before if r["split"] == split],
+                                                              f"{name}, before")
+          + eta_rows([r for r in rows if r["split"] == split], f"{name}, after")],
+        *eta_rows(before, "all, before"),
+        *eta_rows(rows, "all, after"),
+        "",
+    ]
+
+
+def table(rows: list[dict[str, Any]], subset: bool, changes: dict[str, list[bool]],
+          before: list[dict[str, Any]] | None = None) -> str:
     dev = [r for r in rows if r["split"] == "dev"]
     held = [r for r in rows if r["split"] == "held out"]
     long = [r for r in rows if r["split"] == "long"]
@@ -382,9 +480,7 @@ def table(rows: list[dict[str, Any]], subset: bool, changes: dict[str, list[bool
         "**Runs whose future continues their past** (every row but those of runs with an event injected after "
         "the cut: what a forecast can know):",
         "",
-        "| split | cut | forecasts | forecast | last value | power law | 80% coverage | all series: ours "
-        "| last value | power law |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        *SUMMARY_HEADER,
         *summarise(go_on(dev), "dev (seeds 0-3)"),
         *summarise(go_on(held), "held out (seeds ≥ 4)"),
         *summarise(long, "long runs (make_long.py)"),
@@ -397,23 +493,20 @@ def table(rows: list[dict[str, Any]], subset: bool, changes: dict[str, list[bool
         *verdicts(long, "long runs"),
         *verdicts(go_on(rows), "all"),
         "",
+        *(before_after(before, rows) if before is not None else []),
         "**Runs that change course after the cut** (a learning rate raised 20-10⁶x or spiked, a corrupted "
         "batch: `build.inject` after the cut; nothing before the cut shows it, and the runs mostly end at "
         "chance level or far above the curve so far). Reported apart, not hidden; the interval cannot "
         "cover them without being useless for every other run:",
         "",
-        "| split | cut | forecasts | forecast | last value | power law | 80% coverage | all series: ours "
-        "| last value | power law |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        *SUMMARY_HEADER,
         *summarise(broke(dev), "dev (seeds 0-3)"),
         *summarise(broke(held), "held out (seeds ≥ 4)"),
         "",
         "**Every row together** (as the previous table had it; the held-out seeds hold most of the runs "
         "that change course after the cut):",
         "",
-        "| split | cut | forecasts | forecast | last value | power law | 80% coverage | all series: ours "
-        "| last value | power law |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        *SUMMARY_HEADER,
         *summarise(dev, "dev (seeds 0-3)"),
         *summarise(held, "held out (seeds ≥ 4)"),
         *summarise(rows, "all"),
@@ -444,9 +537,7 @@ def table(rows: list[dict[str, Any]], subset: bool, changes: dict[str, list[bool
         "columns: targets 20% below the final level, never reached, that still got a \"reaches\" "
         "(false ETA) or a \"may reach\":",
         "",
-        "| split | series | with a forecast | with an ETA | median error (steps) | median relative error "
-        "| in range | may reach | its relative error | false ETA | may reach (never) |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        *ETA_HEADER,
         *eta_rows(dev, "dev"),
         *eta_rows(held, "held out"),
         *eta_rows(long, "long runs"),
@@ -467,7 +558,8 @@ def table(rows: list[dict[str, Any]], subset: bool, changes: dict[str, list[bool
         "",
         *[f"- {reason}: {n}" for reason, n in reasons.most_common()],
         "",
-        "Cost of one forecast (block medians + 12 fits, on this machine under the load above): "
+        "Cost of one forecast (block medians + 3 fits per family, 15 for a loss, on this machine under the "
+        "load above): "
         f"median {1e3 * _median(secs):.0f} ms, "
         f"95th percentile {1e3 * secs[int(0.95 * (len(secs) - 1))]:.0f} ms." if secs else "",
         "",
@@ -522,7 +614,7 @@ def main() -> None:
     if args.subset:
         series = [s for s in series if s["run"] in SUBSET]
     rows = score(series)
-    text = table(rows, args.subset, change_points(series))
+    text = table(rows, args.subset, change_points(series), None if args.subset else score_before(series))
     if not args.subset:
         cost = overhead()
         text += (f"\nThe training loop with a live plot (softmax regression on digits, 40,000 steps, loss and accuracy "

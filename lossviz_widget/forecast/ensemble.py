@@ -13,7 +13,8 @@
    has too few points, or when the horizon is more than :data:`MAX_REACH` times as far as the
    window reaches (too early to say); :attr:`Prediction.reason` says which.
 4. **Models** -- each family of :mod:`.models` (power law, shifted power law, exponential,
-   stretched exponential) is fitted to the window. Each family's forecast is *anchored*: its
+   stretched exponential, and for a metric never negative the log power, which falls on towards
+   0) is fitted to the window. Each family's forecast is *anchored*: its
    curve is shifted to start from the measured level now (the median of the raw points of the
    window's last 5% of blocks), and only the change it predicts from there is the family's; a fit that runs a little
    above or below the latest points does not carry that offset to the horizon.
@@ -21,8 +22,10 @@
    and its anchored forecast from there is compared with the level the curve then reached at the
    window's end: the family's demonstrated extrapolation error (RMS over the two), and that error
    per unit of log step.
-6. **Ensemble** -- the families are weighted by ``1 / (backtest error² + level noise²)``: a family
-   that extrapolated the curve's own recent past well is trusted more.
+6. **Ensemble** -- the families are weighted by ``prior / (backtest error² + level noise²)``: a
+   family that extrapolated the curve's own recent past well is trusted more; the prior is 1 but
+   for the log power's, learnt on real curves (:mod:`.calibration`: a backtest over the window's
+   last half hardly tells a curve that falls on from one that levels off).
 7. **Uncertainty** -- each family contributes, at every future step, a normal distribution (of the
    logarithm, for a positive loss) with the anchored prediction as mean and a variance of three
    parts: the noise of the anchor level, the Laplace approximation of the parameters' uncertainty
@@ -31,8 +34,9 @@
    weighted mixture; its 10th, 50th and 90th percentiles give the band and the 80% interval.
 8. **Calibration** -- each family's spread is then multiplied by what :mod:`.calibration`
    learnt on real curves (split-conformal, on the corpus's development seeds): at each future
-   step, by the share of the run seen then, the factor that put 80% of those curves' outcomes
-   inside the interval. The interval's optimistic edge stops where the curve would have fallen
+   step, by the share of the run seen then and by the curve's noise level (of a log-scale fit),
+   the factors that put 80% of those curves' outcomes inside the interval, per share and per
+   noise bin. The interval's optimistic edge stops where the curve would have fallen
    as far again (on the fitted scale) as it has so far, or three times as far as its recent
    slope per log step carried on to the horizon (:func:`_max_fall`; the worse edge at the
    window's worst level), so an early, loosely pinned fit prints no absurd bound.
@@ -77,23 +81,38 @@ _EMPTY = np.empty(0)
 
 @dataclass(frozen=True)
 class Calibration:
-    """Per share of the run seen (``shares``, rising): what each family's spread is multiplied by
-    (``scale``); see :mod:`.calibration`. Empty: none (what ``benchmarks/forecast/calibrate.py``
-    learns from)."""
+    """What :mod:`.calibration` learnt on real curves (empty: nothing, what
+    ``benchmarks/forecast/calibrate.py`` learns from).
+
+    ``scale``: per share of the run seen (``shares``, rising), what each family's spread is
+    multiplied by; ``noise_factor``: a further factor per bin of the curve's noise level (bins cut
+    at ``noise_edges``, on the fitted scale); ``prior``: ``(family name, weight)`` pairs that
+    multiply a family's backtest weight (1 for a family not named).
+    """
 
     shares: tuple[float, ...]
     scale: tuple[float, ...]
+    noise_edges: tuple[float, ...] = ()
+    noise_factor: tuple[float, ...] = ()
+    prior: tuple[tuple[str, float], ...] = ()
 
-    def at(self, share: np.ndarray) -> np.ndarray:
-        """The factor at each share: interpolated in log share, the first share's below it, 1 at
-        share 1 (the last step)."""
+    def at(self, share: np.ndarray, noise: float = math.nan) -> np.ndarray:
+        """The factor at each share, for a curve of this ``noise``: interpolated in log share, the
+        first share's below it, 1 at share 1 (the last step)."""
         share = np.clip(np.asarray(share, dtype=np.float64), 1e-12, 1.0)
         if not self.shares:
             return np.ones_like(share)
-        return np.interp(np.log(share), np.log([*self.shares, 1.0]), [*self.scale, 1.0])
+        by_noise = self.noise_factor[int(np.searchsorted(self.noise_edges, noise))] \
+            if self.noise_factor and math.isfinite(noise) else 1.0
+        return np.interp(np.log(share), np.log([*self.shares, 1.0]), [*(k * by_noise for k in self.scale), 1.0])
+
+    def weight(self, family: str) -> float:
+        """The prior weight of ``family`` in the ensemble."""
+        return dict(self.prior).get(family, 1.0)
 
 
-CALIBRATED = Calibration(_calibration.SHARES, _calibration.SCALE)
+CALIBRATED = Calibration(_calibration.SHARES, _calibration.SCALE, _calibration.NOISE_EDGES,
+                         _calibration.NOISE_FACTOR, tuple(_calibration.PRIOR.items()))
 UNCALIBRATED = Calibration((), ())
 
 
@@ -108,7 +127,9 @@ class Prediction:
     ``eta_seconds`` the wall time from the last point to ``eta_step`` (else ``eta_early``) at the
     recent pace.
     ``reached`` is True when the curve is already at the target. ``model`` names the families and
-    their weights. With no forecast, ``reason`` says why and the numbers are NaN.
+    their weights. ``noise``: of a log-scale fit (a positive loss), the spread of the logarithm of
+    the block medians around a smooth curve, which the interval's calibration bins by (NaN
+    otherwise). With no forecast, ``reason`` says why and the numbers are NaN.
     """
 
     run: str
@@ -138,6 +159,7 @@ class Prediction:
     # (of minus the value where higher is better)
     mixture: tuple[tuple[float, float, float], ...] = ()
     log_scale: bool = False
+    noise: float = math.nan
 
     @property
     def ok(self) -> bool:
@@ -400,6 +422,8 @@ def _ensemble(win: Blocks, u: np.ndarray, noise: float, end_level: float, k_end:
     cuts = [max(MIN_POINTS // 2 + 2, int(share * len(x))) for share in BACKTEST_SHARES]
     fits: list[tuple[Fit, float, float]] = []  # the fit, its backtest error, that error per unit of log x
     for family in families:
+        if family.zero_floor and floor != 0.0:  # falls towards 0: not a shape of a metric that may go below
+            continue
         full = fit(family, x, y, noise, floor, scale.log)
         if full is None:
             continue
@@ -418,7 +442,7 @@ def _ensemble(win: Blocks, u: np.ndarray, noise: float, end_level: float, k_end:
     maximize = scale.sign < 0
     if not fits:
         return _no(run, metric, h, "no model fits the curve", maximize, target, last, latest)
-    w = np.array([1.0 / (err * err + level_sd * level_sd) for _, err, _ in fits])
+    w = np.array([calibration.weight(f.family.name) / (err * err + level_sd * level_sd) for f, err, _ in fits])
     w /= w.sum()
     grid = np.unique(np.concatenate([np.geomspace(max(last - origin, 1e-12), h - origin, BAND_POINTS) + origin,
                                      [last, h]]))
@@ -428,7 +452,8 @@ def _ensemble(win: Blocks, u: np.ndarray, noise: float, end_level: float, k_end:
     mu += end_level - mu[:, :1]  # anchored: the level now is measured, the models say how it changes
     # the anchor's own noise, the parameters' and the extrapolation's
     sd = np.array([np.sqrt(level_sd**2 + f.sd(xg) ** 2 + (rate * reach) ** 2) for f, _, rate in fits])
-    sd = sd * calibration.at((last - first) / np.maximum(grid - first, 1e-12))  # learnt on real curves
+    log_noise = noise if scale.log else math.nan  # the bins are of the noise of a log loss
+    sd = sd * calibration.at((last - first) / np.maximum(grid - first, 1e-12), log_noise)  # learnt on real curves
     # the worse edge stops at the window's worst level: a falling curve (a rising one gets no
     # forecast) that would end above where it started is no forecast but the band's tail; the
     # optimistic edge falls at most as far again as the curve has fallen so far
@@ -453,7 +478,7 @@ def _ensemble(win: Blocks, u: np.ndarray, noise: float, end_level: float, k_end:
         eta_late=eta_late, reached=reached,
         higher_is_better=maximize, band_x=grid, band_lo=lo, band_mid=mid, band_hi=hi,
         mixture=tuple((float(wi), float(m[-1]), float(s_[-1])) for wi, m, s_ in zip(w, mu, sd)),
-        log_scale=scale.log,
+        log_scale=scale.log, noise=log_noise,
     )
 
 

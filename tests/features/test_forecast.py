@@ -62,6 +62,47 @@ def test_exponential_parameters_recovered_from_noisy_points() -> None:
     assert fitted.params == pytest.approx([0.2, 1.5, 6.0], rel=0.05)
 
 
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_log_power_parameters_recovered_from_noisy_points(seed: int) -> None:
+    """Domhan et al.'s log power ``a / (1 + (x/e^b)^c)``, fitted on the log of a loss with
+    multiplicative noise as mini-batch losses have: flat at ``a`` before the knee ``e^b``, then a
+    power law of slope ``-c`` in log-log with no asymptote above 0."""
+    rng = np.random.default_rng(seed)
+    x = STEPS / STEPS[-1]
+    truth = np.array([2.0, -3.0, 0.7])
+    y = FAMILY["logpower"].curve(x, truth) * np.exp(rng.normal(0, 0.02, len(x)))
+    fitted = fit(FAMILY["logpower"], x, y, noise=0.02, floor=0.0, log=True)
+    assert fitted is not None
+    assert fitted.params == pytest.approx(truth, rel=0.1)
+    sd = np.sqrt(np.diag(fitted.cov))
+    assert np.all(np.abs(fitted.params - truth) < 4 * sd + 1e-3)
+
+
+def test_log_power_weighs_in_only_where_a_loss_cannot_go_below_zero() -> None:
+    """A loss that falls as a straight line in log-log (no floor in sight): the log-power family
+    forecasts it further down than the saturating families, and its weight in the ensemble is
+    its backtest weight times the prior calibrate.py learnt (0: out). A metric that goes below 0
+    never gets the family (its asymptote is 0)."""
+    rng = np.random.default_rng(21)
+    values = 3.0 * STEPS ** -0.3 * np.exp(rng.normal(0, 0.03, len(STEPS)))
+    falls_on = forecast(STEPS[:750], values[:750], horizon=3000.0, families=[FAMILY["logpower"]])
+    saturating = forecast(STEPS[:750], values[:750], horizon=3000.0, calibration=UNCALIBRATED,
+                          families=[f for f in FAMILIES if f.name != "logpower"])
+    assert falls_on.ok and saturating.ok
+    assert falls_on.final < saturating.final
+    both = forecast(STEPS[:750], values[:750], horizon=3000.0, calibration=UNCALIBRATED)
+    halved = forecast(STEPS[:750], values[:750], horizon=3000.0,
+                      calibration=Calibration((), (), prior=(("logpower", 0.5),)))
+    out = forecast(STEPS[:750], values[:750], horizon=3000.0,
+                   calibration=Calibration((), (), prior=(("logpower", 0.0),)))
+    w = both.weights["logpower"]
+    assert 0 < w < 1 and halved.weights["logpower"] == pytest.approx(0.5 * w / (1 - 0.5 * w))
+    assert out.weights["logpower"] == 0 and out.final == pytest.approx(saturating.final, rel=1e-6)
+    assert CALIBRATED.weight("logpower") == learnt.PRIOR["logpower"] and CALIBRATED.weight("pow3") == 1.0
+    shifted = forecast(STEPS[:750], values[:750] - 2.0, horizon=3000.0)  # goes below 0: no floor at 0
+    assert shifted.ok and "logpower" not in shifted.weights
+
+
 @pytest.mark.parametrize("cut", [300, 750, 1500])
 def test_forecast_of_a_noisy_power_law_covers_the_truth(cut: int) -> None:
     """Five noisy copies of one power law: the 80% intervals cover the truth at least 3 times in
@@ -126,6 +167,44 @@ def test_the_calibration_is_interpolated_by_the_share_of_the_run_seen() -> None:
     assert UNCALIBRATED.at(np.array([0.1, 0.7])) == pytest.approx([1, 1])
     assert CALIBRATED.shares == learnt.SHARES == evaluate.CUTS  # learnt at the cuts FORECAST.md scores
     assert all(n >= 20 for n in learnt.DEV_ROWS) and all(0.3 < k < 5 for k in learnt.SCALE)
+    assert len(learnt.NOISE_FACTOR) == len(learnt.NOISE_EDGES) + 1 and all(0.3 < k < 5 for k in learnt.NOISE_FACTOR)
+
+
+def test_the_calibration_is_by_the_share_seen_and_the_curves_noise() -> None:
+    """The noise bin's factor multiplies the share's (bins cut at the edges); no noise (a fit not
+    on the log scale): the share's alone; 1 at the last step whatever the noise."""
+    table = Calibration((0.25,), (2.0,), (0.1, 0.2), (0.5, 1.0, 1.5))
+    share = np.array([0.25, 1.0])
+    assert table.at(share, 0.05) == pytest.approx([1.0, 1.0])
+    assert table.at(share, 0.15) == pytest.approx([2.0, 1.0])
+    assert table.at(share, 0.3) == pytest.approx([3.0, 1.0])
+    assert table.at(share) == pytest.approx([2.0, 1.0])
+    rng = np.random.default_rng(13)
+    values = power_law(STEPS) * np.exp(rng.normal(0, 0.05, len(STEPS)))
+    p = forecast(STEPS[:750], values[:750], horizon=3000.0, calibration=UNCALIBRATED)
+    assert p.noise > 0  # the spread of log(block medians) around a smooth curve: what the bins are of
+    wide = forecast(STEPS[:750], values[:750], horizon=3000.0, calibration=Calibration((0.25,), (1.0,), (p.noise / 2,),
+                                                                                        (1.0, 3.0)))
+    assert np.log(wide.high / wide.low) == pytest.approx(3 * np.log(p.high / p.low), rel=0.25)
+
+
+def test_conformal_learning_by_noise_bins_covers_80_percent_in_each() -> None:
+    """calibrate.learn_table on forecasts whose spread is right for quiet curves and a third of
+    the truth's for noisy ones: each share's scale and each noise bin's factor put 80% of their
+    curves inside, the noisiest bin's factor ~3 times the quietest's."""
+    rng = np.random.default_rng(14)
+    rows = []
+    for i, noise in enumerate(rng.uniform(0.01, 0.3, 900)):
+        spread = 0.5 * (3.0 if noise > 0.2 else 1.0)
+        rows.append({"mixture": ((1.0, 0.0, 0.5),), "log_scale": True, "maximize": False, "noise": float(noise),
+                     "cut": evaluate.CUTS[i % 3], "truth": float(np.exp(rng.normal(0.0, spread)))})
+    scales, edges, factor = calibrate.learn_table(rows, prior=1.0)
+    assert len(scales) == 3 and len(factor) == len(edges) + 1 == 3
+    assert factor[2] / factor[0] == pytest.approx(3.0, rel=0.35)
+    for b in range(3):
+        inside = [abs(math.log(r["truth"])) <= 1.2816 * 0.5 * scales[evaluate.CUTS.index(r["cut"])] * factor[b]
+                  for r in rows if int(np.searchsorted(edges, r["noise"])) == b]
+        assert np.mean(inside) == pytest.approx(0.8, abs=0.07)
 
 
 def test_calibrated_intervals_are_wider_by_the_learnt_scale() -> None:
