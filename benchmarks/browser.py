@@ -12,8 +12,8 @@ In the page, an init script (:data:`INSTRUMENT_JS`, installed before JupyterLab 
   kernel send ``date``) decoded from the ``v1.kernel.websocket.jupyter.org`` frame;
 * watches the whole document with a ``MutationObserver`` for changes of the ``d``
   attribute of bqplot ``path.line`` elements outside legends (the drawn data lines), and
-  counts each redraw of a ``renderer="canvas"`` panel (``clearRect`` on its ``canvas.lossviz-lines``)
-  the same way;
+  counts each redraw of a ``renderer="canvas"`` panel (the ``lossviz-drawn`` event ``js/hover.js``
+  fires when a panel's lines are drawn, in the page or in its drawing worker) the same way;
 * after each batch of such mutations, requests an animation frame and, from it, posts a
   ``MessageChannel`` message: that task runs right after the frame that contains the new
   paths has been rendered, and its ``performance.now()`` is the paint time.
@@ -110,12 +110,9 @@ INSTRUMENT_JS = r"""
     }
     if (hit) drawn(hit);
   }).observe(document, { subtree: true, attributes: true, attributeFilter: ['d'] });
-  // renderer="canvas": js/hover.js clears a panel's canvas.lossviz-lines before drawing its lines
-  const clear = CanvasRenderingContext2D.prototype.clearRect;
-  CanvasRenderingContext2D.prototype.clearRect = function (...args) {
-    clear.apply(this, args);
-    if (this.canvas && this.canvas.classList && this.canvas.classList.contains('lossviz-lines')) drawn(1);
-  };
+  // renderer="canvas": js/hover.js fires "lossviz-drawn" on a panel's canvas once its lines are drawn
+  // (on the main thread, or in the drawing worker: then when the worker says so)
+  document.addEventListener('lossviz-drawn', () => drawn(1), true);
 })();
 """
 
@@ -323,6 +320,11 @@ def measure_paint(sizes: dict[str, list[int]], updates: int, limit_s: float, sin
 
 # -- main-thread share during live updates ------------------------------------------------------
 
+#: ``measure_live`` renderers: the ``LossPlot(renderer=...)`` each one shows. ``canvas-main`` is the canvas
+#: renderer with its drawing worker switched off (``window.lossvizCanvasWorker = false``): the lines drawn on
+#: the page's main thread, as before the worker (the A of an A/B in one run).
+RENDERERS = {"svg": "svg", "canvas": "canvas", "canvas-main": "canvas"}
+
 #: DevTools ``Performance.getMetrics`` counters summed over the live window (seconds of main-thread time).
 LIVE_METRICS = ("TaskDuration", "ScriptDuration", "LayoutDuration", "RecalcStyleDuration")
 
@@ -349,11 +351,12 @@ class LiveResult:
 TRACE_CATEGORIES = ["devtools.timeline", "disabled-by-default-devtools.timeline", "v8", "blink.user_timing"]
 
 
-def trace_summary(events: list[dict[str, Any]], top: int = 14) -> dict[str, float]:
-    """Self time (ms) of the renderer's main thread per event name, the ``top`` largest: each
-    complete event's duration minus that of the events nested in it."""
+def trace_summary(events: list[dict[str, Any]], top: int = 14, thread: str = "CrRendererMain") -> dict[str, float]:
+    """Self time (ms) of the renderer's ``thread`` (its main thread; ``"DedicatedWorker thread"``: the
+    canvas drawing worker) per event name, the ``top`` largest: each complete event's duration minus
+    that of the events nested in it."""
     main = {(e["pid"], e["tid"]) for e in events
-            if e.get("ph") == "M" and e.get("name") == "thread_name" and e["args"].get("name") == "CrRendererMain"}
+            if e.get("ph") == "M" and e.get("name") == "thread_name" and e["args"].get("name") == thread}
     spans = sorted(((e["ts"], e.get("dur", 0), e["name"]) for e in events
                     if e.get("ph") == "X" and (e["pid"], e["tid"]) in main), key=lambda t: (t[0], -t[1]))
     out: dict[str, float] = {}
@@ -401,15 +404,15 @@ def _open_app_notebook(nb: NotebookPage, app: str, name: str) -> None:
 
 
 def _live_app(nb: NotebookPage, app: str, sizes: list[int], seconds: float, steps_per_s: int, repeats: int,
-              updates: int, log: Any, trace: bool = False, renderer: str = "svg") -> list[LiveResult]:
+              updates: int, log: Any, trace: bool = False, renderer: str = "svg", block: int = 0) -> list[LiveResult]:
     page = nb.page
     root = nb.server.root_dir
-    folder = root / f"cmds-live-{app}-{renderer}"
-    name = f"live_{app}_{renderer}.ipynb"
+    folder = root / f"cmds-live-{app}-{renderer}-{block}"
+    name = f"live_{app}_{renderer}_{block}.ipynb"
     # shown by a cell of its own (the view reports its width to the idle kernel), then the "training" cell
     write_notebook(root / name, [
         f"{IMPORT_WORKLOADS}from lossviz_widget import LossPlot\n"
-        f"plot = LossPlot(title='bench', renderer={renderer!r})\n"
+        f"plot = LossPlot(title='bench', renderer={RENDERERS[renderer]!r})\n"
         "plot.log(workloads.values_at(0, 1e-7), step=0)\nplot",
         f"workloads.serve_commands('lossviz', {str(folder)!r}, plot=plot, start=1)",
     ])
@@ -453,6 +456,10 @@ def _live_app(nb: NotebookPage, app: str, sizes: list[int], seconds: float, step
                 log(f"  trace {app} n={n:,}: main-thread self ms per frame by event: "
                     + ", ".join(f"{k} {v / max(1, ack.get('frames') or 1):.1f}"
                                 for k, v in trace_summary(events).items()))
+                worker = trace_summary(events, top=6, thread="DedicatedWorker thread")
+                log(f"  trace {app} n={n:,}: drawing worker self ms per frame by event: "
+                    + (", ".join(f"{k} {v / max(1, ack.get('frames') or 1):.1f}" for k, v in worker.items())
+                       or "none (no worker thread)"))
                 trace = False  # the first window only
             data = page.evaluate(_TAKE_JS)
             d = {k: m1.get(k, 0.0) - m0.get(k, 0.0) for k in LIVE_METRICS}
@@ -504,16 +511,18 @@ def measure_live(sizes: list[int], apps: tuple[str, ...] = ("jupyterlab", "noteb
         try:
             for app in apps:
                 with running_jupyterlab(artifacts, app=app) as server:
-                    for renderer in renderers:
+                    for block, renderer in enumerate(renderers):
                         context = new_context(browser)
                         context.set_default_timeout(120_000)
                         context.add_init_script(INSTRUMENT_JS)
+                        if renderer == "canvas-main":  # js/hover.js's switch: no drawing worker
+                            context.add_init_script("window.lossvizCanvasWorker = false;")
                         page = context.new_page()
                         try:
                             nb = NotebookPage(page, server, artifacts)
                             results += _live_app(nb, app, sizes, seconds, steps_per_s, repeats, updates, log, trace,
-                                                 renderer)
-                            nb.screenshot(f"live-{app}-{renderer}")
+                                                 renderer, block)
+                            nb.screenshot(f"live-{app}-{renderer}-{block}")
                         finally:
                             context.close()
         finally:
@@ -527,7 +536,7 @@ def live_table(results: list[LiveResult]) -> str:
             "line paths or canvas draws/frame | KiB/frame | paint ms (single frame) | windows |",
             "|---|---|---|---|---|---|---|---|---|---|---|"]
     keys = sorted({(r.app, r.renderer, r.n) for r in results},
-                  key=lambda k: (k[0] != "jupyterlab", k[2], k[1] != "svg"))
+                  key=lambda k: (k[0] != "jupyterlab", k[2], list(RENDERERS).index(k[1])))
     apps = {"jupyterlab": "JupyterLab", "notebook": "Notebook 7"}
     for app, renderer, n in keys:
         rs = [r for r in results if (r.app, r.renderer, r.n) == (app, renderer, n)]
@@ -553,7 +562,8 @@ if __name__ == "__main__":
     ap.add_argument("--seconds", type=float, default=5.0)
     ap.add_argument("--apps", default="jupyterlab,notebook")
     ap.add_argument("--updates", type=int, default=3, help="single frames timed after each window (paint timer)")
-    ap.add_argument("--renderers", default="svg,canvas")
+    ap.add_argument("--renderers", default="svg,canvas",
+                    help=f"comma-separated, any of {', '.join(RENDERERS)}; repeat them to alternate blocks (A/B)")
     ap.add_argument("--trace", action="store_true", help="also trace the first window: main-thread time by event")
     a = ap.parse_args()
     live = measure_live([int(float(s)) for s in a.sizes.split(",")], tuple(a.apps.split(",")), a.seconds,
