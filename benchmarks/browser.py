@@ -550,12 +550,12 @@ def live_table(results: list[LiveResult]) -> str:
             vals = [f(r) for r in rs if f(r) is not None]
             return statistics.median(vals) if vals else math.nan
 
-        rows.append(f"| {apps.get(app, app)} | {renderer} | {n:,} | {med(lambda r: r.share):.1%} | "
+        rows.append((f"| {apps.get(app, app)} | {renderer} | {n:,} | {med(lambda r: r.share):.1%} | "
                     f"{med(lambda r: r.task_ms_per_frame):.1f} | "
                     f"{med(lambda r: r.script_ms_per_frame):.1f} | {med(lambda r: r.layout_style_ms_per_frame):.1f} | "
                     f"{med(lambda r: r.paths_per_frame):.1f} | {med(lambda r: r.bytes_per_frame) / 1024:.1f} | "
                     f"{med(lambda r: r.paint_ms):.1f} | {med(lambda r: r.in_page_ms):.1f} | "
-                    f"{len(rs)} |".replace("| nan |", "| — |"))
+                    f"{len(rs)} |").replace(" nan |", " — |"))
     return "\n".join(rows)
 
 
