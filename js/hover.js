@@ -358,7 +358,7 @@ function drawingWorker() {
     d.worker = null;
     return null;
   }
-  d.worker = new Promise((resolve) => {
+  const starting = new Promise((resolve) => {
     let w;
     let timer = 0;
     const settle = (ok) => {
@@ -399,6 +399,7 @@ function drawingWorker() {
       else settle(false);
     };
   });
+  if (d.worker === undefined) d.worker = starting; // else it failed at once (settled: null)
   return d.worker;
 }
 

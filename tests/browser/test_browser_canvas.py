@@ -18,7 +18,7 @@ plot width reaches the kernel (``plot_width``; the raw lines are then sent with 
 Artifacts (``test-artifacts/browser/``; ``<theme>``: light, dark, notebook7-light, notebook7-dark):
 ``canvas-<theme>-svg.png`` and ``canvas-<theme>-canvas.png``
 (the two plots' panels), ``canvas-<theme>-snapshot.png`` (what the snapshot button saved); the same
-as ``canvas-main-thread-*`` with the drawing worker switched off.
+as ``canvas-paths-<switch|blocked|hidpi>-*`` for the main-thread fallback and a devicePixelRatio of 2.
 """
 
 from __future__ import annotations
@@ -160,7 +160,7 @@ def _check_hover_and_snapshot(nb: NotebookPage, name: str) -> None:
 
 def _screenshots(nb: NotebookPage, name: str) -> float:
     """Save both plots' panels; return the share of pixels that differ by more than 60 on a channel from
-    every pixel within 1 px in the other plot."""
+    every pixel within 1 CSS px in the other plot (devicePixelRatio screenshot pixels)."""
     from PIL import Image
 
     shots = []
@@ -168,11 +168,13 @@ def _screenshots(nb: NotebookPage, name: str) -> float:
         panels = nb.page.locator(".jp-Cell .lossviz").nth(i).locator(".lossviz-panels")
         path = nb.screenshot(f"{name}-{kind}", panels)
         shots.append(np.asarray(Image.open(path).convert("RGB"), dtype=np.int16))
-    h = min(s.shape[0] for s in shots) - 2
-    w = min(s.shape[1] for s in shots) - 2
-    a = shots[0][1 : h + 1, 1 : w + 1]
+    r = round(nb.page.evaluate("() => window.devicePixelRatio"))
+    h = min(s.shape[0] for s in shots) - 2 * r
+    w = min(s.shape[1] for s in shots) - 2 * r
+    a = shots[0][r : h + r, r : w + r]
     # the two plots sit at different sub-pixel offsets: a pixel differs when none within 1 px of it matches
-    close = [np.abs(a - shots[1][dy : dy + h, dx : dx + w]).max(axis=2) <= 60 for dy in range(3) for dx in range(3)]
+    close = [np.abs(a - shots[1][dy : dy + h, dx : dx + w]).max(axis=2) <= 60
+             for dy in range(2 * r + 1) for dx in range(2 * r + 1)]
     return float((~np.logical_or.reduce(close)).mean())
 
 
@@ -248,16 +250,43 @@ def test_canvas_renderer_draws_what_svg_draws_light_theme(request: pytest.Fixtur
         _check_switching(nb)
 
 
+#: Init scripts for the pages of test_the_drawing_paths_draw_the_same_lines: (script, device pixel ratio, the path
+#: that must draw). "switch": the worker switched off; "blocked": ``new Worker`` throws, as under a
+#: Content-Security-Policy without blob: workers; "hidpi": the worker at devicePixelRatio 2.
+PATHS = {
+    "switch": ("window.lossvizCanvasWorker = false;", 1, "main"),
+    "blocked": ("window.Worker = class { constructor() { throw new DOMException('blob: workers blocked', "
+                "'SecurityError'); } };", 1, "main"),
+    "hidpi": ("", 2, "worker"),
+}
+
+
 @pytest.mark.browser
 @pytest.mark.timeout(300)
-def test_without_the_drawing_worker_the_page_draws_the_same_lines(request: pytest.FixtureRequest) -> None:
+@pytest.mark.parametrize("case", list(PATHS))
+def test_the_drawing_paths_draw_the_same_lines(request: pytest.FixtureRequest, case: str) -> None:
     """Where a page cannot run the drawing worker (no OffscreenCanvas, a Content-Security-Policy without
     blob: workers, a worker that fails), the canvas is drawn on the main thread: the same pixels, the
-    same hover readout and snapshot. Forced here with the switch ``window.lossvizCanvasWorker = false``."""
+    same hover readout and snapshot; and the worker at a devicePixelRatio of 2 (canvas bitmap twice
+    the CSS size, set in the worker)."""
     bh.require_chromium()
-    request.getfixturevalue("page").add_init_script("window.lossvizCanvasWorker = false;")
-    with bh.opened_notebook(request, "canvas_main.ipynb", [SETUP_CELL, WIDTH_CELL]) as nb:
-        _check_all(nb, "canvas-main-thread", drawn_by="main")
+    script, ratio, drawn_by = PATHS[case]
+    browser: Any = request.getfixturevalue("chromium_browser")
+    server: Any = request.getfixturevalue("jupyterlab_server")
+    context = browser.new_context(viewport=bh.VIEWPORT, device_scale_factor=ratio)
+    context.set_default_timeout(30_000)
+    if script:
+        context.add_init_script(script)
+    nb = NotebookPage(context.new_page(), server)
+    name = f"canvas-paths-{case}"
+    try:
+        bh.write_notebook(server.root_dir / f"{name}.ipynb", [SETUP_CELL, WIDTH_CELL])
+        nb.open(f"{name}.ipynb", workspace=f"lossviz-{name}")
+        _check_all(nb, name, drawn_by=drawn_by)
+        assert nb.page.evaluate("() => window.devicePixelRatio") == ratio
+    finally:
+        nb.shut_down_kernels(f"{name}.ipynb")
+        context.close()
 
 
 @pytest.mark.browser
