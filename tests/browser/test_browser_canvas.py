@@ -289,6 +289,27 @@ def test_the_drawing_paths_draw_the_same_lines(request: pytest.FixtureRequest, c
         context.close()
 
 
+#: Fault injection: a message the drawing worker cannot handle (a canvas that is not one), as a worker that
+#: breaks after it started would (the page's drawing state is on ``globalThis``, see js/hover.js).
+BREAK_WORKER_JS = """() => { for (const d of window.__lossvizDrawing.values())
+  if (d.worker && d.worker.postMessage) d.worker.postMessage({ op: "canvas", id: -1, canvas: null }); }"""
+
+
+@pytest.mark.browser
+@pytest.mark.timeout(300)
+def test_a_worker_that_fails_later_hands_the_drawing_back_to_the_page(request: pytest.FixtureRequest) -> None:
+    """The worker draws, then fails: every canvas it drew is replaced by one drawn on the main thread,
+    the same lines, and the snapshot still has them."""
+    with bh.opened_notebook(request, "canvas_lost.ipynb", [SETUP_CELL, WIDTH_CELL]) as nb:
+        nb.run_all_cells()
+        nb.wait_cell_done(0, timeout=120)
+        _check_width_reported(nb)  # as _check_all: the lines are sent again for the new width first
+        _check_same_lines(nb, "worker")
+        nb.page.evaluate(BREAK_WORKER_JS)
+        _check_same_lines(nb, "main")
+        _check_hover_and_snapshot(nb, "canvas-lost")
+
+
 @pytest.mark.browser
 @pytest.mark.timeout(300)
 @pytest.mark.parametrize(("app", "dark"), [("jupyterlab", True), ("notebook", False), ("notebook", True)],
