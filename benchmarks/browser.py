@@ -12,8 +12,8 @@ In the page, an init script (:data:`INSTRUMENT_JS`, installed before JupyterLab 
   kernel send ``date``) decoded from the ``v1.kernel.websocket.jupyter.org`` frame;
 * watches the whole document with a ``MutationObserver`` for changes of the ``d``
   attribute of bqplot ``path.line`` elements outside legends (the drawn data lines), and
-  counts each redraw of a ``renderer="canvas"`` panel (``clearRect`` on its ``canvas.lossviz-lines``)
-  the same way;
+  counts each redraw of a ``renderer="canvas"`` panel (the ``lossviz-drawn`` event ``js/hover.js``
+  fires when a panel's lines are drawn, in the page or in its drawing worker) the same way;
 * after each batch of such mutations, requests an animation frame and, from it, posts a
   ``MessageChannel`` message: that task runs right after the frame that contains the new
   paths has been rendered, and its ``performance.now()`` is the paint time.
@@ -110,12 +110,9 @@ INSTRUMENT_JS = r"""
     }
     if (hit) drawn(hit);
   }).observe(document, { subtree: true, attributes: true, attributeFilter: ['d'] });
-  // renderer="canvas": js/hover.js clears a panel's canvas.lossviz-lines before drawing its lines
-  const clear = CanvasRenderingContext2D.prototype.clearRect;
-  CanvasRenderingContext2D.prototype.clearRect = function (...args) {
-    clear.apply(this, args);
-    if (this.canvas && this.canvas.classList && this.canvas.classList.contains('lossviz-lines')) drawn(1);
-  };
+  // renderer="canvas": js/hover.js fires "lossviz-drawn" on a panel's canvas once its lines are drawn
+  // (on the main thread, or in the drawing worker: then when the worker says so)
+  document.addEventListener('lossviz-drawn', () => drawn(1), true);
 })();
 """
 
@@ -323,6 +320,11 @@ def measure_paint(sizes: dict[str, list[int]], updates: int, limit_s: float, sin
 
 # -- main-thread share during live updates ------------------------------------------------------
 
+#: ``measure_live`` renderers: the ``LossPlot(renderer=...)`` each one shows. ``canvas-main`` is the canvas
+#: renderer with its drawing worker switched off (``window.lossvizCanvasWorker = false``): the lines drawn on
+#: the page's main thread, as before the worker (the A of an A/B in one run).
+RENDERERS = {"svg": "svg", "canvas": "canvas", "canvas-main": "canvas"}
+
 #: DevTools ``Performance.getMetrics`` counters summed over the live window (seconds of main-thread time).
 LIVE_METRICS = ("TaskDuration", "ScriptDuration", "LayoutDuration", "RecalcStyleDuration")
 
@@ -344,16 +346,18 @@ class LiveResult:
     bytes_per_frame: float
     paint_ms: float | None  # median paint time of single updates right after, as measure_paint
     plot_width: int | None  # the widest plot area the kernel knew of (0: none reported)
+    in_page_ms: float | None = None  # the same single updates: first message's arrival in the page -> painted
 
 
 TRACE_CATEGORIES = ["devtools.timeline", "disabled-by-default-devtools.timeline", "v8", "blink.user_timing"]
 
 
-def trace_summary(events: list[dict[str, Any]], top: int = 14) -> dict[str, float]:
-    """Self time (ms) of the renderer's main thread per event name, the ``top`` largest: each
-    complete event's duration minus that of the events nested in it."""
+def trace_summary(events: list[dict[str, Any]], top: int = 14, thread: str = "CrRendererMain") -> dict[str, float]:
+    """Self time (ms) of the renderer's ``thread`` (its main thread; ``"DedicatedWorker thread"``: the
+    canvas drawing worker) per event name, the ``top`` largest: each complete event's duration minus
+    that of the events nested in it."""
     main = {(e["pid"], e["tid"]) for e in events
-            if e.get("ph") == "M" and e.get("name") == "thread_name" and e["args"].get("name") == "CrRendererMain"}
+            if e.get("ph") == "M" and e.get("name") == "thread_name" and e["args"].get("name") == thread}
     spans = sorted(((e["ts"], e.get("dur", 0), e["name"]) for e in events
                     if e.get("ph") == "X" and (e["pid"], e["tid"]) in main), key=lambda t: (t[0], -t[1]))
     out: dict[str, float] = {}
@@ -401,15 +405,15 @@ def _open_app_notebook(nb: NotebookPage, app: str, name: str) -> None:
 
 
 def _live_app(nb: NotebookPage, app: str, sizes: list[int], seconds: float, steps_per_s: int, repeats: int,
-              updates: int, log: Any, trace: bool = False, renderer: str = "svg") -> list[LiveResult]:
+              updates: int, log: Any, trace: bool = False, renderer: str = "svg", block: int = 0) -> list[LiveResult]:
     page = nb.page
     root = nb.server.root_dir
-    folder = root / f"cmds-live-{app}-{renderer}"
-    name = f"live_{app}_{renderer}.ipynb"
+    folder = root / f"cmds-live-{app}-{renderer}-{block}"
+    name = f"live_{app}_{renderer}_{block}.ipynb"
     # shown by a cell of its own (the view reports its width to the idle kernel), then the "training" cell
     write_notebook(root / name, [
         f"{IMPORT_WORKLOADS}from lossviz_widget import LossPlot\n"
-        f"plot = LossPlot(title='bench', renderer={renderer!r})\n"
+        f"plot = LossPlot(title='bench', renderer={RENDERERS[renderer]!r})\n"
         "plot.log(workloads.values_at(0, 1e-7), step=0)\nplot",
         f"workloads.serve_commands('lossviz', {str(folder)!r}, plot=plot, start=1)",
     ])
@@ -453,12 +457,17 @@ def _live_app(nb: NotebookPage, app: str, sizes: list[int], seconds: float, step
                 log(f"  trace {app} n={n:,}: main-thread self ms per frame by event: "
                     + ", ".join(f"{k} {v / max(1, ack.get('frames') or 1):.1f}"
                                 for k, v in trace_summary(events).items()))
+                worker = trace_summary(events, top=6, thread="DedicatedWorker thread")
+                log(f"  trace {app} n={n:,}: drawing worker self ms per frame by event: "
+                    + (", ".join(f"{k} {v / max(1, ack.get('frames') or 1):.1f}" for k, v in worker.items())
+                       or "none (no worker thread)"))
                 trace = False  # the first window only
             data = page.evaluate(_TAKE_JS)
             d = {k: m1.get(k, 0.0) - m0.get(k, 0.0) for k in LIVE_METRICS}
             frames = max(1, int(ack.get("frames") or 0))
             width = ack.get("plot_width")
             paints = []
+            in_page = []
             # single frames after the window: the paint timer of measure_paint (SVG path changes, canvas redraws)
             for _u in range(updates):
                 page.wait_for_timeout(500)
@@ -468,6 +477,7 @@ def _live_app(nb: NotebookPage, app: str, sizes: list[int], seconds: float, step
                 row = _analyse(page.evaluate(_TAKE_JS), uack, offset, origin)
                 if row is not None:
                     paints.append(row["paint_ms"])
+                    in_page.append(row["in_page_ms"])
             res = LiveResult(
                 app=app, renderer=renderer, n=n, seconds=w1 - w0, frames=frames, share=d["TaskDuration"] / (w1 - w0),
                 task_ms_per_frame=d["TaskDuration"] * 1e3 / frames,
@@ -476,13 +486,15 @@ def _live_app(nb: NotebookPage, app: str, sizes: list[int], seconds: float, step
                 paths_per_frame=sum(m["n"] for m in data["muts"]) / frames,
                 bytes_per_frame=sum(m["size"] for m in data["msgs"] if m["type"] == "comm_msg") / frames,
                 paint_ms=statistics.median(paints) if paints else None, plot_width=width,
+                in_page_ms=statistics.median(in_page) if in_page else None,
             )
             out.append(res)
             log(f"  live {app:10s} {renderer:6s} n={n:>9,}: share {res.share:5.1%}, "
                 f"task {res.task_ms_per_frame:5.1f} ms/frame "
                 f"(script {res.script_ms_per_frame:.1f}, layout+style {res.layout_style_ms_per_frame:.1f}), "
                 f"{res.paths_per_frame:.1f} paths/frame, {res.bytes_per_frame / 1024:.1f} KiB/frame, "
-                f"{frames} frames, paint {res.paint_ms or float('nan'):.1f} ms, plot width {width}")
+                f"{frames} frames, paint {res.paint_ms or float('nan'):.1f} ms "
+                f"(in page {res.in_page_ms or float('nan'):.1f}), plot width {width}")
     driver.send({"op": "done"}, timeout=60.0, nb=nb)
     return out
 
@@ -504,16 +516,18 @@ def measure_live(sizes: list[int], apps: tuple[str, ...] = ("jupyterlab", "noteb
         try:
             for app in apps:
                 with running_jupyterlab(artifacts, app=app) as server:
-                    for renderer in renderers:
+                    for block, renderer in enumerate(renderers):
                         context = new_context(browser)
                         context.set_default_timeout(120_000)
                         context.add_init_script(INSTRUMENT_JS)
+                        if renderer == "canvas-main":  # js/hover.js's switch: no drawing worker
+                            context.add_init_script("window.lossvizCanvasWorker = false;")
                         page = context.new_page()
                         try:
                             nb = NotebookPage(page, server, artifacts)
                             results += _live_app(nb, app, sizes, seconds, steps_per_s, repeats, updates, log, trace,
-                                                 renderer)
-                            nb.screenshot(f"live-{app}-{renderer}")
+                                                 renderer, block)
+                            nb.screenshot(f"live-{app}-{renderer}-{block}")
                         finally:
                             context.close()
         finally:
@@ -524,10 +538,10 @@ def measure_live(sizes: list[int], apps: tuple[str, ...] = ("jupyterlab", "noteb
 def live_table(results: list[LiveResult]) -> str:
     """Markdown: medians per app and run length."""
     rows = ["| app | renderer | logged steps | main-thread share | task ms/frame | script | layout+style | "
-            "line paths or canvas draws/frame | KiB/frame | paint ms (single frame) | windows |",
-            "|---|---|---|---|---|---|---|---|---|---|---|"]
+            "line paths or canvas draws/frame | KiB/frame | paint ms (single frame) | in page ms | windows |",
+            "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     keys = sorted({(r.app, r.renderer, r.n) for r in results},
-                  key=lambda k: (k[0] != "jupyterlab", k[2], k[1] != "svg"))
+                  key=lambda k: (k[0] != "jupyterlab", k[2], list(RENDERERS).index(k[1])))
     apps = {"jupyterlab": "JupyterLab", "notebook": "Notebook 7"}
     for app, renderer, n in keys:
         rs = [r for r in results if (r.app, r.renderer, r.n) == (app, renderer, n)]
@@ -536,11 +550,12 @@ def live_table(results: list[LiveResult]) -> str:
             vals = [f(r) for r in rs if f(r) is not None]
             return statistics.median(vals) if vals else math.nan
 
-        rows.append(f"| {apps.get(app, app)} | {renderer} | {n:,} | {med(lambda r: r.share):.1%} | "
+        rows.append((f"| {apps.get(app, app)} | {renderer} | {n:,} | {med(lambda r: r.share):.1%} | "
                     f"{med(lambda r: r.task_ms_per_frame):.1f} | "
                     f"{med(lambda r: r.script_ms_per_frame):.1f} | {med(lambda r: r.layout_style_ms_per_frame):.1f} | "
                     f"{med(lambda r: r.paths_per_frame):.1f} | {med(lambda r: r.bytes_per_frame) / 1024:.1f} | "
-                    f"{med(lambda r: r.paint_ms):.1f} | {len(rs)} |".replace("| nan |", "| — |"))
+                    f"{med(lambda r: r.paint_ms):.1f} | {med(lambda r: r.in_page_ms):.1f} | "
+                    f"{len(rs)} |").replace(" nan |", " — |"))
     return "\n".join(rows)
 
 
@@ -553,7 +568,8 @@ if __name__ == "__main__":
     ap.add_argument("--seconds", type=float, default=5.0)
     ap.add_argument("--apps", default="jupyterlab,notebook")
     ap.add_argument("--updates", type=int, default=3, help="single frames timed after each window (paint timer)")
-    ap.add_argument("--renderers", default="svg,canvas")
+    ap.add_argument("--renderers", default="svg,canvas",
+                    help=f"comma-separated, any of {', '.join(RENDERERS)}; repeat them to alternate blocks (A/B)")
     ap.add_argument("--trace", action="store_true", help="also trace the first window: main-thread time by event")
     a = ap.parse_args()
     live = measure_live([int(float(s)) for s in a.sizes.split(",")], tuple(a.apps.split(",")), a.seconds,

@@ -18,8 +18,10 @@
 //     unpackLines: one message per frame, read as typed-array views), the style from the series'
 //     Lines models (which then have no bqplot view and no data); redrawn once per animation frame
 //     whatever changed, and not at all while the tab is hidden or the panel is scrolled out of
-//     view (drawn once when it is seen again). Whether any view of the panel is seen goes to the
-//     kernel (`seen`), which then may stop sending its frames;
+//     view (drawn once when it is seen again). The drawing itself happens in a worker of the page
+//     (OffscreenCanvas, see "the drawing worker" below) where the browser allows it, else here.
+//     Whether any view of the panel is seen goes to the kernel (`seen`), which then may stop
+//     sending its frames;
 //   * nothing, but measures the plot area's width (`width`, synced to the kernel, which then sends
 //     at most 2 points per pixel column), again after each resize.
 // Everything is read from the bqplot models already in the browser (`widget_manager.get_model`:
@@ -176,12 +178,17 @@ function scaleValue(scale, f) {
 
 const DASHES = { dashed: [6, 4], dotted: [1.5, 3], dash_dotted: [6, 3, 1.5, 3] };
 
-/** A scale's pixel mapping over `size` px: v -> px (NaN where the scale cannot place v), or null. */
-export function scaleMapper(scale, size, flip) {
-  const lo = boundValue(scale.get("min"));
-  const hi = boundValue(scale.get("max"));
+/** A bqplot scale model as drawing needs it: {lo, hi, log} (bounds as numbers, dates in epoch ms). */
+export function scaleSpec(scale) {
+  return { lo: boundValue(scale.get("min")), hi: boundValue(scale.get("max")),
+           log: scale.get("_model_name") === "LogScaleModel" };
+}
+
+/** A scale's pixel mapping over `size` px (`spec` from scaleSpec): v -> px (NaN where the scale
+ * cannot place v), or null. */
+export function scaleMapper(spec, size, flip) {
+  const { lo, hi, log } = spec;
   if (!Number.isFinite(lo) || !Number.isFinite(hi) || hi === lo) return null;
-  const log = scale.get("_model_name") === "LogScaleModel";
   if (log && (lo <= 0 || hi <= 0)) return null;
   const a = log ? Math.log(lo) : lo;
   const k = size / ((log ? Math.log(hi) : hi) - a);
@@ -189,19 +196,32 @@ export function scaleMapper(scale, size, flip) {
   return log ? (v) => (Math.log(v) - a) * k : (v) => (v - a) * k;
 }
 
-/** Stroke the line `xs`, `ys` (and its dots) in the style of the bqplot Lines model `m` on `ctx`,
- * `w` x `h` px: as bqplot's SVG path would (colour, opacity, width, dash; NaN and values a log
- * scale cannot place are gaps). */
-export function strokeLines(ctx, m, xs, ys, w, h) {
+/** What the canvas needs of a bqplot Lines model `m` to stroke it as bqplot's SVG path would: colour,
+ * opacity, width, dash, dots (radius, 0: none) and its scales (scaleSpec); null without x/y scales. A plain
+ * object: it goes to the drawing worker as it is. */
+export function lineStyle(m) {
   const scales = m.get("scales") || {};
-  if (!xs || !ys || !scales.x || !scales.y || ys.length !== xs.length || ys.length === 0) return 0;
-  const fx = scaleMapper(scales.x, w, false);
-  const fy = scaleMapper(scales.y, h, true);
+  if (!scales.x || !scales.y) return null;
+  return {
+    color: (m.get("colors") || ["#1f77b4"])[0], opacity: Number((m.get("opacities") || [1])[0] ?? 1),
+    width: Number(m.get("stroke_width") || 1), dash: DASHES[m.get("line_style")] || [],
+    dots: m.get("marker") ? Math.sqrt(Number(m.get("marker_size") || 24) / Math.PI) : 0,
+    x: scaleSpec(scales.x), y: scaleSpec(scales.y),
+  };
+}
+
+/** Stroke the line `xs`, `ys` (and its dots) in `style` (lineStyle) on `ctx`, `w` x `h` px: NaN and
+ * values a log scale cannot place are gaps. Returns the points drawn. Self-contained (it runs in the
+ * drawing worker too: see WORKER_SOURCE). */
+export function strokeLines(ctx, style, xs, ys, w, h) {
+  if (!style || !xs || !ys || ys.length !== xs.length || ys.length === 0) return 0;
+  const fx = scaleMapper(style.x, w, false);
+  const fy = scaleMapper(style.y, h, true);
   if (!fx || !fy) return 0;
-  ctx.globalAlpha = Number((m.get("opacities") || [1])[0] ?? 1);
-  ctx.strokeStyle = (m.get("colors") || ["#1f77b4"])[0];
-  ctx.lineWidth = Number(m.get("stroke_width") || 1);
-  ctx.setLineDash(DASHES[m.get("line_style")] || []);
+  ctx.globalAlpha = style.opacity;
+  ctx.strokeStyle = style.color;
+  ctx.lineWidth = style.width;
+  ctx.setLineDash(style.dash);
   ctx.beginPath();
   let pen = false;
   let drawn = 0;
@@ -218,8 +238,8 @@ export function strokeLines(ctx, m, xs, ys, w, h) {
     drawn += 1;
   }
   ctx.stroke();
-  if (m.get("marker")) { // dots on measured values (sparse series)
-    const r = Math.sqrt(Number(m.get("marker_size") || 24) / Math.PI);
+  if (style.dots) { // dots on measured values (sparse series)
+    const r = style.dots;
     ctx.fillStyle = ctx.strokeStyle;
     ctx.setLineDash([]);
     ctx.beginPath();
@@ -233,6 +253,154 @@ export function strokeLines(ctx, m, xs, ys, w, h) {
     ctx.fill();
   }
   return drawn;
+}
+
+/** Draw a panel's `scene` on `ctx` (a 2d context of a `w`*ratio x `h`*ratio canvas): clear it, then stroke
+ * each of `scene.items` ({slot, style}, in order: raw lines first) from `lines` (unpackLines). */
+export function drawScene(ctx, scene, lines) {
+  const { w, h, ratio } = scene;
+  ctx.setTransform(ratio, 0, 0, ratio, 0, 0);
+  ctx.clearRect(0, 0, w, h);
+  ctx.lineJoin = "miter"; // as bqplot's SVG paths
+  for (const { slot, style } of scene.items) {
+    const xy = lines[slot];
+    if (xy) strokeLines(ctx, style, xy[0], xy[1], w, h);
+  }
+  ctx.globalAlpha = 1;
+}
+
+// -- the drawing worker -------------------------------------------------------------------------
+// With OffscreenCanvas, each panel's canvas is handed to one Worker of the page
+// (`transferControlToOffscreen`): rasterizing the lines and handing the bitmap to the compositor happen
+// there, off the main thread, which only builds the scene (styles, size) and posts it with a copy of
+// the panel's packed points (a memcpy; the hover readout keeps reading the main thread's own views).
+// The worker runs the very functions above (their source text, from a Blob URL: anywidget modules have
+// no files of their own). Where the page cannot (no OffscreenCanvas or Worker, a Content-Security-Policy
+// without blob: workers, a worker that fails to start or later fails) every canvas is drawn on the main
+// thread as before, never left blank. `window.lossvizCanvasWorker = false` before the first plot draws
+// turns the worker off (tests compare both paths).
+
+const WORKER_START_MS = 3000; // no "ready" from the worker by then: draw on the main thread
+
+/** The worker's code: the drawing functions above plus its message loop. Messages in: {op: "canvas",
+ * id, canvas} (an OffscreenCanvas), {op: "draw", id, scene, data?} (data: packed lines, when they
+ * changed), {op: "image", id, req}, {op: "drop", id}; out: {op: "ready"}, {op: "drawn", id},
+ * {op: "image", req, bitmap}, {op: "failed", error}. */
+export const WORKER_SOURCE = `"use strict";
+const DASHES = ${JSON.stringify(DASHES)};
+${unpackLines}
+${scaleMapper}
+${strokeLines}
+${drawScene}
+const panels = new Map(); // id -> {canvas, ctx, lines}
+onmessage = async (ev) => {
+  const m = ev.data;
+  try {
+    if (m.op === "canvas") {
+      panels.set(m.id, { canvas: m.canvas, ctx: m.canvas.getContext("2d"), lines: [] });
+    } else if (m.op === "draw") {
+      const p = panels.get(m.id);
+      if (!p) return;
+      if (m.data) p.lines = unpackLines(m.data);
+      const s = m.scene;
+      const cw = Math.round(s.w * s.ratio), ch = Math.round(s.h * s.ratio);
+      if (p.canvas.width !== cw || p.canvas.height !== ch) { p.canvas.width = cw; p.canvas.height = ch; }
+      drawScene(p.ctx, s, p.lines);
+      postMessage({ op: "drawn", id: m.id });
+    } else if (m.op === "image") {
+      const p = panels.get(m.id);
+      const bitmap = p ? await createImageBitmap(p.canvas) : null;
+      postMessage({ op: "image", req: m.req, bitmap }, bitmap ? [bitmap] : []);
+    } else if (m.op === "drop") {
+      panels.delete(m.id);
+    }
+  } catch (err) {
+    postMessage({ op: "failed", error: String(err && err.message || err) });
+  }
+};
+const probe = new OffscreenCanvas(1, 1).getContext("2d");
+postMessage({ op: probe ? "ready" : "failed", error: "no 2d context on an OffscreenCanvas" });
+`;
+
+// The page's drawing state, shared by every panel: anywidget imports this module once per widget model
+// (from a Blob URL of its own), so it lives on `globalThis`, keyed by the worker's source (a page with
+// two versions of this module keeps one worker each). `worker`: undefined until asked for, then a
+// Promise while it starts, then the Worker or null (none: draw on the main thread); `views`: canvas id
+// -> {drawn(), lost()} of the views whose canvas is in the worker; `images`: request -> resolve.
+function drawing() {
+  const all = globalThis.__lossvizDrawing || (globalThis.__lossvizDrawing = new Map());
+  if (!all.has(WORKER_SOURCE)) all.set(WORKER_SOURCE, { worker: undefined, views: new Map(), images: new Map(), ids: 0 });
+  return all.get(WORKER_SOURCE);
+}
+
+function workerLost(d, error) {
+  if (d.worker && typeof d.worker.terminate === "function") d.worker.terminate();
+  d.worker = null;
+  console.warn(`lossviz: the canvas drawing worker failed (${error}); drawing on the main thread`);
+  for (const [req, resolve] of d.images) {
+    d.images.delete(req);
+    resolve(null);
+  }
+  const views = [...d.views.values()];
+  d.views.clear();
+  for (const view of views) view.lost();
+}
+
+/** The page's drawing worker: a Worker, null (none: draw on the main thread), or a Promise of either
+ * while it starts (started by the first call). */
+function drawingWorker() {
+  const d = drawing();
+  if (d.worker !== undefined) return d.worker;
+  const usable = globalThis.lossvizCanvasWorker !== false && typeof Worker === "function"
+    && typeof OffscreenCanvas === "function" && typeof Blob === "function"
+    && typeof HTMLCanvasElement === "function" && "transferControlToOffscreen" in HTMLCanvasElement.prototype;
+  if (!usable) {
+    d.worker = null;
+    return null;
+  }
+  const starting = new Promise((resolve) => {
+    let w;
+    let timer = 0;
+    const settle = (ok) => {
+      clearTimeout(timer);
+      if (!ok && w) w.terminate();
+      d.worker = ok ? w : null;
+      resolve(d.worker);
+    };
+    try {
+      const url = URL.createObjectURL(new Blob([WORKER_SOURCE], { type: "text/javascript" }));
+      w = new Worker(url);
+      URL.revokeObjectURL(url);
+    } catch (_) { // e.g. a Content-Security-Policy without blob: workers
+      settle(false);
+      return;
+    }
+    timer = setTimeout(() => settle(false), WORKER_START_MS);
+    w.onmessage = (ev) => {
+      const m = ev.data;
+      if (d.worker !== w) { // starting
+        settle(m.op === "ready");
+        return;
+      }
+      if (m.op === "drawn") {
+        const view = d.views.get(m.id);
+        if (view) view.drawn();
+      } else if (m.op === "image") {
+        const done = d.images.get(m.req);
+        d.images.delete(m.req);
+        if (done) done(m.bitmap);
+      } else if (m.op === "failed") {
+        workerLost(d, m.error);
+      }
+    };
+    w.onerror = (ev) => {
+      ev.preventDefault();
+      if (d.worker === w) workerLost(d, ev.message || "error");
+      else settle(false);
+    };
+  });
+  if (d.worker === undefined) d.worker = starting; // else it failed at once (settled: null)
+  return d.worker;
 }
 
 /** A short line in the series' colour and dash (a CSS border: no SVG, no namespace). */
@@ -321,15 +489,29 @@ function render({ model, el }) {
   const xScale = () => (entries.length ? entries[0].main.get("scales").x : null);
 
   // -- lines on a canvas (model.get("canvas")): the series' Lines have no bqplot view then --
-  const canvas = document.createElement("canvas");
-  canvas.className = "lossviz-lines";
+  function makeCanvas() {
+    const c = document.createElement("canvas");
+    c.className = "lossviz-lines";
+    c.lossvizImage = image; // what it shows, as an ImageBitmap (js/snapshot.js reads it so)
+    return c;
+  }
+  let canvas = makeCanvas();
+  const canvasId = ++drawing().ids;
+  let inWorker = false; // this canvas was handed to the drawing worker (it has no 2d context here then)
+  let sentVersion = -1; // the version of `packed` the worker has
   let drawRequest = 0;
   let dirty = true; // data changed while nothing was drawn (hidden tab, scrolled out of view)
   let onScreen = true;
   let bound = []; // [[model, events, fn]] listeners to drop when the series change
   const LINE_EVENTS = "change:visible change:colors change:opacities change:stroke_width "
     + "change:line_style change:marker change:scales";
-  let packed = unpackLines(model.get("lines")); // the series' points with canvas on (see `slot`)
+  let packed = []; // the series' points with canvas on (see `slot`), unpacked from `lines`
+  let packedVersion = 0;
+  const unpack = () => {
+    packed = unpackLines(model.get("lines"));
+    packedVersion += 1;
+  };
+  unpack();
   // an entry's line as [x, y]: from `lines` when it has a slot, else from its Lines model
   const points = (e, pass) => {
     const slot = e.info.slot;
@@ -343,6 +525,30 @@ function render({ model, el }) {
     if (!drawRequest && onScreen && !document.hidden) drawRequest = requestAnimationFrame(drawLines);
   }
 
+  // The worker drew this canvas (or the main thread did): tell whoever waits (tests, benchmarks/browser.py).
+  const drawn = () => canvas.dispatchEvent(new CustomEvent("lossviz-drawn", { bubbles: true }));
+  // The worker is gone: a fresh canvas in place of the transferred one, drawn here from now on.
+  function lost() {
+    const fresh = makeCanvas();
+    if (canvas.parentElement) canvas.replaceWith(fresh);
+    canvas = fresh;
+    inWorker = false;
+    requestDraw();
+  }
+  // What the canvas shows, as an ImageBitmap (the snapshot button, tests): the worker's copy when the canvas
+  // is drawn there; null when there is nothing to read.
+  function image() {
+    if (!inWorker) return canvas.width && canvas.height ? createImageBitmap(canvas) : Promise.resolve(null);
+    const w = drawingWorker();
+    if (!w || w instanceof Promise) return Promise.resolve(null);
+    const d = drawing();
+    const req = ++d.ids;
+    return new Promise((resolve) => {
+      d.images.set(req, resolve);
+      w.postMessage({ op: "image", id: canvasId, req });
+    });
+  }
+
   function drawLines() {
     drawRequest = 0;
     const on = model.get("canvas");
@@ -353,36 +559,70 @@ function render({ model, el }) {
       canvas.remove();
       return;
     }
+    const w = drawingWorker();
+    if (w instanceof Promise) { // starting: draw once it has started (or failed to)
+      w.then(requestDraw);
+      return;
+    }
     // between bqplot's two SVGs: above the background one (grid, axes), under the marks' one (markers, run
     // groups' bands, the zoom/pan events)
     const marks = figure.querySelector(":scope > svg.svg-figure");
     if (canvas.parentElement !== figure || canvas.nextSibling !== marks) figure.insertBefore(canvas, marks);
     const fr = figure.getBoundingClientRect();
     const ar = area.getBoundingClientRect();
-    const w = Math.max(1, Math.round(ar.width));
-    const h = Math.max(1, Math.round(ar.height));
-    const ratio = window.devicePixelRatio || 1;
-    if (canvas.width !== Math.round(w * ratio) || canvas.height !== Math.round(h * ratio)) {
-      canvas.width = Math.round(w * ratio);
-      canvas.height = Math.round(h * ratio);
-      canvas.style.width = `${w}px`;
-      canvas.style.height = `${h}px`;
-    }
-    canvas.style.left = `${Math.round(ar.left - fr.left)}px`;
-    canvas.style.top = `${Math.round(ar.top - fr.top)}px`;
-    const ctx = canvas.getContext("2d");
-    ctx.setTransform(ratio, 0, 0, ratio, 0, 0);
-    ctx.clearRect(0, 0, w, h);
-    ctx.lineJoin = "miter"; // as bqplot's SVG paths
+    const scene = {
+      w: Math.max(1, Math.round(ar.width)), h: Math.max(1, Math.round(ar.height)),
+      ratio: window.devicePixelRatio || 1, items: [],
+    };
+    const css = [`${scene.w}px`, `${scene.h}px`, `${Math.round(ar.left - fr.left)}px`,
+      `${Math.round(ar.top - fr.top)}px`];
+    const style = canvas.style;
+    if (style.width !== css[0]) style.width = css[0];
+    if (style.height !== css[1]) style.height = css[1];
+    if (style.left !== css[2]) style.left = css[2];
+    if (style.top !== css[3]) style.top = css[3];
     for (const pass of ["raw", "main"]) { // the faint raw lines behind every main line, as the SVG marks
       for (const e of entries) {
         const m = e[pass];
-        const xy = e.info.slot === null || e.info.slot === undefined ? null : points(e, pass); // series only
-        if (m && xy && m.get("visible") !== false) strokeLines(ctx, m, xy[0], xy[1], w, h);
+        const slot = e.info.slot;
+        if (!m || slot === null || slot === undefined || m.get("visible") === false) continue; // series only
+        scene.items.push({ slot: slot + (pass === "raw" ? 1 : 0), style: lineStyle(m) });
       }
     }
-    ctx.globalAlpha = 1;
     dirty = false;
+    if (w && !inWorker) {
+      try {
+        const offscreen = canvas.transferControlToOffscreen();
+        w.postMessage({ op: "canvas", id: canvasId, canvas: offscreen }, [offscreen]);
+        inWorker = true;
+        sentVersion = -1;
+        drawing().views.set(canvasId, { drawn, lost });
+        canvas.dataset.drawnBy = "worker";
+      } catch (_) { // e.g. a canvas that already has a context: this one stays on the main thread
+        canvas.dataset.drawnBy = "main";
+      }
+    }
+    if (inWorker) {
+      if (sentVersion !== packedVersion) { // a copy: the hover readout keeps reading `packed`
+        const d = model.get("lines");
+        const data = d && d.byteLength ? (d.buffer || d).slice(d.byteOffset || 0, (d.byteOffset || 0) + d.byteLength)
+          : new ArrayBuffer(0);
+        w.postMessage({ op: "draw", id: canvasId, scene, data }, [data]);
+        sentVersion = packedVersion;
+      } else {
+        w.postMessage({ op: "draw", id: canvasId, scene });
+      }
+      return;
+    }
+    if (canvas.dataset.drawnBy !== "main") canvas.dataset.drawnBy = "main";
+    const cw = Math.round(scene.w * scene.ratio);
+    const ch = Math.round(scene.h * scene.ratio);
+    if (canvas.width !== cw || canvas.height !== ch) {
+      canvas.width = cw;
+      canvas.height = ch;
+    }
+    drawScene(canvas.getContext("2d"), scene, packed);
+    drawn();
   }
 
   function bindLines() {
@@ -415,7 +655,7 @@ function render({ model, el }) {
   };
   const onLines = () => {
     if (settled !== generation) return; // resolve() reads them with the series they belong to
-    packed = unpackLines(model.get("lines"));
+    unpack();
     requestDraw();
   };
 
@@ -484,7 +724,7 @@ function render({ model, el }) {
     if (mine !== generation) return; // a newer series list arrived meanwhile
     entries = resolved;
     settled = mine;
-    packed = unpackLines(model.get("lines")); // the points that came with this series list
+    unpack(); // the points that came with this series list
     const keys = new Set(entries.map((e) => e.info.key));
     for (const k of [...hidden]) if (!keys.has(k)) hidden.delete(k);
     for (const e of entries) if (hidden.has(e.info.key)) setVisible(e, false);
@@ -621,6 +861,7 @@ function render({ model, el }) {
     document.removeEventListener("visibilitychange", onVisibility);
     seen.disconnect();
     canvas.remove();
+    if (inWorker && drawing().views.delete(canvasId)) drawingWorker().postMessage({ op: "drop", id: canvasId });
     window.removeEventListener("scroll", onScroll, true);
     if (attached) {
       attached.b.removeEventListener("pointermove", onMove);

@@ -299,6 +299,15 @@ function figureOps(fig, origin, alpha, k, ops, loads) {
         ctx.globalAlpha = a;
         ctx.drawImage(slot.img, x, y, rect.width, rect.height);
       });
+    } else if (tag === "canvas" && typeof child.lossvizImage === "function") {
+      // the lines of renderer="canvas" (js/hover.js): drawn in a worker, the canvas has no pixels here,
+      // so its layer hands over an ImageBitmap of what it shows
+      const slot = { img: null };
+      loads.push(withTimeout(child.lossvizImage(), TIMEOUT_MS, "the canvas' lines").then((img) => { slot.img = img; }));
+      ops.push((ctx) => {
+        ctx.globalAlpha = a;
+        if (slot.img) ctx.drawImage(slot.img, x, y, rect.width, rect.height);
+      });
     } else if (tag === "canvas" && child.width > 0 && child.height > 0) {
       // WebGL marks (none in LossPlot); a cleared WebGL buffer draws nothing.
       ops.push((ctx) => {

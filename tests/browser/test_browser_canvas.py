@@ -6,7 +6,9 @@ lines behind the smoothed ones; a sparse val_loss with dots; a log-y panel). For
 the SVG renderer draws (``path.line``: its vertices are plot-area pixels), the canvas of the same
 panel in the other plot must be painted at each vertex (within 1 px); the main lines' vertices
 mostly in the line's own colour (another line may cross); the canvas plot's points come in one
-binary message per panel (``HoverLayer.lines``), not through its ``Lines`` models. Then the hover
+binary message per panel (``HoverLayer.lines``), not through its ``Lines`` models; they are drawn in the
+page's drawing worker (``OffscreenCanvas``), or on the main thread with the worker switched off (same
+pixels). Then the hover
 readout (it reads the same points) and the snapshot button (it copies the canvas) on the canvas
 plot, and screenshots of both plots in the light and the dark theme (JupyterLab and Notebook 7),
 compared pixel by pixel. First of all, the views' measured
@@ -15,7 +17,8 @@ plot width reaches the kernel (``plot_width``; the raw lines are then sent with 
 
 Artifacts (``test-artifacts/browser/``; ``<theme>``: light, dark, notebook7-light, notebook7-dark):
 ``canvas-<theme>-svg.png`` and ``canvas-<theme>-canvas.png``
-(the two plots' panels), ``canvas-<theme>-snapshot.png`` (what the snapshot button saved).
+(the two plots' panels), ``canvas-<theme>-snapshot.png`` (what the snapshot button saved); the same
+as ``canvas-paths-<switch|blocked|hidpi>-*`` for the main-thread fallback and a devicePixelRatio of 2.
 """
 
 from __future__ import annotations
@@ -50,9 +53,11 @@ for p in (svg, canvas):
     p.layout = Layout(width="50%")
 HBox([svg, canvas])"""
 
-#: JS ``([svgRoot, canvasRoot]) => per panel {lines: [{vertices, painted, own, color, main}], canvases}``.
+#: JS ``([svgRoot, canvasRoot]) => per panel {lines: [{vertices, painted, own, color, main}], canvases, drawnBy}``.
+#: The canvas' pixels are read as the snapshot button reads them (``lossvizImage()``: an ImageBitmap, from the
+#: drawing worker when the canvas is drawn there: a transferred canvas has no 2d context in the page).
 COMPARE_JS = r"""
-([svgRoot, canvasRoot]) => {
+async ([svgRoot, canvasRoot]) => {
   const NUM = /[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?/g;
   const rgb = (c) => {
     const m = /rgba?\(([^)]+)\)/.exec(c);
@@ -65,18 +70,24 @@ COMPARE_JS = r"""
     const cv = canvasPanels[p] && canvasPanels[p].querySelector('canvas.lossviz-lines');
     const svgPaths = [...canvasPanels[p].querySelectorAll('path.line')].filter((e) => !e.closest('.g_legend'));
     const panel = { lines: [], canvases: canvasPanels[p].querySelectorAll('canvas.lossviz-lines').length,
-                    canvasPaths: svgPaths.filter((e) => (e.getAttribute('d') || '').length > 0).length };
+                    canvasPaths: svgPaths.filter((e) => (e.getAttribute('d') || '').length > 0).length,
+                    drawnBy: cv ? cv.dataset.drawnBy : null };
     out.push(panel);
-    if (!cv) continue;
-    const ctx = cv.getContext('2d');
-    const ratio = cv.width / cv.getBoundingClientRect().width;
-    const img = ctx.getImageData(0, 0, cv.width, cv.height).data;
+    const bitmap = cv ? await cv.lossvizImage() : null;
+    if (!bitmap) continue;
+    const copy = document.createElement('canvas');
+    copy.width = bitmap.width;
+    copy.height = bitmap.height;
+    const ctx = copy.getContext('2d');
+    ctx.drawImage(bitmap, 0, 0);
+    const ratio = copy.width / cv.getBoundingClientRect().width;
+    const img = ctx.getImageData(0, 0, copy.width, copy.height).data;
     const at = (x, y) => {  // the most opaque pixel within 1 px: [r, g, b, a]
       let best = [0, 0, 0, 0];
       for (let dy = -1; dy <= 1; dy++) for (let dx = -1; dx <= 1; dx++) {
         const px = Math.round(x * ratio) + dx, py = Math.round(y * ratio) + dy;
-        if (px < 0 || py < 0 || px >= cv.width || py >= cv.height) continue;
-        const i = 4 * (py * cv.width + px);
+        if (px < 0 || py < 0 || px >= copy.width || py >= copy.height) continue;
+        const i = 4 * (py * copy.width + px);
         if (img[i + 3] > best[3]) best = [img[i], img[i + 1], img[i + 2], img[i + 3]];
       }
       return best;
@@ -102,7 +113,7 @@ COMPARE_JS = r"""
 """
 
 
-def _check_same_lines(nb: NotebookPage) -> None:
+def _check_same_lines(nb: NotebookPage, drawn_by: str) -> None:
     roots = nb.page.locator(".jp-Cell .lossviz")
     poll(lambda: roots.count() == 2 and roots.nth(1).locator("canvas.lossviz-lines").count() == 3, 60,
          "the canvas plot never drew its three panels")
@@ -118,6 +129,7 @@ def _check_same_lines(nb: NotebookPage) -> None:
         last[:] = nb.page.evaluate(COMPARE_JS, [roots.nth(0).element_handle(), roots.nth(1).element_handle()])
         return len(last) == 3 and all(
             p["canvases"] == 1 and p["canvasPaths"] == 0 and p["lines"]  # no SVG data line on the canvas plot
+            and p["drawnBy"] == drawn_by  # in the drawing worker, or on the page's main thread (switched off)
             and all(line["vertices"] > 1 and line["painted"] == line["vertices"]  # every SVG vertex painted
                     and (not line["main"] or line["own"] >= 0.5 * line["vertices"])  # in its colour unless crossed
                     for line in p["lines"])
@@ -148,7 +160,7 @@ def _check_hover_and_snapshot(nb: NotebookPage, name: str) -> None:
 
 def _screenshots(nb: NotebookPage, name: str) -> float:
     """Save both plots' panels; return the share of pixels that differ by more than 60 on a channel from
-    every pixel within 1 px in the other plot."""
+    every pixel within 1 CSS px in the other plot (devicePixelRatio screenshot pixels)."""
     from PIL import Image
 
     shots = []
@@ -156,11 +168,13 @@ def _screenshots(nb: NotebookPage, name: str) -> float:
         panels = nb.page.locator(".jp-Cell .lossviz").nth(i).locator(".lossviz-panels")
         path = nb.screenshot(f"{name}-{kind}", panels)
         shots.append(np.asarray(Image.open(path).convert("RGB"), dtype=np.int16))
-    h = min(s.shape[0] for s in shots) - 2
-    w = min(s.shape[1] for s in shots) - 2
-    a = shots[0][1 : h + 1, 1 : w + 1]
+    r = round(nb.page.evaluate("() => window.devicePixelRatio"))
+    h = min(s.shape[0] for s in shots) - 2 * r
+    w = min(s.shape[1] for s in shots) - 2 * r
+    a = shots[0][r : h + r, r : w + r]
     # the two plots sit at different sub-pixel offsets: a pixel differs when none within 1 px of it matches
-    close = [np.abs(a - shots[1][dy : dy + h, dx : dx + w]).max(axis=2) <= 60 for dy in range(3) for dx in range(3)]
+    close = [np.abs(a - shots[1][dy : dy + h, dx : dx + w]).max(axis=2) <= 60
+             for dy in range(2 * r + 1) for dx in range(2 * r + 1)]
     return float((~np.logical_or.reduce(close)).mean())
 
 
@@ -186,13 +200,13 @@ def _check_width_reported(nb: NotebookPage) -> None:
         assert w % 32 == 0 and widest <= w < widest + 32, (widths, widest)
 
 
-def _check_all(nb: NotebookPage, name: str) -> None:
+def _check_all(nb: NotebookPage, name: str, drawn_by: str = "worker") -> None:
     errors: list[str] = []
     nb.page.on("pageerror", lambda e: errors.append(str(e)))
     nb.run_all_cells()
     nb.wait_cell_done(0, timeout=120)
     _check_width_reported(nb)  # first: the lines are sent again for the new width
-    _check_same_lines(nb)
+    _check_same_lines(nb, drawn_by)
     differ = _screenshots(nb, name)
     assert differ < 0.01, f"{differ:.2%} of the panels' pixels differ between the SVG and the canvas plot"
     _check_hover_and_snapshot(nb, name)
@@ -234,6 +248,66 @@ def test_canvas_renderer_draws_what_svg_draws_light_theme(request: pytest.Fixtur
     with bh.opened_notebook(request, "canvas.ipynb", [SETUP_CELL, WIDTH_CELL]) as nb:
         _check_all(nb, "canvas-light")
         _check_switching(nb)
+
+
+#: Init scripts for the pages of test_the_drawing_paths_draw_the_same_lines: (script, device pixel ratio, the path
+#: that must draw). "switch": the worker switched off; "blocked": ``new Worker`` throws, as under a
+#: Content-Security-Policy without blob: workers; "hidpi": the worker at devicePixelRatio 2.
+PATHS = {
+    "switch": ("window.lossvizCanvasWorker = false;", 1, "main"),
+    "blocked": ("window.Worker = class { constructor() { throw new DOMException('blob: workers blocked', "
+                "'SecurityError'); } };", 1, "main"),
+    "hidpi": ("", 2, "worker"),
+}
+
+
+@pytest.mark.browser
+@pytest.mark.timeout(300)
+@pytest.mark.parametrize("case", list(PATHS))
+def test_the_drawing_paths_draw_the_same_lines(request: pytest.FixtureRequest, case: str) -> None:
+    """Where a page cannot run the drawing worker (no OffscreenCanvas, a Content-Security-Policy without
+    blob: workers, a worker that fails), the canvas is drawn on the main thread: the same pixels, the
+    same hover readout and snapshot; and the worker at a devicePixelRatio of 2 (canvas bitmap twice
+    the CSS size, set in the worker)."""
+    bh.require_chromium()
+    script, ratio, drawn_by = PATHS[case]
+    browser: Any = request.getfixturevalue("chromium_browser")
+    server: Any = request.getfixturevalue("jupyterlab_server")
+    context = browser.new_context(viewport=bh.VIEWPORT, device_scale_factor=ratio)
+    context.set_default_timeout(30_000)
+    if script:
+        context.add_init_script(script)
+    nb = NotebookPage(context.new_page(), server)
+    name = f"canvas-paths-{case}"
+    try:
+        bh.write_notebook(server.root_dir / f"{name}.ipynb", [SETUP_CELL, WIDTH_CELL])
+        nb.open(f"{name}.ipynb", workspace=f"lossviz-{name}")
+        _check_all(nb, name, drawn_by=drawn_by)
+        assert nb.page.evaluate("() => window.devicePixelRatio") == ratio
+    finally:
+        nb.shut_down_kernels(f"{name}.ipynb")
+        context.close()
+
+
+#: Fault injection: a message the drawing worker cannot handle (a canvas that is not one), as a worker that
+#: breaks after it started would (the page's drawing state is on ``globalThis``, see js/hover.js).
+BREAK_WORKER_JS = """() => { for (const d of window.__lossvizDrawing.values())
+  if (d.worker && d.worker.postMessage) d.worker.postMessage({ op: "canvas", id: -1, canvas: null }); }"""
+
+
+@pytest.mark.browser
+@pytest.mark.timeout(300)
+def test_a_worker_that_fails_later_hands_the_drawing_back_to_the_page(request: pytest.FixtureRequest) -> None:
+    """The worker draws, then fails: every canvas it drew is replaced by one drawn on the main thread,
+    the same lines, and the snapshot still has them."""
+    with bh.opened_notebook(request, "canvas_lost.ipynb", [SETUP_CELL, WIDTH_CELL]) as nb:
+        nb.run_all_cells()
+        nb.wait_cell_done(0, timeout=120)
+        _check_width_reported(nb)  # as _check_all: the lines are sent again for the new width first
+        _check_same_lines(nb, "worker")
+        nb.page.evaluate(BREAK_WORKER_JS)
+        _check_same_lines(nb, "main")
+        _check_hover_and_snapshot(nb, "canvas-lost")
 
 
 @pytest.mark.browser

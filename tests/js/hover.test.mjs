@@ -5,7 +5,8 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 
 import {
-  MAX_ROWS, boundValue, exactText, nearestIndex, readoutRows, reportedWidth, unpackLines, xText,
+  MAX_ROWS, WORKER_SOURCE, boundValue, drawScene, exactText, lineStyle, nearestIndex, readoutRows, reportedWidth,
+  unpackLines, xText,
 } from "../../js/hover.js";
 
 test("nearestIndex finds the closest x, the left one on a tie, -1 when empty", () => {
@@ -148,3 +149,91 @@ test("readoutRows reads the lines from the given points (the canvas' packed line
   assert.equal(rows[0].raw, Math.fround(0.45));
   assert.equal(rows[0].float32, true);
 });
+
+/** A 2d context that records what is drawn: per stroke/fill, its style and the pen's path. */
+function recorder() {
+  const log = [];
+  let path = [];
+  return {
+    log,
+    globalAlpha: 1, strokeStyle: "", fillStyle: "", lineWidth: 1, lineJoin: "",
+    setTransform: (...a) => log.push(["transform", ...a]),
+    clearRect: (...a) => log.push(["clear", ...a]),
+    setLineDash(d) { this.dash = d; },
+    beginPath: () => { path = []; },
+    moveTo: (x, y) => path.push(["M", x, y]),
+    lineTo: (x, y) => path.push(["L", x, y]),
+    arc: (x, y, r) => path.push(["A", x, y, r]),
+    stroke() { log.push(["stroke", this.strokeStyle, this.globalAlpha, this.lineWidth, this.dash, path]); },
+    fill() { log.push(["fill", this.fillStyle, path]); },
+  };
+}
+
+const scale = (min, max, log = false) => model({ min, max, _model_name: log ? "LogScaleModel" : "LinearScaleModel" });
+
+/** A panel's scene and packed lines: a main line with a NaN gap and a faint raw line on a log y scale, dots on
+ * a sparse line. */
+function panel() {
+  const x = scale(0, 10);
+  const y = scale(0.1, 10, true);
+  const style = (extra) => lineStyle(model({ scales: { x, y }, colors: ["#1f77b4"], opacities: [1], stroke_width: 2,
+    ...extra }));
+  const data = pack([[[0, 2, 4, 6], [1, NaN, 2, 3]], [[0, 1, 2, 3], [0.5, -1, 1.5, 2]], [[5, 10], [1, 10]]]);
+  const scene = { w: 200, h: 100, ratio: 2, items: [
+    { slot: 1, style: style({ opacities: [0.25], stroke_width: 1 }) },
+    { slot: 0, style: style({ line_style: "dashed" }) },
+    { slot: 2, style: style({ marker: "circle", marker_size: 24, colors: ["#ff7f0e"] }) },
+  ] };
+  return { data, scene };
+}
+
+test("drawScene: raw lines first, NaN and non-positive values on a log scale are gaps, dots on sparse lines", () => {
+  const { data, scene } = panel();
+  const ctx = recorder();
+  drawScene(ctx, scene, unpackLines(data));
+  assert.deepEqual(ctx.log[0], ["transform", 2, 0, 0, 2, 0, 0]);
+  assert.deepEqual(ctx.log[1], ["clear", 0, 0, 200, 100]);
+  const [, rawColor, rawAlpha, rawWidth, , rawPath] = ctx.log[2];
+  assert.deepEqual([rawColor, rawAlpha, rawWidth], ["#1f77b4", 0.25, 1]);
+  assert.deepEqual(rawPath.map((p) => p[0]), ["M", "M", "L"]); // y = -1 cannot be placed on a log scale
+  const mainPath = ctx.log[3][5];
+  assert.deepEqual(ctx.log[3][4], [6, 4]);
+  assert.deepEqual(mainPath.map((p) => p[0]), ["M", "M", "L"]); // the NaN at x = 2 is a gap
+  assert.equal(mainPath[0][1], 0);
+  assert.ok(Math.abs(mainPath[0][2] - 50) < 1e-9); // y = 1 is the middle of a 0.1..10 log scale
+  assert.equal(ctx.log[5][0], "fill"); // the dots of the sparse line
+  assert.deepEqual(ctx.log[5][2].map((p) => p[0]), ["M", "A", "M", "A"]);
+  assert.equal(ctx.log.length, 6);
+});
+
+/** WORKER_SOURCE evaluated as the worker would run it: returns its onmessage, posting into `out`. */
+function startWorker(out) {
+  const fake = { OffscreenCanvas: function OffscreenCanvas() { return { getContext: () => recorder() }; } };
+  const run = new Function("postMessage", "OffscreenCanvas", "createImageBitmap", "onmessage",
+    `${WORKER_SOURCE}\nreturn onmessage;`);
+  return run((m) => out.push(m), fake.OffscreenCanvas, async (c) => ({ bitmapOf: c }), undefined);
+}
+
+test("the drawing worker draws exactly what the main thread draws, and keeps the points for style-only redraws",
+  async () => {
+    const out = [];
+    const onmessage = startWorker(out);
+    assert.deepEqual(out.map((m) => m.op), ["ready"]);
+    const ctx = recorder();
+    const canvas = { width: 300, height: 150, getContext: () => ctx };
+    const { data, scene } = panel();
+    await onmessage({ data: { op: "canvas", id: 7, canvas } });
+    await onmessage({ data: { op: "draw", id: 7, scene, data: data.slice(0) } });
+    assert.deepEqual([canvas.width, canvas.height], [400, 200]); // w, h x devicePixelRatio
+    const here = recorder();
+    drawScene(here, scene, unpackLines(data));
+    assert.deepEqual(ctx.log, here.log);
+    ctx.log.length = 0;
+    await onmessage({ data: { op: "draw", id: 7, scene } }); // no data: the points it has
+    assert.deepEqual(ctx.log, here.log);
+    assert.deepEqual(out.map((m) => m.op), ["ready", "drawn", "drawn"]);
+    await onmessage({ data: { op: "image", id: 7, req: 3 } });
+    assert.deepEqual(out[3], { op: "image", req: 3, bitmap: { bitmapOf: canvas } });
+    await onmessage({ data: { op: "draw", id: 7, scene: null } }); // a broken message: reported, not thrown
+    assert.equal(out[4].op, "failed");
+  });
