@@ -431,8 +431,8 @@ def before_after(before: list[dict[str, Any]], rows: list[dict[str, Any]]) -> li
     return [
         "**Before → after** (before: the forecaster of commit e3bbb57, four saturating families and the "
         "interval calibrated by the share of the run seen only; after: the log-power family in the "
-        "ensemble and the calibration by the share seen and the curve's noise; runs whose future "
-        "continues their past):",
+        "ensemble and the calibration by the share seen and the curve's noise, learnt on the dev seeds and "
+        "the long runs' first seeds; runs whose future continues their past):",
         "",
         "| split | cut | forecasts | median error | 80% coverage | median above truth | true / forecast fall |",
         "|---|---|---|---|---|---|---|",
