@@ -1,9 +1,13 @@
-"""Learn the forecasts' calibration on the development seeds: ``lossviz_widget/forecast/calibration.py``.
+"""Learn the forecasts' calibration on the learning set: ``lossviz_widget/forecast/calibration.py``.
 
-``python benchmarks/forecast/calibrate.py`` forecasts every loss series of the diagnostics
-corpus's development seeds (0-3; never the held-out seeds or the long runs, which
-``evaluate.py`` then scores) from the first 10%, 25% and 50% of its steps *uncalibrated*, and
-learns from those forecasts' mixtures at the horizon (reweighting a mixture needs no refit):
+``python benchmarks/forecast/calibrate.py`` forecasts every loss series of the learning set --
+the diagnostics corpus's development seeds (0-3) and the long runs' first seeds
+(``make_long.py``; never the corpus's held-out seeds or the long runs' second seeds, which
+``evaluate.py`` then scores as held out) -- from the first 10%, 25% and 50% of its steps
+*uncalibrated*, and learns from those forecasts' mixtures at the horizon (reweighting a mixture
+needs no refit). The long runs joined the learning set after the calibration learnt on the
+corpus alone was too wide on all of them (``FORECAST.md``): nothing in the corpus is long and
+smooth.
 
 1. ``PRIOR`` -- the log-power family's prior weight (:data:`PRIORS`), the one whose ensemble
    medians had the least median relative error summed over the cuts (the median of the mixture
@@ -13,18 +17,23 @@ learns from those forecasts' mixtures at the horizon (reweighting a mixture need
 2. ``SCALE`` and ``NOISE_FACTOR`` -- split-conformal: each forecast's *score* is the least factor
    on every family's spread that puts the truth inside its 80% interval (on the scale the
    forecast fits: the logarithm of a positive loss). The curves are binned by their noise level
-   (tertiles of the development curves', ``NOISE_EDGES``); alternately, each cut's ``SCALE`` is
+   (``BINS`` quantile bins of the learning set's, ``NOISE_EDGES``); alternately, each cut's ``SCALE`` is
    the ⌈0.8 (n + 1)⌉-th smallest of its scores over their bins' factors, and each bin's factor
    the same order statistic of its scores over their cuts' scales, until both settle (each share
-   and each noise bin then covers 80% of its development curves; the last pass is the shares').
+   and each noise bin then covers 80% of its learning curves; the last pass is the shares').
+3. How many noise bins: :data:`BINS` unless another of :data:`BIN_CHOICES` brings the
+   out-of-fold coverage (:func:`cross_check`: four folds, each a quarter of the corpus seeds and
+   of the long builds) nearer 80% over the cells cut x noise tertile by more than
+   :data:`MARGIN`, on the learning set only (those cells hold 5-30 curves: a smaller difference
+   is noise).
 
-Chosen on the development seeds, when this was written: the noise level is the one feature
-known live whose Spearman correlation with the scores kept its sign at every cut (-0.20, -0.16,
--0.20 at 10%, 25%, 50%; points per block -0.22, +0.09, -0.03; noise over the window's fall
--0.20, -0.02, 0.00): weak, and its bins' factors show no trend, so it mostly evens the coverage
-across noise levels. Learning every family's prior at once (a grid, least mean log error) was
-also tried: in a leave-one-seed-out check on the development seeds it beat equal priors in 1
-fold of 4, so only the log power's is learnt.
+Chosen on the corpus's development seeds alone, before the long runs joined (commit 96a382f):
+the noise level is the one feature known live whose Spearman correlation with the scores kept
+its sign at every cut (-0.20, -0.16, -0.20 at 10%, 25%, 50%; points per block -0.22, +0.09,
+-0.03; noise over the window's fall -0.20, -0.02, 0.00): weak, and its bins' factors show no
+trend, so it mostly evens the coverage across noise levels. Learning every family's prior at
+once (a grid, least mean log error) was also tried: in a leave-one-seed-out check on the
+development seeds it beat equal priors in 1 fold of 4, so only the log power's is learnt.
 
 The median is not moved by a learnt shift: a shift by the forecasts' median bias on the
 development seeds made their median errors worse at every cut (27% -> 36%, 18% -> 21%, 9% -> 13%),
@@ -57,6 +66,10 @@ FACTORS = np.geomspace(0.05, 50.0, 600)  # the scale factors tried for each scor
 FAMILY = "logpower"  # the family whose prior weight is learnt
 PRIORS = (0.0, 0.25, 0.5, 1.0, 2.0)  # the prior weights tried
 ROUNDS = 4  # alternations of the shares' and the noise bins' factors
+BINS = 3  # noise bins (tertiles) unless another number is clearly better out of fold
+BIN_CHOICES = (1, 2, 3, 4, 5)  # the numbers of noise bins cross-checked
+MARGIN = 0.01  # how much nearer 80% (mean over the cells) another number must bring the coverage
+LEARN_SPLITS = ("dev", "long dev")  # evaluate.load's splits the calibration is learnt on
 
 
 def _u(row: dict[str, Any]) -> float:
@@ -109,11 +122,13 @@ def median_error(rows: list[dict[str, Any]], prior: float) -> float:
     return float(np.median(errs))
 
 
-def learn_table(rows: list[dict[str, Any]], prior: float) -> tuple[list[float], list[float], list[float]]:
-    """``SCALE`` per cut, ``NOISE_EDGES`` and ``NOISE_FACTOR`` (see the module docstring)."""
+def learn_table(rows: list[dict[str, Any]], prior: float,
+                bins: int = 3) -> tuple[list[float], list[float], list[float]]:
+    """``SCALE`` per cut, ``NOISE_EDGES`` (``bins`` quantile bins) and ``NOISE_FACTOR`` (see the
+    module docstring)."""
     scores = [needed(r, prior) for r in rows]
     noise = np.array([r["noise"] for r in rows], dtype=np.float64)
-    edges = [float(e) for e in np.quantile(noise[np.isfinite(noise)], (1 / 3, 2 / 3))]
+    edges = [float(e) for e in np.quantile(noise[np.isfinite(noise)], np.arange(1, bins) / bins)]
     bins = [int(np.searchsorted(edges, n)) if math.isfinite(n) else -1 for n in noise]
     factor, scale = [1.0] * (len(edges) + 1), {cut: 1.0 for cut in evaluate.CUTS}
 
@@ -130,16 +145,48 @@ def learn_table(rows: list[dict[str, Any]], prior: float) -> tuple[list[float], 
     return [scale[cut] for cut in evaluate.CUTS], edges, factor
 
 
+def covers(row: dict[str, Any], prior: float, scales: list[float], edges: list[float], factor: list[float]) -> bool:
+    """Whether a learnt table's interval (at the row's cut, in its noise bin) holds the truth."""
+    k = factor[int(np.searchsorted(edges, row["noise"]))] if math.isfinite(row["noise"]) else 1.0
+    return needed(row, prior) <= scales[evaluate.CUTS.index(row["cut"])] * k
+
+
+def cross_check(rows: list[dict[str, Any]], prior: float) -> dict[int, float]:
+    """Per number of noise bins (:data:`BIN_CHOICES`), the mean distance from 80% of the
+    out-of-fold coverage over the cells cut x noise tertile (fold: the build's seed modulo 4, so
+    each holds a quarter of the corpus seeds and of the long builds)."""
+    noise = np.array([r["noise"] for r in rows], dtype=np.float64)
+    tertiles = np.quantile(noise[np.isfinite(noise)], (1 / 3, 2 / 3))
+    out = {}
+    for bins in BIN_CHOICES:
+        hits: dict[tuple[float, int], list[bool]] = {}
+        for fold in range(4):
+            learnt = learn_table([r for r in rows if r["seed"] % 4 != fold], prior, bins)
+            for r in rows:
+                if r["seed"] % 4 == fold and math.isfinite(r["noise"]):
+                    cell = (r["cut"], int(np.searchsorted(tertiles, r["noise"])))
+                    hits.setdefault(cell, []).append(covers(r, prior, *learnt))
+        out[bins] = float(np.mean([abs(float(np.mean(h)) - 0.8) for h in hits.values()]))
+        print(f"{bins} noise bins: out-of-fold coverage per cut x noise tertile "
+              + ", ".join(f"{cut:.0%}/{b}: {np.mean(h):.0%} ({len(h)})" for (cut, b), h in sorted(hits.items()))
+              + f"; mean distance from 80% {out[bins]:.1%}")
+    return out
+
+
 def main() -> None:
-    series = [s for s in evaluate.load() if s["split"] == "dev"]
-    rows = [r for r in evaluate.score(series, calibration=UNCALIBRATED)
+    series = [s for s in evaluate.load() if s["split"] in LEARN_SPLITS]
+    seed = {s["run"]: int(s["build"]["seed"]) for s in series}
+    rows = [{**r, "seed": seed[r["run"]]} for r in evaluate.score(series, calibration=UNCALIBRATED)
             if r["ok"] and math.isfinite(r["truth"]) and not r["changes"]]
     errors = {prior: sum(median_error([r for r in rows if r["cut"] == cut], prior) for cut in evaluate.CUTS)
               for prior in PRIORS}
     prior = min(PRIORS, key=lambda p: errors[p])
     for p, e in errors.items():
         print(f"{FAMILY} prior {p}: median errors summed over the cuts {e:.1%}")
-    scales, edges, factor = learn_table(rows, prior)
+    distance = cross_check(rows, prior)
+    best = min(BIN_CHOICES, key=lambda b: distance[b])
+    bins = best if distance[best] < distance[BINS] - MARGIN else BINS
+    scales, edges, factor = learn_table(rows, prior, bins)
     counts = [sum(r["cut"] == cut for r in rows) for cut in evaluate.CUTS]
     text = OUT.read_text()
     head = text[: text.index("PRIOR: ")]
@@ -148,7 +195,7 @@ def main() -> None:
                    f"SCALE: tuple[float, ...] = {tuple(round(s, 3) for s in scales)!r}\n"
                    f"NOISE_EDGES: tuple[float, ...] = {tuple(round(e, 4) for e in edges)!r}\n"
                    f"NOISE_FACTOR: tuple[float, ...] = {tuple(round(f, 3) for f in factor)!r}\n"
-                   f"DEV_ROWS: tuple[int, ...] = {tuple(counts)!r}  # development forecasts each share's numbers "
+                   f"DEV_ROWS: tuple[int, ...] = {tuple(counts)!r}  # learning-set forecasts each share's numbers "
                    "were learnt on\n")
     print(OUT.read_text())
 

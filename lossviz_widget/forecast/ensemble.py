@@ -32,14 +32,15 @@
    (delta method, residual autocorrelation inflated: see :func:`~.models.fit`), and the backtest
    error per log step times how many log steps past the data the step is. The forecast is the
    weighted mixture; its 10th, 50th and 90th percentiles give the band and the 80% interval.
-8. **Calibration** -- each family's spread is then multiplied by what :mod:`.calibration`
-   learnt on real curves (split-conformal, on the corpus's development seeds): at each future
-   step, by the share of the run seen then and by the curve's noise level (of a log-scale fit),
-   the factors that put 80% of those curves' outcomes inside the interval, per share and per
-   noise bin. The interval's optimistic edge stops where the curve would have fallen
-   as far again (on the fitted scale) as it has so far, or three times as far as its recent
-   slope per log step carried on to the horizon (:func:`_max_fall`; the worse edge at the
-   window's worst level), so an early, loosely pinned fit prints no absurd bound.
+8. **Calibration** -- each family's spread is then multiplied by what :mod:`.calibration` learnt
+   on real curves (split-conformal, on the learning set: the corpus's development seeds and the
+   long runs' first seeds): at each future step, by the share of the run seen then and by the
+   curve's noise level (of a log-scale fit), the factors that put 80% of those curves' outcomes
+   inside the interval, per share and per noise bin. The interval's optimistic edge stops where
+   the curve would have fallen as far again (on the fitted scale) as it has so far, or three
+   times as far as its recent slope per log step carried on to the horizon (:func:`_max_fall`;
+   the worse edge at the window's worst level), so an early, loosely pinned fit prints no absurd
+   bound.
 9. **ETA** -- the first step the median reaches the target, with the steps its 80% band's
    optimistic and pessimistic edges reach it; "may reach" when only the optimistic edge does by
    the horizon.

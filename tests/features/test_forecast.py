@@ -8,6 +8,7 @@ from __future__ import annotations
 import math
 import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -188,16 +189,23 @@ def test_the_calibration_is_by_the_share_seen_and_the_curves_noise() -> None:
     assert np.log(wide.high / wide.low) == pytest.approx(3 * np.log(p.high / p.low), rel=0.25)
 
 
+def _noisy_rows(n: int, seed: int) -> list[dict[str, Any]]:
+    """Rows as calibrate.py learns from: forecasts whose spread is right for quiet curves and a
+    third of the truth's for noisy ones (noise above 0.2), three cuts, three rows per seed."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for i, noise in enumerate(rng.uniform(0.01, 0.3, n)):
+        spread = 0.5 * (3.0 if noise > 0.2 else 1.0)
+        rows.append({"mixture": ((1.0, 0.0, 0.5),), "log_scale": True, "maximize": False, "noise": float(noise),
+                     "cut": evaluate.CUTS[i % 3], "seed": i // 3, "truth": float(np.exp(rng.normal(0.0, spread)))})
+    return rows
+
+
 def test_conformal_learning_by_noise_bins_covers_80_percent_in_each() -> None:
     """calibrate.learn_table on forecasts whose spread is right for quiet curves and a third of
     the truth's for noisy ones: each share's scale and each noise bin's factor put 80% of their
     curves inside, the noisiest bin's factor ~3 times the quietest's."""
-    rng = np.random.default_rng(14)
-    rows = []
-    for i, noise in enumerate(rng.uniform(0.01, 0.3, 900)):
-        spread = 0.5 * (3.0 if noise > 0.2 else 1.0)
-        rows.append({"mixture": ((1.0, 0.0, 0.5),), "log_scale": True, "maximize": False, "noise": float(noise),
-                     "cut": evaluate.CUTS[i % 3], "truth": float(np.exp(rng.normal(0.0, spread)))})
+    rows = _noisy_rows(900, 14)
     scales, edges, factor = calibrate.learn_table(rows, prior=1.0)
     assert len(scales) == 3 and len(factor) == len(edges) + 1 == 3
     assert factor[2] / factor[0] == pytest.approx(3.0, rel=0.35)
@@ -205,6 +213,24 @@ def test_conformal_learning_by_noise_bins_covers_80_percent_in_each() -> None:
         inside = [abs(math.log(r["truth"])) <= 1.2816 * 0.5 * scales[evaluate.CUTS.index(r["cut"])] * factor[b]
                   for r in rows if int(np.searchsorted(edges, r["noise"])) == b]
         assert np.mean(inside) == pytest.approx(0.8, abs=0.07)
+
+
+def test_cross_check_prefers_noise_bins_where_the_noise_sets_the_spread() -> None:
+    """calibrate.cross_check on forecasts whose spread is a third of the truth's for noisy curves:
+    out of fold, binning by noise brings each cell's coverage nearer 80% than one bin does."""
+    distance = calibrate.cross_check(_noisy_rows(240, 15), prior=1.0)
+    assert set(distance) == set(calibrate.BIN_CHOICES)
+    assert distance[3] < distance[1] - calibrate.MARGIN
+
+
+def test_the_calibration_learns_on_the_long_runs_first_seeds_and_holds_out_their_second() -> None:
+    """Each long build's first seed is in calibrate.py's learning set, its second seed held out."""
+    split = {s["run"]: s["split"] for s in evaluate.load()}
+    long = [run for run in split if run.startswith("long-")]
+    assert len(long) == 16
+    assert {split[run] for run in long if run.endswith("-b")} == {"long"}
+    assert {split[run] for run in long if not run.endswith("-b")} == {"long dev"}
+    assert set(calibrate.LEARN_SPLITS) == {"dev", "long dev"}
 
 
 def test_calibrated_intervals_are_wider_by_the_learnt_scale() -> None:
