@@ -9,6 +9,11 @@ the plot says "kernel disconnected: static view" once instead of a broken-link i
 parts. Screenshots: ``test-artifacts/browser/saved-live.png``, ``kernel-disconnected.png`` and
 ``saved-reopened.png`` (JupyterLab) and ``saved-reopened-notebook7.png``; the same with
 ``renderer="canvas"`` (``saved_canvas-*.png``, ``kernel-disconnected_canvas.png``).
+
+Saved *with* widget state (as nbclient saves it, or JupyterLab with "Save Widget State
+Automatically" on) and reopened without running anything, the canvas plot shows its curves:
+drawn from the saved state by the front end, or at least as the static image
+(``saved-state-reopened*.png``).
 """
 
 from __future__ import annotations
@@ -16,8 +21,10 @@ from __future__ import annotations
 import json
 import shutil
 
+import nbformat
 import pytest
-from browser_harness import NotebookPage, new_context, opened_notebook, poll, running_jupyterlab
+from browser_harness import NotebookPage, new_context, opened_notebook, painted, poll, running_jupyterlab
+from notebook_harness import WIDGET_STATE_MIME, run_notebook
 
 CELLS = [
     """\
@@ -98,5 +105,59 @@ def _reopen(browser, saved, app: str, path: str, shot: str) -> None:
             assert box["width"] > 300 and box["height"] > 100
             assert image.first.evaluate("img => img.naturalWidth") > 300  # decoded, not a broken image
             reopened.screenshot(shot, out)
+        finally:
+            context.close()
+
+
+#: What the reopened output shows: the curves drawn by the restored widget (its canvas painted in the
+#: loss line's colour) and whether the static image is visible.
+SHOWN_JS = """(out) => ({
+  canvases: out.querySelectorAll('canvas.lossviz-lines').length,
+  image: [...out.querySelectorAll('.jp-OutputArea-output img')].some(i => i.getBoundingClientRect().width > 300
+    && i.naturalWidth > 300),
+})"""
+
+
+@pytest.mark.browser
+@pytest.mark.timeout(300)
+def test_a_notebook_saved_with_widget_state_reopened_shows_the_curves(request: pytest.FixtureRequest,
+                                                                      tmp_path) -> None:
+    """The default (canvas) plot, run by nbclient (which saves the widget state) and reopened without
+    running anything in JupyterLab and Notebook 7: the curves show, drawn from the saved state or
+    as the static image (what each front end did is in the screenshots and the assertion message)."""
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(CELLS[0])])
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    executed = run_notebook(nb, tmp_path, cell_timeout=120).nb
+    assert WIDGET_STATE_MIME in executed.metadata["widgets"]
+    saved = tmp_path / "saved_state.ipynb"
+    nbformat.write(executed, str(saved))
+    browser = request.getfixturevalue("chromium_browser")
+    _reopen_with_state(browser, saved, "jupyterlab", "lab/tree/saved_state.ipynb", "saved-state-reopened")
+    _reopen_with_state(browser, saved, "notebook", "notebooks/saved_state.ipynb", "saved-state-reopened-notebook7")
+
+
+def _reopen_with_state(browser, saved, app: str, path: str, shot: str) -> None:
+    """Open the saved notebook, without running it, in a fresh ``app`` server: the curves show."""
+    with running_jupyterlab(app=app) as fresh:
+        shutil.copy(saved, fresh.root_dir / saved.name)
+        context = new_context(browser)
+        try:
+            page = context.new_page()
+            reopened = NotebookPage(page, fresh)
+            page.goto(fresh.url(path), wait_until="domcontentloaded")  # nothing is run
+            out = reopened.cell(0)
+            out.wait_for(state="visible", timeout=60_000)
+            shown: dict = {}
+
+            def curves() -> bool:
+                shown.update(out.evaluate(SHOWN_JS))
+                shown["painted"] = painted(out.locator(".lossviz-panel").first, "#1f77b4") if shown["canvases"] else 0
+                return shown["painted"] > 300 or shown["image"]
+
+            poll(curves, 60, lambda: f"{app}: no curves in the reopened output: {shown}", interval=1.0)
+            page.wait_for_timeout(1000)
+            curves()
+            reopened.screenshot(shot, out)
+            (reopened.artifacts / f"{shot}.json").write_text(json.dumps(shown))
         finally:
             context.close()
