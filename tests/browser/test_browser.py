@@ -28,10 +28,9 @@ from browser_harness import (
     NotebookPage,
     check_kernel_process,
     last_drawn_step,
+    opened_notebook,
     painted,
     poll,
-    require_chromium,
-    write_notebook,
 )
 
 N_STEPS = 400
@@ -82,15 +81,16 @@ def _readout_row(nb: NotebookPage, metric: str) -> dict[str, str | None]:
 @pytest.mark.timeout(150)
 @pytest.mark.parametrize("renderer", ["canvas", "svg"])
 def test_loss_plot_updates_live_while_cell_runs(request: pytest.FixtureRequest, renderer: str) -> None:
-    # Checked in the test body so a missing browser is a FAILED test with the install
-    # hint (a failing fixture would be reported as a setup ERROR); never a skip.
-    require_chromium()
-    nb: NotebookPage = request.getfixturevalue("notebook_page")
-    t0 = time.monotonic()
+    # opened_notebook checks for Chromium in the test body, so a missing browser is a FAILED test with
+    # the install hint (a failing fixture would be reported as a setup ERROR); never a skip.
     name = "live_loss" if renderer == "canvas" else f"live_loss_{renderer}"
     setup = SETUP_CELL.replace("RENDERER", repr(renderer))
-    write_notebook(nb.server.root_dir / f"{name}.ipynb", [setup, TRAIN_CELL, DRAWN_CELL])
-    nb.open(f"{name}.ipynb")
+    with opened_notebook(request, f"{name}.ipynb", [setup, TRAIN_CELL, DRAWN_CELL]) as nb:  # a workspace of its own
+        _check_live(nb, renderer, name)
+
+
+def _check_live(nb: NotebookPage, renderer: str, name: str) -> None:
+    t0 = time.monotonic()
     check_kernel_process(nb.server)  # the kernel is this venv's python (lossviz_widget importable)
     nb.run_all_cells()
 
