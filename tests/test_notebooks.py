@@ -122,8 +122,9 @@ def test_quickstart_displays_the_widget(executed):
 
 
 def test_quickstart_plot_updates_while_training_runs(executed):
-    """The plot's widgets (opened in the display cell, plus its bqplot marks) receive
-    updates spread over the whole training cell, not in one burst at the end."""
+    """The plot's widgets (opened in the display cell, plus its bqplot marks and its panels' hover
+    layers, which get the curves of the default canvas renderer) receive updates spread over the
+    whole training cell, not in one burst at the end."""
     run, *_ = executed(QUICKSTART)
     display = run.code_cell("LossPlot(")
     train = run.code_cell("for step in")
@@ -131,13 +132,14 @@ def test_quickstart_plot_updates_while_training_runs(executed):
     plot_comms = {
         e.comm_id
         for e in run.events
-        if e.msg_type == "comm_open" and (e.cell_index == display or e.model.startswith("bqplot:"))
+        if e.msg_type == "comm_open" and (e.cell_index == display or e.model.startswith(("bqplot:", "anywidget:")))
     }
     updates = [
         e for e in run.events
         if e.cell_index == train and e.msg_type == "comm_msg" and e.comm_id in plot_comms and e.keys
     ]
-    data_updates = [e for e in updates if models[e.comm_id].startswith("bqplot:") and {"x", "y"} & set(e.keys)]
+    data_updates = [e for e in updates if "lines" in e.keys  # a panel's canvas lines, or with svg a mark's data
+                    or (models[e.comm_id].startswith("bqplot:") and {"x", "y"} & set(e.keys))]
     busy, idle = run.cell_spans[train]
     duration = idle - busy
     assert duration > 0.5, f"training cell took only {duration:.2f} s"
