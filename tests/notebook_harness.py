@@ -84,6 +84,13 @@ class NotebookRun:
     def widget_state(self) -> dict[str, Any]:
         return self.nb.metadata.get("widgets", {}).get(WIDGET_STATE_MIME, {}).get("state", {})
 
+    def curve_messages(self, cell_index: int) -> list[CommEvent]:
+        """The updates the kernel sent while cell ``cell_index`` ran that carry drawn points: a panel's
+        canvas lines (``HoverLayer.lines``, renderer="canvas") or a bqplot mark's x/y (renderer="svg")."""
+        bqplot = {cid for cid, model in self.models().items() if model.startswith("bqplot:")}
+        return [e for e in self.events if e.cell_index == cell_index and e.msg_type == "comm_msg"
+                and ("lines" in e.keys or (e.comm_id in bqplot and {"x", "y"} & set(e.keys)))]
+
 
 def _msg_time(msg: dict) -> float:
     date = msg.get("header", {}).get("date")
