@@ -13,13 +13,17 @@ parts. Screenshots: ``test-artifacts/browser/saved-live.png``, ``kernel-disconne
 Saved *with* widget state (as nbclient saves it, or JupyterLab with "Save Widget State
 Automatically" on) and reopened without running anything, the canvas plot shows its curves:
 drawn from the saved state by the front end, or at least as the static image
-(``saved-state-reopened*.png``).
+(``saved-state-reopened*.png``, and ``.json``: what showed). Seen here (JupyterLab 4, Notebook 7):
+neither renders the saved widgets without a kernel; the static image shows.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
+from collections.abc import Iterator
+from typing import Any
 
 import nbformat
 import pytest
@@ -86,9 +90,10 @@ def test_a_saved_notebook_reopened_in_a_fresh_server_shows_the_curves(request: p
     _reopen(browser, saved, "notebook", f"notebooks/{name}.ipynb", f"{name}-reopened-notebook7")
 
 
-def _reopen(browser, saved, app: str, path: str, shot: str) -> None:
-    """Open the saved notebook, without running it, in a fresh ``app`` server: the static image
-    of the curves shows (the widget cannot, its state was not saved)."""
+@contextlib.contextmanager
+def _reopened(browser, saved, app: str, path: str) -> Iterator[tuple[NotebookPage, Any]]:
+    """The saved notebook opened, without running anything, in a fresh ``app`` server (``path``: its
+    URL there): the page and the first cell, once shown."""
     with running_jupyterlab(app=app) as fresh:
         shutil.copy(saved, fresh.root_dir / saved.name)
         context = new_context(browser)
@@ -98,15 +103,22 @@ def _reopen(browser, saved, app: str, path: str, shot: str) -> None:
             page.goto(fresh.url(path), wait_until="domcontentloaded")  # nothing is run
             out = reopened.cell(0)
             out.wait_for(state="visible", timeout=60_000)
-            image = out.locator(".jp-OutputArea-output img")
-            poll(lambda: image.count() == 1 and image.first.is_visible(), 30,
-                 lambda: f"{app}: no image in the reopened output: {reopened.output_text(0)!r}")
-            box = image.first.bounding_box()
-            assert box["width"] > 300 and box["height"] > 100
-            assert image.first.evaluate("img => img.naturalWidth") > 300  # decoded, not a broken image
-            reopened.screenshot(shot, out)
+            yield reopened, out
         finally:
             context.close()
+
+
+def _reopen(browser, saved, app: str, path: str, shot: str) -> None:
+    """Open the saved notebook in a fresh ``app`` server: the static image of the curves shows (the
+    widget cannot, its state was not saved)."""
+    with _reopened(browser, saved, app, path) as (reopened, out):
+        image = out.locator(".jp-OutputArea-output img")
+        poll(lambda: image.count() == 1 and image.first.is_visible(), 30,
+             lambda: f"{app}: no image in the reopened output: {reopened.output_text(0)!r}")
+        box = image.first.bounding_box()
+        assert box["width"] > 300 and box["height"] > 100
+        assert image.first.evaluate("img => img.naturalWidth") > 300  # decoded, not a broken image
+        reopened.screenshot(shot, out)
 
 
 #: What the reopened output shows: the curves drawn by the restored widget (its canvas painted in the
@@ -137,27 +149,17 @@ def test_a_notebook_saved_with_widget_state_reopened_shows_the_curves(request: p
 
 
 def _reopen_with_state(browser, saved, app: str, path: str, shot: str) -> None:
-    """Open the saved notebook, without running it, in a fresh ``app`` server: the curves show."""
-    with running_jupyterlab(app=app) as fresh:
-        shutil.copy(saved, fresh.root_dir / saved.name)
-        context = new_context(browser)
-        try:
-            page = context.new_page()
-            reopened = NotebookPage(page, fresh)
-            page.goto(fresh.url(path), wait_until="domcontentloaded")  # nothing is run
-            out = reopened.cell(0)
-            out.wait_for(state="visible", timeout=60_000)
-            shown: dict = {}
+    """Open the saved notebook in a fresh ``app`` server: the curves show."""
+    with _reopened(browser, saved, app, path) as (reopened, out):
+        shown: dict = {}
 
-            def curves() -> bool:
-                shown.update(out.evaluate(SHOWN_JS))
-                shown["painted"] = painted(out.locator(".lossviz-panel").first, "#1f77b4") if shown["canvases"] else 0
-                return shown["painted"] > 300 or shown["image"]
+        def curves() -> bool:
+            shown.update(out.evaluate(SHOWN_JS))
+            shown["painted"] = painted(out.locator(".lossviz-panel").first, "#1f77b4") if shown["canvases"] else 0
+            return shown["painted"] > 300 or shown["image"]
 
-            poll(curves, 60, lambda: f"{app}: no curves in the reopened output: {shown}", interval=1.0)
-            page.wait_for_timeout(1000)
-            curves()
-            reopened.screenshot(shot, out)
-            (reopened.artifacts / f"{shot}.json").write_text(json.dumps(shown))
-        finally:
-            context.close()
+        poll(curves, 60, lambda: f"{app}: no curves in the reopened output: {shown}", interval=1.0)
+        reopened.page.wait_for_timeout(1000)
+        curves()
+        reopened.screenshot(shot, out)
+        (reopened.artifacts / f"{shot}.json").write_text(json.dumps(shown))
