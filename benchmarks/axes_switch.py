@@ -4,7 +4,8 @@ The issue measured it before: toggling log y at 1e6 points took 2.2 s and logged
 ``NaN`` path errors; each x-axis switch logged 12 ``<rect> ... negative`` errors. Here, in
 real JupyterLab + headless Debian Chromium (``tests/browser_harness.py``), a plot holding
 four series (two of 1e6 points: ``loss``, ``acc``; ``val_loss`` every 10,000 steps;
-``learning_rate`` every 100) is displayed, the kernel is idle, and each control is switched
+``learning_rate`` every 100; ``renderer="svg"``, whose paths are watched) is displayed, the
+kernel is idle, and each control is switched
 ``--rounds`` times. Per switch: **settled** = the last change, within 6 s of the click, of a
 drawn line (``d`` of a bqplot ``path.line`` outside legends) or of an axis tick
 (``transform`` of a ``g.tick``), seen by a ``MutationObserver``, minus the click's
@@ -36,7 +37,7 @@ n = 1_000_000
 steps = np.arange(n, dtype=float)
 wall = 1.7e9 + steps * 0.0072
 rng = np.random.default_rng(0)
-plot = LossPlot(title="axes benchmark")
+plot = LossPlot(title="axes benchmark", renderer="svg")  # the SVG paths this measures (canvas: no path)
 plot.extend("loss", steps, 2.0 * np.exp(-steps / 2e5) + 0.05 + 0.02 * np.abs(rng.standard_normal(n)), wall)
 plot.extend("val_loss", steps[::10_000], 2.1 * np.exp(-steps[::10_000] / 2e5) + 0.06, wall[::10_000])
 plot.extend("acc", steps, np.minimum(0.99, 0.3 + 0.7 * steps / n + 0.02 * rng.standard_normal(n)), wall)

@@ -90,8 +90,9 @@ export function modelPoints(m) {
 }
 
 /** The lines packed by Python's `pack_lines` (a DataView, ArrayBuffer or typed array): one
- * [x Float64Array, y Float32Array] per line (x.type "date" when x is epoch ms, as bqplot's date
- * arrays), views into one buffer (copied once if it is not 8-byte aligned); [] when empty. */
+ * [x Float64Array, y Float32Array (Float64Array with flags bit 1)] per line (x.type "date" when x
+ * is epoch ms, as bqplot's date arrays), views into one buffer (copied once if it is not 8-byte
+ * aligned); [] when empty. */
 export function unpackLines(data) {
   if (!data || data.byteLength < 8) return [];
   let buf = data.buffer || data;
@@ -103,6 +104,7 @@ export function unpackLines(data) {
   const head = new Uint32Array(buf, at, 2);
   const count = head[0];
   const date = (head[1] & 1) === 1;
+  const wide = (head[1] & 2) === 2; // y as float64: values float32 would turn to 0 or Infinity
   const counts = new Uint32Array(buf, at + 8, count);
   let xAt = at + Math.ceil((8 + 4 * count) / 8) * 8;
   let yAt = xAt + 8 * counts.reduce((a, n) => a + n, 0);
@@ -110,9 +112,9 @@ export function unpackLines(data) {
   for (const n of counts) {
     const xs = new Float64Array(buf, xAt, n);
     if (date) xs.type = "date";
-    lines.push([xs, new Float32Array(buf, yAt, n)]);
+    lines.push([xs, wide ? new Float64Array(buf, yAt, n) : new Float32Array(buf, yAt, n)]);
     xAt += 8 * n;
-    yAt += 4 * n;
+    yAt += (wide ? 8 : 4) * n;
   }
   return lines;
 }

@@ -99,10 +99,12 @@ if TYPE_CHECKING:  # playwright is imported lazily so a missing package fails at
 
 __all__ = [
     "ARTIFACTS_DIR",
+    "CANVAS_SENT_CODE",
     "CHROMIUM_ARGS",
     "DARK_THEME",
     "LAB_SETTINGS",
     "LINE_VERTICES_JS",
+    "TOOLTIP_JS",
     "HarnessError",
     "JupyterLabServer",
     "NotebookPage",
@@ -112,10 +114,12 @@ __all__ = [
     "chromium_browser",
     "free_port",
     "jupyterlab_server",
+    "last_drawn_step",
     "launch_chromium",
     "new_context",
     "notebook_page",
     "page",
+    "painted",
     "poll",
     "require_chromium",
     "running_jupyterlab",
@@ -716,29 +720,83 @@ def own_server_page(browser: Browser, server: JupyterLabServer) -> NotebookPage:
     return NotebookPage(context.new_page(), server)
 
 
-#: Kernel-side code for canvas-renderer tests (run it in the notebook before use):
-#: ``sent_steps(plot)`` gives the first and last step of the points the kernel last sent the first
-#: panel's canvas layer (``HoverLayer.lines``, decoded as ``js/hover.js`` does: a uint32 line count,
-#: flags, each line's point count, padded to 8 bytes; then every x as float64).
-CANVAS_SENT_CODE = """\
+#: Kernel-side code for tests that read what a plot drew (run it in the notebook before use). It
+#: imports ``tests/drawn.py``, the tests' one reader of what each renderer sends (and one decoder of
+#: the canvas' ``HoverLayer.lines``): ``drawn_points(plot, family)`` gives ``{label: points}`` of
+#: the main lines a panel draws, whatever the renderer (``drawn_lines(plot, family, label)``: the
+#: (raw, main) lines, see ``drawn.lines``); ``canvas_layer(plot)`` the first panel's
+#: hover layer; ``sent_steps(plot)`` the first and last step of the points the kernel last sent the
+#: first panel's canvas.
+CANVAS_SENT_CODE = f"""\
+import sys
+if {str(REPO_ROOT / "tests")!r} not in sys.path:
+    sys.path.insert(0, {str(REPO_ROOT / "tests")!r})
 import numpy as np
-from lossviz_widget._ui.hover import HoverLayer
+from drawn import decode_lines, labels as drawn_labels, layers as drawn_layers, lines as drawn_lines
 
 def canvas_layer(plot):
-    found, todo = [], [plot]
-    while todo:
-        w = todo.pop()
-        found += [w] if isinstance(w, HoverLayer) else []
-        todo += list(getattr(w, "children", ()))
-    return found[0]
+    return next(iter(drawn_layers(plot).values()))
 
 def sent_steps(plot):
-    buf = canvas_layer(plot).lines
-    count = int(np.frombuffer(buf, "<u4", 1)[0])
-    n = int(np.frombuffer(buf, "<u4", count, 8).sum())
-    x = np.frombuffer(buf, "<f8", n, -(-(8 + 4 * count) // 8) * 8)
+    x = np.concatenate([x for x, _ in decode_lines(canvas_layer(plot).lines)[0]])
     return int(x.min()), int(x.max())
+
+def drawn_points(plot, family):
+    return {{label: len(drawn_lines(plot, family, label)[1].x) for label in sorted(drawn_labels(plot, family))}}
 """
+
+#: JS ``() => {head, more, rows: [{key, label, x, value, raw}]}`` of the one hover tooltip shown, or null.
+TOOLTIP_JS = """() => {
+  const tips = [...document.querySelectorAll('.lossviz-tooltip')].filter(t => t.style.display === 'block');
+  if (tips.length !== 1) return null;
+  const cells = (tr, cls) => { const c = tr.querySelector(cls); return c ? c.textContent : null; };
+  return {
+    head: tips[0].querySelector('.lossviz-tip-head').textContent,
+    more: (tips[0].querySelector('.lossviz-tip-more') || {}).textContent || null,
+    rows: [...tips[0].querySelectorAll('tr[data-key]')].map(tr => ({
+      key: tr.dataset.key, label: cells(tr, '.lossviz-tip-label'), x: cells(tr, '.lossviz-tip-x'),
+      value: cells(tr, '.lossviz-tip-value'), raw: cells(tr, '.lossviz-tip-raw')})),
+  };
+}"""
+
+
+def last_drawn_step(page: Page, figure: Locator, label: str) -> int | None:
+    """The step of the last point of the line labelled ``label`` that ``figure`` (a panel's
+    ``div.bqplot.figure``) draws, as a person reads it: the hover readout with the cursor at the
+    right edge of the plot area (it reads the points the panel draws, with either renderer: the
+    canvas' binary lines or the SVG marks' data). None when no readout row shows that line. The
+    cursor is moved away afterwards. Works while a training cell runs (the readout is computed in
+    the browser)."""
+    box = figure.locator("rect.plotarea_events").first.bounding_box()
+    if box is None:
+        return None
+    x, y = box["x"] + box["width"] - 2, box["y"] + box["height"] / 2
+    page.mouse.move(x - 3, y)
+    page.mouse.move(x, y)
+    try:
+        for _ in range(20):
+            page.wait_for_timeout(50)
+            tip = page.evaluate(TOOLTIP_JS)
+            rows = [r for r in (tip or {}).get("rows", []) if r["label"] == label]
+            if rows:
+                return int(float(rows[0]["x"].replace(",", "")))
+        return None
+    finally:
+        page.mouse.move(1, 1)
+
+
+def painted(locator: Locator, color: str, tolerance: int = 40) -> int:
+    """How many pixels of ``locator``'s screenshot are within ``tolerance`` of ``color`` (``#rrggbb``)
+    on every channel: how much of a line in that colour a person sees, whichever renderer drew it
+    (take a panel's ``div.bqplot.figure``: its legend is outside it)."""
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    img = np.asarray(Image.open(io.BytesIO(locator.screenshot())).convert("RGB"), dtype=np.int16)
+    rgb = np.array([int(color[i : i + 2], 16) for i in (1, 3, 5)])
+    return int((np.abs(img - rgb).max(axis=2) < tolerance).sum())
 
 
 def open_in_notebook7(nb: NotebookPage, name: str) -> None:

@@ -59,7 +59,7 @@ class CommEvent:
     comm_id: str
     time: float  # kernel-side send time, seconds since the epoch
     model: str = ""  # "module:ModelName" (comm_open only)
-    keys: tuple[str, ...] = ()  # synced traits carried by an open or update
+    keys: tuple[str, ...] = ()  # synced traits carried by an open or update (binary ones too)
 
 
 @dataclass
@@ -83,6 +83,13 @@ class NotebookRun:
 
     def widget_state(self) -> dict[str, Any]:
         return self.nb.metadata.get("widgets", {}).get(WIDGET_STATE_MIME, {}).get("state", {})
+
+    def curve_messages(self, cell_index: int) -> list[CommEvent]:
+        """The updates the kernel sent while cell ``cell_index`` ran that carry drawn points: a panel's
+        canvas lines (``HoverLayer.lines``, renderer="canvas") or a bqplot mark's x/y (renderer="svg")."""
+        bqplot = {cid for cid, model in self.models().items() if model.startswith("bqplot:")}
+        return [e for e in self.events if e.cell_index == cell_index and e.msg_type == "comm_msg"
+                and ("lines" in e.keys or (e.comm_id in bqplot and {"x", "y"} & set(e.keys)))]
 
 
 def _msg_time(msg: dict) -> float:
@@ -115,9 +122,9 @@ class _RecordingClient(NotebookClient):
             model = ""
             if msg_type == "comm_open":
                 model = f"{state.get('_model_module', '')}:{state.get('_model_name', '')}"
-            self._run.events.append(
-                CommEvent(cell_index, msg_type, content.get("comm_id", ""), _msg_time(msg), model, tuple(state))
-            )
+            keys = tuple(state) + tuple(str(p[0]) for p in data.get("buffer_paths") or () if p)  # binary ones too
+            comm_id = content.get("comm_id", "")
+            self._run.events.append(CommEvent(cell_index, msg_type, comm_id, _msg_time(msg), model, keys))
         elif msg_type == "clear_output":
             self._run.clear_outputs.append(cell_index)
         return super().process_message(msg, cell, cell_index)

@@ -122,22 +122,11 @@ def test_quickstart_displays_the_widget(executed):
 
 
 def test_quickstart_plot_updates_while_training_runs(executed):
-    """The plot's widgets (opened in the display cell, plus its bqplot marks) receive
+    """The plot's lines (the canvas' binary lines by default, bqplot marks' data with svg) receive
     updates spread over the whole training cell, not in one burst at the end."""
     run, *_ = executed(QUICKSTART)
-    display = run.code_cell("LossPlot(")
     train = run.code_cell("for step in")
-    models = run.models()
-    plot_comms = {
-        e.comm_id
-        for e in run.events
-        if e.msg_type == "comm_open" and (e.cell_index == display or e.model.startswith("bqplot:"))
-    }
-    updates = [
-        e for e in run.events
-        if e.cell_index == train and e.msg_type == "comm_msg" and e.comm_id in plot_comms and e.keys
-    ]
-    data_updates = [e for e in updates if models[e.comm_id].startswith("bqplot:") and {"x", "y"} & set(e.keys)]
+    data_updates = run.curve_messages(train)
     busy, idle = run.cell_spans[train]
     duration = idle - busy
     assert duration > 0.5, f"training cell took only {duration:.2f} s"
@@ -282,10 +271,7 @@ def test_sweep_notebook_shows_every_trial_live(executed):
     # one run per trial, in the order their first results arrived
     assert sorted(ast.literal_eval(runs[len("runs: "):])) == [
         "0_lr=0.0030", "1_lr=0.0300", "2_lr=0.3000", "3_lr=1.2000"]
-    models = run.models()
-    frames = {round(e.time, 2) for e in run.events
-              if e.cell_index == sweep and e.msg_type == "comm_msg" and models.get(e.comm_id, "").startswith("bqplot:")
-              and {"x", "y"} & set(e.keys)}
+    frames = {round(e.time, 2) for e in run.curve_messages(sweep)}
     assert len(frames) >= 2, f"only {len(frames)} line-data frames while the sweep ran"
 
 

@@ -132,10 +132,11 @@ class ViewSettings:
     plot_width: int = _setting(0, "Width in pixels of the widest panel's plot area, as the browser reports it "
                                "(when the kernel is idle); lines then get at most 2 points per pixel column, "
                                "never more than max_points. 0: not known, max_points.", check=_plot_width)
-    renderer: str = _setting("svg", "How the curves are drawn in the browser: svg (bqplot's Lines, one SVG path each) "
-                             "or canvas (one canvas per panel, drawn by the panel's hover layer: less browser work "
-                             "per frame; axes, zoom, legend and hover readout unchanged).", saved=True,
-                             choices=RENDERERS)
+    renderer: str = _setting("canvas", "How the curves are drawn in the browser: canvas (one canvas per panel, drawn "
+                             "by the panel's hover layer from one binary message per frame: about half the browser "
+                             "work per frame of svg) or svg (bqplot's Lines, one SVG path each: the series' lines "
+                             "are among LossPlot.figures' marks, with their data). Axes, zoom, legend, hover "
+                             "readout and exports are the same with both.", saved=True, choices=RENDERERS)
     panel_height: int = _setting(240, "Height of each panel in pixels (the width follows the output area).",
                                  saved=True, check=_panel_height)
     fps: float = _setting(10.0, "Maximum frames per second sent to the browser.", saved=True, check=_fps)

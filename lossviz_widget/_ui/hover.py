@@ -52,18 +52,23 @@ def pack_lines(lines: Sequence[tuple[np.ndarray, np.ndarray] | None]) -> bytes:
     Layout: a uint32 header ``[count, flags, n_0, ..., n_{count-1}]`` zero-padded to a multiple of
     8 bytes; then the x values of every line in order (float64: steps stay exact past 2**24 and
     dates are epoch milliseconds); then their y values (float32, the precision the frame draws
-    and the readout shows). ``flags`` bit 0: x is a date. A None line (no raw line) has 0 points.
-    ``js/hover.js`` ``unpackLines`` reads it as typed-array views, no per-point work.
+    and the readout shows; float64 when a line has float64 y: the frame keeps those where float32
+    would turn values to 0 or inf, see :mod:`lossviz_widget._core.precision`). ``flags`` bit 0: x
+    is a date; bit 1: y is float64. A None line (no raw line) has 0 points. ``js/hover.js``
+    ``unpackLines`` reads it as typed-array views, no per-point work.
     """
     xs = [np.asarray(line[0]) for line in lines if line is not None]
     date = any(np.issubdtype(x.dtype, np.datetime64) for x in xs)
     if date:
         xs = [x.astype("datetime64[ms]").astype(np.int64) for x in xs]
-    head = np.array([len(lines), int(date), *(0 if line is None else len(line[0]) for line in lines)], dtype="<u4")
+    ys = [np.asarray(line[1]) for line in lines if line is not None]
+    wide = any(y.dtype == np.float64 for y in ys)
+    counts = (0 if line is None else len(line[0]) for line in lines)
+    head = np.array([len(lines), int(date) | 2 * int(wide), *counts], dtype="<u4")
     pad = bytes(-head.nbytes % 8)
     x = np.concatenate(xs).astype("<f8", copy=False) if xs else np.empty(0, "<f8")
-    ys = [np.asarray(line[1]) for line in lines if line is not None]
-    y = np.concatenate(ys).astype("<f4", copy=False) if ys else np.empty(0, "<f4")
+    y_type = "<f8" if wide else "<f4"
+    y = np.concatenate(ys).astype(y_type, copy=False) if ys else np.empty(0, y_type)
     return b"".join((head.tobytes(), pad, x.tobytes(), y.tobytes()))
 
 

@@ -565,12 +565,14 @@ class LossPlot(widgets.VBox):
     def figures(self) -> dict[str, Figure]:
         """The bqplot ``Figure`` of each panel, by family in display order: what the browser draws.
 
-        A figure's ``marks`` are the faint raw lines (one per series), the main lines in the same
-        order (``labels`` is the legend label: the metric, or ``"run: metric"`` with several runs),
-        then two ``Scatter`` marks: non-finite values (``marker="triangle-down"``) and diagnostics findings
-        (``marker="diamond"``). Every frame writes to them: read them, don't keep state in them.
-        With ``renderer="canvas"`` the series' lines are not among the marks (the canvas draws
-        them, from points sent apart from bqplot). The same view as plain data: :meth:`frame`.
+        With ``renderer="svg"`` a figure's ``marks`` are the faint raw lines (one per series), the
+        main lines in the same order (``labels`` is the legend label: the metric, or ``"run: metric"``
+        with several runs), then two ``Scatter`` marks: non-finite values (``marker="triangle-down"``)
+        and diagnostics findings (``marker="diamond"``). With ``renderer="canvas"`` (the default) the
+        series' lines are not among the marks: a canvas draws them from points sent apart from
+        bqplot (the run groups' bands and lines and the two ``Scatter`` marks stay). Every frame
+        writes to them: read them, don't keep state in them. The same view as plain data:
+        :meth:`frame`.
         """
         return {family: panel.figure for family, panel in tuple(self._grid.panels.items())}
 

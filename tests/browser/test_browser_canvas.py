@@ -44,7 +44,7 @@ def fill(plot):
         plot.log(v, step=i)
     plot.flush()
 
-svg = LossPlot(title="svg", smoothing=0.6, log_y=True, log_y_panels=("lr",))
+svg = LossPlot(title="svg", smoothing=0.6, log_y=True, log_y_panels=("lr",), renderer="svg")
 canvas = LossPlot(title="canvas", smoothing=0.6, log_y=True, log_y_panels=("lr",), renderer="canvas")
 fill(svg)
 fill(canvas)

@@ -38,16 +38,20 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pytest
 from browser_harness import (
+    CANVAS_SENT_CODE,
     DARK_THEME,
     LAB_SETTINGS,
+    TOOLTIP_JS,
     NotebookPage,
     artifacts_dir,
     free_port,
+    last_drawn_step,
     low_contrast,
     new_context,
     open_in_notebook7,
     opened_notebook,
     own_server_page,
+    painted,
     poll,
     require_chromium,
     running_jupyterlab,
@@ -77,26 +81,13 @@ for i in range({N_STEPS}):
 print("TRAINING DONE")"""
 
 # What the kernel sent for the loss panel's main line, and the x scale it set.
-STATE_CELL = """\
+STATE_CELL = CANVAS_SENT_CODE + """\
 import itertools
 import json
-main = [m for m in plot.figures["loss"].marks if getattr(m, "labels", None) == ["loss"]][0]
+main = drawn_lines(plot, "loss", "loss")[1]
 scale = plot.figures["loss"].axes[0].scale
 print("STATE", json.dumps({"min": scale.min, "max": scale.max, "x": main.x.tolist(),
                             "y": main.y.tolist(), "dtype": str(main.y.dtype)}))"""
-
-TOOLTIP_JS = """() => {
-  const tips = [...document.querySelectorAll('.lossviz-tooltip')].filter(t => t.style.display === 'block');
-  if (tips.length !== 1) return null;
-  const cells = (tr, cls) => { const c = tr.querySelector(cls); return c ? c.textContent : null; };
-  return {
-    head: tips[0].querySelector('.lossviz-tip-head').textContent,
-    more: (tips[0].querySelector('.lossviz-tip-more') || {}).textContent || null,
-    rows: [...tips[0].querySelectorAll('tr[data-key]')].map(tr => ({
-      key: tr.dataset.key, label: cells(tr, '.lossviz-tip-label'), x: cells(tr, '.lossviz-tip-x'),
-      value: cells(tr, '.lossviz-tip-value'), raw: cells(tr, '.lossviz-tip-raw')})),
-  };
-}"""
 
 CROSSHAIRS_JS = """() => [...document.querySelectorAll('.lossviz-crosshair')]
   .filter(c => c.style.display === 'block').map(c => { const r = c.getBoundingClientRect();
@@ -154,8 +145,8 @@ def check_hover_while_training(nb: NotebookPage, shot: str) -> None:
     """Hover the loss panel mid-plot while cell 1 runs; the tooltip matches what was logged."""
     poll(lambda: nb.is_executing(1), 60, "training cell never started executing ([*])", interval=0.05)
     loss = panel(nb, "loss")
-    poll(lambda: loss.count() == 1 and panel(nb, "accuracy").count() == 1 and nb.visible_line_vertices(
-        loss.locator(".lossviz-panel"), "loss") > 100, 60, "loss line never reached 100 points")
+    poll(lambda: loss.count() == 1 and panel(nb, "accuracy").count() == 1 and (last_drawn_step(
+        nb.page, loss.locator(".lossviz-panel"), "loss") or 0) > 100, 60, "loss line never reached 100 points")
     assert nb.is_executing(1) and "TRAINING DONE" not in nb.output_text(1)
     hover(nb, "loss", 0.5)
     tip = tooltip(nb)
@@ -225,15 +216,17 @@ def check_legend_click(nb: NotebookPage, shot: str) -> None:
     figure = loss.locator(".lossviz-panel")
     item = loss.locator('.lossviz-legend-item[data-key="val_loss"]')
     assert item.inner_text().strip() == "val_loss"
-    assert nb.visible_line_vertices(figure, "val_loss") > 0
+    swatch = item.locator(".lossviz-swatch").evaluate("e => getComputedStyle(e).borderTopColor")  # rgb(r, g, b)
+    val_color = "#{:02x}{:02x}{:02x}".format(*(int(v) for v in re.findall(r"\d+", swatch)[:3]))
+    assert painted(figure, val_color) > 100  # what a person sees of the val_loss line, whichever renderer
     item.click()
-    poll(lambda: all(c["hidden"] for c in nb.line_vertices(figure, "val_loss")), 5, "val_loss line still shown")
-    assert nb.visible_line_vertices(figure, "loss") == N_STEPS  # the other line stays
+    poll(lambda: painted(figure, val_color) < 10, 5, "val_loss line still shown")
+    assert last_drawn_step(nb.page, figure, "loss") == N_STEPS - 1  # the other line stays
     hover(nb, "loss", 0.5)
     assert "val_loss" not in [r["label"] for r in tooltip(nb)["rows"]]
     nb.screenshot(f"{shot}-legend-hidden")
     item.click()
-    poll(lambda: nb.visible_line_vertices(figure, "val_loss") > 0, 5, "val_loss line not shown again")
+    poll(lambda: painted(figure, val_color) > 100, 5, "val_loss line not shown again")
     nb.page.mouse.move(1, 1)
 
 
@@ -291,7 +284,8 @@ OVERLAPS_JS = """(root) => {
     const svgLegends = [...p.querySelectorAll('.g_legend')].filter(g => getComputedStyle(g).display !== 'none'
       && g.getBoundingClientRect().width > 0).map(box);
     const paths = [...p.querySelectorAll('g.curve path.line')].filter(e => !e.closest('.g_legend')
-      && e.getAttribute('d') && getComputedStyle(e.closest('g[clip-path]') || e).display !== 'none').map(box);
+      && e.getAttribute('d') && getComputedStyle(e.closest('g[clip-path]') || e).display !== 'none').map(box)
+      .concat([...p.querySelectorAll('canvas.lossviz-lines')].map(box));  // renderer="canvas": the whole plot area
     out.legends += legends.length + svgLegends.length; out.paths += paths.length;
     for (const l of [...legends, ...svgLegends]) for (const q of paths) if (meet(l, q)) out.overlaps.push([l, q]);
   }
@@ -322,7 +316,7 @@ def test_legends_off_the_data_and_layout(request: pytest.FixtureRequest, width: 
         found = widget.evaluate(OVERLAPS_JS)
         nb.screenshot(f"hover-layout-{width}px")
         nb.screenshot(f"hover-layout-{width}px-widget", widget)
-        assert found["legends"] == 12 and found["paths"] >= 12, found
+        assert found["legends"] == 12 and found["paths"] >= 2, found  # the canvas of each panel (svg: 12+ paths)
         assert not found["overlaps"], found["overlaps"][:5]
         plot_width = widget.evaluate("(w) => w.getBoundingClientRect().width")
         areas = widget.evaluate(PLOT_AREAS_JS)
@@ -392,10 +386,9 @@ def test_notebook7_live_update_and_hover(request: pytest.FixtureRequest) -> None
             samples = []
             t0 = time.monotonic()
             while nb.is_executing(1) and len(samples) < 6 and time.monotonic() - t0 < 60:
-                curves = [c["vertices"] for c in nb.line_vertices(loss.locator(".lossviz-panel"), "loss")
-                          if not c["hidden"]]
-                if curves and nb.is_executing(1):
-                    samples.append(curves[0])
+                last = last_drawn_step(nb.page, loss.locator(".lossviz-panel"), "loss")
+                if last is not None and nb.is_executing(1):
+                    samples.append(last)
                 nb.page.wait_for_timeout(400)
             assert sum(b > a for a, b in itertools.pairwise(samples)) >= 2, samples  # live growth
             check_hover_while_training(nb, "hover-notebook7")
@@ -532,25 +525,18 @@ def running_voila(notebook: Path) -> Iterator[str]:
         log.close()
 
 
-# How many curve paths of the plot have a box on screen and are not hidden.
-SHOWN_CURVES_JS = """() => [...document.querySelectorAll('.lossviz-panel g.curve path.line')].filter((p) => {
-  const r = p.getBoundingClientRect();
-  return (r.width > 0 || r.height > 0) && getComputedStyle(p).visibility !== 'hidden';
-}).length"""
-
-
 def voila_failed(page: Any, what: str) -> str:
-    """``what``, with a screenshot of the page and what its curve paths look like."""
+    """``what``, with a screenshot of the page and what its panels hold."""
     page.screenshot(path=str(artifacts_dir() / "hover-voila-failed.png"))
-    paths = page.evaluate("""() => [...document.querySelectorAll('.lossviz-panel g.curve path.line')].map((p) => {
-      const r = p.getBoundingClientRect(), c = getComputedStyle(p);
-      return [r.width, r.height, c.visibility, c.display, (p.getAttribute('d') || '').length]; })""")
-    return f"{what}: curve paths (width, height, visibility, display, length of d): {paths}"
+    parts = page.evaluate("""() => [...document.querySelectorAll('.lossviz-panel')].map((p) => [
+      p.querySelectorAll('canvas.lossviz-lines').length, p.querySelectorAll('g.curve path.line').length])""")
+    return f"{what}: panels' (canvases, SVG curve paths): {parts}"
 
 
-def voila_vertices(page: Any) -> int:
-    return int(page.evaluate("() => Math.max(0, ...[...document.querySelectorAll('.lossviz-panel g.curve path.line')]"
-                             ".map(p => ((p.getAttribute('d') || '').match(/L/g) || []).length + 1))"))
+def voila_last_step(page: Any) -> int | None:
+    """The last step the loss panel draws, from the hover readout (either renderer)."""
+    figure = page.locator(".lossviz-panel").first
+    return last_drawn_step(page, figure, "loss") if figure.count() else None
 
 
 @pytest.mark.browser
@@ -566,13 +552,14 @@ def test_voila_live_with_a_training_thread_and_after_a_blocking_cell(request: py
         nb = write_notebook(tmp_path / "thread" / "app.ipynb", [VOILA_SETUP, VOILA_THREAD])
         with running_voila(nb) as url:
             page.goto(url, timeout=90_000)
-            # any curve on screen (the first path in the DOM may be one not drawn yet)
-            poll(lambda: page.evaluate(SHOWN_CURVES_JS) > 0, 90, lambda: voila_failed(page, "no curve shown in Voila"))
+            poll(lambda: voila_last_step(page) is not None, 90, lambda: voila_failed(page, "no curve shown in Voila"))
             samples = []
             for _ in range(4):
-                samples.append(voila_vertices(page))
+                samples.append(voila_last_step(page))
                 page.wait_for_timeout(1000)
-            assert samples == sorted(samples) and samples[-1] > samples[0] and samples[-1] < 1500, samples
+            assert None not in samples and samples == sorted(samples), samples  # type: ignore[type-var]
+            assert samples[-1] > samples[0] and samples[-1] < 1500, samples  # type: ignore[operator]
+            assert painted(page.locator(".lossviz-panel").first, "#1f77b4") > 100  # the loss line on screen
             box = page.locator(".lossviz-panel rect.plotarea_events").first.bounding_box()
             page.mouse.move(box["x"] + box["width"] / 2, box["y"] + 40)
             tip = poll(lambda: page.evaluate(TOOLTIP_JS), 10, "no hover tooltip in Voila")
@@ -582,8 +569,8 @@ def test_voila_live_with_a_training_thread_and_after_a_blocking_cell(request: py
         nb = write_notebook(tmp_path / "blocking" / "app.ipynb", [VOILA_SETUP, VOILA_BLOCKING])
         with running_voila(nb) as url:
             page.goto(url, timeout=90_000)
-            poll(lambda: page.evaluate(SHOWN_CURVES_JS) > 0, 90, lambda: voila_failed(page, "no curve shown in Voila"))
-            poll(lambda: voila_vertices(page) == 300, 20, lambda: f"{voila_vertices(page)} vertices, not 300")
+            poll(lambda: voila_last_step(page) == 299, 90,
+                 lambda: voila_failed(page, f"last step drawn {voila_last_step(page)}, not 299"))
             page.screenshot(path=str(artifacts_dir() / "hover-voila-blocking.png"))
     finally:
         context.close()

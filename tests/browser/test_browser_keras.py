@@ -2,16 +2,20 @@
 
 The integration notebook tests run the notebooks headless; this one is what a person sees:
 in JupyterLab + headless Chromium, the per-batch loss line grows while the ``fit`` cell is
-still running ([*]), and at the end the panel holds every batch and every validation point.
-A callback sleeps a little per batch so the training lasts a few seconds.
+still running ([*]) (read with the hover readout at the right edge of the plot: the last step
+drawn, whichever renderer), and at the end the panel holds every batch and every validation point
+(the kernel says what it drew: ``CANVAS_SENT_CODE``). A callback sleeps a little per batch so the
+training lasts a few seconds.
 """
 
 from __future__ import annotations
 
 import itertools
+import json
+import re
 
 import pytest
-from browser_harness import NotebookPage, opened_notebook, poll
+from browser_harness import CANVAS_SENT_CODE, NotebookPage, last_drawn_step, opened_notebook, poll
 
 EPOCHS, BATCHES = 6, 20
 
@@ -39,17 +43,17 @@ history = model.fit(x, y, batch_size=50, epochs={EPOCHS}, validation_split=0.2,
                     callbacks=[callback, slow], verbose=0)
 print("FIT DONE", len(history.history["val_loss"]))"""
 
+DRAWN_CELL = CANVAS_SENT_CODE + """\
+import json
+callback.plot.flush()
+print("DRAWN", json.dumps(drawn_points(callback.plot, "loss")))"""
+
 
 @pytest.mark.browser
 @pytest.mark.timeout(240)
 def test_keras_fit_draws_live(request: pytest.FixtureRequest) -> None:
-    with opened_notebook(request, "keras_live.ipynb", [SETUP_CELL, FIT_CELL]) as nb:
+    with opened_notebook(request, "keras_live.ipynb", [SETUP_CELL, FIT_CELL, DRAWN_CELL]) as nb:
         _check(nb)
-
-
-def _loss_vertices(panel) -> int:
-    curves = [c for c in NotebookPage.line_vertices(panel, "loss") if not c["hidden"]]
-    return int(curves[0]["vertices"]) if len(curves) == 1 else 0
 
 
 def _check(nb: NotebookPage) -> None:
@@ -61,7 +65,7 @@ def _check(nb: NotebookPage) -> None:
 
     samples: list[int] = []
     while nb.is_executing(1) and "FIT DONE" not in nb.output_text(1):
-        n = _loss_vertices(panel) if panel.count() else 0
+        n = (last_drawn_step(nb.page, panel, "loss") or 0) if panel.count() else 0
         if n and nb.is_executing(1):
             samples.append(n)
         nb.page.wait_for_timeout(200)
@@ -71,9 +75,11 @@ def _check(nb: NotebookPage) -> None:
 
     nb.wait_cell_done(1, timeout=120)
     assert f"FIT DONE {EPOCHS}" in nb.output_text(1), nb.output_text(1)
-    poll(lambda: _loss_vertices(panel) == EPOCHS * BATCHES, 20,
-         lambda: f"loss line: {NotebookPage.line_vertices(panel, 'loss')}")
-    poll(lambda: nb.visible_line_vertices(panel, "val_loss") == EPOCHS, 20,
-         lambda: f"val_loss line: {NotebookPage.line_vertices(panel, 'val_loss')}")
+    nb.wait_cell_done(2, timeout=60)
+    said = re.search(r"DRAWN (\{.*\})", nb.output_text(2))
+    drawn = json.loads(said.group(1)) if said else {}
+    assert (drawn.get("loss"), drawn.get("val_loss")) == (EPOCHS * BATCHES, EPOCHS), nb.output_text(2)
+    last = last_drawn_step(nb.page, panel, "loss")
+    assert last is not None and last >= samples[-1], (last, samples)  # the browser drew the end of the run
     assert not nb.error_outputs(), nb.error_outputs()
     nb.screenshot("keras-final-widget", widget)

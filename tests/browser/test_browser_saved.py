@@ -9,15 +9,26 @@ the plot says "kernel disconnected: static view" once instead of a broken-link i
 parts. Screenshots: ``test-artifacts/browser/saved-live.png``, ``kernel-disconnected.png`` and
 ``saved-reopened.png`` (JupyterLab) and ``saved-reopened-notebook7.png``; the same with
 ``renderer="canvas"`` (``saved_canvas-*.png``, ``kernel-disconnected_canvas.png``).
+
+Saved *with* widget state (as nbclient saves it, or JupyterLab with "Save Widget State
+Automatically" on) and reopened without running anything, the canvas plot shows its curves:
+drawn from the saved state by the front end, or at least as the static image
+(``saved-state-reopened*.png``, and ``.json``: what showed). Seen here (JupyterLab 4, Notebook 7):
+neither renders the saved widgets without a kernel; the static image shows.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
+from collections.abc import Iterator
+from typing import Any
 
+import nbformat
 import pytest
-from browser_harness import NotebookPage, new_context, opened_notebook, poll, running_jupyterlab
+from browser_harness import NotebookPage, new_context, opened_notebook, painted, poll, running_jupyterlab
+from notebook_harness import WIDGET_STATE_MIME, run_notebook
 
 CELLS = [
     """\
@@ -79,9 +90,10 @@ def test_a_saved_notebook_reopened_in_a_fresh_server_shows_the_curves(request: p
     _reopen(browser, saved, "notebook", f"notebooks/{name}.ipynb", f"{name}-reopened-notebook7")
 
 
-def _reopen(browser, saved, app: str, path: str, shot: str) -> None:
-    """Open the saved notebook, without running it, in a fresh ``app`` server: the static image
-    of the curves shows (the widget cannot, its state was not saved)."""
+@contextlib.contextmanager
+def _reopened(browser, saved, app: str, path: str) -> Iterator[tuple[NotebookPage, Any]]:
+    """The saved notebook opened, without running anything, in a fresh ``app`` server (``path``: its
+    URL there): the page and the first cell, once shown."""
     with running_jupyterlab(app=app) as fresh:
         shutil.copy(saved, fresh.root_dir / saved.name)
         context = new_context(browser)
@@ -91,12 +103,63 @@ def _reopen(browser, saved, app: str, path: str, shot: str) -> None:
             page.goto(fresh.url(path), wait_until="domcontentloaded")  # nothing is run
             out = reopened.cell(0)
             out.wait_for(state="visible", timeout=60_000)
-            image = out.locator(".jp-OutputArea-output img")
-            poll(lambda: image.count() == 1 and image.first.is_visible(), 30,
-                 lambda: f"{app}: no image in the reopened output: {reopened.output_text(0)!r}")
-            box = image.first.bounding_box()
-            assert box["width"] > 300 and box["height"] > 100
-            assert image.first.evaluate("img => img.naturalWidth") > 300  # decoded, not a broken image
-            reopened.screenshot(shot, out)
+            yield reopened, out
         finally:
             context.close()
+
+
+def _reopen(browser, saved, app: str, path: str, shot: str) -> None:
+    """Open the saved notebook in a fresh ``app`` server: the static image of the curves shows (the
+    widget cannot, its state was not saved)."""
+    with _reopened(browser, saved, app, path) as (reopened, out):
+        image = out.locator(".jp-OutputArea-output img")
+        poll(lambda: image.count() == 1 and image.first.is_visible(), 30,
+             lambda: f"{app}: no image in the reopened output: {reopened.output_text(0)!r}")
+        box = image.first.bounding_box()
+        assert box["width"] > 300 and box["height"] > 100
+        assert image.first.evaluate("img => img.naturalWidth") > 300  # decoded, not a broken image
+        reopened.screenshot(shot, out)
+
+
+#: What the reopened output shows: the curves drawn by the restored widget (its canvas painted in the
+#: loss line's colour) and whether the static image is visible.
+SHOWN_JS = """(out) => ({
+  canvases: out.querySelectorAll('canvas.lossviz-lines').length,
+  image: [...out.querySelectorAll('.jp-OutputArea-output img')].some(i => i.getBoundingClientRect().width > 300
+    && i.naturalWidth > 300),
+})"""
+
+
+@pytest.mark.browser
+@pytest.mark.timeout(300)
+def test_a_notebook_saved_with_widget_state_reopened_shows_the_curves(request: pytest.FixtureRequest,
+                                                                      tmp_path) -> None:
+    """The default (canvas) plot, run by nbclient (which saves the widget state) and reopened without
+    running anything in JupyterLab and Notebook 7: the curves show, drawn from the saved state or
+    as the static image (what each front end did is in the screenshots and the assertion message)."""
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(CELLS[0])])
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    executed = run_notebook(nb, tmp_path, cell_timeout=120).nb
+    assert WIDGET_STATE_MIME in executed.metadata["widgets"]
+    saved = tmp_path / "saved_state.ipynb"
+    nbformat.write(executed, str(saved))
+    browser = request.getfixturevalue("chromium_browser")
+    _reopen_with_state(browser, saved, "jupyterlab", "lab/tree/saved_state.ipynb", "saved-state-reopened")
+    _reopen_with_state(browser, saved, "notebook", "notebooks/saved_state.ipynb", "saved-state-reopened-notebook7")
+
+
+def _reopen_with_state(browser, saved, app: str, path: str, shot: str) -> None:
+    """Open the saved notebook in a fresh ``app`` server: the curves show."""
+    with _reopened(browser, saved, app, path) as (reopened, out):
+        shown: dict = {}
+
+        def curves() -> bool:
+            shown.update(out.evaluate(SHOWN_JS))
+            shown["painted"] = painted(out.locator(".lossviz-panel").first, "#1f77b4") if shown["canvases"] else 0
+            return shown["painted"] > 300 or shown["image"]
+
+        poll(curves, 60, lambda: f"{app}: no curves in the reopened output: {shown}", interval=1.0)
+        reopened.page.wait_for_timeout(1000)
+        curves()
+        reopened.screenshot(shot, out)
+        (reopened.artifacts / f"{shot}.json").write_text(json.dumps(shown))

@@ -1,7 +1,8 @@
 """End to end: zooming a panel with the mouse wheel in JupyterLab re-downsamples the visible
 range (full fidelity), and "follow latest" brings the whole run back.
 
-A plot of 200,000 points (max_points=400, smoothing off) is shown; the loss line then
+A plot of 200,000 points (max_points=400, smoothing off, ``renderer="svg"``: the path's vertices
+are read; the second test does the same with the canvas) is shown; the loss line then
 holds <= 400 vertices. A wheel zoom over the panel narrows the shared x scale in the
 browser; once the kernel is idle it receives the new range (``plot.x_range``) and sends
 the raw points of that range. A later cell reads the state the kernel holds.
@@ -17,7 +18,7 @@ from browser_harness import CANVAS_SENT_CODE, NotebookPage, opened_notebook, pol
 SETUP_CELL = """\
 if "plot" not in globals():  # re-running all cells keeps the plot (and its zoom)
     from lossviz_widget import LossPlot
-    plot = LossPlot(title="zoom test", smoothing=0.0, max_points=400)
+    plot = LossPlot(title="zoom test", smoothing=0.0, max_points=400, renderer="svg")
     for i in range(200_000):
         plot.log(loss=1.0 + (i % 997) / 997 + (50.0 if i == 123_457 else 0.0), step=i)
     plot.flush()
@@ -90,7 +91,7 @@ def test_wheel_zoom_on_the_canvas_renderer(request: pytest.FixtureRequest) -> No
     """The same zoom with ``renderer="canvas"``: bqplot's pan/zoom events (above the canvas) move the
     shared x scale, the canvas redraws for it at once, the kernel gets the range and sends the range's
     points, and the hover readout reads them."""
-    setup = SETUP_CELL.replace('max_points=400)', 'max_points=400, renderer="canvas")')
+    setup = SETUP_CELL.replace('renderer="svg"', 'renderer="canvas"')
     state = CANVAS_SENT_CODE + 'print("STATE", plot.x_range, plot.follow_latest, 0, "SENT", *sent_steps(plot))'
     with opened_notebook(request, "zoom_canvas.ipynb", [setup, state]) as nb:
         nb.run_all_cells()

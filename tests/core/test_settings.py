@@ -91,7 +91,7 @@ def test_saved_settings_round_trip_through_files(tmp_path, suffix):
     chosen = {"smoothing": 0.93, "smoothing_mode": "gaussian", "log_y": True, "ignore_outliers": True,
               "x_axis": "relative_time", "max_points": 512, "fps": 5.0, "log_y_panels": ("learning_rate", "loss"),
               "x_log": True, "panel_height": 320, "best_metrics": ("grad_norm", "loss"), "forecast": True,
-              "renderer": "canvas"}
+              "renderer": "svg"}
     assert set(chosen) == set(SAVED), "a new saved setting needs a value here"
     path = tmp_path / f"run{suffix}"
     if suffix == ".jsonl":

@@ -8,6 +8,7 @@ import re
 import numpy as np
 import pytest
 from bqplot import Figure, Lines
+from drawn import labels as drawn_labels
 
 from lossviz_widget import LossPlot, ViewSettings
 from lossviz_widget._core.run_groups import GroupSpec, aggregate, group_members
@@ -126,7 +127,7 @@ def test_group_runs_draws_a_line_and_band_per_group_with_the_spike_kept():
     assert np.max(band.y[1]) == pytest.approx(9.0)  # the spike survives downsampling in the band
     plot.group_runs(r"seed=\d+", show_members=True, stat="median", band="std")
     plot.flush()
-    labels = [m.labels[0] for m in marks(plot) if m.fill != "between" and m.display_legend]
+    labels = drawn_labels(plot, "loss")  # the members' own lines and the groups' (members: on the canvas)
     assert "lr=0.1 seed=0: loss" in labels and "lr=0.2: loss (median of 3, ±1 std)" in labels
     plot.ungroup_runs()
     plot.flush()

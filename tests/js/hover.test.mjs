@@ -99,14 +99,15 @@ test("reportedWidth rounds a plot width up to 32 px, 0 before layout", () => {
 });
 
 /** A buffer as Python's pack_lines writes it (the layout its docstring gives). */
-function pack(lines, date = false) {
+function pack(lines, date = false, wide = false) {
   const head = 8 + 4 * lines.length;
   const start = Math.ceil(head / 8) * 8;
   const total = lines.reduce((a, l) => a + (l ? l[0].length : 0), 0);
-  const buf = new ArrayBuffer(start + 12 * total);
-  new Uint32Array(buf, 0, 2 + lines.length).set([lines.length, date ? 1 : 0, ...lines.map((l) => (l ? l[0].length : 0))]);
+  const buf = new ArrayBuffer(start + (wide ? 16 : 12) * total);
+  const flags = (date ? 1 : 0) | (wide ? 2 : 0);
+  new Uint32Array(buf, 0, 2 + lines.length).set([lines.length, flags, ...lines.map((l) => (l ? l[0].length : 0))]);
   const xs = new Float64Array(buf, start, total);
-  const ys = new Float32Array(buf, start + 8 * total, total);
+  const ys = new (wide ? Float64Array : Float32Array)(buf, start + 8 * total, total);
   let i = 0;
   for (const l of lines) {
     if (!l) continue;
@@ -129,6 +130,14 @@ test("unpackLines: one [x, y] view per line, empty for a missing raw line, dates
   assert.equal(unpackLines(pack([[[1.7e12], [1]]], true))[0][0].type, "date");
   assert.deepEqual(unpackLines(null), []);
   assert.deepEqual(unpackLines(new DataView(new ArrayBuffer(0))), []);
+});
+
+test("unpackLines: y as float64 (flags bit 1) keeps values float32 would turn to 0 or Infinity", () => {
+  const lines = unpackLines(pack([[[0, 1], [1e-40, 1e39]], [[2], [0.5]]], false, true));
+  assert.ok(lines[0][1] instanceof Float64Array);
+  assert.deepEqual(Array.from(lines[0][1]), [1e-40, 1e39]);
+  assert.deepEqual(Array.from(lines[1][0]), [2]);
+  assert.deepEqual(Array.from(lines[1][1]), [0.5]);
 });
 
 test("unpackLines reads a view that does not start on an 8-byte boundary (copied once)", () => {

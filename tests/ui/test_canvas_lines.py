@@ -12,7 +12,6 @@ compared pixel by pixel in ``tests/browser/test_browser_canvas.py``.
 
 from __future__ import annotations
 
-import itertools
 import json
 import math
 import shutil
@@ -21,29 +20,14 @@ import sys
 import textwrap
 from pathlib import Path
 
-import ipywidgets
 import numpy as np
 import pytest
 from bqplot import Lines
-from drawn import lines
-from test_hover_layer import layers
+from drawn import decode_lines, layers, lines, model
 
 from lossviz_widget import LossPlot
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def decode(buf: bytes) -> tuple[list[tuple[np.ndarray, np.ndarray]], bool]:
-    """The documented layout: uint32 [count, flags, n...] padded to 8 bytes, all x (float64), all y (float32)."""
-    count, flags = np.frombuffer(buf, "<u4", 2)
-    counts = np.frombuffer(buf, "<u4", int(count), 8)
-    at = -(-(8 + 4 * int(count)) // 8) * 8
-    total = int(counts.sum())
-    xs = np.frombuffer(buf, "<f8", total, at)
-    ys = np.frombuffer(buf, "<f4", total, at + 8 * total)
-    assert len(buf) == at + 12 * total
-    edges = np.concatenate([[0], np.cumsum(counts)]).astype(int)
-    return [(xs[a:b], ys[a:b]) for a, b in itertools.pairwise(edges)], bool(flags & 1)
 
 
 def fill(plot: LossPlot, start: int = 0, stop: int = 3000) -> None:
@@ -63,7 +47,7 @@ def drawn_by_canvas(plot: LossPlot) -> dict[tuple[str, str, str], tuple[np.ndarr
     """(family, label, "main"/"raw") -> the points the canvas draws, decoded from each layer's lines."""
     out = {}
     for family, layer in layers(plot).items():
-        packed, _ = decode(layer.lines)
+        packed, _ = decode_lines(layer.lines)
         for e in layer.series:
             if e["slot"] is None:
                 continue
@@ -71,11 +55,6 @@ def drawn_by_canvas(plot: LossPlot) -> dict[tuple[str, str, str], tuple[np.ndarr
             if e["raw"] is not None:
                 out[(family, e["label"], "raw")] = packed[e["slot"] + 1]
     return out
-
-
-def model(ref: str) -> Lines:
-    """The ``Lines`` a layer entry names (``IPY_MODEL_<id>``: the canvas plot's marks are in no Figure)."""
-    return ipywidgets.widgets.widget._instances[ref.removeprefix("IPY_MODEL_")]
 
 
 def series_lines(plot: LossPlot) -> list[Lines]:
@@ -101,7 +80,7 @@ def assert_same_points(canvas: LossPlot, svg: LossPlot) -> None:
         if np.issubdtype(x.dtype, np.datetime64):
             x = x.astype("datetime64[ms]").astype(np.int64).astype(np.float64)
         np.testing.assert_array_equal(got[key][0], x, err_msg=str(key))
-        np.testing.assert_array_equal(got[key][1], y.astype(np.float32), err_msg=str(key))
+        np.testing.assert_array_equal(got[key][1], y.astype(got[key][1].dtype), err_msg=str(key))
     # the canvas plot's Lines keep only the style the canvas reads: no point is sent twice
     assert all(len(m.x) == 0 and len(m.y) == 0 for m in series_lines(canvas))
 
@@ -137,13 +116,30 @@ def test_dates_and_log_axes_go_as_the_svg_lines_draw_them(pair):
         p.extend("val_loss", steps[::20], np.exp(-steps[::20] / 120.0), 1.8e9 + steps[::20] * 0.25)
         p.x_axis, p.log_y = "wall_time", True
         p.flush()
-    assert all(decode(layer.lines)[1] for layer in layers(canvas).values())  # flagged as dates (epoch ms)
+    assert all(decode_lines(layer.lines)[1] for layer in layers(canvas).values())  # flagged as dates (epoch ms)
     assert_same_points(canvas, svg)
     for p in pair:
         p.x_axis, p.x_log = "step", True
         p.flush()
-    assert not any(decode(layer.lines)[1] for layer in layers(canvas).values())
+    assert not any(decode_lines(layer.lines)[1] for layer in layers(canvas).values())
     assert_same_points(canvas, svg)
+
+
+def test_values_float32_cannot_hold_go_as_float64_as_the_svg_lines_get_them(pair):
+    """Below 1e-30 or above 1e30 a frame keeps y as float64 (float32 would draw 0 or a gap for inf):
+    the canvas gets the same float64 values, and the panel's other lines lose nothing either."""
+    canvas, svg = pair
+    for p in pair:
+        for i, v in enumerate([1e-40, 1e-39, 2e-39]):
+            p.log(loss=v, val_loss=0.5 + i, step=i)
+            p.log(grad_norm=3e38 * (i + 1), step=i)
+        p.smoothing = 0.0
+        p.flush()
+    assert_same_points(canvas, svg)
+    main = lines(canvas, "loss", "loss")[1]
+    assert main.y.dtype == np.float64 and main.y.tolist() == [1e-40, 1e-39, 2e-39]
+    assert lines(canvas, "grad_norm", "grad_norm")[1].y.tolist() == [3e38 * k for k in (1, 2, 3)]  # not inf
+    assert lines(canvas, "loss", "val_loss")[1].y.tolist() == [0.5, 1.5, 2.5]
 
 
 def test_a_frame_sends_each_panel_one_lines_message_and_no_line_data():
@@ -190,7 +186,7 @@ def test_hover_js_decodes_the_same_numbers(pair, tmp_path):
     (tmp_path / "decode.mjs").write_text(script)
     out = subprocess.run(["node", str(tmp_path / "decode.mjs")], capture_output=True, text=True, check=True)
     got = json.loads(out.stdout)
-    want, _ = decode(layer.lines)
+    want, _ = decode_lines(layer.lines)
     assert len(got) == len(want) == 8  # main and raw of loss and val_loss, runs a and b
     for (gx, gy), (wx, wy) in zip(got, want, strict=True):
         assert gx == wx.tolist()

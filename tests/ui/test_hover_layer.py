@@ -10,26 +10,10 @@ from __future__ import annotations
 
 import math
 
-import ipywidgets as widgets
 import pytest
-from drawn import lines
+from drawn import layers, lines
 
 from lossviz_widget import LossPlot
-from lossviz_widget._ui.hover import HoverLayer
-
-
-def layers(plot: LossPlot) -> dict[str, HoverLayer]:
-    """Each panel's layer by family: the widget next to the panel's Figure in its box."""
-    found: dict[str, HoverLayer] = {}
-    pending: list[widgets.Widget] = list(plot.children)
-    while pending:
-        w = pending.pop()
-        kids = list(getattr(w, "children", ()))
-        for family, figure in plot.figures.items():
-            if figure in kids:
-                (found[family],) = [k for k in kids if isinstance(k, HoverLayer)]
-        pending += kids
-    return found
 
 
 @pytest.fixture

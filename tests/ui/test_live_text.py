@@ -25,11 +25,10 @@ def test_live_text_at_most_twice_a_second_and_the_last_values_arrive(tmp_path):
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
     run = run_notebook(nb, tmp_path, cell_timeout=120)
     html = {cid for cid, model in run.models().items() if model.endswith(":HTMLModel")}
-    lines = {cid for cid, model in run.models().items() if model.endswith(":LinesModel")}
     start, end = run.cell_spans[1]
     during = [e for e in run.events if e.msg_type == "comm_msg" and start <= e.time <= end]
     text = [e for e in during if e.comm_id in html and "value" in e.keys]
-    curves = [e for e in during if e.comm_id in lines and "y" in e.keys]
+    curves = [e for e in run.curve_messages(1) if start <= e.time <= end]
     seconds = end - start
     # the curves at the frame rate, the text parts (runs table, findings, readout, status) at <= 2 Hz each
     assert len(curves) > len(text) / 2, (len(curves), len(text), seconds)

@@ -8,6 +8,7 @@ import re
 
 import nbformat
 import pytest
+from drawn import decode_lines
 from nbconvert import HTMLExporter
 from notebook_harness import WIDGET_VIEW_MIME, run_notebook
 from PIL import Image
@@ -73,6 +74,27 @@ def test_nbconvert_html_shows_the_static_image(executed):
     first = Image.open(io.BytesIO(base64.b64decode(images[0])))
     assert first.size == png_of(executed.cells[0].outputs[1]).size
     assert "saved <b>run</b>" not in body  # the title never reaches the page as markup
+
+
+def test_a_notebook_saved_with_widget_state_keeps_the_canvas_points_and_the_image(executed):
+    """Saved with widget state (nbclient's default; JupyterLab's "Save Widget State Automatically"):
+    each panel's hover layer is kept with its canvas on and the final points in its ``lines``
+    buffer, so a front end that renders the saved widgets draws the curves; and nbconvert's page
+    still has the static image for readers that cannot load the widgets."""
+    state = executed.metadata["widgets"]["application/vnd.jupyter.widget-state+json"]["state"]
+    layers = [m for m in state.values() if "series" in m["state"]]  # the hover layers (lines: a binary buffer)
+    assert layers and all(m["state"]["canvas"] for m in layers)
+    points = {}
+    for m in layers:
+        (buf,) = [b for b in m.get("buffers", []) if b["path"] == ["lines"]]
+        packed, _ = decode_lines(base64.b64decode(buf["data"]))
+        for e in m["state"]["series"]:
+            if e["slot"] is not None:
+                points[e["label"]] = packed[e["slot"]][0]
+    assert points["loss"][-1] == 299 and len(points["loss"]) == 300  # the final frame: every step
+    body, _ = HTMLExporter().from_notebook_node(nbformat.from_dict(executed))
+    assert "application/vnd.jupyter.widget-state+json" in body
+    assert len(re.findall(r'<img [^>]*src="data:image/png;base64,', body)) == 2
 
 
 def test_repr_in_a_script_has_no_image_until_data_exists():
