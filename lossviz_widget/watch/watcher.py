@@ -130,8 +130,13 @@ class Watcher:
     # -- from the training loop ------------------------------------------------------------------
 
     def _on_row(self, count: int, row: Any, counts: tuple[tuple[int, int], ...]) -> None:
+        first = not self._queue
         self._queue.append((self._start + count, row, counts, time.time()))
-        self._recorder.changed(settle=True)  # a frame for it, as for a logged point (~1 µs when one is due)
+        if first:
+            # a frame for the rows since the last fetch, asked once, as log() asks for logged points:
+            # asking at every row would also draw each frame offered to the logging thread here, in
+            # the optimizer's hook (see FrameScheduler), where the loop pays all of its CPU
+            self._recorder.changed(settle=True)
 
     def _on_error(self, exc: BaseException) -> None:
         if self.last_error is None:
