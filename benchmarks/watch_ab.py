@@ -12,7 +12,10 @@ training thread's CPU time (``time.thread_time``: what the hooks cost the loop, 
 disturbed by other users of a shared machine), the process's CPU time and the wall time per
 step, with the interquartile range, and the paired comparisons within each round: each
 configuration's overhead against no watch, new - base and new - floor (ms per step; median and
-IQR over rounds). The load average is printed at the start and end.
+IQR over rounds). Last column: the least thread CPU per step of any block of the configuration,
+and its overhead against the least of the unwatched blocks (the machine's other users only ever
+add time: on a loaded machine this is the estimate least disturbed by them). The load average is
+printed at the start and end.
 
     PYTHONPATH=. python benchmarks/watch_ab.py [--base main] [--rounds 10] [--steps 200] [--every 1 10]
 """
@@ -116,7 +119,7 @@ def main() -> None:
                     ops.remove()
             _use(versions["new"])
         print(f"\n{model_name} (ms per step: median [IQR] over {args.rounds} rounds)")
-        print(f"  {'configuration':<18} {'thread CPU':>24} {'process CPU':>24} {'wall':>24}")
+        print(f"  {'configuration':<18} {'thread CPU':>24} {'process CPU':>24} {'wall':>24} {'thread CPU min':>15}")
         kinds = {v: version for v, version, _ in configs}
         for (v, every), ts in times.items():
             version = kinds[v]
@@ -124,7 +127,10 @@ def main() -> None:
             for clock in ("thread CPU", "process CPU", "wall"):
                 lo, mid, hi = _quartiles([1e3 * t[clock] for t in ts])
                 cells.append(f"{mid:7.3f} [{lo:6.3f}-{hi:6.3f}]")
-            print(f"  {v if version is None else f'{v} every={every}':<18} " + " ".join(f"{c:>24}" for c in cells))
+            low = min(1e3 * t["thread CPU"] for t in ts)
+            low_over = low / min(1e3 * t["thread CPU"] for t in times["none", 0]) - 1
+            print(f"  {v if version is None else f'{v} every={every}':<18} " + " ".join(f"{c:>24}" for c in cells)
+                  + f" {low:7.3f} ({low_over:+.1%})")
         for clock in ("thread CPU", "process CPU", "wall"):
             per = {key: [t[clock] for t in ts] for key, ts in times.items()}
 

@@ -56,6 +56,9 @@ class Reductions:
             sums = timed("activations: per-unit sums", lambda: [a.sum(dim=(0, *range(2, a.dim()))) for a in o])
             timed("activations: 3 fused norms", lambda: (
                 torch._foreach_norm(sums, 1), torch._foreach_norm(sums, 0), torch._foreach_norm(o, 2)))
+        # let the outputs go, as watch() does: kept until the next forward pass, they would hold
+        # memory the allocator reuses otherwise (a fresh mapping and its page faults each step)
+        self.outs.clear()
 
     def before_step(self) -> None:
         with torch.no_grad():

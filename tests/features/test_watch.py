@@ -249,6 +249,42 @@ def test_update_ratio_of_large_tensors_is_estimated_from_a_strided_sample_within
     plot.close()
 
 
+def test_update_ratio_of_a_non_contiguous_parameter_is_exact(digits):
+    # the update samples of contiguous tensors are copied into one flat buffer per sampled step; a
+    # parameter that is not contiguous (a transposed weight) keeps the per-tensor path, exactly
+    class Transposed(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.hidden = nn.Linear(64, 16)
+            self.out = nn.Parameter(torch.randn(10, 16).t() * 0.1)  # 16 x 10, column-major
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return torch.relu(self.hidden(x)) @ self.out
+
+    torch.manual_seed(0)
+    model = Transposed()
+    assert not model.out.is_contiguous()
+    opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    plot = LossPlot()
+    watcher = plot.watch(model, opt, every=1)
+    x, y = digits[0][:64], digits[1][:64]
+    exact = []
+    for _ in range(3):
+        before = [p.detach().clone() for p in model.parameters()]
+        opt.zero_grad()
+        nn.functional.cross_entropy(model(x), y).backward()
+        opt.step()
+        after = list(model.parameters())
+        ratio = [torch.sqrt(sum(((after[j] - before[j]).double() ** 2).sum() for j in js)
+                            / sum((after[j].double() ** 2).sum() for j in js)).item() for js in ((0,), (1, 2))]
+        exact.append(ratio)
+    plot.flush()
+    # the root owns `out` (its parameters come first), then `hidden` (weight and bias)
+    assert watcher.series.layout.param_layers == ("Transposed", "hidden")
+    np.testing.assert_allclose(watcher.series.matrix("update_ratio"), exact, rtol=1e-5)
+    plot.close()
+
+
 def test_an_unsampled_step_costs_the_loop_only_a_few_python_calls(digits):
     # every=10 must cost ~nothing on the nine steps in ten it does not measure: count the Python
     # function calls (sys.setprofile: deterministic, unlike a timer) of one unsampled training step
