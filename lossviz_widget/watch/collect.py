@@ -119,23 +119,10 @@ def _stack_into(out: torch.Tensor, values: Sequence[torch.Tensor]) -> None:
 
 def _update_sample(param: torch.Tensor) -> torch.Tensor:
     """The part of ``param`` whose change stands for the whole tensor's (see ``_UPDATE_STRIDE``): a
-    1-D view of every ``_UPDATE_STRIDE``-th element of a large tensor, else of all of it (the
-    tensor itself when it is not contiguous)."""
-    if not param.is_contiguous():
-        return param
-    return param.view(-1)[::_UPDATE_STRIDE] if param.numel() >= _UPDATE_SAMPLED_FROM else param.view(-1)
-
-
-def _flat_pair(samples: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor] | None:
-    """Two flat buffers, each with room for all of ``samples`` side by side, when they are 1-D on one
-    device with one dtype (else None): copying the samples in and subtracting is then one call
-    each (``torch.cat(..., out=)``, ``sub_``), where ``torch._foreach_*`` on CPU dispatches one
-    operation per tensor (~50 fewer per sampled step on a 26-tensor model)."""
-    if not samples or any(s.dim() != 1 for s in samples) or len({(s.device, s.dtype) for s in samples}) > 1:
-        return None
-    n = sum(s.numel() for s in samples)
-    return (torch.empty(n, dtype=samples[0].dtype, device=samples[0].device),
-            torch.empty(n, dtype=samples[0].dtype, device=samples[0].device))
+    view of every ``_UPDATE_STRIDE``-th element of a large tensor, else the tensor itself."""
+    if param.numel() >= _UPDATE_SAMPLED_FROM and param.is_contiguous():
+        return param.view(-1)[::_UPDATE_STRIDE]
+    return param
 
 
 _CHUNK_ROWS = 64  # sampled rows per preallocated device block (see Collector._row_for_step)
@@ -178,7 +165,6 @@ class Collector:
         self._before: list[torch.Tensor] = []  # update samples of the weights just before the sampled step
         self._samples: list[torch.Tensor] = []  # the views they were copied from (read again after the step)
         self._sampled_at: list[int] = []  # the parameters' storage addresses when those views were taken
-        self._flat: tuple[torch.Tensor, torch.Tensor] | None = None  # see _flat_pair: _before are views of [0]
         self._backward_norms: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}  # no optimizer: (grad, weight)
         self._backward_seen = False  # no optimizer: a backward pass ended the current step
         self._handles: list[Any] = []
@@ -247,7 +233,7 @@ class Collector:
         for handles in (self._handles, self._sampled_handles):
             while handles:
                 handles.pop().remove()
-        self._before, self._samples, self._sampled_at, self._flat = [], [], [], None
+        self._before, self._samples, self._sampled_at = [], [], []
 
     def _row_for_step(self) -> torch.Tensor:
         """The current sampled step's row: the next one of a preallocated, NaN-filled device block
@@ -274,16 +260,12 @@ class Collector:
         if self._stepping:
             with torch.no_grad():
                 where = [p.data_ptr() for p in self._params]
-                if where != self._sampled_at:  # the first sampled step, or storage replaced since
-                    self._samples = [_update_sample(p) for p in self._params]
-                    self._flat = _flat_pair(self._samples)
-                    self._before = ([s.clone() for s in self._samples] if self._flat is None
-                                    else list(self._flat[0].split([s.numel() for s in self._samples])))
-                    self._sampled_at = where
-                if self._flat is not None:
-                    torch.cat(self._samples, out=self._flat[0])
-                else:
+                if where == self._sampled_at:
                     torch._foreach_copy_(self._before, self._samples)
+                else:  # the first sampled step, or storage replaced since
+                    self._samples = [_update_sample(p) for p in self._params]
+                    self._before = [s.clone() for s in self._samples]
+                    self._sampled_at = where
 
     def _post_step(self, optimizer: Any, args: Any, kwargs: Any) -> None:
         """Count the step; on a sampled one, measure its gradients, weights and update first.
@@ -315,12 +297,7 @@ class Collector:
         params, q = self._params, len(self._params)
         row = self._row_for_step()
         with torch.no_grad():
-            if self._flat is not None:
-                before, after = self._flat
-                torch.cat(self._samples, out=after)
-                before.sub_(after)  # _before (its views) now -Δθ (sampled)
-            else:
-                torch._foreach_sub_(self._before, self._samples)  # now -Δθ (sampled)
+            torch._foreach_sub_(self._before, self._samples)  # now -Δθ (sampled)
             # (``is not None`` one by one: ``None in grads`` compares tensors, ~50 µs each)
             grads = [p.grad for p in params if p.grad is not None]
             if len(grads) == q:  # the usual case: every norm in one call

@@ -250,8 +250,8 @@ def test_update_ratio_of_large_tensors_is_estimated_from_a_strided_sample_within
 
 
 def test_update_ratio_of_a_non_contiguous_parameter_is_exact(digits):
-    # the update samples of contiguous tensors are copied into one flat buffer per sampled step; a
-    # parameter that is not contiguous (a transposed weight) keeps the per-tensor path, exactly
+    # a large contiguous tensor's update is measured on a strided view of it; a parameter that is
+    # not contiguous (a transposed weight) is measured whole: its ratio is exact
     class Transposed(nn.Module):
         def __init__(self) -> None:
             super().__init__()
