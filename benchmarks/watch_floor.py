@@ -34,19 +34,54 @@ from watch_overhead import MODELS
 from lossviz_widget.watch.collect import _update_sample
 
 
+class Reductions:
+    """The floor's tensor operations on ``model`` (its ReLU outputs kept by forward hooks), in three
+    parts called at their points of a training step; ``timed(part, work)`` runs each operation
+    (by default just runs it)."""
+
+    def __init__(self, model: nn.Module, timed: Callable[[str, Callable[[], Any]], Any] = lambda _, w: w()) -> None:
+        self.params = list(model.parameters())
+        self.samples = [_update_sample(p.detach()) for p in self.params]
+        self.before = [s.clone() for s in self.samples]
+        self.outs: dict[int, torch.Tensor] = {}
+        self.timed = timed
+        relus = [m for m in model.modules() if isinstance(m, nn.ReLU)]
+        self.handles = [m.register_forward_hook(lambda m, i, o, k=k: self.outs.__setitem__(k, o.detach()))
+                        for k, m in enumerate(relus)]
+
+    def after_forward(self) -> None:
+        timed = self.timed
+        with torch.no_grad():
+            o = list(self.outs.values())
+            sums = timed("activations: per-unit sums", lambda: [a.sum(dim=(0, *range(2, a.dim()))) for a in o])
+            timed("activations: 3 fused norms", lambda: (
+                torch._foreach_norm(sums, 1), torch._foreach_norm(sums, 0), torch._foreach_norm(o, 2)))
+        # let the outputs go, as watch() does: kept until the next forward pass, they would hold
+        # memory the allocator reuses otherwise (a fresh mapping and its page faults each step)
+        self.outs.clear()
+
+    def before_step(self) -> None:
+        with torch.no_grad():
+            self.timed("update sample: copy", lambda: torch._foreach_copy_(self.before, self.samples))
+
+    def after_step(self) -> None:
+        timed = self.timed
+        with torch.no_grad():
+            timed("update sample: subtract", lambda: torch._foreach_sub_(self.before, self.samples))
+            timed("gradient, weight, update norms", lambda: torch._foreach_norm(
+                [*(p.grad for p in self.params), *self.params, *self.before], 2))
+
+    def remove(self) -> None:
+        for h in self.handles:
+            h.remove()
+
+
 def floor(make: Callable[[], Any], steps: int) -> dict[str, list[float]]:
     """Seconds per step of each part (training parts and the reductions), over ``steps`` steps."""
     torch.manual_seed(0)
     model, batch = make()
     x, y = batch()
     opt = torch.optim.Adam(model.parameters(), lr=1e-4)
-    params = list(model.parameters())
-    samples = [_update_sample(p.detach()) for p in params]
-    before = [s.clone() for s in samples]
-    outs: dict[int, torch.Tensor] = {}
-    relus = [m for m in model.modules() if isinstance(m, nn.ReLU)]
-    for k, m in enumerate(relus):
-        m.register_forward_hook(lambda m, i, o, k=k: outs.__setitem__(k, o.detach()))
     times: collections.defaultdict[str, list[float]] = collections.defaultdict(list)
 
     def timed(part: str, work: Callable[[], Any]) -> Any:
@@ -55,22 +90,15 @@ def floor(make: Callable[[], Any], steps: int) -> dict[str, list[float]]:
         times[part].append(time.thread_time() - start)
         return out
 
+    ops = Reductions(model, timed)
     for _ in range(steps):
         timed("zero_grad", lambda: opt.zero_grad(set_to_none=True))
         loss = timed("forward", lambda: nn.functional.cross_entropy(model(x), y))
-        with torch.no_grad():
-            o = list(outs.values())
-            sums = timed("activations: per-unit sums", lambda o=o: [a.sum(dim=(0, *range(2, a.dim()))) for a in o])
-            timed("activations: 3 fused norms", lambda s=sums, o=o: (
-                torch._foreach_norm(s, 1), torch._foreach_norm(s, 0), torch._foreach_norm(o, 2)))
+        ops.after_forward()
         timed("backward", loss.backward)
-        with torch.no_grad():
-            timed("update sample: copy", lambda: torch._foreach_copy_(before, samples))
+        ops.before_step()
         timed("optimizer step", opt.step)
-        with torch.no_grad():
-            timed("update sample: subtract", lambda: torch._foreach_sub_(before, samples))
-            timed("gradient, weight, update norms", lambda: torch._foreach_norm(
-                [*(p.grad for p in params), *params, *before], 2))
+        ops.after_step()
     return times
 
 

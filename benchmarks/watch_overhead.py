@@ -59,12 +59,13 @@ CLOCKS = {"wall": time.perf_counter, "thread CPU": time.thread_time, "process CP
 
 
 def block(model: nn.Module, batch: Callable[[], tuple[torch.Tensor, torch.Tensor]], watch: dict[str, Any] | None,
-          steps: int) -> dict[str, float]:
+          steps: int, ops: Any = None) -> dict[str, float]:
     """Seconds per training step by each of :data:`CLOCKS` over ``steps`` steps (after 3 untimed
-    ones), with ``watch`` options or none. The clocks stop when the loop ends: the plot's
-    ``close()`` (a last diagnostics pass and heatmap build, once per plot whatever the length of
-    the run) is not a per-step cost, and on a short block it would weigh as one; the frames drawn
-    while the loop runs are counted by the process clock."""
+    ones), with ``watch`` options or none; ``ops`` (say ``watch_floor.Reductions``), when given,
+    has its ``after_forward``, ``before_step`` and ``after_step`` called in each step. The clocks
+    stop when the loop ends: the plot's ``close()`` (a last diagnostics pass and heatmap build,
+    once per plot whatever the length of the run) is not a per-step cost, and on a short block it
+    would weigh as one; the frames drawn while the loop runs are counted by the process clock."""
     opt = torch.optim.Adam(model.parameters(), lr=1e-4)
     plot = LossPlot()
     if watch is not None:
@@ -74,8 +75,14 @@ def block(model: nn.Module, batch: Callable[[], tuple[torch.Tensor, torch.Tensor
     def step(i: int) -> None:
         opt.zero_grad(set_to_none=True)
         loss = nn.functional.cross_entropy(model(x), y)
+        if ops is not None:
+            ops.after_forward()
         loss.backward()
+        if ops is not None:
+            ops.before_step()
         opt.step()
+        if ops is not None:
+            ops.after_step()
         plot.log(loss=loss, step=i)
 
     for i in range(3):

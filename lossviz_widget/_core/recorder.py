@@ -126,6 +126,7 @@ class Batch(Protocol):
 
 Draw = Callable[[Frame, Sequence[Finding]], int]
 Finder = Callable[[RunsData], Sequence[Finding]]  # every finding so far of rules on other data (watch())
+Feed = Callable[[], None]  # appends points held off the store, before each snapshot (see Recorder.add_feed)
 
 
 class Recorder:
@@ -164,6 +165,8 @@ class Recorder:
         self._sinks: list[tuple[Sink, RewindCursor]] = []
         self._sources: list[Source] = []
         self._finders: list[Finder] = []
+        self._feeds: list[Feed] = []
+        self._feed_lock = threading.Lock()  # one feed pass at a time (taken after _lock, never before it)
         self._draw: Draw | None = None
         self._live = False
         self._background = False  # self._live or any sink: read by every log() call, so a plain attribute
@@ -202,10 +205,13 @@ class Recorder:
         if store.log(merge_metrics(metrics, values), step):
             self.changed(settle=True)
 
-    def extend(self, metric: str, steps: Any, values: Any, wall_time: Any = None, *, run: str | None = None) -> None:
-        """Append many points of one metric at once; see :meth:`lossviz_widget.LossPlot.extend`."""
+    def extend(self, metric: str, steps: Any, values: Any, wall_time: Any = None, *, run: str | None = None,
+               request: bool = True) -> None:
+        """Append many points of one metric at once; see :meth:`lossviz_widget.LossPlot.extend`.
+        ``request=False``: no frame is asked for (a feed, whose points the snapshot being taken reads)."""
         (self._store if run is None else self._runs.get(run)).extend(metric, steps, values, wall_time)
-        self.changed()
+        if request:
+            self.changed()
 
     def extend_batches(self, batches: Sequence[Batch]) -> None:
         """Append read log points; a batch that is rejected (say, steps going back) does not stop
@@ -244,11 +250,13 @@ class Recorder:
     @property
     def history(self) -> History:
         """Full-resolution data of the only run, or with several runs of the default run."""
+        self._run_feeds()
         run, store = self._runs.primary()
         return History(store, run, self.runs)
 
     def data(self) -> RunsData:
         """Every run's full-resolution data now: ``run -> metric -> MetricHistory`` (read-only views)."""
+        self._run_feeds()
         return self._runs.snapshot()
 
     @property
@@ -292,7 +300,8 @@ class Recorder:
     def _snapshot(self) -> tuple[RunsData, dict[str, tuple[Rewind, ...]]]:
         """Every run's data and every rewind so far (under ``_lock``). The series rewound since the
         last call are forgotten by the frame builder and the diagnostics first (recomputed from
-        their data), so no cache built from purged points survives."""
+        their data), so no cache built from purged points survives. The feeds append theirs first."""
+        self._run_feeds()
         data, rewinds = self._runs.snapshot_with_rewinds()
         for rewind in self._replayed.take(rewinds):
             self._builder.forget(rewind.run, rewind.metric)
@@ -425,6 +434,21 @@ class Recorder:
         with self._lock:
             self._finders.append(finder)
         self.request_frame()
+
+    def add_feed(self, feed: Feed) -> None:
+        """Call ``feed()`` first whenever the data is read (a frame, ``flush()``, :meth:`diagnose`,
+        :attr:`history`, :meth:`data`): a producer that keeps its points off the store until then
+        (the watcher's device rows: nothing per point in the training loop) appends them with
+        ``extend(..., request=False)``, so whoever reads sees them with everything logged before.
+        Feeds run one pass at a time, not necessarily under the frame lock; ``feed`` must not raise."""
+        with self._feed_lock:
+            self._feeds.append(feed)
+
+    def _run_feeds(self) -> None:
+        if self._feeds:
+            with self._feed_lock:
+                for feed in self._feeds:
+                    feed()
 
     def add_source(self, source: Source) -> None:
         """Keep ``source`` (a started follower) until :meth:`stop_sources` or :meth:`close`."""

@@ -93,7 +93,8 @@ def layout_of(model: nn.Module, activations: bool = True) -> Layout:
         acts = []
     return Layout(tuple(n for n, _ in params), tuple(sum(p.numel() for p in ps) for _, ps in params),
                   tuple(i for i, (_, ps) in enumerate(params) for _ in ps),
-                  tuple(n for n, _ in acts), frozenset(n for n, m in acts if isinstance(m, _RELU_FAMILY)))
+                  tuple(n for n, _ in acts), frozenset(n for n, m in acts if isinstance(m, _RELU_FAMILY)),
+                  tuple(math.sqrt(p.numel() / max(_update_sample(p).numel(), 1)) for _, ps in params for p in ps))
 
 
 def _norms(tensors: list[torch.Tensor], ord: int = 2) -> Sequence[torch.Tensor]:
@@ -128,21 +129,20 @@ _CHUNK_ROWS = 64  # sampled rows per preallocated device block (see Collector._r
 
 
 class Collector:
-    """Hooks that hand one device row per sampled step to ``on_row(step_index, row, counts, total)``.
+    """Hooks that hand one device row per sampled step to ``on_row(step_index, row, counts)``.
 
     ``row`` (a view into a preallocated device block, NaN where nothing was measured) is laid out
     as :class:`~.series.Layout` says, with per activation module the sum, the 2-norm and the live
     units of its output; ``counts`` holds, per activation module, the output's elements and units
     (host numbers, from shapes; ``(0, 0)`` where it did not run), from which the series derive
-    mean, std and dead share; ``total`` is the total gradient norm (a device scalar).
+    mean, std and dead share.
 
     ``every``: sample one step in ``every`` (step 0, ``every``, ``2 * every``...).
     :meth:`remove` takes every hook off again.
     """
 
     def __init__(self, model: nn.Module, optimizer: torch.optim.Optimizer | None, *, every: int,
-                 activations: bool, on_row: Callable[[int, torch.Tensor, tuple[tuple[int, int], ...], torch.Tensor],
-                                                     None],
+                 activations: bool, on_row: Callable[[int, torch.Tensor, tuple[tuple[int, int], ...]], None],
                  on_error: Callable[[BaseException], None]) -> None:
         self.layout = layout_of(model, activations)
         self.every = every
@@ -159,6 +159,8 @@ class Collector:
         self._outputs: dict[int, torch.Tensor] = {}  # activation outputs of this forward pass, to measure at its end
         self._indices: dict[tuple[int, ...], torch.Tensor] = {}  # see _index
         self._act_where: dict[tuple[tuple[int, ...], int], tuple[int, ...]] = {}  # see _act_positions
+        start = 3 * len(self._params)
+        self._act_span = tuple(range(start, start + 3 * len(self._acts)))  # the row's activation part
         self._stepping = False  # the optimizer step under way is a sampled one
         self._before: list[torch.Tensor] = []  # update samples of the weights just before the sampled step
         self._samples: list[torch.Tensor] = []  # the views they were copied from (read again after the step)
@@ -172,17 +174,18 @@ class Collector:
         self._block = torch.empty(0, self.layout.device_width, device=device)  # rows handed out so far: _next
         self._next = 0
         self._row: torch.Tensor | None = None  # the sampled step's row, once something measured it
-        # per parameter tensor: sqrt(elements / elements in its update sample), scaling the sample's norm
-        self._update_scale = torch.tensor([math.sqrt(p.numel() / max(_update_sample(p).numel(), 1))
-                                           for p in self._params], dtype=torch.float32, device=device)
         self._optimizer = optimizer
         if optimizer is not None:
-            self._handles.append(optimizer.register_step_post_hook(self._guarded(self._post_step)))
+            self._handles.append(optimizer.register_step_post_hook(self._post_step))
         else:
             self._handles += [p.register_post_accumulate_grad_hook(self._guarded(self._grad_hook(i)))
                               for i, p in enumerate(self._params)]
             self._handles.append(self._root.register_forward_pre_hook(self._guarded(self._on_forward)))
-        self._sampled_handles: list[Any] = []  # hooks on only for sampled steps (see _arm)
+        # hooks on only for sampled steps (see _arm), made once
+        self._pre_step_hook = self._guarded(self._pre_step)
+        self._activation_hooks = [self._guarded(self._activation_hook(i)) for i in range(len(self._acts))]
+        self._forward_end_hook = self._guarded(self._on_forward_end)
+        self._sampled_handles: list[Any] = []
         self._arm()
 
     def _guarded(self, hook: Callable[..., None]) -> Callable[..., None]:
@@ -212,11 +215,11 @@ class Collector:
         if sampling and not self._sampled_handles:
             handles = []
             if self._optimizer is not None:
-                handles.append(self._optimizer.register_step_pre_hook(self._guarded(self._pre_step)))
+                handles.append(self._optimizer.register_step_pre_hook(self._pre_step_hook))
             if self._acts:
-                handles += [module.register_forward_hook(self._guarded(self._activation_hook(i)))
-                            for i, (_, module) in enumerate(self._acts)]
-                handles.append(self._root.register_forward_hook(self._guarded(self._on_forward_end)))
+                handles += [module.register_forward_hook(hook)
+                            for (_, module), hook in zip(self._acts, self._activation_hooks, strict=True)]
+                handles.append(self._root.register_forward_hook(self._forward_end_hook))
             self._sampled_handles = handles
         elif not sampling:
             while self._sampled_handles:
@@ -269,16 +272,25 @@ class Collector:
 
         Gradients are read here, not before the step: a closure passed to ``step()`` (Lightning's
         automatic optimization, LBFGS) computes them inside it, and nothing in ``step()`` changes
-        them (after ``GradScaler.unscale_`` and clipping, they are what the optimizer used)."""
+        them (after ``GradScaler.unscale_`` and clipping, they are what the optimizer used).
+
+        Registered as it is (it guards itself: an error goes to ``on_error``), so an unsampled step
+        costs the loop this one Python call: a flag, a count and a modulo."""
         try:
             if self._stepping:
                 self._stepping = False
                 self._measure_step()
+        except Exception as exc:
+            self._on_error(exc)
         finally:
             self._row, self._counts = None, self._no_counts  # a failed measurement leaves nothing behind
             self.count += 1
-            if self.every > 1:  # with every=1 the sampled steps' hooks just stay on
+        # hooks on for the next step if it is sampled, off after a sampled one (with every=1 they stay on)
+        if self.every > 1 and (self._sampled_handles or self.count % self.every == 0):
+            try:
                 self._arm()
+            except Exception as exc:
+                self._on_error(exc)
 
     def _measure_step(self) -> None:
         """Every norm of the step just taken, in one fused call written straight into its row."""
@@ -296,7 +308,6 @@ class Collector:
                     present = tuple(i for i, p in enumerate(params) if p.grad is not None)
                     row[:q].index_copy_(0, self._index(present), torch.stack(list(norms[: len(grads)])))
                 _stack_into(row[q : 3 * q], norms[len(grads) :])
-            row[2 * q : 3 * q] *= self._update_scale
         self._emit()
 
     def _index(self, positions: tuple[int, ...]) -> torch.Tensor:
@@ -384,11 +395,15 @@ class Collector:
         values = [*_norms(unit_sums, 1), *(outs[i].sum(dtype=torch.float32) for i in others),
                   *_norms([outs[i] for i in order]), *_norms(unit_sums, 0)]
         row = self._row_for_step()
-        try:
-            values_t = torch.stack(values)
-        except RuntimeError:  # activations on several devices
-            values_t = torch.stack([v.to(row.device) for v in values])
-        row.index_copy_(0, self._index(self._act_positions(order, len(units))), values_t)
+        where = self._act_positions(order, len(units))
+        if where == self._act_span:  # every module, all of the ReLU family, in order: straight in
+            _stack_into(row[where[0] : where[-1] + 1], values)
+        else:
+            try:
+                values_t = torch.stack(values)
+            except RuntimeError:  # activations on several devices
+                values_t = torch.stack([v.to(row.device) for v in values])
+            row.index_copy_(0, self._index(where), values_t)
         counts = list(self._counts)
         for i in units:
             counts[i] = (outs[i].numel(), outs[i].shape[1])
@@ -399,10 +414,8 @@ class Collector:
     # -- one row ----------------------------------------------------------------------------
 
     def _emit(self) -> None:
-        """Hand the step's row over with its activation counts and the total gradient norm (a device
-        scalar for the plot's curve; tensors without a gradient left out)."""
+        """Hand the step's row over with its activation counts (the total gradient norm and
+        everything else derived from the row is host arithmetic at frame time)."""
         if self._outputs:  # kept by modules called outside the model's forward (no forward end seen)
             self._reduce_activations()
-        row = self._row_for_step()
-        total = torch.linalg.vector_norm(row[: len(self._params)].nan_to_num(0.0))
-        self._on_row(self.count, row, self._counts, total)
+        self._on_row(self.count, self._row_for_step(), self._counts)

@@ -36,7 +36,8 @@ class Layout:
     act_mean x A, act_std x A, dead_fraction x A]`` with ``P = len(param_layers)``,
     ``A = len(act_layers)``. Rows come from the device as ``[grad norm x Q, weight norm x Q,
     update norm x Q, sum x A, 2-norm x A, live units x A]`` over the ``Q`` parameter
-    tensors; :meth:`WatchedSeries.append` turns them into stored rows.
+    tensors (the update norms as measured, before :attr:`update_scale`);
+    :meth:`WatchedSeries.append` turns them into stored rows.
     """
 
     param_layers: tuple[str, ...]
@@ -44,6 +45,9 @@ class Layout:
     param_layer_of: tuple[int, ...]  # per parameter tensor, the index of its layer (non-decreasing)
     act_layers: tuple[str, ...] = ()
     relu_layers: frozenset[str] = field(default_factory=frozenset)  # act_layers with a dead_fraction
+    # per parameter tensor, the factor from its measured update norm to its whole update's (the
+    # collector measures large tensors' updates on a strided sample); empty: all exact (1.0)
+    update_scale: tuple[float, ...] = ()
 
     @property
     def width(self) -> int:
@@ -134,6 +138,8 @@ class WatchedSeries:
         raw = np.asarray(rows, dtype=np.float64).reshape(len(steps), lay.device_width)
         q, a = len(lay.param_layer_of), len(lay.act_layers)
         grads, weights, updates = raw[:, :q], raw[:, q : 2 * q], raw[:, 2 * q : 3 * q]
+        if lay.update_scale:
+            updates = updates * np.asarray(lay.update_scale)
         with np.errstate(invalid="ignore", divide="ignore"):
             total = np.where(np.isnan(grads).all(axis=1), np.nan, np.sqrt(np.nansum(grads**2, axis=1)))
             w = self._per_layer(weights)

@@ -1,14 +1,16 @@
 """``Watcher``: hooks on a model feeding per-layer series, rules and a view of a :class:`Recorder`.
 
 Data path: the :class:`~.collect.Collector`'s hooks leave one device vector per sampled step in a
-queue (the training loop's only cost: the reductions themselves, no device sync), and log the
-total gradient norm to the plot as the ``watch/grad_norm`` curve (a device scalar, deferred like
-any logged tensor), so the diagnostics engine reads it beside the loss. At each frame
-the recorder calls :meth:`Watcher.write_new` (the watcher is one of its sinks): the queued
-vectors are stacked and copied to the host in one transfer and appended to the
-:class:`~.series.WatchedSeries`, and a view (the heatmaps of :mod:`.view`), when there is one, is
-redrawn. The rules (:mod:`lossviz_widget.diagnostics.watch`) run in the recorder's diagnostics
-pass (:meth:`Recorder.add_finder`), so their findings are listed, marked and returned by
+queue (the training loop's only cost: the reductions themselves, no device sync, no ``log()``).
+Whenever the recorder reads its data (each frame, ``flush()``, ``diagnose()``) it first calls the
+watcher's feed (:meth:`Recorder.add_feed`): the queued vectors are stacked and copied to the host
+in one transfer, appended to the :class:`~.series.WatchedSeries`, and their total gradient norms
+appended to the plot's ``watch/grad_norm`` curve (at the steps and wall times of their training
+steps), so the diagnostics engine reads that curve beside the loss, in order with it. At each
+frame the recorder then calls :meth:`Watcher.write_new` (the watcher is one of its sinks), which
+redraws a view (the heatmaps of :mod:`.view`) when there is one. The rules
+(:mod:`lossviz_widget.diagnostics.watch`) run in the recorder's diagnostics pass
+(:meth:`Recorder.add_finder`), so their findings are listed, marked and returned by
 ``diagnose()`` like every other. :meth:`close` (``unwatch()``, or the recorder closing) removes
 every hook and keeps what was measured.
 """
@@ -18,6 +20,7 @@ from __future__ import annotations
 import collections
 import logging
 import sys
+import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -88,13 +91,15 @@ class Watcher:
         self._draw = draw
         self._start = self._next_step(recorder) if start is None else int(start)
         self._stale = False  # samples the view has not drawn yet
-        self._queue: collections.deque[tuple[int, Any, tuple[tuple[int, int], ...]]] = collections.deque()
+        # (step, device row, activation counts, wall time) per sampled step not yet fetched
+        self._queue: collections.deque[tuple[int, Any, tuple[tuple[int, int], ...], float]] = collections.deque()
         self._collector: Collector | None = None
         self.series = WatchedSeries(layout_of(model, activations))
         self._has_optimizer = optimizer is not None
         if _distributed_rank() == 0:
             self._collector = Collector(model, optimizer, every=every, activations=activations,
                                         on_row=self._on_row, on_error=self._on_error)
+        recorder.add_feed(self._feed)
         recorder.add_sink(self)
         recorder.add_finder(self.findings)
 
@@ -124,12 +129,14 @@ class Watcher:
 
     # -- from the training loop ------------------------------------------------------------------
 
-    def _on_row(self, count: int, row: Any, counts: tuple[tuple[int, int], ...], total: Any) -> None:
-        step = self._start + count
-        # the total goes to the plot now, with the step's loss (a device value is fetched later, in
-        # the plot's batch): the diagnostics engine reads it beside the loss (loss spikes)
-        self._recorder.log(step=step, **{GRAD_NORM_METRIC: total})  # keywords: log()'s fast path
-        self._queue.append((step, row, counts))
+    def _on_row(self, count: int, row: Any, counts: tuple[tuple[int, int], ...]) -> None:
+        first = not self._queue
+        self._queue.append((self._start + count, row, counts, time.time()))
+        if first:
+            # a frame for the rows since the last fetch, asked once, as log() asks for logged points:
+            # asking at every row would also draw each frame offered to the logging thread here, in
+            # the optimizer's hook (see FrameScheduler), where the loop pays all of its CPU
+            self._recorder.changed(settle=True)
 
     def _on_error(self, exc: BaseException) -> None:
         if self.last_error is None:
@@ -142,22 +149,31 @@ class Watcher:
         exc = self.last_error
         return "" if exc is None else f"watch() error: {type(exc).__name__}: {exc}"
 
-    # -- at frame time (the recorder's frame lock is held) ---------------------------------------
+    # -- when the recorder reads its data (the feed: one pass at a time) or draws (its frame lock) ----
 
     def fetch(self) -> int:
-        """Copy the queued samples to the host (one transfer) and append them; returns how many."""
+        """Copy the queued samples to the host (one transfer) and append them to the series, their
+        total gradient norms to the plot's curve; returns how many."""
         queued = [self._queue.popleft() for _ in range(len(self._queue))]
         if not queued:
             return 0
-        steps = [s for s, _, _ in queued]
-        self.series.append(steps, fetch_rows([r for _, r, _ in queued]), np.array([c for _, _, c in queued]))
+        steps = [q[0] for q in queued]
+        self.series.append(steps, fetch_rows([q[1] for q in queued]), np.array([q[2] for q in queued]))
+        self._recorder.extend(GRAD_NORM_METRIC, steps, self.series.total_grad_norm[-len(queued):],
+                              [q[3] for q in queued], request=False)
         return len(steps)
 
+    def _feed(self) -> None:
+        """The recorder's feed: fetch before it reads its data (see the module docstring)."""
+        try:
+            self._stale = self.fetch() > 0 or self._stale
+        except Exception as exc:
+            self._on_error(exc)
+
     def write_new(self, data: RunsData, rewinds: Sequence[Rewind] = ()) -> None:
-        """Sink protocol: each frame, fetch what the hooks measured and redraw the view. Step rewinds
+        """Sink protocol: each frame, redraw the view if the feed brought new samples. Step rewinds
         of the logged curves do not touch the watched series (they are the model's own record)."""
         try:
-            self._stale = (self.fetch() > 0 or self._stale) and self._draw is not None
             if self._stale and self._draw is not None:
                 self._stale = not self._draw(self.series)
                 if self._stale:  # drawn by a later frame (the watcher, a sink, keeps frames running)
@@ -166,9 +182,9 @@ class Watcher:
             self._on_error(exc)
 
     def findings(self, data: RunsData) -> list[Finding]:
-        """Every watch finding so far, after reading what was measured since the last call."""
+        """Every watch finding so far, after reading what was measured since the last call (the
+        recorder's feed fetched it before the data it reads)."""
         try:
-            self.fetch()
             self.rules.update(self.series)
         except Exception as exc:
             self._on_error(exc)
