@@ -39,8 +39,9 @@ LIVE_METHOD = (
     "The plot is shown by one cell (its panels report their width to the idle kernel), then a second cell logs "
     "4 metrics at 500 steps/s while the plot draws at its default 10 frames/s, for a few seconds per window, "
     "the panels scrolled into view. Main-thread share = DevTools `Performance.getMetrics` `TaskDuration` "
-    "(thread time) over the window ÷ its wall time; per frame = that ÷ the frames the kernel drew. svg: the "
-    "default renderer (bqplot `Lines`); canvas: `renderer=\"canvas\"`. See `benchmarks/BROWSER.md`."
+    "(thread time) over the window ÷ its wall time; per frame = that ÷ the frames the kernel drew. svg: "
+    "`renderer=\"svg\"` (bqplot `Lines`); canvas: the default renderer (lines on a canvas, drawn in a worker "
+    "where the browser allows one). See `benchmarks/BROWSER.md`."
 )
 
 
@@ -444,7 +445,9 @@ Columns:
    loop re-assigns its arrays. In the page an init script timestamps every incoming kernel
    WebSocket message with `performance.now()` before JupyterLab handles it (decoding its
    header), a `MutationObserver` records changes of the `d` attribute of bqplot `path.line`
-   elements (data lines; legend swatches excluded), and after each batch of such changes a
+   elements (data lines; legend swatches excluded; the naive loop and `renderer="svg"`) and a
+   listener for the `lossviz-drawn` event of each canvas redraw (lossviz's default canvas
+   renderer, whose worker reports each panel drawn), and after each batch of such changes a
    `requestAnimationFrame` callback posts a `MessageChannel` message, which runs right after
    that frame has been rendered: the paint
    time. **Paint per frame = paint after the update's last path change − kernel send time of
