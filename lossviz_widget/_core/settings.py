@@ -133,10 +133,11 @@ class ViewSettings:
                                "(when the kernel is idle); lines then get at most 2 points per pixel column, "
                                "never more than max_points. 0: not known, max_points.", check=_plot_width)
     renderer: str = _setting("canvas", "How the curves are drawn in the browser: canvas (one canvas per panel, drawn "
-                             "by the panel's hover layer from one binary message per frame: about half the browser "
-                             "work per frame of svg) or svg (bqplot's Lines, one SVG path each: the series' lines "
-                             "are among LossPlot.figures' marks, with their data). Axes, zoom, legend, hover "
-                             "readout and exports are the same with both.", saved=True, choices=RENDERERS)
+                             "by the panel's hover layer from one binary message per frame, in a worker where the "
+                             "browser allows one: about a third of svg's browser main-thread work per frame) or "
+                             "svg (bqplot's Lines, one SVG path each: the series' lines are among "
+                             "LossPlot.figures' marks, with their data). Axes, zoom, legend, hover readout and "
+                             "exports are the same with both.", saved=True, choices=RENDERERS)
     panel_height: int = _setting(240, "Height of each panel in pixels (the width follows the output area).",
                                  saved=True, check=_panel_height)
     fps: float = _setting(10.0, "Maximum frames per second sent to the browser.", saved=True, check=_fps)

@@ -123,6 +123,7 @@ class WatchedSeries:
         self._rows = _Rows(layout.width)
         of = np.asarray(layout.param_layer_of, dtype=np.intp)
         self._layer_starts = np.flatnonzero(np.r_[True, of[1:] != of[:-1]]) if of.size else of
+
     def __len__(self) -> int:
         return self._n
 
