@@ -50,7 +50,7 @@ __all__ = ["GrowAhead", "MetricBuffer", "Timeline", "append_row", "columns_nbyte
 
 _INITIAL_CAPACITY = 256
 AHEAD_FROM = 1 << 20  # columns at least this long are grown ahead of need (a shorter one copies quickly)
-AHEAD_SLICE = 1 << 20  # rows a helper thread copies per GIL release when it grows a column ahead
+AHEAD_SLICE = 1 << 20  # rows the helper thread copies per GIL release when it grows a column ahead
 
 PREFAULT_FROM = 1 << 16  # columns at least this long have the memory of their next rows mapped ahead
 _PREFAULT_MIN = 1 << 16  # bytes: a smaller stretch is not worth a job (its faults cost ~0.5 ms at most)
@@ -70,8 +70,8 @@ def _load_madvise() -> Callable[[int, int, int], int] | None:
     return madvise
 
 
-class _Prefault:
-    """Maps the memory of a column's next rows on a helper thread, ahead of the writes.
+class _MemoryHelper:
+    """One daemon thread that prepares memory for the columns, ahead of the writes.
 
     On a VM, the first write to fresh memory costs a page fault per 4 KiB page: ~6-10 ms per MB
     measured here, against ~0.2 ms to copy a MB into mapped memory, and ~1 ms per MB to map it with
@@ -80,27 +80,61 @@ class _Prefault:
     ``log()``'s own (its inline moves into the columns). ``MADV_POPULATE_WRITE`` maps the pages
     without changing a byte, so it is safe while another thread writes the same memory; ctypes
     releases the GIL for the call, so neither the loop nor a frame waits for it. Where it does
-    not exist (not Linux, a kernel before 5.14) nothing is done and the writes fault as before.
+    not exist (not Linux, a kernel before 5.14) pages are touched by writing zeros instead, or
+    (:meth:`ahead`) nothing is done and the writes fault as before.
+
+    The jobs (:meth:`ahead`, :class:`GrowAhead`) run on one thread started once: starting a
+    thread per job made the caller wait for the new thread to run, up to 0.3 s on a loaded
+    machine, inside a frame or ``log()``.
     """
 
     def __init__(self) -> None:
         self._madvise = _load_madvise()
-        self._jobs: queue.SimpleQueue[tuple[list[tuple[np.ndarray, int, int]], threading.Event]] = queue.SimpleQueue()
+        self._jobs: queue.SimpleQueue[Callable[[], None]] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
         self._done: dict[int, int] = {}  # array address -> end address mapped (or asked for) so far
 
+    def submit(self, job: Callable[[], None]) -> bool:
+        """Run ``job`` on the helper thread, after the jobs before it; False (not run) when the
+        interpreter is shutting down. ``job`` must not raise."""
+        with self._lock:
+            if self._thread is None:  # a daemon: it never delays the interpreter's exit
+                thread = threading.Thread(target=self._run, name="lossviz-memory", daemon=True)
+                try:
+                    thread.start()
+                except RuntimeError:  # the interpreter is shutting down (a plot closed by its finalizer)
+                    return False
+                self._thread = thread
+        self._jobs.put(job)
+        return True
+
+    def populate(self, a: np.ndarray, start: int, stop: int) -> None:
+        """Map the memory of rows ``start:stop`` of ``a`` (contiguous) on this thread, without
+        changing their contents where ``madvise`` can (else by writing zeros: callers pass rows
+        not written yet)."""
+        base: int = a.__array_interface__["data"][0]  # (``a.ctypes`` imports: not at interpreter exit)
+        first = base + start * a.itemsize
+        first -= first % mmap.PAGESIZE  # (a page partly below ``start`` is mapped, not written)
+        last = base + stop * a.itemsize
+        madvise = self._madvise
+        if last <= first or (madvise is not None and madvise(first, last - first, _MADV_POPULATE_WRITE) == 0):
+            return
+        for lo in range(start, stop, AHEAD_SLICE):  # a slice per GIL release
+            a[lo:min(lo + AHEAD_SLICE, stop)] = 0.0
+
     def ahead(self, columns: Sequence[np.ndarray], n: int) -> threading.Event | None:
         """Map the rows of each long column from ``n`` to an eighth of ``n`` further (at least
-        :data:`PREFAULT_FROM` rows), within its length; what was asked for before is skipped.
-        Returns an event set once mapped (None: nothing to do), which callers never wait for."""
+        :data:`PREFAULT_FROM` rows), within its length, on the helper thread; what was asked for
+        before is skipped. Returns an event set once mapped (None: nothing to do), which callers
+        never wait for."""
         if self._madvise is None:
             return None
         jobs = []
         for a in columns:
             if len(a) < PREFAULT_FROM:
                 continue
-            base: int = a.__array_interface__["data"][0]  # (``a.ctypes`` imports: not at interpreter exit)
+            base: int = a.__array_interface__["data"][0]
             stop = base + min(len(a), n + max(n >> 3, PREFAULT_FROM)) * a.itemsize
             stop -= stop % mmap.PAGESIZE
             start = max(base + n * a.itemsize, self._done.get(base, 0))
@@ -112,32 +146,25 @@ class _Prefault:
             return None
         if len(self._done) > 4096:  # mostly addresses of arrays long gone
             self._done.clear()
-        with self._lock:
-            if self._thread is None:  # a daemon: it never delays the interpreter's exit
-                thread = threading.Thread(target=self._run, name="lossviz-prefault", daemon=True)
-                try:
-                    thread.start()
-                except RuntimeError:  # the interpreter is shutting down (a plot closed by its finalizer)
-                    return None
-                self._thread = thread
         done = threading.Event()
-        self._jobs.put((jobs, done))
-        return done
+        return done if self.submit(lambda: self._map(jobs, done)) else None
+
+    def _map(self, jobs: list[tuple[np.ndarray, int, int]], done: threading.Event) -> None:
+        """(The helper.) Each job keeps its array alive until its pages are mapped."""
+        for _array, start, stop in jobs:
+            madvise = self._madvise
+            if madvise is None or madvise(start, stop - start, _MADV_POPULATE_WRITE) != 0:
+                self._madvise = None  # not supported here (EINVAL), or failing: stop asking
+                break
+        done.set()
 
     def _run(self) -> None:
-        """(The helper.) Each job keeps its array alive until its pages are mapped."""
         while True:
-            jobs, done = self._jobs.get()
-            for _array, start, stop in jobs:
-                madvise = self._madvise
-                if madvise is None or madvise(start, stop - start, _MADV_POPULATE_WRITE) != 0:
-                    self._madvise = None  # not supported here (EINVAL), or failing: stop asking
-                    break
-            done.set()
+            self._jobs.get()()
 
 
-_prefault = _Prefault()
-prefault_ahead = _prefault.ahead
+_memory = _MemoryHelper()
+prefault_ahead = _memory.ahead
 
 
 def _readonly(a: np.ndarray) -> np.ndarray:
@@ -148,22 +175,26 @@ def _readonly(a: np.ndarray) -> np.ndarray:
 
 def _grown(a: np.ndarray, n: int, needed: int) -> np.ndarray:
     """A copy of ``a[:n]`` with room for ``needed`` points (doubling: the slack past ``n`` is never
-    written, so it takes address space, not resident memory)."""
+    written, so it takes address space, not resident memory). A long copy maps its memory first
+    (:meth:`_MemoryHelper.populate`): faulting it in page by page cost ~6-10 ms per MB, inside
+    ``log()`` or a frame."""
     new = np.empty(max(2 * len(a), needed, _INITIAL_CAPACITY), dtype=a.dtype)
+    if n >= PREFAULT_FROM:
+        _memory.populate(new, 0, n)
     new[:n] = a[:n]
     return new
 
 
 class GrowAhead:
-    """The next, twice as long arrays of some columns, prepared by a helper thread: the first
-    ``copied`` rows copied in (columns whose filled rows are never written again: a metric's,
-    whose device values are resolved before a copy begins; 0 for others), and the memory for the
-    rows that come next touched (all ``filled`` rows, plus an eighth more), so the switch to them
-    (:func:`grown_columns`, at the next frame once :attr:`ready`) copies the other rows into
-    memory that is already mapped. NumPy releases the GIL while it copies and touches, so neither
-    the training loop nor a frame waits for the copy, nor for the page faults of new memory (on a
-    VM ~10 ms per MB: far more than the copy). Switching as soon as it is ready frees the old
-    arrays, so a run that stops there keeps at most an eighth more memory, not both arrays."""
+    """The next, twice as long arrays of some columns, prepared on the helper thread
+    (:class:`_MemoryHelper`): the first ``copied`` rows copied in (columns whose filled rows are
+    never written again: a metric's, whose device values are resolved before a copy begins; 0 for
+    others), and the memory for the rows that come next mapped (all ``filled`` rows, plus an eighth
+    more), so the switch to them (:func:`grown_columns`) copies the other rows into memory that is
+    already mapped. The helper releases the GIL while it maps and copies, so neither the training
+    loop nor a frame waits for the copy, nor for the page faults of new memory (on a VM ~10 ms per
+    MB: far more than the copy). Switching as soon as it is ready frees the old arrays, so a run
+    that stops there keeps at most an eighth more memory, not both arrays."""
 
     __slots__ = ("arrays", "copied", "ready")
 
@@ -172,17 +203,16 @@ class GrowAhead:
         self.copied = filled if final else 0
         self.ready = threading.Event()
         touched = min(len(columns[0]), filled + (filled >> 3))
-        threading.Thread(target=self._fill, args=(list(columns), touched), name="lossviz-grow", daemon=True).start()
+        old = list(columns)
+        _memory.submit(lambda: self._fill(old, touched))  # (not run at interpreter exit: never ready)
 
     def _fill(self, columns: list[np.ndarray], touched: int) -> None:
         n = self.copied
         for new, old in zip(self.arrays, columns):
-            for a in range(0, touched, AHEAD_SLICE):
-                b = min(a + AHEAD_SLICE, touched)
-                if a < n:
-                    new[a:min(b, n)] = old[a:min(b, n)]
-                if b > n:
-                    new[max(a, n):b] = 0.0
+            _memory.populate(new, 0, touched)
+            for a in range(0, n, AHEAD_SLICE):  # a slice per GIL release
+                b = min(a + AHEAD_SLICE, n)
+                new[a:b] = old[a:b]
         self.ready.set()
 
 
@@ -197,8 +227,10 @@ def grow_ahead(ahead: GrowAhead | None, columns: Sequence[np.ndarray], n: int, f
 
 
 def grown_columns(ahead: GrowAhead | None, columns: Sequence[np.ndarray], n: int, needed: int) -> list[np.ndarray]:
-    """Copies of the first ``n`` rows of ``columns`` with room for ``needed``: the arrays filled
-    ahead, completed, if there are any that fit."""
+    """Copies of the first ``n`` rows of ``columns`` with room for ``needed``: the arrays prepared
+    ahead, completed, if there are any ready that fit. (Ones still being prepared are not waited
+    for: the helper runs its jobs one after another, so a column's could be queued behind others'
+    for a second; a fresh copy, its memory mapped first, costs ~1.2 ms per MB.)"""
     if (ahead is None or not ahead.ready.is_set() or len(ahead.arrays[0]) < needed
             or ahead.arrays[0].dtype != columns[0].dtype):
         return [_grown(a, n, needed) for a in columns]

@@ -84,7 +84,11 @@ class FrameScheduler:
     is due, the render thread first offers it to the logging thread: it sets :attr:`deadline` to
     now and waits up to :data:`HAND_OVER_S`; ``log()``, which reads the clock anyway, sees the
     deadline passed and calls :meth:`request`, which draws the frame right there, in one hold of
-    the GIL (:meth:`draw_overdue`). If nothing logs meanwhile, the render thread draws it itself.
+    the GIL (:meth:`draw_overdue`). If nothing logs meanwhile, the render thread draws it itself,
+    and the deadline stays passed while it does: a ``log()`` call that comes meanwhile (the loop
+    was only held up, say by a long call or the OS) waits for that frame, instead of taking the
+    GIL and the store's lock from it at every turn (such frames took 1-2.6 s in tight loops; the
+    render thread waited up to 0.85 s for the store's lock alone, which the loop re-took first).
     The wait is short because the frame after the loop's last ``log()`` (the trailing frame, which
     also writes ``log_file``) waits for it too: a kill soon after a loop must not lose more.
     Either way one frame is drawn. A handed-over frame gets half the CPU share
@@ -160,7 +164,9 @@ class FrameScheduler:
             self._local.depth -= 1
 
     def draw_overdue(self) -> None:
-        """Draw the pending frame on the calling thread, unless one is being drawn already."""
+        """Draw the pending frame on the calling thread; if the render thread is drawing it
+        already (the offer was not taken in time), wait for that frame instead (see the class
+        docstring)."""
         if self._drawing.acquire(blocking=False):
             self._drawn.set()  # the render thread stops waiting for this frame
             try:
@@ -169,6 +175,9 @@ class FrameScheduler:
                     self._draw()
             finally:
                 self._drawing.release()
+        else:
+            with self._drawing:
+                pass
 
     def start(self) -> None:
         """Start the render thread (the first request does, if nothing did before: starting it
@@ -194,19 +203,20 @@ class FrameScheduler:
             frames = self.frames
             self._drawn.clear()
             self.deadline.at = time.time()  # offered to a logging thread first
-            handed_over = self._drawn.wait(HAND_OVER_S)
-            self.deadline.at = math.inf
-            if handed_over:  # drawn there (or being drawn): throttle from that frame
+            if self._drawn.wait(HAND_OVER_S):  # drawn there (or being drawn): throttle from that frame
+                self.deadline.at = math.inf
                 continue
-            with self._drawing:
+            with self._drawing:  # (the deadline stays passed: a logging thread waits for this frame)
                 if self.frames == frames and self._pending.is_set() and not self._stop.is_set():
                     self._draw()
+                self.deadline.at = math.inf
             if self._render() is None:
                 return
 
     def _draw(self) -> None:
         """One frame (the caller holds ``_drawing``): render, then when the next may start."""
-        self.deadline.at = math.inf
+        if threading.current_thread() is not self._thread:
+            self.deadline.at = math.inf  # handed over: later calls of the loop go on
         self._pending.clear()  # requests from now on schedule another frame
         render = self._render()
         if render is None:

@@ -290,3 +290,31 @@ def test_a_request_made_while_this_thread_draws_never_draws_again_inside_it():
     assert done.is_set(), "the logging loop deadlocked in flush()"
     assert len(recorder.data()["default"]["loss"]) >= 200  # it logged, flushed and went on
     recorder.close()
+
+
+def test_a_frame_the_render_thread_draws_is_waited_for_by_a_log_call_that_comes_meanwhile():
+    """A frame whose offer nobody took in time (the loop was held up: a long call, the OS) is
+    drawn by the render thread; a logging thread that asks for a frame while it is drawn waits
+    for it, instead of taking the GIL and the store's lock from it at every turn (such frames
+    took seconds in tight loops), and does not draw another one right after it."""
+    order: list[str] = []
+    started, release = threading.Event(), threading.Event()
+
+    def render() -> int:
+        order.append(f"frame on {threading.current_thread().name}")
+        started.set()
+        release.wait(10)
+        order.append("frame end")
+        return 1
+
+    scheduler = FrameScheduler(render, fps=50)
+    scheduler.request()  # nothing logs during the offer: the render thread draws it
+    assert started.wait(10)
+    scheduler.request()  # new data: the next frame is pending
+    threading.Timer(0.2, lambda: (order.append("released"), release.set())).start()
+    scheduler.request()  # more data while that frame is drawn: waits for it
+    order.append("request returned")
+    assert order[:4] == ["frame on lossviz-render", "released", "frame end", "request returned"]
+    assert scheduler.handed_over == 0
+    assert scheduler.wait_idle(10)  # the pending frame is still drawn
+    scheduler.stop()

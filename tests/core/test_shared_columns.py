@@ -199,16 +199,22 @@ def test_device_tensors_logged_together_share_the_timeline():
     assert snap["loss"].values.tolist() == [0.0, 1.0, 2.0, 3.0, 4.0] and snap["acc"].steps.tolist() == list(range(5))
 
 
+@pytest.mark.parametrize("madvise", [True, False], ids=["madvise", "no-madvise"])
 @pytest.mark.parametrize("seed", range(4))
-def test_columns_grown_ahead_of_need_hold_exactly_what_was_logged(monkeypatch, seed):
+def test_columns_grown_ahead_of_need_hold_exactly_what_was_logged(monkeypatch, seed, madvise):
     """Long columns found three quarters full at a snapshot are copied into their next arrays by
-    a helper thread (so the append that fills them copies only the rest): through any interleaving of row
-    appends, bulk appends, snapshots and a rewind, every snapshot holds exactly what was logged,
-    and views handed out earlier never change."""
+    a helper thread (so the append that fills them copies only the rest): through any
+    interleaving of row appends, bulk appends, snapshots and a rewind, every snapshot holds
+    exactly what was logged, and views handed out earlier never change; also where memory cannot
+    be mapped ahead with ``madvise`` (it is then touched by writing zeros, which must never reach
+    a row already written)."""
     from lossviz_widget._core import buffers
 
     monkeypatch.setattr(buffers, "AHEAD_FROM", 256)
     monkeypatch.setattr(buffers, "AHEAD_SLICE", 37)
+    monkeypatch.setattr(buffers, "PREFAULT_FROM", 300)  # growth copies map their memory first too
+    if not madvise:
+        monkeypatch.setattr(buffers._memory, "_madvise", None)
     rng = random.Random(seed)
     shared, alone = [MetricBuffer(), MetricBuffer()], MetricBuffer()
     expected: dict[int, list[tuple[float, float, float]]] = {id(b): [] for b in (*shared, alone)}
