@@ -19,7 +19,7 @@ the series that changed; hidden runs add nothing.
 
 With the canvas renderer (:meth:`_Panel.set_canvas`) the series' ``Lines`` get no view and no
 data, only their style: each panel's points go to its :class:`~lossviz_widget._ui.hover.HoverLayer`
-as one binary message per frame (``pack_lines``), sent when any of its series changed. Panels
+as one binary message per frame (``pack_series``), sent when any of its series changed. Panels
 that no view shows (``HoverLayer.seen``) get nothing while the kernel would hear them seen again
 (see :class:`PanelGrid`).
 
@@ -65,7 +65,7 @@ from .._core.limits import (
     widen_to_min_span,
 )
 from .._core.run_groups import BAND_OPACITY
-from .hover import HoverLayer, pack_lines, series_entry
+from .hover import HoverLayer, pack_series, series_entry, series_slot
 
 __all__ = ["PanelGrid"]
 
@@ -413,8 +413,8 @@ class _Panel:
         packed = None
         if canvas and (repack or self._packed != [sf.key for sf in pf.series]):
             self._packed = [sf.key for sf in pf.series]
-            packed = pack_lines([line for sf in pf.series for line in (
-                (sf.x, sf.y), None if sf.raw_x is None or sf.raw_y is None else (sf.raw_x, sf.raw_y))])
+            packed = pack_series([((sf.x, sf.y), None if sf.raw_x is None or sf.raw_y is None else (sf.raw_x, sf.raw_y))
+                                  for sf in pf.series])
         sent += self.layer.show(self._entries(pf), self.x_axis.label, packed)
         old, self._old_y_scale = self._old_y_scale, None
         if old is not None:  # only once no mark refers to it any more
@@ -432,7 +432,7 @@ class _Panel:
             faint, main = self.lines[sf.key]
             entries.append(series_entry(sf.key, sf.label or sf.name, sf.color, sf.dash, main,
                                         faint if sf.raw_x is not None else None, sf.in_view > len(sf.x),
-                                        2 * i if self.layer.canvas else None))
+                                        series_slot(i) if self.layer.canvas else None))
         for b in pf.bands:
             entries.append(series_entry(b.key, b.label, b.color, "solid", self.bands[b.key][1]))
         return entries

@@ -29,7 +29,7 @@ from traitlets import Bool, Bytes, Dict, Int, List, Unicode
 
 from .._io.assets import js_file
 
-__all__ = ["HoverLayer", "pack_lines", "series_entry"]
+__all__ = ["HoverLayer", "pack_lines", "pack_series", "series_entry", "series_slot"]
 
 
 def series_entry(key: Any, label: str, color: str, dash: str, main: Any, raw: Any = None,
@@ -44,6 +44,18 @@ def series_entry(key: Any, label: str, color: str, dash: str, main: Any, raw: An
     return {"key": "\x1f".join(key) if isinstance(key, tuple) else str(key), "label": label, "color": color,
             "dash": dash, "main": f"IPY_MODEL_{main.model_id}", "raw": f"IPY_MODEL_{raw.model_id}" if raw else None,
             "bucketed": bool(bucketed), "slot": slot}
+
+
+def pack_series(series: Sequence[tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray] | None]]) -> bytes:
+    """:func:`pack_lines` of each series' (main line, raw line or None) in order: the ``i``-th
+    series' main line at slot :func:`series_slot` ``(i)``, its raw line at the next one (what
+    ``js/hover.js`` reads for an entry's ``slot``)."""
+    return pack_lines([line for pair in series for line in pair])
+
+
+def series_slot(i: int) -> int:
+    """The slot of the ``i``-th series' main line in :func:`pack_series`' buffer."""
+    return 2 * i
 
 
 def pack_lines(lines: Sequence[tuple[np.ndarray, np.ndarray] | None]) -> bytes:
