@@ -17,7 +17,7 @@ from drawn import x_scale
 from lossviz_widget import LossPlot
 
 
-def _grow(plot: LossPlot, start: int, frames: int, per_frame: int) -> list[tuple]:
+def _grow(plot: LossPlot, start: int, frames: int, per_frame: int, first: int = 0) -> list[tuple]:
     """Log ``per_frame`` steps and draw a frame, ``frames`` times, 0.1 s apart; the x bounds after each."""
     bounds = []
     step = start
@@ -28,7 +28,7 @@ def _grow(plot: LossPlot, start: int, frames: int, per_frame: int) -> list[tuple
             step += 1
         plot.flush()
         scale = x_scale(plot)
-        assert scale.min <= 0 and scale.max >= step - 1  # the data always fits
+        assert scale.min <= first and scale.max >= step - 1  # the data always fits
         bounds.append((scale.min, scale.max))
     return bounds
 
@@ -65,6 +65,17 @@ def test_a_long_run_keeps_the_small_margin():
     plot.flush()
     bounds = _grow(plot, n, frames=5, per_frame=50)  # 500 steps/s: 0.25% of the span a second
     assert bounds == [(0.0, pytest.approx(1.05 * (n - 1)))] * len(bounds)
+    plot.close()
+
+
+def test_a_log_x_axis_keeps_positive_held_bounds():
+    plot = LossPlot(x_log=True)
+    for i in range(1, 1000):
+        plot.log(loss=1.0 / i, step=i)
+    plot.flush()
+    bounds = _grow(plot, 1000, frames=10, per_frame=50, first=1)
+    assert all(lo > 0 for lo, _ in bounds)
+    assert _longest_hold(bounds) >= 4
     plot.close()
 
 
