@@ -516,6 +516,21 @@ def _live_app(nb: NotebookPage, app: str, sizes: list[int], seconds: float, step
     return out
 
 
+def _out(artifacts: Path | None, name: str) -> Path:
+    """``artifacts``, or ``benchmarks/out/<name>``: made if missing."""
+    folder = artifacts or BENCH_DIR / "out" / name
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def _bench_context(browser: Any) -> Any:
+    """A new browser context whose pages carry :data:`INSTRUMENT_JS` (long timeouts: the kernel is busy)."""
+    context = new_context(browser)
+    context.set_default_timeout(120_000)
+    context.add_init_script(INSTRUMENT_JS)
+    return context
+
+
 def measure_live(sizes: list[int], apps: tuple[str, ...] = ("jupyterlab", "notebook"), seconds: float = 5.0,
                  steps_per_s: int = 500, repeats: int = 3, updates: int = 3, artifacts: Path | None = None,
                  log: Any = print, trace: bool = False, renderers: tuple[str, ...] = ("svg",)) -> list[LiveResult]:
@@ -525,8 +540,7 @@ def measure_live(sizes: list[int], apps: tuple[str, ...] = ("jupyterlab", "noteb
     paint timer of :func:`measure_paint` on ``updates`` single frames after each window."""
     from playwright.sync_api import sync_playwright
 
-    artifacts = artifacts or BENCH_DIR / "out" / "browser-live"
-    artifacts.mkdir(parents=True, exist_ok=True)
+    artifacts = _out(artifacts, "browser-live")
     results: list[LiveResult] = []
     with sync_playwright() as pw:
         browser = launch_chromium(pw)
@@ -534,9 +548,7 @@ def measure_live(sizes: list[int], apps: tuple[str, ...] = ("jupyterlab", "noteb
             for app in apps:
                 with running_jupyterlab(artifacts, app=app) as server:
                     for block, renderer in enumerate(renderers):
-                        context = new_context(browser)
-                        context.set_default_timeout(120_000)
-                        context.add_init_script(INSTRUMENT_JS)
+                        context = _bench_context(browser)
                         if renderer == "canvas-main":  # js/hover.js's switch: no drawing worker
                             context.add_init_script("window.lossvizCanvasWorker = false;")
                         page = context.new_page()
@@ -560,8 +572,7 @@ def young_run_screenshots(label: str, shots: int = 8, seconds: float = 4.0, step
     ``young-<label>-<theme>-<k>.png`` (``label``: which code, e.g. before/after)."""
     from playwright.sync_api import sync_playwright
 
-    artifacts = artifacts or BENCH_DIR / "out" / "young"
-    artifacts.mkdir(parents=True, exist_ok=True)
+    artifacts = _out(artifacts, "young")
     paths: list[Path] = []
     with sync_playwright() as pw:
         browser = launch_chromium(pw)
@@ -569,9 +580,7 @@ def young_run_screenshots(label: str, shots: int = 8, seconds: float = 4.0, step
             for theme in ("light", "dark"):
                 settings = {**LAB_SETTINGS, DARK_THEME[0]: DARK_THEME[1]} if theme == "dark" else LAB_SETTINGS
                 with running_jupyterlab(artifacts, lab_settings=settings) as server:
-                    context = new_context(browser)
-                    context.set_default_timeout(120_000)
-                    context.add_init_script(INSTRUMENT_JS)
+                    context = _bench_context(browser)
                     try:
                         nb = NotebookPage(context.new_page(), server, artifacts)
                         driver = _open_live(nb, "jupyterlab", "canvas", 0)
