@@ -40,7 +40,9 @@ Scale bounds are set from Python, not left to bqplot's auto-ranging: bqplot redr
 every line of a scale on each change of its domain, and auto-ranging changes it as
 each line's new data arrives (the shared x scale once per frame, a panel's y scale
 up to once per line), so a frame drew each line 3-4 times. :func:`_held` bounds
-change only when the data leaves them or shrinks well inside them.
+change only when the data leaves them or shrinks well inside them, and the x axis leaves room
+on the right for about a second of the run's growth (:mod:`lossviz_widget._core.headroom`), so
+a young run's axes move about once a second, not every frame.
 """
 
 from __future__ import annotations
