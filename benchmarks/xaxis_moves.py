@@ -1,8 +1,9 @@
 """How often the shared x axis moves while a run grows live (kernel side, no browser).
 
 Each move of the x scale's bounds makes bqplot redraw every panel's SVG axes and tick labels in the
-browser, so this counts, per second of a live window, the changes of the x scale's ``(min, max)``
-and of the x axes' tick values/format that a ``LossPlot`` sends, while ``steps_per_s`` steps of 4
+browser, so this counts, per second of a live window, the changes of the x scale's ``max``
+and of the x axes' tick values that a ``LossPlot`` sends (and, for comparison, the moves of the
+panels' y scales, all panels together), while ``steps_per_s`` steps of 4
 metrics are logged (as ``benchmarks/browser.py``'s live windows do) and a frame is drawn every
 0.1 s (``flush()``: the render thread's default 10 frames/s). Also reports the widest empty share
 of the x axis right of the data seen in the window (what a user sees as blank room).
@@ -24,9 +25,11 @@ import workloads
 __all__ = ["measure_moves"]
 
 
-def _x_scale_and_axes(plot: Any) -> tuple[Any, list[Any]]:
+def _scales(plot: Any) -> tuple[Any, list[Any], list[Any]]:
+    """The shared x scale, every panel's x axis, every panel's y scale."""
     axes = [a for f in plot.figures.values() for a in f.axes if a.orientation != "vertical"]
-    return axes[0].scale, axes
+    ys = [a.scale for f in plot.figures.values() for a in f.axes if a.orientation == "vertical"]
+    return axes[0].scale, axes, ys
 
 
 def measure_moves(n: int, seconds: float = 5.0, steps_per_s: int = 500, fps: float = 10.0) -> dict[str, float]:
@@ -38,11 +41,16 @@ def measure_moves(n: int, seconds: float = 5.0, steps_per_s: int = 500, fps: flo
     for i in range(n):
         plot.log(workloads.values_at(i, 1.0 / total), step=i)
     plot.flush()
-    scale, axes = _x_scale_and_axes(plot)
-    moves = {"bounds": 0, "ticks": 0}
-    scale.observe(lambda c: moves.__setitem__("bounds", moves["bounds"] + 1), names=["max"])
-    for ax in axes[:1]:  # every panel's x axis gets the same ticks: count one
-        ax.observe(lambda c: moves.__setitem__("ticks", moves["ticks"] + 1), names=["tick_values"])
+    scale, axes, ys = _scales(plot)
+    moves = {"bounds": 0, "ticks": 0, "y": 0}
+
+    def count(what: str) -> Any:
+        return lambda change: moves.__setitem__(what, moves[what] + 1)
+
+    scale.observe(count("bounds"), names=["max"])
+    axes[0].observe(count("ticks"), names=["tick_values"])  # every panel's x axis gets the same ticks
+    for y in ys:
+        y.observe(count("y"), names=["min", "max"])  # min and max counted apart (a move of both: 2)
     empty: list[float] = []
     step = n
     t0 = time.monotonic()
@@ -61,6 +69,7 @@ def measure_moves(n: int, seconds: float = 5.0, steps_per_s: int = 500, fps: flo
     elapsed = time.monotonic() - t0
     plot.close()
     return {"n": n, "bounds_per_s": moves["bounds"] / elapsed, "ticks_per_s": moves["ticks"] / elapsed,
+            "y_per_s": moves["y"] / elapsed,
             "empty_max": max(empty), "empty_median": statistics.median(empty), "frames": len(empty)}
 
 
@@ -73,8 +82,8 @@ if __name__ == "__main__":
     ap.add_argument("--repeats", type=int, default=3)
     a = ap.parse_args()
     print("| logged steps at start | x bounds moves/s | x tick changes/s | empty share right of the data: "
-          "median, max | frames | windows |")
-    print("|---|---|---|---|---|---|")
+          "median, max | y min/max changes/s (all panels, counted apart) | frames | windows |")
+    print("|---|---|---|---|---|---|---|")
     for size in (int(float(s)) for s in a.sizes.split(",")):
         rs = [measure_moves(size, a.seconds) for _ in range(a.repeats)]
 
@@ -82,4 +91,5 @@ if __name__ == "__main__":
             return statistics.median(r[k] for r in rs)
 
         print(f"| {size:,} | {med('bounds_per_s'):.1f} | {med('ticks_per_s'):.1f} | "
-              f"{med('empty_median'):.0%}, {med('empty_max'):.0%} | {med('frames'):.0f} | {len(rs)} |")
+              f"{med('empty_median'):.0%}, {med('empty_max'):.0%} | {med('y_per_s'):.1f} | {med('frames'):.0f} | "
+              f"{len(rs)} |")
