@@ -38,6 +38,8 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from browser_harness import (
+    DARK_THEME,
+    LAB_SETTINGS,
     NotebookPage,
     launch_chromium,
     new_context,
@@ -46,7 +48,7 @@ from browser_harness import (
     write_notebook,
 )
 
-__all__ = ["INSTRUMENT_JS", "PaintResult", "measure_paint"]
+__all__ = ["INSTRUMENT_JS", "PaintResult", "measure_paint", "young_run_screenshots"]
 
 BENCH_DIR = Path(__file__).resolve().parent
 IMPORT_WORKLOADS = f"import sys\nsys.path.insert(0, {str(BENCH_DIR)!r})\nimport workloads\n"  # a notebook cell's start
@@ -167,9 +169,17 @@ class _Driver:
         self.k = 0
 
     def send(self, cmd: dict[str, Any], timeout: float, nb: NotebookPage) -> dict[str, Any]:
+        self.post(cmd)
+        return self.wait(cmd, timeout, nb)
+
+    def post(self, cmd: dict[str, Any]) -> None:
+        """Write the next command (then :meth:`wait` for its ack)."""
         tmp = self.folder / f"cmd-{self.k}.tmp"
         tmp.write_text(json.dumps(cmd))
         tmp.rename(self.folder / f"cmd-{self.k}.json")
+
+    def wait(self, cmd: dict[str, Any], timeout: float, nb: NotebookPage) -> dict[str, Any]:
+        """The ack of the command :meth:`post` wrote last."""
         ack = self.folder / f"ack-{self.k}.json"
         checked = [time.monotonic()]
 
@@ -404,8 +414,9 @@ def _open_app_notebook(nb: NotebookPage, app: str, name: str) -> None:
     nb.page.wait_for_timeout(1000)
 
 
-def _live_app(nb: NotebookPage, app: str, sizes: list[int], seconds: float, steps_per_s: int, repeats: int,
-              updates: int, log: Any, trace: bool = False, renderer: str = "svg", block: int = 0) -> list[LiveResult]:
+def _open_live(nb: NotebookPage, app: str, renderer: str, block: int) -> _Driver:
+    """Show a LossPlot in one cell, start :func:`workloads.serve_commands` in the next (a "training" cell
+    that keeps running), scroll the panels into view; the driver of that cell."""
     page = nb.page
     root = nb.server.root_dir
     folder = root / f"cmds-live-{app}-{renderer}-{block}"
@@ -428,11 +439,17 @@ def _live_app(nb: NotebookPage, app: str, sizes: list[int], seconds: float, step
     page.wait_for_timeout(500)
     # the panels in view (running a cell scrolls to the next one): what is measured is a plot being watched
     page.locator(".lossviz .lossviz-panels").first.evaluate("el => el.scrollIntoView({block: 'start'})")
+    return _Driver(folder)
+
+
+def _live_app(nb: NotebookPage, app: str, sizes: list[int], seconds: float, steps_per_s: int, repeats: int,
+              updates: int, log: Any, trace: bool = False, renderer: str = "svg", block: int = 0) -> list[LiveResult]:
+    page = nb.page
+    driver = _open_live(nb, app, renderer, block)
     cdp = page.context.new_cdp_session(page)
     cdp.send("Performance.enable", {"timeDomain": "threadTicks"})
     offset = _clock_offset(page)
     origin = page.evaluate("performance.timeOrigin")
-    driver = _Driver(folder)
     out: list[LiveResult] = []
     total = max(sizes) + int(steps_per_s * seconds * repeats * len(sizes)) + 10 * updates * len(sizes) + 1000
     for n in sizes:
@@ -499,6 +516,21 @@ def _live_app(nb: NotebookPage, app: str, sizes: list[int], seconds: float, step
     return out
 
 
+def _out(artifacts: Path | None, name: str) -> Path:
+    """``artifacts``, or ``benchmarks/out/<name>``: made if missing."""
+    folder = artifacts or BENCH_DIR / "out" / name
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def _bench_context(browser: Any) -> Any:
+    """A new browser context whose pages carry :data:`INSTRUMENT_JS` (long timeouts: the kernel is busy)."""
+    context = new_context(browser)
+    context.set_default_timeout(120_000)
+    context.add_init_script(INSTRUMENT_JS)
+    return context
+
+
 def measure_live(sizes: list[int], apps: tuple[str, ...] = ("jupyterlab", "notebook"), seconds: float = 5.0,
                  steps_per_s: int = 500, repeats: int = 3, updates: int = 3, artifacts: Path | None = None,
                  log: Any = print, trace: bool = False, renderers: tuple[str, ...] = ("svg",)) -> list[LiveResult]:
@@ -508,8 +540,7 @@ def measure_live(sizes: list[int], apps: tuple[str, ...] = ("jupyterlab", "noteb
     paint timer of :func:`measure_paint` on ``updates`` single frames after each window."""
     from playwright.sync_api import sync_playwright
 
-    artifacts = artifacts or BENCH_DIR / "out" / "browser-live"
-    artifacts.mkdir(parents=True, exist_ok=True)
+    artifacts = _out(artifacts, "browser-live")
     results: list[LiveResult] = []
     with sync_playwright() as pw:
         browser = launch_chromium(pw)
@@ -517,9 +548,7 @@ def measure_live(sizes: list[int], apps: tuple[str, ...] = ("jupyterlab", "noteb
             for app in apps:
                 with running_jupyterlab(artifacts, app=app) as server:
                     for block, renderer in enumerate(renderers):
-                        context = new_context(browser)
-                        context.set_default_timeout(120_000)
-                        context.add_init_script(INSTRUMENT_JS)
+                        context = _bench_context(browser)
                         if renderer == "canvas-main":  # js/hover.js's switch: no drawing worker
                             context.add_init_script("window.lossvizCanvasWorker = false;")
                         page = context.new_page()
@@ -533,6 +562,43 @@ def measure_live(sizes: list[int], apps: tuple[str, ...] = ("jupyterlab", "noteb
         finally:
             browser.close()
     return results
+
+
+def young_run_screenshots(label: str, shots: int = 8, seconds: float = 4.0, steps_per_s: int = 500,
+                          artifacts: Path | None = None) -> list[Path]:
+    """Screenshots of a young run as a user watches it (what its x axis's room on the right looks like):
+    grown to 1,000 steps, then ``steps_per_s`` steps logged a second for ``seconds``, the plot taken
+    ``shots`` times evenly over that, in JupyterLab's light and dark themes; files
+    ``young-<label>-<theme>-<k>.png`` (``label``: which code, e.g. before/after)."""
+    from playwright.sync_api import sync_playwright
+
+    artifacts = _out(artifacts, "young")
+    paths: list[Path] = []
+    with sync_playwright() as pw:
+        browser = launch_chromium(pw)
+        try:
+            for theme in ("light", "dark"):
+                settings = {**LAB_SETTINGS, DARK_THEME[0]: DARK_THEME[1]} if theme == "dark" else LAB_SETTINGS
+                with running_jupyterlab(artifacts, lab_settings=settings) as server:
+                    context = _bench_context(browser)
+                    try:
+                        nb = NotebookPage(context.new_page(), server, artifacts)
+                        driver = _open_live(nb, "jupyterlab", "canvas", 0)
+                        driver.send({"op": "grow", "n": 1000, "total": 10**5}, timeout=120.0, nb=nb)
+                        nb.page.wait_for_timeout(1000)
+                        live = {"op": "live", "seconds": seconds, "steps_per_s": steps_per_s}
+                        driver.post(live)
+                        for k in range(shots):
+                            nb.page.wait_for_timeout(1000 * seconds / shots)
+                            paths.append(nb.screenshot(f"young-{label}-{theme}-{k}",
+                                                       nb.page.locator(".lossviz .lossviz-panels").first))
+                        driver.wait(live, timeout=120.0, nb=nb)
+                        driver.send({"op": "done"}, timeout=60.0, nb=nb)
+                    finally:
+                        context.close()
+        finally:
+            browser.close()
+    return paths
 
 
 def live_table(results: list[LiveResult]) -> str:
@@ -571,7 +637,13 @@ if __name__ == "__main__":
     ap.add_argument("--renderers", default="svg,canvas",
                     help=f"comma-separated, any of {', '.join(RENDERERS)}; repeat them to alternate blocks (A/B)")
     ap.add_argument("--trace", action="store_true", help="also trace the first window: main-thread time by event")
+    ap.add_argument("--young-screenshots", metavar="LABEL",
+                    help="only take screenshots of a young run growing live (light, dark) into out/young/")
     a = ap.parse_args()
+    if a.young_screenshots:
+        for shot in young_run_screenshots(a.young_screenshots):
+            print(shot)
+        raise SystemExit(0)
     live = measure_live([int(float(s)) for s in a.sizes.split(",")], tuple(a.apps.split(",")), a.seconds,
                         repeats=a.repeats, updates=a.updates, trace=a.trace,
                         renderers=tuple(a.renderers.split(",")))

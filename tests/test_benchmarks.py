@@ -66,3 +66,12 @@ def test_resmooth_benchmark_smoke() -> None:
     assert proc.returncode == 0, f"stdout:\n{proc.stdout[-4000:]}\nstderr:\n{proc.stderr[-4000:]}"
     (row,) = [line.split("|") for line in proc.stdout.splitlines() if line.startswith("| this checkout")]
     assert len(row[4].split(",")) == 3  # 0.6 -> 0.9 -> 0.95 -> 0.8: three changes timed
+
+
+def test_xaxis_moves_benchmark_smoke() -> None:
+    """``benchmarks/xaxis_moves.py`` for a second at 1e3 steps: it runs and writes one row per size."""
+    proc = subprocess.run([sys.executable, str(REPO / "benchmarks" / "xaxis_moves.py"), "--sizes", "1000",
+                           "--seconds", "1", "--repeats", "1"], cwd=REPO, capture_output=True, text=True, timeout=140)
+    assert proc.returncode == 0, f"stdout:\n{proc.stdout[-4000:]}\nstderr:\n{proc.stderr[-4000:]}"
+    (row,) = [line.split("|") for line in proc.stdout.splitlines() if line.startswith("| 1,000 |")]
+    assert int(row[6]) >= 5  # frames drawn (0.1 s apart)

@@ -40,7 +40,9 @@ Scale bounds are set from Python, not left to bqplot's auto-ranging: bqplot redr
 every line of a scale on each change of its domain, and auto-ranging changes it as
 each line's new data arrives (the shared x scale once per frame, a panel's y scale
 up to once per line), so a frame drew each line 3-4 times. :func:`_held` bounds
-change only when the data leaves them or shrinks well inside them.
+change only when the data leaves them or shrinks well inside them, and the x axis leaves room
+on the right for about a second of the run's growth (:mod:`lossviz_widget._core.headroom`), so
+a young run's axes move about once a second, not every frame.
 """
 
 from __future__ import annotations
@@ -55,6 +57,7 @@ from bqplot.interacts import PanZoom
 from ipywidgets import Box, Layout, VBox
 
 from .._core.frame import Frame, PanelFrame, SeriesFrame
+from .._core.headroom import HEADROOM, MIN_FILL, GrowthRate, headroom_above
 from .._core.limits import (
     MIN_X_SPAN,
     clamp_to_data,
@@ -73,30 +76,32 @@ _EMPTY = np.empty(0)
 _FAINT = 0.25  # opacity of the raw line behind the smoothed one
 
 
-_HEADROOM = 0.05  # auto-ranged bounds: margin (share of the data span) added when they move
-_MIN_FILL = 0.8  # ... and kept while the data, so widened, fills at least this share of them
-
-
 def _held(current: tuple, lo: float, hi: float, below: float, above: float, flat: float,
-          log: bool = False) -> tuple[float, float]:
+          log: bool = False, rate: float = 0.0) -> tuple[float, float]:
     """Bounds for data spanning ``[lo, hi]`` that change as rarely as possible.
 
     ``current`` (numbers or None) is kept while it contains the data and the data, widened
     by ``below``/``above`` of its span (``flat`` when the span is 0), fills at least
-    ``_MIN_FILL`` of it; otherwise that widened span is returned. On a log axis the
-    arithmetic is done on log10 values.
+    ``MIN_FILL`` of it; otherwise that widened span is returned. Data whose top grows at
+    ``rate`` units per second gets the room of :func:`~lossviz_widget._core.headroom.headroom_above`
+    above instead (the upper bound then rounded up to a round number, on a linear axis). On a
+    log axis the arithmetic is done on log10 values.
     """
     to, back = (math.log10, lambda v: 10.0**v) if log else (float, float)
     a, b = to(lo), to(hi)
     span = b - a
+    step = 0.0
     if span > 0:
-        t0, t1 = a - below * span, b + above * span
+        room, step = headroom_above(span, rate, above)
+        t0, t1 = a - below * span, b + room
     else:
         t0, t1 = a - flat / 2, b + flat / 2
     if current[0] is not None and current[1] is not None:
         c0, c1 = to(current[0]), to(current[1])
-        if c0 <= a and b <= c1 and t1 - t0 >= _MIN_FILL * (c1 - c0):
+        if c0 <= a and b <= c1 and t1 - t0 >= MIN_FILL * (c1 - c0):
             return float(current[0]), float(current[1])
+    if step and not log:
+        t1 = math.ceil(t1 / step) * step
     return back(t0), back(t1)
 
 
@@ -448,7 +453,7 @@ class _Panel:
             if extent is None:
                 return None, None
         flat = abs(extent[0]) * 0.2 or 1.0  # a constant series: +-10% around it
-        held = _held(current, *extent, _HEADROOM, _HEADROOM, math.log10(1.2) if pf.log_y else flat, pf.log_y)
+        held = _held(current, *extent, HEADROOM, HEADROOM, math.log10(1.2) if pf.log_y else flat, pf.log_y)
         return clamp_to_data(*held, *extent, log=pf.log_y)
 
     def close(self) -> None:
@@ -523,6 +528,7 @@ class PanelGrid:
         self.panels: dict[str, _Panel] = {}
         self._x_kind = (False, False)  # (date, log) of the shared x scale
         self._min_span = MIN_X_SPAN  # in x axis units
+        self._growth = GrowthRate()  # how fast the auto-ranged x extent grows (the room left on the right)
         self._on_zoom = on_zoom
         self._on_width = on_width
         self._on_seen = on_seen
@@ -598,7 +604,8 @@ class PanelGrid:
         return 1
 
     def _auto_x(self, frame: Frame) -> tuple[float, float] | None:
-        """Held bounds for all panels' x data (epoch s on a date axis), with room to grow on the right."""
+        """Held bounds for all panels' x data (epoch s on a date axis), with room on the right for the
+        growth of about the next second (at least 5% of the span, at most all of it)."""
         xs = [x for pf in frame.panels for sf in pf.series for x in (sf.x, sf.raw_x) if x is not None]
         xs += [b.x for pf in frame.panels for b in pf.bands]
         if frame.x_is_date:
@@ -609,9 +616,12 @@ class PanelGrid:
         current = (self.x_scale.min, self.x_scale.max)
         if None not in current:
             current = (_to_number(current[0]), _to_number(current[1]))
+        # room for the growth of the next second or so (the axis then moves about once a second, not every frame)
+        key = (frame.x_axis, frame.x_label, frame.x_log, frame.x_is_date)
+        rate = self._growth.observe(key, math.log10(extent[1]) if frame.x_log else extent[1])
         if frame.x_log:
-            return _held(current, *extent, 0.0, _HEADROOM, math.log10(2.0), log=True)
-        return _held(current, *extent, 0.0, _HEADROOM, 1.0)
+            return _held(current, *extent, 0.0, HEADROOM, math.log10(2.0), log=True, rate=rate)
+        return _held(current, *extent, 0.0, HEADROOM, 1.0, rate=rate)
 
     def _x_span_unit(self, frame: Frame) -> float:
         """The smallest zoom window, in x axis units: a few steps, or a few seconds of time."""

@@ -1,0 +1,117 @@
+"""The auto-ranged x axis leaves room for about a second of growth: a young run's axis holds still.
+
+Frames here are drawn with ``flush()`` about 0.1 s apart (the render thread's 10 frames/s), so the
+growth rate the plot measures from its frames is a real one; nothing asserts on time itself.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import itertools
+import time
+
+import pytest
+from bqplot import DateScale
+from drawn import x_scale
+
+from lossviz_widget import LossPlot
+
+
+def _grow(plot: LossPlot, start: int, frames: int, per_frame: int, first: int = 0) -> list[tuple]:
+    """Log ``per_frame`` steps and draw a frame, ``frames`` times, 0.1 s apart; the x bounds after each."""
+    bounds = []
+    step = start
+    for _ in range(frames):
+        time.sleep(0.1)
+        for _ in range(per_frame):
+            plot.log(loss=1.0 / (1 + step), step=step)
+            step += 1
+        plot.flush()
+        scale = x_scale(plot)
+        assert scale.min <= first and scale.max >= step - 1  # the data always fits
+        bounds.append((scale.min, scale.max))
+    return bounds
+
+
+def _longest_hold(bounds: list[tuple]) -> int:
+    """The most consecutive frames that kept the same bounds."""
+    best = run = 1
+    for a, b in itertools.pairwise(bounds):
+        run = run + 1 if a == b else 1
+        best = max(best, run)
+    return best
+
+
+def test_a_young_fast_growing_run_keeps_its_x_bounds_for_several_frames():
+    plot = LossPlot()
+    for i in range(1000):
+        plot.log(loss=1.0 / (1 + i), step=i)
+    plot.flush()
+    # 50 steps a frame at 1,000 steps: 5% of the span a frame, so a 5% margin moved every frame or two
+    bounds = _grow(plot, 1000, frames=15, per_frame=50)
+    assert _longest_hold(bounds) >= 4
+    assert len(set(bounds)) <= 6
+    lo, hi = bounds[-1]
+    last = 1000 + 15 * 50 - 1
+    assert (hi - last) / (hi - lo) <= 0.5 + 0.125  # the curve fills at least half the width (plus rounding)
+    plot.close()
+
+
+def test_a_long_run_keeps_the_small_margin():
+    plot = LossPlot()
+    n = 200_000
+    for i in range(n):
+        plot.log(loss=1.0, step=i)
+    plot.flush()
+    bounds = _grow(plot, n, frames=5, per_frame=50)  # 500 steps/s: 0.25% of the span a second
+    assert bounds == [(0.0, pytest.approx(1.05 * (n - 1)))] * len(bounds)
+    plot.close()
+
+
+def test_a_log_x_axis_keeps_positive_held_bounds():
+    plot = LossPlot(x_log=True)
+    for i in range(1, 1000):
+        plot.log(loss=1.0 / i, step=i)
+    plot.flush()
+    bounds = _grow(plot, 1000, frames=10, per_frame=50, first=1)
+    assert all(lo > 0 for lo, _ in bounds)
+    assert _longest_hold(bounds) >= 4
+    plot.close()
+
+
+def test_a_zoom_is_not_moved_by_a_fast_growing_run():
+    plot = LossPlot()
+    for i in range(1000):
+        plot.log(loss=1.0, step=i)
+    plot.flush()
+    plot.x_range = (100.0, 200.0)
+    step = 1000
+    for _ in range(5):
+        time.sleep(0.1)
+        for _ in range(50):
+            plot.log(loss=1.0, step=step)
+            step += 1
+        plot.flush()
+        assert (x_scale(plot).min, x_scale(plot).max) == (100.0, 200.0)
+    plot.follow_latest = True  # back to auto-ranging: the whole run fits
+    plot.flush()
+    assert x_scale(plot).min == 0.0 and x_scale(plot).max >= step - 1
+    plot.close()
+
+
+def test_a_wall_time_axis_leaves_room_for_the_next_second():
+    plot = LossPlot(x_axis="wall_time")
+    for i in range(12):
+        plot.log(loss=1.0 / (1 + i), step=i)
+        plot.flush()
+        time.sleep(0.1)
+    scale = x_scale(plot)
+    wall = plot.history["loss"].wall_time
+    first, last = float(wall[0]), float(wall[-1])
+    assert isinstance(scale, DateScale)
+    lo = scale.min.replace(tzinfo=scale.min.tzinfo or dt.timezone.utc).timestamp()
+    hi = scale.max.replace(tzinfo=scale.max.tzinfo or dt.timezone.utc).timestamp()
+    assert lo <= first + 1e-3 and hi >= last - 1e-3
+    assert hi - last > 0.05 * (last - first)  # more than the fixed 5%: the clock grows ~1 s a second
+    assert hi - last <= (last - first) * 1.25 + 1e-3  # at most the span (plus rounding): the data fills half
+    plot.close()
