@@ -247,8 +247,9 @@ class ForecastTracker:
         with self._state:
             if self._closed:
                 return
-            stale = [s for s in self._stale(data)
-                     if s not in self._pending or self._pending[s].key != self._key(data, *s)]
+            # a series with a fit under way waits for it to land (it asks for the next frame), so
+            # frames asked for faster than fits never queue up more than one fit per series
+            stale = [s for s in self._stale(data) if s not in self._pending]
             if not stale:
                 return
             if not live:
