@@ -607,6 +607,31 @@ def test_no_fit_lands_or_starts_after_close() -> None:
     assert tracker.predict(_two_losses(510), "default", "loss").ok  # prediction() still fits, on its caller's thread
 
 
+def test_fits_asked_from_several_threads_run_one_at_a_time_on_the_worker() -> None:
+    """prediction() from several threads at once: every fit runs on the one worker thread (so
+    two never run at once), and each caller gets the fit of its own points."""
+    fitters: set[str] = set()
+
+    def clock() -> float:  # read as each fit starts and ends, on the thread that fits
+        fitters.add(threading.current_thread().name)
+        return time.monotonic()
+
+    tracker = ForecastTracker(clock=clock)
+    got: dict[int, float] = {}
+    callers = [threading.Thread(target=lambda n=n: got.__setitem__(
+        n, tracker.predict(_two_losses(n), "default", "loss").last_step), name=f"caller-{n}")
+        for n in (500, 510, 520, 530)]
+    try:
+        for t in callers:
+            t.start()
+        for t in callers:
+            t.join(60)
+    finally:
+        tracker.close()
+    assert got == {n: float(n) for n in (500, 510, 520, 530)}
+    assert len(fitters) == 1 and not fitters & {t.name for t in callers}
+
+
 def test_a_live_plot_draws_the_band_when_its_fit_lands_and_refits_after_a_rewind() -> None:
     """Through the Recorder: the worker's fits land in frames drawn in the background without
     another log() (each series in turn, at the live pace); a purge rewind refits."""
