@@ -21,6 +21,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import threading
+import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol
 
@@ -174,7 +175,8 @@ class Recorder:
         self._render_error = ""  # the last frame's error, until a frame renders again
         self._groups: GroupBuilder | None = None  # run groups (group_runs), drawn as a line with a band
         self._param_sources: list[Any] = []  # sources with ``params`` (run -> params): tracking servers
-        self._forecasts = ForecastTracker()  # horizon, targets, latest predictions (settings.forecast)
+        # horizon, targets, latest predictions (settings.forecast), fitted by its own worker thread
+        self._forecasts = ForecastTracker(on_fitted=self.request_frame)
         self._scheduler = FrameScheduler(self._frame_from_thread, fps=self._settings.fps, on_error=self._report_error,
                                          deadline=deadline)
 
@@ -268,9 +270,14 @@ class Recorder:
         """The current view (panels, colours, smoothing, scales, readout) at ``max_points`` per line.
 
         What exports, reports and tests read. Built by a fresh :class:`FrameBuilder`, so the live
-        view's incremental state is untouched.
+        view's incremental state is untouched. With forecasts on, it waits for the refits of the
+        series whose points changed (not holding the lock, so live frames go on meanwhile).
         """
         settings = dataclasses.replace(self._settings, max_points=max_points, plot_width=0)  # not the browser's width
+        if settings.forecast:
+            with self._lock:
+                data, _ = self._snapshot()
+            self._forecasts.settle(data)
         with self._lock:
             data, rewinds = self._snapshot()
             findings = self._current_findings(data)
@@ -282,8 +289,9 @@ class Recorder:
                      findings: Sequence[Finding], groups: GroupBuilder | None, rewinds: Sequence[Rewind],
                      live: bool) -> Frame:
         """A frame of ``data`` (under ``_lock``); with run groups, their bands added and their members'
-        lines left out (unless shown; their readout rows stay); with forecasts, theirs (refitted all
-        at once, or ``live`` a few a second: see :mod:`lossviz_widget.forecast.live`)."""
+        lines left out (unless shown; their readout rows stay); with forecasts, the latest fitted (the
+        refits of changed series asked of the forecasts' worker, all, or ``live`` a few a second,
+        never waited for: see :mod:`lossviz_widget.forecast.live`)."""
         frame = builder.build(data, self._runs.t0, settings, findings, rewinds)
         if groups is not None:
             groups.add_to(frame, data, settings, self.run_params())
@@ -369,10 +377,10 @@ class Recorder:
         with self._lock:
             data, _ = self._snapshot()
             name = self._runs.primary()[0] if run is None else check_run(run)
-            if name not in data or metric not in data[name] or not len(data[name][metric]):
-                held = sorted(data.get(name, {}))
-                raise KeyError(f"run {name!r} has no values of {metric!r} (it has {held})")
-            return self._forecasts.predict(data, name, metric)
+        if name not in data or metric not in data[name] or not len(data[name][metric]):
+            held = sorted(data.get(name, {}))
+            raise KeyError(f"run {name!r} has no values of {metric!r} (it has {held})")
+        return self._forecasts.predict(data, name, metric)  # fitted by the worker, not under the lock
 
     # -- run groups ---------------------------------------------------------------------------------
 
@@ -503,8 +511,12 @@ class Recorder:
         self._render()
 
     def wait_idle(self, timeout: float | None = None) -> bool:
-        """Block until every frame requested so far is drawn; False on timeout."""
-        return self._scheduler.wait_idle(timeout)
+        """Block until every frame requested so far is drawn (and every forecast refit asked for
+        has landed, with the frame it asks for); False on timeout."""
+        end = None if timeout is None else time.monotonic() + timeout
+        if not self._forecasts.wait(timeout):
+            return False
+        return self._scheduler.wait_idle(None if end is None else max(end - time.monotonic(), 0.0))
 
     def _frame_from_thread(self) -> int:
         return self._render(draw=self._live, budget=LIVE_DIAGNOSTICS_BUDGET)
@@ -547,6 +559,7 @@ class Recorder:
             self.stop_sources()
         except TimeoutError as exc:  # a poll stuck on a slow file system: close the rest anyway
             stuck = exc
+        self._forecasts.close()  # no fit starts after this, none lands
         self._scheduler.stop()
         self._render(draw=False)  # the last points reach the sinks
         with self._lock:

@@ -7,11 +7,14 @@ from __future__ import annotations
 
 import math
 import sys
+import threading
+import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
+from waiting import wait_until
 
 from lossviz_widget import LossPlot, Recorder
 from lossviz_widget._core.settings import ViewSettings
@@ -223,13 +226,15 @@ def test_cross_check_prefers_noise_bins_where_the_noise_sets_the_spread() -> Non
     assert distance[3] < distance[1] - calibrate.MARGIN
 
 
-def test_the_calibration_learns_on_the_long_runs_first_seeds_and_holds_out_their_second() -> None:
-    """Each long build's first seed is in calibrate.py's learning set, its second seed held out."""
+def test_the_calibration_learns_on_the_long_runs_first_seeds_and_holds_out_the_others() -> None:
+    """Each long build's first seed is in calibrate.py's learning set, its other three seeds held
+    out (the second from the start, the third and fourth added after the calibration was learnt)."""
     split = {s["run"]: s["split"] for s in evaluate.load()}
     long = [run for run in split if run.startswith("long-")]
-    assert len(long) == 16
+    assert len(long) == 32
     assert {split[run] for run in long if run.endswith("-b")} == {"long"}
-    assert {split[run] for run in long if not run.endswith("-b")} == {"long dev"}
+    assert {split[run] for run in long if run.endswith(("-c", "-d"))} == {"long new"}
+    assert {split[run] for run in long if not run.endswith(("-b", "-c", "-d"))} == {"long dev"}
     assert set(calibrate.LEARN_SPLITS) == {"dev", "long dev"}
 
 
@@ -482,44 +487,169 @@ def test_images_and_reports_show_the_forecast(tmp_path: Path) -> None:
         plot.close()
 
 
+def _two_losses(n: int) -> dict[str, dict[str, MetricHistory]]:
+    steps = STEPS[:n]
+    return {"default": {name: MetricHistory(steps, power_law(steps, c=c), steps) for name, c in
+                        (("loss", 0.4), ("val_loss", 0.5))}}
+
+
 def test_live_refits_take_turns_and_a_bounded_share_of_the_time() -> None:
-    """Live, one series is refitted per frame, the one fitted longest ago first, and the next
+    """Live, one series is refitted at a time, the one fitted longest ago first, and the next
     refit waits at least 1 / REFITS_PER_SECOND and 1 / REFIT_SHARE times what the last one took."""
     now = [0.0]
     tracker = ForecastTracker(clock=lambda: now[0])
+    try:
+        tracker.update(_two_losses(500), live=True)
+        assert tracker.wait(30)
+        first = tracker.latest("default", "loss")
+        assert first is not None and tracker.latest("default", "val_loss") is None  # one refit per frame
+        tracker.update(_two_losses(510), live=True)  # no time has passed: nothing
+        assert tracker.wait(30) and tracker.latest("default", "val_loss") is None
+        now[0] += 1.0 / REFITS_PER_SECOND
+        tracker.update(_two_losses(520), live=True)
+        assert tracker.wait(30) and tracker.latest("default", "val_loss") is not None  # never fitted: first
+        assert tracker.latest("default", "loss") is first
+        now[0] += 1.0 / REFITS_PER_SECOND
+        tracker.update(_two_losses(530), live=True)
+        assert tracker.wait(30) and tracker.latest("default", "loss") is not first  # then the one fitted longest ago
+        tracker.update(_two_losses(540), live=False)  # flush(): every refit asked for at once
+        assert tracker.wait(30)
+        assert tracker.latest("default", "loss").last_step == tracker.latest("default", "val_loss").last_step == 540
+    finally:
+        tracker.close()
 
-    def data(n: int) -> dict[str, dict[str, MetricHistory]]:
-        steps = STEPS[:n]
-        return {"default": {name: MetricHistory(steps, power_law(steps, c=c), steps) for name, c in
-                            (("loss", 0.4), ("val_loss", 0.5))}}
-
-    tracker.update(data(500), live=True)
-    first = tracker.latest("default", "loss")
-    assert first is not None and tracker.latest("default", "val_loss") is None  # one refit per frame
-    tracker.update(data(510), live=True)  # no time has passed: nothing
-    assert tracker.latest("default", "val_loss") is None
-    now[0] += 1.0 / REFITS_PER_SECOND
-    tracker.update(data(520), live=True)
-    assert tracker.latest("default", "val_loss") is not None  # never fitted: first
-    assert tracker.latest("default", "loss") is first
-    now[0] += 1.0 / REFITS_PER_SECOND
-    tracker.update(data(530), live=True)
-    assert tracker.latest("default", "loss") is not first  # then the one fitted longest ago
-    tracker.update(data(540), live=False)  # frames for exports refit everything now
-    assert tracker.latest("default", "loss").last_step == tracker.latest("default", "val_loss").last_step == 540
-
-    slow = [0.0]  # a clock that says each refit took 0.2 s: the next waits 0.2 / REFIT_SHARE
+    slow = [0.0]  # each read of the clock is 0.1 s later: a refit (read as it starts and ends) took 0.1 s
 
     def clock() -> float:
-        slow[0] += 0.1  # read before and after a refit
+        slow[0] += 0.1
         return slow[0]
 
     tracker = ForecastTracker(clock=clock)
-    tracker.update(data(500), live=True)
-    assert tracker.latest("default", "loss") is not None
-    slow[0] += 0.2 / REFIT_SHARE - 0.5  # not long enough yet
-    tracker.update(data(510), live=True)
-    assert tracker.latest("default", "val_loss") is None
-    slow[0] += 0.5
-    tracker.update(data(520), live=True)
-    assert tracker.latest("default", "val_loss") is not None
+    try:
+        tracker.update(_two_losses(500), live=True)  # reads 0.1; the fit starts at 0.2, ends at 0.3
+        assert tracker.wait(30) and tracker.latest("default", "loss") is not None
+        slow[0] = 0.2 + 0.1 / REFIT_SHARE - 0.3  # past 1 / REFITS_PER_SECOND, not 0.1 / REFIT_SHARE
+        tracker.update(_two_losses(510), live=True)
+        assert tracker.wait(30) and tracker.latest("default", "val_loss") is None
+        slow[0] += 0.2
+        tracker.update(_two_losses(520), live=True)
+        assert tracker.wait(30) and tracker.latest("default", "val_loss") is not None
+    finally:
+        tracker.close()
+
+
+class _HeldFits:
+    """A tracker clock that holds every fit on the worker thread (it reads the clock as a fit
+    starts) until :meth:`release`: a fit as slow as the test needs, deterministically."""
+
+    def __init__(self) -> None:
+        self.started = threading.Event()
+        self._gate = threading.Event()
+        self.fitted = 0  # on_fitted calls: frames asked for
+
+    def __call__(self) -> float:
+        if threading.current_thread() is not threading.main_thread():
+            self.started.set()
+            self._gate.wait(30)
+        return time.monotonic()
+
+    def release(self) -> None:
+        self._gate.set()
+
+    def on_fitted(self) -> None:
+        self.fitted += 1
+
+
+def test_a_frame_never_waits_for_a_fit_and_asks_for_one_more_when_it_lands() -> None:
+    held = _HeldFits()
+    tracker = ForecastTracker(clock=held, on_fitted=held.on_fitted)
+    try:
+        tracker.update(_two_losses(500), live=True)  # returns at once: the fit is the worker's
+        assert held.started.wait(30)
+        for n in (510, 520):  # frames go on while the fit is held; no second fit is asked for
+            tracker.update(_two_losses(n), live=True)
+            tracker.update(_two_losses(n), live=False)
+        assert tracker.latest("default", "loss") is None and not tracker.wait(0.1)
+        held.release()
+        assert tracker.wait(30)
+        assert tracker.latest("default", "loss") is not None and held.fitted >= 1
+    finally:
+        tracker.close()
+
+
+def test_a_fit_of_a_rewound_run_lands_nowhere() -> None:
+    held = _HeldFits()
+    tracker = ForecastTracker(clock=held, on_fitted=held.on_fitted)
+    try:
+        tracker.update(_two_losses(500), live=True)
+        assert held.started.wait(30)
+        tracker.forget("default")  # the run's points were purged while its fit ran
+        held.release()
+        assert tracker.wait(30)
+        assert tracker.latest("default", "loss") is None and held.fitted == 0
+        tracker.update(_two_losses(300), live=False)  # the points after the rewind are fitted
+        assert tracker.wait(30) and tracker.latest("default", "loss").last_step == 300
+    finally:
+        tracker.close()
+
+
+def test_no_fit_lands_or_starts_after_close() -> None:
+    held = _HeldFits()
+    tracker = ForecastTracker(clock=held, on_fitted=held.on_fitted)
+    tracker.update(_two_losses(500), live=True)
+    assert held.started.wait(30)
+    tracker.close()
+    held.release()
+    assert tracker.wait(30)
+    tracker.update(_two_losses(510), live=False)
+    assert tracker.wait(30)
+    assert tracker.latest("default", "loss") is None and held.fitted == 0
+    assert tracker.predict(_two_losses(510), "default", "loss").ok  # prediction() still fits, on its caller's thread
+
+
+def test_fits_asked_from_several_threads_run_one_at_a_time_on_the_worker() -> None:
+    """prediction() from several threads at once: every fit runs on the one worker thread (so
+    two never run at once), and each caller gets the fit of its own points."""
+    fitters: set[str] = set()
+
+    def clock() -> float:  # read as each fit starts and ends, on the thread that fits
+        fitters.add(threading.current_thread().name)
+        return time.monotonic()
+
+    tracker = ForecastTracker(clock=clock)
+    got: dict[int, float] = {}
+    callers = [threading.Thread(target=lambda n=n: got.__setitem__(
+        n, tracker.predict(_two_losses(n), "default", "loss").last_step), name=f"caller-{n}")
+        for n in (500, 510, 520, 530)]
+    try:
+        for t in callers:
+            t.start()
+        for t in callers:
+            t.join(60)
+    finally:
+        tracker.close()
+    assert got == {n: float(n) for n in (500, 510, 520, 530)}
+    assert len(fitters) == 1 and not fitters & {t.name for t in callers}
+
+
+def test_a_live_plot_draws_the_band_when_its_fit_lands_and_refits_after_a_rewind() -> None:
+    """Through the Recorder: the worker's fits land in frames drawn in the background without
+    another log() (each series in turn, at the live pace); a purge rewind refits."""
+    drawn: list[Any] = []
+    rec = Recorder(ViewSettings(forecast=True))
+    rec.attach_view(lambda frame, findings: drawn.append(frame) or 0, live=True)
+
+    def band_from(step: float) -> bool:
+        bands = [b for pf in drawn[-1].panels for b in pf.bands] if drawn else []
+        return {b.label: b.x[0] for b in bands} == {"loss forecast": step, "acc forecast": step}
+
+    try:
+        _train(rec)
+        assert wait_until(lambda: band_from(800), timeout=60)
+        rec.log(loss=1.0, acc=0.5, step=400)  # a rewind: the points from step 400 on are purged
+        for s in range(401, 601):
+            rec.log(loss=power_law(np.array([float(s)]))[0], acc=0.9 - 0.5 * s ** -0.3, step=s)
+        assert wait_until(lambda: band_from(600), timeout=60)
+    finally:
+        rec.close()
+    assert rec.prediction("loss").last_step == 600  # after close: fitted on this thread
