@@ -55,6 +55,7 @@ AHEAD_SLICE = 1 << 20  # rows the helper thread copies per GIL release when it g
 PREFAULT_FROM = 1 << 16  # columns at least this long have the memory of their next rows mapped ahead
 _PREFAULT_MIN = 1 << 16  # bytes: a smaller stretch is not worth a job (its faults cost ~0.5 ms at most)
 _MADV_POPULATE_WRITE = 23  # Linux 5.14+: map pages writable without touching their contents
+_MAP_CHUNK = 1 << 21  # bytes mapped per madvise call (~2 ms: see _MemoryHelper._map_range)
 
 
 def _load_madvise() -> Callable[[int, int, int], int] | None:
@@ -80,8 +81,8 @@ class _MemoryHelper:
     ``log()``'s own (its inline moves into the columns). ``MADV_POPULATE_WRITE`` maps the pages
     without changing a byte, so it is safe while another thread writes the same memory; ctypes
     releases the GIL for the call, so neither the loop nor a frame waits for it. Where it does
-    not exist (not Linux, a kernel before 5.14) pages are touched by writing zeros instead, or
-    (:meth:`ahead`) nothing is done and the writes fault as before.
+    not exist (not Linux, a kernel before 5.14) the writes fault as before (:class:`GrowAhead`
+    touches its rows by writing zeros instead).
 
     The jobs (:meth:`ahead`, :class:`GrowAhead`) run on one thread started once: starting a
     thread per job made the caller wait for the new thread to run, up to 0.3 s on a loaded
@@ -109,19 +110,14 @@ class _MemoryHelper:
         self._jobs.put(job)
         return True
 
-    def populate(self, a: np.ndarray, start: int, stop: int) -> None:
+    def populate(self, a: np.ndarray, start: int, stop: int) -> bool:
         """Map the memory of rows ``start:stop`` of ``a`` (contiguous) on this thread, without
-        changing their contents where ``madvise`` can (else by writing zeros: callers pass rows
-        not written yet)."""
+        changing a byte; False where ``madvise`` cannot (the caller's writes then fault it in)."""
         base: int = a.__array_interface__["data"][0]  # (``a.ctypes`` imports: not at interpreter exit)
         first = base + start * a.itemsize
         first -= first % mmap.PAGESIZE  # (a page partly below ``start`` is mapped, not written)
         last = base + stop * a.itemsize
-        madvise = self._madvise
-        if last <= first or (madvise is not None and madvise(first, last - first, _MADV_POPULATE_WRITE) == 0):
-            return
-        for lo in range(start, stop, AHEAD_SLICE):  # a slice per GIL release
-            a[lo:min(lo + AHEAD_SLICE, stop)] = 0.0
+        return last <= first or self._map_range(first, last)
 
     def ahead(self, columns: Sequence[np.ndarray], n: int) -> threading.Event | None:
         """Map the rows of each long column from ``n`` to an eighth of ``n`` further (at least
@@ -152,11 +148,21 @@ class _MemoryHelper:
     def _map(self, jobs: list[tuple[np.ndarray, int, int]], done: threading.Event) -> None:
         """(The helper.) Each job keeps its array alive until its pages are mapped."""
         for _array, start, stop in jobs:
-            madvise = self._madvise
-            if madvise is None or madvise(start, stop - start, _MADV_POPULATE_WRITE) != 0:
-                self._madvise = None  # not supported here (EINVAL), or failing: stop asking
+            if not self._map_range(start, stop):
                 break
         done.set()
+
+    def _map_range(self, start: int, stop: int) -> bool:
+        """``madvise(MADV_POPULATE_WRITE)`` the addresses ``start:stop`` (``start`` page-aligned),
+        :data:`_MAP_CHUNK` at a time: the call holds the process's memory-map lock, which every
+        other thread's page fault and allocation of a large array waits for (one call for a
+        column's tens of MB held a live frame up to 0.4 s). False if it cannot be done here."""
+        for at in range(start, stop, _MAP_CHUNK):
+            madvise = self._madvise
+            if madvise is None or madvise(at, min(_MAP_CHUNK, stop - at), _MADV_POPULATE_WRITE) != 0:
+                self._madvise = None  # not supported here (EINVAL), or failing: stop asking
+                return False
+        return True
 
     def _run(self) -> None:
         while True:
@@ -209,10 +215,13 @@ class GrowAhead:
     def _fill(self, columns: list[np.ndarray], touched: int) -> None:
         n = self.copied
         for new, old in zip(self.arrays, columns):
-            _memory.populate(new, 0, touched)
-            for a in range(0, n, AHEAD_SLICE):  # a slice per GIL release
-                b = min(a + AHEAD_SLICE, n)
-                new[a:b] = old[a:b]
+            mapped = _memory.populate(new, 0, touched)
+            for a in range(0, touched, AHEAD_SLICE):  # a slice per GIL release
+                b = min(a + AHEAD_SLICE, touched)
+                if a < n:
+                    new[a:min(b, n)] = old[a:min(b, n)]
+                if b > n and not mapped:  # touched instead: rows past n are not written yet
+                    new[max(a, n):b] = 0.0
         self.ready.set()
 
 

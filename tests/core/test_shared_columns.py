@@ -206,8 +206,8 @@ def test_columns_grown_ahead_of_need_hold_exactly_what_was_logged(monkeypatch, s
     a helper thread (so the append that fills them copies only the rest): through any
     interleaving of row appends, bulk appends, snapshots and a rewind, every snapshot holds
     exactly what was logged, and views handed out earlier never change; also where memory cannot
-    be mapped ahead with ``madvise`` (it is then touched by writing zeros, which must never reach
-    a row already written)."""
+    be mapped ahead with ``madvise`` (the next arrays' rows are then touched by writing zeros,
+    which must never reach a row already written)."""
     from lossviz_widget._core import buffers
 
     monkeypatch.setattr(buffers, "AHEAD_FROM", 256)
