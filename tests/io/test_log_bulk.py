@@ -361,7 +361,8 @@ def test_any_lines_read_as_json_loads_reads_them(tmp_path_factory, data, count, 
 def test_damage_between_blocks_of_a_long_log(tmp_path):
     """A log of megabytes is decoded a block of lines at a time: damaged lines anywhere (a
     block's first or last line, or one line of the smaller blocks a failed block is split into)
-    cost only their own lines, read as the line-by-line reader reads them."""
+    cost only their own lines, and series first seen in a late block are read, all as the
+    line-by-line reader reads them."""
     header = json.dumps({"format": "lossviz_widget.jsonl", "version": 2, "title": "", "settings": {}})
     lines = [f'{{"m": "{("loss", "acc")[i % 2]}", "s": {float(i // 2)!r}, "v": {1 / (i + 1)!r}, "t": 1.5}}'
              for i in range(60_000)]
@@ -371,7 +372,8 @@ def test_damage_between_blocks_of_a_long_log(tmp_path):
         lines[i] = lines[i][:25]  # cut mid-write
     lines[5] = ""
     lines[7] += "\r"
-    lines[40_000] = '{"r": "other", "m": "loss", "s": 1.0, "v": "NaN", "t": 1.5}'
+    lines[40_000] = '{"r": "other", "m": "loss", "s": 1.0, "v": "NaN", "t": 1.5}'  # a run first seen in a late block
+    lines[50_000] = '{"m": "late", "s": 1.0, "v": "-Infinity", "t": 1.5}'  # and a metric
     path = tmp_path / "long.jsonl"
     path.write_text("\n".join([header, *lines]) + '\n{"m": "loss", "s": 9', encoding="utf-8")
     check(path)
