@@ -275,7 +275,7 @@ _RUN, _METRIC, _RUN_METRIC = attrgetter("r"), attrgetter("m"), attrgetter("r", "
 _COLUMNS = (attrgetter("s"), attrgetter("v"), attrgetter("t"))
 
 
-@functools.cache
+@functools.lru_cache(maxsize=32)  # a decoder per set of names: a log has a few sets
 def _point_decoder(metrics: frozenset[str] = frozenset(), runs: frozenset[str] = frozenset()) -> Any:
     """msgspec's decoder of one point line, exactly as :func:`parse_record` reads it when it
     decodes at all: the fields ``m``, ``s``, ``v``, ``t`` and optionally ``r``, no other; names
@@ -417,8 +417,8 @@ class _Parse:
         return out
 
 
-def parse_lines(text: bytes, *, follow: bool) -> LogLines:
-    """Every record in ``text`` (lines after the header; a last line without its newline
+def parse_lines(text: bytes, *, follow: bool, start: int = 0) -> LogLines:
+    """Every record in ``text[start:]`` (lines after the header; a last line without its newline
     included), exactly as :func:`parse_record` gives them line by line, but fast.
 
     Lines are split as a file read in text mode splits them (``\\n``, ``\\r\\n``, ``\\r``; blank
@@ -429,9 +429,9 @@ def parse_lines(text: bytes, *, follow: bool) -> LogLines:
     line cut by a killed process, anything unusual) is retried in smaller blocks, then line by
     line, and every line that is not a point line goes through :func:`parse_record`."""
     parse = _Parse(text, follow)
-    whole = text.rfind(b"\n") + 1
-    if whole:
-        parse.lines_in(0, whole)
+    whole = max(text.rfind(b"\n") + 1, start)
+    if whole > start:
+        parse.lines_in(start, whole)
     if whole < len(text):
         parse.line(text[whole:])
     return parse.lines()
@@ -445,7 +445,7 @@ def read_log(path: Path) -> RunData:
     head = min((i for i in (data.find(b"\n"), data.find(b"\r")) if i >= 0), default=len(data))
     rest = head + 2 if data[head:head + 2] == b"\r\n" else head + 1
     title, settings = parse_header(data[:head].decode("utf-8", errors="replace"))
-    lines = parse_lines(data[rest:], follow=False)
+    lines = parse_lines(data, follow=False, start=rest)
     series: dict[int, SeriesColumns] = {}  # in first-seen order
     for key, s, v, t, purge in lines.each():
         cols = series.setdefault(key, SeriesColumns())
