@@ -314,7 +314,10 @@ class _Parse:
         self.failed = msgspec.DecodeError  # its ValidationError too
         self.metrics: frozenset[str] = frozenset()  # the metrics of the point lines decoded in blocks
         self.runs = frozenset([DEFAULT_RUN])  # the runs of all point lines decoded
-        self.points: list[Any] = []
+        self.points: list[Any] = []  # decoded point lines not yet made columns
+        self.columns: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = []  # (ids, s, v, t)
+        self.count = 0  # point lines already in columns
+        self.index: dict[tuple[str, str], int] = {}  # series id of each (run, metric)
         self.records: list[tuple[int, Record]] = []
         self.skipped = 0
 
@@ -359,6 +362,7 @@ class _Parse:
                 self.metrics |= set(map(_METRIC, points))
                 self.runs |= set(map(_RUN, points))
             self.points += points
+            self.to_columns()
             return True
         return False
 
@@ -382,24 +386,32 @@ class _Parse:
             if rec is None:
                 self.skipped += 1
             else:
-                self.records.append((len(self.points), rec))
+                self.records.append((self.count + len(self.points), rec))
 
-    def lines(self) -> LogLines:
-        """What was read, as :class:`LogLines`: the point lines' series ids and columns made at
-        once for all of them (NumPy reads the values' non-finite strings as their floats)."""
-        out = LogLines()
-        out.skipped = self.skipped
-        index: dict[tuple[str, str], int] = {}
-        n = len(self.points)
+    def to_columns(self) -> None:
+        """The decoded point lines made series ids and float64 columns, while they are still in
+        the cache (a block at a time), and let go. NumPy reads the values' non-finite strings as
+        their floats."""
+        points, n = self.points, len(self.points)
         named = len(self.runs) > 1  # else the metric alone tells series apart
         first: dict[Any, int] = {}  # each series' first point, by its (run, metric) or metric
-        at = np.fromiter(map(first.setdefault, map(_RUN_METRIC if named else _METRIC, self.points),
+        at = np.fromiter(map(first.setdefault, map(_RUN_METRIC if named else _METRIC, points),
                              itertools.count()), np.int64, n)
         series = np.empty(n, dtype=np.int64)
-        series[list(first.values())] = [index.setdefault(key if named else (DEFAULT_RUN, key), len(index))
+        series[list(first.values())] = [self.index.setdefault(key if named else (DEFAULT_RUN, key), len(self.index))
                                         for key in first]
-        ids = series[at]
-        s, v, t = (np.fromiter(map(get, self.points), np.float64, n) for get in _COLUMNS)
+        s, v, t = (np.fromiter(map(get, points), np.float64, n) for get in _COLUMNS)
+        self.columns.append((series[at], s, v, t))
+        self.count += n
+        self.points = []
+
+    def lines(self) -> LogLines:
+        """What was read, as :class:`LogLines`."""
+        self.to_columns()
+        ids, s, v, t = (np.concatenate(cols) for cols in zip(*self.columns))
+        out = LogLines()
+        out.skipped = self.skipped
+        index = self.index
         done = 0
 
         def points_before(before: int) -> None:
@@ -412,7 +424,7 @@ class _Parse:
             points_before(before)
             out.parts.append((index.setdefault((run, name), len(index)), None, np.asarray(steps, dtype=np.float64),
                               np.asarray(values, dtype=np.float64), np.asarray(walls, dtype=np.float64), purge))
-        points_before(n)
+        points_before(self.count)
         out.keys = list(index)
         return out
 
