@@ -301,8 +301,9 @@ def _point_decoder(metrics: frozenset[str] = frozenset(), runs: frozenset[str] =
 
 
 class _Parse:
-    """The state of one :func:`parse_lines`: the point lines decoded so far (msgspec objects, in
-    file order) and every other record with how many point lines came before it."""
+    """The state of one :func:`parse_lines`: the point lines read so far, in file order (float64
+    columns and their series ids, a block at a time; the last few as msgspec objects), and every
+    other record with how many point lines came before it."""
 
     def __init__(self, text: bytes, follow: bool) -> None:
         import msgspec
