@@ -23,9 +23,10 @@ TensorBoard readers:
   for each tag: what TensorBoard itself and most scripts use.
 
 ``log_file`` readers: ``LossPlot.load``'s ``read_log`` and the follower's first poll (bulk), the
-same ``read_log`` of an earlier revision (``--before``, default the commit before the round that
-made point lines 1.5-2x faster; its ``lossviz_widget`` taken with ``git archive`` and imported
-apart), and the line-by-line reader they replaced (one ``parse_record`` per line).
+same ``read_log`` of an earlier revision (``--before``, default the last commit whose reader
+scanned point lines with NumPy and parsed their numbers with orjson, before msgspec; its
+``lossviz_widget`` taken with ``git archive`` and imported apart), and the line-by-line reader
+they replaced (one ``parse_record`` per line). At least 7 interleaved repeats of each.
 
 The section ends with the issue's targets and a verdict for each.
 """
@@ -51,7 +52,7 @@ import numpy as np
 BENCH = Path(__file__).resolve().parent
 REPO = BENCH.parent
 METRICS = ("loss", "val_loss", "acc", "lr")
-BEFORE = "93987c3"  # the log reader before the vectorized point-line parser of this round
+BEFORE = "a8360ea"  # the log reader before msgspec decoded its point lines (NumPy byte scanning + orjson)
 
 
 def write_event_file(folder: Path, steps: int) -> Path:
@@ -173,17 +174,17 @@ def line_by_line(path: Path) -> int:
 
 def measure(readers: dict[str, Callable[[], int]], repeats: int) -> dict[str, tuple[list[float], int, list[float]]]:
     """Each reader once untimed, then ``repeats`` rounds of all of them, interleaved: wall times,
-    the points read, and CPU times (on a shared machine the wall time also counts the waits for a
-    core; the CPU time does not)."""
+    the points read, and CPU times of this thread (on a shared machine the wall time also counts
+    the waits for a core; the CPU time does not; every reader runs on this one thread)."""
     counts = {name: read() for name, read in readers.items()}
     times: dict[str, list[float]] = {name: [] for name in readers}
     cpu: dict[str, list[float]] = {name: [] for name in readers}
     for _ in range(repeats):
         for name, read in readers.items():
-            start, cpu_start = time.perf_counter(), time.process_time()
+            start, cpu_start = time.perf_counter(), time.thread_time()
             read()
             times[name].append(time.perf_counter() - start)
-            cpu[name].append(time.process_time() - cpu_start)
+            cpu[name].append(time.thread_time() - cpu_start)
     return {name: (times[name], counts[name], cpu[name]) for name in readers}
 
 
@@ -263,7 +264,7 @@ def section(mode: str, repeats: int | None = None, log: Callable[[str], None] = 
             }
             if old is not None:
                 readers[f"LossPlot.load (bulk) of `{before}`"] = lambda p=path: old(p)
-            results = measure(readers, repeats)
+            results = measure(readers, repeats if mode == "smoke" else max(repeats, 7))
             lines += rows(label, results, "line by line (before)")
             everything[label] = results
             log(f"  readers: {label}: done")
@@ -273,11 +274,12 @@ def section(mode: str, repeats: int | None = None, log: Callable[[str], None] = 
         f"`benchmarks/readers.py` ({mode}), {dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M} UTC, "
         f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}; load average at the "
         f"start {load[0]:.2f} / {load[1]:.2f} / {load[2]:.2f} (1 / 5 / 15 min: on a shared machine compare within "
-        f"a row group, not across runs). {repeats} interleaved repeats per reader, one core, imports not timed. "
+        f"a row group, not across runs). {repeats} interleaved repeats per reader"
+        f"{'' if mode == 'smoke' or repeats >= 7 else ' (7 for the logs)'}, one core, imports not timed. "
         "× slowest-known: times faster than TensorBoard's `EventAccumulator` (event files) or than the "
         "line-by-line reader (logs); the readers are described in the script's docstring. The last "
-        "column is the CPU time of the same reads (what a reader costs without the waits for a core "
-        "that a loaded machine adds to the wall time).",
+        "column is the CPU time of the reading thread in the same reads (what a reader costs without "
+        "the waits for a core that a loaded machine adds to the wall time).",
         "",
     ]
     return "\n".join(header + lines + ["", *targets(everything)]) + "\n"

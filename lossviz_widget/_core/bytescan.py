@@ -1,9 +1,11 @@
 """Array operations over a byte buffer, for the readers that decode many records at once.
 
-A log of millions of small records is read fastest by finding where each record's fields lie
-(arrays of offsets) and then gathering and comparing all records' fields together in NumPy,
-instead of one Python object per record. These are the shared pieces: fixed-width gathers at many
-offsets, telling many byte strings apart, and grouping records by series in first-seen order.
+A file of millions of small binary records (TensorBoard's event files) is read fastest by finding
+where each record's fields lie (arrays of offsets) and then gathering and comparing all records'
+fields together in NumPy, instead of one Python object per record. These are the shared pieces:
+fixed-width gathers at many offsets, telling many byte strings apart, and grouping records by
+series in first-seen order (also used for the point lines of ``log_file`` logs, which msgspec
+decodes).
 """
 
 from __future__ import annotations

@@ -48,7 +48,7 @@ class JsonlTail(LineTail):
                 rest = "\n".join(lines[i + 1:])  # anything a line separator other than \n put after it
                 data = (rest.encode("utf-8") + b"\n" if rest else b"") + data
                 break
-        parsed = parse_lines(data, str.splitlines, count_blank=False)
+        parsed = parse_lines(data, follow=True)
         self.skipped += parsed.skipped
         for key, steps, values, walls, purge in parsed.each():
             if purge is None:

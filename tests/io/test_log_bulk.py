@@ -4,9 +4,9 @@ gives, on logs the real writer produced and on logs damaged or edited by hand.""
 
 from __future__ import annotations
 
+import base64
 import json
 import math
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -184,12 +184,6 @@ def test_numbers_read_exactly(tmp_path):
     check(path)
 
 
-def test_without_orjson_the_same(written, monkeypatch):
-    """orjson is optional: the standard library's parser gives the same."""
-    monkeypatch.setitem(sys.modules, "orjson", None)
-    check(written)
-
-
 # -- any log the writer can produce ---------------------------------------------------------
 
 from hypothesis import HealthCheck, given, settings  # noqa: E402
@@ -239,4 +233,147 @@ def test_any_written_log_reads_as_line_by_line(tmp_path_factory, frames, values,
     if resumed:  # what a resumed log appends after a cut line: a newline, then whole lines
         raw += b"\n" + data.draw(st.sampled_from([b'{"m": "loss", "s": 1e6, "v": 1.0, "t": 2.0}\n', b""]))
     path.write_bytes(raw)
+    check(path)
+
+
+# -- against json.loads, line by line -------------------------------------------------------
+
+
+def json_reference(text: str) -> tuple[dict, int]:
+    """What a log's lines mean, read the simplest way: lines as a text-mode file splits them,
+    ``json.loads`` of each, then the format's rules (a point, a chunk or a purge of a series with
+    non-empty names; a value is a JSON number or "NaN"/"Infinity"/"-Infinity", a step and a wall
+    time whatever ``float()`` takes); a line that breaks them is skipped. Purges applied; series
+    in first-seen order."""
+    nonfinite = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}
+
+    def value(x):
+        if isinstance(x, str) and x in nonfinite:
+            return nonfinite[x]
+        if isinstance(x, bool) or not isinstance(x, (int, float)):
+            raise ValueError(x)
+        return float(x)
+
+    def floats(x):
+        raw = base64.b64decode(x, validate=True)
+        return np.frombuffer(raw, dtype="<f8").tolist()
+
+    series: dict = {}
+    skipped = 0
+    lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
+    for line in lines[:-1] if lines[-1] == "" else lines:  # nothing after the last newline: no line
+        try:
+            rec = json.loads(line)
+            run, name = rec.get("r", DEFAULT_RUN), rec["m"]
+            if not (isinstance(run, str) and run and isinstance(name, str) and name):
+                raise ValueError(name)
+            if "purge" in rec:
+                purge, new = value(rec["purge"]), None
+            elif "s64" in rec:
+                purge, new = None, (floats(rec["s64"]), floats(rec["v64"]), floats(rec["t64"]))
+                if not len(new[0]) == len(new[1]) == len(new[2]):
+                    raise ValueError(new)
+            else:
+                purge, new = None, ([float(rec["s"])], [value(rec["v"])], [float(rec["t"])])
+        except (ValueError, KeyError, TypeError, AttributeError, OverflowError):
+            skipped += 1
+            continue
+        cols = series.setdefault((run, name), ([], [], []))
+        if new is not None:
+            for col, more in zip(cols, new):
+                col.extend(more)
+        else:
+            keep = int(np.searchsorted(cols[0], purge, side="left"))
+            for col in cols:
+                del col[keep:]
+    runs: dict = {}
+    for (run, name), cols in series.items():
+        runs.setdefault(run, {})[name] = cols
+    return {(run, name): cols for run, metrics in runs.items() for name, cols in metrics.items()}, skipped
+
+
+LINE_NAMES = st.one_of(st.sampled_from(["loss", "val_loss", "", "a\u2028b", "c\x85d", "e\rf"]), st.text(max_size=6))
+NUMBERS = st.one_of(st.floats(), st.integers(-10**20, 10**20), st.sampled_from([10**400, -0.0, 5e-324, 0]))
+
+
+def log_line(step: int) -> st.SearchStrategy[str]:
+    """One line of a log at ``step`` (steps grow line by line, as a reader requires): mostly
+    point lines as json.dumps writes them in any spacing, key order and escaping, with names of
+    any text (quotes, line separators, control characters) and numbers of any kind; some chunk
+    and purge lines; and lines damaged as logs get damaged (cut, glued, broken in two, blank, a
+    CRLF end, a field of the wrong type, an extra field)."""
+
+    @st.composite
+    def line(draw) -> str:
+        run = draw(st.one_of(st.none(), LINE_NAMES))
+        key = {"m": draw(LINE_NAMES)} | ({} if run is None else {"r": run})
+        kind = draw(st.sampled_from(["point"] * 6 + ["chunk", "purge", "cut", "glued", "broken", "blank", "crlf",
+                                                   "wrong", "extra"]))
+        if kind == "chunk":
+            n = draw(st.integers(0, 3))
+            cols = [[float(step)] * n, draw(st.lists(st.floats(), min_size=n, max_size=n)),
+                    draw(st.lists(st.floats(), min_size=n, max_size=n))]
+            rec = key | {k: base64.b64encode(np.array(c, "<f8").tobytes()).decode() for k, c in
+                         zip(("s64", "v64", "t64"), cols)}
+        elif kind == "purge":
+            rec = key | {"purge": draw(st.floats(-1, step + 1))}
+        else:
+            value = draw(st.one_of(NUMBERS, st.sampled_from(["NaN", "Infinity", "-Infinity"])))
+            rec = key | {"s": draw(st.sampled_from([step, float(step)])), "v": value, "t": draw(NUMBERS)}
+            if kind == "wrong":
+                field = draw(st.sampled_from(["s", "v", "t"]))
+                rec[field] = draw(st.sampled_from([None, [1]] + (["1", "nan", True] if field != "s" else [])))
+            if kind == "extra":
+                rec["x"] = draw(LINE_NAMES)
+        items = draw(st.permutations(list(rec.items())))
+        text = json.dumps(dict(items), ensure_ascii=draw(st.booleans()),
+                          separators=draw(st.sampled_from([(",", ":"), (", ", ": ")])))
+        if kind == "cut":
+            text = text[:draw(st.integers(0, len(text) - 1))]
+        elif kind == "glued":
+            text += text
+        elif kind == "broken":
+            at = draw(st.integers(1, len(text) - 1))
+            text = text[:at] + "\n" + text[at:]
+        elif kind == "blank":
+            text = draw(st.sampled_from(["", " ", "\t"]))
+        elif kind == "crlf":
+            text += "\r"
+        return text
+
+    return line()
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data(), count=st.integers(0, 40), last_newline=st.booleans())
+def test_any_lines_read_as_json_loads_reads_them(tmp_path_factory, data, count, last_newline):
+    """``LossPlot.load``'s reader (msgspec's block decoding and its fallbacks) against
+    :func:`json_reference`, an independent line-by-line reader, on lines of every kind, whole
+    or damaged, in any order; with or without a newline after the last."""
+    lines = [data.draw(log_line(i)) for i in range(count)]
+    header = json.dumps({"format": "lossviz_widget.jsonl", "version": 2, "title": "", "settings": {}})
+    body = "".join(line + "\n" for line in lines) if last_newline else "\n".join(lines)
+    path = tmp_path_factory.mktemp("lines") / "fit.jsonl"
+    path.write_bytes(f"{header}\n{body}".encode("utf-8", errors="surrogatepass"))
+    assert_same(loaded(path), json_reference(body))
+
+
+def test_damage_between_blocks_of_a_long_log(tmp_path):
+    """A log of megabytes is decoded a block of lines at a time: damaged lines anywhere (a
+    block's first or last line, or one line of the smaller blocks a failed block is split into)
+    cost only their own lines, and series first seen in a late block are read, all as the
+    line-by-line reader reads them."""
+    header = json.dumps({"format": "lossviz_widget.jsonl", "version": 2, "title": "", "settings": {}})
+    lines = [f'{{"m": "{("loss", "acc")[i % 2]}", "s": {float(i // 2)!r}, "v": {1 / (i + 1)!r}, "t": 1.5}}'
+             for i in range(60_000)]
+    size = np.cumsum([len(line) + 1 for line in lines])
+    near_blocks = [int(np.searchsorted(size, k * 2**20)) for k in (1, 2, 3)]
+    for i in near_blocks + [m + d for m in near_blocks for d in (-1, 1, 300)]:
+        lines[i] = lines[i][:25]  # cut mid-write
+    lines[5] = ""
+    lines[7] += "\r"
+    lines[40_000] = '{"r": "other", "m": "loss", "s": 1.0, "v": "NaN", "t": 1.5}'  # a run first seen in a late block
+    lines[50_000] = '{"m": "late", "s": 1.0, "v": "-Infinity", "t": 1.5}'  # and a metric
+    path = tmp_path / "long.jsonl"
+    path.write_text("\n".join([header, *lines]) + '\n{"m": "loss", "s": 9', encoding="utf-8")
     check(path)
