@@ -75,3 +75,13 @@ def test_xaxis_moves_benchmark_smoke() -> None:
     assert proc.returncode == 0, f"stdout:\n{proc.stdout[-4000:]}\nstderr:\n{proc.stderr[-4000:]}"
     (row,) = [line.split("|") for line in proc.stdout.splitlines() if line.startswith("| 1,000 |")]
     assert int(row[6]) >= 5  # frames drawn (0.1 s apart)
+
+
+def test_frame_probe_smoke() -> None:
+    """``benchmarks/frame_probe.py`` on a short loop in a real kernel, sampling every frame past
+    1 ms: it runs, reports the frames by thread and the longest, and samples the long ones."""
+    proc = subprocess.run([sys.executable, str(REPO / "benchmarks" / "frame_probe.py"), "--runs", "1",
+                           "--steps", "3e5", "--over", "0.001"], cwd=REPO, capture_output=True, text=True, timeout=140)
+    assert proc.returncode == 0, f"stdout:\n{proc.stdout[-4000:]}\nstderr:\n{proc.stderr[-4000:]}"
+    assert "frames by thread {" in proc.stdout and "longest frame" in proc.stdout, proc.stdout
+    assert "long frame at" in proc.stdout, proc.stdout
