@@ -48,6 +48,7 @@ log = logging.getLogger("lossviz_widget")
 HAND_OVER_S = 0.05  # how long a due frame waits for a logging thread to draw it (see FrameScheduler)
 HANDED_OVER_MAX_S = 0.25  # the most a handed-over frame's wall time (beyond its CPU time) delays the next
 MAX_SPACING_S = 0.4  # the most a frame's cost delays the next (a frame every 0.5 s, even in tight loops)
+FRAME_WAIT_S = 0.5  # the most a log() call waits for a frame the render thread is drawing (see FrameScheduler)
 HANDED_OVER_SHARE = 0.5  # of max_busy_fraction, for frames drawn in log(): the loop pays all of their CPU
 
 # Render threads still running at interpreter exit are stopped first, so no frame is
@@ -89,6 +90,8 @@ class FrameScheduler:
     was only held up, say by a long call or the OS) waits for that frame, instead of taking the
     GIL and the store's lock from it at every turn (such frames took 1-2.6 s in tight loops; the
     render thread waited up to 0.85 s for the store's lock alone, which the loop re-took first).
+    It waits :data:`FRAME_WAIT_S` at most: a frame still not drawn by then (a sink stuck on a
+    slow disk) no longer holds up the loop, which goes on as before.
     The wait is short because the frame after the loop's last ``log()`` (the trailing frame, which
     also writes ``log_file``) waits for it too: a kill soon after a loop must not lose more.
     Either way one frame is drawn. A handed-over frame gets half the CPU share
@@ -175,9 +178,10 @@ class FrameScheduler:
                     self._draw()
             finally:
                 self._drawing.release()
-        else:
-            with self._drawing:
-                pass
+        elif self._drawing.acquire(timeout=FRAME_WAIT_S):
+            self._drawing.release()
+        else:  # a frame that slow (a sink stuck on a slow disk?) must not hold the loop: go on without it
+            self.deadline.at = math.inf
 
     def start(self) -> None:
         """Start the render thread (the first request does, if nothing did before: starting it

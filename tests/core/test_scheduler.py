@@ -318,3 +318,30 @@ def test_a_frame_the_render_thread_draws_is_waited_for_by_a_log_call_that_comes_
     assert scheduler.handed_over == 0
     assert scheduler.wait_idle(10)  # the pending frame is still drawn
     scheduler.stop()
+
+
+def test_a_log_call_stops_waiting_for_a_frame_that_does_not_finish():
+    """A frame the render thread cannot finish (a sink stuck on a slow disk) holds a logging
+    thread at most FRAME_WAIT_S once: then the loop goes on, and later calls do not wait for it."""
+    import math
+
+    order: list[str] = []
+    started, release = threading.Event(), threading.Event()
+
+    def render() -> int:
+        started.set()
+        release.wait(30)
+        order.append("frame end")
+        return 1
+
+    scheduler = FrameScheduler(render, fps=50)
+    scheduler.request()  # nothing logs during the offer: the render thread draws it, and is stuck
+    assert started.wait(10)
+    scheduler.request()  # new data: the next frame is pending
+    scheduler.request()  # waits for the stuck frame, gives up
+    order.append("request returned")
+    assert scheduler.deadline.at == math.inf  # later calls go on without waiting
+    release.set()
+    assert scheduler.wait_idle(10)
+    assert order[:2] == ["request returned", "frame end"]
+    scheduler.stop()
