@@ -34,7 +34,7 @@
    weighted mixture; its 10th, 50th and 90th percentiles give the band and the 80% interval.
 8. **Calibration** -- each family's spread is then multiplied by what :mod:`.calibration` learnt
    on real curves (split-conformal, on the learning set: the corpus's development seeds and the
-   long runs' first seeds): at each future step, by the share of the run seen then and by the
+   long runs' first four seeds): at each future step, by the share of the run seen then and by the
    curve's noise level (of a log-scale fit), the factors that put 80% of those curves' outcomes
    inside the interval, per share and per noise bin. The interval's optimistic edge stops where
    the curve would have fallen as far again (on the fitted scale) as it has so far, or three

@@ -9,6 +9,7 @@ import math
 import sys
 import threading
 import time
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -194,13 +195,13 @@ def test_the_calibration_is_by_the_share_seen_and_the_curves_noise() -> None:
 
 def _noisy_rows(n: int, seed: int) -> list[dict[str, Any]]:
     """Rows as calibrate.py learns from: forecasts whose spread is right for quiet curves and a
-    third of the truth's for noisy ones (noise above 0.2), three cuts, three rows per seed."""
+    third of the truth's for noisy ones (noise above 0.2), three cuts, four folds."""
     rng = np.random.default_rng(seed)
     rows = []
     for i, noise in enumerate(rng.uniform(0.01, 0.3, n)):
         spread = 0.5 * (3.0 if noise > 0.2 else 1.0)
         rows.append({"mixture": ((1.0, 0.0, 0.5),), "log_scale": True, "maximize": False, "noise": float(noise),
-                     "cut": evaluate.CUTS[i % 3], "seed": i // 3, "truth": float(np.exp(rng.normal(0.0, spread)))})
+                     "cut": evaluate.CUTS[i % 3], "fold": i // 3 % 4, "truth": float(np.exp(rng.normal(0.0, spread)))})
     return rows
 
 
@@ -226,16 +227,20 @@ def test_cross_check_prefers_noise_bins_where_the_noise_sets_the_spread() -> Non
     assert distance[3] < distance[1] - calibrate.MARGIN
 
 
-def test_the_calibration_learns_on_the_long_runs_first_seeds_and_holds_out_the_others() -> None:
-    """Each long build's first seed is in calibrate.py's learning set, its other three seeds held
-    out (the second from the start, the third and fourth added after the calibration was learnt)."""
+def test_the_calibration_learns_on_the_long_runs_first_four_seeds_and_holds_out_the_others() -> None:
+    """Each long build's first four seeds are in calibrate.py's learning set, its fifth and sixth
+    (trained after the calibration was learnt) held out; the cross-check's folds keep every seed
+    of a long build together (across builds) and hold two builds each."""
     split = {s["run"]: s["split"] for s in evaluate.load()}
     long = [run for run in split if run.startswith("long-")]
-    assert len(long) == 32
-    assert {split[run] for run in long if run.endswith("-b")} == {"long"}
-    assert {split[run] for run in long if run.endswith(("-c", "-d"))} == {"long new"}
-    assert {split[run] for run in long if not run.endswith(("-b", "-c", "-d"))} == {"long dev"}
+    assert len(long) == 48
+    assert {split[run] for run in long if run.endswith(("-e", "-f"))} == {"long new"}
+    assert {split[run] for run in long if not run.endswith(("-e", "-f"))} == {"long dev"}
     assert set(calibrate.LEARN_SPLITS) == {"dev", "long dev"}
+    folds = {run: calibrate.fold(run, 0) for run in long}
+    seeds = ("-b", "-c", "-d", "-e", "-f")
+    assert all(folds[run] == folds[run.rsplit("-", 1)[0]] for run in long if run.endswith(seeds))
+    assert sorted(Counter(folds.values()).values()) == [12, 12, 12, 12]
 
 
 def test_calibrated_intervals_are_wider_by_the_learnt_scale() -> None:
