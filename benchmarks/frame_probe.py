@@ -7,9 +7,10 @@ with ``Recorder._render`` wrapped to time each frame (wall and thread CPU, and t
 drew it: the render thread, or ``MainThread`` for a frame handed over to ``log()``). A watchdog
 thread samples, every 50 ms while a frame has run longer than ``--over`` seconds, the stack of
 the thread drawing it and of the main thread, and that thread's CPU clock. Per run it prints
-the frames by thread, the longest frame, the longest gap in the client's IOPub traffic, and each
-long frame with its samples (a CPU clock that stands still while the stack waits on a lock or
-in a NumPy call is a wait, not work). This is how the 1-2.6 s stall of FRAMES.md's 04:57 section
+the frames by thread, the longest frame, the longest wait between frames in the IOPub traffic
+(found as RESULTS.md finds it: ``kernel.frames_by_gap``, ``kernel.waits``), and each long frame
+with its samples (a CPU clock that stands still while the stack waits on a lock or in a NumPy
+call is a wait, not work). This is how the 1-2.6 s stall of FRAMES.md's 04:57 section
 was found. A diagnostic, not a measurement for RESULTS.md: the probe's own sampling costs a
 little GIL time.
 """
@@ -18,18 +19,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import time
+import tempfile
 from collections import Counter
-from itertools import pairwise
 from pathlib import Path
 
-from jupyter_client.manager import start_new_kernel
-
-ROOT = Path(__file__).resolve().parents[1]
+from kernel import KernelSession, frames_by_gap, in_window, waits
 
 _KERNEL_CODE = r'''
-import sys, time, json, threading, traceback, gc, os
-sys.path[:0] = [{root!r}, {bench!r}]
+import sys, time, json, threading, traceback, os
 from lossviz_widget import LossPlot
 from lossviz_widget._core import recorder as _recorder
 import workloads
@@ -64,42 +61,24 @@ t_start = time.time()
 workloads._lossviz_loop(plot.log, {steps})
 t_end = time.time()
 stop = True
-print("RESULT", json.dumps({{"t0": t_start, "t1": t_end, "frames": frames, "samples": samples}}))
+with open({out!r}, "w") as f:
+    json.dump({{"t0": t_start, "t1": t_end, "frames": frames, "samples": samples}}, f)
 '''
 
 
 def probe(steps: int, over: float) -> None:
-    """One run in a fresh kernel; prints what it found."""
-    km, kc = start_new_kernel(kernel_name="python3")
-    received: list[float] = []
-    text: list[str] = []
-
-    def hook(msg: dict) -> None:
-        if msg["msg_type"] == "comm_msg":
-            received.append(time.time())
-        elif msg["msg_type"] == "stream":
-            text.append(msg["content"]["text"])
-
-    code = _KERNEL_CODE.format(root=str(ROOT), bench=str(ROOT / "benchmarks"), steps=steps, over=over)
-    try:
-        kc.execute_interactive(code, output_hook=hook, timeout=1800)
-    finally:
-        km.shutdown_kernel(now=True)
-    out = "".join(text)
-    if "RESULT" not in out:
-        print("no result:", out[-2000:])
-        return
-    res = json.loads(out.split("RESULT", 1)[1])
+    """One run in a fresh kernel (the suite's :class:`KernelSession`); prints what it found."""
+    with tempfile.TemporaryDirectory() as tmp, KernelSession() as k:
+        out = Path(tmp) / "probe.json"
+        k.execute(_KERNEL_CODE.format(steps=steps, over=over, out=str(out)), timeout=1800)
+        res = json.loads(out.read_text())
+        messages = k.messages
     t0, t1 = res["t0"], res["t1"]
     frames = [f for f in res["frames"] if f[0] < t1]
-    bursts: list[float] = []  # the first message of each frame's burst (40 ms apart at least)
-    last = -1.0
-    for r in (r for r in received if t0 <= r <= t1):
-        if r - last > 0.04:
-            bursts.append(r)
-        last = r
-    edges = [t0, *bursts, t1]
-    gap, at = max((b - a, a - t0) for a, b in pairwise(edges))
+    starts = [f[0].sent for f in frames_by_gap(in_window(messages, t0, t1, ["comm_msg"]))]  # as RESULTS.md
+    gaps = waits(starts, t0, t1)
+    gap = max(gaps)
+    at = ([t0, *starts])[gaps.index(gap)] - t0
     longest = max(frames, key=lambda f: f[1] - f[0]) if frames else None
     print(f"loop {t1 - t0:.1f} s, frames by thread {dict(Counter(f[3] for f in frames))}; "
           f"longest IOPub gap {gap * 1e3:.0f} ms at {at:.1f} s", flush=True)

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import collections
 import datetime as dt
+import itertools
 import json
 import os
 import shutil
@@ -38,7 +39,7 @@ from jupyter_client.manager import KernelManager
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from notebook_harness import private_kernelspecs
 
-__all__ = ["IopubMessage", "KernelError", "KernelSession", "frames_by_gap", "in_window", "server_rate"]
+__all__ = ["IopubMessage", "KernelError", "KernelSession", "frames_by_gap", "in_window", "server_rate", "waits"]
 
 BENCH_DIR = Path(__file__).resolve().parent
 #: jupyter_server defaults (ServerApp.iopub_msg_rate_limit, rate_limit_window)
@@ -242,6 +243,13 @@ def frames_by_gap(messages: list[IopubMessage], gap_s: float = 0.04) -> list[lis
         frames[-1].append(m)
         last = m.sent
     return frames
+
+
+def waits(starts: list[float], t0: float, t1: float) -> list[float]:
+    """The waits for a frame over ``[t0, t1]``: from ``t0`` to the first frame's start, between
+    each frame's start and the next's, and from the last to ``t1`` (``starts``: within it, in order)."""
+    edges = [t0, *starts, t1]
+    return [b - a for a, b in itertools.pairwise(edges)]
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from kernel import IopubMessage, KernelSession, frames_by_gap, in_window, server_rate
+from kernel import IopubMessage, KernelSession, frames_by_gap, in_window, server_rate, waits
 
 __all__ = ["TOOLS", "Cell", "Config", "ToolRow", "run_kernel_suite"]
 
@@ -108,7 +108,7 @@ def _lossviz_run(r: dict[str, Any], msgs: list[IopubMessage]) -> dict[str, Any]:
     window = in_window(msgs, r["t_loop0"], r["t_flush1"])
     frames = frames_by_gap([m for m in window if m.msg_type == "comm_msg"])
     in_loop = [f[0].sent for f in frames if f[0].sent <= r["t_loop1"]]
-    gaps = [b - a for a, b in zip([r["t_loop0"], *in_loop], [*in_loop, r["t_loop1"]], strict=True)]
+    gaps = waits(in_loop, r["t_loop0"], r["t_loop1"])
     rate = server_rate(window)
     steady = [in_window(msgs, s["t_a"], s["t_b"], ["comm_msg"]) for s in r["steady"]]
     return {
