@@ -229,13 +229,13 @@ class ForecastTracker:
         if self._on_fitted is not None:
             self._on_fitted()
 
-    def _stale(self, data: Mapping[str, Mapping[str, MetricHistory]]) -> list[tuple[str, str]]:
-        """The wanted series of ``data`` whose latest prediction is not of their current points."""
+    def _stale(self, data: Mapping[str, Mapping[str, MetricHistory]]) -> dict[tuple[str, str], _Key]:
+        """The wanted series of ``data`` whose latest prediction is not of their current points,
+        with the key of those points."""
         with self._state:
-            return [(run, name) for run, metrics in data.items() for name, h in metrics.items()
-                    if len(h) and self.wanted(name)
-                    and ((run, name) not in self._fitted
-                         or self._fitted[(run, name)].key != self._key(data, run, name))]
+            keys = {(run, name): self._key(data, run, name) for run, metrics in data.items()
+                    for name, h in metrics.items() if len(h) and self.wanted(name)}
+            return {s: key for s, key in keys.items() if s not in self._fitted or self._fitted[s].key != key}
 
     def update(self, data: Mapping[str, Mapping[str, MetricHistory]], live: bool) -> None:
         """Ask the worker to refit the series whose points changed, without waiting: all of them,
@@ -249,12 +249,12 @@ class ForecastTracker:
                 return
             # a series with a fit under way waits for it to land (it asks for the next frame), so
             # frames asked for faster than fits never queue up more than one fit per series
-            stale = [s for s in self._stale(data) if s not in self._pending]
+            stale = {s: key for s, key in self._stale(data).items() if s not in self._pending}
             if not stale:
                 return
             if not live:
-                for run, name in stale:
-                    self._submit(data, run, name, self._key(data, run, name), paced=False)
+                for (run, name), key in stale.items():
+                    self._submit(data, run, name, key, paced=False)
                 return
             if any(p.paced for p in self._pending.values()):
                 return  # its landing asks for the next frame
@@ -263,7 +263,7 @@ class ForecastTracker:
                 self._wake_in(wait)
                 return
             run, name = min(stale, key=lambda s: self._fitted[s].at if s in self._fitted else -math.inf)
-            self._submit(data, run, name, self._key(data, run, name), paced=True)
+            self._submit(data, run, name, stale[(run, name)], paced=True)
 
     def _wake_in(self, seconds: float) -> None:
         """Ask for a frame once a live refit may start again (under ``_state``), so the series
