@@ -26,9 +26,14 @@ plot.flush()
 """
 PROBE = """
 import json, os, threading, ipywidgets
+def _open_files():  # an fd closed by another thread between listing and reading it is skipped
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            yield os.readlink(f"/proc/self/fd/{{fd}}")
+        except FileNotFoundError:
+            pass
 print("PROBE", json.dumps({{"threads": threading.active_count(), "widgets": len(ipywidgets.Widget.widgets),
-       "fds": sorted(os.readlink(f"/proc/self/fd/{{fd}}") for fd in os.listdir("/proc/self/fd")
-                     if os.path.exists(f"/proc/self/fd/{{fd}}")),
+       "fds": sorted(_open_files()),
        "points": len(plot.history["loss"]), "errors": plot.recorder.errors()}}))
 """
 
