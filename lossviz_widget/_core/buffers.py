@@ -17,17 +17,19 @@ alone, ``extend()`` of one series, a loaded file) gets private timelines, each
 copied out on first divergence, so every metric's history stays exact. Buffers
 that diverged never share again (that would need an O(n) comparison).
 
-Appends are O(1) amortized (capacity doubles) and never pause for long: a long column found
-three quarters full at a frame (:meth:`MetricBuffer.snapshot`) is copied into its next array by a
-helper thread (:class:`GrowAhead`), and a later frame switches to it, copying only the rows logged
-meanwhile (doubling a 10M-point run's columns at once copied ~400 MB into fresh memory inside one
-frame or one ``log()``: 0.3-0.7 s). And the memory the next rows of a long column will be written to
-is mapped ahead by a helper thread too (:func:`prefault_ahead`), so writing them costs a copy, not a
-page fault per 4 KiB on the thread that writes: the training loop, or a frame. Reads return read-only
-views of the filled prefix, so handing out history never copies: the steps and
-wall times of metrics that share a timeline are views of the same memory. A
-timeline is only ever written past its filled prefix, so views handed out stay
-valid whatever is logged later.
+Appends are O(1) amortized (capacity doubles) and never pause for long: a column of at least
+:data:`AHEAD_FROM` rows found half full at a frame (:meth:`MetricBuffer.snapshot`) or a bulk append
+(:func:`extend_rows`, also ``log()``'s moves of staged rows) is copied into its next array by a
+helper thread (:class:`GrowAhead`), and the next frame or bulk append after that switches to it,
+copying only the rows logged meanwhile (doubling a 10M-point run's columns at once copied ~400 MB
+into fresh memory inside one frame or one ``log()``: 0.3-0.7 s; at 1e6 steps, the doublings up to
+2^20 rows done in ``log()`` cost it 0.3-0.6 s in all, a quarter of the loop's time). And the
+memory the next rows of a long column will be written to is mapped ahead by a helper thread too
+(:func:`prefault_ahead`), so writing them costs a copy, not a page fault per 4 KiB on the thread
+that writes: the training loop, or a frame. Reads return read-only views of the filled prefix, so
+handing out history never copies: the steps and wall times of metrics that share a timeline are
+views of the same memory. A timeline is only ever written past its filled prefix, so views handed
+out stay valid whatever is logged later.
 """
 
 from __future__ import annotations
@@ -49,7 +51,10 @@ __all__ = ["GrowAhead", "MetricBuffer", "Timeline", "append_row", "columns_nbyte
            "grown_columns", "prefault_ahead", "truncate_at"]
 
 _INITIAL_CAPACITY = 256
-AHEAD_FROM = 1 << 20  # columns at least this long are grown ahead of need (a shorter one copies quickly)
+# columns at least this long are grown ahead of need: on a VM whose host backs memory lazily (and takes
+# freed memory back) a first write to fresh memory costs ~12 ms per MB, so even a 128 KB column's copy
+# can cost the loop ~2 ms; shorter ones come from memory malloc keeps, and copy quickly
+AHEAD_FROM = 1 << 14
 AHEAD_SLICE = 1 << 20  # rows the helper thread copies per GIL release when it grows a column ahead
 
 PREFAULT_FROM = 1 << 16  # columns at least this long have the memory of their next rows mapped ahead
@@ -227,10 +232,16 @@ class GrowAhead:
 
 def grow_ahead(ahead: GrowAhead | None, columns: Sequence[np.ndarray], n: int, final: bool = True) -> GrowAhead | None:
     """Start preparing the next arrays of ``columns`` (``n`` rows filled; ``final``: those rows
-    never change, so they are copied ahead too) once they are long and three quarters full."""
+    never change, so they are copied ahead too) once they are long and half full: from then the
+    loop logs half a column's capacity of rows before it needs them, time enough even where all
+    of that memory is fresh (measured on a VM: ~0.5 µs per row of capacity to prepare a 4-metric
+    run's ten columns, its six and four smoothed outputs, against ~0.75 µs per row of capacity for
+    a tight loop to fill the other half; at three quarters full the helper was often late at the
+    2^19-row doubling, and ``log()`` copied those columns itself, 20-70 ms each). The switch frees
+    the old arrays at once, so starting early keeps no more memory resident."""
     prefault_ahead(columns, n)
     capacity = len(columns[0])
-    if ahead is not None or capacity < AHEAD_FROM or 4 * n < 3 * capacity:
+    if ahead is not None or capacity < AHEAD_FROM or 2 * n < capacity:
         return ahead
     return GrowAhead(columns, n, final)
 
@@ -358,13 +369,19 @@ class MetricBuffer:
         """Resolve pending values and return read-only views of everything logged so far (and
         copy a slice of long columns that are nearly full into their next arrays)."""
         self.resolve()
+        self._keep_ahead()
         n, t = self.n, self.timeline
-        if self._ahead is not None and self._ahead.ready.is_set():
-            self._grow(n)
-        else:
-            self._ahead = grow_ahead(self._ahead, (self._values,), n)
         t.grow_ahead()
         return MetricHistory(_readonly(t.steps[:n]), _readonly(self._values[:n]), _readonly(t.wall[:n]))
+
+    def _keep_ahead(self) -> None:
+        """Switch the values column to its next array once the helper has prepared it, or start
+        preparing that when the column is long and half full (:func:`grow_ahead`). Rows
+        holding device values not fetched yet are not copied ahead: fetching them writes them."""
+        if self._ahead is not None and self._ahead.ready.is_set():
+            self._grow(self.n)
+        else:
+            self._ahead = grow_ahead(self._ahead, (self._values,), self.n, final=not self._pending)
 
     @property
     def nbytes(self) -> int:
@@ -427,7 +444,8 @@ def extend_rows(buffers: Sequence[MetricBuffer], steps: np.ndarray, wall: np.nda
     for buf, values in zip(buffers, columns):
         buf._put_many(values)
         buf.last_step = last
-    prefault_ahead([t.steps, t.wall, *(buf._values for buf in buffers)], t.n)
+        buf._keep_ahead()
+    t.grow_ahead()
 
 
 def truncate_at(buffers: Sequence[MetricBuffer], step: float) -> list[int]:
