@@ -3,7 +3,9 @@
 * y bounds stay close to the data: a panel whose values are all >= 0 (losses, accuracies,
   learning rates) never shows negative values, and a margin never runs more than
   :data:`Y_MARGIN` of the data's span past its extremes (``ignore_outliers`` once put an
-  accuracy axis at 1.05);
+  accuracy axis at 1.05), except, on a side where the data's extent grows fast (a young run's
+  learning rate decaying, its loss falling), room for about the next second of that growth
+  (:mod:`.headroom`), which the caller passes as ``room``;
 * zoom stops at :data:`MIN_X_SPAN` steps (wheel zoom went down to a 2.7-step window);
 * tick labels: d3-format strings (what bqplot's ``Axis.tick_format`` takes) with just enough
   digits that neighbouring ticks differ (``499,998`` and ``499,999``, not ``4.99998e+5`` twice),
@@ -39,18 +41,20 @@ Y_MARGIN = 0.05
 TICKS = 5
 
 
-def clamp_to_data(lo: float, hi: float, data_lo: float, data_hi: float, log: bool = False) -> tuple[float, float]:
+def clamp_to_data(lo: float, hi: float, data_lo: float, data_hi: float, log: bool = False,
+                  room: tuple[float, float] = (0.0, 0.0)) -> tuple[float, float]:
     """``[lo, hi]`` cut to the data's ``[data_lo, data_hi]`` plus :data:`Y_MARGIN` of its span
-    (on a log axis, of its span in decades), and to 0 below when no value is negative."""
+    (on a log axis, of its span in decades), or plus ``room`` (below, above; in decades on a log
+    axis) where that is larger, and to 0 below when no value is negative."""
     if log:
         a, b = math.log10(data_lo), math.log10(data_hi)
         pad = (b - a) * Y_MARGIN or math.log10(1.2) / 2
-        return max(lo, 10 ** (a - pad)), min(hi, 10 ** (b + pad))
+        return max(lo, 10 ** (a - max(pad, room[0]))), min(hi, 10 ** (b + max(pad, room[1])))
     pad = (data_hi - data_lo) * Y_MARGIN or (abs(data_lo) * 0.1 or 0.5)
-    floor = data_lo - pad
+    floor = data_lo - max(pad, room[0])
     if data_lo >= 0:
         floor = max(floor, 0.0)
-    return max(lo, floor), min(hi, data_hi + pad)
+    return max(lo, floor), min(hi, data_hi + max(pad, room[1]))
 
 
 def widen_to_min_span(lo: float, hi: float, min_span: float = MIN_X_SPAN) -> tuple[float, float]:

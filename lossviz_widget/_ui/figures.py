@@ -77,23 +77,25 @@ _FAINT = 0.25  # opacity of the raw line behind the smoothed one
 
 
 def _held(current: tuple, lo: float, hi: float, below: float, above: float, flat: float,
-          log: bool = False, rate: float = 0.0) -> tuple[float, float]:
+          log: bool = False, rate: float = 0.0, rate_below: float = 0.0) -> tuple[float, float]:
     """Bounds for data spanning ``[lo, hi]`` that change as rarely as possible.
 
     ``current`` (numbers or None) is kept while it contains the data and the data, widened
     by ``below``/``above`` of its span (``flat`` when the span is 0), fills at least
     ``MIN_FILL`` of it; otherwise that widened span is returned. Data whose top grows at
     ``rate`` units per second gets the room of :func:`~lossviz_widget._core.headroom.headroom_above`
-    above instead (the upper bound then rounded up to a round number, on a linear axis). On a
-    log axis the arithmetic is done on log10 values.
+    above instead (the upper bound then rounded up to a round number, on a linear axis), and the
+    same below for a bottom that falls at ``rate_below``. On a log axis the arithmetic is done on
+    log10 values.
     """
     to, back = (math.log10, lambda v: 10.0**v) if log else (float, float)
     a, b = to(lo), to(hi)
     span = b - a
-    step = 0.0
+    step = step_below = 0.0
     if span > 0:
         room, step = headroom_above(span, rate, above)
-        t0, t1 = a - below * span, b + room
+        room_below, step_below = headroom_above(span, rate_below, below)
+        t0, t1 = a - room_below, b + room
     else:
         t0, t1 = a - flat / 2, b + flat / 2
     if current[0] is not None and current[1] is not None:
@@ -102,7 +104,16 @@ def _held(current: tuple, lo: float, hi: float, below: float, above: float, flat
             return float(current[0]), float(current[1])
     if step and not log:
         t1 = math.ceil(t1 / step) * step
+    if step_below and not log:
+        t0 = math.floor(t0 / step_below) * step_below
     return back(t0), back(t1)
+
+
+def _growth_room(span: float, rate: float) -> float:
+    """The most :func:`_held` puts past the data on a side growing at ``rate``: the room of
+    :func:`~lossviz_widget._core.headroom.headroom_above` plus its rounding."""
+    room, step = headroom_above(span, rate)
+    return room + step
 
 
 def _extent(arrays: list) -> tuple[float, float] | None:
@@ -167,6 +178,7 @@ class _Panel:
         self._cleared: set[object] = set()
         self._old_y_scale: LinearScale | LogScale | None = None  # closed once no mark uses it
         self._packed: list[str | tuple[str, str]] | None = None  # series in HoverLayer.lines, in slot order
+        self._y_growth = (GrowthRate(), GrowthRate())  # how fast the y extent falls and rises (room for it)
         self._stale = False  # frames were skipped (nobody saw the panel): the next one sends everything
         self.settling = False  # scales switched in the last apply(): the axes get their own ticks in the next
         self.x_axis = Axis(scale=x_scale, label=x_label, grid_lines="solid")  # colours: js/lossviz.css
@@ -208,7 +220,7 @@ class _Panel:
         :meth:`apply`, which then sends every mark's data for the new scales."""
         self._pending = (x_scale, x_label, log_y, x_date)
 
-    def _switch_scales(self, pf: PanelFrame) -> int:
+    def _switch_scales(self, pf: PanelFrame, follow: bool) -> int:
         """Carry out :meth:`set_scales`; :meth:`apply` then sends the data. Returns the updates sent.
 
         bqplot redraws a mark for a data change with the scales it has, and for a scale change
@@ -234,7 +246,7 @@ class _Panel:
             old = self.y_scale
             self.y_scale, self.log_y = _y_scale(log_y), log_y
         self.x_scale = x_scale
-        sent += self._apply_y_range(pf, ticks=False)
+        sent += self._apply_y_range(pf, follow, ticks=False)
         # The same goes for an axis and its ticks, and the browser makes a new scale's view
         # asynchronously (bqplot's Axis draws with the old one until then): while the scale
         # changes, bqplot's default format (a time format on a number scale is an error) and
@@ -257,9 +269,9 @@ class _Panel:
         self._old_y_scale = old
         return sent + 6 + len(self._marks())
 
-    def _apply_y_range(self, pf: PanelFrame, ticks: bool = True) -> int:
+    def _apply_y_range(self, pf: PanelFrame, follow: bool, ticks: bool = True) -> int:
         current = (self.y_scale.min, self.y_scale.max)
-        lo, hi = pf.y_range if pf.y_range else self._auto_y(pf, current)
+        lo, hi = pf.y_range if pf.y_range else self._auto_y(pf, current, follow)
         if current == (lo, hi):
             return 0
         with self.y_scale.hold_sync():
@@ -361,17 +373,18 @@ class _Panel:
                 sent += 2
         return sent
 
-    def apply(self, pf: PanelFrame) -> int:
-        """Push one panel's frame; returns the number of widget updates sent."""
+    def apply(self, pf: PanelFrame, follow: bool = True) -> int:
+        """Push one panel's frame; returns the number of widget updates sent. ``follow``: the x axis
+        follows the data (no zoom), so the y axis may leave room for the data's growth."""
         rescale = self._pending is not None
         if rescale:
-            sent = self._switch_scales(pf)
+            sent = self._switch_scales(pf, follow)
         elif self.settling:
             self.settling = False
-            sent = self._apply_y_range(pf, ticks=False)
+            sent = self._apply_y_range(pf, follow, ticks=False)
             sent += _ticks(self.y_axis, self.y_scale.min, self.y_scale.max, self.log_y)
         else:
-            sent = self._apply_y_range(pf) if pf.changed or self._stale else 0
+            sent = self._apply_y_range(pf, follow) if pf.changed or self._stale else 0
         canvas = self.layer.canvas
         repack = False  # with canvas on: a series' points changed, HoverLayer.lines is sent again
         shown = set()
@@ -442,7 +455,7 @@ class _Panel:
             entries.append(series_entry(b.key, b.label, b.color, "solid", self.bands[b.key][1]))
         return entries
 
-    def _auto_y(self, pf: PanelFrame, current: tuple) -> tuple:
+    def _auto_y(self, pf: PanelFrame, current: tuple, follow: bool) -> tuple:
         extent = _extent([a for sf in pf.series for a in (sf.y, sf.raw_y)]
                          + [a for b in pf.bands for a in (b.y, b.band_lo, b.band_hi)])
         if extent is None:
@@ -453,8 +466,17 @@ class _Panel:
             if extent is None:
                 return None, None
         flat = abs(extent[0]) * 0.2 or 1.0  # a constant series: +-10% around it
-        held = _held(current, *extent, HEADROOM, HEADROOM, math.log10(1.2) if pf.log_y else flat, pf.log_y)
-        return clamp_to_data(*held, *extent, log=pf.log_y)
+        # room for about a second of growth on a side whose extent grows fast (a young run's lr
+        # decaying, its loss falling), so its axis moves about once a second, not every frame (as x)
+        a, b = (math.log10(extent[0]), math.log10(extent[1])) if pf.log_y else extent
+        key = (pf.log_y, follow)  # a zoom or a pan starts over, and only a followed run grows
+        down, up = self._y_growth[0].observe(key, -a), self._y_growth[1].observe(key, b)
+        if not follow:
+            down = up = 0.0
+        held = _held(current, *extent, HEADROOM, HEADROOM, math.log10(1.2) if pf.log_y else flat, pf.log_y,
+                     rate=up, rate_below=down)
+        room = (_growth_room(b - a, down), _growth_room(b - a, up)) if b > a else (0.0, 0.0)
+        return clamp_to_data(*held, *extent, log=pf.log_y, room=room)
 
     def close(self) -> None:
         for w in [*self._marks(), self.x_axis, self.y_axis, self.y_scale, self.panzoom, self.figure, self.layer,
@@ -658,7 +680,7 @@ class PanelGrid:
             if panel.unseen and self._skip_unseen is not None and self._skip_unseen():
                 panel.skip()
                 continue
-            sent += panel.apply(pf)
+            sent += panel.apply(pf, frame.x_range is None)
             if not panel.settling:
                 sent += _ticks(panel.x_axis, x_lo, x_hi, frame.x_log, frame.x_is_date)
         if old is not None:  # only once no mark or axis refers to it any more

@@ -62,6 +62,16 @@ def test_clamp_keeps_non_negative_data_above_zero_and_near_the_data():
     assert lo == pytest.approx(10 ** -3.15) and hi == pytest.approx(10**0.15)
 
 
+def test_clamp_leaves_growth_room_only_where_asked_and_never_below_zero():
+    # a side growing fast keeps the room asked for (a second of growth), the other side 5%
+    assert clamp_to_data(-5.0, 5.0, 1.0, 2.0, room=(0.5, 0.0)) == (0.5, pytest.approx(2.05))
+    assert clamp_to_data(-5.0, 5.0, 1.0, 2.0, room=(0.0, 0.3)) == (pytest.approx(0.95), pytest.approx(2.3))
+    assert clamp_to_data(-5.0, 5.0, 0.2, 2.0, room=(1.0, 0.0))[0] == 0.0  # non-negative data: 0 at most
+    assert clamp_to_data(0.9, 1.1, 1.0, 2.0, room=(0.5, 0.5)) == (0.9, 1.1)  # bounds inside stay as they are
+    lo, hi = clamp_to_data(1e-9, 1e9, 1e-3, 1.0, log=True, room=(1.0, 0.0))  # decades on a log axis
+    assert lo == pytest.approx(1e-4) and hi == pytest.approx(10**0.15)
+
+
 def test_min_span_and_log_ticks_and_date_formats():
     assert widen_to_min_span(10.0, 11.0, 8.0) == (6.5, 14.5)
     assert widen_to_min_span(0.0, 100.0, 8.0) == (0.0, 100.0)

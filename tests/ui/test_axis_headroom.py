@@ -1,4 +1,7 @@
-"""The auto-ranged x axis leaves room for about a second of growth: a young run's axis holds still.
+"""Auto-ranged axes leave room for about a second of growth: a young run's axes hold still.
+
+The x axis on the right of the data; the y axis on a side where the data's extent grows fast (a
+young run's learning rate decaying, its loss falling), and otherwise no more than 5% of the span.
 
 Frames here are drawn with ``flush()`` about 0.1 s apart (the render thread's 10 frames/s), so the
 growth rate the plot measures from its frames is a real one; nothing asserts on time itself.
@@ -12,7 +15,7 @@ import time
 
 import pytest
 from bqplot import DateScale
-from drawn import x_scale
+from drawn import x_scale, y_scale
 
 from lossviz_widget import LossPlot
 
@@ -114,4 +117,74 @@ def test_a_wall_time_axis_leaves_room_for_the_next_second():
     assert lo <= first + 1e-3 and hi >= last - 1e-3
     assert hi - last > 0.05 * (last - first)  # more than the fixed 5%: the clock grows ~1 s a second
     assert hi - last <= (last - first) * 1.25 + 1e-3  # at most the span (plus rounding): the data fills half
+    plot.close()
+
+
+def _decay(plot: LossPlot, start: int, frames: int, per_frame: int, end: int) -> list[tuple]:
+    """A learning rate decaying linearly to 0 at step ``end``: log ``per_frame`` steps and draw a
+    frame, ``frames`` times, 0.1 s apart; the lr panel's y bounds after each (compared with 1e-9 to
+    spare: a frame draws float32 values)."""
+    bounds = []
+    step = start
+    for _ in range(frames):
+        time.sleep(0.1)
+        for _ in range(per_frame):
+            plot.log(lr=1e-3 * (1 - step / end), step=step)
+            step += 1
+        plot.flush()
+        scale = y_scale(plot, "lr")
+        lo, hi = 1e-3 * (1 - (step - 1) / end), 1e-3
+        assert 0.0 <= scale.min <= lo and scale.max >= hi  # the data always fits, nothing below 0
+        assert scale.max - hi <= 0.05 * (hi - lo) + 1e-9  # the top does not move: 5% at most
+        bounds.append((scale.min, scale.max))
+    return bounds
+
+
+def test_a_young_decaying_learning_rate_keeps_its_y_bounds_for_several_frames():
+    plot = LossPlot()
+    end = 4000
+    for i in range(1000):
+        plot.log(lr=1e-3 * (1 - i / end), step=i)
+    plot.flush()
+    # 50 steps a frame at 1,000 steps: the lr's span grows 5% a frame, so a 5% margin moved every frame or two
+    bounds = _decay(plot, 1000, frames=15, per_frame=50, end=end)
+    assert _longest_hold(bounds) >= 4
+    assert len(set(bounds)) <= 6
+    lo, hi = bounds[-1]
+    last = 1e-3 * (1 - (1000 + 15 * 50 - 1) / end)
+    assert (last - lo) / (hi - lo) <= 0.5 + 0.125  # the curve fills at least half the height (plus rounding)
+    plot.close()
+
+
+def test_a_long_run_keeps_y_within_five_percent_of_the_data():
+    plot = LossPlot()
+    n = 100_000
+    end = 4 * n
+    for i in range(n):
+        plot.log(lr=1e-3 * (1 - i / end), step=i)
+    plot.flush()
+    bounds = _decay(plot, n, frames=5, per_frame=50, end=end)  # the lr's span grows 0.2% a second
+    last = 1e-3 * (1 - (n + 5 * 50 - 1) / end)
+    for lo, _ in bounds:
+        assert last - lo <= 0.05 * (1e-3 - last) + 1e-9
+    plot.close()
+
+
+def test_a_zoom_gives_the_y_axis_no_growth_room():
+    plot = LossPlot()
+    end = 4000
+    for i in range(1000):
+        plot.log(lr=1e-3 * (1 - i / end), step=i)
+    plot.flush()
+    plot.x_range = (0.0, 5000.0)  # the whole run stays in view, but the view does not follow it
+    step = 1000
+    for _ in range(8):
+        time.sleep(0.1)
+        for _ in range(50):
+            plot.log(lr=1e-3 * (1 - step / end), step=step)
+            step += 1
+        plot.flush()
+        scale = y_scale(plot, "lr")
+        lo = 1e-3 * (1 - (step - 1) / end)
+        assert lo - 0.05 * (1e-3 - lo) - 1e-9 <= scale.min <= lo
     plot.close()
