@@ -120,71 +120,69 @@ def test_a_wall_time_axis_leaves_room_for_the_next_second():
     plot.close()
 
 
+def _lr(step: int, end: int) -> float:
+    """A learning rate decaying linearly from 1e-3 to 0 at step ``end``."""
+    return 1e-3 * (1 - step / end)
+
+
+def _lr_plot(steps: int, end: int) -> LossPlot:
+    """A plot of :func:`_lr` over its first ``steps`` steps, drawn."""
+    plot = LossPlot()
+    for i in range(steps):
+        plot.log(lr=_lr(i, end), step=i)
+    plot.flush()
+    return plot
+
+
 def _decay(plot: LossPlot, start: int, frames: int, per_frame: int, end: int) -> list[tuple]:
-    """A learning rate decaying linearly to 0 at step ``end``: log ``per_frame`` steps and draw a
-    frame, ``frames`` times, 0.1 s apart; the lr panel's y bounds after each (compared with 1e-9 to
-    spare: a frame draws float32 values)."""
+    """Log ``per_frame`` more steps of :func:`_lr` and draw a frame, ``frames`` times, 0.1 s apart;
+    the lr panel's y bounds after each (compared with 1e-9 to spare: a frame draws float32 values)."""
     bounds = []
     step = start
     for _ in range(frames):
         time.sleep(0.1)
         for _ in range(per_frame):
-            plot.log(lr=1e-3 * (1 - step / end), step=step)
+            plot.log(lr=_lr(step, end), step=step)
             step += 1
         plot.flush()
         scale = y_scale(plot, "lr")
-        lo, hi = 1e-3 * (1 - (step - 1) / end), 1e-3
+        lo, hi = _lr(step - 1, end), 1e-3
         assert 0.0 <= scale.min <= lo and scale.max >= hi  # the data always fits, nothing below 0
         assert scale.max - hi <= 0.05 * (hi - lo) + 1e-9  # the top does not move: 5% at most
         bounds.append((scale.min, scale.max))
     return bounds
 
 
+def _five_percent_below(bounds: list[tuple], start: int, per_frame: int, end: int) -> bool:
+    """Whether every frame's lower bound is within 5% of the data's span below its lowest value."""
+    lows = [_lr(start + (k + 1) * per_frame - 1, end) for k in range(len(bounds))]
+    return all(low - lo <= 0.05 * (1e-3 - low) + 1e-9 for (lo, _), low in zip(bounds, lows))
+
+
 def test_a_young_decaying_learning_rate_keeps_its_y_bounds_for_several_frames():
-    plot = LossPlot()
-    end = 4000
-    for i in range(1000):
-        plot.log(lr=1e-3 * (1 - i / end), step=i)
-    plot.flush()
+    plot = _lr_plot(1000, end=4000)
     # 50 steps a frame at 1,000 steps: the lr's span grows 5% a frame, so a 5% margin moved every frame or two
-    bounds = _decay(plot, 1000, frames=15, per_frame=50, end=end)
+    bounds = _decay(plot, 1000, frames=15, per_frame=50, end=4000)
     assert _longest_hold(bounds) >= 4
     assert len(set(bounds)) <= 6
     lo, hi = bounds[-1]
-    last = 1e-3 * (1 - (1000 + 15 * 50 - 1) / end)
+    last = _lr(1000 + 15 * 50 - 1, 4000)
     assert (last - lo) / (hi - lo) <= 0.5 + 0.125  # the curve fills at least half the height (plus rounding)
+    assert not _five_percent_below(bounds, 1000, 50, 4000)  # (the room is really there)
     plot.close()
 
 
 def test_a_long_run_keeps_y_within_five_percent_of_the_data():
-    plot = LossPlot()
     n = 100_000
-    end = 4 * n
-    for i in range(n):
-        plot.log(lr=1e-3 * (1 - i / end), step=i)
-    plot.flush()
-    bounds = _decay(plot, n, frames=5, per_frame=50, end=end)  # the lr's span grows 0.2% a second
-    last = 1e-3 * (1 - (n + 5 * 50 - 1) / end)
-    for lo, _ in bounds:
-        assert last - lo <= 0.05 * (1e-3 - last) + 1e-9
+    plot = _lr_plot(n, end=4 * n)
+    bounds = _decay(plot, n, frames=5, per_frame=50, end=4 * n)  # the lr's span grows 0.2% a second
+    assert _five_percent_below(bounds, n, 50, 4 * n)
     plot.close()
 
 
 def test_a_zoom_gives_the_y_axis_no_growth_room():
-    plot = LossPlot()
-    end = 4000
-    for i in range(1000):
-        plot.log(lr=1e-3 * (1 - i / end), step=i)
-    plot.flush()
+    plot = _lr_plot(1000, end=4000)
     plot.x_range = (0.0, 5000.0)  # the whole run stays in view, but the view does not follow it
-    step = 1000
-    for _ in range(8):
-        time.sleep(0.1)
-        for _ in range(50):
-            plot.log(lr=1e-3 * (1 - step / end), step=step)
-            step += 1
-        plot.flush()
-        scale = y_scale(plot, "lr")
-        lo = 1e-3 * (1 - (step - 1) / end)
-        assert lo - 0.05 * (1e-3 - lo) - 1e-9 <= scale.min <= lo
+    bounds = _decay(plot, 1000, frames=8, per_frame=50, end=4000)
+    assert _five_percent_below(bounds, 1000, 50, 4000)
     plot.close()
