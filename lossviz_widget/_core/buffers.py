@@ -18,18 +18,18 @@ copied out on first divergence, so every metric's history stays exact. Buffers
 that diverged never share again (that would need an O(n) comparison).
 
 Appends are O(1) amortized (capacity doubles) and never pause for long: a column of at least
-:data:`AHEAD_FROM` rows found half full at a frame (:meth:`MetricBuffer.snapshot`) or a bulk append
-(:func:`extend_rows`, also ``log()``'s moves of staged rows) is copied into its next array by a
-helper thread (:class:`GrowAhead`), and the next frame or bulk append after that switches to it,
-copying only the rows logged meanwhile (doubling a 10M-point run's columns at once copied ~400 MB
-into fresh memory inside one frame or one ``log()``: 0.3-0.7 s; at 1e6 steps, the doublings up to
-2^20 rows done in ``log()`` cost it 0.3-0.6 s in all, a quarter of the loop's time). And the
-memory the next rows of a long column will be written to is mapped ahead by a helper thread too
-(:func:`prefault_ahead`), so writing them costs a copy, not a page fault per 4 KiB on the thread
-that writes: the training loop, or a frame. Reads return read-only views of the filled prefix, so
-handing out history never copies: the steps and wall times of metrics that share a timeline are
-views of the same memory. A timeline is only ever written past its filled prefix, so views handed
-out stay valid whatever is logged later.
+:data:`AHEAD_FROM` rows found half full (three quarters, once long: :func:`grow_ahead`) at a frame
+(:meth:`MetricBuffer.snapshot`) or a bulk append (:func:`extend_rows`, also ``log()``'s moves of
+staged rows) is copied into its next array by a helper thread (:class:`GrowAhead`), and the next
+frame or bulk append after that switches to it, copying only the rows logged meanwhile (doubling a
+10M-point run's columns at once copied ~400 MB into fresh memory inside one frame or one ``log()``:
+0.3-0.7 s; at 1e6 steps, the doublings up to 2^20 rows done in ``log()`` cost it 0.3-0.6 s in all, a
+quarter of the loop's time). And the memory the next rows of a long column will be written to is
+mapped ahead by a helper thread too (:func:`prefault_ahead`), so writing them costs a copy, not a
+page fault per 4 KiB on the thread that writes: the training loop, or a frame. Reads return
+read-only views of the filled prefix, so handing out history never copies: the steps and wall
+times of metrics that share a timeline are views of the same memory. A timeline is only ever
+written past its filled prefix, so views handed out stay valid whatever is logged later.
 """
 
 from __future__ import annotations
@@ -55,6 +55,8 @@ _INITIAL_CAPACITY = 256
 # freed memory back) a first write to fresh memory costs ~12 ms per MB, so even a 128 KB column's copy
 # can cost the loop ~2 ms; shorter ones come from memory malloc keeps, and copy quickly
 AHEAD_FROM = 1 << 14
+# columns shorter than this start growing ahead at half full, longer ones at three quarters (see grow_ahead)
+AHEAD_EARLY_BELOW = 1 << 20
 AHEAD_SLICE = 1 << 20  # rows the helper thread copies per GIL release when it grows a column ahead
 
 PREFAULT_FROM = 1 << 16  # columns at least this long have the memory of their next rows mapped ahead
@@ -232,16 +234,21 @@ class GrowAhead:
 
 def grow_ahead(ahead: GrowAhead | None, columns: Sequence[np.ndarray], n: int, final: bool = True) -> GrowAhead | None:
     """Start preparing the next arrays of ``columns`` (``n`` rows filled; ``final``: those rows
-    never change, so they are copied ahead too) once they are long and half full: from then the
-    loop logs half a column's capacity of rows before it needs them, time enough even where all
-    of that memory is fresh (measured on a VM: ~0.5 µs per row of capacity to prepare a 4-metric
-    run's ten columns, its six and four smoothed outputs, against ~0.75 µs per row of capacity for
-    a tight loop to fill the other half; at three quarters full the helper was often late at the
-    2^19-row doubling, and ``log()`` copied those columns itself, 20-70 ms each). The switch frees
-    the old arrays at once, so starting early keeps no more memory resident."""
+    never change, so they are copied ahead too) once they are long and half full (three quarters
+    for columns of :data:`AHEAD_EARLY_BELOW` rows and more).
+
+    Half full: the loop then logs half a column's capacity of rows before it needs them, time
+    enough even where all of that memory is fresh (measured on a VM: ~0.5 µs per row of capacity
+    to prepare a 4-metric run's ten columns, its six and four smoothed outputs, against ~0.75 µs
+    per row of capacity for a tight loop to fill the other half; at three quarters full the helper
+    was often late at the 2^19-row doubling, and ``log()`` copied those columns itself, 20-70 ms
+    each). Long columns wait for three quarters: both arrays are resident until the switch, so
+    starting at half full made the doubling at 2^23 rows happen within a 1e7-step run, and its
+    peak memory went from ~24-28 to ~30 bytes per point and metric."""
     prefault_ahead(columns, n)
     capacity = len(columns[0])
-    if ahead is not None or capacity < AHEAD_FROM or 2 * n < capacity:
+    start = capacity // 2 if capacity < AHEAD_EARLY_BELOW else capacity - capacity // 4
+    if ahead is not None or capacity < AHEAD_FROM or n < start:
         return ahead
     return GrowAhead(columns, n, final)
 

@@ -186,10 +186,11 @@ class _Cache:
     _ahead: GrowAhead | None = None
 
     def _room(self, n: int, keep: int) -> None:
-        """Room in ``_out`` for ``n`` points, its first ``keep`` kept. A long output half
-        full has its next array's memory touched by a helper thread ahead of need and is moved
-        there once it is ready (:class:`~lossviz_widget._core.buffers.GrowAhead`): a frame then
-        copies into mapped memory (fresh memory cost a 1e7-step run's frames up to 250 ms)."""
+        """Room in ``_out`` for ``n`` points, its first ``keep`` kept. A long output half full (three
+        quarters, once very long) has its next array's memory touched by a helper thread ahead of
+        need and is moved there once it is ready (:class:`~lossviz_widget._core.buffers.GrowAhead`):
+        a frame then copies into mapped memory (fresh memory cost a 1e7-step run's frames up to
+        250 ms)."""
         ahead = self._ahead
         if ahead is not None and ahead.ready.is_set():
             self._ahead = None
