@@ -383,7 +383,7 @@ class MetricBuffer:
 
     def _keep_ahead(self) -> None:
         """Switch the values column to its next array once the helper has prepared it, or start
-        preparing that when the column is long and half full (:func:`grow_ahead`). Rows
+        preparing that when the column is long and far enough along (:func:`grow_ahead`). Rows
         holding device values not fetched yet are not copied ahead: fetching them writes them."""
         if self._ahead is not None and self._ahead.ready.is_set():
             self._grow(self.n)
