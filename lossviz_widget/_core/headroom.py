@@ -8,7 +8,10 @@ every frame, so the axis moved almost every frame. The margin above the data is 
 second, measured from the frames' own x extents over time by :class:`GrowthRate`) over the
 next :data:`GROWTH_HORIZON_S`, so the axis moves about once per horizon, and at most
 :data:`MAX_GROWTH_HEADROOM` of the span, so the data always fills at least half of the axis.
-A long run (1e6 steps at 500 steps/s grows 0.05% a second) keeps today's 5%.
+A long run (1e6 steps at 500 steps/s grows 0.05% a second) keeps today's 5%. Once the extent
+has not grown for :data:`GROWTH_HORIZON_S` the run has stopped (or paused) and the rate is 0:
+the view asks for one more frame :data:`SETTLE_S` after a frame that left growth room, so a
+finished run's axes end at the fixed margin, not with a second's room nothing will fill.
 
 Widget-free: the bqplot layer (``_ui/figures.py``) feeds it and applies the bounds.
 """
@@ -25,6 +28,7 @@ __all__ = [
     "HEADROOM",
     "MAX_GROWTH_HEADROOM",
     "MIN_FILL",
+    "SETTLE_S",
     "GrowthRate",
     "headroom_above",
 ]
@@ -35,6 +39,7 @@ GROWTH_HORIZON_S = 1.0  # x room above the data: at least the growth of the next
 MAX_GROWTH_HEADROOM = 1.0  # ... but at most this share of the data span (the data fills >= half)
 RATE_WINDOW_S = 2.0  # the growth rate is measured over the frames of the last this many seconds
 MIN_RATE_WINDOW_S = 0.25  # ... once they cover at least this long (a burst of frames says nothing)
+SETTLE_S = GROWTH_HORIZON_S + 0.25  # a frame this long after one that left growth room finds the rate 0
 
 
 class GrowthRate:
@@ -44,13 +49,15 @@ class GrowthRate:
     arithmetic: log10 of it on a log axis) and a ``key`` naming the axis (mode, log, date): a
     new key, or an extent that went down (data cleared, a run removed or hidden), starts over.
     The rate is the growth between the oldest frame of the last :data:`RATE_WINDOW_S` and
-    this one, 0.0 until those frames cover :data:`MIN_RATE_WINDOW_S`.
+    this one, 0.0 until those frames cover :data:`MIN_RATE_WINDOW_S`, and 0.0 once the extent
+    has not grown for :data:`GROWTH_HORIZON_S` (the run stopped).
     """
 
     def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self._clock = clock
         self._key: Hashable = None
         self._seen: deque[tuple[float, float]] = deque()  # (time, upper x extent), oldest first
+        self._grew_at = -math.inf  # when the extent last grew (or was first seen)
 
     def observe(self, key: Hashable, hi: float) -> float:
         """Record this frame's upper x extent ``hi``; returns the growth rate (x units per second, >= 0)."""
@@ -60,11 +67,13 @@ class GrowthRate:
             self._key = key
         if not math.isfinite(hi):
             return 0.0
+        if not self._seen or hi > self._seen[-1][1]:
+            self._grew_at = now
         self._seen.append((now, hi))
         while len(self._seen) > 2 and now - self._seen[1][0] >= RATE_WINDOW_S:
             self._seen.popleft()  # keep one frame at least RATE_WINDOW_S old: the window's start
         t0, x0 = self._seen[0]
-        if now - t0 < MIN_RATE_WINDOW_S:
+        if now - t0 < MIN_RATE_WINDOW_S or now - self._grew_at >= GROWTH_HORIZON_S:
             return 0.0
         return (hi - x0) / (now - t0)
 

@@ -506,6 +506,12 @@ class Recorder:
         if self._live:
             self._scheduler.request()
 
+    def request_frame_later(self, delay: float) -> None:
+        """Schedule a frame ``delay`` seconds from now, unless one comes before, if a live view shows
+        them (see :meth:`~lossviz_widget._core.scheduler.FrameScheduler.request_later`)."""
+        if self._live:
+            self._scheduler.request_later(delay)
+
     def flush(self) -> None:
         """Draw (and write to the sinks) everything logged so far, now, on this thread."""
         self._render()

@@ -127,6 +127,7 @@ class FrameScheduler:
         self._thread: threading.Thread | None = None
         self._start_lock = threading.Lock()
         self._next_allowed = 0.0  # time.monotonic() before which no frame starts (throttling)
+        self._later = math.inf  # time.monotonic() at which a frame is due if none came before (request_later)
         self.deadline = deadline or Deadline()
         self._local = threading.local()  # .depth: frames being drawn on this thread (see rendering())
         self.frames = 0
@@ -153,6 +154,16 @@ class FrameScheduler:
                 self._pending.set()
         elif time.time() >= self.deadline.at and not getattr(self._local, "depth", 0):
             self.draw_overdue()
+
+    def request_later(self, delay: float) -> None:
+        """Ask for a frame ``delay`` seconds from now (or at the earlier time already asked for),
+        unless one comes before: a frame to draw once nothing has changed for a while (an axis's
+        growth room dropped once a run stopped, see :mod:`.headroom`). Never draws on this thread;
+        :meth:`wait_idle` does not wait for it. Meant for a frame to ask from its own render; the
+        render thread wakes for it within a second at most (it may be waiting already)."""
+        self._later = min(self._later, time.monotonic() + delay)
+        if self._thread is None:
+            self.start()
 
     @contextmanager
     def rendering(self) -> Iterator[None]:
@@ -194,13 +205,16 @@ class FrameScheduler:
 
     def _run(self) -> None:
         while not self._stop.is_set():
-            self._pending.wait(timeout=1.0)
+            self._pending.wait(timeout=min(1.0, max(0.0, self._later - time.monotonic())))
             if self._stop.is_set():
                 return
             if not self._pending.is_set():
                 if self._render() is None:  # owner was garbage-collected
                     return
-                continue
+                if time.monotonic() < self._later:
+                    continue
+                self.request()  # the frame asked for with request_later is due
+            self._later = math.inf  # a frame now: it is the one request_later asked for
             delay = self._next_allowed - time.monotonic()
             if delay > 0 and self._stop.wait(delay):
                 return

@@ -116,6 +116,11 @@ def _growth_room(span: float, rate: float) -> float:
     return room + step
 
 
+def _leaves_room(span: float, rate: float) -> bool:
+    """Whether a side growing at ``rate`` gets more than the fixed margin (a growth margin)."""
+    return span > 0 and headroom_above(span, rate)[1] > 0
+
+
 def _extent(arrays: list) -> tuple[float, float] | None:
     """The finite min and max over arrays (None where there is no finite value)."""
     finite = [a[np.isfinite(a)] for a in arrays if a is not None and len(a)]
@@ -179,6 +184,7 @@ class _Panel:
         self._old_y_scale: LinearScale | LogScale | None = None  # closed once no mark uses it
         self._packed: list[str | tuple[str, str]] | None = None  # series in HoverLayer.lines, in slot order
         self._y_growth = (GrowthRate(), GrowthRate())  # how fast the y extent falls and rises (room for it)
+        self.growing = False  # the last y bounds left growth room (redone at the next frame, data or not)
         self._stale = False  # frames were skipped (nobody saw the panel): the next one sends everything
         self.settling = False  # scales switched in the last apply(): the axes get their own ticks in the next
         self.x_axis = Axis(scale=x_scale, label=x_label, grid_lines="solid")  # colours: js/lossviz.css
@@ -384,7 +390,7 @@ class _Panel:
             sent = self._apply_y_range(pf, follow, ticks=False)
             sent += _ticks(self.y_axis, self.y_scale.min, self.y_scale.max, self.log_y)
         else:
-            sent = self._apply_y_range(pf, follow) if pf.changed or self._stale else 0
+            sent = self._apply_y_range(pf, follow) if pf.changed or self._stale or self.growing else 0
         canvas = self.layer.canvas
         repack = False  # with canvas on: a series' points changed, HoverLayer.lines is sent again
         shown = set()
@@ -473,6 +479,7 @@ class _Panel:
         down, up = self._y_growth[0].observe(key, -a), self._y_growth[1].observe(key, b)
         if not follow:
             down = up = 0.0
+        self.growing = _leaves_room(b - a, down) or _leaves_room(b - a, up)
         held = _held(current, *extent, HEADROOM, HEADROOM, math.log10(1.2) if pf.log_y else flat, pf.log_y,
                      rate=up, rate_below=down)
         room = (_growth_room(b - a, down), _growth_room(b - a, up)) if b > a else (0.0, 0.0)
@@ -551,6 +558,7 @@ class PanelGrid:
         self._x_kind = (False, False)  # (date, log) of the shared x scale
         self._min_span = MIN_X_SPAN  # in x axis units
         self._growth = GrowthRate()  # how fast the auto-ranged x extent grows (the room left on the right)
+        self._x_growing = False  # the last x bounds left growth room (see growing)
         self._on_zoom = on_zoom
         self._on_width = on_width
         self._on_seen = on_seen
@@ -641,6 +649,8 @@ class PanelGrid:
         # room for the growth of the next second or so (the axis then moves about once a second, not every frame)
         key = (frame.x_axis, frame.x_label, frame.x_log, frame.x_is_date)
         rate = self._growth.observe(key, math.log10(extent[1]) if frame.x_log else extent[1])
+        span = math.log10(extent[1]) - math.log10(extent[0]) if frame.x_log else extent[1] - extent[0]
+        self._x_growing = _leaves_room(span, rate)
         if frame.x_log:
             return _held(current, *extent, 0.0, HEADROOM, math.log10(2.0), log=True, rate=rate)
         return _held(current, *extent, 0.0, HEADROOM, 1.0, rate=rate)
@@ -651,6 +661,12 @@ class PanelGrid:
             return MIN_X_SPAN
         unit = {"(h)": 3600.0, "(min)": 60.0}.get(frame.x_label.rsplit(" ", 1)[-1], 1.0)
         return MIN_X_SPAN / unit
+
+    @property
+    def growing(self) -> bool:
+        """Whether the last frame left growth room on an axis (a young run growing fast): one more
+        frame once the run stopped drops it (:data:`~lossviz_widget._core.headroom.SETTLE_S`)."""
+        return self._x_growing or any(p.growing for p in self.panels.values())
 
     def apply(self, frame: Frame) -> int:
         sent = 0
@@ -663,6 +679,7 @@ class PanelGrid:
             for shown in self.panels.values():  # carried out in their apply(), after the new scale's bounds
                 shown.set_scales(self.x_scale, frame.x_label, shown.log_y, frame.x_is_date)
         self._min_span = self._x_span_unit(frame)
+        self._x_growing = False  # (set again by _auto_x)
         sent += self._set_x_range(frame.x_range if frame.x_range is not None else self._auto_x(frame))
         lo, hi = self.x_scale.min, self.x_scale.max
         x_lo = None if lo is None else _to_number(lo)

@@ -26,6 +26,7 @@ from bqplot import Figure
 from traitlets import Bool, Unicode, observe, validate
 
 from .._core.frame import Frame, ReadoutRow
+from .._core.headroom import SETTLE_S
 from .._core.recorder import Recorder
 from .._core.runs import Run
 from .._core.settings import SAVED
@@ -639,6 +640,8 @@ class LossPlot(widgets.VBox):
             sent = self._grid.apply(frame)
             if self._grid.settling:  # new scales: their axes' ticks come with the next frame
                 self._recorder.request_frame()
+            if self._grid.growing:  # room left for a run's growth: a frame once it stopped drops it
+                self._recorder.request_frame_later(SETTLE_S)
             if self._text_later():
                 return sent
             sent += self._runs_table.update(frame.runs)

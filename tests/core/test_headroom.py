@@ -1,10 +1,10 @@
-"""The x axis's room on the right: the run's growth rate from its frames, and the margin it gives."""
+"""An axis's growth room: the run's growth rate from its frames, and the margin it gives."""
 
 from __future__ import annotations
 
 import pytest
 
-from lossviz_widget._core.headroom import HEADROOM, MAX_GROWTH_HEADROOM, GrowthRate, headroom_above
+from lossviz_widget._core.headroom import GROWTH_HORIZON_S, HEADROOM, MAX_GROWTH_HEADROOM, GrowthRate, headroom_above
 
 
 class _Clock:
@@ -57,3 +57,19 @@ def test_the_margin_is_five_percent_or_a_second_of_growth_rounded_and_capped():
     assert headroom_above(1000.0, rate=380.0) == (380.0, 50.0)
     assert headroom_above(100.0, rate=500.0) == (MAX_GROWTH_HEADROOM * 100.0, 20.0)  # at most the span
     assert headroom_above(2.0, share=0.1) == (pytest.approx(0.2), 0.0)  # y: its own fixed share
+
+
+def test_a_run_that_stopped_growing_for_a_second_has_no_rate():
+    clock = _Clock()
+    rate = GrowthRate(clock)
+    top = 0.0
+    for _ in range(20):
+        clock.now += 0.1
+        top += 50.0
+        rate.observe("step", top)
+    clock.now += GROWTH_HORIZON_S - 0.1
+    assert rate.observe("step", top) > 0  # a pause shorter than the horizon: still growing
+    clock.now += 0.1
+    assert rate.observe("step", top) == 0.0  # a whole horizon without growth: stopped
+    clock.now += 0.1
+    assert rate.observe("step", top + 50.0) > 0  # growing again

@@ -345,3 +345,21 @@ def test_a_log_call_stops_waiting_for_a_frame_that_does_not_finish():
     assert scheduler.wait_idle(10)
     assert order[:2] == ["request returned", "frame end"]
     scheduler.stop()
+
+
+def test_a_frame_asked_for_later_comes_once_after_the_delay_unless_one_came_before():
+    rec = Recorder()
+    sched = FrameScheduler(rec.render, fps=20)
+    t0 = time.monotonic()
+    sched.request_later(0.4)  # (starts the thread, which may be waiting already)
+    assert wait_until(lambda: len(rec.times) == 1, timeout=3)
+    assert rec.times[0] - t0 >= 0.4
+    time.sleep(0.6)
+    assert len(rec.times) == 1  # once: not again and again
+    sched.request_later(0.6)
+    time.sleep(0.1)
+    sched.request()  # a frame before the delay is the one asked for
+    assert wait_until(lambda: len(rec.times) == 2, timeout=3)
+    time.sleep(1.0)
+    assert len(rec.times) == 2
+    sched.stop()

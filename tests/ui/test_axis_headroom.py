@@ -16,6 +16,7 @@ import time
 import pytest
 from bqplot import DateScale
 from drawn import x_scale, y_scale
+from waiting import wait_until
 
 from lossviz_widget import LossPlot
 
@@ -185,4 +186,32 @@ def test_a_zoom_gives_the_y_axis_no_growth_room():
     plot.x_range = (0.0, 5000.0)  # the whole run stays in view, but the view does not follow it
     bounds = _decay(plot, 1000, frames=8, per_frame=50, end=4000)
     assert _five_percent_below(bounds, 1000, 50, 4000)
+    plot.close()
+
+
+def test_a_run_that_stops_drops_its_growth_room_without_another_log(as_in_a_kernel):
+    """Frames drawn live (the render thread): a young run grows fast for 1.5 s and stops; the
+    view asks for one more frame once it has not grown for a second, which brings the axes back
+    to the fixed margins (x: the data fills at least 80% of it; y: 5% of the span below)."""
+    plot = LossPlot()
+    end = 4000
+    for i in range(500):
+        plot.log(lr=_lr(i, end), step=i)
+    step = 500
+    stop = time.monotonic() + 1.5
+    while time.monotonic() < stop:  # ~500 steps/s: the run grows ~50% of its length a second
+        for _ in range(25):
+            plot.log(lr=_lr(step, end), step=step)
+            step += 1
+        time.sleep(0.05)
+    last = step - 1
+    low = _lr(last, end)
+    assert wait_until(lambda: x_scale(plot).max is not None and x_scale(plot).max >= last, timeout=5)
+    assert low - y_scale(plot, "lr").min > 0.05 * (1e-3 - low)  # growth room below, while it grew
+
+    def settled() -> bool:
+        x, y = x_scale(plot), y_scale(plot, "lr")
+        return last - x.min >= 0.8 * (x.max - x.min) and low - y.min <= 0.05 * (1e-3 - low) + 1e-9
+
+    assert wait_until(settled, timeout=5)  # with no log() and no flush()
     plot.close()
