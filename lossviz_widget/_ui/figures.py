@@ -276,6 +276,7 @@ class _Panel:
         return sent + 6 + len(self._marks())
 
     def _apply_y_range(self, pf: PanelFrame, follow: bool, ticks: bool = True) -> int:
+        self.growing = False  # (set again by _auto_y)
         current = (self.y_scale.min, self.y_scale.max)
         lo, hi = pf.y_range if pf.y_range else self._auto_y(pf, current, follow)
         if current == (lo, hi):
@@ -559,6 +560,7 @@ class PanelGrid:
         self._min_span = MIN_X_SPAN  # in x axis units
         self._growth = GrowthRate()  # how fast the auto-ranged x extent grows (the room left on the right)
         self._x_growing = False  # the last x bounds left growth room (see growing)
+        self._y_growing = False  # ... the y bounds of a panel the last frame drew
         self._on_zoom = on_zoom
         self._on_width = on_width
         self._on_seen = on_seen
@@ -666,7 +668,7 @@ class PanelGrid:
     def growing(self) -> bool:
         """Whether the last frame left growth room on an axis (a young run growing fast): one more
         frame once the run stopped drops it (:data:`~lossviz_widget._core.headroom.SETTLE_S`)."""
-        return self._x_growing or any(p.growing for p in self.panels.values())
+        return self._x_growing or self._y_growing
 
     def apply(self, frame: Frame) -> int:
         sent = 0
@@ -679,7 +681,7 @@ class PanelGrid:
             for shown in self.panels.values():  # carried out in their apply(), after the new scale's bounds
                 shown.set_scales(self.x_scale, frame.x_label, shown.log_y, frame.x_is_date)
         self._min_span = self._x_span_unit(frame)
-        self._x_growing = False  # (set again by _auto_x)
+        self._x_growing = self._y_growing = False  # (set again by _auto_x, and below)
         sent += self._set_x_range(frame.x_range if frame.x_range is not None else self._auto_x(frame))
         lo, hi = self.x_scale.min, self.x_scale.max
         x_lo = None if lo is None else _to_number(lo)
@@ -698,6 +700,7 @@ class PanelGrid:
                 panel.skip()
                 continue
             sent += panel.apply(pf, frame.x_range is None)
+            self._y_growing = self._y_growing or panel.growing
             if not panel.settling:
                 sent += _ticks(panel.x_axis, x_lo, x_hi, frame.x_log, frame.x_is_date)
         if old is not None:  # only once no mark or axis refers to it any more

@@ -19,6 +19,8 @@ from drawn import x_scale, y_scale
 from waiting import wait_until
 
 from lossviz_widget import LossPlot
+from lossviz_widget._core.frame import FrameBuilder
+from lossviz_widget._core.headroom import SETTLE_S
 
 
 def _grow(plot: LossPlot, start: int, frames: int, per_frame: int, first: int = 0) -> list[tuple]:
@@ -189,10 +191,13 @@ def test_a_zoom_gives_the_y_axis_no_growth_room():
     plot.close()
 
 
-def test_a_run_that_stops_drops_its_growth_room_without_another_log(as_in_a_kernel):
+def test_a_run_that_stops_drops_its_growth_room_without_another_log(as_in_a_kernel, monkeypatch):
     """Frames drawn live (the render thread): a young run grows fast for 1.5 s and stops; the
     view asks for one more frame once it has not grown for a second, which brings the axes back
-    to the fixed margins (x: the data fills at least 80% of it; y: 5% of the span below)."""
+    to the fixed margins (x: the data fills at least 80% of it; y: 5% of the span below), and
+    then no more."""
+    builds, build = [], FrameBuilder.build
+    monkeypatch.setattr(FrameBuilder, "build", lambda *a, **kw: builds.append(1) or build(*a, **kw))  # one per frame
     plot = LossPlot()
     end = 4000
     for i in range(500):
@@ -214,4 +219,8 @@ def test_a_run_that_stops_drops_its_growth_room_without_another_log(as_in_a_kern
         return last - x.min >= 0.8 * (x.max - x.min) and low - y.min <= 0.05 * (1e-3 - low) + 1e-9
 
     assert wait_until(settled, timeout=5)  # with no log() and no flush()
+    time.sleep(0.5)  # (the settling frame's own last steps)
+    frames = len(builds)
+    time.sleep(3 * SETTLE_S)
+    assert len(builds) == frames  # settled: the plot is idle
     plot.close()
