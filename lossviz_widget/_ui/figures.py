@@ -109,18 +109,6 @@ def _held(current: tuple, lo: float, hi: float, below: float, above: float, flat
     return back(t0), back(t1)
 
 
-def _growth_room(span: float, rate: float) -> float:
-    """The most :func:`_held` puts past the data on a side growing at ``rate``: the room of
-    :func:`~lossviz_widget._core.headroom.headroom_above` plus its rounding."""
-    room, step = headroom_above(span, rate)
-    return room + step
-
-
-def _leaves_room(span: float, rate: float) -> bool:
-    """Whether a side growing at ``rate`` gets more than the fixed margin (a growth margin)."""
-    return span > 0 and headroom_above(span, rate)[1] > 0
-
-
 def _extent(arrays: list) -> tuple[float, float] | None:
     """The finite min and max over arrays (None where there is no finite value)."""
     finite = [a[np.isfinite(a)] for a in arrays if a is not None and len(a)]
@@ -480,11 +468,13 @@ class _Panel:
         down, up = self._y_growth[0].observe(key, -a), self._y_growth[1].observe(key, b)
         if not follow:
             down = up = 0.0
-        self.growing = _leaves_room(b - a, down) or _leaves_room(b - a, up)
+        # each side's margin and its rounding step, as _held computes them: a step means growth room,
+        # and the clamp below lets the bounds run that far (margin plus rounding) past the data
+        (below, step_below), (above, step) = (headroom_above(b - a, r) for r in (down, up))
+        self.growing = step_below > 0 or step > 0
         held = _held(current, *extent, HEADROOM, HEADROOM, math.log10(1.2) if pf.log_y else flat, pf.log_y,
                      rate=up, rate_below=down)
-        room = (_growth_room(b - a, down), _growth_room(b - a, up)) if b > a else (0.0, 0.0)
-        return clamp_to_data(*held, *extent, log=pf.log_y, room=room)
+        return clamp_to_data(*held, *extent, log=pf.log_y, room=(below + step_below, above + step))
 
     def close(self) -> None:
         for w in [*self._marks(), self.x_axis, self.y_axis, self.y_scale, self.panzoom, self.figure, self.layer,
@@ -652,7 +642,7 @@ class PanelGrid:
         key = (frame.x_axis, frame.x_label, frame.x_log, frame.x_is_date)
         rate = self._growth.observe(key, math.log10(extent[1]) if frame.x_log else extent[1])
         span = math.log10(extent[1]) - math.log10(extent[0]) if frame.x_log else extent[1] - extent[0]
-        self._x_growing = _leaves_room(span, rate)
+        self._x_growing = headroom_above(span, rate)[1] > 0  # a rounding step: a growth margin (see _held)
         if frame.x_log:
             return _held(current, *extent, 0.0, HEADROOM, math.log10(2.0), log=True, rate=rate)
         return _held(current, *extent, 0.0, HEADROOM, 1.0, rate=rate)
