@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 from lossviz_widget import MetricHistory
 from lossviz_widget.diagnostics import Diagnostics, PlateauTracker, engine
+from lossviz_widget.diagnostics.findings import row_stats
 from lossviz_widget.diagnostics.generalization import _gathered_means, _window_means  # private: pinned bit for bit
 from lossviz_widget.diagnostics.series import BlockTrends
 
@@ -171,6 +172,35 @@ def test_windowed_training_levels_match_the_gather(seed, m, w, integers):
         np.testing.assert_array_equal(fast, direct)
     else:
         np.testing.assert_allclose(fast, direct, rtol=1e-9, atol=0)
+
+
+# -- row statistics: the all-finite fast path and the general one against a per-row reference -----
+
+
+@settings(max_examples=200, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), rows=st.integers(1, 60), width=st.integers(1, 12), specials=st.integers(0, 8),
+       windows=st.booleans())
+def test_row_stats_match_each_rows_own_finite_values(seed, rows, width, specials, windows):
+    rng = np.random.default_rng(seed)
+    if windows:  # the rolling windows the diagnostics pass: a strided view of one series
+        x = rng.normal(size=rows + width - 1)
+        x[rng.integers(0, len(x), size=specials)] = rng.choice(SPECIALS, size=specials)
+        grid = np.lib.stride_tricks.sliding_window_view(x, width)
+    else:
+        grid = rng.normal(size=(rows, width)) * 10.0 ** rng.integers(-3, 4)
+        grid[rng.integers(0, rows, size=specials), rng.integers(0, width, size=specials)] = rng.choice(SPECIALS,
+                                                                                                     size=specials)
+    count, med, top, ordered = row_stats(grid)
+    for i, row in enumerate(grid):
+        kept = np.sort(row[np.isfinite(row)])
+        assert count[i] == len(kept)
+        np.testing.assert_array_equal(ordered[i, : len(kept)], kept)  # finite values first, in order
+        assert np.isnan(ordered[i, len(kept) :]).all()
+        if len(kept):
+            assert med[i] == kept[(len(kept) - 1) // 2] / 2 + kept[len(kept) // 2] / 2
+            assert top[i] == kept[-1]
+        else:
+            assert np.isnan(med[i]) and np.isnan(top[i])
 
 
 def test_a_huge_spike_only_affects_the_windows_that_hold_it():
