@@ -81,15 +81,16 @@ def _load_madvise() -> Callable[[int, int, int], int] | None:
 class _MemoryHelper:
     """One daemon thread that prepares memory for the columns, ahead of the writes.
 
-    On a VM, the first write to fresh memory costs a page fault per 4 KiB page: ~6-10 ms per MB
-    measured here, against ~0.2 ms to copy a MB into mapped memory, and ~1 ms per MB to map it with
-    ``madvise(MADV_POPULATE_WRITE)``. A 1e7-step run writes ~50 bytes per step into its columns
+    On a VM whose host backs memory lazily, the first write to fresh memory costs a page fault per
+    4 KiB page: ~10-12 ms per MB measured here (mapping it with ``madvise(MADV_POPULATE_WRITE)``
+    costs the same: the host's work), against ~0.2 ms to copy a MB into mapped memory. A 1e7-step run writes ~50 bytes per step into its columns
     and smoothed outputs, so those faults were a third of a frame's CPU and a good part of
-    ``log()``'s own (its inline moves into the columns). ``MADV_POPULATE_WRITE`` maps the pages
-    without changing a byte, so it is safe while another thread writes the same memory; ctypes
-    releases the GIL for the call, so neither the loop nor a frame waits for it. Where it does
-    not exist (not Linux, a kernel before 5.14) the writes fault as before (:class:`GrowAhead`
-    touches its rows by writing zeros instead).
+    ``log()``'s own (its inline moves into the columns). :meth:`ahead` maps the next rows of the
+    live columns with ``MADV_POPULATE_WRITE``, which changes no byte, so it is safe while another
+    thread writes the same memory; ctypes releases the GIL for the call, so neither the loop nor
+    a frame waits for it. Where it does not exist (not Linux, a kernel before 5.14) the writes
+    fault as before. :class:`GrowAhead`'s new arrays, which no other thread writes, are touched by
+    writing zeros instead (see there).
 
     The jobs (:meth:`ahead`, :class:`GrowAhead`) run on one thread started once: starting a
     thread per job made the caller wait for the new thread to run, up to 0.3 s on a loaded
@@ -116,15 +117,6 @@ class _MemoryHelper:
                 self._thread = thread
         self._jobs.put(job)
         return True
-
-    def populate(self, a: np.ndarray, start: int, stop: int) -> bool:
-        """Map the memory of rows ``start:stop`` of ``a`` (contiguous) on this thread, without
-        changing a byte; False where ``madvise`` cannot (the caller's writes then fault it in)."""
-        base: int = a.__array_interface__["data"][0]  # (``a.ctypes`` imports: not at interpreter exit)
-        first = base + start * a.itemsize
-        first -= first % mmap.PAGESIZE  # (a page partly below ``start`` is mapped, not written)
-        last = base + stop * a.itemsize
-        return last <= first or self._map_range(first, last)
 
     def ahead(self, columns: Sequence[np.ndarray], n: int) -> threading.Event | None:
         """Map the rows of each long column from ``n`` to an eighth of ``n`` further (at least
@@ -188,12 +180,9 @@ def _readonly(a: np.ndarray) -> np.ndarray:
 
 def _grown(a: np.ndarray, n: int, needed: int) -> np.ndarray:
     """A copy of ``a[:n]`` with room for ``needed`` points (doubling: the slack past ``n`` is never
-    written, so it takes address space, not resident memory). A long copy maps its memory first
-    (:meth:`_MemoryHelper.populate`): faulting it in page by page cost ~6-10 ms per MB, inside
-    ``log()`` or a frame."""
+    written, so it takes address space, not resident memory). The copy's own writes map the new
+    memory (see :class:`GrowAhead` for why not ``madvise``)."""
     new = np.empty(max(2 * len(a), needed, _INITIAL_CAPACITY), dtype=a.dtype)
-    if n >= PREFAULT_FROM:
-        _memory.populate(new, 0, n)
     new[:n] = a[:n]
     return new
 
@@ -202,12 +191,21 @@ class GrowAhead:
     """The next, twice as long arrays of some columns, prepared on the helper thread
     (:class:`_MemoryHelper`): the first ``copied`` rows copied in (columns whose filled rows are
     never written again: a metric's, whose device values are resolved before a copy begins; 0 for
-    others), and the memory for the rows that come next mapped (all ``filled`` rows, plus an eighth
-    more), so the switch to them (:func:`grown_columns`) copies the other rows into memory that is
-    already mapped. The helper releases the GIL while it maps and copies, so neither the training
-    loop nor a frame waits for the copy, nor for the page faults of new memory (on a VM ~10 ms per
-    MB: far more than the copy). Switching as soon as it is ready frees the old arrays, so a run
-    that stops there keeps at most an eighth more memory, not both arrays."""
+    others), and the memory for the rows that come next touched (all ``filled`` rows, plus an eighth
+    more, written with zeros), so the switch to them (:func:`grown_columns`) copies the other rows
+    into memory that is already mapped. The helper releases the GIL while it copies and writes, so
+    neither the training loop nor a frame waits for the copy, nor for the page faults of new memory
+    (on a VM ~12 ms per MB: far more than the copy). Switching as soon as it is ready frees the old
+    arrays, so a run that stops there keeps at most an eighth more memory, not both arrays.
+
+    Touched by writing, not mapped with ``madvise(MADV_POPULATE_WRITE)`` as the live columns' next
+    rows are (:meth:`_MemoryHelper.ahead`, which must not change a byte another thread may write):
+    no other thread sees these arrays yet, and a write faults its pages in under the memory area's
+    own lock, where ``madvise`` holds the process's memory-map lock for the whole range, which every
+    other thread's allocation of a large array (``mmap``) waits for, and the page faults queued
+    behind that. On fresh VM memory (~12 ms per MB either way) that stopped a frame or ``log()``
+    for 50-370 ms several times a run: at 1e6 steps in a kernel, ``log()`` went 2.08x -> 1.74x
+    the bare loop and the longest wait for a frame 503 -> 412 ms (benchmarks/FRAMES.md)."""
 
     __slots__ = ("arrays", "copied", "ready")
 
@@ -222,12 +220,11 @@ class GrowAhead:
     def _fill(self, columns: list[np.ndarray], touched: int) -> None:
         n = self.copied
         for new, old in zip(self.arrays, columns):
-            mapped = _memory.populate(new, 0, touched)
             for a in range(0, touched, AHEAD_SLICE):  # a slice per GIL release
                 b = min(a + AHEAD_SLICE, touched)
                 if a < n:
                     new[a:min(b, n)] = old[a:min(b, n)]
-                if b > n and not mapped:  # touched instead: rows past n are not written yet
+                if b > n:  # touched by writing: no other thread sees these arrays yet
                     new[max(a, n):b] = 0.0
         self.ready.set()
 
