@@ -109,10 +109,18 @@ machine: compare the rows of one size, run side by side).
 wait ≤ 0.5 s at 1e5…1e7 steps, `log()` ≤ 2× the bare loop.
 
 """
-    earlier = args.out.read_text().replace("# Frames in a tight loop", "# Earlier runs", 1) if args.out.exists() else ""
-    args.out.write_text(head + "\n".join(rows) + "\n" + (f"\n{earlier}" if earlier else ""))
+    earlier = f"\n{_earlier(args.out.read_text())}" if args.out.exists() else ""
+    args.out.write_text(head + "\n".join(rows) + "\n" + earlier)
     print(f"wrote {args.out}")
     return 0
+
+
+def _earlier(text: str) -> str:
+    """An earlier FRAMES.md's sections under one "# Earlier runs" heading: its current section
+    first, then the runs it already kept."""
+    body = text.split("\n", 1)[1] if text.startswith("# Frames in a tight loop") else text
+    current, _, past = body.partition("\n# Earlier runs\n")
+    return "# Earlier runs\n\n" + current.strip() + ("\n\n" + past.strip() if past.strip() else "") + "\n"
 
 
 if __name__ == "__main__":
