@@ -82,15 +82,15 @@ class _MemoryHelper:
     """One daemon thread that prepares memory for the columns, ahead of the writes.
 
     On a VM whose host backs memory lazily, the first write to fresh memory costs a page fault per
-    4 KiB page: ~10-12 ms per MB measured here (mapping it with ``madvise(MADV_POPULATE_WRITE)``
-    costs the same: the host's work), against ~0.2 ms to copy a MB into mapped memory. A 1e7-step run writes ~50 bytes per step into its columns
-    and smoothed outputs, so those faults were a third of a frame's CPU and a good part of
-    ``log()``'s own (its inline moves into the columns). :meth:`ahead` maps the next rows of the
-    live columns with ``MADV_POPULATE_WRITE``, which changes no byte, so it is safe while another
-    thread writes the same memory; ctypes releases the GIL for the call, so neither the loop nor
-    a frame waits for it. Where it does not exist (not Linux, a kernel before 5.14) the writes
-    fault as before. :class:`GrowAhead`'s new arrays, which no other thread writes, are touched by
-    writing zeros instead (see there).
+    4 KiB page: ~10-12 ms per MB measured here (mapping it with ``madvise(MADV_POPULATE_WRITE)`` costs
+    the same: the host's work), against ~0.2 ms to copy a MB into mapped memory. A 1e7-step run
+    writes ~50 bytes per step into its columns and smoothed outputs, so those faults were a third of
+    a frame's CPU and a good part of ``log()``'s own (its inline moves into the columns).
+    :meth:`ahead` maps the next rows of the live columns with ``MADV_POPULATE_WRITE``, which changes
+    no byte, so it is safe while another thread writes the same memory; ctypes releases the GIL for
+    the call, so neither the loop nor a frame waits for it. Where it does not exist (not Linux, a
+    kernel before 5.14) the writes fault as before. :class:`GrowAhead`'s new arrays, which no other
+    thread writes, are touched by writing zeros instead (see there).
 
     The jobs (:meth:`ahead`, :class:`GrowAhead`) run on one thread started once: starting a
     thread per job made the caller wait for the new thread to run, up to 0.3 s on a loaded
