@@ -85,3 +85,17 @@ def test_frame_probe_smoke() -> None:
     assert proc.returncode == 0, f"stdout:\n{proc.stdout[-4000:]}\nstderr:\n{proc.stderr[-4000:]}"
     assert "frames by thread {" in proc.stdout and "longest frame" in proc.stdout, proc.stdout
     assert "long frame at" in proc.stdout, proc.stdout
+
+
+def test_memory_lock_benchmark_smoke() -> None:
+    """``benchmarks/memory_lock.py`` with 16 MB: every mode runs in its own process and gets its row
+    (the madvise ones measured on Linux, skipped and said so elsewhere)."""
+    proc = subprocess.run([sys.executable, str(REPO / "benchmarks" / "memory_lock.py"), "--mb", "16", "--rounds", "1"],
+                          cwd=REPO, capture_output=True, text=True, timeout=140)
+    assert proc.returncode == 0, f"stdout:\n{proc.stdout[-4000:]}\nstderr:\n{proc.stderr[-4000:]}"
+    rows = {line.split("|")[1].strip(): line.split("|")[2:-1] for line in proc.stdout.splitlines()
+            if line.startswith("| madvise") or line.startswith("| write")}
+    assert set(rows) == {"madvise 2 MB", "madvise 256 KB", "write"}, proc.stdout
+    assert float(rows["write"][0]) > 0 and int(rows["write"][1].replace(",", "")) >= 1  # helper rate, iterations
+    if sys.platform.startswith("linux"):
+        assert not any("skipped" in cell for row in rows.values() for cell in row), proc.stdout
