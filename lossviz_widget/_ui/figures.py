@@ -57,7 +57,7 @@ from bqplot.interacts import PanZoom
 from ipywidgets import Box, Layout, VBox
 
 from .._core.frame import Frame, PanelFrame, SeriesFrame
-from .._core.headroom import HEADROOM, MIN_FILL, GrowthRate, headroom_above
+from .._core.headroom import MIN_FILL, GrowthRate, headroom_above
 from .._core.limits import (
     MIN_X_SPAN,
     clamp_to_data,
@@ -76,28 +76,25 @@ _EMPTY = np.empty(0)
 _FAINT = 0.25  # opacity of the raw line behind the smoothed one
 
 
-def _held(current: tuple, lo: float, hi: float, below: float, above: float, flat: float,
-          log: bool = False, rate: float = 0.0, rate_below: float = 0.0) -> tuple[float, float]:
+def _held(current: tuple, lo: float, hi: float, below: tuple[float, float], above: tuple[float, float],
+          flat: float, log: bool = False) -> tuple[float, float]:
     """Bounds for data spanning ``[lo, hi]`` that change as rarely as possible.
 
-    ``current`` (numbers or None) is kept while it contains the data and the data, widened
-    by ``below``/``above`` of its span (``flat`` when the span is 0), fills at least
-    ``MIN_FILL`` of it; otherwise that widened span is returned. Data whose top grows at
-    ``rate`` units per second gets the room of :func:`~lossviz_widget._core.headroom.headroom_above`
-    above instead (the upper bound then rounded up to a round number, on a linear axis), and the
-    same below for a bottom that falls at ``rate_below``. On a log axis the arithmetic is done on
-    log10 values.
+    ``below`` and ``above`` are each side's margin and rounding step, as
+    :func:`~lossviz_widget._core.headroom.headroom_above` gives them for the data's span (a step
+    means room for a side's growth: the bound is then rounded out to a multiple of it, on a linear
+    axis). ``current`` (numbers or None) is kept while it contains the data and the data, so
+    widened (by ``flat`` when the span is 0), fills at least ``MIN_FILL`` of it; otherwise that
+    widened span is returned. On a log axis the arithmetic is done on log10 values (margins too).
     """
     to, back = (math.log10, lambda v: 10.0**v) if log else (float, float)
     a, b = to(lo), to(hi)
-    span = b - a
-    step = step_below = 0.0
-    if span > 0:
-        room, step = headroom_above(span, rate, above)
-        room_below, step_below = headroom_above(span, rate_below, below)
+    (room_below, step_below), (room, step) = below, above
+    if b - a > 0:
         t0, t1 = a - room_below, b + room
     else:
         t0, t1 = a - flat / 2, b + flat / 2
+        step = step_below = 0.0
     if current[0] is not None and current[1] is not None:
         c0, c1 = to(current[0]), to(current[1])
         if c0 <= a and b <= c1 and t1 - t0 >= MIN_FILL * (c1 - c0):
@@ -468,13 +465,12 @@ class _Panel:
         down, up = self._y_growth[0].observe(key, -a), self._y_growth[1].observe(key, b)
         if not follow:
             down = up = 0.0
-        # each side's margin and its rounding step, as _held computes them: a step means growth room,
-        # and the clamp below lets the bounds run that far (margin plus rounding) past the data
-        (below, step_below), (above, step) = (headroom_above(b - a, r) for r in (down, up))
-        self.growing = step_below > 0 or step > 0
-        held = _held(current, *extent, HEADROOM, HEADROOM, math.log10(1.2) if pf.log_y else flat, pf.log_y,
-                     rate=up, rate_below=down)
-        return clamp_to_data(*held, *extent, log=pf.log_y, room=(below + step_below, above + step))
+        # each side's margin and rounding step: a step means growth room, and the clamp below lets
+        # the bounds run that far (margin plus rounding) past the data
+        below, above = (headroom_above(b - a, r) for r in (down, up))
+        self.growing = below[1] > 0 or above[1] > 0
+        held = _held(current, *extent, below, above, math.log10(1.2) if pf.log_y else flat, pf.log_y)
+        return clamp_to_data(*held, *extent, log=pf.log_y, room=(sum(below), sum(above)))
 
     def close(self) -> None:
         for w in [*self._marks(), self.x_axis, self.y_axis, self.y_scale, self.panzoom, self.figure, self.layer,
@@ -642,10 +638,9 @@ class PanelGrid:
         key = (frame.x_axis, frame.x_label, frame.x_log, frame.x_is_date)
         rate = self._growth.observe(key, math.log10(extent[1]) if frame.x_log else extent[1])
         span = math.log10(extent[1]) - math.log10(extent[0]) if frame.x_log else extent[1] - extent[0]
-        self._x_growing = headroom_above(span, rate)[1] > 0  # a rounding step: a growth margin (see _held)
-        if frame.x_log:
-            return _held(current, *extent, 0.0, HEADROOM, math.log10(2.0), log=True, rate=rate)
-        return _held(current, *extent, 0.0, HEADROOM, 1.0, rate=rate)
+        above = headroom_above(span, rate)
+        self._x_growing = above[1] > 0  # a rounding step: a growth margin (see _held)
+        return _held(current, *extent, (0.0, 0.0), above, math.log10(2.0) if frame.x_log else 1.0, log=frame.x_log)
 
     def _x_span_unit(self, frame: Frame) -> float:
         """The smallest zoom window, in x axis units: a few steps, or a few seconds of time."""

@@ -368,12 +368,15 @@ def test_auto_ranged_bounds_hold_while_the_data_fills_them(plot):
 
 def test_held_bounds_for_flat_and_shrinking_data():
     # private on purpose: the held-bounds rule has no public entry but a whole frame; pinned here directly
+    from lossviz_widget._core.headroom import headroom_above
     from lossviz_widget._ui.figures import _held
 
-    assert _held((None, None), 3.0, 3.0, 0.05, 0.05, flat=0.6) == (2.7, 3.3)
-    assert _held((2.7, 3.3), 3.0, 3.0, 0.05, 0.05, flat=0.6) == (2.7, 3.3)  # stays put
-    assert _held((0.0, 100.0), 40.0, 50.0, 0.05, 0.05, flat=1.0) == (39.5, 50.5)  # data shrank: refit
-    assert _held((0.0, 100.0), 0.0, 90.0, 0.0, 0.05, flat=1.0) == (0.0, 100.0)  # still fills 94.5%
+    none = (0.0, 0.0)  # a flat series' span is 0: no margin, ``flat`` instead
+    assert _held((None, None), 3.0, 3.0, none, none, flat=0.6) == (2.7, 3.3)
+    assert _held((2.7, 3.3), 3.0, 3.0, none, none, flat=0.6) == (2.7, 3.3)  # stays put
+    five = headroom_above(10.0)  # 5% of a span of 10, no growth: (0.5, 0.0)
+    assert _held((0.0, 100.0), 40.0, 50.0, five, five, flat=1.0) == (39.5, 50.5)  # data shrank: refit
+    assert _held((0.0, 100.0), 0.0, 90.0, none, headroom_above(90.0), flat=1.0) == (0.0, 100.0)  # still fills 94.5%
 
 
 def test_a_rendering_error_shows_until_the_next_frame_renders(as_in_a_kernel, monkeypatch, caplog, request):
