@@ -29,8 +29,9 @@ import sys
 import threading
 import time
 
+from lossviz_widget._core.buffers import _MADV_POPULATE_WRITE, _load_madvise  # what the helper calls
+
 MODES = ("madvise 2 MB", "madvise 256 KB", "write")
-_MADV_POPULATE_WRITE = 23
 
 
 def _child(mode: str, mb: int) -> dict:
@@ -40,10 +41,9 @@ def _child(mode: str, mb: int) -> dict:
     chunk = {"madvise 2 MB": 2 << 20, "madvise 256 KB": 256 << 10}.get(mode)
     madvise = None
     if chunk is not None:
-        if not sys.platform.startswith("linux"):
-            return {"mode": mode, "skipped": "not Linux"}
-        madvise = ctypes.CDLL(None, use_errno=True).madvise
-        madvise.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
+        madvise = _load_madvise()  # the package's own: libc's, on Linux
+        if madvise is None:
+            return {"mode": mode, "skipped": "no madvise here (not Linux)"}
     base = big.__array_interface__["data"][0]
     start = -(-base // mmap.PAGESIZE) * mmap.PAGESIZE
     done = threading.Event()
